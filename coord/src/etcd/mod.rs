@@ -1,0 +1,308 @@
+//! etcd backend: a thin translation of the contract onto `etcd-client`, plus
+//! the supervision the crate lacks.
+//!
+//! - **Timeouts:** every unary call runs under `request_timeout` (our own
+//!   `tokio::time::timeout`, not tonic's per-request timeout, which would also
+//!   cut long-lived watch streams). A timeout is [`CoordError::Unavailable`].
+//! - **Keep-alive supervision:** [`Coordinator::keep_alive`] opens a fresh
+//!   lease keep-alive stream per call, renews once, reads the answer and drops
+//!   the stream. No stream outlives a call, so a stream killed by an etcd
+//!   restart or a dead connection can never silently stop renewing a lease:
+//!   the next call simply opens a new one on a reconnected channel. Periodic
+//!   renewal and the deadline bookkeeping live in [`crate::lease`].
+//! - **Watch supervision:** see the `watch` module: re-created after any error from the
+//!   last delivered revision + 1, deduplicated, resynced after compaction.
+//! - **HTTP/2 keep-alive** pings every 10 s (5 s timeout) while streams are
+//!   open, so a watch on a silently dead connection is noticed; etcd's server
+//!   answers pings more frequent than `--grpc-keepalive-min-time` (5 s) with
+//!   GOAWAY, hence not faster.
+
+mod convert;
+mod watch;
+
+use crate::api::{CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream};
+use async_trait::async_trait;
+use etcd_client as ec;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest response we accept (a big `get_prefix`); etcd-client's default is 4 MiB.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// HTTP/2 keep-alive ping interval; must stay ≥ etcd's `--grpc-keepalive-min-time`.
+const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a keep-alive ping may go unanswered before the connection is dropped.
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach etcd.
+#[derive(Clone)]
+pub struct EtcdConfig {
+    /// Client URLs, e.g. `http://127.0.0.1:2379` (`https://` with [`tls`](Self::tls)).
+    pub endpoints: Vec<String>,
+    /// User name, when etcd has authentication enabled.
+    pub username: Option<String>,
+    /// Password for [`username`](Self::username). Never logged.
+    pub password: Option<String>,
+    /// TLS material, for `https://` endpoints.
+    pub tls: Option<TlsFiles>,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit on each unary request (get, put, txn, lease calls).
+    pub request_timeout: Duration,
+}
+
+impl EtcdConfig {
+    /// Plain-text, unauthenticated access to `endpoints`, 5 s timeouts.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdConfig {
+            endpoints,
+            username: None,
+            password: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials are redacted: configs end up in logs and error reports.
+        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("username", &redact(&self.username))
+            .field("password", &redact(&self.password))
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// PEM files for TLS to etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate that signed etcd's server certificate.
+    pub ca: PathBuf,
+    /// Client certificate, when etcd requires client authentication.
+    pub cert: Option<PathBuf>,
+    /// Private key of [`cert`](Self::cert).
+    pub key: Option<PathBuf>,
+}
+
+/// The etcd coordinator. Cloning is cheap (clones share the connection).
+#[derive(Clone)]
+pub struct EtcdCoordinator {
+    client: ec::Client,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for EtcdCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdCoordinator").field("request_timeout", &self.request_timeout).finish()
+    }
+}
+
+impl EtcdCoordinator {
+    /// Connects and checks that etcd answers (one read), so a wrong endpoint
+    /// or bad credentials fail here with a clear error rather than later.
+    pub async fn connect(config: EtcdConfig) -> Result<Self, CoordError> {
+        if config.endpoints.is_empty() {
+            return Err(CoordError::Invalid("no etcd endpoints configured".into()));
+        }
+        let mut options = ec::ConnectOptions::new()
+            .with_connect_timeout(config.connect_timeout)
+            .with_keep_alive(H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT)
+            .with_keep_alive_while_idle(false);
+        match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
+            }
+            (None, None) => {}
+            _ => return Err(CoordError::Invalid("etcd username and password must be given together".into())),
+        }
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
+        let endpoints = config.endpoints.join(",");
+        let connect = ec::Client::connect(&config.endpoints, Some(options));
+        let client = match tokio::time::timeout(config.connect_timeout, connect).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(in_context(convert::error(e, None), &endpoints)),
+            Err(_) => {
+                return Err(CoordError::Unavailable(format!(
+                    "connecting to etcd at {endpoints} timed out after {:?}",
+                    config.connect_timeout
+                )))
+            }
+        };
+        let coordinator = EtcdCoordinator { client, request_timeout: config.request_timeout };
+        coordinator.current_revision().await.map_err(|e| in_context(e, &endpoints))?;
+        Ok(coordinator)
+    }
+
+    /// Runs one etcd call under the request timeout and maps its error.
+    async fn call<T>(
+        &self,
+        lease: Option<LeaseId>,
+        fut: impl Future<Output = Result<T, ec::Error>>,
+    ) -> Result<T, CoordError> {
+        match tokio::time::timeout(self.request_timeout, fut).await {
+            Ok(result) => result.map_err(|e| convert::error(e, lease)),
+            Err(_) => Err(CoordError::Unavailable(format!("etcd request timed out after {:?}", self.request_timeout))),
+        }
+    }
+
+    fn kv(&self) -> ec::KvClient {
+        self.client.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+}
+
+fn tls_options(tls: &TlsFiles) -> Result<ec::TlsOptions, CoordError> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| CoordError::Invalid(format!("reading etcd tls file {}: {e}", p.display())))
+    };
+    let mut options = ec::TlsOptions::new().ca_certificate(ec::Certificate::from_pem(read(&tls.ca)?));
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => options = options.identity(ec::Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => return Err(CoordError::Invalid("etcd tls cert and key must be given together".into())),
+    }
+    Ok(options)
+}
+
+/// Prefixes an error message with the endpoints it was about.
+fn in_context(e: CoordError, endpoints: &str) -> CoordError {
+    match e {
+        CoordError::Unavailable(m) => CoordError::Unavailable(format!("etcd at {endpoints}: {m}")),
+        CoordError::Denied(m) => CoordError::Denied(format!("etcd at {endpoints}: {m}")),
+        CoordError::Invalid(m) => CoordError::Invalid(format!("etcd at {endpoints}: {m}")),
+        other => other,
+    }
+}
+
+/// Whole seconds, rounded up, at least 1: etcd's lease API carries seconds.
+fn ttl_seconds(ttl: Duration) -> i64 {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
+}
+
+fn seconds(ttl: i64) -> Duration {
+    Duration::from_secs(u64::try_from(ttl).unwrap_or(0))
+}
+
+fn header_revision(header: Option<&ec::ResponseHeader>) -> Result<Revision, CoordError> {
+    header.map(ec::ResponseHeader::revision).ok_or_else(|| CoordError::Unavailable("etcd response without header".into()))
+}
+
+#[async_trait]
+impl Coordinator for EtcdCoordinator {
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
+        let mut leases = self.client.lease_client();
+        let resp = self.call(None, async move { leases.grant(ttl_seconds(ttl), None).await }).await?;
+        Ok(LeaseId(resp.id()))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
+        let mut leases = self.client.lease_client();
+        self.call(Some(lease), async move {
+            // etcd-client sends one renewal and checks its answer inside
+            // `keep_alive`, but drops the TTL; a second renewal on the same
+            // fresh stream reports it. Both renewals happen after the caller
+            // decided to renew, so the TTL is measured conservatively.
+            let (mut keeper, mut responses) = leases.keep_alive(lease.0).await?;
+            keeper.keep_alive().await?;
+            match responses.message().await? {
+                Some(r) if r.ttl() > 0 => Ok(seconds(r.ttl())),
+                Some(_) => Err(ec::Error::LeaseKeepAliveError("lease not found".into())),
+                None => Err(ec::Error::LeaseKeepAliveError("keep-alive stream closed".into())),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
+        let mut leases = self.client.lease_client();
+        self.call(Some(lease), async move { leases.revoke(lease.0).await }).await.map(|_| ())
+    }
+
+    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
+        let mut leases = self.client.lease_client();
+        match self.call(Some(lease), async move { leases.time_to_live(lease.0, None).await }).await {
+            // etcd answers TTL -1 for a lease it does not know.
+            Ok(resp) => Ok((resp.ttl() >= 0).then(|| seconds(resp.ttl()))),
+            Err(CoordError::LeaseNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+        let mut kv = self.kv();
+        let options = lease.map(|l| ec::PutOptions::new().with_lease(l.0));
+        let resp = self.call(lease, async move { kv.put(key, value, options).await }).await?;
+        header_revision(resp.header())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
+        let mut kv = self.kv();
+        let resp = self.call(None, async move { kv.get(key, None).await }).await?;
+        Ok(resp.kvs().first().map(convert::key_value))
+    }
+
+    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
+        let mut kv = self.kv();
+        let resp = self.call(None, async move { kv.get(prefix, Some(ec::GetOptions::new().with_prefix())).await }).await?;
+        // etcd sorts a range by key, ascending, by default.
+        Ok((resp.kvs().iter().map(convert::key_value).collect(), header_revision(resp.header())?))
+    }
+
+    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
+        let mut kv = self.kv();
+        let resp = self.call(None, async move { kv.delete(key, None).await }).await?;
+        Ok(resp.deleted())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
+        let mut kv = self.kv();
+        let options = ec::DeleteOptions::new().with_prefix();
+        let resp = self.call(None, async move { kv.delete(prefix, Some(options)).await }).await?;
+        Ok(resp.deleted())
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
+        // A put with a missing lease fails the whole txn: name that lease.
+        let lease = txn.success.iter().chain(&txn.failure).find_map(|op| match op {
+            crate::api::TxnOp::Put { lease, .. } => *lease,
+            _ => None,
+        });
+        let mut kv = self.kv();
+        let request = convert::txn(txn);
+        let resp = self.call(lease, async move { kv.txn(request).await }).await?;
+        Ok(TxnResponse {
+            succeeded: resp.succeeded(),
+            revision: header_revision(resp.header())?,
+            results: convert::txn_results(&resp),
+        })
+    }
+
+    async fn current_revision(&self) -> Result<Revision, CoordError> {
+        let mut kv = self.kv();
+        // Any read returns the store revision in its header; count-only on
+        // a key nobody uses keeps it tiny.
+        let options = ec::GetOptions::new().with_count_only();
+        let resp = self.call(None, async move { kv.get(vec![0u8], Some(options)).await }).await?;
+        header_revision(resp.header())
+    }
+
+    async fn watch_prefix(&self, prefix: &str, start_revision: Option<Revision>) -> Result<WatchStream, CoordError> {
+        // "Only future changes" is pinned to a revision now, so a write that
+        // completes after this call returns is always delivered, even if the
+        // first watch stream is only established after a reconnect.
+        let start = match start_revision {
+            Some(rev) => rev.max(1),
+            None => self.current_revision().await? + 1,
+        };
+        Ok(watch::spawn(self.clone(), prefix.to_owned(), start))
+    }
+}

@@ -1,0 +1,272 @@
+//! Lease keep-alive supervision, written once over `Arc<dyn Coordinator>`.
+//!
+//! A [`LeaseKeeper`] renews a lease every TTL/3 and publishes a
+//! [`LeaseStatus`] that holders (executors, the scheduler leader) use to
+//! **self-fence**: stop writing before the lease could have expired.
+//!
+//! # The guarantee
+//!
+//! `confirmed_until` is computed from the instant a renewal request was
+//! **sent** (before it left this process) plus the TTL etcd answered with.
+//! etcd starts the new TTL only when it processes the request, which is later,
+//! and never shortens a lease (a leader change only extends it). Therefore:
+//!
+//! > if the local monotonic clock and etcd's clock advance at rates differing
+//! > by less than ε, the lease cannot expire on the server before
+//! > `confirmed_until − ε·TTL` local time.
+//!
+//! Status leaves `Alive` (becomes `Expiring`) TTL/3 before `confirmed_until`,
+//! i.e. once no renewal has succeeded for 2/3 of the TTL. A holder that stops
+//! starting writes as soon as the status leaves `Alive` therefore never
+//! starts a write after its lease could have expired, with TTL/3 to spare for
+//! writes already in flight and for clock drift. Writes still in flight are
+//! caught by the fenced txn (the lease-bound key they compare is gone once
+//! the lease ends) — self-fencing narrows the window, fencing closes it.
+//!
+//! `Expiring` is not terminal: a later successful renewal makes the lease
+//! `Alive` again (it never expired). `Lost` is terminal: the lease is gone
+//! (the server said "not found") or its TTL passed without a confirmed
+//! renewal; the keeper stops.
+//!
+//! Renewal timing: renew at `sent + TTL/3`; after a failure retry after
+//! 200 ms, doubling, capped at TTL/6, so several retries fit before
+//! `Expiring` and no sleep reaches past the expiry. Status changes are
+//! published on time even while a renewal call hangs.
+
+use crate::api::{CoordError, Coordinator, LeaseId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const RETRY_START: Duration = Duration::from_millis(200);
+
+/// What a lease holder may do right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// The lease is certainly alive until `confirmed_until` (local monotonic
+    /// time); writing is safe.
+    Alive {
+        /// Conservative end of the lease: renewal send time + TTL.
+        confirmed_until: Instant,
+    },
+    /// No renewal confirmed for more than 2/3 of the TTL (or none yet):
+    /// holders must stop writing now. May return to `Alive`.
+    Expiring,
+    /// The lease is gone or may be; terminal. Holders must consider
+    /// everything attached to it lost.
+    Lost,
+}
+
+/// Keeps one lease alive in a background task. Dropping the keeper stops the
+/// renewals (the lease then expires after its TTL).
+pub struct LeaseKeeper {
+    coord: Arc<dyn Coordinator>,
+    lease: LeaseId,
+    status_tx: Arc<watch::Sender<LeaseStatus>>,
+    status_rx: watch::Receiver<LeaseStatus>,
+    task: JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    /// Grants a lease of `ttl` and keeps it alive. The status starts `Alive`,
+    /// confirmed until the grant request's send time + `ttl` (etcd may grant
+    /// more, never less).
+    pub async fn grant(coord: Arc<dyn Coordinator>, ttl: Duration) -> Result<LeaseKeeper, CoordError> {
+        let sent = Instant::now();
+        let lease = coord.grant_lease(ttl).await?;
+        Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl)))
+    }
+
+    /// Keeps an existing lease alive. Nothing is known about it yet, so the
+    /// status starts `Expiring` and becomes `Alive` after the first renewal,
+    /// which is sent at once (or `Lost` if the lease no longer exists).
+    /// Prefer [`grant`](Self::grant) for a new lease.
+    pub fn start(coord: Arc<dyn Coordinator>, lease: LeaseId, ttl: Duration) -> LeaseKeeper {
+        Self::spawn(coord, lease, ttl, None)
+    }
+
+    fn spawn(coord: Arc<dyn Coordinator>, lease: LeaseId, ttl: Duration, confirmed: Option<Instant>) -> LeaseKeeper {
+        let tracker = Tracker { confirmed_until: confirmed, ttl };
+        let (tx, rx) = watch::channel(tracker.status_at(Instant::now()));
+        let status_tx = Arc::new(tx);
+        let task = tokio::spawn(keep(coord.clone(), lease, tracker, status_tx.clone()));
+        LeaseKeeper { coord, lease, status_tx, status_rx: rx, task }
+    }
+
+    /// The lease being kept.
+    pub fn lease(&self) -> LeaseId {
+        self.lease
+    }
+
+    /// The current status and its changes.
+    pub fn status(&self) -> watch::Receiver<LeaseStatus> {
+        self.status_rx.clone()
+    }
+
+    /// Stops renewing. The status becomes `Lost`: nobody vouches for the
+    /// lease any more (it lives on in etcd until its TTL passes).
+    pub fn stop(&self) {
+        self.task.abort();
+        self.status_tx.send_replace(LeaseStatus::Lost);
+    }
+
+    /// Stops renewing and revokes the lease, deleting its keys at once. A
+    /// lease that already expired counts as revoked.
+    pub async fn revoke(self) -> Result<(), CoordError> {
+        self.stop();
+        match self.coord.revoke_lease(self.lease).await {
+            Ok(()) | Err(CoordError::LeaseNotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for LeaseKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseKeeper").field("lease", &self.lease).field("status", &*self.status_rx.borrow()).finish()
+    }
+}
+
+/// The deadline arithmetic, separate from the I/O so it is easy to check.
+#[derive(Debug, Clone, Copy)]
+struct Tracker {
+    confirmed_until: Option<Instant>,
+    ttl: Duration,
+}
+
+impl Tracker {
+    fn expiring_at(&self, confirmed_until: Instant) -> Instant {
+        confirmed_until.checked_sub(self.ttl / 3).unwrap_or(confirmed_until)
+    }
+
+    fn status_at(&self, now: Instant) -> LeaseStatus {
+        match self.confirmed_until {
+            None => LeaseStatus::Expiring,
+            Some(until) if now >= until => LeaseStatus::Lost,
+            Some(until) if now >= self.expiring_at(until) => LeaseStatus::Expiring,
+            Some(until) => LeaseStatus::Alive { confirmed_until: until },
+        }
+    }
+
+    /// When the status will next change by the passing of time alone.
+    fn next_change(&self, now: Instant) -> Option<Instant> {
+        let until = self.confirmed_until?;
+        let expiring = self.expiring_at(until);
+        if now < expiring {
+            Some(expiring)
+        } else if now < until {
+            Some(until)
+        } else {
+            None
+        }
+    }
+}
+
+/// Publishes the status if it changed; returns it.
+fn publish(tx: &watch::Sender<LeaseStatus>, status: LeaseStatus) -> LeaseStatus {
+    tx.send_if_modified(|current| {
+        let changed = *current != status;
+        *current = status;
+        changed
+    });
+    status
+}
+
+/// Sleeps until `deadline`, publishing time-driven status changes on the
+/// way. Returns `false` if the lease became `Lost`.
+async fn sleep_tracking(deadline: Instant, tracker: &Tracker, tx: &watch::Sender<LeaseStatus>) -> bool {
+    loop {
+        let now = Instant::now();
+        if publish(tx, tracker.status_at(now)) == LeaseStatus::Lost {
+            return false;
+        }
+        if now >= deadline {
+            return true;
+        }
+        let wake = tracker.next_change(now).map_or(deadline, |change| change.min(deadline));
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+async fn keep(coord: Arc<dyn Coordinator>, lease: LeaseId, mut tracker: Tracker, tx: Arc<watch::Sender<LeaseStatus>>) {
+    let mut next_renewal = match tracker.confirmed_until {
+        Some(_) => Instant::now() + tracker.ttl / 3,
+        None => Instant::now(),
+    };
+    let mut retry = RETRY_START;
+    loop {
+        if !sleep_tracking(next_renewal, &tracker, &tx).await {
+            tracing::warn!(lease = lease.0, "lease ttl passed without a confirmed renewal");
+            return;
+        }
+        let sent = Instant::now();
+        let call = coord.keep_alive(lease);
+        tokio::pin!(call);
+        let result = loop {
+            let change = tracker.next_change(Instant::now());
+            tokio::select! {
+                result = &mut call => break result,
+                _ = sleep_until_opt(change) => {
+                    if publish(&tx, tracker.status_at(Instant::now())) == LeaseStatus::Lost {
+                        tracing::warn!(lease = lease.0, "lease ttl passed while a renewal was pending");
+                        return;
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(ttl) => {
+                tracker = Tracker { confirmed_until: Some(sent + ttl), ttl };
+                publish(&tx, tracker.status_at(Instant::now()));
+                next_renewal = sent + ttl / 3;
+                retry = RETRY_START;
+            }
+            Err(CoordError::LeaseNotFound(_)) => {
+                tracing::warn!(lease = lease.0, "lease no longer exists");
+                publish(&tx, LeaseStatus::Lost);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease = lease.0, error = %e, "lease renewal failed; retrying");
+                let cap = (tracker.ttl / 6).max(Duration::from_millis(1));
+                next_renewal = Instant::now() + retry.min(cap);
+                retry = (retry * 2).min(cap);
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_the_conservative_deadlines() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(9);
+        let tracker = Tracker { confirmed_until: Some(t0 + ttl), ttl };
+        assert_eq!(tracker.status_at(t0), LeaseStatus::Alive { confirmed_until: t0 + ttl });
+        assert_eq!(tracker.status_at(t0 + Duration::from_millis(5_999)), LeaseStatus::Alive { confirmed_until: t0 + ttl });
+        assert_eq!(tracker.status_at(t0 + Duration::from_secs(6)), LeaseStatus::Expiring);
+        assert_eq!(tracker.status_at(t0 + Duration::from_secs(9)), LeaseStatus::Lost);
+        assert_eq!(tracker.next_change(t0), Some(t0 + Duration::from_secs(6)));
+        assert_eq!(tracker.next_change(t0 + Duration::from_secs(7)), Some(t0 + ttl));
+        assert_eq!(tracker.next_change(t0 + ttl), None);
+        assert_eq!(Tracker { confirmed_until: None, ttl }.status_at(t0), LeaseStatus::Expiring);
+    }
+}

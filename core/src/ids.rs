@@ -1,0 +1,90 @@
+//! Newtype identifiers shared by every crate.
+//!
+//! Ids are distinct types so that a job name can never be passed where an
+//! executor id is expected; they serialize as their plain inner value.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a string as this id.
+            pub fn new(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Name of an applied DAG (the file stem unless the file sets `name`).
+    DagName
+);
+string_id!(
+    /// Name of a job inside a DAG.
+    JobName
+);
+string_id!(
+    /// Identity of an executor process, stable across its restarts when the
+    /// operator sets one (default `host-pid`).
+    ExecutorId
+);
+string_id!(
+    /// Identity of one run of a DAG.
+    RunId
+);
+string_id!(
+    /// Name of the handler an executor registers and a job targets.
+    HandlerName
+);
+
+/// Index of a shard item within a job, `0..shards`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemIndex(pub u32);
+
+impl fmt::Display for ItemIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Proof of ownership of an assignment: the mod revision of the assignment key
+/// in the coordination store. A write fenced by a stale token fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FencingToken(pub i64);
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

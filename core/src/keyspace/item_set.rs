@@ -1,0 +1,298 @@
+//! [`ItemSet`]: a set of shard item indices stored as sorted, disjoint,
+//! half-open ranges.
+//!
+//! Assignments and cancel lists name thousands of items; written one number
+//! each they would dominate the size of an etcd value. Items are assigned in
+//! runs of consecutive indices (sharding hands out contiguous blocks, failover
+//! moves what is left of them), so ranges keep a record small: `0..10000` is
+//! `[[0,10000]]` on the wire.
+//!
+//! Invariant (kept by every constructor and operation, checked on decode):
+//! ranges are sorted, non-empty, and neither overlap nor touch — so two equal
+//! sets always have the same representation.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A set of item indices as sorted, disjoint, non-adjacent half-open ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<(u32, u32)>", into = "Vec<(u32, u32)>")]
+pub struct ItemSet {
+    ranges: Vec<(u32, u32)>,
+}
+
+/// A wire item set whose ranges are not well formed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid item range [{start}, {end}): ranges are half-open with start < end")]
+pub struct ItemSetError {
+    /// First index of the bad range.
+    pub start: u32,
+    /// End (exclusive) of the bad range.
+    pub end: u32,
+}
+
+impl ItemSet {
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every item of `[start, end)`.
+    pub fn range(start: u32, end: u32) -> Self {
+        let mut set = Self::new();
+        set.insert_range(start, end);
+        set
+    }
+
+    /// The ranges, sorted and disjoint, each `[start, end)`.
+    pub fn ranges(&self) -> &[(u32, u32)] {
+        &self.ranges
+    }
+
+    /// Whether the set holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|&(s, e)| u64::from(e - s)).sum()
+    }
+
+    /// Whether `item` is in the set.
+    pub fn contains(&self, item: u32) -> bool {
+        // Index of the first range that ends after `item`.
+        let i = self.ranges.partition_point(|&(_, e)| e <= item);
+        self.ranges.get(i).is_some_and(|&(s, _)| s <= item)
+    }
+
+    /// Adds one item.
+    pub fn insert(&mut self, item: u32) {
+        if let Some(end) = item.checked_add(1) {
+            self.insert_range(item, end);
+        }
+    }
+
+    /// Adds every item of `[start, end)`; an empty range changes nothing.
+    pub fn insert_range(&mut self, start: u32, end: u32) {
+        if start >= end {
+            return;
+        }
+        // Ranges that overlap or touch [start, end) are merged into it.
+        let first = self.ranges.partition_point(|&(_, e)| e < start);
+        let last = self.ranges.partition_point(|&(s, _)| s <= end);
+        let (mut s, mut e) = (start, end);
+        if first < last {
+            s = s.min(self.ranges[first].0);
+            e = e.max(self.ranges[last - 1].1);
+        }
+        self.ranges.splice(first..last, [(s, e)]);
+    }
+
+    /// Removes one item; returns whether it was present.
+    pub fn remove(&mut self, item: u32) -> bool {
+        if !self.contains(item) {
+            return false;
+        }
+        self.remove_range(item, item + 1);
+        true
+    }
+
+    /// Removes every item of `[start, end)`.
+    pub fn remove_range(&mut self, start: u32, end: u32) {
+        if start >= end {
+            return;
+        }
+        let first = self.ranges.partition_point(|&(_, e)| e <= start);
+        let last = self.ranges.partition_point(|&(s, _)| s < end);
+        if first >= last {
+            return;
+        }
+        let mut kept = Vec::with_capacity(2);
+        let (fs, _) = self.ranges[first];
+        let (_, le) = self.ranges[last - 1];
+        if fs < start {
+            kept.push((fs, start));
+        }
+        if end < le {
+            kept.push((end, le));
+        }
+        self.ranges.splice(first..last, kept);
+    }
+
+    /// Removes and returns the smallest item.
+    pub fn pop_first(&mut self) -> Option<u32> {
+        let (s, e) = *self.ranges.first()?;
+        if s + 1 == e {
+            self.ranges.remove(0);
+        } else {
+            self.ranges[0].0 = s + 1;
+        }
+        Some(s)
+    }
+
+    /// Items in `self` or `other`.
+    pub fn union(&self, other: &ItemSet) -> ItemSet {
+        let mut out = self.clone();
+        for &(s, e) in &other.ranges {
+            out.insert_range(s, e);
+        }
+        out
+    }
+
+    /// Items in `self` but not in `other`.
+    pub fn difference(&self, other: &ItemSet) -> ItemSet {
+        let mut out = self.clone();
+        for &(s, e) in &other.ranges {
+            out.remove_range(s, e);
+        }
+        out
+    }
+
+    /// Items in both `self` and `other`.
+    pub fn intersection(&self, other: &ItemSet) -> ItemSet {
+        self.difference(&self.difference(other))
+    }
+
+    /// Every item, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ranges.iter().flat_map(|&(s, e)| s..e)
+    }
+}
+
+impl FromIterator<u32> for ItemSet {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut items: Vec<u32> = iter.into_iter().collect();
+        items.sort_unstable();
+        items.dedup();
+        let mut set = ItemSet::new();
+        // Sorted input: extend the last range or open a new one, O(n).
+        for item in items {
+            match set.ranges.last_mut() {
+                Some((_, e)) if *e == item => *e = item + 1,
+                _ if item == u32::MAX => {} // cannot be represented half-open
+                _ => set.ranges.push((item, item + 1)),
+            }
+        }
+        set
+    }
+}
+
+impl TryFrom<Vec<(u32, u32)>> for ItemSet {
+    type Error = ItemSetError;
+
+    /// Accepts ranges in any order, overlapping or not; rejects `start >= end`.
+    fn try_from(ranges: Vec<(u32, u32)>) -> Result<Self, Self::Error> {
+        let mut set = ItemSet::new();
+        for (start, end) in ranges {
+            if start >= end {
+                return Err(ItemSetError { start, end });
+            }
+            set.insert_range(start, end);
+        }
+        Ok(set)
+    }
+}
+
+impl From<ItemSet> for Vec<(u32, u32)> {
+    fn from(set: ItemSet) -> Self {
+        set.ranges
+    }
+}
+
+impl fmt::Display for ItemSet {
+    /// `0-9,20,30-31`: inclusive ranges, as an operator would write them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(s, e)) in self.ranges.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if e - s == 1 {
+                write!(f, "{s}")?;
+            } else {
+                write!(f, "{s}-{}", e - 1)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn well_formed(set: &ItemSet) -> bool {
+        set.ranges.iter().all(|&(s, e)| s < e)
+            && set.ranges.windows(2).all(|w| w[0].1 < w[1].0)
+    }
+
+    fn small_items() -> impl Strategy<Value = Vec<u32>> {
+        proptest::collection::vec(0u32..200, 0..80)
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_btreeset(a in small_items(), b in small_items(), ops in proptest::collection::vec((any::<bool>(), 0u32..200, 0u32..20), 0..40)) {
+            let mut set: ItemSet = a.iter().copied().collect();
+            let mut model: BTreeSet<u32> = a.iter().copied().collect();
+            for (insert, start, len) in ops {
+                if insert {
+                    set.insert_range(start, start + len);
+                    model.extend(start..start + len);
+                } else {
+                    set.remove_range(start, start + len);
+                    for i in start..start + len { model.remove(&i); }
+                }
+                prop_assert!(well_formed(&set));
+            }
+            prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
+            prop_assert_eq!(set.len(), model.len() as u64);
+            for i in 0..220 { prop_assert_eq!(set.contains(i), model.contains(&i)); }
+
+            let other: ItemSet = b.iter().copied().collect();
+            let other_model: BTreeSet<u32> = b.iter().copied().collect();
+            let union = set.union(&other);
+            let diff = set.difference(&other);
+            let inter = set.intersection(&other);
+            prop_assert!(well_formed(&union) && well_formed(&diff) && well_formed(&inter));
+            prop_assert_eq!(union.iter().collect::<BTreeSet<_>>(), model.union(&other_model).copied().collect());
+            prop_assert_eq!(diff.iter().collect::<BTreeSet<_>>(), model.difference(&other_model).copied().collect());
+            prop_assert_eq!(inter.iter().collect::<BTreeSet<_>>(), model.intersection(&other_model).copied().collect());
+        }
+
+        #[test]
+        fn json_round_trip_is_canonical(a in small_items()) {
+            let set: ItemSet = a.into_iter().collect();
+            let json = serde_json::to_string(&set).unwrap();
+            let back: ItemSet = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, &set);
+            prop_assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
+
+        #[test]
+        fn pop_first_yields_items_in_order(a in small_items()) {
+            let mut set: ItemSet = a.iter().copied().collect();
+            let mut popped = Vec::new();
+            while let Some(i) = set.pop_first() { popped.push(i); }
+            let model: Vec<u32> = a.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+            prop_assert_eq!(popped, model);
+        }
+    }
+
+    #[test]
+    fn decode_merges_unsorted_ranges_and_rejects_empty_ones() {
+        let set: ItemSet = serde_json::from_str("[[10,20],[0,5],[5,8]]").unwrap();
+        assert_eq!(set.ranges(), &[(0, 8), (10, 20)]);
+        let err = serde_json::from_str::<ItemSet>("[[5,5]]").unwrap_err();
+        assert!(err.to_string().contains("start < end"), "{err}");
+    }
+
+    #[test]
+    fn displays_inclusive_ranges() {
+        let set: ItemSet = [0, 1, 2, 7, 9, 10].into_iter().collect();
+        assert_eq!(set.to_string(), "0-2,7,9-10");
+        assert_eq!(ItemSet::range(0, 10_000).ranges(), &[(0, 10_000)]);
+    }
+}

@@ -1,0 +1,326 @@
+//! [`Executor::builder`]: the only way to make an [`Executor`], and it cannot
+//! produce a half-configured one — [`ExecutorBuilder::build`] checks
+//! everything that can be checked before touching the network.
+
+use crate::job::Job;
+use crate::stats::Stats;
+use nightshift_coord::Coordinator;
+use nightshift_core::ids::{ExecutorId, HandlerName};
+use nightshift_core::keyspace::{self, KeyError};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest lease TTL accepted: below it, renewals every TTL/3 leave no room
+/// for a slow etcd round trip.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
+
+/// A configured executor; start it with [`Executor::run_until`].
+pub struct Executor {
+    pub(crate) config: Arc<Config>,
+    pub(crate) source: Source,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// Settled configuration, shared by every registration.
+pub(crate) struct Config {
+    pub id: ExecutorId,
+    pub prefix: String,
+    pub capacity: u32,
+    pub lease_ttl: Duration,
+    pub drain_grace: Duration,
+    pub labels: BTreeMap<String, String>,
+    pub handlers: BTreeMap<HandlerName, Arc<dyn Job>>,
+    /// How long an outcome may wait for others to share its batch.
+    pub linger: Duration,
+    /// Shortest interval between two progress writes of a job.
+    pub progress_interval: Duration,
+}
+
+/// Where the coordination service is.
+pub(crate) enum Source {
+    /// An already connected backend (in-process, or shared with the host service).
+    Coordinator(Arc<dyn Coordinator>),
+    /// etcd, connected when the executor starts.
+    Etcd(EtcdSettings),
+}
+
+/// How to reach etcd.
+#[derive(Clone, Default)]
+pub struct EtcdSettings {
+    /// `http(s)://host:port` endpoints.
+    pub endpoints: Vec<String>,
+    /// User and password, when etcd has authentication on.
+    pub credentials: Option<(String, String)>,
+    /// TLS files, when etcd serves TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+impl fmt::Debug for EtcdSettings {
+    // Hand-written so that the password can never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// PEM files for a TLS connection to etcd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate that signed etcd's server certificate.
+    pub ca: Option<PathBuf>,
+    /// Client certificate, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client key, for mutual TLS.
+    pub key: Option<PathBuf>,
+}
+
+/// Why an executor could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// No `.handler(..)` was registered: the executor could run nothing.
+    #[error("no handler registered: add at least one with .handler(name, job)")]
+    NoHandler,
+    /// The same handler name was registered twice.
+    #[error("handler `{0}` registered twice")]
+    DuplicateHandler(String),
+    /// Capacity 0 would never run an item.
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    /// The lease TTL is below [`MIN_LEASE_TTL`].
+    #[error("lease ttl {0:?} is too short (minimum 2s)")]
+    LeaseTtlTooShort(Duration),
+    /// Neither `.etcd(..)` nor `.coordinator(..)` was called, or no endpoint given.
+    #[error("no coordination service: call .etcd(endpoints) or .coordinator(..)")]
+    NoCoordinator,
+    /// An id, handler name or the prefix cannot be used in the keyspace.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+}
+
+/// Builds an [`Executor`]; see [`Executor::builder`].
+pub struct ExecutorBuilder {
+    etcd: EtcdSettings,
+    coordinator: Option<Arc<dyn Coordinator>>,
+    id: Option<ExecutorId>,
+    prefix: String,
+    capacity: Option<u32>,
+    lease_ttl: Duration,
+    drain_grace: Duration,
+    labels: BTreeMap<String, String>,
+    handlers: Vec<(String, Arc<dyn Job>)>,
+    linger: Duration,
+}
+
+impl Executor {
+    /// Starts configuring an executor.
+    ///
+    /// Defaults: id `{hostname}-{pid}`, capacity = number of CPUs, lease TTL
+    /// 10 s, drain grace 30 s, prefix `/nightshift/`.
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder {
+            etcd: EtcdSettings::default(),
+            coordinator: None,
+            id: None,
+            prefix: keyspace::DEFAULT_PREFIX.to_owned(),
+            capacity: None,
+            lease_ttl: Duration::from_secs(10),
+            drain_grace: Duration::from_secs(30),
+            labels: BTreeMap::new(),
+            handlers: Vec::new(),
+            linger: Duration::from_millis(25),
+        }
+    }
+
+    /// This executor's id.
+    pub fn id(&self) -> &ExecutorId {
+        &self.config.id
+    }
+
+    /// Counters of what this executor did, live while it runs.
+    pub fn stats(&self) -> crate::StatsHandle {
+        crate::StatsHandle(self.stats.clone())
+    }
+}
+
+impl ExecutorBuilder {
+    /// Connect to these etcd endpoints (`http://host:2379`, ...).
+    pub fn etcd<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.etcd.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Use an existing coordination backend instead of connecting to etcd
+    /// (the in-process backend of `nightshift dev`, or a shared client).
+    pub fn coordinator(mut self, coordinator: Arc<dyn Coordinator>) -> Self {
+        self.coordinator = Some(coordinator);
+        self
+    }
+
+    /// etcd user and password.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.etcd.credentials = Some((user.into(), password.into()));
+        self
+    }
+
+    /// TLS files for etcd.
+    pub fn tls(mut self, tls: TlsFiles) -> Self {
+        self.etcd.tls = Some(tls);
+        self
+    }
+
+    /// Executor id (default `{hostname}-{pid}`). Give a stable one when the
+    /// process is managed (a pod name): it shows up in the console.
+    pub fn id(mut self, id: impl Into<ExecutorId>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Adds a label, published in the executor's registration.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Most items run at once across all jobs (default: number of CPUs).
+    pub fn capacity(mut self, capacity: u32) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Registers the handler that runs the items of jobs naming `name`.
+    pub fn handler(mut self, name: impl Into<String>, job: impl Job) -> Self {
+        self.handlers.push((name.into(), Arc::new(job)));
+        self
+    }
+
+    /// TTL of the executor's lease (default 10 s, at least 2 s): how long
+    /// after a crash its items wait before moving to another executor.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Key prefix in etcd (default `/nightshift/`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a shutdown waits for running items (default 30 s).
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
+        self
+    }
+
+    /// How long a finished item's outcome may wait for others to share an
+    /// etcd write (default 25 ms). Larger: fewer writes; smaller: fresher.
+    pub fn batch_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Checks the configuration and makes the executor.
+    pub fn build(self) -> Result<Executor, BuildError> {
+        if self.handlers.is_empty() {
+            return Err(BuildError::NoHandler);
+        }
+        let mut handlers = BTreeMap::new();
+        for (name, job) in self.handlers {
+            keyspace::validate_segment("handler name", &name)?;
+            if handlers.insert(HandlerName::new(name.clone()), job).is_some() {
+                return Err(BuildError::DuplicateHandler(name));
+            }
+        }
+        let capacity = self.capacity.unwrap_or_else(default_capacity);
+        if capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        if self.lease_ttl < MIN_LEASE_TTL {
+            return Err(BuildError::LeaseTtlTooShort(self.lease_ttl));
+        }
+        let id = self.id.unwrap_or_else(default_id);
+        keyspace::validate_segment("executor id", id.as_str())?;
+        let prefix = keyspace::normalize_prefix(&self.prefix)?;
+        let source = match self.coordinator {
+            Some(c) => Source::Coordinator(c),
+            None if !self.etcd.endpoints.is_empty() => Source::Etcd(self.etcd),
+            None => return Err(BuildError::NoCoordinator),
+        };
+        let config = Config {
+            id,
+            prefix,
+            capacity,
+            lease_ttl: self.lease_ttl,
+            drain_grace: self.drain_grace,
+            labels: self.labels,
+            handlers,
+            linger: self.linger,
+            progress_interval: Duration::from_secs(1),
+        };
+        Ok(Executor { config: Arc::new(config), source, stats: Arc::default() })
+    }
+}
+
+fn default_capacity() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
+/// `{hostname}-{pid}`, with characters a key segment cannot hold replaced.
+fn default_id() -> ExecutorId {
+    let raw = format!("{}-{}", crate::host::hostname(), std::process::id());
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') { c } else { '-' })
+        .take(keyspace::MAX_SEGMENT_LEN)
+        .collect();
+    ExecutorId::new(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin::Noop;
+
+    fn base() -> ExecutorBuilder {
+        Executor::builder().etcd(["http://127.0.0.1:2379"]).handler("noop", Noop)
+    }
+
+    #[test]
+    fn rejects_half_configured_executors() {
+        let err = |b: ExecutorBuilder| b.build().err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(err(Executor::builder().etcd(["http://x:1"])), BuildError::NoHandler.to_string());
+        assert_eq!(err(base().capacity(0)), "capacity must be at least 1");
+        assert!(err(base().lease_ttl(Duration::from_secs(1))).contains("too short"));
+        assert!(err(base().id("a/b")).starts_with("invalid executor id `a/b`"));
+        assert!(err(base().handler("noop", Noop)).contains("registered twice"));
+        assert!(err(Executor::builder().handler("noop", Noop)).contains("no coordination service"));
+        assert!(err(base().prefix("")).contains("invalid key prefix"));
+    }
+
+    #[test]
+    fn defaults_are_usable() {
+        let executor = base().build().unwrap();
+        keyspace::validate_segment("executor id", executor.id().as_str()).unwrap();
+        assert!(executor.config.capacity >= 1);
+        assert_eq!(executor.config.lease_ttl, Duration::from_secs(10));
+        assert_eq!(executor.config.drain_grace, Duration::from_secs(30));
+        assert_eq!(executor.config.prefix, "/nightshift/");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let settings = EtcdSettings { credentials: Some(("root".into(), "hunter2".into())), ..Default::default() };
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("root") && !shown.contains("hunter2"), "{shown}");
+    }
+}

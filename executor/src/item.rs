@@ -1,0 +1,97 @@
+//! Running one item: a spawned task that calls the handler inside a tracing
+//! span, turns a panic into a failure, applies the job's item timeout, and
+//! reports how it ended to the session.
+//!
+//! This module decides nothing about recording: it only reports. Whether the
+//! outcome is recorded is the session's call ([`crate::assignment`]).
+
+use crate::assignment::{Finish, JobRef};
+use crate::clock::now_ms;
+use crate::context::ItemContext;
+use crate::job::Job;
+use crate::stats::Stats;
+use futures::FutureExt;
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// An item's handler ended.
+#[derive(Debug)]
+pub(crate) struct ItemDone {
+    pub job: JobRef,
+    pub item: u32,
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub finish: Finish,
+}
+
+/// Runs `job` for the item of `ctx` on a new task; sends [`ItemDone`] when
+/// it ends (the send fails harmlessly if the registration is over).
+pub(crate) fn spawn(
+    job: Arc<dyn Job>,
+    ctx: ItemContext,
+    timeout: Option<Duration>,
+    job_ref: JobRef,
+    done: mpsc::UnboundedSender<ItemDone>,
+    stats: Arc<Stats>,
+) {
+    let span = tracing::info_span!(
+        "item",
+        executor = %ctx.executor_id(),
+        run = %ctx.run_id(),
+        job = %ctx.job(),
+        item = ctx.item().0,
+        attempt = ctx.attempt(),
+    );
+    let (item, attempt) = (ctx.item().0, ctx.attempt());
+    let cancel = ctx.cancellation_token();
+    let task = async move {
+        let started_ms = now_ms();
+        let call = AssertUnwindSafe(job.run(ctx)).catch_unwind();
+        let finish = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(ended) => from_call(ended),
+                Err(_) => {
+                    // The handler's future is dropped here; cancel the token
+                    // too, for work it spawned that listens to it.
+                    cancel.cancel();
+                    Finish::TimedOut { after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) }
+                }
+            },
+            None => from_call(call.await),
+        };
+        match &finish {
+            Finish::Returned(Ok(_)) => tracing::debug!("item finished"),
+            Finish::Returned(Err(e)) => tracing::info!(error = %e, "item failed"),
+            Finish::Panicked(msg) => tracing::error!(panic = %msg, "item handler panicked"),
+            Finish::TimedOut { after_ms } => tracing::warn!(after_ms, "item timed out"),
+        }
+        // Counted here, not by the session: a voided item whose
+        // registration is over still finishes (and never reaches it).
+        Stats::add(&stats.items_finished, 1);
+        let _ = done.send(ItemDone { job: job_ref, item, attempt, started_ms, ended_ms: now_ms(), finish });
+    };
+    tokio::spawn(task.instrument(span));
+}
+
+fn from_call(ended: Result<Result<crate::ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {
+    match ended {
+        Ok(result) => Finish::Returned(result),
+        Err(payload) => Finish::Panicked(panic_message(payload.as_ref())),
+    }
+}
+
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,156 @@
+//! Unit-testing your own handlers without etcd or an executor:
+//!
+//! ```
+//! use nightshift_executor::testing::{run_item, TestItem};
+//! use nightshift_executor::{job_fn, ItemContext, ItemOutcome, JobError};
+//!
+//! # tokio_test_block(async {
+//! let job = job_fn(|ctx: ItemContext| async move {
+//!     if ctx.item_param() == Some("closed") {
+//!         return Ok(ItemOutcome::Skipped("branch closed".into()));
+//!     }
+//!     ctx.progress(1, 1, "done");
+//!     Ok(ItemOutcome::Succeeded)
+//! });
+//! let run = run_item(&job, TestItem::new(3).item_param("closed")).await;
+//! assert_eq!(run.result, Ok(ItemOutcome::Skipped("branch closed".into())));
+//! # });
+//! # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use crate::context::{ItemContext, ItemFacts, ProgressSink};
+use crate::job::{ItemOutcome, Job, JobError};
+use chrono::NaiveDate;
+use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_core::keyspace::ItemProgress;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// An item to run a handler on, with every context field settable.
+#[derive(Debug, Clone)]
+pub struct TestItem {
+    run: RunId,
+    dag: DagName,
+    job: JobName,
+    item: u32,
+    total_items: u32,
+    item_param: Option<String>,
+    params: serde_json::Value,
+    business_date: NaiveDate,
+    attempt: u32,
+    token: i64,
+    cancel: CancellationToken,
+}
+
+impl TestItem {
+    /// Item `item` of run `test-run`, job `test-job` of DAG `test-dag`,
+    /// attempt 1, no params, business date today (UTC).
+    pub fn new(item: u32) -> Self {
+        TestItem {
+            run: RunId::new("test-run"),
+            dag: DagName::new("test-dag"),
+            job: JobName::new("test-job"),
+            item,
+            total_items: item.saturating_add(1),
+            item_param: None,
+            params: serde_json::Value::Null,
+            business_date: chrono::Utc::now().date_naive(),
+            attempt: 1,
+            token: 1,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Sets the run id.
+    pub fn run(mut self, run: impl Into<RunId>) -> Self {
+        self.run = run.into();
+        self
+    }
+
+    /// Sets the DAG name.
+    pub fn dag(mut self, dag: impl Into<DagName>) -> Self {
+        self.dag = dag.into();
+        self
+    }
+
+    /// Sets the job name.
+    pub fn job(mut self, job: impl Into<JobName>) -> Self {
+        self.job = job.into();
+        self
+    }
+
+    /// Sets the number of items of the job.
+    pub fn total_items(mut self, total: u32) -> Self {
+        self.total_items = total;
+        self
+    }
+
+    /// Sets the item's own parameter.
+    pub fn item_param(mut self, param: impl Into<String>) -> Self {
+        self.item_param = Some(param.into());
+        self
+    }
+
+    /// Sets the job params.
+    pub fn params(mut self, params: serde_json::Value) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Sets the business date.
+    pub fn business_date(mut self, date: NaiveDate) -> Self {
+        self.business_date = date;
+        self
+    }
+
+    /// Sets the attempt number.
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Sets the fencing token.
+    pub fn fencing_token(mut self, token: i64) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// The item's cancellation token: cancel it (before or during the run)
+    /// to test how the handler reacts.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// What a handler did with a [`TestItem`].
+#[derive(Debug)]
+pub struct TestRun {
+    /// What it returned.
+    pub result: Result<ItemOutcome, JobError>,
+    /// Every progress report it made, in order.
+    pub progress: Vec<ItemProgress>,
+}
+
+/// Runs `job` on `item` in the current task (a panic propagates to the test).
+pub async fn run_item<J: Job + ?Sized>(job: &J, item: TestItem) -> TestRun {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let facts = ItemFacts {
+        executor: ExecutorId::new("test-executor"),
+        run: item.run,
+        dag: item.dag,
+        job: item.job,
+        item: ItemIndex(item.item),
+        total_items: item.total_items,
+        item_param: item.item_param,
+        params: Arc::new(item.params),
+        business_date: item.business_date,
+        attempt: item.attempt,
+        token: FencingToken(item.token),
+    };
+    let ctx = ItemContext::new(facts, item.cancel, ProgressSink::Log(log.clone()));
+    let result = job.run(ctx).await;
+    let progress = log.lock().map(|l| l.clone()).unwrap_or_default();
+    TestRun { result, progress }
+}

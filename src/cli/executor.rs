@@ -1,0 +1,231 @@
+//! `nightshift executor`: a stand-alone executor serving the built-in `noop`
+//! and `sleep` handlers — for trying Nightshift out, for tests that need a
+//! real executor process, and for benchmarks. Real jobs run in your own
+//! service, which embeds `nightshift-executor` with its own handlers.
+//!
+//! Flags are parsed in two stages: clap fills [`Args`], then [`Settings`]
+//! checks them and reads secrets (the etcd password comes from a file or the
+//! environment, never from a flag, and is never printed). SIGTERM and Ctrl-C
+//! start a graceful drain.
+
+use anyhow::{bail, Context as _};
+use nightshift_core::duration::parse_duration;
+use nightshift_executor::builtin::{Noop, Sleep};
+use nightshift_executor::{Executor, TlsFiles};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Environment variable holding the etcd password (when no file is given).
+const PASSWORD_ENV: &str = "NIGHTSHIFT_ETCD_PASSWORD";
+
+/// Flags of `nightshift executor`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Built-in handlers:
+  noop   succeeds at once.
+  sleep  sleeps `millis` (job param, default 100) then succeeds; job params
+         `fail_rate` (0..1) and `fail_items` ([..]) make items fail; stops
+         when the item is cancelled.
+
+There is deliberately no shell handler: an executor that runs commands named
+in DAG files lets anyone who can apply a DAG execute anything on every
+executor host. Write a Job in your own service with the nightshift-executor
+crate instead.
+
+The etcd password is read from --etcd-password-file or NIGHTSHIFT_ETCD_PASSWORD,
+never from the command line. SIGTERM or Ctrl-C drains the executor: no new
+items, running items get --drain-grace to finish, then its lease is revoked.")]
+pub struct Args {
+    /// etcd endpoints, comma-separated (http://host:2379,...).
+    #[arg(long, env = "NIGHTSHIFT_ETCD", value_delimiter = ',', required = true, value_name = "URLS")]
+    pub etcd: Vec<String>,
+    /// etcd user name (etcd authentication).
+    #[arg(long, env = "NIGHTSHIFT_ETCD_USER", value_name = "USER")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd password (else NIGHTSHIFT_ETCD_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify etcd's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with etcd.
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS with etcd.
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// Handlers to serve, comma-separated: noop, sleep.
+    #[arg(long, value_delimiter = ',', default_value = "noop,sleep", value_name = "NAMES")]
+    pub handlers: Vec<String>,
+    /// Items run at once across all jobs (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u32>,
+    /// Executor id (default: {hostname}-{pid}).
+    #[arg(long, env = "NIGHTSHIFT_EXECUTOR_ID", value_name = "ID")]
+    pub id: Option<String>,
+    /// Lease TTL: how long after a crash the executor's items move elsewhere.
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub lease_ttl: Duration,
+    /// Key prefix in etcd.
+    #[arg(long, env = "NIGHTSHIFT_PREFIX", default_value = "/nightshift/", value_name = "PREFIX")]
+    pub prefix: String,
+    /// How long a shutdown waits for running items.
+    #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    pub drain_grace: Duration,
+    /// A label published with the registration, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
+    pub labels: Vec<(String, String)>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected key=value, got `{text}`")),
+    }
+}
+
+/// Checked flags, with the password read. No `Debug`: it holds a secret.
+struct Settings {
+    args: Args,
+    password: Option<String>,
+}
+
+impl Settings {
+    fn from_args(args: Args, password_env: Option<String>) -> anyhow::Result<Settings> {
+        for name in &args.handlers {
+            if !matches!(name.as_str(), "noop" | "sleep") {
+                bail!("unknown handler `{name}`: the built-in handlers are noop and sleep");
+            }
+        }
+        let password = match &args.etcd_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading etcd password file {}", path.display()))?;
+                Some(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            None => password_env.filter(|p| !p.is_empty()),
+        };
+        match (&args.etcd_user, &password) {
+            (Some(_), None) => bail!("--etcd-user needs a password: use --etcd-password-file or {PASSWORD_ENV}"),
+            (None, Some(_)) => bail!("an etcd password was given without --etcd-user"),
+            _ => {}
+        }
+        Ok(Settings { args, password })
+    }
+
+    fn executor(self) -> anyhow::Result<Executor> {
+        let a = self.args;
+        let mut builder = Executor::builder()
+            .etcd(a.etcd)
+            .lease_ttl(a.lease_ttl)
+            .drain_grace(a.drain_grace)
+            .prefix(a.prefix);
+        if let (Some(user), Some(password)) = (a.etcd_user, self.password) {
+            builder = builder.credentials(user, password);
+        }
+        if a.etcd_ca.is_some() || a.etcd_cert.is_some() {
+            builder = builder.tls(TlsFiles { ca: a.etcd_ca, cert: a.etcd_cert, key: a.etcd_key });
+        }
+        if let Some(id) = a.id {
+            builder = builder.id(id);
+        }
+        if let Some(capacity) = a.capacity {
+            builder = builder.capacity(capacity);
+        }
+        for (k, v) in a.labels {
+            builder = builder.label(k, v);
+        }
+        for name in &a.handlers {
+            builder = match name.as_str() {
+                "noop" => builder.handler("noop", Noop),
+                _ => builder.handler("sleep", Sleep),
+            };
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// Runs the executor until SIGTERM or Ctrl-C, then drains.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_args(args, std::env::var(PASSWORD_ENV).ok())?;
+    let executor = settings.executor()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        tracing::info!(executor = %executor.id(), "executor starting");
+        executor.run_until(shutdown).await?;
+        tracing::info!("executor stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C. The handlers are installed
+/// before returning, so a signal arriving during startup drains too.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received: draining"),
+            _ = term => tracing::info!("sigterm received: draining"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["x", "--etcd", "http://a:2379,http://b:2379"];
+        argv.extend_from_slice(extra);
+        Cmd::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn parses_lists_and_durations() {
+        let a = args(&["--lease-ttl", "2s", "--label", "zone=eu-1"]);
+        assert_eq!(a.etcd, vec!["http://a:2379", "http://b:2379"]);
+        assert_eq!(a.handlers, vec!["noop", "sleep"]);
+        assert_eq!(a.lease_ttl, Duration::from_secs(2));
+        assert_eq!(a.drain_grace, Duration::from_secs(30));
+        assert_eq!(a.labels, vec![("zone".to_owned(), "eu-1".to_owned())]);
+        assert!(Cmd::try_parse_from(["x", "--etcd", "h", "--lease-ttl", "10"]).is_err(), "a bare number is ambiguous");
+    }
+
+    #[test]
+    fn refuses_unknown_handlers_and_half_given_credentials() {
+        let err = |a: Args, env: Option<&str>| Settings::from_args(a, env.map(str::to_owned)).err().map(|e| e.to_string());
+        assert!(err(args(&["--handlers", "shell"]), None).unwrap().contains("unknown handler `shell`"));
+        assert!(err(args(&["--etcd-user", "root"]), None).unwrap().contains("needs a password"));
+        assert!(err(args(&[]), Some("pw")).unwrap().contains("without --etcd-user"));
+        assert!(err(args(&["--etcd-user", "root"]), Some("pw")).is_none());
+    }
+
+    #[test]
+    fn reads_the_password_file_without_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let a = args(&["--etcd-user", "root", "--etcd-password-file", path.to_str().unwrap()]);
+        let settings = Settings::from_args(a, Some("ignored".into())).unwrap();
+        assert_eq!(settings.password.as_deref(), Some("s3cret"));
+    }
+}

@@ -1,0 +1,227 @@
+//! Item attempts (`item_attempts`): one row per try of one shard item on one
+//! executor, with the fencing token it ran under and, after a failover, the
+//! executor it was moved from.
+//!
+//! An attempt ends exactly once: [`Store::finish_attempt`] refuses to
+//! overwrite an outcome, so a stale owner's late report cannot rewrite
+//! history.
+
+use crate::error::{missing_parent, query_err, QueryContext, StoreError};
+use crate::filter::Where;
+use crate::rows::{parse_opt, to_u32};
+use crate::{Result, Store};
+use nightshift_core::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_core::state::AttemptOutcome;
+use std::fmt;
+
+/// Database id of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttemptId(pub i64);
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An attempt that has just started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttempt {
+    /// The run.
+    pub run_id: RunId,
+    /// The job.
+    pub job: JobName,
+    /// The shard item.
+    pub item: ItemIndex,
+    /// 1 for the first try, then 2, 3… (unique per item).
+    pub attempt: u32,
+    /// Who runs it.
+    pub executor: ExecutorId,
+    /// The assignment's fencing token it runs under.
+    pub fencing_token: FencingToken,
+    /// When it started, epoch milliseconds.
+    pub started_at_ms: i64,
+    /// The executor it failed over from, if it was moved.
+    pub moved_from: Option<ExecutorId>,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Its database id.
+    pub id: AttemptId,
+    /// The run.
+    pub run_id: RunId,
+    /// The job.
+    pub job: JobName,
+    /// The shard item.
+    pub item: ItemIndex,
+    /// Which try.
+    pub attempt: u32,
+    /// Who ran it.
+    pub executor: ExecutorId,
+    /// The fencing token it ran under.
+    pub fencing_token: FencingToken,
+    /// When it started.
+    pub started_at_ms: i64,
+    /// When it ended, once it has.
+    pub ended_at_ms: Option<i64>,
+    /// How it ended, once it has.
+    pub outcome: Option<AttemptOutcome>,
+    /// The handler's error or the reason it was cut short.
+    pub error: Option<String>,
+    /// The executor it failed over from.
+    pub moved_from: Option<ExecutorId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: i64,
+    run_id: String,
+    job: String,
+    item: i64,
+    attempt: i64,
+    executor: String,
+    fencing_token: i64,
+    started_at_ms: i64,
+    ended_at_ms: Option<i64>,
+    outcome: Option<String>,
+    error: Option<String>,
+    moved_from: Option<String>,
+}
+
+impl TryFrom<AttemptRow> for Attempt {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self> {
+        Ok(Attempt {
+            id: AttemptId(r.id),
+            run_id: RunId::new(r.run_id),
+            job: JobName::new(r.job),
+            item: ItemIndex(to_u32("item_attempts.item", r.item)?),
+            attempt: to_u32("item_attempts.attempt", r.attempt)?,
+            executor: ExecutorId::new(r.executor),
+            fencing_token: FencingToken(r.fencing_token),
+            started_at_ms: r.started_at_ms,
+            ended_at_ms: r.ended_at_ms,
+            outcome: parse_opt("item_attempts.outcome", r.outcome.as_deref())?,
+            error: r.error,
+            moved_from: r.moved_from.map(ExecutorId::new),
+        })
+    }
+}
+
+const ATTEMPT_COLUMNS: &str = "id, run_id, job, item, attempt, executor, fencing_token, \
+    started_at_ms, ended_at_ms, outcome, error, moved_from";
+
+impl Store {
+    /// Records that an attempt started. A second start of the same
+    /// (run, job, item, attempt) is a [`StoreError::Conflict`].
+    pub async fn start_attempt(&self, new: &NewAttempt) -> Result<AttemptId> {
+        const OP: &str = "start attempt";
+        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
+            "INSERT INTO item_attempts (run_id, job, item, attempt, executor, fencing_token, \
+             started_at_ms, moved_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(new.run_id.as_str())
+        .bind(new.job.as_str())
+        .bind(i64::from(new.item.0))
+        .bind(i64::from(new.attempt))
+        .bind(new.executor.as_str())
+        .bind(new.fencing_token.0)
+        .bind(new.started_at_ms)
+        .bind(new.moved_from.as_ref().map(ExecutorId::as_str))
+        .fetch_one(pool)
+        .await)
+        .op(OP, || {
+            format!(
+                "attempt {} of item {} of job {} in run {}",
+                new.attempt, new.item, new.job, new.run_id
+            )
+        })
+        .map_err(missing_parent(|| format!("run {}", new.run_id)))?;
+        Ok(AttemptId(id))
+    }
+
+    /// Records how an attempt ended. An attempt ends once: finishing it again
+    /// is [`StoreError::IllegalTransition`] and keeps the first outcome.
+    pub async fn finish_attempt(
+        &self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        ended_at_ms: i64,
+        error: Option<&str>,
+    ) -> Result<Attempt> {
+        let sql = format!(
+            "UPDATE item_attempts SET outcome = $2, ended_at_ms = $3, error = $4 \
+             WHERE id = $1 AND ended_at_ms IS NULL RETURNING {ATTEMPT_COLUMNS}"
+        );
+        let row: Option<AttemptRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id.0)
+            .bind(outcome.as_str())
+            .bind(ended_at_ms)
+            .bind(error)
+            .fetch_optional(pool)
+            .await)
+        .map_err(query_err("finish attempt"))?;
+        if let Some(row) = row {
+            return row.try_into();
+        }
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM item_attempts WHERE id = $1");
+        let existing: Option<AttemptRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await)
+        .map_err(query_err("get attempt"))?;
+        match existing {
+            None => Err(StoreError::NotFound {
+                what: format!("attempt {id}"),
+            }),
+            Some(row) => Err(StoreError::IllegalTransition {
+                what: format!("attempt {id}"),
+                from: row.outcome.unwrap_or_else(|| "ended".to_owned()),
+                to: outcome.to_string(),
+            }),
+        }
+    }
+
+    /// Attempts of a job in a run (of one item, if given), by item then try.
+    pub async fn attempts(
+        &self,
+        run_id: &RunId,
+        job: &JobName,
+        item: Option<ItemIndex>,
+    ) -> Result<Vec<Attempt>> {
+        let mut w = Where::default();
+        w.eq_text("run_id", Some(run_id.as_str()));
+        w.eq_text("job", Some(job.as_str()));
+        w.cmp_int("item", "=", item.map(|i| i64::from(i.0)));
+        self.select_attempts(w, "list attempts").await
+    }
+
+    /// Attempts that have not ended, optionally of one run and/or one
+    /// executor: what must be closed when an owner is lost or a leader takes
+    /// over after a crash.
+    pub async fn unfinished_attempts(
+        &self,
+        run_id: Option<&RunId>,
+        executor: Option<&ExecutorId>,
+    ) -> Result<Vec<Attempt>> {
+        let mut w = Where::default();
+        w.raw("ended_at_ms IS NULL");
+        w.eq_text("run_id", run_id.map(RunId::as_str));
+        w.eq_text("executor", executor.map(ExecutorId::as_str));
+        self.select_attempts(w, "list unfinished attempts").await
+    }
+
+    async fn select_attempts(&self, w: Where, op: &'static str) -> Result<Vec<Attempt>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM item_attempts{} ORDER BY run_id, job, item, attempt",
+            w.sql()
+        );
+        let rows: Vec<AttemptRow> = on_pool!(self, pool => bind_args!(sqlx::query_as(&sql), w.args)
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err(op))?;
+        rows.into_iter().map(Attempt::try_from).collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! Cases for item attempts.
+
+use crate::fixtures::{seed_dag, seed_run};
+use nightshift_core::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_core::state::AttemptOutcome;
+use nightshift_store::{AttemptId, NewAttempt, Store, StoreError};
+
+fn attempt(run: &RunId, item: u32, attempt: u32, executor: &str) -> NewAttempt {
+    NewAttempt {
+        run_id: run.clone(),
+        job: JobName::new("debit"),
+        item: ItemIndex(item),
+        attempt,
+        executor: ExecutorId::new(executor),
+        fencing_token: FencingToken(1000 + i64::from(item)),
+        started_at_ms: 10 * i64::from(item + attempt),
+        moved_from: None,
+    }
+}
+
+pub async fn attempts_start_and_finish_exactly_once(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 1).await.run_id;
+    let new = attempt(&run, 0, 1, "ex-a");
+    let id = store.start_attempt(&new).await.unwrap();
+
+    let dup = store.start_attempt(&new).await.unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict { .. }), "{dup}");
+
+    let finished = store
+        .finish_attempt(id, AttemptOutcome::Failed, 99, Some("boom"))
+        .await
+        .unwrap();
+    assert_eq!(finished.id, id);
+    assert_eq!(finished.outcome, Some(AttemptOutcome::Failed));
+    assert_eq!(finished.ended_at_ms, Some(99));
+    assert_eq!(finished.error.as_deref(), Some("boom"));
+    assert_eq!(finished.fencing_token, FencingToken(1000));
+    assert_eq!(finished.executor, ExecutorId::new("ex-a"));
+
+    // A late second report (say, from a fenced owner) changes nothing.
+    let again = store
+        .finish_attempt(id, AttemptOutcome::Succeeded, 120, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, StoreError::IllegalTransition { ref from, .. } if from == "failed"),
+        "{again}"
+    );
+    let stored = store
+        .attempts(&run, &new.job, Some(ItemIndex(0)))
+        .await
+        .unwrap();
+    assert_eq!(stored, [finished]);
+
+    let ghost = store
+        .finish_attempt(AttemptId(987_654), AttemptOutcome::Lost, 1, None)
+        .await;
+    assert!(matches!(ghost, Err(StoreError::NotFound { .. })));
+
+    let orphan = attempt(&RunId::new("ghost"), 0, 1, "ex-a");
+    assert!(matches!(
+        store.start_attempt(&orphan).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn attempts_filter_by_item_and_unfinished(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 1).await.run_id;
+    let other_run = seed_run(store, &dag, "r2", 2).await.run_id;
+
+    let first = store
+        .start_attempt(&attempt(&run, 1, 1, "ex-a"))
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt(&run, 0, 1, "ex-a"))
+        .await
+        .unwrap();
+    store
+        .finish_attempt(first, AttemptOutcome::Lost, 50, Some("lease expired"))
+        .await
+        .unwrap();
+    // Item 1 failed over from ex-a to ex-b.
+    let moved = NewAttempt {
+        moved_from: Some(ExecutorId::new("ex-a")),
+        ..attempt(&run, 1, 2, "ex-b")
+    };
+    store.start_attempt(&moved).await.unwrap();
+    store
+        .start_attempt(&attempt(&other_run, 0, 1, "ex-a"))
+        .await
+        .unwrap();
+
+    let job = JobName::new("debit");
+    let all = store.attempts(&run, &job, None).await.unwrap();
+    let keys: Vec<(u32, u32)> = all.iter().map(|a| (a.item.0, a.attempt)).collect();
+    assert_eq!(keys, [(0, 1), (1, 1), (1, 2)], "by item, then attempt");
+
+    let item1 = store
+        .attempts(&run, &job, Some(ItemIndex(1)))
+        .await
+        .unwrap();
+    assert_eq!(item1.len(), 2);
+    assert_eq!(item1[0].outcome, Some(AttemptOutcome::Lost));
+    assert_eq!(item1[1].moved_from, Some(ExecutorId::new("ex-a")));
+    assert_eq!(item1[1].executor, ExecutorId::new("ex-b"));
+    assert!(store
+        .attempts(&run, &JobName::new("other"), None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let open_a = store
+        .unfinished_attempts(None, Some(&ExecutorId::new("ex-a")))
+        .await
+        .unwrap();
+    let open_a: Vec<(&str, u32)> = open_a
+        .iter()
+        .map(|a| (a.run_id.as_str(), a.item.0))
+        .collect();
+    assert_eq!(open_a, [("r1", 0), ("r2", 0)]);
+    let open_r1 = store.unfinished_attempts(Some(&run), None).await.unwrap();
+    assert_eq!(open_r1.len(), 2);
+    assert!(open_r1.iter().all(|a| a.ended_at_ms.is_none()));
+    let open_r1_b = store
+        .unfinished_attempts(Some(&run), Some(&ExecutorId::new("ex-b")))
+        .await
+        .unwrap();
+    assert_eq!(open_r1_b.len(), 1);
+}

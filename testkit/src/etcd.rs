@@ -1,0 +1,355 @@
+//! A real, single-node `etcd` process per test.
+//!
+//! [`EtcdServer::start`] picks free loopback ports, creates a temporary data
+//! directory, spawns `etcd` with its log written to a file in that directory
+//! (never to the test's output) and waits until `/health` answers. The handle
+//! can kill, restart (same data dir, same ports), pause (SIGSTOP) and resume
+//! (SIGCONT) the process, which is how tests exercise crash and partition
+//! behaviour. Dropping the handle kills the process, even when the test
+//! panics, and removes the directory.
+//!
+//! The binary is `$NIGHTSHIFT_TEST_ETCD_BIN`, else `etcd` on `PATH`, else
+//! `/usr/bin/etcd`.
+//!
+//! Timing flags are tuned for tests (20 ms heartbeat, 200 ms election
+//! timeout): a single node is ready in ~150 ms and etcd's minimum lease TTL
+//! drops to 1 s, so lease-expiry tests stay short.
+
+use anyhow::{bail, Context};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Environment variable overriding the etcd binary used by tests.
+pub const ETCD_BIN_ENV: &str = "NIGHTSHIFT_TEST_ETCD_BIN";
+
+/// How long a start or restart may take before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many times a start is retried with fresh ports when another process
+/// grabbed one of them between probing and etcd binding it.
+const START_ATTEMPTS: usize = 3;
+/// How long a restart keeps retrying while the old ports are still busy.
+const RESTART_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// A running (or deliberately stopped) etcd process owned by a test.
+pub struct EtcdServer {
+    bin: PathBuf,
+    dir: TempDir,
+    client_port: u16,
+    peer_port: u16,
+    // A mutex so that kill/restart work through `&self` (a test shares the
+    // server with spawned tasks); never held across an await.
+    child: Mutex<Option<Child>>,
+}
+
+impl EtcdServer {
+    /// Starts a fresh etcd on free loopback ports with an empty data dir and
+    /// waits until it is healthy.
+    pub async fn start() -> anyhow::Result<EtcdServer> {
+        let bin = etcd_binary()?;
+        let mut last_err = None;
+        for _ in 0..START_ATTEMPTS {
+            let dir = tempfile::Builder::new().prefix("nightshift-etcd-").tempdir()?;
+            let (client_port, peer_port) = free_ports()?;
+            let server =
+                EtcdServer { bin: bin.clone(), dir, client_port, peer_port, child: Mutex::new(None) };
+            match server.spawn_and_wait().await {
+                Ok(()) => return Ok(server),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
+    }
+
+    /// Client URL, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Client URLs, for APIs taking a list.
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![self.endpoint()]
+    }
+
+    /// Process id of the running etcd, `None` after [`kill`](Self::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.child_slot().as_ref().map(Child::id)
+    }
+
+    /// Path of etcd's log file (all starts append to it).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    /// The last `lines` lines of etcd's log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path(), lines)
+    }
+
+    /// Kills etcd with SIGKILL and reaps it. The data dir is kept, so
+    /// [`restart`](Self::restart) brings the same cluster back. No-op when
+    /// it is not running.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child_slot().take() {
+            // Errors mean the process is already gone, which is the goal.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills etcd if it runs, then starts it again on the same data dir and
+    /// ports, retrying for a few seconds while a port is still busy.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        self.kill();
+        let deadline = tokio::time::Instant::now() + RESTART_RETRY_FOR;
+        loop {
+            match self.spawn_and_wait().await {
+                Ok(()) => return Ok(()),
+                Err(_) if tokio::time::Instant::now() < deadline && self.port_was_busy() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Freezes etcd with SIGSTOP: connections stay open but nothing answers,
+    /// like a network partition.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// Resumes a paused etcd with SIGCONT.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    /// Compacts etcd's history up to `revision` (physically, so the effect is
+    /// visible when this returns): watches from an older revision then fail
+    /// with "compacted".
+    pub async fn compact(&self, revision: i64) -> anyhow::Result<()> {
+        let mut client = etcd_client::Client::connect(self.endpoints(), None)
+            .await
+            .context("connecting to etcd to compact")?;
+        client
+            .compact(revision, Some(etcd_client::CompactionOptions::new().with_physical()))
+            .await
+            .with_context(|| format!("compacting etcd at revision {revision}"))?;
+        Ok(())
+    }
+
+    fn child_slot(&self) -> MutexGuard<'_, Option<Child>> {
+        // A panic while holding this lock cannot leave the Option invalid.
+        self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn signal(&self, sig: libc::c_int) -> anyhow::Result<()> {
+        let pid = self.pid().context("etcd is not running")?;
+        let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
+        // own child, which we have not reaped yet (still in `self.child`).
+        let rc = unsafe { libc::kill(pid, sig) };
+        if rc != 0 {
+            bail!("kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn port_was_busy(&self) -> bool {
+        self.log_tail(20).contains("address already in use")
+    }
+
+    /// Spawns etcd on this server's ports and dir, then waits for health.
+    async fn spawn_and_wait(&self) -> anyhow::Result<()> {
+        let client_url = self.endpoint();
+        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .context("opening etcd log file")?;
+        let log_err = log.try_clone()?;
+        let child = Command::new(&self.bin)
+            .arg("--name")
+            .arg("n")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .arg("--initial-cluster")
+            .arg(format!("n={peer_url}"))
+            .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .spawn()
+            .with_context(|| format!("spawning {}", self.bin.display()))?;
+        *self.child_slot() = Some(child);
+
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child_slot().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child_slot().take();
+                bail!("etcd exited during startup ({status}); log tail:\n{}", self.log_tail(30));
+            }
+            if healthy(self.client_port).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.kill();
+                bail!("etcd not healthy after {READY_TIMEOUT:?}; log tail:\n{}", self.log_tail(30));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        // Kill before the TempDir field is dropped, so etcd never writes into
+        // a directory being removed. A paused process dies on SIGKILL too.
+        self.kill();
+    }
+}
+
+impl std::fmt::Debug for EtcdServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdServer")
+            .field("endpoint", &self.endpoint())
+            .field("dir", &self.dir.path())
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+/// Finds the etcd binary, or explains how to get one.
+fn etcd_binary() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(ETCD_BIN_ENV) {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("{ETCD_BIN_ENV}={} does not exist", bin.display());
+        }
+        return Ok(bin);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|p| p.join("etcd")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("/usr/bin/etcd")))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "etcd binary not found on PATH: run scripts/test (it installs etcd, Debian package \
+                 etcd-server) or set {ETCD_BIN_ENV} to an etcd 3.4+ binary"
+            )
+        })
+}
+
+/// Two distinct free loopback ports. Both listeners are held until both are
+/// chosen so the kernel cannot hand out the same port twice.
+fn free_ports() -> anyhow::Result<(u16, u16)> {
+    let a = TcpListener::bind("127.0.0.1:0")?;
+    let b = TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
+/// Whether etcd's `/health` endpoint answers healthy.
+async fn healthy(port: u16) -> bool {
+    let probe = async {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        let mut body = Vec::new();
+        conn.read_to_end(&mut body).await.ok()?;
+        Some(String::from_utf8_lossy(&body).contains("\"health\":\"true\""))
+    };
+    tokio::time::timeout(Duration::from_millis(500), probe).await.ok().flatten().unwrap_or(false)
+}
+
+/// The last `lines` lines of a log file (at most its last 64 KiB).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match read() {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(no etcd log: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn start_kill_restart_keeps_data_and_ports() {
+        let server = EtcdServer::start().await.unwrap();
+        let endpoint = server.endpoint();
+        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
+        client.put("k", "v", None).await.unwrap();
+
+        server.kill();
+        assert_eq!(server.pid(), None);
+        assert!(!healthy(server.client_port).await, "killed etcd still answers");
+
+        server.restart().await.unwrap();
+        assert_eq!(server.endpoint(), endpoint);
+        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
+        let got = client.get("k", None).await.unwrap();
+        assert_eq!(got.kvs()[0].value(), b"v");
+    }
+
+    #[tokio::test]
+    async fn pause_stops_answers_until_resume() {
+        let server = EtcdServer::start().await.unwrap();
+        server.pause().unwrap();
+        assert!(!healthy(server.client_port).await, "paused etcd answered");
+        server.resume().unwrap();
+        crate::wait::wait_for(Duration::from_secs(5), "etcd healthy after resume", || {
+            healthy(server.client_port)
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn drop_kills_the_process_and_removes_the_dir() {
+        let server = EtcdServer::start().await.unwrap();
+        let pid = server.pid().unwrap() as libc::pid_t;
+        let dir = server.dir.path().to_path_buf();
+        drop(server);
+        // SAFETY: signal 0 only checks existence; the pid was reaped by Drop.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(!alive, "etcd {pid} survived drop");
+        assert!(!dir.exists(), "data dir {dir:?} survived drop");
+    }
+
+    #[tokio::test]
+    async fn compact_makes_old_revisions_unreadable() {
+        let server = EtcdServer::start().await.unwrap();
+        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
+        let first = client.put("k", "1", None).await.unwrap().header().unwrap().revision();
+        let second = client.put("k", "2", None).await.unwrap().header().unwrap().revision();
+        server.compact(second).await.unwrap();
+        let err = client
+            .get("k", Some(etcd_client::GetOptions::new().with_revision(first)))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("compacted"), "{err}");
+    }
+}

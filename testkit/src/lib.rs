@@ -1,0 +1,13 @@
+//! Shared harness for Nightshift's integration tests.
+//!
+//! Real parts only: [`etcd`] spawns a real `etcd` process on free loopback
+//! ports in a temporary directory; [`db`] hands out a fresh PostgreSQL
+//! database or a fresh SQLite file. Every handle cleans up on drop, so a
+//! panicking test still kills its etcd and drops its database. [`wait`]
+//! polls a condition with a deadline, so no test sleeps to synchronise.
+//!
+//! Used only as a dev-dependency; nothing in production links it.
+
+pub mod db;
+pub mod etcd;
+pub mod wait;
