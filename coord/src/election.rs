@@ -19,7 +19,10 @@
 //! Lease ids are written as 16 hex digits, so every candidate key has the
 //! same length and a prefix watch on one key sees only that key.
 
-use crate::api::{CoordError, Compare, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnOp, TxnOpResult, WatchEvent};
+use crate::api::{
+    Compare, CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnOp, TxnOpResult,
+    WatchEvent,
+};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -45,7 +48,10 @@ impl Election {
     /// An election under `prefix` (include the trailing `/`, e.g.
     /// `/nightshift/leader/`).
     pub fn new(coord: Arc<dyn Coordinator>, prefix: impl Into<String>) -> Self {
-        Election { coord, prefix: prefix.into() }
+        Election {
+            coord,
+            prefix: prefix.into(),
+        }
     }
 
     /// The election's key prefix.
@@ -69,7 +75,12 @@ impl Election {
         let key = self.candidate_key(lease);
         let create_revision = self.declare(&key, value, lease).await?;
         self.wait_for_turn(&key, create_revision, lease).await?;
-        Ok(Leadership { coord: self.coord.clone(), key, create_revision, lease })
+        Ok(Leadership {
+            coord: self.coord.clone(),
+            key,
+            create_revision,
+            lease,
+        })
     }
 
     /// The current leader's key-value, `None` when there is no candidate.
@@ -80,28 +91,52 @@ impl Election {
 
     /// The current leader, then every change of leader (or of its value).
     /// `None` means no candidate at all.
-    pub async fn observe(&self) -> Result<BoxStream<'static, Result<Option<KeyValue>, CoordError>>, CoordError> {
+    pub async fn observe(
+        &self,
+    ) -> Result<BoxStream<'static, Result<Option<KeyValue>, CoordError>>, CoordError> {
         let (kvs, revision) = self.coord.get_prefix(&self.prefix).await?;
-        let events = self.coord.watch_prefix(&self.prefix, Some(revision + 1)).await?;
-        let candidates: BTreeMap<String, KeyValue> = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let events = self
+            .coord
+            .watch_prefix(&self.prefix, Some(revision + 1))
+            .await?;
+        let candidates: BTreeMap<String, KeyValue> =
+            kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         let first = leader_of(&candidates);
-        let state = Observer { events, candidates, last: first.clone(), done: false };
+        let state = Observer {
+            events,
+            candidates,
+            last: first.clone(),
+            done: false,
+        };
         let changes = futures::stream::unfold(state, |mut s| async move {
             let item = s.next_change().await?;
             Some((item, s))
         });
-        Ok(futures::stream::once(async move { Ok(first) }).chain(changes).boxed())
+        Ok(futures::stream::once(async move { Ok(first) })
+            .chain(changes)
+            .boxed())
     }
 
     /// Puts the candidate key unless it exists; returns its create revision.
-    async fn declare(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision, CoordError> {
-        let put = TxnOp::Put { key: key.to_owned(), value: value.clone(), lease: Some(lease) };
+    async fn declare(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> Result<Revision, CoordError> {
+        let put = TxnOp::Put {
+            key: key.to_owned(),
+            value: value.clone(),
+            lease: Some(lease),
+        };
         let resp = self
             .coord
             .txn(Txn {
                 compares: vec![Compare::absent(key)],
                 success: vec![put.clone()],
-                failure: vec![TxnOp::Get { key: key.to_owned() }],
+                failure: vec![TxnOp::Get {
+                    key: key.to_owned(),
+                }],
             })
             .await?;
         if resp.succeeded {
@@ -109,14 +144,27 @@ impl Election {
         }
         let existing = match resp.results.first() {
             Some(TxnOpResult::Get(Some(kv))) => kv.clone(),
-            _ => return Err(CoordError::Unavailable("election key vanished during campaign; retry".into())),
+            _ => {
+                return Err(CoordError::Unavailable(
+                    "election key vanished during campaign; retry".into(),
+                ))
+            }
         };
         if existing.lease != Some(lease) {
-            return Err(CoordError::Invalid(format!("election key {key} is attached to another lease")));
+            return Err(CoordError::Invalid(format!(
+                "election key {key} is attached to another lease"
+            )));
         }
         if existing.value != value {
             let fence = Compare::create_revision(key, existing.create_revision);
-            let updated = self.coord.txn(Txn { compares: vec![fence], success: vec![put], failure: vec![] }).await?;
+            let updated = self
+                .coord
+                .txn(Txn {
+                    compares: vec![fence],
+                    success: vec![put],
+                    failure: vec![],
+                })
+                .await?;
             if !updated.succeeded {
                 return Err(CoordError::LeaseNotFound(lease));
             }
@@ -125,22 +173,40 @@ impl Election {
     }
 
     /// Waits until no candidate key older than ours remains.
-    async fn wait_for_turn(&self, key: &str, mine: Revision, lease: LeaseId) -> Result<(), CoordError> {
+    async fn wait_for_turn(
+        &self,
+        key: &str,
+        mine: Revision,
+        lease: LeaseId,
+    ) -> Result<(), CoordError> {
         loop {
             let (kvs, revision) = self.coord.get_prefix(&self.prefix).await?;
-            if !kvs.iter().any(|kv| kv.key == key && kv.create_revision == mine) {
+            if !kvs
+                .iter()
+                .any(|kv| kv.key == key && kv.create_revision == mine)
+            {
                 return Err(CoordError::LeaseNotFound(lease));
             }
-            let Some(before) = kvs.iter().filter(|kv| kv.create_revision < mine).max_by_key(|kv| kv.create_revision)
+            let Some(before) = kvs
+                .iter()
+                .filter(|kv| kv.create_revision < mine)
+                .max_by_key(|kv| kv.create_revision)
             else {
                 return Ok(());
             };
             // Watch the whole prefix, not just `before`: our own key may
             // vanish too (lease expired while waiting), and then we must stop.
-            let mut events = self.coord.watch_prefix(&self.prefix, Some(revision + 1)).await?;
+            let mut events = self
+                .coord
+                .watch_prefix(&self.prefix, Some(revision + 1))
+                .await?;
             loop {
                 match events.next().await {
-                    Some(Ok(WatchEvent::Delete { key: gone, .. })) if gone == before.key || gone == key => break,
+                    Some(Ok(WatchEvent::Delete { key: gone, .. }))
+                        if gone == before.key || gone == key =>
+                    {
+                        break
+                    }
                     Some(Ok(WatchEvent::Resync { .. })) => break,
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e),
@@ -153,7 +219,9 @@ impl Election {
 
 impl std::fmt::Debug for Election {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Election").field("prefix", &self.prefix).finish()
+        f.debug_struct("Election")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -181,21 +249,44 @@ impl Leadership {
 
     /// Whether this leadership still holds (one read).
     pub async fn is_current(&self) -> Result<bool, CoordError> {
-        Ok(self.coord.get(&self.key).await?.is_some_and(|kv| kv.create_revision == self.create_revision))
+        Ok(self
+            .coord
+            .get(&self.key)
+            .await?
+            .is_some_and(|kv| kv.create_revision == self.create_revision))
     }
 
     /// Replaces the leader value, fenced; `false` if no longer leader.
     pub async fn proclaim(&self, value: Vec<u8>) -> Result<bool, CoordError> {
-        let put = TxnOp::Put { key: self.key.clone(), value, lease: Some(self.lease) };
-        let resp = self.coord.txn(Txn { compares: vec![self.fence()], success: vec![put], failure: vec![] }).await?;
+        let put = TxnOp::Put {
+            key: self.key.clone(),
+            value,
+            lease: Some(self.lease),
+        };
+        let resp = self
+            .coord
+            .txn(Txn {
+                compares: vec![self.fence()],
+                success: vec![put],
+                failure: vec![],
+            })
+            .await?;
         Ok(resp.succeeded)
     }
 
     /// Gives up leadership by deleting the leader key (fenced, so it never
     /// deletes a later term's key). The lease itself is left alone.
     pub async fn resign(self) -> Result<(), CoordError> {
-        let delete = TxnOp::Delete { key: self.key.clone() };
-        self.coord.txn(Txn { compares: vec![self.fence()], success: vec![delete], failure: vec![] }).await?;
+        let delete = TxnOp::Delete {
+            key: self.key.clone(),
+        };
+        self.coord
+            .txn(Txn {
+                compares: vec![self.fence()],
+                success: vec![delete],
+                failure: vec![],
+            })
+            .await?;
         Ok(())
     }
 
@@ -204,15 +295,23 @@ impl Leadership {
     /// unknown: treat it as lost.
     pub async fn lost(&self) -> Result<(), CoordError> {
         let (kvs, revision) = self.coord.get_prefix(&self.key).await?;
-        if !kvs.iter().any(|kv| kv.key == self.key && kv.create_revision == self.create_revision) {
+        if !kvs
+            .iter()
+            .any(|kv| kv.key == self.key && kv.create_revision == self.create_revision)
+        {
             return Ok(());
         }
-        let mut events = self.coord.watch_prefix(&self.key, Some(revision + 1)).await?;
+        let mut events = self
+            .coord
+            .watch_prefix(&self.key, Some(revision + 1))
+            .await?;
         loop {
             match events.next().await {
                 Some(Ok(WatchEvent::Delete { key, .. })) if key == self.key => return Ok(()),
                 Some(Ok(WatchEvent::Resync { kvs, .. }))
-                    if !kvs.iter().any(|kv| kv.key == self.key && kv.create_revision == self.create_revision) =>
+                    if !kvs.iter().any(|kv| {
+                        kv.key == self.key && kv.create_revision == self.create_revision
+                    }) =>
                 {
                     return Ok(())
                 }
@@ -235,7 +334,10 @@ impl std::fmt::Debug for Leadership {
 }
 
 fn leader_of(candidates: &BTreeMap<String, KeyValue>) -> Option<KeyValue> {
-    candidates.values().min_by_key(|kv| kv.create_revision).cloned()
+    candidates
+        .values()
+        .min_by_key(|kv| kv.create_revision)
+        .cloned()
 }
 
 /// State of an [`Election::observe`] stream: the candidates as last seen.

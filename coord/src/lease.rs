@@ -59,8 +59,9 @@ pub enum LeaseStatus {
     Lost,
 }
 
-/// Keeps one lease alive in a background task. Dropping the keeper stops the
-/// renewals (the lease then expires after its TTL).
+/// Keeps one lease alive in a background task. Dropping the keeper is
+/// [`stop`](Self::stop): renewals end, the status becomes `Lost`, and the
+/// lease expires after its TTL.
 pub struct LeaseKeeper {
     coord: Arc<dyn Coordinator>,
     lease: LeaseId,
@@ -73,7 +74,10 @@ impl LeaseKeeper {
     /// Grants a lease of `ttl` and keeps it alive. The status starts `Alive`,
     /// confirmed until the grant request's send time + `ttl` (etcd may grant
     /// more, never less).
-    pub async fn grant(coord: Arc<dyn Coordinator>, ttl: Duration) -> Result<LeaseKeeper, CoordError> {
+    pub async fn grant(
+        coord: Arc<dyn Coordinator>,
+        ttl: Duration,
+    ) -> Result<LeaseKeeper, CoordError> {
         let sent = Instant::now();
         let lease = coord.grant_lease(ttl).await?;
         Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl)))
@@ -87,12 +91,26 @@ impl LeaseKeeper {
         Self::spawn(coord, lease, ttl, None)
     }
 
-    fn spawn(coord: Arc<dyn Coordinator>, lease: LeaseId, ttl: Duration, confirmed: Option<Instant>) -> LeaseKeeper {
-        let tracker = Tracker { confirmed_until: confirmed, ttl };
+    fn spawn(
+        coord: Arc<dyn Coordinator>,
+        lease: LeaseId,
+        ttl: Duration,
+        confirmed: Option<Instant>,
+    ) -> LeaseKeeper {
+        let tracker = Tracker {
+            confirmed_until: confirmed,
+            ttl,
+        };
         let (tx, rx) = watch::channel(tracker.status_at(Instant::now()));
         let status_tx = Arc::new(tx);
         let task = tokio::spawn(keep(coord.clone(), lease, tracker, status_tx.clone()));
-        LeaseKeeper { coord, lease, status_tx, status_rx: rx, task }
+        LeaseKeeper {
+            coord,
+            lease,
+            status_tx,
+            status_rx: rx,
+            task,
+        }
     }
 
     /// The lease being kept.
@@ -125,13 +143,18 @@ impl LeaseKeeper {
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        self.task.abort();
+        // Same as stop(): holders still watching the status must not go on
+        // believing a lease nobody renews any more.
+        self.stop();
     }
 }
 
 impl std::fmt::Debug for LeaseKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaseKeeper").field("lease", &self.lease).field("status", &*self.status_rx.borrow()).finish()
+        f.debug_struct("LeaseKeeper")
+            .field("lease", &self.lease)
+            .field("status", &*self.status_rx.borrow())
+            .finish()
     }
 }
 
@@ -144,7 +167,9 @@ struct Tracker {
 
 impl Tracker {
     fn expiring_at(&self, confirmed_until: Instant) -> Instant {
-        confirmed_until.checked_sub(self.ttl / 3).unwrap_or(confirmed_until)
+        confirmed_until
+            .checked_sub(self.ttl / 3)
+            .unwrap_or(confirmed_until)
     }
 
     fn status_at(&self, now: Instant) -> LeaseStatus {
@@ -152,7 +177,9 @@ impl Tracker {
             None => LeaseStatus::Expiring,
             Some(until) if now >= until => LeaseStatus::Lost,
             Some(until) if now >= self.expiring_at(until) => LeaseStatus::Expiring,
-            Some(until) => LeaseStatus::Alive { confirmed_until: until },
+            Some(until) => LeaseStatus::Alive {
+                confirmed_until: until,
+            },
         }
     }
 
@@ -182,7 +209,11 @@ fn publish(tx: &watch::Sender<LeaseStatus>, status: LeaseStatus) -> LeaseStatus 
 
 /// Sleeps until `deadline`, publishing time-driven status changes on the
 /// way. Returns `false` if the lease became `Lost`.
-async fn sleep_tracking(deadline: Instant, tracker: &Tracker, tx: &watch::Sender<LeaseStatus>) -> bool {
+async fn sleep_tracking(
+    deadline: Instant,
+    tracker: &Tracker,
+    tx: &watch::Sender<LeaseStatus>,
+) -> bool {
     loop {
         let now = Instant::now();
         if publish(tx, tracker.status_at(now)) == LeaseStatus::Lost {
@@ -191,12 +222,19 @@ async fn sleep_tracking(deadline: Instant, tracker: &Tracker, tx: &watch::Sender
         if now >= deadline {
             return true;
         }
-        let wake = tracker.next_change(now).map_or(deadline, |change| change.min(deadline));
+        let wake = tracker
+            .next_change(now)
+            .map_or(deadline, |change| change.min(deadline));
         tokio::time::sleep_until(wake).await;
     }
 }
 
-async fn keep(coord: Arc<dyn Coordinator>, lease: LeaseId, mut tracker: Tracker, tx: Arc<watch::Sender<LeaseStatus>>) {
+async fn keep(
+    coord: Arc<dyn Coordinator>,
+    lease: LeaseId,
+    mut tracker: Tracker,
+    tx: Arc<watch::Sender<LeaseStatus>>,
+) {
     let mut next_renewal = match tracker.confirmed_until {
         Some(_) => Instant::now() + tracker.ttl / 3,
         None => Instant::now(),
@@ -204,7 +242,10 @@ async fn keep(coord: Arc<dyn Coordinator>, lease: LeaseId, mut tracker: Tracker,
     let mut retry = RETRY_START;
     loop {
         if !sleep_tracking(next_renewal, &tracker, &tx).await {
-            tracing::warn!(lease = lease.0, "lease ttl passed without a confirmed renewal");
+            tracing::warn!(
+                lease = lease.0,
+                "lease ttl passed without a confirmed renewal"
+            );
             return;
         }
         let sent = Instant::now();
@@ -224,7 +265,10 @@ async fn keep(coord: Arc<dyn Coordinator>, lease: LeaseId, mut tracker: Tracker,
         };
         match result {
             Ok(ttl) => {
-                tracker = Tracker { confirmed_until: Some(sent + ttl), ttl };
+                tracker = Tracker {
+                    confirmed_until: Some(sent + ttl),
+                    ttl,
+                };
                 publish(&tx, tracker.status_at(Instant::now()));
                 next_renewal = sent + ttl / 3;
                 retry = RETRY_START;
@@ -259,14 +303,43 @@ mod tests {
     fn status_follows_the_conservative_deadlines() {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(9);
-        let tracker = Tracker { confirmed_until: Some(t0 + ttl), ttl };
-        assert_eq!(tracker.status_at(t0), LeaseStatus::Alive { confirmed_until: t0 + ttl });
-        assert_eq!(tracker.status_at(t0 + Duration::from_millis(5_999)), LeaseStatus::Alive { confirmed_until: t0 + ttl });
-        assert_eq!(tracker.status_at(t0 + Duration::from_secs(6)), LeaseStatus::Expiring);
-        assert_eq!(tracker.status_at(t0 + Duration::from_secs(9)), LeaseStatus::Lost);
+        let tracker = Tracker {
+            confirmed_until: Some(t0 + ttl),
+            ttl,
+        };
+        assert_eq!(
+            tracker.status_at(t0),
+            LeaseStatus::Alive {
+                confirmed_until: t0 + ttl
+            }
+        );
+        assert_eq!(
+            tracker.status_at(t0 + Duration::from_millis(5_999)),
+            LeaseStatus::Alive {
+                confirmed_until: t0 + ttl
+            }
+        );
+        assert_eq!(
+            tracker.status_at(t0 + Duration::from_secs(6)),
+            LeaseStatus::Expiring
+        );
+        assert_eq!(
+            tracker.status_at(t0 + Duration::from_secs(9)),
+            LeaseStatus::Lost
+        );
         assert_eq!(tracker.next_change(t0), Some(t0 + Duration::from_secs(6)));
-        assert_eq!(tracker.next_change(t0 + Duration::from_secs(7)), Some(t0 + ttl));
+        assert_eq!(
+            tracker.next_change(t0 + Duration::from_secs(7)),
+            Some(t0 + ttl)
+        );
         assert_eq!(tracker.next_change(t0 + ttl), None);
-        assert_eq!(Tracker { confirmed_until: None, ttl }.status_at(t0), LeaseStatus::Expiring);
+        assert_eq!(
+            Tracker {
+                confirmed_until: None,
+                ttl
+            }
+            .status_at(t0),
+            LeaseStatus::Expiring
+        );
     }
 }

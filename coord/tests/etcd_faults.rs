@@ -21,15 +21,28 @@ async fn connect(server: &EtcdServer) -> Arc<dyn Coordinator> {
 
 #[tokio::test]
 async fn connecting_to_nothing_is_unavailable_within_the_timeout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut config = EtcdConfig::new(vec![format!("http://127.0.0.1:{port}")]);
     config.connect_timeout = Duration::from_millis(500);
     config.request_timeout = Duration::from_millis(500);
     let started = Instant::now();
-    let err = EtcdCoordinator::connect(config).await.expect_err("connected to a closed port");
+    let err = EtcdCoordinator::connect(config)
+        .await
+        .expect_err("connected to a closed port");
     assert!(matches!(err, CoordError::Unavailable(_)), "got {err:?}");
-    assert!(err.to_string().contains(&port.to_string()), "error does not name the endpoint: {err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        err.to_string().contains(&port.to_string()),
+        "error does not name the endpoint: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -38,7 +51,10 @@ async fn config_debug_redacts_credentials() {
     config.username = Some("root".into());
     config.password = Some("hunter2".into());
     let shown = format!("{config:?}");
-    assert!(!shown.contains("hunter2") && !shown.contains("root"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("root"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -50,9 +66,17 @@ async fn requests_time_out_while_etcd_is_frozen_and_work_after() {
     let started = Instant::now();
     let err = c.get("/k").await.expect_err("a frozen etcd answered");
     assert!(err.is_transient(), "got {err:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "timeout not applied: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "timeout not applied: {:?}",
+        started.elapsed()
+    );
     server.resume().unwrap();
-    let kv = wait_for_value(SOON, "read after resume", || async { c.get("/k").await.ok().flatten() }).await.unwrap();
+    let kv = wait_for_value(SOON, "read after resume", || async {
+        c.get("/k").await.ok().flatten()
+    })
+    .await
+    .unwrap();
     assert_eq!(kv.value, b"v");
 }
 
@@ -60,10 +84,17 @@ async fn requests_time_out_while_etcd_is_frozen_and_work_after() {
 async fn keeper_self_fences_before_a_frozen_etcd_expires_the_lease() {
     let server = EtcdServer::start().await.unwrap();
     let c = connect(&server).await;
-    let keeper = LeaseKeeper::grant(c.clone(), Duration::from_secs(2)).await.unwrap();
-    c.put("/owned", b"v".to_vec(), Some(keeper.lease())).await.unwrap();
+    let keeper = LeaseKeeper::grant(c.clone(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    c.put("/owned", b"v".to_vec(), Some(keeper.lease()))
+        .await
+        .unwrap();
     let mut status = keeper.status();
-    let LeaseStatus::Alive { mut confirmed_until } = *status.borrow_and_update() else {
+    let LeaseStatus::Alive {
+        mut confirmed_until,
+    } = *status.borrow_and_update()
+    else {
         panic!("fresh lease not alive");
     };
     server.pause().unwrap();
@@ -71,12 +102,20 @@ async fn keeper_self_fences_before_a_frozen_etcd_expires_the_lease() {
     // Expiring first, while the lease is still confirmed; Lost only after.
     let mut saw_expiring = false;
     loop {
-        tokio::time::timeout(SOON, status.changed()).await.unwrap().unwrap();
+        tokio::time::timeout(SOON, status.changed())
+            .await
+            .unwrap()
+            .unwrap();
         let now = Instant::now();
         match *status.borrow_and_update() {
-            LeaseStatus::Alive { confirmed_until: until } => confirmed_until = until,
+            LeaseStatus::Alive {
+                confirmed_until: until,
+            } => confirmed_until = until,
             LeaseStatus::Expiring => {
-                assert!(now < confirmed_until, "expiring reported after the confirmed deadline");
+                assert!(
+                    now < confirmed_until,
+                    "expiring reported after the confirmed deadline"
+                );
                 saw_expiring = true;
             }
             LeaseStatus::Lost => {
@@ -88,9 +127,11 @@ async fn keeper_self_fences_before_a_frozen_etcd_expires_the_lease() {
     assert!(saw_expiring, "went from alive to lost without expiring");
     server.resume().unwrap();
     // The keeper was right to give up: etcd expires the lease and its key.
-    wait_for(SOON, "lease key deleted by etcd", || async { matches!(c.get("/owned").await, Ok(None)) })
-        .await
-        .unwrap();
+    wait_for(SOON, "lease key deleted by etcd", || async {
+        matches!(c.get("/owned").await, Ok(None))
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -99,7 +140,9 @@ async fn keeper_renews_through_an_etcd_restart() {
     let c = connect(&server).await;
     let ttl = Duration::from_secs(3);
     let keeper = LeaseKeeper::grant(c.clone(), ttl).await.unwrap();
-    c.put("/owned", b"v".to_vec(), Some(keeper.lease())).await.unwrap();
+    c.put("/owned", b"v".to_vec(), Some(keeper.lease()))
+        .await
+        .unwrap();
 
     server.restart().await.unwrap();
     let restarted = Instant::now();
@@ -114,5 +157,8 @@ async fn keeper_renews_through_an_etcd_restart() {
     })
     .await
     .unwrap();
-    assert!(c.get("/owned").await.unwrap().is_some(), "kept lease's key lost across restart");
+    assert!(
+        c.get("/owned").await.unwrap().is_some(),
+        "kept lease's key lost across restart"
+    );
 }

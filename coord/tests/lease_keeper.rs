@@ -31,7 +31,10 @@ impl Coordinator for Flaky {
     }
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
         self.renewals.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(self.renewal_delay_ms.load(Ordering::SeqCst))).await;
+        tokio::time::sleep(Duration::from_millis(
+            self.renewal_delay_ms.load(Ordering::SeqCst),
+        ))
+        .await;
         if self.fail_renewals.load(Ordering::SeqCst) {
             return Err(CoordError::Unavailable("injected".into()));
         }
@@ -43,7 +46,12 @@ impl Coordinator for Flaky {
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
         self.inner.lease_time_to_live(lease).await
     }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError> {
         self.inner.put(key, value, lease).await
     }
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
@@ -64,7 +72,11 @@ impl Coordinator for Flaky {
     async fn current_revision(&self) -> Result<Revision, CoordError> {
         self.inner.current_revision().await
     }
-    async fn watch_prefix(&self, prefix: &str, start: Option<Revision>) -> Result<WatchStream, CoordError> {
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start: Option<Revision>,
+    ) -> Result<WatchStream, CoordError> {
         self.inner.watch_prefix(prefix, start).await
     }
 }
@@ -84,16 +96,33 @@ async fn failing_renewals_lead_to_expiring_at_two_thirds_then_lost_at_ttl() {
     let t0 = Instant::now();
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     let mut status = keeper.status();
-    assert_eq!(*status.borrow_and_update(), LeaseStatus::Alive { confirmed_until: t0 + TTL });
+    assert_eq!(
+        *status.borrow_and_update(),
+        LeaseStatus::Alive {
+            confirmed_until: t0 + TTL
+        }
+    );
 
     flaky.fail_renewals.store(true, Ordering::SeqCst);
     let (s, at) = next_status(&mut status).await;
-    assert_eq!((s, at - t0), (LeaseStatus::Expiring, Duration::from_secs(2)), "expiring must start at 2/3 ttl");
+    assert_eq!(
+        (s, at - t0),
+        (LeaseStatus::Expiring, Duration::from_secs(2)),
+        "expiring must start at 2/3 ttl"
+    );
     let (s, at) = next_status(&mut status).await;
-    assert_eq!((s, at - t0), (LeaseStatus::Lost, TTL), "lost exactly at the ttl");
+    assert_eq!(
+        (s, at - t0),
+        (LeaseStatus::Lost, TTL),
+        "lost exactly at the ttl"
+    );
     // Failed renewals are retried at most ttl/6 apart: at 1 s, then after
     // 200, 400, 500, 500 ms; the next would be past the ttl.
-    assert!(flaky.renewals.load(Ordering::SeqCst) >= 5, "too few retries: {}", flaky.renewals.load(Ordering::SeqCst));
+    assert!(
+        flaky.renewals.load(Ordering::SeqCst) >= 5,
+        "too few retries: {}",
+        flaky.renewals.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,14 +145,27 @@ async fn renewals_recover_from_expiring_back_to_alive() {
 async fn confirmed_until_counts_from_when_the_renewal_was_sent() {
     let flaky = Arc::new(Flaky::default());
     flaky.renewal_delay_ms.store(400, Ordering::SeqCst);
-    let keeper = LeaseKeeper::start(flaky.clone(), flaky.inner.grant_lease(TTL).await.unwrap(), TTL);
+    let keeper = LeaseKeeper::start(
+        flaky.clone(),
+        flaky.inner.grant_lease(TTL).await.unwrap(),
+        TTL,
+    );
     let mut status = keeper.status();
     let sent = Instant::now();
-    assert_eq!(*status.borrow_and_update(), LeaseStatus::Expiring, "unconfirmed lease reported alive");
+    assert_eq!(
+        *status.borrow_and_update(),
+        LeaseStatus::Expiring,
+        "unconfirmed lease reported alive"
+    );
     let (s, answered) = next_status(&mut status).await;
     assert_eq!(answered - sent, Duration::from_millis(400));
     // Measured from the send, not from the (later) answer.
-    assert_eq!(s, LeaseStatus::Alive { confirmed_until: sent + TTL });
+    assert_eq!(
+        s,
+        LeaseStatus::Alive {
+            confirmed_until: sent + TTL
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -135,7 +177,10 @@ async fn a_hanging_renewal_does_not_delay_the_status() {
     flaky.renewal_delay_ms.store(60_000, Ordering::SeqCst);
     let mut status = keeper.status();
     let (s, at) = next_status(&mut status).await;
-    assert_eq!((s, at - t0), (LeaseStatus::Expiring, Duration::from_secs(2)));
+    assert_eq!(
+        (s, at - t0),
+        (LeaseStatus::Expiring, Duration::from_secs(2))
+    );
     let (s, at) = next_status(&mut status).await;
     assert_eq!((s, at - t0), (LeaseStatus::Lost, TTL));
 }
@@ -144,7 +189,10 @@ async fn a_hanging_renewal_does_not_delay_the_status() {
 async fn revoked_lease_is_lost_at_the_next_renewal_and_revoke_deletes_keys() {
     let flaky = Arc::new(Flaky::default());
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
-    flaky.put("k", b"v".to_vec(), Some(keeper.lease())).await.unwrap();
+    flaky
+        .put("k", b"v".to_vec(), Some(keeper.lease()))
+        .await
+        .unwrap();
     let mut status = keeper.status();
     flaky.revoke_lease(keeper.lease()).await.unwrap();
     let t0 = Instant::now();
@@ -157,7 +205,10 @@ async fn revoked_lease_is_lost_at_the_next_renewal_and_revoke_deletes_keys() {
     }
 
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
-    flaky.put("k2", b"v".to_vec(), Some(keeper.lease())).await.unwrap();
+    flaky
+        .put("k2", b"v".to_vec(), Some(keeper.lease()))
+        .await
+        .unwrap();
     let status = keeper.status();
     keeper.revoke().await.unwrap();
     assert_eq!(*status.borrow(), LeaseStatus::Lost);

@@ -31,8 +31,9 @@
 //! * A state never "transitions" to itself: `can_transition(s, s)` is false,
 //!   so a repeated write is visible as such to the caller.
 //!
-//! Every non-terminal state can reach a terminal one (property-tested below),
-//! so no run, job or item can be stuck by the rules themselves.
+//! Every non-terminal state can reach a terminal one (property-tested in
+//! `core/tests/state.rs`), so no run, job or item can be stuck by the rules
+//! themselves.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -9,7 +9,9 @@
 //! panics, and removes the directory.
 //!
 //! The binary is `$NIGHTSHIFT_TEST_ETCD_BIN`, else `etcd` on `PATH`, else
-//! `/usr/bin/etcd`.
+//! `/usr/bin/etcd`. [`EtcdServer::start_with`] serves the client port over TLS
+//! with client-certificate authentication; readiness is always probed on a
+//! separate plain-HTTP metrics port, so the probe does not need TLS.
 //!
 //! Timing flags are tuned for tests (20 ms heartbeat, 200 ms election
 //! timeout): a single node is ready in ~150 ms and etcd's minimum lease TTL
@@ -37,12 +39,32 @@ const START_ATTEMPTS: usize = 3;
 /// How long a restart keeps retrying while the old ports are still busy.
 const RESTART_RETRY_FOR: Duration = Duration::from_secs(5);
 
+/// How to start an [`EtcdServer`].
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// Serve clients over TLS, requiring client certificates signed by `ca`.
+    pub tls: Option<EtcdTls>,
+}
+
+/// PEM files for an etcd serving TLS.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// Server certificate (must be valid for IP 127.0.0.1).
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+    /// CA that signs the client certificates etcd accepts.
+    pub ca: PathBuf,
+}
+
 /// A running (or deliberately stopped) etcd process owned by a test.
 pub struct EtcdServer {
     bin: PathBuf,
     dir: TempDir,
+    options: EtcdOptions,
     client_port: u16,
     peer_port: u16,
+    metrics_port: u16,
     // A mutex so that kill/restart work through `&self` (a test shares the
     // server with spawned tasks); never held across an await.
     child: Mutex<Option<Child>>,
@@ -52,13 +74,27 @@ impl EtcdServer {
     /// Starts a fresh etcd on free loopback ports with an empty data dir and
     /// waits until it is healthy.
     pub async fn start() -> anyhow::Result<EtcdServer> {
+        Self::start_with(EtcdOptions::default()).await
+    }
+
+    /// Like [`start`](Self::start), with options (e.g. TLS).
+    pub async fn start_with(options: EtcdOptions) -> anyhow::Result<EtcdServer> {
         let bin = etcd_binary()?;
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            let dir = tempfile::Builder::new().prefix("nightshift-etcd-").tempdir()?;
-            let (client_port, peer_port) = free_ports()?;
-            let server =
-                EtcdServer { bin: bin.clone(), dir, client_port, peer_port, child: Mutex::new(None) };
+            let dir = tempfile::Builder::new()
+                .prefix("nightshift-etcd-")
+                .tempdir()?;
+            let [client_port, peer_port, metrics_port] = free_ports()?;
+            let server = EtcdServer {
+                bin: bin.clone(),
+                dir,
+                options: options.clone(),
+                client_port,
+                peer_port,
+                metrics_port,
+                child: Mutex::new(None),
+            };
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
@@ -67,9 +103,14 @@ impl EtcdServer {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    /// Client URL, e.g. `http://127.0.0.1:41234`.
+    /// Client URL, e.g. `http://127.0.0.1:41234` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Client URLs, for APIs taking a list.
@@ -134,11 +175,17 @@ impl EtcdServer {
     /// visible when this returns): watches from an older revision then fail
     /// with "compacted".
     pub async fn compact(&self, revision: i64) -> anyhow::Result<()> {
+        if self.options.tls.is_some() {
+            bail!("EtcdServer::compact supports plain-text servers only");
+        }
         let mut client = etcd_client::Client::connect(self.endpoints(), None)
             .await
             .context("connecting to etcd to compact")?;
         client
-            .compact(revision, Some(etcd_client::CompactionOptions::new().with_physical()))
+            .compact(
+                revision,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
             .await
             .with_context(|| format!("compacting etcd at revision {revision}"))?;
         Ok(())
@@ -146,7 +193,9 @@ impl EtcdServer {
 
     fn child_slot(&self) -> MutexGuard<'_, Option<Child>> {
         // A panic while holding this lock cannot leave the Option invalid.
-        self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn signal(&self, sig: libc::c_int) -> anyhow::Result<()> {
@@ -156,7 +205,10 @@ impl EtcdServer {
         // own child, which we have not reaped yet (still in `self.child`).
         let rc = unsafe { libc::kill(pid, sig) };
         if rc != 0 {
-            bail!("kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+            bail!(
+                "kill({pid}, {sig}) failed: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -175,15 +227,38 @@ impl EtcdServer {
             .open(self.log_path())
             .context("opening etcd log file")?;
         let log_err = log.try_clone()?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if let Some(tls) = &self.options.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .arg("--name")
             .arg("n")
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .arg("--initial-cluster")
             .arg(format!("n={peer_url}"))
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://127.0.0.1:{}", self.metrics_port))
             .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .stdin(Stdio::null())
@@ -195,16 +270,26 @@ impl EtcdServer {
 
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self.child_slot().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child_slot()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child_slot().take();
-                bail!("etcd exited during startup ({status}); log tail:\n{}", self.log_tail(30));
+                bail!(
+                    "etcd exited during startup ({status}); log tail:\n{}",
+                    self.log_tail(30)
+                );
             }
-            if healthy(self.client_port).await {
+            if healthy(self.metrics_port).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 self.kill();
-                bail!("etcd not healthy after {READY_TIMEOUT:?}; log tail:\n{}", self.log_tail(30));
+                bail!(
+                    "etcd not healthy after {READY_TIMEOUT:?}; log tail:\n{}",
+                    self.log_tail(30)
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -239,7 +324,11 @@ fn etcd_binary() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|p| p.join("etcd")).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("etcd"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     on_path
         .into_iter()
@@ -253,24 +342,38 @@ fn etcd_binary() -> anyhow::Result<PathBuf> {
         })
 }
 
-/// Two distinct free loopback ports. Both listeners are held until both are
+/// Distinct free loopback ports. All listeners are held until all are
 /// chosen so the kernel cannot hand out the same port twice.
-fn free_ports() -> anyhow::Result<(u16, u16)> {
-    let a = TcpListener::bind("127.0.0.1:0")?;
-    let b = TcpListener::bind("127.0.0.1:0")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
-/// Whether etcd's `/health` endpoint answers healthy.
+/// Whether etcd's `/health` endpoint (on the plain-HTTP metrics port)
+/// answers healthy.
 async fn healthy(port: u16) -> bool {
     let probe = async {
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
         let mut body = Vec::new();
         conn.read_to_end(&mut body).await.ok()?;
         Some(String::from_utf8_lossy(&body).contains("\"health\":\"true\""))
     };
-    tokio::time::timeout(Duration::from_millis(500), probe).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(Duration::from_millis(500), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// The last `lines` lines of a log file (at most its last 64 KiB).
@@ -300,16 +403,23 @@ mod tests {
     async fn start_kill_restart_keeps_data_and_ports() {
         let server = EtcdServer::start().await.unwrap();
         let endpoint = server.endpoint();
-        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
+        let mut client = etcd_client::Client::connect(server.endpoints(), None)
+            .await
+            .unwrap();
         client.put("k", "v", None).await.unwrap();
 
         server.kill();
         assert_eq!(server.pid(), None);
-        assert!(!healthy(server.client_port).await, "killed etcd still answers");
+        assert!(
+            !healthy(server.metrics_port).await,
+            "killed etcd still answers"
+        );
 
         server.restart().await.unwrap();
         assert_eq!(server.endpoint(), endpoint);
-        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
+        let mut client = etcd_client::Client::connect(server.endpoints(), None)
+            .await
+            .unwrap();
         let got = client.get("k", None).await.unwrap();
         assert_eq!(got.kvs()[0].value(), b"v");
     }
@@ -318,10 +428,10 @@ mod tests {
     async fn pause_stops_answers_until_resume() {
         let server = EtcdServer::start().await.unwrap();
         server.pause().unwrap();
-        assert!(!healthy(server.client_port).await, "paused etcd answered");
+        assert!(!healthy(server.metrics_port).await, "paused etcd answered");
         server.resume().unwrap();
         crate::wait::wait_for(Duration::from_secs(5), "etcd healthy after resume", || {
-            healthy(server.client_port)
+            healthy(server.metrics_port)
         })
         .await
         .unwrap();
@@ -342,12 +452,29 @@ mod tests {
     #[tokio::test]
     async fn compact_makes_old_revisions_unreadable() {
         let server = EtcdServer::start().await.unwrap();
-        let mut client = etcd_client::Client::connect(server.endpoints(), None).await.unwrap();
-        let first = client.put("k", "1", None).await.unwrap().header().unwrap().revision();
-        let second = client.put("k", "2", None).await.unwrap().header().unwrap().revision();
+        let mut client = etcd_client::Client::connect(server.endpoints(), None)
+            .await
+            .unwrap();
+        let first = client
+            .put("k", "1", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let second = client
+            .put("k", "2", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
         server.compact(second).await.unwrap();
         let err = client
-            .get("k", Some(etcd_client::GetOptions::new().with_revision(first)))
+            .get(
+                "k",
+                Some(etcd_client::GetOptions::new().with_revision(first)),
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("compacted"), "{err}");

@@ -36,7 +36,11 @@ where
 
 /// Polls `probe` until it returns `Some(value)` and returns that value, or
 /// fails after `timeout` with an error naming `what` was awaited.
-pub async fn wait_for_value<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+pub async fn wait_for_value<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut probe: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -79,7 +83,9 @@ mod tests {
 
     #[tokio::test]
     async fn wait_for_value_returns_the_value() {
-        let v = wait_for_value(Duration::from_secs(1), "value", || async { Some(42) }).await.unwrap();
+        let v = wait_for_value(Duration::from_secs(1), "value", || async { Some(42) })
+            .await
+            .unwrap();
         assert_eq!(v, 42);
     }
 }

@@ -6,7 +6,9 @@
 //! becomes [`CoordError::Unavailable`], so callers can trust
 //! [`CoordError::is_transient`].
 
-use crate::api::{CmpOp, Compare, CompareTarget, CoordError, KeyValue, LeaseId, Txn, TxnOp, TxnOpResult};
+use crate::api::{
+    CmpOp, Compare, CompareTarget, CoordError, KeyValue, LeaseId, Txn, TxnOp, TxnOpResult,
+};
 use etcd_client as ec;
 use tonic::Code;
 
@@ -41,11 +43,15 @@ fn compare(c: &Compare) -> ec::Compare {
 
 fn txn_op(op: TxnOp) -> ec::TxnOp {
     match op {
-        TxnOp::Put { key, value, lease } => {
-            ec::TxnOp::put(key, value, lease.map(|l| ec::PutOptions::new().with_lease(l.0)))
-        }
+        TxnOp::Put { key, value, lease } => ec::TxnOp::put(
+            key,
+            value,
+            lease.map(|l| ec::PutOptions::new().with_lease(l.0)),
+        ),
         TxnOp::Delete { key } => ec::TxnOp::delete(key, None),
-        TxnOp::DeletePrefix { prefix } => ec::TxnOp::delete(prefix, Some(ec::DeleteOptions::new().with_prefix())),
+        TxnOp::DeletePrefix { prefix } => {
+            ec::TxnOp::delete(prefix, Some(ec::DeleteOptions::new().with_prefix()))
+        }
         TxnOp::Get { key } => ec::TxnOp::get(key, None),
     }
 }
@@ -55,7 +61,10 @@ pub(super) fn txn(txn: Txn) -> ec::Txn {
     let compares: Vec<ec::Compare> = txn.compares.iter().map(compare).collect();
     let success: Vec<ec::TxnOp> = txn.success.into_iter().map(txn_op).collect();
     let failure: Vec<ec::TxnOp> = txn.failure.into_iter().map(txn_op).collect();
-    ec::Txn::new().when(compares).and_then(success).or_else(failure)
+    ec::Txn::new()
+        .when(compares)
+        .and_then(success)
+        .or_else(failure)
 }
 
 /// Converts the results of the branch that ran.
@@ -82,7 +91,9 @@ pub(super) fn error(e: ec::Error, lease: Option<LeaseId>) -> CoordError {
         ec::Error::InvalidArgs(msg) => CoordError::Invalid(msg),
         ec::Error::InvalidUri(e) => CoordError::Invalid(format!("invalid endpoint: {e}")),
         ec::Error::EndpointError(msg) => CoordError::Invalid(format!("endpoint error: {msg}")),
-        ec::Error::InvalidMetadataValue(e) => CoordError::Denied(format!("invalid credentials: {e}")),
+        ec::Error::InvalidMetadataValue(e) => {
+            CoordError::Denied(format!("invalid credentials: {e}"))
+        }
         other => CoordError::Unavailable(other.to_string()),
     }
 }
@@ -96,19 +107,28 @@ fn status_error(status: &tonic::Status, lease: Option<LeaseId>) -> CoordError {
     if msg.contains("required revision has been compacted") {
         // Unary calls do not say which revision; the watch path builds a
         // precise Compacted from the watch response instead.
-        return CoordError::Compacted { requested: 0, compacted: 0 };
+        return CoordError::Compacted {
+            requested: 0,
+            compacted: 0,
+        };
     }
-    if ["authentication failed", "permission denied", "user name is empty", "invalid auth token"]
-        .iter()
-        .any(|m| msg.contains(m))
+    if [
+        "authentication failed",
+        "permission denied",
+        "user name is empty",
+        "invalid auth token",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
     {
         // etcd reports a failed login as InvalidArgument: check before codes.
         return CoordError::Denied(text);
     }
     match status.code() {
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange | Code::Unimplemented => {
-            CoordError::Invalid(text)
-        }
+        Code::InvalidArgument
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented => CoordError::Invalid(text),
         Code::PermissionDenied | Code::Unauthenticated => CoordError::Denied(text),
         // Unavailable, DeadlineExceeded (request timed out, leader changed),
         // Cancelled, Unknown, Aborted, ResourceExhausted (quota), Internal.
@@ -142,23 +162,62 @@ mod tests {
     #[test]
     fn etcd_errors_map_to_contract_errors() {
         let lease = Some(LeaseId(7));
-        assert_eq!(error(grpc(Code::NotFound, "etcdserver: requested lease not found"), lease), CoordError::LeaseNotFound(LeaseId(7)));
+        assert_eq!(
+            error(
+                grpc(Code::NotFound, "etcdserver: requested lease not found"),
+                lease
+            ),
+            CoordError::LeaseNotFound(LeaseId(7))
+        );
         assert!(matches!(
-            error(grpc(Code::InvalidArgument, "etcdserver: too many operations in txn request"), None),
+            error(
+                grpc(
+                    Code::InvalidArgument,
+                    "etcdserver: too many operations in txn request"
+                ),
+                None
+            ),
             CoordError::Invalid(_)
         ));
         assert!(matches!(
-            error(grpc(Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"), None),
+            error(
+                grpc(
+                    Code::OutOfRange,
+                    "etcdserver: mvcc: required revision has been compacted"
+                ),
+                None
+            ),
             CoordError::Compacted { .. }
         ));
         assert!(matches!(
-            error(grpc(Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password"), None),
+            error(
+                grpc(
+                    Code::InvalidArgument,
+                    "etcdserver: authentication failed, invalid user ID or password"
+                ),
+                None
+            ),
             CoordError::Denied(_)
         ));
-        assert!(matches!(error(grpc(Code::PermissionDenied, "etcdserver: permission denied"), None), CoordError::Denied(_)));
-        assert!(error(grpc(Code::Unavailable, "etcdserver: request timed out"), None).is_transient());
+        assert!(matches!(
+            error(
+                grpc(Code::PermissionDenied, "etcdserver: permission denied"),
+                None
+            ),
+            CoordError::Denied(_)
+        ));
+        assert!(error(
+            grpc(Code::Unavailable, "etcdserver: request timed out"),
+            None
+        )
+        .is_transient());
         assert!(error(grpc(Code::DeadlineExceeded, "deadline"), None).is_transient());
-        assert!(error(ec::Error::LeaseKeepAliveError("lease not found".into()), lease) == CoordError::LeaseNotFound(LeaseId(7)));
+        assert!(
+            error(
+                ec::Error::LeaseKeepAliveError("lease not found".into()),
+                lease
+            ) == CoordError::LeaseNotFound(LeaseId(7))
+        );
         assert!(error(ec::Error::WatchError("stream closed".into()), None).is_transient());
     }
 }

@@ -20,7 +20,9 @@
 mod convert;
 mod watch;
 
-use crate::api::{CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream};
+use crate::api::{
+    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+};
 use async_trait::async_trait;
 use etcd_client as ec;
 use std::future::Future;
@@ -100,7 +102,9 @@ pub struct EtcdCoordinator {
 
 impl std::fmt::Debug for EtcdCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdCoordinator").field("request_timeout", &self.request_timeout).finish()
+        f.debug_struct("EtcdCoordinator")
+            .field("request_timeout", &self.request_timeout)
+            .finish()
     }
 }
 
@@ -117,10 +121,16 @@ impl EtcdCoordinator {
             .with_keep_alive_while_idle(false);
         match (&config.username, &config.password) {
             (Some(user), Some(password)) => {
-                options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
+                options = options
+                    .with_user(user.clone(), password.clone())
+                    .with_auto_token_refresh(true);
             }
             (None, None) => {}
-            _ => return Err(CoordError::Invalid("etcd username and password must be given together".into())),
+            _ => {
+                return Err(CoordError::Invalid(
+                    "etcd username and password must be given together".into(),
+                ))
+            }
         }
         if let Some(tls) = &config.tls {
             options = options.with_tls(tls_options(tls)?);
@@ -137,8 +147,14 @@ impl EtcdCoordinator {
                 )))
             }
         };
-        let coordinator = EtcdCoordinator { client, request_timeout: config.request_timeout };
-        coordinator.current_revision().await.map_err(|e| in_context(e, &endpoints))?;
+        let coordinator = EtcdCoordinator {
+            client,
+            request_timeout: config.request_timeout,
+        };
+        coordinator
+            .current_revision()
+            .await
+            .map_err(|e| in_context(e, &endpoints))?;
         Ok(coordinator)
     }
 
@@ -150,24 +166,37 @@ impl EtcdCoordinator {
     ) -> Result<T, CoordError> {
         match tokio::time::timeout(self.request_timeout, fut).await {
             Ok(result) => result.map_err(|e| convert::error(e, lease)),
-            Err(_) => Err(CoordError::Unavailable(format!("etcd request timed out after {:?}", self.request_timeout))),
+            Err(_) => Err(CoordError::Unavailable(format!(
+                "etcd request timed out after {:?}",
+                self.request_timeout
+            ))),
         }
     }
 
     fn kv(&self) -> ec::KvClient {
-        self.client.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES)
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 }
 
 fn tls_options(tls: &TlsFiles) -> Result<ec::TlsOptions, CoordError> {
     let read = |p: &PathBuf| {
-        std::fs::read(p).map_err(|e| CoordError::Invalid(format!("reading etcd tls file {}: {e}", p.display())))
+        std::fs::read(p)
+            .map_err(|e| CoordError::Invalid(format!("reading etcd tls file {}: {e}", p.display())))
     };
-    let mut options = ec::TlsOptions::new().ca_certificate(ec::Certificate::from_pem(read(&tls.ca)?));
+    let mut options =
+        ec::TlsOptions::new().ca_certificate(ec::Certificate::from_pem(read(&tls.ca)?));
     match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => options = options.identity(ec::Identity::from_pem(read(cert)?, read(key)?)),
+        (Some(cert), Some(key)) => {
+            options = options.identity(ec::Identity::from_pem(read(cert)?, read(key)?))
+        }
         (None, None) => {}
-        _ => return Err(CoordError::Invalid("etcd tls cert and key must be given together".into())),
+        _ => {
+            return Err(CoordError::Invalid(
+                "etcd tls cert and key must be given together".into(),
+            ))
+        }
     }
     Ok(options)
 }
@@ -193,14 +222,21 @@ fn seconds(ttl: i64) -> Duration {
 }
 
 fn header_revision(header: Option<&ec::ResponseHeader>) -> Result<Revision, CoordError> {
-    header.map(ec::ResponseHeader::revision).ok_or_else(|| CoordError::Unavailable("etcd response without header".into()))
+    header
+        .map(ec::ResponseHeader::revision)
+        .ok_or_else(|| CoordError::Unavailable("etcd response without header".into()))
 }
 
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
         let mut leases = self.client.lease_client();
-        let resp = self.call(None, async move { leases.grant(ttl_seconds(ttl), None).await }).await?;
+        let resp = self
+            .call(
+                None,
+                async move { leases.grant(ttl_seconds(ttl), None).await },
+            )
+            .await?;
         Ok(LeaseId(resp.id()))
     }
 
@@ -216,7 +252,9 @@ impl Coordinator for EtcdCoordinator {
             match responses.message().await? {
                 Some(r) if r.ttl() > 0 => Ok(seconds(r.ttl())),
                 Some(_) => Err(ec::Error::LeaseKeepAliveError("lease not found".into())),
-                None => Err(ec::Error::LeaseKeepAliveError("keep-alive stream closed".into())),
+                None => Err(ec::Error::LeaseKeepAliveError(
+                    "keep-alive stream closed".into(),
+                )),
             }
         })
         .await
@@ -224,12 +262,19 @@ impl Coordinator for EtcdCoordinator {
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
         let mut leases = self.client.lease_client();
-        self.call(Some(lease), async move { leases.revoke(lease.0).await }).await.map(|_| ())
+        self.call(Some(lease), async move { leases.revoke(lease.0).await })
+            .await
+            .map(|_| ())
     }
 
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
         let mut leases = self.client.lease_client();
-        match self.call(Some(lease), async move { leases.time_to_live(lease.0, None).await }).await {
+        match self
+            .call(Some(lease), async move {
+                leases.time_to_live(lease.0, None).await
+            })
+            .await
+        {
             // etcd answers TTL -1 for a lease it does not know.
             Ok(resp) => Ok((resp.ttl() >= 0).then(|| seconds(resp.ttl()))),
             Err(CoordError::LeaseNotFound(_)) => Ok(None),
@@ -237,48 +282,75 @@ impl Coordinator for EtcdCoordinator {
         }
     }
 
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError> {
         let mut kv = self.kv();
         let options = lease.map(|l| ec::PutOptions::new().with_lease(l.0));
-        let resp = self.call(lease, async move { kv.put(key, value, options).await }).await?;
+        let resp = self
+            .call(lease, async move { kv.put(key, value, options).await })
+            .await?;
         header_revision(resp.header())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
         let mut kv = self.kv();
-        let resp = self.call(None, async move { kv.get(key, None).await }).await?;
+        let resp = self
+            .call(None, async move { kv.get(key, None).await })
+            .await?;
         Ok(resp.kvs().first().map(convert::key_value))
     }
 
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         let mut kv = self.kv();
-        let resp = self.call(None, async move { kv.get(prefix, Some(ec::GetOptions::new().with_prefix())).await }).await?;
+        let resp = self
+            .call(None, async move {
+                kv.get(prefix, Some(ec::GetOptions::new().with_prefix()))
+                    .await
+            })
+            .await?;
         // etcd sorts a range by key, ascending, by default.
-        Ok((resp.kvs().iter().map(convert::key_value).collect(), header_revision(resp.header())?))
+        Ok((
+            resp.kvs().iter().map(convert::key_value).collect(),
+            header_revision(resp.header())?,
+        ))
     }
 
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         let mut kv = self.kv();
-        let resp = self.call(None, async move { kv.delete(key, None).await }).await?;
+        let resp = self
+            .call(None, async move { kv.delete(key, None).await })
+            .await?;
         Ok(resp.deleted())
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
         let mut kv = self.kv();
         let options = ec::DeleteOptions::new().with_prefix();
-        let resp = self.call(None, async move { kv.delete(prefix, Some(options)).await }).await?;
+        let resp = self
+            .call(None, async move { kv.delete(prefix, Some(options)).await })
+            .await?;
         Ok(resp.deleted())
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
         // A put with a missing lease fails the whole txn: name that lease.
-        let lease = txn.success.iter().chain(&txn.failure).find_map(|op| match op {
-            crate::api::TxnOp::Put { lease, .. } => *lease,
-            _ => None,
-        });
+        let lease = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .find_map(|op| match op {
+                crate::api::TxnOp::Put { lease, .. } => *lease,
+                _ => None,
+            });
         let mut kv = self.kv();
         let request = convert::txn(txn);
-        let resp = self.call(lease, async move { kv.txn(request).await }).await?;
+        let resp = self
+            .call(lease, async move { kv.txn(request).await })
+            .await?;
         Ok(TxnResponse {
             succeeded: resp.succeeded(),
             revision: header_revision(resp.header())?,
@@ -291,11 +363,17 @@ impl Coordinator for EtcdCoordinator {
         // Any read returns the store revision in its header; count-only on
         // a key nobody uses keeps it tiny.
         let options = ec::GetOptions::new().with_count_only();
-        let resp = self.call(None, async move { kv.get(vec![0u8], Some(options)).await }).await?;
+        let resp = self
+            .call(None, async move { kv.get(vec![0u8], Some(options)).await })
+            .await?;
         header_revision(resp.header())
     }
 
-    async fn watch_prefix(&self, prefix: &str, start_revision: Option<Revision>) -> Result<WatchStream, CoordError> {
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: Option<Revision>,
+    ) -> Result<WatchStream, CoordError> {
         // "Only future changes" is pinned to a revision now, so a write that
         // completes after this call returns is always delivered, even if the
         // first watch stream is only established after a reconnect.

@@ -77,7 +77,11 @@ async fn supervise(coord: EtcdCoordinator, prefix: String, mut next: Revision, t
             Stop::Compacted => match coord.get_prefix(&prefix).await {
                 Ok((kvs, revision)) => {
                     tracing::info!(prefix = %prefix, from = next, revision, "etcd watch compacted; resyncing");
-                    if tx.send(Ok(WatchEvent::Resync { kvs, revision })).await.is_err() {
+                    if tx
+                        .send(Ok(WatchEvent::Resync { kvs, revision }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     next = revision + 1;
@@ -115,7 +119,9 @@ async fn watch_once(
     backoff: &mut Duration,
 ) -> Stop {
     let mut client = coord.client.watch_client();
-    let options = ec::WatchOptions::new().with_prefix().with_start_revision(*next);
+    let options = ec::WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(*next);
     let mut stream = match coord.call(None, client.watch(prefix, Some(options))).await {
         Ok(stream) => stream,
         Err(e) => return classify(e),
@@ -125,7 +131,9 @@ async fn watch_once(
         // connection is detected by HTTP/2 keep-alive and surfaces as an error.
         let resp = match stream.message().await {
             Ok(Some(resp)) => resp,
-            Ok(None) => return Stop::Retry(CoordError::Unavailable("etcd watch stream ended".into())),
+            Ok(None) => {
+                return Stop::Retry(CoordError::Unavailable("etcd watch stream ended".into()))
+            }
             Err(e) => return classify(convert::error(e, None)),
         };
         if resp.created() {
@@ -139,7 +147,9 @@ async fn watch_once(
             return if reason.contains("permission denied") {
                 Stop::Fatal(CoordError::Denied(reason))
             } else {
-                Stop::Retry(CoordError::Unavailable(format!("etcd canceled the watch: {reason}")))
+                Stop::Retry(CoordError::Unavailable(format!(
+                    "etcd canceled the watch: {reason}"
+                )))
             };
         }
         let mut delivered = None;

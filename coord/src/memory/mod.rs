@@ -23,7 +23,9 @@
 
 mod store;
 
-use crate::api::{CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchEvent, WatchStream};
+use crate::api::{
+    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchEvent, WatchStream,
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,7 +79,10 @@ impl MemoryCoordinator {
     pub fn with_history_limit(limit: usize) -> Self {
         MemoryCoordinator {
             inner: Arc::new(Inner {
-                state: Mutex::new(State { store: Store::new(limit.max(1)), watchers: Vec::new() }),
+                state: Mutex::new(State {
+                    store: Store::new(limit.max(1)),
+                    watchers: Vec::new(),
+                }),
                 reaper_wake: Arc::new(Notify::new()),
                 reaper_started: AtomicBool::new(false),
             }),
@@ -109,7 +114,10 @@ impl MemoryCoordinator {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(reap(Arc::downgrade(&self.inner), self.inner.reaper_wake.clone()));
+                handle.spawn(reap(
+                    Arc::downgrade(&self.inner),
+                    self.inner.reaper_wake.clone(),
+                ));
             }
             // Without a runtime expiry stays lazy; try again next grant.
             Err(_) => self.inner.reaper_started.store(false, Ordering::SeqCst),
@@ -142,7 +150,9 @@ impl Drop for Inner {
 fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Store methods validate before mutating, so a panic elsewhere while the
     // lock was held cannot leave it half-applied: keep serving.
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl State {
@@ -159,7 +169,10 @@ impl State {
             return;
         }
         self.watchers.retain_mut(|w| {
-            for e in events.iter().filter(|e| e.revision() >= w.from && event_key(e).starts_with(&w.prefix)) {
+            for e in events
+                .iter()
+                .filter(|e| e.revision() >= w.from && event_key(e).starts_with(&w.prefix))
+            {
                 if w.tx.send(Ok(e.clone())).is_err() {
                     return false;
                 }
@@ -216,7 +229,12 @@ impl Coordinator for MemoryCoordinator {
         Ok(self.lock().store.time_to_live(lease, Instant::now()))
     }
 
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError> {
         let mut state = self.lock();
         let committed = state.store.put(key, value, lease)?;
         state.publish(&committed);
@@ -257,7 +275,11 @@ impl Coordinator for MemoryCoordinator {
         Ok(self.lock().store.revision())
     }
 
-    async fn watch_prefix(&self, prefix: &str, start_revision: Option<Revision>) -> Result<WatchStream, CoordError> {
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: Option<Revision>,
+    ) -> Result<WatchStream, CoordError> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut state = self.lock();
         let current = state.store.revision();
@@ -271,12 +293,19 @@ impl Coordinator for MemoryCoordinator {
                 }),
                 None => {
                     let kvs = state.store.get_prefix(prefix);
-                    let _ = tx.send(Ok(WatchEvent::Resync { kvs, revision: current }));
+                    let _ = tx.send(Ok(WatchEvent::Resync {
+                        kvs,
+                        revision: current,
+                    }));
                 }
             }
         }
         let from = start_revision.unwrap_or(0).max(current + 1);
-        state.watchers.push(Watcher { prefix: prefix.to_owned(), from, tx });
+        state.watchers.push(Watcher {
+            prefix: prefix.to_owned(),
+            from,
+            tx,
+        });
         drop(state);
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
     }

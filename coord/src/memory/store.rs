@@ -13,8 +13,8 @@
 //! - putting with an unknown lease fails with lease-not-found, atomically.
 
 use crate::api::{
-    CmpOp, Compare, CompareTarget, CoordError, KeyValue, LeaseId, Revision, Txn, TxnOp, TxnOpResult,
-    TxnResponse, WatchEvent,
+    CmpOp, Compare, CompareTarget, CoordError, KeyValue, LeaseId, Revision, Txn, TxnOp,
+    TxnOpResult, TxnResponse, WatchEvent,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -76,28 +76,50 @@ impl Store {
         let ttl = whole_seconds(ttl);
         self.next_lease += 1;
         let id = self.next_lease;
-        self.leases.insert(id, LeaseEntry { ttl, deadline: now + ttl, keys: BTreeSet::new() });
+        self.leases.insert(
+            id,
+            LeaseEntry {
+                ttl,
+                deadline: now + ttl,
+                keys: BTreeSet::new(),
+            },
+        );
         (LeaseId(id), ttl)
     }
 
-    pub(super) fn keep_alive(&mut self, lease: LeaseId, now: Instant) -> Result<Duration, CoordError> {
-        let entry = self.leases.get_mut(&lease.0).ok_or(CoordError::LeaseNotFound(lease))?;
+    pub(super) fn keep_alive(
+        &mut self,
+        lease: LeaseId,
+        now: Instant,
+    ) -> Result<Duration, CoordError> {
+        let entry = self
+            .leases
+            .get_mut(&lease.0)
+            .ok_or(CoordError::LeaseNotFound(lease))?;
         entry.deadline = now + entry.ttl;
         Ok(entry.ttl)
     }
 
     pub(super) fn time_to_live(&self, lease: LeaseId, now: Instant) -> Option<Duration> {
-        self.leases.get(&lease.0).map(|e| e.deadline.saturating_duration_since(now))
+        self.leases
+            .get(&lease.0)
+            .map(|e| e.deadline.saturating_duration_since(now))
     }
 
     /// Revokes a lease, deleting its keys in one revision.
     pub(super) fn revoke(&mut self, lease: LeaseId) -> Result<Committed, CoordError> {
-        let entry = self.leases.remove(&lease.0).ok_or(CoordError::LeaseNotFound(lease))?;
+        let entry = self
+            .leases
+            .remove(&lease.0)
+            .ok_or(CoordError::LeaseNotFound(lease))?;
         let rev = self.revision + 1;
         let mut events = Vec::new();
         for key in entry.keys {
             if self.kvs.remove(&key).is_some() {
-                events.push(WatchEvent::Delete { key, mod_revision: rev });
+                events.push(WatchEvent::Delete {
+                    key,
+                    mod_revision: rev,
+                });
             }
         }
         Ok(self.commit(events))
@@ -106,10 +128,16 @@ impl Store {
     /// Revokes every lease whose deadline has passed, oldest deadline first,
     /// each in its own revision (as etcd's lessor does).
     pub(super) fn expire(&mut self, now: Instant) -> Vec<Committed> {
-        let mut due: Vec<(Instant, i64)> =
-            self.leases.iter().filter(|(_, e)| e.deadline <= now).map(|(id, e)| (e.deadline, *id)).collect();
+        let mut due: Vec<(Instant, i64)> = self
+            .leases
+            .iter()
+            .filter(|(_, e)| e.deadline <= now)
+            .map(|(id, e)| (e.deadline, *id))
+            .collect();
         due.sort();
-        due.into_iter().filter_map(|(_, id)| self.revoke(LeaseId(id)).ok()).collect()
+        due.into_iter()
+            .filter_map(|(_, id)| self.revoke(LeaseId(id)).ok())
+            .collect()
     }
 
     /// Earliest lease deadline, for the reaper's timer.
@@ -124,7 +152,11 @@ impl Store {
     }
 
     pub(super) fn get_prefix(&self, prefix: &str) -> Vec<KeyValue> {
-        self.kvs.range(prefix.to_owned()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.clone()).collect()
+        self.kvs
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Events with revision ≥ `from` under `prefix`, or `None` when `from`
@@ -151,9 +183,16 @@ impl Store {
             )));
         }
         if revision <= self.compacted {
-            return Err(CoordError::Compacted { requested: revision, compacted: self.compacted });
+            return Err(CoordError::Compacted {
+                requested: revision,
+                compacted: self.compacted,
+            });
         }
-        while self.history.front().is_some_and(|e| e.revision() < revision) {
+        while self
+            .history
+            .front()
+            .is_some_and(|e| e.revision() < revision)
+        {
             self.history.pop_front();
         }
         self.compacted = revision;
@@ -162,7 +201,12 @@ impl Store {
 
     // ---- writes ----
 
-    pub(super) fn put(&mut self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Committed, CoordError> {
+    pub(super) fn put(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Committed, CoordError> {
         self.check_lease(lease)?;
         let rev = self.revision + 1;
         let event = self.apply_put(key, value, lease, rev);
@@ -209,7 +253,14 @@ impl Store {
             }
         }
         let committed = self.commit(events);
-        Ok((TxnResponse { succeeded, revision: self.revision, results }, committed))
+        Ok((
+            TxnResponse {
+                succeeded,
+                revision: self.revision,
+                results,
+            },
+            committed,
+        ))
     }
 
     fn check_lease(&self, lease: Option<LeaseId>) -> Result<(), CoordError> {
@@ -219,10 +270,17 @@ impl Store {
         }
     }
 
-    fn apply_put(&mut self, key: &str, value: Vec<u8>, lease: Option<LeaseId>, rev: Revision) -> WatchEvent {
+    fn apply_put(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+        rev: Revision,
+    ) -> WatchEvent {
         let previous = self.kvs.get(key);
         let old_lease = previous.and_then(|kv| kv.lease);
-        let (create_revision, version) = previous.map_or((rev, 1), |kv| (kv.create_revision, kv.version + 1));
+        let (create_revision, version) =
+            previous.map_or((rev, 1), |kv| (kv.create_revision, kv.version + 1));
         if old_lease != lease {
             if let Some(entry) = old_lease.and_then(|l| self.leases.get_mut(&l.0)) {
                 entry.keys.remove(key);
@@ -231,7 +289,14 @@ impl Store {
         if let Some(entry) = lease.and_then(|l| self.leases.get_mut(&l.0)) {
             entry.keys.insert(key.to_owned());
         }
-        let kv = KeyValue { key: key.to_owned(), value, create_revision, mod_revision: rev, version, lease };
+        let kv = KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision,
+            mod_revision: rev,
+            version,
+            lease,
+        };
         self.kvs.insert(key.to_owned(), kv.clone());
         WatchEvent::Put(kv)
     }
@@ -240,7 +305,11 @@ impl Store {
         let keys: Vec<String> = if prefix {
             self.get_prefix(key).into_iter().map(|kv| kv.key).collect()
         } else {
-            self.kvs.contains_key(key).then(|| key.to_owned()).into_iter().collect()
+            self.kvs
+                .contains_key(key)
+                .then(|| key.to_owned())
+                .into_iter()
+                .collect()
         };
         keys.into_iter()
             .filter_map(|k| {
@@ -248,7 +317,10 @@ impl Store {
                 if let Some(entry) = kv.lease.and_then(|l| self.leases.get_mut(&l.0)) {
                     entry.keys.remove(&k);
                 }
-                Some(WatchEvent::Delete { key: k, mod_revision: rev })
+                Some(WatchEvent::Delete {
+                    key: k,
+                    mod_revision: rev,
+                })
             })
             .collect()
     }
@@ -293,26 +365,37 @@ impl Store {
 /// etcd's static checks on a txn: op limits, and no key written twice in a
 /// branch (both branches are checked, whichever runs).
 fn validate_shape(txn: &Txn) -> Result<(), CoordError> {
-    if txn.compares.len() > MAX_TXN_OPS || txn.success.len() > MAX_TXN_OPS || txn.failure.len() > MAX_TXN_OPS {
-        return Err(CoordError::Invalid("too many operations in txn request".into()));
+    if txn.compares.len() > MAX_TXN_OPS
+        || txn.success.len() > MAX_TXN_OPS
+        || txn.failure.len() > MAX_TXN_OPS
+    {
+        return Err(CoordError::Invalid(
+            "too many operations in txn request".into(),
+        ));
     }
     for branch in [&txn.success, &txn.failure] {
         let mut puts = BTreeSet::new();
         for op in branch.iter() {
             if let TxnOp::Put { key, .. } = op {
                 if !puts.insert(key.as_str()) {
-                    return Err(CoordError::Invalid(format!("duplicate key given in txn request: {key}")));
+                    return Err(CoordError::Invalid(format!(
+                        "duplicate key given in txn request: {key}"
+                    )));
                 }
             }
         }
         for op in branch.iter() {
             let overlaps = match op {
                 TxnOp::Delete { key } => puts.contains(key.as_str()),
-                TxnOp::DeletePrefix { prefix } => puts.iter().any(|k| k.starts_with(prefix.as_str())),
+                TxnOp::DeletePrefix { prefix } => {
+                    puts.iter().any(|k| k.starts_with(prefix.as_str()))
+                }
                 _ => false,
             };
             if overlaps {
-                return Err(CoordError::Invalid("duplicate key given in txn request: put and delete".into()));
+                return Err(CoordError::Invalid(
+                    "duplicate key given in txn request: put and delete".into(),
+                ));
             }
         }
     }

@@ -15,10 +15,19 @@ async fn lease_expires_exactly_at_ttl_in_virtual_time() {
     coord.put("k", b"v".to_vec(), Some(lease)).await.unwrap();
 
     tokio::time::advance(Duration::from_millis(1_999)).await;
-    assert!(coord.get("k").await.unwrap().is_some(), "key gone before the ttl");
+    assert!(
+        coord.get("k").await.unwrap().is_some(),
+        "key gone before the ttl"
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert!(coord.get("k").await.unwrap().is_none(), "key still there at the ttl");
-    assert_eq!(coord.keep_alive(lease).await, Err(CoordError::LeaseNotFound(lease)));
+    assert!(
+        coord.get("k").await.unwrap().is_none(),
+        "key still there at the ttl"
+    );
+    assert_eq!(
+        coord.keep_alive(lease).await,
+        Err(CoordError::LeaseNotFound(lease))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -30,19 +39,34 @@ async fn reaper_publishes_expiry_without_any_call() {
     let start = Instant::now();
     // Nothing else runs: the paused clock jumps to the reaper's deadline.
     let event = watch.next().await.unwrap().unwrap();
-    assert_eq!(event, WatchEvent::Delete { key: "k".into(), mod_revision: rev + 1 });
+    assert_eq!(
+        event,
+        WatchEvent::Delete {
+            key: "k".into(),
+            mod_revision: rev + 1
+        }
+    );
     assert_eq!(Instant::now() - start, Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_restarts_the_ttl() {
     let coord = MemoryCoordinator::new();
-    let lease = coord.grant_lease(Duration::from_millis(1_500)).await.unwrap();
+    let lease = coord
+        .grant_lease(Duration::from_millis(1_500))
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_millis(1_500)).await;
     // TTLs are whole seconds, like etcd: 1.5 s was granted as 2 s.
-    assert_eq!(coord.keep_alive(lease).await.unwrap(), Duration::from_secs(2));
+    assert_eq!(
+        coord.keep_alive(lease).await.unwrap(),
+        Duration::from_secs(2)
+    );
     tokio::time::advance(Duration::from_millis(1_900)).await;
-    assert_eq!(coord.lease_time_to_live(lease).await.unwrap(), Some(Duration::from_millis(100)));
+    assert_eq!(
+        coord.lease_time_to_live(lease).await.unwrap(),
+        Some(Duration::from_millis(100))
+    );
 }
 
 #[tokio::test]
@@ -57,7 +81,10 @@ async fn history_limit_compacts_old_revisions_into_a_resync() {
     match watch.next().await.unwrap().unwrap() {
         WatchEvent::Resync { kvs, revision } => {
             assert_eq!(revision, coord.current_revision().await.unwrap());
-            assert_eq!(kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["p/a", "p/b"]);
+            assert_eq!(
+                kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
+                ["p/a", "p/b"]
+            );
         }
         other => panic!("expected a resync, got {other:?}"),
     }

@@ -13,7 +13,10 @@ const PREFIX: &str = "/nightshift/leader/";
 pub async fn first_campaigner_leads_second_waits(b: &dyn Backend) -> anyhow::Result<()> {
     let c = b.coord();
     let election = Election::new(c.clone(), PREFIX);
-    let (l1, l2) = (c.grant_lease(Duration::from_secs(30)).await?, c.grant_lease(Duration::from_secs(30)).await?);
+    let (l1, l2) = (
+        c.grant_lease(Duration::from_secs(30)).await?,
+        c.grant_lease(Duration::from_secs(30)).await?,
+    );
     let first = election.campaign(b"one".to_vec(), l1).await?;
     assert_eq!(first.key(), election.candidate_key(l1));
 
@@ -23,11 +26,20 @@ pub async fn first_campaigner_leads_second_waits(b: &dyn Backend) -> anyhow::Res
     });
     // The second candidacy is visible but not leading.
     nightshift_testkit::wait::wait_for(SOON, "second candidate registered", || async {
-        c.get(&election.candidate_key(l2)).await.map(|kv| kv.is_some()).unwrap_or(false)
+        c.get(&election.candidate_key(l2))
+            .await
+            .map(|kv| kv.is_some())
+            .unwrap_or(false)
     })
     .await?;
-    assert!(!second.is_finished(), "second campaigner elected while the first leads");
-    assert_eq!(election.leader().await?.map(|kv| kv.value), Some(b"one".to_vec()));
+    assert!(
+        !second.is_finished(),
+        "second campaigner elected while the first leads"
+    );
+    assert_eq!(
+        election.leader().await?.map(|kv| kv.value),
+        Some(b"one".to_vec())
+    );
     assert!(first.is_current().await?);
 
     // Campaigning again with the same lease reuses the candidacy.
@@ -37,17 +49,25 @@ pub async fn first_campaigner_leads_second_waits(b: &dyn Backend) -> anyhow::Res
     Ok(())
 }
 
-pub async fn revoked_leader_is_replaced_and_its_fenced_writes_fail(b: &dyn Backend) -> anyhow::Result<()> {
+pub async fn revoked_leader_is_replaced_and_its_fenced_writes_fail(
+    b: &dyn Backend,
+) -> anyhow::Result<()> {
     let c = b.coord();
     let election = Election::new(c.clone(), PREFIX);
-    let (l1, l2) = (c.grant_lease(Duration::from_secs(30)).await?, c.grant_lease(Duration::from_secs(30)).await?);
+    let (l1, l2) = (
+        c.grant_lease(Duration::from_secs(30)).await?,
+        c.grant_lease(Duration::from_secs(30)).await?,
+    );
     let old = election.campaign(b"one".to_vec(), l1).await?;
     let fenced = |leader: &nightshift_coord::election::Leadership, value: &str| Txn {
         compares: vec![leader.fence()],
         success: vec![put("/run/state", value)],
         failure: vec![],
     };
-    assert!(c.txn(fenced(&old, "by-old")).await?.succeeded, "the leader's fenced write failed");
+    assert!(
+        c.txn(fenced(&old, "by-old")).await?.succeeded,
+        "the leader's fenced write failed"
+    );
 
     let second = tokio::spawn({
         let election = election.clone();
@@ -65,7 +85,10 @@ pub async fn revoked_leader_is_replaced_and_its_fenced_writes_fail(b: &dyn Backe
     assert!(!old.is_current().await?);
 
     // The deposed leader's writes fail; the new leader's succeed.
-    assert!(!c.txn(fenced(&old, "by-deposed")).await?.succeeded, "deposed leader wrote");
+    assert!(
+        !c.txn(fenced(&old, "by-deposed")).await?.succeeded,
+        "deposed leader wrote"
+    );
     assert!(!old.proclaim(b"still me".to_vec()).await?);
     assert!(c.txn(fenced(&new, "by-new")).await?.succeeded);
     assert_eq!(c.get("/run/state").await?.expect("state").value, b"by-new");
@@ -76,11 +99,21 @@ pub async fn resign_hands_over_and_observe_reports_it(b: &dyn Backend) -> anyhow
     let c = b.coord();
     let election = Election::new(c.clone(), PREFIX);
     let mut observed = election.observe().await?;
-    assert_eq!(next(&mut observed).await, Some(Ok(None)), "no leader before any campaign");
+    assert_eq!(
+        next(&mut observed).await,
+        Some(Ok(None)),
+        "no leader before any campaign"
+    );
 
-    let (l1, l2) = (c.grant_lease(Duration::from_secs(30)).await?, c.grant_lease(Duration::from_secs(30)).await?);
+    let (l1, l2) = (
+        c.grant_lease(Duration::from_secs(30)).await?,
+        c.grant_lease(Duration::from_secs(30)).await?,
+    );
     let first = election.campaign(b"one".to_vec(), l1).await?;
-    let leader = next(&mut observed).await.expect("leader change")?.expect("a leader");
+    let leader = next(&mut observed)
+        .await
+        .expect("leader change")?
+        .expect("a leader");
     assert_eq!(leader.value, b"one");
 
     let second = tokio::spawn({
@@ -90,14 +123,23 @@ pub async fn resign_hands_over_and_observe_reports_it(b: &dyn Backend) -> anyhow
     // Resign only once the second candidate waits, so the leader passes
     // straight from one to two (otherwise "no leader" would come between).
     nightshift_testkit::wait::wait_for(SOON, "second candidate registered", || async {
-        c.get(&election.candidate_key(l2)).await.map(|kv| kv.is_some()).unwrap_or(false)
+        c.get(&election.candidate_key(l2))
+            .await
+            .map(|kv| kv.is_some())
+            .unwrap_or(false)
     })
     .await?;
     first.resign().await?;
     let new = tokio::time::timeout(SOON, second).await???;
     assert!(new.is_current().await?);
-    let leader = next(&mut observed).await.expect("leader change")?.expect("a leader");
-    assert_eq!((leader.key.as_str(), leader.value.as_slice()), (new.key(), &b"two"[..]));
+    let leader = next(&mut observed)
+        .await
+        .expect("leader change")?
+        .expect("a leader");
+    assert_eq!(
+        (leader.key.as_str(), leader.value.as_slice()),
+        (new.key(), &b"two"[..])
+    );
     // The lease outlives the resignation; only the leader key went.
     assert!(c.lease_time_to_live(l1).await?.is_some());
     Ok(())
@@ -106,5 +148,8 @@ pub async fn resign_hands_over_and_observe_reports_it(b: &dyn Backend) -> anyhow
 type Observed = BoxStream<'static, Result<Option<KeyValue>, CoordError>>;
 
 async fn next(observed: &mut Observed) -> Option<Result<Option<KeyValue>, CoordError>> {
-    tokio::time::timeout(SOON, observed.next()).await.ok().flatten()
+    tokio::time::timeout(SOON, observed.next())
+        .await
+        .ok()
+        .flatten()
 }

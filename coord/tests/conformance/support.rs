@@ -28,11 +28,19 @@ pub fn describe(event: &WatchEvent) -> (&'static str, String, Vec<u8>) {
 }
 
 pub fn put(key: &str, value: &str) -> TxnOp {
-    TxnOp::Put { key: key.into(), value: value.into(), lease: None }
+    TxnOp::Put {
+        key: key.into(),
+        value: value.into(),
+        lease: None,
+    }
 }
 
 pub fn put_leased(key: &str, value: &str, lease: LeaseId) -> TxnOp {
-    TxnOp::Put { key: key.into(), value: value.into(), lease: Some(lease) }
+    TxnOp::Put {
+        key: key.into(),
+        value: value.into(),
+        lease: Some(lease),
+    }
 }
 
 pub fn get(key: &str) -> TxnOp {

@@ -5,7 +5,9 @@ use crate::support::{describe, next_event, put, SOON};
 use nightshift_coord::{Txn, TxnOp, WatchEvent};
 use nightshift_testkit::wait::wait_for_value;
 
-pub async fn watch_from_past_revision_replays_missed_events_in_order(b: &dyn Backend) -> anyhow::Result<()> {
+pub async fn watch_from_past_revision_replays_missed_events_in_order(
+    b: &dyn Backend,
+) -> anyhow::Result<()> {
     let c = b.coord();
     c.put("/w/before", b"0".to_vec(), None).await?;
     let from = c.put("/w/a", b"1".to_vec(), None).await?;
@@ -30,11 +32,17 @@ pub async fn watch_from_past_revision_replays_missed_events_in_order(b: &dyn Bac
         ]
     );
     assert_eq!(got[0].revision(), from);
-    assert!(got.windows(2).all(|w| w[0].revision() < w[1].revision()), "not in revision order");
+    assert!(
+        got.windows(2).all(|w| w[0].revision() < w[1].revision()),
+        "not in revision order"
+    );
     // Replay flows straight into live events.
     let live = c.put("/w/c", b"4".to_vec(), None).await?;
     let event = next_event(&mut watch).await?;
-    assert_eq!((describe(&event).1, event.revision()), ("/w/c".to_string(), live));
+    assert_eq!(
+        (describe(&event).1, event.revision()),
+        ("/w/c".to_string(), live)
+    );
     Ok(())
 }
 
@@ -54,7 +62,13 @@ pub async fn txn_events_share_one_revision_in_order(b: &dyn Backend) -> anyhow::
     c.put("/t/gone", b"x".to_vec(), None).await?;
     let mut watch = c.watch_prefix("/t/", None).await?;
     let txn = Txn {
-        success: vec![put("/t/b", "1"), put("/t/a", "2"), TxnOp::Delete { key: "/t/gone".into() }],
+        success: vec![
+            put("/t/b", "1"),
+            put("/t/a", "2"),
+            TxnOp::Delete {
+                key: "/t/gone".into(),
+            },
+        ],
         ..Txn::default()
     };
     let rev = c.txn(txn).await?.revision;
@@ -62,7 +76,10 @@ pub async fn txn_events_share_one_revision_in_order(b: &dyn Backend) -> anyhow::
     for _ in 0..3 {
         got.push(next_event(&mut watch).await?);
     }
-    assert!(got.iter().all(|e| e.revision() == rev), "txn events with different revisions: {got:?}");
+    assert!(
+        got.iter().all(|e| e.revision() == rev),
+        "txn events with different revisions: {got:?}"
+    );
     // Within one revision, etcd delivers the ops in txn order.
     let keys: Vec<String> = got.iter().map(|e| describe(e).1).collect();
     assert_eq!(keys, ["/t/b", "/t/a", "/t/gone"]);
@@ -74,7 +91,9 @@ pub async fn txn_events_share_one_revision_in_order(b: &dyn Backend) -> anyhow::
 /// revision + 1. The in-process backend has no process to restart (its
 /// `restart` is a no-op), so there this case checks the same delivery
 /// guarantees without an interruption.
-pub async fn watch_survives_restart_without_gaps_or_duplicates(b: &dyn Backend) -> anyhow::Result<()> {
+pub async fn watch_survives_restart_without_gaps_or_duplicates(
+    b: &dyn Backend,
+) -> anyhow::Result<()> {
     let c = b.coord();
     let mut watch = c.watch_prefix("/rs/", None).await?;
     c.put("/rs/1", b"1".to_vec(), None).await?;
@@ -100,15 +119,23 @@ pub async fn watch_survives_restart_without_gaps_or_duplicates(b: &dyn Backend) 
         let event = next_event(&mut watch).await?;
         got.push((describe(&event).1, event.revision()));
     }
-    assert_eq!(got, expected, "events after restart: gaps, duplicates or reordering");
+    assert_eq!(
+        got, expected,
+        "events after restart: gaps, duplicates or reordering"
+    );
     // Nothing else is pending: the next event is the next write.
     let sentinel = c.put("/rs/sentinel", b"s".to_vec(), None).await?;
     let event = next_event(&mut watch).await?;
-    assert_eq!((describe(&event).1, event.revision()), ("/rs/sentinel".to_string(), sentinel));
+    assert_eq!(
+        (describe(&event).1, event.revision()),
+        ("/rs/sentinel".to_string(), sentinel)
+    );
     Ok(())
 }
 
-pub async fn watch_from_compacted_revision_resyncs_then_continues(b: &dyn Backend) -> anyhow::Result<()> {
+pub async fn watch_from_compacted_revision_resyncs_then_continues(
+    b: &dyn Backend,
+) -> anyhow::Result<()> {
     let c = b.coord();
     let old = c.put("/cp/a", b"1".to_vec(), None).await?;
     c.put("/cp/b", b"2".to_vec(), None).await?;
@@ -121,14 +148,27 @@ pub async fn watch_from_compacted_revision_resyncs_then_continues(b: &dyn Backen
     let mut watch = c.watch_prefix("/cp/", Some(old)).await?;
     match next_event(&mut watch).await? {
         WatchEvent::Resync { kvs, revision } => {
-            assert!(revision >= now, "resync at {revision}, before the compaction at {now}");
-            let state: Vec<(String, Vec<u8>)> = kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
-            assert_eq!(state, [("/cp/a".to_string(), b"3".to_vec()), ("/cp/c".to_string(), b"4".to_vec())]);
+            assert!(
+                revision >= now,
+                "resync at {revision}, before the compaction at {now}"
+            );
+            let state: Vec<(String, Vec<u8>)> =
+                kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
+            assert_eq!(
+                state,
+                [
+                    ("/cp/a".to_string(), b"3".to_vec()),
+                    ("/cp/c".to_string(), b"4".to_vec())
+                ]
+            );
         }
         other => panic!("expected a resync after compaction, got {other:?}"),
     }
     let later = c.put("/cp/d", b"5".to_vec(), None).await?;
     let event = next_event(&mut watch).await?;
-    assert_eq!((describe(&event), event.revision()), (("put", "/cp/d".to_string(), b"5".to_vec()), later));
+    assert_eq!(
+        (describe(&event), event.revision()),
+        (("put", "/cp/d".to_string(), b"5".to_vec()), later)
+    );
     Ok(())
 }

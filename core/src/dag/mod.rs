@@ -2,7 +2,7 @@
 //!
 //! A DAG file (one DAG per file, named after the file stem unless it sets
 //! `name`) declares a schedule and jobs linked by `depends_on`; the format is
-//! documented in `docs/dag-format.md`. This module turns such a file into a
+//! documented in the README ("DAG file format"). This module turns such a file into a
 //! [`DagSpec`] — every key checked, every default resolved — or into a list
 //! of [`Diagnostic`]s naming each problem's `file:line:col`.
 //!
