@@ -20,6 +20,8 @@
 //! | `{p}runs/{run}/jobs/{job}/assign/{executor}` | [`AssignmentRecord`] | the leader | **the executor's** |
 //! | `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}` | [`ResultBatch`] | the executor, fenced | none |
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
+//! | `{p}dags/{dag}` | [`AppliedDag`] (`nightshift apply`; see [`dags`]) | the CLI, the leader (pause) | none |
+//! | `{p}commands/{id}` | [`CommandRecord`] (operator commands; see [`commands`]) | the CLI / console | none |
 //!
 //! # Protocol
 //!
@@ -96,8 +98,15 @@
 //! `(run, job, item)` across attempts and owners — because an item can run
 //! again after a failover.
 
+pub mod commands;
+pub mod dags;
 mod item_set;
 pub mod records;
+
+pub use commands::{
+    command_key, commands_prefix, parse_command_key, Command, CommandId, CommandRecord,
+};
+pub use dags::{dag_checksum, dag_key, dags_prefix, parse_dag_key, AppliedDag};
 
 pub use item_set::{ItemSet, ItemSetError};
 pub use records::{

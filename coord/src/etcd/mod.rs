@@ -67,6 +67,13 @@ impl EtcdConfig {
     }
 }
 
+impl Default for EtcdConfig {
+    /// etcd's conventional local address, `http://127.0.0.1:2379`.
+    fn default() -> Self {
+        EtcdConfig::new(vec!["http://127.0.0.1:2379".to_owned()])
+    }
+}
+
 impl std::fmt::Debug for EtcdConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Credentials are redacted: configs end up in logs and error reports.
