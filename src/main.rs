@@ -22,14 +22,50 @@ enum Command {
     Validate(cli::validate::Args),
     /// Run a stand-alone executor with the built-in noop and sleep handlers.
     Executor(cli::executor::Args),
+    /// Run a scheduler replica (one of the replicas leads; the others stand by).
+    Scheduler(cli::scheduler::Args),
+    /// Validate DAG files and publish them (versioned; history kept in SQL).
+    Apply(cli::apply::Args),
+    /// Stop the scheduled runs of a DAG (manual triggers still run).
+    Pause(cli::pause::Args),
+    /// Resume the scheduled runs of a paused DAG.
+    Resume(cli::pause::Args),
+    /// Ask the scheduler to start a run of a DAG now; prints the command id.
+    Trigger(cli::trigger::Args),
+    /// Trigger one run per business day of a date range, oldest first.
+    Backfill(cli::backfill::Args),
+    /// Show the assignment the next run of a DAG would get, without running it.
+    Plan(cli::plan::Args),
+    /// Show recent runs, or one run's per-job progress.
+    Status(cli::status::Args),
+    /// Serve the web console and JSON API (reads SQL and etcd; actions are
+    /// commands for the scheduler leader).
+    Console(cli::console::Args),
 }
 
 fn main() -> ExitCode {
     cli::logging::init();
-    let cli = Cli::parse();
+    // Usage errors are bad input (exit 1) like every other bad input;
+    // `--help` and `--version` still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     let result = match cli.command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Executor(args) => cli::executor::run(args),
+        Command::Scheduler(args) => cli::scheduler::run(args),
+        Command::Apply(args) => Ok(cli::apply::run(args)),
+        Command::Pause(args) => Ok(cli::pause::run(args, true)),
+        Command::Resume(args) => Ok(cli::pause::run(args, false)),
+        Command::Trigger(args) => Ok(cli::trigger::run(args)),
+        Command::Backfill(args) => Ok(cli::backfill::run(args)),
+        Command::Plan(args) => Ok(cli::plan::run(args)),
+        Command::Status(args) => Ok(cli::status::run(args)),
+        Command::Console(args) => Ok(cli::console::run(args)),
     };
     match result {
         Ok(code) => code,

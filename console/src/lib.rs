@@ -1,16 +1,99 @@
 //! Nightshift console: the web UI, JSON API, server-sent events and
 //! `/metrics` that operators watch a night's batches with.
 //!
-//! Status: only the router skeleton exists (a health endpoint); pages, the
-//! API and metrics come with the console issue.
+//! [`router`] builds the whole application from an [`AppState`] (the SQL
+//! [`Store`], a [`Coordinator`], the key prefix and the [`AuthConfig`]);
+//! [`serve`] runs it on a listener until a shutdown future resolves. Tests
+//! drive [`router`] directly with `tower::ServiceExt::oneshot`.
+//!
+//! - `/api/v1/…` — the JSON API ([`api`]); errors are
+//!   `{"error": {"code", "message"}}` with the matching status.
+//! - `/api/v1/stream` — server-sent "changed" events for live pages.
+//! - `/`, `/dags/{dag}`, `/runs/{run}`, `/executors`, `/alerts`, `/events` —
+//!   server-rendered HTML pages ([`pages`]) with one embedded script and one
+//!   stylesheet: nothing is loaded from elsewhere, so the console works in
+//!   an air-gapped network.
+//! - `/healthz`, `/metrics` (Prometheus text format).
 //!
 //! **Architecture invariant:** the console reads history from SQL and live
 //! state from the coordination service, and never writes run state: every
-//! operator action is a command the scheduler leader carries out.
+//! operator action on runs and DAGs is a
+//! [`CommandRecord`](nightshift_core::keyspace::CommandRecord) under
+//! `{p}commands/` that the scheduler leader carries out. The only SQL writes
+//! are alert acknowledgements and silences, with an audit event each.
+//!
+//! **Security:** mutating endpoints need an operator bearer token
+//! ([`AuthConfig`]); there is no default token. Reading is open to whoever
+//! can reach the listener.
 #![deny(missing_docs)]
 
+pub mod api;
+mod auth;
+mod error;
+mod extract;
+mod live;
+mod metrics;
+pub mod pages;
+mod stream;
+mod time;
+
+pub use auth::{AuthConfig, AuthError, Operator};
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
 use axum::{routing::get, Json, Router};
+use nightshift_coord::Coordinator;
+use nightshift_store::Store;
 use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Largest request body accepted; larger ones get 413. Commands are small:
+/// the biggest is a trigger with its parameters.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a request handler needs; cheap to clone (a handful of `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The SQL store (history, events, alerts).
+    pub store: Store,
+    /// The coordination service (applied DAGs, executors, live progress,
+    /// commands).
+    pub coord: Arc<dyn Coordinator>,
+    /// Key prefix of this installation, ending in `/`.
+    pub prefix: Arc<str>,
+    /// Who may act.
+    pub auth: Arc<AuthConfig>,
+    /// How often the event stream polls the SQL event log.
+    pub poll_interval: Duration,
+    /// Cancelled when the server shuts down, so that endless event streams
+    /// end and graceful shutdown can complete.
+    pub closing: CancellationToken,
+}
+
+impl AppState {
+    /// State for a console over `store` and `coord` with keys under `prefix`
+    /// (normalised to end in `/`).
+    pub fn new(store: Store, coord: Arc<dyn Coordinator>, prefix: &str, auth: AuthConfig) -> Self {
+        let prefix = if prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+        AppState {
+            store,
+            coord,
+            prefix: prefix.into(),
+            auth: Arc::new(auth),
+            poll_interval: Duration::from_millis(500),
+            closing: CancellationToken::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("prefix", &self.prefix).field("auth", &self.auth).finish_non_exhaustive()
+    }
+}
 
 /// Body of `GET /healthz`.
 #[derive(Debug, Serialize)]
@@ -19,12 +102,40 @@ struct Health {
     version: &'static str,
 }
 
-/// The console's router. Separate from serving so tests can drive it with
+/// The console's router. Separate from [`serve`] so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api::router())
+        .merge(pages::router())
+        .fallback(not_found)
+        // Applies to every body extractor: oversized bodies get 413 before
+        // any JSON parsing.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish (server-sent event streams end with it).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closing = state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such page".to_owned())
 }

@@ -4,12 +4,12 @@
 
 use crate::job::Job;
 use crate::stats::Stats;
+use nightshift_coord::etcd::TlsFiles;
 use nightshift_coord::Coordinator;
 use nightshift_core::ids::{ExecutorId, HandlerName};
 use nightshift_core::keyspace::{self, KeyError};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,17 +67,6 @@ impl fmt::Debug for EtcdSettings {
             .field("tls", &self.tls)
             .finish()
     }
-}
-
-/// PEM files for a TLS connection to etcd.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// CA certificate that signed etcd's server certificate.
-    pub ca: Option<PathBuf>,
-    /// Client certificate, for mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// Client key, for mutual TLS.
-    pub key: Option<PathBuf>,
 }
 
 /// Why an executor could not be built.

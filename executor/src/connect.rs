@@ -1,11 +1,34 @@
 //! Connecting to etcd from [`crate::builder::EtcdSettings`].
+//!
+//! An unreachable etcd is not an error here: the executor keeps trying (with
+//! backoff) until it answers or shutdown is requested, so that executors can
+//! start before etcd does. Bad configuration (TLS files, credentials) fails.
 
 use crate::builder::EtcdSettings;
 use crate::runtime::RunError;
+use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::Coordinator;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Connects to etcd (placeholder until the etcd backend lands).
+/// Connects to etcd, retrying while it is unavailable.
 pub(crate) async fn etcd(settings: &EtcdSettings) -> Result<Arc<dyn Coordinator>, RunError> {
-    Err(RunError::Connect(format!("etcd backend not available yet ({:?})", settings.endpoints)))
+    let mut config = EtcdConfig::new(settings.endpoints.clone());
+    if let Some((user, password)) = &settings.credentials {
+        config.username = Some(user.clone());
+        config.password = Some(password.clone());
+    }
+    config.tls = settings.tls.clone();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match EtcdCoordinator::connect(config.clone()).await {
+            Ok(c) => return Ok(Arc::new(c)),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "etcd unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(RunError::Connect(e.to_string())),
+        }
+    }
 }

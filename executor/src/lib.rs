@@ -51,7 +51,9 @@ mod session;
 mod stats;
 pub mod testing;
 
-pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, TlsFiles, MIN_LEASE_TTL};
+pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
+/// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
+pub use nightshift_coord::etcd::TlsFiles;
 pub use context::ItemContext;
 pub use job::{job_fn, ItemOutcome, Job, JobError, JobFn, JobResultExt};
 pub use runtime::RunError;

@@ -53,7 +53,9 @@ async fn removed_and_cancelled_items_are_stopped() -> anyhow::Result<()> {
     support::init_logs();
     let leader = Leader::new();
     let (started, cancelled) = (Seen::default(), Seen::default());
-    let executor = start(leader.builder("e1").capacity(4).handler("wait", until_cancelled(&started, &cancelled)).build()?);
+    // Items 1 and 2 run until cancelled: a short grace ends the test.
+    let builder = leader.builder("e1").capacity(4).drain_grace(Duration::from_millis(100));
+    let executor = start(builder.handler("wait", until_cancelled(&started, &cancelled)).build()?);
     let info = leader.executor("e1", None).await?;
     leader.spec("r1", "j", "wait", 6, json!(null)).await?;
     leader.assign_items("r1", "j", &info, ItemSet::range(0, 4)).await?;
@@ -199,5 +201,57 @@ async fn progress_is_published_with_the_lease_and_removed_when_items_finish() ->
     assert!(kv.version <= 2, "500 reports were coalesced into {} writes", kv.version);
     gate.add_permits(1);
     until("progress removed after the item finished", || async { matches!(leader.coord.get(&key).await, Ok(None)) }).await?;
+    executor.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_lease_voids_outcomes_even_while_etcd_would_still_accept_them() -> anyhow::Result<()> {
+    support::init_logs();
+    let coord = support::Partitionable::new();
+    let leader = Leader::with(coord.clone());
+    // A long TTL leaves a wide window between self-fencing (no renewal for
+    // 2/3 of the TTL) and the lease actually expiring in the store.
+    let ttl = Duration::from_secs(9);
+    let gate = Arc::new(Semaphore::new(0));
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let job = {
+        let (gate, runs) = (gate.clone(), runs.clone());
+        job_fn(move |_ctx: ItemContext| {
+            let (gate, runs) = (gate.clone(), runs.clone());
+            async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Stubborn: ignores cancellation, returns success when let go.
+                let _permit = gate.acquire().await;
+                Ok(ItemOutcome::Succeeded)
+            }
+        })
+    };
+    let executor = start(leader.builder("e1").lease_ttl(ttl).handler("stubborn", job).build()?);
+    let info = leader.executor("e1", None).await?;
+    leader.spec("r1", "j", "stubborn", 1, json!(null)).await?;
+    leader.assign_items("r1", "j", &info, ItemSet::range(0, 1)).await?;
+    until("the item runs", || async { runs.load(std::sync::atomic::Ordering::SeqCst) == 1 }).await?;
+
+    coord.set_cut(true);
+    until("the executor self-fences", || async { executor.stats.snapshot().self_fences == 1 }).await?;
+    gate.add_permits(1);
+    until("the stubborn handler returned", || async { executor.stats.snapshot().items_finished == 1 }).await?;
+    // The lease, and so the assignment, still exist: a write under the old
+    // token would pass etcd's guard. Only the self-fence stops it.
+    assert!(leader.assignment_exists("r1", "j", "e1").await);
+    stays(Duration::from_millis(100), "the voided outcome is not recorded", || async {
+        leader.batches("r1", "j").await.is_ok_and(|b| b.is_empty())
+    })
+    .await?;
+
+    // Renewals go through again before the lease expired: the executor
+    // resumes and runs the still-owned item afresh.
+    coord.set_cut(false);
+    gate.add_permits(1);
+    let results = leader.wait_results("r1", "j", 1).await?;
+    assert_eq!(results[&0].len(), 1);
+    assert_eq!(results[&0][0].outcome, ResultOutcome::Succeeded);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the voided run was redone");
+    assert_eq!(executor.stats.snapshot().registrations, 1, "same registration throughout");
     executor.shutdown().await
 }

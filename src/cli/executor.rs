@@ -128,8 +128,10 @@ impl Settings {
         if let (Some(user), Some(password)) = (a.etcd_user, self.password) {
             builder = builder.credentials(user, password);
         }
-        if a.etcd_ca.is_some() || a.etcd_cert.is_some() {
-            builder = builder.tls(TlsFiles { ca: a.etcd_ca, cert: a.etcd_cert, key: a.etcd_key });
+        match a.etcd_ca {
+            Some(ca) => builder = builder.tls(TlsFiles { ca, cert: a.etcd_cert, key: a.etcd_key }),
+            None if a.etcd_cert.is_some() => bail!("--etcd-cert needs --etcd-ca (the CA that signed etcd's certificate)"),
+            None => {}
         }
         if let Some(id) = a.id {
             builder = builder.id(id);

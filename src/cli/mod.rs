@@ -1,5 +1,18 @@
 //! Subcommands of the `nightshift` binary, one module each.
 
+pub mod applied;
+pub mod apply;
+pub mod backfill;
+pub mod backfill_days;
+pub mod conn;
+pub mod console;
 pub mod executor;
+pub mod issue;
+pub mod live;
+pub mod pause;
+pub mod plan;
+pub mod status;
+pub mod scheduler;
+pub mod trigger;
 pub mod logging;
 pub mod validate;

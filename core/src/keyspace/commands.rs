@@ -183,7 +183,11 @@ mod tests {
     }
 
     fn every_command() -> Vec<Command> {
-        let (run, job, dag) = (RunId::new("r1"), JobName::new("accrue"), DagName::new("daily"));
+        let (run, job, dag) = (
+            RunId::new("r1"),
+            JobName::new("accrue"),
+            DagName::new("daily"),
+        );
         vec![
             Command::Trigger {
                 dag: dag.clone(),
@@ -193,9 +197,19 @@ mod tests {
                 source: TriggerSource::Backfill,
             },
             Command::CancelRun { run: run.clone() },
-            Command::Retry { run: run.clone(), job: Some(job.clone()) },
-            Command::Retry { run: run.clone(), job: None },
-            Command::MarkItemSucceeded { run: run.clone(), job: job.clone(), item: ItemIndex(7) },
+            Command::Retry {
+                run: run.clone(),
+                job: Some(job.clone()),
+            },
+            Command::Retry {
+                run: run.clone(),
+                job: None,
+            },
+            Command::MarkItemSucceeded {
+                run: run.clone(),
+                job: job.clone(),
+                item: ItemIndex(7),
+            },
             Command::SkipJob { run, job },
             Command::PauseDag { dag: dag.clone() },
             Command::ResumeDag { dag },
@@ -229,7 +243,8 @@ mod tests {
                 source: TriggerSource::Manual,
             }
         );
-        let bad = br#"{"v":1,"id":"x","issued_at_ms":1,"issued_by":"o","command":{"kind":"explode"}}"#;
+        let bad =
+            br#"{"v":1,"id":"x","issued_at_ms":1,"issued_by":"o","command":{"kind":"explode"}}"#;
         assert!(decode::<CommandRecord>(bad).is_err());
     }
 
@@ -255,7 +270,13 @@ mod tests {
 
     #[test]
     fn malformed_command_keys_are_rejected() {
-        for key in ["/n/commands/", "/n/commands/abc", "/n/commands/1-2", "/n/commands/1700000000123-xyz0000000000000", "/n/dags/1700000000123-0000000000000abc"] {
+        for key in [
+            "/n/commands/",
+            "/n/commands/abc",
+            "/n/commands/1-2",
+            "/n/commands/1700000000123-xyz0000000000000",
+            "/n/dags/1700000000123-0000000000000abc",
+        ] {
             assert_eq!(parse_command_key("/n/", key), None, "{key}");
         }
     }

@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn newer_schema_is_rejected() {
         let err = decode::<AppliedDag>(b"{\"v\":99}").unwrap_err();
-        assert!(matches!(err, RecordError::UnsupportedVersion { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, RecordError::UnsupportedVersion { found: 99, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use nightshift_coord::memory::MemoryCoordinator;
-use nightshift_coord::{Coordinator, LeaseId};
+use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemResult, ItemSet, JobRunSpec, ResultBatch};
 use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
@@ -28,6 +28,10 @@ pub struct Leader {
 impl Leader {
     pub fn new() -> Leader {
         Leader { coord: Arc::new(MemoryCoordinator::new()) }
+    }
+
+    pub fn with(coord: Arc<dyn Coordinator>) -> Leader {
+        Leader { coord }
     }
 
     pub fn builder(&self, id: &str) -> ExecutorBuilder {
@@ -161,4 +165,63 @@ where
 
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt().with_env_filter("nightshift_executor=debug").with_test_writer().try_init();
+}
+
+/// The in-process backend with a switch that makes lease renewals fail, as
+/// if this executor alone were cut off from etcd while the leader is not.
+pub struct Partitionable {
+    inner: MemoryCoordinator,
+    pub cut: std::sync::atomic::AtomicBool,
+}
+
+impl Partitionable {
+    pub fn new() -> Arc<Partitionable> {
+        Arc::new(Partitionable { inner: MemoryCoordinator::new(), cut: Default::default() })
+    }
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Coordinator for Partitionable {
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
+        if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(CoordError::Unavailable("partitioned by the test".into()));
+        }
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
+        self.inner.lease_time_to_live(lease).await
+    }
+    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+        self.inner.put(key, value, lease).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
+        self.inner.get(key).await
+    }
+    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
+        self.inner.get_prefix(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
+        self.inner.txn(txn).await
+    }
+    async fn current_revision(&self) -> Result<Revision, CoordError> {
+        self.inner.current_revision().await
+    }
+    async fn watch_prefix(&self, prefix: &str, start: Option<Revision>) -> Result<WatchStream, CoordError> {
+        self.inner.watch_prefix(prefix, start).await
+    }
 }

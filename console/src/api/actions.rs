@@ -1,0 +1,212 @@
+//! Operator actions on DAGs and runs. Each one checks what it can (the DAG,
+//! run, job or item exists; the run is not already over) and then writes
+//! exactly one [`CommandRecord`] to `{p}commands/{id}`, naming the operator,
+//! for the scheduler leader to carry out; it answers 202 with the command
+//! id. The console never writes run state (invariant 6): whether the command
+//! worked shows up later in the run and in the event log.
+
+use super::id_segment;
+use super::runs::{get_run, run_spec};
+use crate::auth::Operator;
+use crate::error::ApiError;
+use crate::extract::OptionalJson;
+use crate::time::now_ms;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{Datelike, NaiveDate};
+use nightshift_core::ids::{DagName, ItemIndex, JobName};
+use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
+use nightshift_core::state::TriggerSource;
+use nightshift_coord::{Compare, Txn, TxnOp};
+use nightshift_store::Run;
+use serde::{Deserialize, Serialize};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags/{dag}/trigger", post(trigger))
+        .route("/dags/{dag}/pause", post(pause))
+        .route("/dags/{dag}/resume", post(resume))
+        .route("/runs/{run}/cancel", post(cancel))
+        .route("/runs/{run}/retry", post(retry))
+        .route("/runs/{run}/jobs/{job}/skip", post(skip))
+        .route("/runs/{run}/jobs/{job}/items/{item}/mark-succeeded", post(mark_succeeded))
+}
+
+/// `POST /dags/{dag}/trigger` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    /// Business date (`YYYY-MM-DD`, years 1970–2999); default: today's in the DAG's zone.
+    #[serde(default)]
+    pub business_date: Option<NaiveDate>,
+    /// Run parameters: a JSON object.
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    /// Run even if a run of this business date already succeeded.
+    #[serde(default)]
+    pub rerun: bool,
+}
+
+/// `POST /runs/{run}/retry` body (may be empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Only this job; every failed job when absent.
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+/// Answer to every action: the command the leader will carry out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Issued {
+    /// Command id (the leader's event for it carries the same id).
+    pub command_id: String,
+    /// Command kind (`trigger`, `cancel_run`, ...).
+    pub kind: String,
+    /// Who issued it.
+    pub issued_by: String,
+}
+
+/// Writes the command, refusing to overwrite an existing key (two commands
+/// of the same millisecond and nonce cannot both land).
+pub async fn issue(state: &AppState, operator: &Operator, command: Command) -> Result<Issued, ApiError> {
+    let now = now_ms();
+    let id = CommandId::new(now, rand::random::<u64>());
+    let record = CommandRecord { id: id.clone(), issued_at_ms: now, issued_by: operator.user.clone(), command };
+    let value = encode(&record).map_err(|e| ApiError::Internal(format!("encoding command: {e}")))?;
+    let key = command_key(&state.prefix, &id);
+    let txn = Txn {
+        compares: vec![Compare::absent(key.clone())],
+        success: vec![TxnOp::Put { key, value, lease: None }],
+        failure: vec![],
+    };
+    if !state.coord.txn(txn).await?.succeeded {
+        return Err(ApiError::Conflict("a command with the same id exists; try again".to_owned()));
+    }
+    tracing::info!(command = %id, kind = record.command.kind(), user = %operator.user, "operator command issued");
+    Ok(Issued { command_id: id.to_string(), kind: record.command.kind().to_owned(), issued_by: operator.user.clone() })
+}
+
+type Accepted = (StatusCode, Json<Issued>);
+
+async fn accepted(state: &AppState, operator: &Operator, command: Command) -> Result<Accepted, ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(issue(state, operator, command).await?)))
+}
+
+async fn dag_exists(state: &AppState, dag: &str) -> Result<DagName, ApiError> {
+    id_segment("dag name", dag)?;
+    let dag = DagName::new(dag);
+    super::dags::known_dag(state, &dag).await?;
+    Ok(dag)
+}
+
+async fn trigger(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(dag): Path<String>,
+    OptionalJson(req): OptionalJson<TriggerRequest>,
+) -> Result<Accepted, ApiError> {
+    if let Some(date) = req.business_date {
+        if !(1970..=2999).contains(&date.year()) {
+            return Err(ApiError::bad("business_date must be between 1970 and 2999"));
+        }
+    }
+    if let Some(params) = &req.params {
+        if !params.is_object() {
+            return Err(ApiError::bad("params must be a JSON object"));
+        }
+    }
+    let dag = dag_exists(&state, &dag).await?;
+    let command = Command::Trigger {
+        dag,
+        business_date: req.business_date,
+        params: req.params,
+        rerun: req.rerun,
+        source: TriggerSource::Manual,
+    };
+    accepted(&state, &operator, command).await
+}
+
+async fn pause(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>) -> Result<Accepted, ApiError> {
+    let dag = dag_exists(&state, &dag).await?;
+    accepted(&state, &operator, Command::PauseDag { dag }).await
+}
+
+async fn resume(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>) -> Result<Accepted, ApiError> {
+    let dag = dag_exists(&state, &dag).await?;
+    accepted(&state, &operator, Command::ResumeDag { dag }).await
+}
+
+fn not_over(run: &Run) -> Result<(), ApiError> {
+    if run.state.is_terminal() {
+        return Err(ApiError::Conflict(format!("run `{}` is already {}", run.run_id, run.state.as_str())));
+    }
+    Ok(())
+}
+
+async fn cancel(State(state): State<AppState>, operator: Operator, Path(run): Path<String>) -> Result<Accepted, ApiError> {
+    let run = get_run(&state, &run).await?;
+    not_over(&run)?;
+    accepted(&state, &operator, Command::CancelRun { run: run.run_id }).await
+}
+
+/// The job of a run, or 404: it must have a job run or be in the run's spec.
+async fn job_of(state: &AppState, run: &Run, job: &str) -> Result<(JobName, u32), ApiError> {
+    id_segment("job name", job)?;
+    let job = JobName::new(job);
+    if let Some(jr) = state.store.job_run(&run.run_id, &job).await? {
+        return Ok((job, jr.shards));
+    }
+    match run_spec(state, run).await?.and_then(|s| s.job(&job).map(|j| j.shards)) {
+        Some(shards) => Ok((job, shards)),
+        None => Err(ApiError::NotFound(format!("run `{}` has no job `{job}`", run.run_id))),
+    }
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(run): Path<String>,
+    OptionalJson(req): OptionalJson<RetryRequest>,
+) -> Result<Accepted, ApiError> {
+    let run = get_run(&state, &run).await?;
+    let job = match req.job {
+        Some(job) => Some(job_of(&state, &run, &job).await?.0),
+        None => None,
+    };
+    accepted(&state, &operator, Command::Retry { run: run.run_id, job }).await
+}
+
+async fn skip(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path((run, job)): Path<(String, String)>,
+) -> Result<Accepted, ApiError> {
+    let run = get_run(&state, &run).await?;
+    not_over(&run)?;
+    let (job, _) = job_of(&state, &run, &job).await?;
+    if let Some(jr) = state.store.job_run(&run.run_id, &job).await? {
+        if jr.state.is_terminal() {
+            return Err(ApiError::Conflict(format!("job `{job}` is already {}", jr.state.as_str())));
+        }
+    }
+    accepted(&state, &operator, Command::SkipJob { run: run.run_id, job }).await
+}
+
+async fn mark_succeeded(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path((run, job, item)): Path<(String, String, String)>,
+) -> Result<Accepted, ApiError> {
+    let item: u32 = item.parse().map_err(|_| ApiError::bad(format!("item `{item}` is not a non-negative number")))?;
+    let run = get_run(&state, &run).await?;
+    let (job, shards) = job_of(&state, &run, &job).await?;
+    if item >= shards {
+        return Err(ApiError::NotFound(format!("job `{job}` has {shards} items; there is no item {item}")));
+    }
+    accepted(&state, &operator, Command::MarkItemSucceeded { run: run.run_id, job, item: ItemIndex(item) }).await
+}

@@ -1,0 +1,154 @@
+//! The DAG page: the job graph coloured by the selected run, run history
+//! with paging, actions (trigger, pause / resume), the applied TOML and its
+//! version history.
+
+use super::html::{action, action_form, badge, esc, layout, took, url, when};
+use super::svg::{dag_graph, Node};
+use super::{PageError, PageResult};
+use crate::api::runs::{detail as run_detail, get_run};
+use crate::api::{dags, id_segment, Paging};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use nightshift_core::ids::DagName;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+const PAGE: u32 = 20;
+
+/// `GET /dags/{dag}` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DagPageQuery {
+    /// Run whose job states colour the graph (default: the newest).
+    pub run: Option<String>,
+    /// History rows to skip.
+    pub offset: Option<u32>,
+}
+
+/// `GET /dags/{dag}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(dag): Path<String>,
+    ApiQuery(q): ApiQuery<DagPageQuery>,
+) -> PageResult {
+    id_segment("dag name", &dag)?;
+    let name = DagName::new(&dag);
+    let d = dags::detail(&state, &name).await?;
+    let offset = q.offset.unwrap_or(0);
+    let history = dags::dag_runs(&state, &name, Paging { limit: Some(PAGE), offset: Some(offset) }).await?;
+    let selected = match q.run.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let run = get_run(&state, r).await?;
+            if run.dag != name {
+                return Err(PageError::from(ApiError::NotFound(format!("run `{r}` is not a run of `{dag}`"))));
+            }
+            Some(run)
+        }
+        None => match history.first() {
+            Some(r) if offset == 0 => Some(get_run(&state, &r.run_id).await?),
+            _ => None,
+        },
+    };
+    let job_states: HashMap<String, String> = match &selected {
+        Some(run) => run_detail(&state, run).await?.jobs.into_iter().map(|j| (j.job, j.state)).collect(),
+        None => HashMap::new(),
+    };
+    let nodes: Vec<Node> = d
+        .job_specs
+        .iter()
+        .map(|j| Node {
+            name: j.name.clone(),
+            depends_on: j.depends_on.clone(),
+            state: job_states.get(&j.name).cloned().unwrap_or_else(|| "pending".to_owned()),
+        })
+        .collect();
+    let ro = state.auth.is_read_only();
+    let o = &d.overview;
+    let n = esc(&o.name);
+    let mut body = format!("<h1>DAG {n}</h1>");
+    if let Some(desc) = &o.description {
+        let _ = write!(body, "<p class=\"sub\">{}</p>", esc(desc));
+    }
+    let schedule = o.schedule.as_deref().map_or_else(|| "manual only".to_owned(), |s| format!("<code>{}</code>", esc(s)));
+    let _ = write!(
+        body,
+        "<section id=\"summary\" data-live><p>Schedule {schedule} in {} · next fire {} · version {} applied {} by {}{}</p></section>",
+        esc(&o.timezone),
+        esc(o.next_fire_local.as_deref().unwrap_or("-")),
+        o.version,
+        esc(&when(Some(o.applied_at_ms))),
+        esc(&o.applied_by),
+        if o.paused { format!(" · {}", badge("paused")) } else { String::new() }
+    );
+    let api = format!("/api/v1/dags/{}", url(&o.name));
+    let trigger_fields = "<label>Business date <input name=\"business_date\" type=\"date\"></label>\
+        <label>Params (JSON object) <input name=\"params\" data-json placeholder='{\"region\":\"eu\"}'></label>";
+    let confirm = format!("Trigger a run of {}?", o.name);
+    body.push_str("<section class=\"actions\">");
+    body.push_str(&action_form(&format!("{api}/trigger"), Some(&confirm), ro, trigger_fields, "Trigger run"));
+    body.push_str(&if o.paused {
+        action("Resume", &format!("{api}/resume"), None, ro)
+    } else {
+        action("Pause", &format!("{api}/pause"), Some(&format!("Pause scheduled runs of {}?", o.name)), ro)
+    });
+    body.push_str("</section>");
+    let caption = match &selected {
+        Some(run) => format!("states in run <a href=\"/runs/{}\">{}</a>", url(run.run_id.as_str()), esc(run.run_id.as_str())),
+        None => "no run selected".to_owned(),
+    };
+    let _ = write!(body, "<h2>Jobs</h2><p class=\"sub\">{caption}</p><section id=\"graph\" data-live>{}</section>", dag_graph(&nodes));
+
+    let mut rows = String::new();
+    for r in &history {
+        let _ = write!(
+            rows,
+            "<tr><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td><a href=\"/dags/{}?run={}\">graph</a></td></tr>",
+            url(&r.run_id),
+            esc(&r.run_id),
+            badge(&r.state),
+            esc(&r.business_date),
+            esc(&when(r.started_at_ms)),
+            esc(&took(r.duration_ms)),
+            esc(&r.trigger_source),
+            url(&o.name),
+            url(&r.run_id)
+        );
+    }
+    let mut paging = String::new();
+    if offset > 0 {
+        let _ = write!(paging, "<a href=\"/dags/{}?offset={}\">← newer</a> ", url(&o.name), offset.saturating_sub(PAGE));
+    }
+    if history.len() as u32 == PAGE {
+        let _ = write!(paging, "<a href=\"/dags/{}?offset={}\">older →</a>", url(&o.name), offset + PAGE);
+    }
+    let _ = write!(
+        body,
+        "<h2>Runs</h2><section id=\"history\" data-live><table><thead><tr><th>Run</th><th>State</th>\
+         <th>Business date</th><th>Started</th><th>Duration</th><th>Trigger</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table><p class=\"paging\">{paging}</p></section>"
+    );
+    let mut versions = String::new();
+    for v in &d.versions {
+        let _ = write!(
+            versions,
+            "<tr><td>v{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            v.version,
+            esc(&when(Some(v.applied_at_ms))),
+            esc(&v.applied_by),
+            esc(v.checksum.get(..12).unwrap_or(&v.checksum))
+        );
+    }
+    let _ = write!(
+        body,
+        "<h2>Applied definition</h2><pre class=\"toml\">{}</pre><h2>Versions</h2><table><thead><tr>\
+         <th>Version</th><th>Applied</th><th>By</th><th>Checksum</th></tr></thead><tbody>{versions}</tbody></table>",
+        esc(&d.source_toml)
+    );
+    let attrs = format!(" data-dag=\"{n}\"");
+    Ok(Html(layout(&format!("DAG {}", o.name), ro, &attrs, &body)))
+}

@@ -1,0 +1,129 @@
+//! Small HTML building blocks. Every value that comes from outside the
+//! console's own code (names, messages, parameters — anything from SQL,
+//! etcd or the request) goes through [`esc`] before it is written.
+
+use crate::time::utc;
+use std::fmt::Write as _;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a value for a URL query or path segment.
+pub fn url(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A coloured state label.
+pub fn badge(state: &str) -> String {
+    let s = esc(state);
+    format!("<span class=\"badge st-{s}\">{s}</span>")
+}
+
+/// An instant, or `-`.
+pub fn when(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), utc)
+}
+
+/// A duration, or `-`.
+pub fn took(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), crate::time::duration)
+}
+
+/// A progress bar with a segment per state, widths in percent of `total`.
+pub fn bar(total: u64, segments: &[(&str, u64)]) -> String {
+    let mut out = String::from("<div class=\"bar\">");
+    if total > 0 {
+        for (state, n) in segments {
+            if *n > 0 {
+                let pct = (*n as f64) * 100.0 / total as f64;
+                let _ = write!(out, "<span class=\"st-{}\" style=\"width:{pct:.2}%\"></span>", esc(state));
+            }
+        }
+    }
+    let done: u64 = segments.iter().filter(|(s, _)| *s != "running").map(|(_, n)| n).sum();
+    let _ = write!(out, "<em>{done}/{total}</em></div>");
+    out
+}
+
+/// A button that POSTs to an API path (after `confirm()` when `confirm` is
+/// given). Disabled on a read-only console.
+pub fn action(label: &str, path: &str, confirm: Option<&str>, read_only: bool) -> String {
+    let confirm = confirm.map(|c| format!(" data-confirm=\"{}\"", esc(c))).unwrap_or_default();
+    let disabled = if read_only { " disabled title=\"read-only console\"" } else { "" };
+    format!(
+        "<button class=\"act\" data-path=\"{}\"{confirm}{disabled}>{}</button>",
+        esc(path),
+        esc(label)
+    )
+}
+
+/// A form whose named fields are sent as a JSON body to an API path.
+/// Fields with `data-json` are parsed as JSON, `type=number` ones as numbers;
+/// empty fields are left out.
+pub fn action_form(path: &str, confirm: Option<&str>, read_only: bool, fields: &str, submit: &str) -> String {
+    let confirm = confirm.map(|c| format!(" data-confirm=\"{}\"", esc(c))).unwrap_or_default();
+    let disabled = if read_only { " disabled title=\"read-only console\"" } else { "" };
+    format!(
+        "<form class=\"act\" data-path=\"{}\"{confirm}>{fields}<button type=\"submit\"{disabled}>{}</button></form>",
+        esc(path),
+        esc(submit)
+    )
+}
+
+/// The page around `body`.
+pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> String {
+    let mode = if read_only { "<span class=\"ro\">read-only</span>" } else { "" };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{} · Nightshift</title><link rel=\"stylesheet\" href=\"/assets/console.css\"></head>\
+<body{body_attrs}><header><a class=\"brand\" href=\"/\">Nightshift</a><nav>\
+<a href=\"/\">Overview</a><a href=\"/executors\">Executors</a><a href=\"/alerts\">Alerts</a>\
+<a href=\"/events\">Events</a></nav>{mode}<span id=\"live\" class=\"live\">○ live</span></header>\
+<main>{body}</main><div id=\"toast\" role=\"status\"></div>\
+<script src=\"/assets/console.js\"></script></body></html>\n",
+        esc(title)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_markup_and_attributes() {
+        assert_eq!(esc("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(esc("a\" onmouseover=\"x"), "a&quot; onmouseover=&quot;x");
+        assert_eq!(esc("Tom & Jerry"), "Tom &amp; Jerry");
+        assert_eq!(url("a b/c?d"), "a%20b%2Fc%3Fd");
+    }
+
+    #[test]
+    fn bars_are_proportional() {
+        let html = bar(4, &[("succeeded", 1), ("running", 1), ("failed", 0)]);
+        assert!(html.contains("st-succeeded\" style=\"width:25.00%"), "{html}");
+        assert!(!html.contains("st-failed"), "{html}");
+        assert!(html.contains("<em>1/4</em>"), "{html}");
+    }
+}

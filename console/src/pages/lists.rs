@@ -1,0 +1,159 @@
+//! The list pages: executors, alerts (with acknowledge and silence), and the
+//! event log with its filter form.
+
+use super::html::{action, action_form, badge, esc, layout, url, when};
+use super::PageResult;
+use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
+use crate::api::events::{events as list_events, EventQuery};
+use crate::api::executors::executors as list_executors;
+use crate::extract::ApiQuery;
+use crate::time::{duration, now_ms};
+use crate::AppState;
+use axum::extract::State;
+use axum::response::Html;
+use nightshift_core::state::AlertRule;
+use std::fmt::Write as _;
+
+/// `GET /executors`.
+pub async fn executors(State(state): State<AppState>) -> PageResult {
+    let now = now_ms();
+    let mut rows = String::new();
+    for e in list_executors(&state).await? {
+        let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{}={}", esc(k), esc(v))).collect();
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{} <small>pid {}</small></td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.id),
+            esc(&e.host),
+            e.pid,
+            esc(&e.handlers.join(", ")),
+            labels.join(" "),
+            e.running_items,
+            e.capacity,
+            esc(&duration(now - e.started_at_ms)),
+            e.lease_ttl_ms.map_or_else(|| "-".to_owned(), |t| esc(&duration(t as i64))),
+            esc(&e.version)
+        );
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"8\">No executor is registered.</td></tr>");
+    }
+    let body = format!(
+        "<h1>Executors</h1><section id=\"executors\" data-live><table><thead><tr><th>Id</th><th>Host</th>\
+         <th>Handlers</th><th>Labels</th><th>Running / capacity</th><th>Up</th><th>Lease left</th>\
+         <th>Version</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    );
+    Ok(Html(layout("Executors", state.auth.is_read_only(), "", &body)))
+}
+
+/// `GET /alerts?state=&dag=`.
+pub async fn alerts(State(state): State<AppState>, ApiQuery(q): ApiQuery<AlertQuery>) -> PageResult {
+    let ro = state.auth.is_read_only();
+    let mut rows = String::new();
+    for a in list_alerts(&state, &q).await? {
+        let mut target = String::new();
+        if let Some(run) = &a.run_id {
+            let _ = write!(target, "<a href=\"/runs/{}\">{}</a>", url(run), esc(run));
+        } else if let Some(dag) = &a.dag {
+            let _ = write!(target, "<a href=\"/dags/{}\">{}</a>", url(dag), esc(dag));
+        }
+        if let Some(job) = &a.job {
+            let _ = write!(target, " / {}", esc(job));
+        }
+        if let Some(item) = a.item {
+            let _ = write!(target, " / item {item}");
+        }
+        if let Some(ex) = &a.executor {
+            let _ = write!(target, " <small>on {}</small>", esc(ex));
+        }
+        let ack = if a.state == "open" {
+            action("Acknowledge", &format!("/api/v1/alerts/{}/ack", a.id), None, ro)
+        } else {
+            a.acked_by.as_deref().map(|u| format!("<small>by {}</small>", esc(u))).unwrap_or_default()
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td>{}</td><td>{}</td><td>{ack}</td></tr>",
+            a.id,
+            badge(&a.state),
+            badge(&a.severity),
+            esc(&a.rule),
+            esc(&a.message),
+            esc(&when(Some(a.opened_at_ms)))
+        );
+    }
+    let mut silences = String::new();
+    for s in active_silences(&state).await? {
+        let _ = write!(
+            silences,
+            "<li>{} {} until {} <small>by {}</small></li>",
+            esc(&s.rule),
+            s.dag.as_deref().map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
+            esc(&when(Some(s.until_ms))),
+            esc(&s.created_by)
+        );
+    }
+    let options: String = AlertRule::ALL.iter().map(|r| format!("<option>{}</option>", r.as_str())).collect();
+    let fields = format!(
+        "<label>Rule <select name=\"rule\">{options}</select></label>\
+         <label>DAG (empty: all) <input name=\"dag\"></label>\
+         <label>Minutes <input name=\"minutes\" type=\"number\" min=\"1\" value=\"60\"></label>"
+    );
+    let filter = ["", "open", "acknowledged", "resolved"]
+        .iter()
+        .map(|s| format!("<a href=\"/alerts?state={s}\">{}</a>", if s.is_empty() { "all" } else { s }))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let body = format!(
+        "<h1>Alerts</h1><p>{filter}</p><section id=\"alerts\" data-live><table><thead><tr><th>Id</th><th>State</th>\
+         <th>Severity</th><th>Rule</th><th>Where</th><th>Message</th><th>Opened</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table><h2>Silences</h2><ul>{silences}</ul></section><h2>Silence a rule</h2>{}",
+        action_form("/api/v1/alerts/silence", None, ro, &fields, "Silence")
+    );
+    Ok(Html(layout("Alerts", ro, "", &body)))
+}
+
+fn field(name: &str, label: &str, value: &Option<String>) -> String {
+    format!(
+        "<label>{label} <input name=\"{name}\" value=\"{}\"></label>",
+        esc(value.as_deref().unwrap_or(""))
+    )
+}
+
+/// `GET /events?dag=&run=&job=&executor=&kind=&from=&to=`.
+pub async fn events(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventQuery>) -> PageResult {
+    let mut rows = String::new();
+    for e in list_events(&state, &q).await? {
+        let detail = if e.detail.is_null() { String::new() } else { e.detail.to_string() };
+        let run = e.run_id.as_deref().map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r))).unwrap_or_default();
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            e.seq,
+            esc(&when(Some(e.at_ms))),
+            esc(&e.kind),
+            esc(&e.actor),
+            esc(e.dag.as_deref().unwrap_or("")),
+            esc(e.job.as_deref().unwrap_or("")),
+            e.item.map(|i| i.to_string()).unwrap_or_default(),
+            esc(e.executor.as_deref().unwrap_or("")),
+            esc(&detail)
+        );
+    }
+    let form = format!(
+        "<form class=\"filter\" method=\"get\" action=\"/events\">{}{}{}{}{}{}{}<button>Filter</button></form>",
+        field("dag", "DAG", &q.dag),
+        field("run", "Run", &q.run),
+        field("job", "Job", &q.job),
+        field("executor", "Executor", &q.executor),
+        field("kind", "Kind", &q.kind),
+        field("from", "From (RFC 3339)", &q.from),
+        field("to", "To", &q.to)
+    );
+    let body = format!(
+        "<h1>Events</h1>{form}<section id=\"events\" data-live><table><thead><tr><th>#</th><th>At</th><th>Kind</th>\
+         <th>Actor</th><th>DAG</th><th>Run</th><th>Job</th><th>Item</th><th>Executor</th><th>Detail</th></tr></thead>\
+         <tbody>{rows}</tbody></table></section>"
+    );
+    Ok(Html(layout("Events", state.auth.is_read_only(), "", &body)))
+}

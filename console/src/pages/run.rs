@@ -1,0 +1,180 @@
+//! The run page: per job a progress bar, counts, throughput and ETA; a Gantt
+//! chart of the jobs; the grid of one job's items coloured by state, each
+//! with its executor, attempts, error and last progress in a tooltip (and in
+//! a detail panel on click); actions on the run, its jobs and items.
+
+use super::html::{action, action_form, badge, bar, esc, layout, took, url, when};
+use super::svg::{gantt, Span};
+use super::PageResult;
+use crate::api::items::{items, ItemView};
+use crate::api::runs::{detail, get_run, JobProgress};
+use crate::extract::ApiQuery;
+use crate::time::{duration, now_ms};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use serde::Deserialize;
+use std::fmt::Write as _;
+
+/// Most item cells drawn; larger jobs show the first ones and say so.
+const MAX_CELLS: usize = 5000;
+
+/// `GET /runs/{run}` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPageQuery {
+    /// Job whose items are shown (default: the first running job, else the first job).
+    pub job: Option<String>,
+}
+
+fn segments(j: &JobProgress) -> [(&'static str, u64); 5] {
+    let c = &j.counts;
+    [
+        ("succeeded", c.succeeded),
+        ("failed", c.failed),
+        ("skipped", c.skipped),
+        ("cancelled", c.cancelled),
+        ("running", c.running),
+    ]
+}
+
+fn item_tooltip(item: &ItemView) -> String {
+    let mut t = format!("item {} · {}", item.item, item.state);
+    if let Some(e) = &item.executor {
+        let _ = write!(t, " · on {e}");
+    }
+    for a in &item.attempts {
+        let took = a.ended_at_ms.map(|end| duration(end - a.started_at_ms)).unwrap_or_else(|| "running".to_owned());
+        let _ = write!(t, "\nattempt {} on {} ({took}): {}", a.attempt, a.executor, a.outcome.as_deref().unwrap_or("running"));
+        if let Some(err) = &a.error {
+            let _ = write!(t, " — {err}");
+        }
+        if let Some(from) = &a.moved_from {
+            let _ = write!(t, " (moved from {from})");
+        }
+    }
+    if let Some(p) = &item.progress {
+        let _ = write!(t, "\nprogress {}/{}", p.done, p.total);
+        if let Some(m) = &p.message {
+            let _ = write!(t, ": {m}");
+        }
+    }
+    t
+}
+
+/// `GET /runs/{run}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    ApiQuery(q): ApiQuery<RunPageQuery>,
+) -> PageResult {
+    let run = get_run(&state, &run_id).await?;
+    let d = detail(&state, &run).await?;
+    let ro = state.auth.is_read_only();
+    let r = &d.run;
+    let rid = esc(&r.run_id);
+    let api = format!("/api/v1/runs/{}", url(&r.run_id));
+    let mut body = format!(
+        "<h1>Run {rid}</h1><section id=\"summary\" data-live><p>DAG <a href=\"/dags/{}\">{}</a> · business date {} · {} \
+         · trigger {} · started {} · {}</p>{}</section>",
+        url(&r.dag),
+        esc(&r.dag),
+        esc(&r.business_date),
+        badge(&r.state),
+        esc(&r.trigger_source),
+        esc(&when(r.started_at_ms)),
+        esc(&took(r.duration_ms)),
+        bar(d.totals.total, &[
+            ("succeeded", d.totals.succeeded),
+            ("failed", d.totals.failed),
+            ("skipped", d.totals.skipped),
+            ("cancelled", d.totals.cancelled),
+            ("running", d.totals.running),
+        ])
+    );
+    if let Some(err) = &r.error {
+        let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
+    }
+    body.push_str("<section class=\"actions\">");
+    body.push_str(&action("Cancel run", &format!("{api}/cancel"), Some(&format!("Cancel run {}?", r.run_id)), ro));
+    body.push_str(&action("Retry failed items", &format!("{api}/retry"), Some(&format!("Retry every failed item of run {}?", r.run_id)), ro));
+    body.push_str("</section>");
+
+    let mut rows = String::new();
+    for j in &d.jobs {
+        let c = &j.counts;
+        let jn = esc(&j.job);
+        let rate = j.items_per_minute.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}/min"));
+        let eta = j.eta_ms.map_or_else(|| "-".to_owned(), duration);
+        let japi = format!("{api}/jobs/{}", url(&j.job));
+        let skip = action("Skip", &format!("{japi}/skip"), Some(&format!("Skip job {} of run {}?", j.job, r.run_id)), ro);
+        let retry = action_form(
+            &format!("{api}/retry"),
+            Some(&format!("Retry the failed items of job {}?", j.job)),
+            ro,
+            &format!("<input type=\"hidden\" name=\"job\" value=\"{jn}\">"),
+            "Retry",
+        );
+        let _ = write!(
+            rows,
+            "<tr><td><a href=\"?job={}\">{jn}</a></td><td>{}</td><td class=\"wide\">{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}</td></tr>",
+            url(&j.job),
+            badge(&j.state),
+            bar(c.total, &segments(j)),
+            c.pending,
+            c.running,
+            c.succeeded,
+            c.failed,
+            c.skipped + c.cancelled,
+            esc(&rate),
+            esc(&eta)
+        );
+    }
+    let spans: Vec<Span> = d
+        .jobs
+        .iter()
+        .map(|j| Span { label: j.job.clone(), state: j.state.clone(), start_ms: j.started_at_ms, end_ms: j.ended_at_ms })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Jobs</h2><section id=\"jobs\" data-live><table><thead><tr><th>Job</th><th>State</th><th>Progress</th>\
+         <th>Pending</th><th>Running</th><th>Succeeded</th><th>Failed</th><th>Skipped/cancelled</th>\
+         <th>Throughput</th><th>ETA</th><th></th></tr></thead><tbody>{rows}</tbody></table></section>\
+         <h2>Timeline</h2><section id=\"gantt\" data-live>{}</section>",
+        gantt(&spans, now_ms())
+    );
+
+    let selected = q
+        .job
+        .filter(|j| !j.is_empty())
+        .or_else(|| d.jobs.iter().find(|j| j.state == "running").map(|j| j.job.clone()))
+        .or_else(|| d.jobs.first().map(|j| j.job.clone()));
+    if let Some(job) = selected {
+        let list = items(&state, &r.run_id, &job).await?;
+        let mut cells = String::new();
+        for item in list.iter().take(MAX_CELLS) {
+            let _ = write!(
+                cells,
+                "<button class=\"cell st-{}\" data-item=\"{}\" title=\"{}\"></button>",
+                esc(item.state),
+                item.item,
+                esc(&item_tooltip(item))
+            );
+        }
+        let more = if list.len() > MAX_CELLS {
+            format!("<p class=\"sub\">showing the first {MAX_CELLS} of {} items</p>", list.len())
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<h2>Items of {}</h2><section id=\"items\" data-live><div class=\"grid\" data-mark-base=\"{api}/jobs/{}/items/\" \
+             data-read-only=\"{ro}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>",
+            esc(&job),
+            url(&job)
+        );
+    }
+    let attrs = format!(" data-run=\"{rid}\"");
+    Ok(Html(layout(&format!("Run {}", r.run_id), ro, &attrs, &body)))
+}

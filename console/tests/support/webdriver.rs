@@ -1,0 +1,166 @@
+//! A minimal WebDriver client over a `chromedriver` process driving
+//! headless Chromium: just what the browser test needs (navigate, find,
+//! click, run a script, screenshot). Plain HTTP/1.1 over TCP with
+//! `Connection: close`, so it needs no HTTP client crate.
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The element key of the W3C WebDriver protocol.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session; both end on drop.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+async fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, payload) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP response: {text}"))?;
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(payload)
+    } else {
+        payload.to_owned()
+    };
+    let value: Value = serde_json::from_str(&payload).with_context(|| format!("{method} {path}: {payload}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{method} {path}: {head}: {value}");
+    }
+    Ok(value["value"].clone())
+}
+
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        text = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session.
+    pub async fn start() -> anyhow::Result<Browser> {
+        let port = free_port()?;
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver (apt: chromium-driver; scripts/ensure-services installs it)")?;
+        let profile = tempfile::tempdir()?;
+        let mut browser = Browser { driver, port, session: String::new(), _profile: profile };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match http(port, "GET", "/status", None).await {
+                Ok(v) if v["ready"] == true => break,
+                _ if tokio::time::Instant::now() > deadline => bail!("chromedriver did not become ready"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let args = json!([
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--window-size=1280,1000",
+            format!("--user-data-dir={}", browser._profile.path().display()),
+        ]);
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+        }}});
+        let session = http(port, "POST", "/session", Some(&caps)).await?;
+        browser.session = session["sessionId"].as_str().ok_or_else(|| anyhow!("no session id: {session}"))?.to_owned();
+        Ok(browser)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        http(self.port, method, &format!("/session/{}{path}", self.session), body.as_ref()).await
+    }
+
+    /// Opens a URL.
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.call("POST", "/url", Some(json!({"url": url}))).await.map(drop)
+    }
+
+    /// Runs a script (`return ...` to get a value back).
+    pub async fn exec(&self, script: &str) -> anyhow::Result<Value> {
+        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// Clicks the first element matching a CSS selector.
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        let el = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css}))).await?;
+        let id = el[ELEMENT].as_str().ok_or_else(|| anyhow!("no element {css}"))?.to_owned();
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({}))).await.map(drop)
+    }
+
+    /// Saves a PNG screenshot of the window.
+    pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
+        let data = self.call("GET", "/screenshot", None).await?;
+        let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
+    /// Polls a script until it returns `true`, for up to `secs` seconds.
+    pub async fn wait_true(&self, secs: u64, what: &str, script: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if self.exec(script).await? == Value::Bool(true) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ending the session closes Chromium; chromedriver is killed after.
+        if !self.session.is_empty() {
+            let (port, path) = (self.port, format!("/session/{}", self.session));
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(rt) = rt {
+                    let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(5), http(port, "DELETE", &path, None)));
+                }
+            })
+            .join();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

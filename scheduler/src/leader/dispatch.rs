@@ -1,0 +1,141 @@
+//! Job start: the full reshard. The job's open items are assigned among the
+//! live executors that registered its handler, with the job's strategy and
+//! the previous start's assignment of the same (DAG, job) as input — so a
+//! membership change between runs is applied here, moving as little as the
+//! strategy allows ("reshard before the next run"). The spec is written
+//! first, then one assignment per executor attached to that executor's
+//! lease, then the new assignment is stored for the next start.
+
+use super::{put, Leader, LeaderError};
+use crate::failover::Receiver;
+use crate::record::{self, JobRecord, LastAssignment, Owner, RunRecord};
+use nightshift_coord::TxnOp;
+use nightshift_core::ids::{ExecutorId, ItemIndex, JobName};
+use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec};
+use nightshift_core::sharding::{assign, Assignment, ExecutorSlot};
+use std::collections::BTreeMap;
+
+/// Live executors serving `handler`, as failover receivers with their load
+/// in `job` (unfinished items they hold).
+pub(super) fn receivers(executors: &BTreeMap<ExecutorId, ExecutorInfo>, handler: &str, job: &JobRecord) -> Vec<Receiver> {
+    let done = job.done();
+    executors
+        .values()
+        .filter(|e| e.handlers.iter().any(|h| h.as_str() == handler))
+        .map(|e| Receiver {
+            id: e.id.clone(),
+            lease: e.lease,
+            weight: e.capacity.max(1),
+            load: job.owners.get(&e.id).map_or(0, |o| o.items.difference(&done).len()),
+        })
+        .collect()
+}
+
+/// The assignment record an owner's key should hold: its unfinished items at
+/// their current attempts.
+pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord {
+    let items = owner.items.difference(&job.done());
+    let attempts = items.iter().filter_map(|i| job.attempts.get(&i).map(|&a| (i, a))).collect();
+    AssignmentRecord { items, attempts, cancel: owner.cancel.intersection(&owner.items) }
+}
+
+/// Ops writing a job's spec.
+pub(super) fn spec_op(prefix: &str, rec: &RunRecord, job: &JobName) -> Result<Option<TxnOp>, LeaderError> {
+    let Some(spec) = rec.job_spec(job) else { return Ok(None) };
+    let params = merge(&spec.params, &rec.params);
+    let run_spec = JobRunSpec {
+        run: rec.run.clone(),
+        dag: rec.spec.name.clone(),
+        job: job.clone(),
+        handler: spec.handler.clone(),
+        business_date: rec.business_date,
+        total_items: spec.shards,
+        params,
+        shard_params: spec.shard_params.clone(),
+        item_timeout_ms: spec.item_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    };
+    Ok(Some(put(keyspace::spec_key(prefix, &rec.run, job), &run_spec, None)?))
+}
+
+/// Run params over job params (objects merged key by key).
+fn merge(job: &serde_json::Value, run: &serde_json::Value) -> serde_json::Value {
+    match (job, run) {
+        (serde_json::Value::Object(j), serde_json::Value::Object(r)) => {
+            let mut out = j.clone();
+            for (k, v) in r {
+                out.insert(k.clone(), v.clone());
+            }
+            serde_json::Value::Object(out)
+        }
+        (j, serde_json::Value::Null) => j.clone(),
+        (_, r) => r.clone(),
+    }
+}
+
+/// What a start attempt did.
+pub(super) enum Started {
+    /// Assigned: the ops to commit (spec and stale-assignment cleanup go
+    /// first, in `pre`) and the new owners.
+    Assigned { pre: Vec<TxnOp>, main: Vec<TxnOp> },
+    /// No live executor serves the handler.
+    NoExecutor,
+}
+
+impl Leader {
+    /// Assigns a job's open items and fills in its owners.
+    pub(super) async fn start_job(&self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now_ms: i64) -> Result<Started, LeaderError> {
+        let prefix = self.config.prefix.clone();
+        let Some(spec) = rec.job_spec(name).cloned() else { return Ok(Started::NoExecutor) };
+        let Some(job) = rec.jobs.get(name) else { return Ok(Started::NoExecutor) };
+        let slots: Vec<ExecutorSlot> = receivers(executors, spec.handler.as_str(), job).into_iter().map(|r| ExecutorSlot::new(r.id, r.weight)).collect();
+        if slots.is_empty() {
+            return Ok(Started::NoExecutor);
+        }
+        let last_key = record::last_assignment_key(&prefix, &rec.spec.name, name);
+        let previous = match self.coord.get(&last_key).await? {
+            Some(kv) => keyspace::decode::<LastAssignment>(&kv.value).ok(),
+            None => None,
+        };
+        let previous = previous.and_then(|p| {
+            let parts = p.executors.into_iter().map(|(e, set)| (e, set.iter().filter(|&i| i < spec.shards).map(ItemIndex).collect::<Vec<_>>()));
+            Assignment::from_parts(spec.shards, parts).ok()
+        });
+        let key = format!("{}/{}", rec.spec.name, name);
+        let layout = match assign(spec.strategy, &key, spec.shards, &slots, previous.as_ref()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(run = %rec.run, job = %name, error = %e, "cannot assign items");
+                return Ok(Started::NoExecutor);
+            }
+        };
+        let Some(job) = rec.jobs.get_mut(name) else { return Ok(Started::NoExecutor) };
+        let open = ItemSet::range(0, spec.shards).difference(&job.done());
+        let mut last = LastAssignment { shards: spec.shards, executors: BTreeMap::new(), run: Some(rec.run.clone()) };
+        job.owners.clear();
+        for (exec, items) in layout.iter() {
+            let set: ItemSet = items.iter().map(|i| i.0).collect();
+            last.executors.insert(exec.clone(), set.clone());
+            let mine = set.intersection(&open);
+            let Some(info) = executors.get(exec) else { continue };
+            if !mine.is_empty() {
+                job.owners.insert(exec.clone(), Owner { lease: info.lease, items: mine, cancel: ItemSet::new(), token: 0, assigned_at_ms: now_ms });
+            }
+        }
+        job.unowned = ItemSet::new();
+        job.state = nightshift_core::state::JobState::Running;
+        job.started_at_ms.get_or_insert(now_ms);
+        job.waiting_since_ms = None;
+        let mut pre = vec![TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&prefix, &rec.run, name) }];
+        pre.extend(spec_op(&prefix, rec, name)?);
+        let mut main = Vec::new();
+        if let Some(job) = rec.jobs.get(name) {
+            for (exec, owner) in &job.owners {
+                let value = assignment_of(job, owner);
+                main.push(put(keyspace::assign_key(&prefix, &rec.run, name, exec), &value, Some(owner.lease))?);
+                tracing::info!(run = %rec.run, job = %name, executor = %exec, items = %value.items, "assigned");
+            }
+        }
+        main.push(put(last_key, &last, None)?);
+        Ok(Started::Assigned { pre, main })
+    }
+}

@@ -1,0 +1,226 @@
+//! The leader's SQL writes: attempts, job runs, run states, events and
+//! alerts, each written so that repeating it is harmless — a new leader may
+//! redo what a crashed one had half done.
+//!
+//! etcd is the source of truth until a run is persisted: when SQL is down,
+//! result batches stay unconsumed in etcd, job and run rows are re-synced on
+//! the next pass, and alert and event writes wait in an in-memory outbox. A
+//! run's etcd keys are only deleted once its final rows are stored.
+
+use crate::record::{JobRecord, RunRecord};
+use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome};
+use nightshift_store::{JobRun, NewAlert, NewAttempt, NewEvent, Store, StoreError};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Records a whole attempt (start and end), idempotently: an attempt that is
+/// already stored, ended or not, is completed rather than duplicated.
+pub async fn record_attempt(store: &Store, new: &NewAttempt, outcome: AttemptOutcome, ended_at_ms: i64, error: Option<&str>) -> Result<(), StoreError> {
+    let id = match store.start_attempt(new).await {
+        Ok(id) => id,
+        Err(StoreError::Conflict { .. }) => {
+            let existing = store.attempts(&new.run_id, &new.job, Some(new.item)).await?;
+            match existing.into_iter().find(|a| a.attempt == new.attempt) {
+                Some(a) if a.outcome.is_some() => return Ok(()),
+                Some(a) => a.id,
+                None => return Ok(()),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    match store.finish_attempt(id, outcome, ended_at_ms.max(new.started_at_ms), error).await {
+        Ok(_) | Err(StoreError::IllegalTransition { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The job row a job record stands for.
+pub fn job_row(run: &RunId, job: &JobName, rec: &JobRecord) -> JobRun {
+    let count = |s: &nightshift_core::keyspace::ItemSet| u32::try_from(s.len()).unwrap_or(u32::MAX);
+    JobRun {
+        run_id: run.clone(),
+        job: job.clone(),
+        state: rec.state,
+        shards: rec.shards,
+        succeeded: count(&rec.succeeded),
+        failed: count(&rec.failed),
+        skipped: count(&rec.skipped),
+        cancelled: count(&rec.cancelled),
+        started_at_ms: rec.started_at_ms,
+        ended_at_ms: rec.ended_at_ms,
+        error: rec.error.clone(),
+    }
+}
+
+/// What this leader last stored for a run, so unchanged rows are not
+/// rewritten each pass. Empty after a leader change: everything is re-synced
+/// once (every write is idempotent).
+#[derive(Debug, Default)]
+pub struct Synced {
+    run_state: Option<nightshift_core::state::RunState>,
+    jobs: BTreeMap<JobName, JobRun>,
+}
+
+/// Brings the run's SQL rows up to its record. Returns whether all is stored.
+pub async fn sync_run(store: &Store, rec: &RunRecord, synced: &mut Synced, now_ms: i64) -> Result<(), StoreError> {
+    for (name, job) in &rec.jobs {
+        let row = job_row(&rec.run, name, job);
+        if synced.jobs.get(name) == Some(&row) {
+            continue;
+        }
+        match store.upsert_job_run(&row).await {
+            Ok(()) => {}
+            // Already past this state in SQL (a previous leader wrote more):
+            // nothing to do, the next change will move it on.
+            Err(StoreError::IllegalTransition { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        synced.jobs.insert(name.clone(), row);
+    }
+    if synced.run_state != Some(rec.state) {
+        let current = store.get_run(&rec.run).await?.map(|r| r.state);
+        if current != Some(rec.state) {
+            let error = (rec.state == nightshift_core::state::RunState::Failed).then(|| failed_jobs(rec));
+            if rec.state.is_terminal() && current == Some(nightshift_core::state::RunState::Pending) {
+                // Pending → terminal directly is allowed only for failures and
+                // cancels; pass through running so that history shows a start.
+                let _ = store.update_run_state(&rec.run, nightshift_core::state::RunState::Running, now_ms, None).await;
+            }
+            match store.update_run_state(&rec.run, rec.state, now_ms, error.as_deref()).await {
+                Ok(_) | Err(StoreError::IllegalTransition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        synced.run_state = Some(rec.state);
+    }
+    Ok(())
+}
+
+fn failed_jobs(rec: &RunRecord) -> String {
+    let names: Vec<&str> = rec
+        .jobs
+        .iter()
+        .filter(|(_, j)| j.state == nightshift_core::state::JobState::Failed)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    format!("failed jobs: {}", names.join(", "))
+}
+
+/// A SQL write that may wait for the database.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// Append an event.
+    Event(NewEvent),
+    /// Open (or bump) an alert.
+    Open(NewAlert),
+    /// Resolve the alert with this dedupe key.
+    Resolve(String, i64),
+}
+
+/// Events and alerts waiting to be written, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<Pending>,
+    /// Whether the last flush failed (SQL unavailable), for the log.
+    pub failing: bool,
+}
+
+impl Outbox {
+    /// Queues a write.
+    pub fn push(&mut self, p: Pending) {
+        self.queue.push_back(p);
+    }
+
+    /// Number of queued writes.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Writes what it can, in order; stops at the first failure.
+    pub async fn flush(&mut self, store: &Store) {
+        while let Some(p) = self.queue.front() {
+            let result = match p {
+                Pending::Event(e) => store.append_event(e).await.map(|_| ()),
+                Pending::Open(a) => store.open_alert(a).await.map(|_| ()),
+                Pending::Resolve(key, at) => store.resolve_alert(key, *at).await.map(|_| ()),
+            };
+            match result {
+                Ok(()) => {
+                    self.queue.pop_front();
+                    if self.failing {
+                        tracing::info!("sql store reachable again; outbox flushing");
+                        self.failing = false;
+                    }
+                }
+                Err(e) => {
+                    if !self.failing {
+                        tracing::error!(error = %e, queued = self.queue.len(), "sql store unavailable; keeping history in memory until it is back");
+                    }
+                    self.failing = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Builders of the events and alerts the leader emits.
+pub struct Emit<'a> {
+    /// `scheduler:<id>`.
+    pub actor: &'a str,
+}
+
+impl Emit<'_> {
+    /// An event about a run (and optionally a job / executor).
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(&self, at_ms: i64, kind: &str, dag: &DagName, run: Option<&RunId>, job: Option<&JobName>, executor: Option<&ExecutorId>, detail: serde_json::Value) -> Pending {
+        Pending::Event(NewEvent {
+            at_ms,
+            kind: kind.to_owned(),
+            actor: self.actor.to_owned(),
+            dag: Some(dag.clone()),
+            run_id: run.cloned(),
+            job: job.cloned(),
+            item: None,
+            executor: executor.cloned(),
+            detail,
+        })
+    }
+}
+
+/// An alert to open.
+#[allow(clippy::too_many_arguments)]
+pub fn alert(rule: AlertRule, key: String, severity: AlertSeverity, dag: &DagName, run: Option<&RunId>, job: Option<&JobName>, executor: Option<&ExecutorId>, message: String, at_ms: i64) -> Pending {
+    Pending::Open(NewAlert {
+        rule,
+        dedupe_key: key,
+        severity,
+        dag: Some(dag.clone()),
+        run_id: run.cloned(),
+        job: job.cloned(),
+        item: None,
+        executor: executor.cloned(),
+        message,
+        at_ms,
+    })
+}
+
+/// A new attempt row for `item`.
+#[allow(clippy::too_many_arguments)]
+pub fn attempt(run: &RunId, job: &JobName, item: u32, attempt: u32, executor: &ExecutorId, token: i64, started_at_ms: i64, moved_from: Option<ExecutorId>) -> NewAttempt {
+    NewAttempt {
+        run_id: run.clone(),
+        job: job.clone(),
+        item: ItemIndex(item),
+        attempt,
+        executor: executor.clone(),
+        fencing_token: FencingToken(token),
+        started_at_ms,
+        moved_from,
+    }
+}

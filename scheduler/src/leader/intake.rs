@@ -1,0 +1,350 @@
+//! What makes runs exist and change from outside: applied DAGs, cron fires
+//! (misfire and concurrency policies, [`crate::trigger`]) and operator
+//! commands. Each command is carried out and deleted in one fenced txn with
+//! the run record it changes, then recorded as an event with its actor.
+
+use super::history::{Emit, Pending};
+use super::{put, Leader, LeaderError, LiveRun};
+use crate::record::{self, CronRecord, JobRecord, RunRecord};
+use crate::trigger::{admit, due_fires, Admission};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use nightshift_coord::TxnOp;
+use nightshift_core::ids::{DagName, RunId};
+use nightshift_core::keyspace::{self, AppliedDag, Command, CommandRecord};
+use nightshift_core::schedule::{business_date, Schedule};
+use nightshift_core::state::{JobState, RunState, TriggerSource};
+use nightshift_store::{NewRun, StoreError};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// A run to create.
+pub(super) struct RunRequest {
+    pub run: RunId,
+    pub dag: DagName,
+    pub business_date: Option<NaiveDate>,
+    pub params: serde_json::Value,
+    pub source: TriggerSource,
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+impl Leader {
+    /// Reads the applied DAGs.
+    pub(super) async fn load_dags(&mut self) -> Result<(), LeaderError> {
+        let (kvs, _) = self.coord.get_prefix(&keyspace::dags_prefix(&self.config.prefix)).await?;
+        let mut dags = BTreeMap::new();
+        for kv in kvs {
+            let Some(name) = keyspace::parse_dag_key(&self.config.prefix, &kv.key) else { continue };
+            match keyspace::decode::<AppliedDag>(&kv.value) {
+                Ok(dag) => {
+                    dags.insert(name, dag);
+                }
+                Err(e) => tracing::error!(dag = %name, error = %e, "unreadable applied dag"),
+            }
+        }
+        self.dags = dags;
+        Ok(())
+    }
+
+    /// Creates a run: SQL row first (the unique run id makes a repeat a
+    /// no-op), then the etcd record. Returns `None` if it already existed.
+    pub(super) async fn create_run(&mut self, req: RunRequest, extra: Vec<TxnOp>) -> Result<Option<RunId>, LeaderError> {
+        if self.runs.contains_key(&req.run) {
+            return Ok(None);
+        }
+        let Some(applied) = self.dags.get(&req.dag).cloned() else { return Ok(None) };
+        let now = self.clock.now_ms();
+        let spec = applied.spec;
+        let at = req.scheduled_for.unwrap_or_else(|| Utc.timestamp_millis_opt(now).single().unwrap_or_else(Utc::now));
+        let day = req.business_date.unwrap_or_else(|| business_date(at, spec.timezone));
+        let new = NewRun {
+            run_id: req.run.clone(),
+            dag: req.dag.clone(),
+            dag_version: applied.version,
+            business_date: day,
+            trigger_source: req.source,
+            params: if req.params.is_null() { json!({}) } else { req.params.clone() },
+            scheduled_for_ms: req.scheduled_for.map(|t| t.timestamp_millis()),
+            created_at_ms: now,
+        };
+        match self.store.insert_run(&new).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => match self.store.get_run(&req.run).await {
+                // Created by a leader that crashed before writing etcd.
+                Ok(Some(run)) if run.state == RunState::Pending => {}
+                Ok(_) => return Ok(None),
+                Err(e) => return Err(store_down(e)),
+            },
+            Err(e) => return Err(store_down(e)),
+        }
+        let deadline_ms = spec.deadline.and_then(|t| {
+            let local = spec.timezone.from_local_datetime(&day.and_time(t)).earliest()?;
+            let mut ms = local.timestamp_millis();
+            if ms < at.timestamp_millis() {
+                ms += 86_400_000;
+            }
+            Some(ms)
+        });
+        let jobs = spec.jobs.iter().map(|j| (j.name.clone(), JobRecord::pending(j.shards))).collect();
+        let rec = RunRecord {
+            run: req.run.clone(),
+            dag_version: applied.version,
+            business_date: day,
+            params: new.params.clone(),
+            source: req.source,
+            scheduled_for_ms: new.scheduled_for_ms,
+            created_at_ms: now,
+            state: RunState::Pending,
+            deadline_ms,
+            jobs,
+            lost_executors: Default::default(),
+            open_alerts: Default::default(),
+            spec,
+        };
+        let mut ops = vec![put(record::run_state_key(&self.config.prefix, &rec.run), &rec, None)?];
+        ops.extend(extra);
+        let written = keyspace::encode(&rec)?;
+        self.fenced.commit(ops).await?;
+        tracing::info!(run = %rec.run, dag = %req.dag, source = %req.source, business_date = %day, "run created");
+        let emit = Emit { actor: &self.actor };
+        self.outbox.push(emit.event(now, "run_created", &req.dag, Some(&rec.run), None, None, json!({"source": req.source.as_str(), "business_date": day.to_string()})));
+        self.runs.insert(rec.run.clone(), LiveRun { rec, written, synced: Default::default() });
+        Ok(Some(req.run))
+    }
+
+    /// Fires due schedule instants of every unpaused scheduled DAG.
+    pub(super) async fn run_cron(&mut self) -> Result<(), LeaderError> {
+        let now_ms = self.clock.now_ms();
+        let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else { return Ok(()) };
+        let dags: Vec<(DagName, AppliedDag)> = self.dags.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+        for (name, applied) in dags {
+            let (Some(expr), false) = (applied.spec.schedule.as_deref(), applied.paused) else { continue };
+            let cron_key = record::cron_key(&self.config.prefix, &name);
+            let Some(last) = self.cron.get(&name).copied() else {
+                // First sight of this schedule: start from now, fire nothing past.
+                let rec = CronRecord { last_ms: now_ms };
+                self.fenced.commit(vec![put(cron_key, &rec, None)?]).await?;
+                self.cron.insert(name, rec);
+                continue;
+            };
+            let schedule = match Schedule::new(expr, applied.spec.timezone) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(dag = %name, error = %e, "bad schedule in applied dag");
+                    continue;
+                }
+            };
+            let Some(last_at) = Utc.timestamp_millis_opt(last.last_ms).single() else { continue };
+            let decision = due_fires(&schedule, applied.spec.calendar.as_ref(), applied.spec.misfire, last_at, now, self.config.misfire_grace);
+            let Some(handled) = decision.handled else { continue };
+            for fire in decision.fires {
+                let live: Vec<RunId> = self.runs.values().filter(|r| r.rec.spec.name == name && !r.rec.state.is_terminal()).map(|r| r.rec.run.clone()).collect();
+                match admit(applied.spec.concurrency, &live) {
+                    Admission::Skip => {
+                        tracing::info!(dag = %name, instant = %fire.instant, "concurrency forbid: a run is still going; not firing");
+                        let emit = Emit { actor: &self.actor };
+                        self.outbox.push(emit.event(now_ms, "fire_skipped", &name, None, None, None, json!({"instant_ms": fire.instant.timestamp_millis(), "reason": "concurrency_forbid"})));
+                        continue;
+                    }
+                    Admission::Replace(old) => {
+                        for run in old {
+                            self.cancel_run(&run, now_ms);
+                        }
+                    }
+                    Admission::Start => {}
+                }
+                let req = RunRequest {
+                    run: RunId::new(format!("{name}-s{}", fire.instant.timestamp_millis())),
+                    dag: name.clone(),
+                    business_date: None,
+                    params: json!({}),
+                    source: fire.source,
+                    scheduled_for: Some(fire.instant),
+                };
+                self.create_run(req, vec![]).await?;
+            }
+            let rec = CronRecord { last_ms: handled.timestamp_millis() };
+            self.fenced.commit(vec![put(cron_key, &rec, None)?]).await?;
+            self.cron.insert(name, rec);
+        }
+        Ok(())
+    }
+
+    /// Marks a live run cancelled in memory (written by the run's pass).
+    pub(super) fn cancel_run(&mut self, run: &RunId, now_ms: i64) -> bool {
+        let Some(live) = self.runs.get_mut(run) else { return false };
+        if live.rec.state.is_terminal() {
+            return false;
+        }
+        for job in live.rec.jobs.values_mut() {
+            if !job.state.is_terminal() {
+                let open = nightshift_core::keyspace::ItemSet::range(0, job.shards).difference(&job.done());
+                if job.state != JobState::Pending {
+                    job.cancelled = job.cancelled.union(&open);
+                }
+                job.state = JobState::Cancelled;
+                job.ended_at_ms = Some(now_ms);
+                job.retry_at.clear();
+            }
+        }
+        true
+    }
+
+    /// Carries out and deletes every pending operator command, oldest first.
+    pub(super) async fn run_commands(&mut self) -> Result<(), LeaderError> {
+        let (kvs, _) = self.coord.get_prefix(&keyspace::commands_prefix(&self.config.prefix)).await?;
+        for kv in kvs {
+            let delete = TxnOp::Delete { key: kv.key.clone() };
+            let cmd = match keyspace::decode::<CommandRecord>(&kv.value) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(key = %kv.key, error = %e, "unreadable command; deleting it");
+                    self.fenced.commit(vec![delete]).await?;
+                    continue;
+                }
+            };
+            let now = self.clock.now_ms();
+            let (dag, run, outcome) = self.execute(&cmd, delete).await?;
+            tracing::info!(command = %cmd.id, kind = cmd.command.kind(), by = %cmd.issued_by, outcome = %outcome, "command carried out");
+            if let Some(dag) = dag {
+                self.outbox.push(Pending::Event(nightshift_store::NewEvent {
+                    at_ms: now,
+                    kind: format!("command_{}", cmd.command.kind()),
+                    actor: cmd.issued_by.clone(),
+                    dag: Some(dag),
+                    run_id: run,
+                    job: None,
+                    item: None,
+                    executor: None,
+                    detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome}),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one command; its key is deleted in the same txn as its effect.
+    async fn execute(&mut self, cmd: &CommandRecord, delete: TxnOp) -> Result<(Option<DagName>, Option<RunId>, String), LeaderError> {
+        let now = self.clock.now_ms();
+        let run_dag = |l: &Leader, run: &RunId| l.runs.get(run).map(|r| r.rec.spec.name.clone());
+        match &cmd.command {
+            Command::Trigger { dag, business_date, params, rerun, source } => {
+                if !self.dags.contains_key(dag) {
+                    self.fenced.commit(vec![delete]).await?;
+                    return Ok((Some(dag.clone()), None, format!("rejected: dag {dag} is not applied")));
+                }
+                if let (Some(day), false) = (business_date, rerun) {
+                    let runs = self.store.runs_for_business_date(dag, *day).await.map_err(store_down)?;
+                    if runs.iter().any(|r| r.state == RunState::Succeeded) {
+                        self.fenced.commit(vec![delete]).await?;
+                        return Ok((Some(dag.clone()), None, format!("rejected: a run for {day} already succeeded (use rerun)")));
+                    }
+                }
+                let run = RunId::new(format!("{dag}-{}", cmd.id));
+                let req = RunRequest { run: run.clone(), dag: dag.clone(), business_date: *business_date, params: params.clone().unwrap_or(serde_json::Value::Null), source: *source, scheduled_for: None };
+                let created = self.create_run(req, vec![delete.clone()]).await?;
+                if created.is_none() {
+                    self.fenced.commit(vec![delete]).await?;
+                }
+                Ok((Some(dag.clone()), Some(run), "triggered".into()))
+            }
+            Command::CancelRun { run } => {
+                let dag = run_dag(self, run);
+                let ok = self.cancel_run(run, now);
+                self.commit_run_with(run, delete).await?;
+                Ok((dag, Some(run.clone()), if ok { "cancelled".into() } else { "rejected: run is not live".into() }))
+            }
+            Command::Retry { run, job } => {
+                let dag = run_dag(self, run);
+                let outcome = match self.runs.get_mut(run) {
+                    Some(live) if !live.rec.state.is_terminal() => {
+                        let mut n = 0;
+                        for (name, rec) in live.rec.jobs.iter_mut() {
+                            let selected = job.as_ref().is_none_or(|j| j == name);
+                            if selected && matches!(rec.state, JobState::Failed | JobState::UpstreamFailed) {
+                                for item in rec.failed.iter().collect::<Vec<_>>() {
+                                    rec.failures.remove(&item);
+                                    rec.attempts.insert(item, rec.attempt(item) + 1);
+                                }
+                                rec.failed = Default::default();
+                                rec.state = JobState::Pending;
+                                rec.ended_at_ms = None;
+                                rec.error = None;
+                                n += 1;
+                            }
+                        }
+                        format!("reopened {n} job(s)")
+                    }
+                    _ => "rejected: run is not live (finished runs are retried with a new trigger)".into(),
+                };
+                self.commit_run_with(run, delete).await?;
+                Ok((dag, Some(run.clone()), outcome))
+            }
+            Command::MarkItemSucceeded { run, job, item } => {
+                let dag = run_dag(self, run);
+                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
+                    Some(rec) if !rec.state.is_terminal() && item.0 < rec.shards => {
+                        rec.failed.remove(item.0);
+                        rec.retry_at.remove(&item.0);
+                        rec.unowned.remove(item.0);
+                        rec.succeeded.insert(item.0);
+                        "marked succeeded".to_owned()
+                    }
+                    _ => "rejected: job is not running or item out of range".to_owned(),
+                };
+                self.commit_run_with(run, delete).await?;
+                Ok((dag, Some(run.clone()), outcome))
+            }
+            Command::SkipJob { run, job } => {
+                let dag = run_dag(self, run);
+                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
+                    Some(rec) if !rec.state.is_terminal() => {
+                        let open = nightshift_core::keyspace::ItemSet::range(0, rec.shards).difference(&rec.done());
+                        rec.skipped = rec.skipped.union(&open);
+                        rec.retry_at.clear();
+                        rec.state = JobState::Skipped;
+                        rec.ended_at_ms = Some(now);
+                        "skipped".to_owned()
+                    }
+                    _ => "rejected: job is not live".to_owned(),
+                };
+                self.commit_run_with(run, delete).await?;
+                Ok((dag, Some(run.clone()), outcome))
+            }
+            Command::PauseDag { dag } | Command::ResumeDag { dag } => {
+                let paused = matches!(cmd.command, Command::PauseDag { .. });
+                let Some(mut applied) = self.dags.get(dag).cloned() else {
+                    self.fenced.commit(vec![delete]).await?;
+                    return Ok((Some(dag.clone()), None, format!("rejected: dag {dag} is not applied")));
+                };
+                self.store.set_dag_paused(dag, paused, now).await.map_err(store_down)?;
+                applied.paused = paused;
+                self.fenced.commit(vec![put(keyspace::dag_key(&self.config.prefix, dag), &applied, None)?, delete]).await?;
+                self.dags.insert(dag.clone(), applied);
+                Ok((Some(dag.clone()), None, if paused { "paused".into() } else { "resumed".into() }))
+            }
+        }
+    }
+
+    /// Writes a run's record (if live) together with `op`.
+    async fn commit_run_with(&mut self, run: &RunId, op: TxnOp) -> Result<(), LeaderError> {
+        let mut ops = Vec::new();
+        let mut encoded = None;
+        if let Some(live) = self.runs.get(run) {
+            let bytes = keyspace::encode(&live.rec)?;
+            ops.push(TxnOp::Put { key: record::run_state_key(&self.config.prefix, run), value: bytes.clone(), lease: None });
+            encoded = Some(bytes);
+        }
+        ops.push(op);
+        self.fenced.commit(ops).await?;
+        if let (Some(live), Some(bytes)) = (self.runs.get_mut(run), encoded) {
+            live.written = bytes;
+        }
+        Ok(())
+    }
+}
+
+/// A store failure that stops this step (it is retried on the next pass).
+fn store_down(e: StoreError) -> LeaderError {
+    tracing::warn!(error = %e, "sql store unavailable; will retry");
+    LeaderError::Store(e.to_string())
+}

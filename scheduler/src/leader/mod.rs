@@ -1,0 +1,303 @@
+//! The scheduler process: campaign for leadership, then lead until deposed
+//! or shut down, then campaign again.
+//!
+//! Leading is one loop consuming a closed [`Event`] enum. Each event leads to
+//! one level-triggered **pass** ([`Leader::pass`]) that reads the desired
+//! and actual state (applied DAGs, commands, the clock, live executors,
+//! assignments, result batches) and writes the difference. A missed watch
+//! event therefore never leaves the leader wrong: the next tick sees the
+//! state. Every etcd write is a txn guarded by the leadership fence
+//! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
+
+mod dispatch;
+pub mod history;
+mod intake;
+mod pass;
+mod runs;
+
+use crate::record::{self, CronRecord, RunRecord};
+use futures::StreamExt;
+use nightshift_coord::election::{Election, Leadership};
+use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
+use nightshift_coord::{Compare, CoordError, Coordinator, Revision, Txn, TxnOp};
+use nightshift_core::ids::{DagName, RunId};
+use nightshift_core::keyspace::{self, AppliedDag, Record};
+use nightshift_store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Most operations per txn: etcd's limit is 128, one goes to the fence.
+pub const MAX_OPS: usize = 127;
+
+/// The wall clock, injectable so tests can run in accelerated time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, Unix epoch milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// How a scheduler replica behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// This replica's id (events are recorded as `scheduler:<id>`).
+    pub id: String,
+    /// Key prefix, normalized (ends with `/`).
+    pub prefix: String,
+    /// TTL of the leadership lease: standbys take over within it.
+    pub lease_ttl: Duration,
+    /// Longest time between two passes when nothing changes.
+    pub tick: Duration,
+    /// Pause after a change before the pass, so bursts are handled at once.
+    pub debounce: Duration,
+    /// How late a schedule instant may be seen and still count as on time.
+    pub misfire_grace: Duration,
+}
+
+impl SchedulerConfig {
+    /// Defaults for `id` under `prefix`.
+    pub fn new(id: impl Into<String>, prefix: impl Into<String>) -> Self {
+        SchedulerConfig {
+            id: id.into(),
+            prefix: prefix.into(),
+            lease_ttl: Duration::from_secs(10),
+            tick: Duration::from_millis(500),
+            debounce: Duration::from_millis(20),
+            misfire_grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why leading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    /// A fenced write failed its compare: another replica leads now.
+    #[error("leadership lost")]
+    Deposed,
+    /// etcd failed.
+    #[error(transparent)]
+    Coord(#[from] CoordError),
+    /// A record in etcd could not be read or written.
+    #[error(transparent)]
+    Record(#[from] keyspace::RecordError),
+    /// The SQL store failed; the step is retried on the next pass.
+    #[error("sql store: {0}")]
+    Store(String),
+}
+
+/// What wakes the leader loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Something under the prefix changed.
+    Changed,
+    /// The tick elapsed.
+    Tick,
+    /// The leadership key is gone.
+    LeadershipLost,
+    /// Shutdown was requested.
+    Shutdown,
+}
+
+/// Writes carrying the leadership fence.
+#[derive(Clone)]
+pub struct Fenced {
+    coord: Arc<dyn Coordinator>,
+    fence: Compare,
+}
+
+impl Fenced {
+    /// Commits `ops` in order, in txns of at most [`MAX_OPS`], each fenced.
+    /// Returns the revision of the last txn.
+    pub async fn commit(&self, ops: Vec<TxnOp>) -> Result<Revision, LeaderError> {
+        let mut revision = 0;
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<TxnOp> = ops.by_ref().take(MAX_OPS).collect();
+            let resp = self.coord.txn(Txn { compares: vec![self.fence.clone()], success: chunk, failure: vec![] }).await?;
+            if !resp.succeeded {
+                return Err(LeaderError::Deposed);
+            }
+            revision = resp.revision;
+        }
+        Ok(revision)
+    }
+}
+
+/// A put of a record.
+pub fn put<T: Record>(key: String, value: &T, lease: Option<i64>) -> Result<TxnOp, LeaderError> {
+    Ok(TxnOp::Put { key, value: keyspace::encode(value)?, lease: lease.map(nightshift_coord::LeaseId) })
+}
+
+/// What the leader knows between passes; rebuilt from etcd on election.
+pub struct Leader {
+    coord: Arc<dyn Coordinator>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    fenced: Fenced,
+    actor: String,
+    runs: BTreeMap<RunId, LiveRun>,
+    dags: BTreeMap<DagName, AppliedDag>,
+    cron: BTreeMap<DagName, CronRecord>,
+    outbox: history::Outbox,
+}
+
+/// One live run: its record and what was last written of it.
+pub struct LiveRun {
+    /// The record.
+    pub rec: RunRecord,
+    /// Its encoding as last written (to skip unchanged writes).
+    written: Vec<u8>,
+    /// Rows already stored in SQL.
+    synced: history::Synced,
+}
+
+impl Leader {
+    /// Takes over: loads live runs and cron records from etcd.
+    pub async fn recover(coord: Arc<dyn Coordinator>, store: Store, clock: Arc<dyn Clock>, config: SchedulerConfig, leadership: &Leadership) -> Result<Leader, LeaderError> {
+        let fenced = Fenced { coord: coord.clone(), fence: leadership.fence() };
+        let mut runs = BTreeMap::new();
+        let (kvs, _) = coord.get_prefix(&keyspace::runs_prefix(&config.prefix)).await?;
+        for kv in kvs {
+            if let Some(run) = record::parse_run_state_key(&config.prefix, &kv.key) {
+                match keyspace::decode::<RunRecord>(&kv.value) {
+                    Ok(rec) => {
+                        runs.insert(run, LiveRun { rec, written: kv.value, synced: Default::default() });
+                    }
+                    Err(e) => tracing::error!(run = %run, error = %e, "unreadable run record; leaving it alone"),
+                }
+            }
+        }
+        let mut cron = BTreeMap::new();
+        let (kvs, _) = coord.get_prefix(&format!("{}cron/", config.prefix)).await?;
+        for kv in kvs {
+            let Some(name) = kv.key.strip_prefix(&format!("{}cron/", config.prefix)) else { continue };
+            if let Ok(rec) = keyspace::decode::<CronRecord>(&kv.value) {
+                cron.insert(DagName::new(name), rec);
+            }
+        }
+        tracing::info!(runs = runs.len(), "leading: recovered live runs from etcd");
+        let actor = format!("scheduler:{}", config.id);
+        Ok(Leader { coord, store, clock, config, fenced, actor, runs, dags: BTreeMap::new(), cron, outbox: Default::default() })
+    }
+
+    /// Live runs, for tests and diagnostics.
+    pub fn live_runs(&self) -> impl Iterator<Item = &RunRecord> {
+        self.runs.values().map(|r| &r.rec)
+    }
+
+    /// Leads until deposed, shut down, or etcd fails for good.
+    pub async fn lead(mut self, leadership: &Leadership, mut shutdown: watch::Receiver<bool>) -> Result<(), LeaderError> {
+        let mut changes = self.coord.watch_prefix(&self.config.prefix, None).await?;
+        let lost = leadership.lost();
+        tokio::pin!(lost);
+        loop {
+            match self.pass().await {
+                Ok(()) => {}
+                Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
+                Err(e) => tracing::warn!(error = %e, "pass failed; retrying at the next tick"),
+            }
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => Event::Shutdown,
+                _ = &mut lost => Event::LeadershipLost,
+                change = changes.next() => match change {
+                    Some(Ok(_)) => Event::Changed,
+                    Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; re-creating it"); changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
+                    None => { changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
+                },
+                _ = tokio::time::sleep(self.config.tick) => Event::Tick,
+            };
+            match event {
+                Event::Shutdown => return Ok(()),
+                Event::LeadershipLost => return Err(LeaderError::Deposed),
+                Event::Changed => {
+                    tokio::time::sleep(self.config.debounce).await;
+                    // Drain what arrived meanwhile: one pass sees it all.
+                    while let Some(Some(Ok(_))) = futures::FutureExt::now_or_never(changes.next()) {}
+                }
+                Event::Tick => {}
+            }
+        }
+    }
+}
+
+/// Runs a scheduler replica until `shutdown` turns true: campaign, lead,
+/// and campaign again after losing leadership. On shutdown the leadership is
+/// resigned and the lease revoked, so a standby takes over at once.
+pub async fn run_scheduler(coord: Arc<dyn Coordinator>, store: Store, clock: Arc<dyn Clock>, config: SchedulerConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), LeaderError> {
+    let election = Election::new(coord.clone(), format!("{}leader/", config.prefix));
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let keeper = match LeaseKeeper::grant(coord.clone(), config.lease_ttl).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot grant the scheduler lease; retrying");
+                tokio::select! { _ = shutdown.changed() => return Ok(()), _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+            }
+        };
+        let lease = keeper.lease();
+        let campaign = election.campaign(config.id.clone().into_bytes(), lease);
+        let leadership = tokio::select! {
+            result = campaign => result,
+            _ = shutdown.changed() => { let _ = keeper.revoke().await; return Ok(()); }
+        };
+        let leadership = match leadership {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "campaign failed; campaigning again");
+                let _ = keeper.revoke().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        tracing::info!(id = %config.id, "elected leader");
+        // Self-fence: stop leading as soon as the lease cannot be vouched for.
+        let mut status = keeper.status();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut outer = shutdown.clone();
+        let guard = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = status.changed() => {
+                        if changed.is_err() || !matches!(*status.borrow(), LeaseStatus::Alive { .. }) {
+                            tracing::warn!("leadership lease not confirmed; stepping down");
+                            let _ = stop_tx.send(true);
+                            return false;
+                        }
+                    }
+                    _ = outer.changed() => { let _ = stop_tx.send(true); return true; }
+                }
+            }
+        });
+        let result = match Leader::recover(coord.clone(), store.clone(), clock.clone(), config.clone(), &leadership).await {
+            Ok(leader) => leader.lead(&leadership, stop_rx).await,
+            Err(e) => Err(e),
+        };
+        guard.abort();
+        let shutting_down = *shutdown.borrow();
+        match &result {
+            Ok(()) if shutting_down => tracing::info!("shutting down: resigning leadership"),
+            Ok(()) => tracing::warn!("stepped down: lease not confirmed"),
+            Err(e) => tracing::warn!(error = %e, "stopped leading"),
+        }
+        let _ = leadership.resign().await;
+        let _ = keeper.revoke().await;
+        if shutting_down {
+            return Ok(());
+        }
+        tokio::select! { _ = shutdown.changed() => return Ok(()), _ = tokio::time::sleep(Duration::from_millis(200)) => {} }
+    }
+}

@@ -1,0 +1,374 @@
+//! One run's pass: consume result batches, fail over vanished assignments,
+//! hand out due retries, enforce job timeouts, end jobs, start the jobs whose
+//! upstreams are done, end the run — then write it all in fenced txns and
+//! bring SQL up to date. A finished run is persisted to SQL, then its etcd
+//! keys are deleted.
+//!
+//! The pass works on a copy of the run record and replaces the leader's
+//! copy only once its writes committed, so a failed pass leaves nothing
+//! half-applied: result batches are deleted in the same (or a later) txn as
+//! the record that applied them, and SQL writes are idempotent.
+
+use super::dispatch::{assignment_of, receivers, Started};
+use super::history::{self, alert, record_attempt, Emit};
+use super::{put, Leader, LeaderError};
+use crate::failover::fail_over;
+use crate::orchestration::{apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision};
+use crate::record::{self, JobRecord, RunRecord};
+use nightshift_coord::TxnOp;
+use nightshift_core::ids::{ExecutorId, JobName, RunId};
+use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
+use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Writes collected during a run's pass.
+#[derive(Default)]
+struct Writes {
+    pre: Vec<TxnOp>,
+    main: Vec<TxnOp>,
+    after: Vec<TxnOp>,
+}
+
+fn attempt_outcome(o: ResultOutcome) -> AttemptOutcome {
+    match o {
+        ResultOutcome::Succeeded | ResultOutcome::Skipped => AttemptOutcome::Succeeded,
+        ResultOutcome::Failed => AttemptOutcome::Failed,
+        ResultOutcome::TimedOut => AttemptOutcome::TimedOut,
+        ResultOutcome::Cancelled => AttemptOutcome::Cancelled,
+    }
+}
+
+fn store_err(e: nightshift_store::StoreError) -> LeaderError {
+    LeaderError::Store(e.to_string())
+}
+
+impl Leader {
+    /// One pass over one live run.
+    pub(super) async fn reconcile_run(&mut self, run: &RunId, executors: &BTreeMap<ExecutorId, ExecutorInfo>) -> Result<(), LeaderError> {
+        let Some(live) = self.runs.get(run) else { return Ok(()) };
+        let mut rec = live.rec.clone();
+        let now = self.clock.now_ms();
+        let mut w = Writes::default();
+        let names: Vec<JobName> = rec.jobs.keys().cloned().collect();
+        for name in &names {
+            let state = rec.jobs[name].state;
+            if state == JobState::Running {
+                self.progress_job(&mut rec, name, executors, now, &mut w).await?;
+            }
+        }
+        self.advance_jobs(&mut rec, executors, now, &mut w).await?;
+        // Terminal jobs hold no assignments: the executors stop and forget them.
+        for (name, job) in rec.jobs.iter_mut() {
+            if job.state.is_terminal() && !job.owners.is_empty() {
+                job.owners.clear();
+                w.main.push(TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name) });
+            }
+        }
+        if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending) {
+            rec.state = RunState::Running;
+        }
+        if !rec.state.is_terminal() {
+            if let Some(end) = run_outcome(rec.jobs.values().map(|j| &j.state)) {
+                rec.state = end;
+                tracing::info!(run = %rec.run, state = %end, "run ended");
+            }
+        }
+        self.deadline_alert(&rec, now);
+        // Commit: spec/cleanup first, then assignments and the record, then
+        // the consumed result batches.
+        let encoded = keyspace::encode(&rec)?;
+        let changed = self.runs.get(run).is_none_or(|l| l.written != encoded);
+        // A stale assignment cleanup and the new assignments touch the same
+        // keys: etcd refuses both in one txn, so cleanup commits first.
+        if !w.pre.is_empty() {
+            self.fenced.commit(w.pre).await?;
+        }
+        let mut ops = w.main;
+        if changed {
+            ops.push(TxnOp::Put { key: record::run_state_key(&self.config.prefix, &rec.run), value: encoded.clone(), lease: None });
+        }
+        ops.extend(w.after);
+        if !ops.is_empty() {
+            self.fenced.commit(ops).await?;
+        }
+        let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
+        live.rec = rec;
+        live.written = encoded;
+        // SQL follows etcd; a failure is retried on the next pass.
+        if let Err(e) = history::sync_run(&self.store, &live.rec, &mut live.synced, now).await {
+            tracing::warn!(run = %run, error = %e, "cannot store run history yet; will retry");
+            return Ok(());
+        }
+        if live.rec.state.is_terminal() {
+            self.finish_run(run, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Results, failover, retries and the timeout of one running job.
+    async fn progress_job(&mut self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes) -> Result<(), LeaderError> {
+        let Some(spec) = rec.job_spec(name).cloned() else { return Ok(()) };
+        let mut rec_lost = std::mem::take(&mut rec.lost_executors);
+        let result = self.progress_job_inner(rec, name, &spec, executors, now, w, &mut rec_lost).await;
+        rec.lost_executors = rec_lost;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn progress_job_inner(&mut self, rec: &mut RunRecord, name: &JobName, spec: &nightshift_core::dag::JobSpec, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes, rec_lost: &mut BTreeSet<ExecutorId>) -> Result<(), LeaderError> {
+        let prefix = self.config.prefix.clone();
+        let run = rec.run.clone();
+        let dag = rec.spec.name.clone();
+        let Some(job) = rec.jobs.get_mut(name) else { return Ok(()) };
+        let mut dirty: BTreeSet<ExecutorId> = BTreeSet::new();
+
+        // 1. Result batches (before failover: a dead executor's last results count).
+        let (batches, _) = self.coord.get_prefix(&keyspace::results_prefix(&prefix, &run, name)).await?;
+        for kv in batches {
+            let batch = match keyspace::decode::<ResultBatch>(&kv.value) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(key = %kv.key, error = %e, "unreadable result batch; dropping it");
+                    w.after.push(TxnOp::Delete { key: kv.key });
+                    continue;
+                }
+            };
+            for r in &batch.results {
+                let effect = apply_result(job, spec, &batch.executor, r, now);
+                if effect == ItemEffect::Ignored {
+                    continue;
+                }
+                let item = r.item.0;
+                let moved_from = job.moved_from.get(&item).cloned();
+                let new = history::attempt(&run, name, item, r.attempt, &batch.executor, batch.token.0, r.started_at_ms, moved_from);
+                let error = match r.outcome {
+                    ResultOutcome::Skipped => Some(format!("skipped: {}", r.error.as_deref().unwrap_or(""))),
+                    _ => r.error.clone(),
+                };
+                record_attempt(&self.store, &new, attempt_outcome(r.outcome), r.ended_at_ms, error.as_deref()).await.map_err(store_err)?;
+                job.moved_from.remove(&item);
+                tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
+                if effect == ItemEffect::Requeue {
+                    dirty.insert(batch.executor.clone());
+                }
+                if effect == ItemEffect::FailedForGood {
+                    tracing::warn!(run = %run, job = %name, item, error = ?r.error, "item failed for good");
+                }
+            }
+            w.after.push(TxnOp::Delete { key: kv.key });
+        }
+
+        // 2. Vanished assignments: their lease ended. Record the lost
+        // attempts, then move the unfinished items.
+        let (assigns, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &run, name)).await?;
+        let present: BTreeMap<ExecutorId, i64> = assigns
+            .iter()
+            .filter_map(|kv| keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision)))
+            .collect();
+        let owners: Vec<ExecutorId> = job.owners.keys().cloned().collect();
+        for exec in owners {
+            if let Some(&rev) = present.get(&exec) {
+                if let Some(owner) = job.owners.get_mut(&exec) {
+                    owner.token = rev;
+                }
+                continue;
+            }
+            let Some(owner) = job.owners.get(&exec).cloned() else { continue };
+            let unfinished = owner.items.difference(&job.done());
+            for item in unfinished.iter() {
+                let new = history::attempt(&run, name, item, job.attempt(item), &exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
+                record_attempt(&self.store, &new, AttemptOutcome::Lost, now, Some("executor lease ended")).await.map_err(store_err)?;
+            }
+            if !unfinished.is_empty() {
+                tracing::warn!(run = %run, job = %name, executor = %exec, items = %unfinished, "executor lost while holding items; failing over");
+                rec_lost.insert(exec.clone());
+                self.outbox.push(alert(AlertRule::ExecutorLost, format!("executor_lost:{exec}:{run}"), AlertSeverity::Warning, &dag, Some(&run), Some(name), Some(&exec), format!("executor {exec} was lost holding {} item(s) of {name}", unfinished.len()), now));
+                let emit = Emit { actor: &self.actor };
+                self.outbox.push(emit.event(now, "executor_lost", &dag, Some(&run), Some(name), Some(&exec), json!({"items": unfinished.to_string()})));
+            }
+            if spec.failover {
+                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job).into_iter().filter(|r| r.id != exec).collect();
+                let moved = fail_over(job, Some(&exec), &recv, now);
+                for (to, items) in &moved.to {
+                    tracing::info!(run = %run, job = %name, from = %exec, to = %to, items = %items, "items moved");
+                    dirty.insert(to.clone());
+                }
+            } else {
+                job.owners.remove(&exec);
+                job.failed = job.failed.union(&unfinished);
+            }
+        }
+
+        // 3. Due retries go back to their owner at the next attempt.
+        for item in take_due_retries(job, now) {
+            match job.owner_of(item).cloned() {
+                Some(owner) => {
+                    dirty.insert(owner);
+                }
+                None => job.unowned.insert(item),
+            }
+        }
+        // 4. Items nobody owns (no receiver earlier) try again.
+        if !job.unowned.is_empty() {
+            let recv = receivers(executors, spec.handler.as_str(), job);
+            let moved = fail_over(job, None, &recv, now);
+            dirty.extend(moved.to.into_keys());
+        }
+
+        // 5. Stalled items: running, and no progress for longer than the
+        // item timeout (the executor should have timed it out by then).
+        if let Some(limit) = spec.item_timeout {
+            let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+            let (reports, _) = self.coord.get_prefix(&keyspace::progress_prefix(&prefix, &run, name)).await?;
+            let done = job.done();
+            for kv in reports {
+                let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else { continue };
+                let Ok(progress) = keyspace::decode::<keyspace::ProgressRecord>(&kv.value) else { continue };
+                for (&item, p) in &progress.items {
+                    if !done.contains(item) && now.saturating_sub(p.at_ms) > limit {
+                        self.outbox.push(alert(AlertRule::ItemStalled, format!("item_stalled:{run}:{name}:{item}"), AlertSeverity::Warning, &dag, Some(&run), Some(name), Some(&exec), format!("item {item} of {name} made no progress for over {limit} ms"), now));
+                        rec.open_alerts.insert(format!("item_stalled:{run}:{name}:{item}"));
+                    }
+                }
+            }
+            let cleared: Vec<String> = rec
+                .open_alerts
+                .iter()
+                .filter(|k| k.strip_prefix(&format!("item_stalled:{run}:{name}:")).and_then(|i| i.parse::<u32>().ok()).is_some_and(|i| done.contains(i)))
+                .cloned()
+                .collect();
+            for key in cleared {
+                rec.open_alerts.remove(&key);
+                self.outbox.push(history::Pending::Resolve(key, now));
+            }
+        }
+
+        // 6. Job timeout: stop what runs, the job fails.
+        if let (Some(limit), Some(started)) = (spec.timeout, job.started_at_ms) {
+            if now.saturating_sub(started) > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
+                let open = ItemSet::range(0, job.shards).difference(&job.done());
+                job.cancelled = job.cancelled.union(&open);
+                job.retry_at.clear();
+                job.error = Some(format!("job timed out after {}", nightshift_core::duration::format_duration(limit)));
+                job.state = JobState::Failed;
+                job.ended_at_ms = Some(now);
+                tracing::warn!(run = %run, job = %name, "job timed out; cancelling its items");
+            }
+        }
+
+        // 7. Done?
+        if job.state == JobState::Running {
+            if let Some(end) = job_outcome(job) {
+                job.state = end;
+                job.ended_at_ms = Some(now);
+                if end == JobState::Failed {
+                    job.error = Some(format!("{} item(s) failed", job.failed.len()));
+                }
+                tracing::info!(run = %run, job = %name, state = %end, "job ended");
+            }
+        }
+        if job.state == JobState::Failed {
+            self.outbox.push(alert(AlertRule::ItemFailed, format!("job_failed:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(name), None, format!("job {name} of run {run} failed: {}", job.error.as_deref().unwrap_or("items failed")), now));
+        }
+        if !job.state.is_terminal() {
+            for exec in dirty {
+                let done = job.done();
+                if let Some(owner) = job.owners.get_mut(&exec) {
+                    owner.items = owner.items.difference(&done);
+                    owner.assigned_at_ms = now;
+                }
+                if let Some(owner) = job.owners.get(&exec) {
+                    let value = assignment_of(job, owner);
+                    w.main.push(put(keyspace::assign_key(&prefix, &run, name, &exec), &value, Some(owner.lease))?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts ready jobs, resolves the ones their trigger rule rules out,
+    /// and retries jobs waiting for an executor.
+    async fn advance_jobs(&mut self, rec: &mut RunRecord, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes) -> Result<(), LeaderError> {
+        if rec.state.is_terminal() {
+            return Ok(());
+        }
+        let states: BTreeMap<JobName, JobState> = rec.jobs.iter().map(|(n, j)| (n.clone(), j.state)).collect();
+        let mut to_start: Vec<JobName> = rec.jobs.iter().filter(|(_, j)| j.state == JobState::Waiting).map(|(n, _)| n.clone()).collect();
+        for decision in ready_jobs(&rec.spec, &states) {
+            match decision {
+                JobDecision::Start(name) => to_start.push(name),
+                JobDecision::Resolve(name, to) => {
+                    if let Some(job) = rec.jobs.get_mut(&name) {
+                        job.state = to;
+                        job.ended_at_ms = Some(now);
+                        tracing::info!(run = %rec.run, job = %name, state = %to, "job resolved by its trigger rule");
+                    }
+                }
+            }
+        }
+        let dag = rec.spec.name.clone();
+        let run = rec.run.clone();
+        for name in to_start {
+            match self.start_job(rec, &name, executors, now).await? {
+                Started::Assigned { pre, main } => {
+                    w.pre.extend(pre);
+                    w.main.extend(main);
+                    self.outbox.push(history::Pending::Resolve(format!("no_executor:{run}:{name}"), now));
+                    let emit = Emit { actor: &self.actor };
+                    self.outbox.push(emit.event(now, "job_started", &dag, Some(&run), Some(&name), None, json!({})));
+                }
+                Started::NoExecutor => {
+                    let timeout = rec.job_spec(&name).and_then(|s| s.timeout);
+                    let Some(job) = rec.jobs.get_mut(&name) else { continue };
+                    let since = *job.waiting_since_ms.get_or_insert(now);
+                    job.state = JobState::Waiting;
+                    self.outbox.push(alert(AlertRule::NoExecutor, format!("no_executor:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("no live executor serves the handler of job {name}"), now));
+                    if let Some(limit) = timeout {
+                        if now - since > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
+                            fail_waiting(job, now);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deadline_alert(&mut self, rec: &RunRecord, now: i64) {
+        if let Some(deadline) = rec.deadline_ms {
+            if now > deadline && !rec.state.is_terminal() {
+                let dag = rec.spec.name.clone();
+                self.outbox.push(alert(AlertRule::RunDeadlineMissed, format!("deadline:{}", rec.run), AlertSeverity::Critical, &dag, Some(&rec.run), None, None, format!("run {} missed its deadline", rec.run), now));
+            }
+        }
+    }
+
+    /// A persisted, finished run: resolve its conditions, drop its etcd keys.
+    async fn finish_run(&mut self, run: &RunId, now: i64) -> Result<(), LeaderError> {
+        let Some(live) = self.runs.get(run) else { return Ok(()) };
+        let dag = live.rec.spec.name.clone();
+        let state = live.rec.state;
+        // `runs/{run}/` holds the state record, specs, leftovers of all jobs.
+        self.fenced.commit(vec![TxnOp::DeletePrefix { prefix: keyspace::run_prefix(&self.config.prefix, run) }]).await?;
+        self.outbox.push(history::Pending::Resolve(format!("deadline:{run}"), now));
+        for key in &live.rec.open_alerts {
+            self.outbox.push(history::Pending::Resolve(key.clone(), now));
+        }
+        for exec in &live.rec.lost_executors {
+            self.outbox.push(history::Pending::Resolve(format!("executor_lost:{exec}:{run}"), now));
+        }
+        let emit = Emit { actor: &self.actor };
+        self.outbox.push(emit.event(now, &format!("run_{}", state.as_str()), &dag, Some(run), None, None, json!({})));
+        self.runs.remove(run);
+        tracing::info!(run = %run, state = %state, "run persisted; live keys removed");
+        Ok(())
+    }
+}
+
+fn fail_waiting(job: &mut JobRecord, now: i64) {
+    job.state = JobState::Failed;
+    job.failed = ItemSet::range(0, job.shards).difference(&job.done());
+    job.ended_at_ms = Some(now);
+    job.error = Some("no live executor served its handler before its timeout".into());
+}

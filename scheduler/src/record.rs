@@ -1,0 +1,249 @@
+//! The leader's live state of a run, as stored in etcd under
+//! `{p}runs/{run}/state`, and the last assignment of each job under
+//! `{p}assignments/{dag}/{job}` (the input of the next run's reshard).
+//!
+//! These are wire records (schema-versioned through
+//! [`nightshift_core::keyspace::encode`]): a new leader rebuilds everything it
+//! needs from them, so they hold every decision that must survive a leader
+//! change — job states, per-item outcomes as compact [`ItemSet`]s, attempt
+//! and failure counts (sparse maps), pending retries and who owns what under
+//! which fencing token. They never hold anything the executors write.
+
+use chrono::NaiveDate;
+use nightshift_core::dag::{DagSpec, JobSpec};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
+use nightshift_core::keyspace::{ItemSet, Record};
+use nightshift_core::state::{JobState, RunState, TriggerSource};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `{p}runs/{run}/state`
+pub fn run_state_key(prefix: &str, run: &RunId) -> String {
+    format!("{prefix}runs/{run}/state")
+}
+
+/// The run id of a `{p}runs/{run}/state` key.
+pub fn parse_run_state_key(prefix: &str, key: &str) -> Option<RunId> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix("runs/")?;
+    let run = rest.strip_suffix("/state")?;
+    nightshift_core::keyspace::validate_segment("run id", run).ok()?;
+    Some(RunId::new(run))
+}
+
+/// `{p}assignments/{dag}/{job}`
+pub fn last_assignment_key(prefix: &str, dag: &DagName, job: &JobName) -> String {
+    format!("{prefix}assignments/{dag}/{job}")
+}
+
+/// `{p}cron/{dag}`
+pub fn cron_key(prefix: &str, dag: &DagName) -> String {
+    format!("{prefix}cron/{dag}")
+}
+
+/// `{p}runs/{run}/state`: one live run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run.
+    pub run: RunId,
+    /// The DAG version it runs, frozen at trigger time so that an `apply`
+    /// during the run does not change it.
+    pub spec: DagSpec,
+    /// Version of the DAG in the SQL history.
+    pub dag_version: u32,
+    /// Business date handed to every item.
+    pub business_date: NaiveDate,
+    /// Run parameters merged over each job's params.
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// What created the run.
+    pub source: TriggerSource,
+    /// Schedule instant, for scheduled runs.
+    #[serde(default)]
+    pub scheduled_for_ms: Option<i64>,
+    /// Creation time.
+    pub created_at_ms: i64,
+    /// Run state.
+    pub state: RunState,
+    /// When the run must be done by (deadline), if the DAG has one.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+    /// Jobs by name.
+    pub jobs: BTreeMap<JobName, JobRecord>,
+    /// Executors lost while holding items of this run (alerts to resolve
+    /// when it ends).
+    #[serde(default)]
+    pub lost_executors: std::collections::BTreeSet<ExecutorId>,
+    /// Dedupe keys of alerts this run opened that resolve by themselves
+    /// (stalled items), resolved when their item ends or the run does.
+    #[serde(default)]
+    pub open_alerts: std::collections::BTreeSet<String>,
+}
+
+impl Record for RunRecord {
+    const KIND: &'static str = "run state";
+}
+
+impl RunRecord {
+    /// The spec of a job of this run.
+    pub fn job_spec(&self, job: &JobName) -> Option<&JobSpec> {
+        self.spec.jobs.iter().find(|j| &j.name == job)
+    }
+}
+
+/// One executor's share of a running job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The executor's lease the assignment key is attached to.
+    pub lease: i64,
+    /// Items it owns (finished ones may stay listed until the next rewrite).
+    pub items: ItemSet,
+    /// Owned items it was asked to stop.
+    #[serde(default)]
+    pub cancel: ItemSet,
+    /// Mod revision of the assignment key as last written: the fencing token.
+    pub token: i64,
+    /// When the assignment was last written.
+    pub assigned_at_ms: i64,
+}
+
+/// One job of a live run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Job state.
+    pub state: JobState,
+    /// Number of items (`0..shards`).
+    pub shards: u32,
+    /// When it was dispatched.
+    #[serde(default)]
+    pub started_at_ms: Option<i64>,
+    /// When it ended.
+    #[serde(default)]
+    pub ended_at_ms: Option<i64>,
+    /// Since when it waits for an executor offering its handler.
+    #[serde(default)]
+    pub waiting_since_ms: Option<i64>,
+    /// Items that succeeded.
+    #[serde(default)]
+    pub succeeded: ItemSet,
+    /// Items that failed for good.
+    #[serde(default)]
+    pub failed: ItemSet,
+    /// Items skipped.
+    #[serde(default)]
+    pub skipped: ItemSet,
+    /// Items cancelled.
+    #[serde(default)]
+    pub cancelled: ItemSet,
+    /// Current attempt number of items above 1.
+    #[serde(default)]
+    pub attempts: BTreeMap<u32, u32>,
+    /// Failed attempts (the item's own failures, which use up retries).
+    #[serde(default)]
+    pub failures: BTreeMap<u32, u32>,
+    /// Items waiting for their retry backoff: item → due time (ms).
+    #[serde(default)]
+    pub retry_at: BTreeMap<u32, i64>,
+    /// Unfinished items nobody owns (no live executor could take them).
+    #[serde(default)]
+    pub unowned: ItemSet,
+    /// Executor an item was moved from, for the next attempt's history.
+    #[serde(default)]
+    pub moved_from: BTreeMap<u32, ExecutorId>,
+    /// Who owns what.
+    #[serde(default)]
+    pub owners: BTreeMap<ExecutorId, Owner>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl JobRecord {
+    /// A job not started yet.
+    pub fn pending(shards: u32) -> Self {
+        JobRecord {
+            state: JobState::Pending,
+            shards,
+            started_at_ms: None,
+            ended_at_ms: None,
+            waiting_since_ms: None,
+            succeeded: ItemSet::new(),
+            failed: ItemSet::new(),
+            skipped: ItemSet::new(),
+            cancelled: ItemSet::new(),
+            attempts: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
+            unowned: ItemSet::new(),
+            moved_from: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    /// Items in a terminal state.
+    pub fn done(&self) -> ItemSet {
+        self.succeeded
+            .union(&self.failed)
+            .union(&self.skipped)
+            .union(&self.cancelled)
+    }
+
+    /// Current attempt number of an item.
+    pub fn attempt(&self, item: u32) -> u32 {
+        self.attempts.get(&item).copied().unwrap_or(1)
+    }
+
+    /// Failed attempts of an item so far.
+    pub fn failure_count(&self, item: u32) -> u32 {
+        self.failures.get(&item).copied().unwrap_or(0)
+    }
+
+    /// The executor owning an item, if any.
+    pub fn owner_of(&self, item: u32) -> Option<&ExecutorId> {
+        self.owners
+            .iter()
+            .find(|(_, o)| o.items.contains(item))
+            .map(|(e, _)| e)
+    }
+}
+
+/// `{p}assignments/{dag}/{job}`: the assignment of the job's last start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAssignment {
+    /// Item count it covered.
+    pub shards: u32,
+    /// Items per executor.
+    pub executors: BTreeMap<ExecutorId, ItemSet>,
+    /// The run that made it.
+    pub run: Option<RunId>,
+}
+
+impl Record for LastAssignment {
+    const KIND: &'static str = "last assignment";
+}
+
+/// `{p}cron/{dag}`: the last schedule instant the leader handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronRecord {
+    /// Last handled schedule instant (fired or deliberately skipped), ms.
+    pub last_ms: i64,
+}
+
+impl Record for CronRecord {
+    const KIND: &'static str = "cron";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_state_keys_parse_back_and_do_not_clash_with_job_keys() {
+        let run = RunId::new("daily-s1700000000000");
+        let key = run_state_key("/n/", &run);
+        assert_eq!(parse_run_state_key("/n/", &key), Some(run.clone()));
+        assert_eq!(nightshift_core::keyspace::parse_job_key("/n/", &key), None);
+        let spec = nightshift_core::keyspace::spec_key("/n/", &run, &JobName::new("a"));
+        assert_eq!(parse_run_state_key("/n/", &spec), None);
+    }
+}

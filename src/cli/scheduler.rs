@@ -1,0 +1,70 @@
+//! `nightshift scheduler`: one scheduler replica. Run several against the
+//! same etcd and database; exactly one leads (etcd election) and the others
+//! stand by to take over within the lease TTL of the leader's death.
+//! SIGTERM and Ctrl-C resign leadership (a standby takes over at once) and
+//! revoke the lease before exiting.
+
+use super::conn::{DatabaseArgs, EtcdArgs};
+use anyhow::Context as _;
+use nightshift_core::duration::parse_duration;
+use nightshift_scheduler::{run_scheduler, SchedulerConfig, SystemClock};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags of `nightshift scheduler`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Replica id, recorded as the actor of its events (default: {hostname}-{pid}).
+    #[arg(long, env = "NIGHTSHIFT_SCHEDULER_ID", value_name = "ID")]
+    pub id: Option<String>,
+    /// Leadership lease TTL: how long after a leader's crash a standby takes over.
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub lease_ttl: Duration,
+    /// Longest time between two reconciliation passes when nothing changes.
+    #[arg(long, default_value = "500ms", value_parser = duration, value_name = "DURATION")]
+    pub tick: Duration,
+    /// How late a schedule instant may be seen and still fire as on time
+    /// (older ones are misfires, handled by the DAG's misfire policy).
+    #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
+    pub misfire_grace: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Runs the replica until SIGTERM / Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let prefix = args.etcd.key_prefix()?;
+        let coord = args.etcd.connect().await?;
+        let store = args.db.connect().await?;
+        let id = args.id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+        let mut config = SchedulerConfig::new(id.clone(), prefix);
+        config.lease_ttl = args.lease_ttl;
+        config.tick = args.tick;
+        config.misfire_grace = args.misfire_grace;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("sigterm received: resigning"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received: resigning"),
+            }
+            let _ = tx.send(true);
+        });
+        tracing::info!(id = %id, "scheduler replica starting");
+        run_scheduler(coord, store, Arc::new(SystemClock), config, rx).await.context("scheduler failed")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "scheduler".to_owned())
+}

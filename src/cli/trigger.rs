@@ -1,0 +1,134 @@
+//! `nightshift trigger DAG [--business-date D] [--params JSON] [--rerun]`:
+//! ask the leader to start a run now.
+//!
+//! The DAG must be applied and `--params` must be a JSON object; either
+//! mistake is reported before anything is written (exit 1). The command id
+//! is printed alone on stdout (for scripts); the leader records the run it
+//! creates with that command id in the event log.
+
+use crate::cli::applied;
+use crate::cli::conn::{self, bad_input, EtcdArgs};
+use crate::cli::issue::issue;
+use chrono::NaiveDate;
+use nightshift_core::ids::DagName;
+use nightshift_core::keyspace::{validate_segment, Command};
+use nightshift_core::state::TriggerSource;
+use std::process::ExitCode;
+
+/// Flags of `nightshift trigger`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The applied DAG to run.
+    #[arg(value_name = "DAG")]
+    pub dag: String,
+    /// Business date of the run (YYYY-MM-DD); default: the DAG's business
+    /// date of now, in its time zone.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub business_date: Option<String>,
+    /// Run parameters, a JSON object merged over the jobs' params.
+    #[arg(long, value_name = "JSON")]
+    pub params: Option<String>,
+    /// Run even if a run of this business date already succeeded.
+    #[arg(long)]
+    pub rerun: bool,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+/// Runs `nightshift trigger`.
+pub fn run(args: Args) -> ExitCode {
+    conn::block_on(async move {
+        let prefix = args.etcd.key_prefix()?;
+        let dag = dag_name(&args.dag)?;
+        let business_date = args.business_date.as_deref().map(parse_date).transpose()?;
+        let params = args.params.as_deref().map(parse_params).transpose()?;
+        let coord = args.etcd.connect().await?;
+        applied::require(coord.as_ref(), &prefix, &dag).await?;
+        let command = Command::Trigger {
+            dag: dag.clone(),
+            business_date,
+            params,
+            rerun: args.rerun,
+            source: TriggerSource::Manual,
+        };
+        let id = issue(coord.as_ref(), &prefix, command).await?;
+        let date = business_date.map_or_else(
+            || "today's business date".to_owned(),
+            |d| format!("business date {d}"),
+        );
+        eprintln!("trigger of {dag} ({date}) requested: command {id}");
+        println!("{id}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A DAG name from the command line, checked as a key segment.
+pub fn dag_name(text: &str) -> anyhow::Result<DagName> {
+    match validate_segment("dag name", text) {
+        Ok(()) => Ok(DagName::new(text)),
+        Err(e) => bad_input(e.to_string()),
+    }
+}
+
+/// A `YYYY-MM-DD` date from the command line.
+pub fn parse_date(text: &str) -> anyhow::Result<NaiveDate> {
+    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(date) => Ok(date),
+        Err(e) => bad_input(format!("invalid date `{text}`: {e} (expected YYYY-MM-DD)")),
+    }
+}
+
+/// `--params`: must be a JSON object.
+pub fn parse_params(text: &str) -> anyhow::Result<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(other) => bad_input(format!(
+            "--params must be a JSON object like {{\"key\": \"value\"}}, not {}",
+            kind_of(&other)
+        )),
+        Err(e) => bad_input(format!("--params is not valid JSON: {e}")),
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_must_be_a_json_object() {
+        assert_eq!(
+            parse_params(r#"{"a":1}"#).unwrap(),
+            serde_json::json!({"a": 1})
+        );
+        assert!(parse_params("[1]")
+            .unwrap_err()
+            .to_string()
+            .contains("not an array"));
+        assert!(parse_params("{oops")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
+    }
+
+    #[test]
+    fn dates_and_names_are_checked() {
+        assert_eq!(
+            parse_date("2024-02-29").unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+        );
+        assert!(parse_date("2023-02-29").is_err());
+        assert!(dag_name("a/b").is_err());
+        assert_eq!(dag_name("daily").unwrap().as_str(), "daily");
+    }
+}

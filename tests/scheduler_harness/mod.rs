@@ -1,0 +1,241 @@
+//! Shared harness of the scheduler integration tests: a real etcd, a fresh
+//! SQLite file or PostgreSQL database, and real `nightshift scheduler` /
+//! `nightshift executor` processes (killed on drop), plus the CLI commands
+//! `apply` and `trigger` run as processes.
+#![allow(dead_code)]
+
+use anyhow::{Context as _, Result};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
+use nightshift_core::state::RunState;
+use nightshift_store::{Attempt, Run, RunFilter, Store};
+use nightshift_testkit::db::{fresh_postgres, fresh_sqlite, PgDatabase, SqliteFile};
+use nightshift_testkit::etcd::EtcdServer;
+use nightshift_testkit::wait::wait_for_value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const PREFIX: &str = "/sched-test/";
+
+/// Which SQL backend a test runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+enum DbHandle {
+    Sqlite(SqliteFile),
+    Postgres(PgDatabase),
+}
+
+/// etcd + database + a work dir for DAG files and process logs.
+pub struct Cluster {
+    pub etcd: EtcdServer,
+    _db: DbHandle,
+    pub db_url: String,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+}
+
+/// A child process, SIGKILLed on drop; its log is printed when a test fails.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
+        // own child, not yet reaped, so it cannot name another process.
+        let rc = unsafe { libc::kill(pid, signal) };
+        anyhow::ensure!(rc == 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
+        Ok(())
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit (bounded).
+    pub async fn terminate(&mut self) -> Result<()> {
+        self.signal(libc::SIGTERM)?;
+        for _ in 0..300 {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill();
+        anyhow::bail!("{} did not exit within 6 s of SIGTERM", self.name)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() || std::env::var_os("NIGHTSHIFT_TEST_LOGS").is_some() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+            eprintln!("----- {} (last lines) -----", self.name);
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Cluster {
+    pub async fn start(db: Db) -> Result<Cluster> {
+        let etcd = EtcdServer::start().await?;
+        let (handle, url) = match db {
+            Db::Sqlite => {
+                let f = fresh_sqlite();
+                let url = f.url.clone();
+                (DbHandle::Sqlite(f), url)
+            }
+            Db::Postgres => {
+                let p = fresh_postgres().await?;
+                let url = p.url.clone();
+                (DbHandle::Postgres(p), url)
+            }
+        };
+        let store = Store::connect(&url).await?;
+        Ok(Cluster { etcd, _db: handle, db_url: url, store, dir: tempfile::tempdir()? })
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
+            .args(args)
+            .env("RUST_LOG", "info,nightshift_scheduler=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("spawning {name}"))?;
+        Ok(Proc { name: name.to_owned(), child, log })
+    }
+
+    pub fn scheduler(&self, id: &str) -> Result<Proc> {
+        let args: Vec<String> = ["scheduler", "--etcd", &self.etcd.endpoint(), "--database", &self.db_url, "--prefix", PREFIX, "--id", id, "--lease-ttl", "2s", "--tick", "200ms", "--misfire-grace", "1500ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.spawn(&format!("scheduler-{id}"), &args)
+    }
+
+    pub fn executor(&self, id: &str, capacity: u32) -> Result<Proc> {
+        let args: Vec<String> = ["executor", "--etcd", &self.etcd.endpoint(), "--id", id, "--lease-ttl", "2s", "--prefix", PREFIX, "--handlers", "sleep,noop", "--capacity", &capacity.to_string(), "--drain-grace", "1s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.spawn(&format!("executor-{id}"), &args)
+    }
+
+    /// `nightshift <args> --etcd .. --database .. --prefix ..`, must succeed; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        self.cli_with(args, true)
+    }
+
+    /// Like [`Cluster::cli`]; `database` says whether the command takes `--database`.
+    pub fn cli_with(&self, args: &[&str], database: bool) -> Result<String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightshift"));
+        cmd.args(args).args(["--etcd", &self.etcd.endpoint(), "--prefix", PREFIX]);
+        if database {
+            cmd.args(["--database", &self.db_url]);
+        }
+        let out = cmd
+            .env("NO_COLOR", "1")
+            .output()?;
+        anyhow::ensure!(out.status.success(), "nightshift {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Writes `dags/{name}.toml` and applies it.
+    pub fn apply(&self, name: &str, toml: &str) -> Result<()> {
+        let dags = self.dir.path().join("dags");
+        std::fs::create_dir_all(&dags)?;
+        let path = dags.join(format!("{name}.toml"));
+        std::fs::write(&path, toml)?;
+        self.cli(&["apply", path.to_str().context("utf-8 path")?])?;
+        Ok(())
+    }
+
+    pub fn trigger(&self, dag: &str) -> Result<()> {
+        self.cli_with(&["trigger", dag], false)?;
+        Ok(())
+    }
+
+    pub async fn runs(&self, dag: &str) -> Vec<Run> {
+        let filter = RunFilter { dag: Some(DagName::new(dag)), ..Default::default() };
+        self.store.list_runs(&filter).await.unwrap_or_default()
+    }
+
+    /// Waits for the `n`-th run (oldest first) of `dag` to exist.
+    pub async fn nth_run(&self, dag: &str, n: usize, timeout: Duration) -> Result<RunId> {
+        wait_for_value(timeout, &format!("run #{n} of {dag}"), || async {
+            let mut runs = self.runs(dag).await;
+            runs.sort_by_key(|r| r.created_at_ms);
+            runs.get(n).map(|r| r.run_id.clone())
+        })
+        .await
+    }
+
+    /// Waits for a run to end; returns its final row.
+    pub async fn wait_run_end(&self, run: &RunId, timeout: Duration) -> Result<Run> {
+        wait_for_value(timeout, &format!("run {run} to end"), || async {
+            self.store.get_run(run).await.ok().flatten().filter(|r| r.state.is_terminal())
+        })
+        .await
+    }
+
+    pub async fn attempts(&self, run: &RunId, job: &str) -> Result<Vec<Attempt>> {
+        Ok(self.store.attempts(run, &JobName::new(job), None).await?)
+    }
+
+    /// Whether `executor` currently holds an assignment of `job` in `run`.
+    pub async fn holds(&self, run: &RunId, job: &str, executor: &str) -> bool {
+        let coord = match nightshift_coord::etcd::EtcdCoordinator::connect(nightshift_coord::etcd::EtcdConfig::new(self.etcd.endpoints())).await {
+            Ok(c) => c,
+            Err(_) => return false,
+        };
+        let key = nightshift_core::keyspace::assign_key(PREFIX, run, &JobName::new(job), &ExecutorId::new(executor));
+        use nightshift_coord::Coordinator;
+        matches!(coord.get(&key).await, Ok(Some(_)))
+    }
+}
+
+/// Checks the attempt history of one job: every item succeeded exactly once,
+/// and an item's attempts never overlap in time (one live owner at a time).
+pub fn check_exactly_once(job: &str, shards: u32, attempts: &[Attempt]) -> Result<()> {
+    use nightshift_core::state::AttemptOutcome;
+    for item in 0..shards {
+        let mut mine: Vec<&Attempt> = attempts.iter().filter(|a| a.item.0 == item).collect();
+        mine.sort_by_key(|a| a.attempt);
+        let wins = mine.iter().filter(|a| a.outcome == Some(AttemptOutcome::Succeeded)).count();
+        anyhow::ensure!(wins == 1, "{job} item {item}: {wins} successful attempts: {mine:?}");
+        for a in &mine {
+            anyhow::ensure!(a.fencing_token.0 > 0, "{job} item {item}: attempt without a fencing token: {a:?}");
+            anyhow::ensure!(a.ended_at_ms.is_some(), "{job} item {item}: attempt never ended: {a:?}");
+        }
+        for pair in mine.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let a_end = a.ended_at_ms.unwrap_or(i64::MAX);
+            anyhow::ensure!(a_end <= b.started_at_ms, "{job} item {item}: attempt {} ({}) overlaps attempt {} ({}): {a:?} {b:?}", a.attempt, a.executor, b.attempt, b.executor);
+            anyhow::ensure!(a.fencing_token != b.fencing_token || a.executor == b.executor, "{job} item {item}: two owners share a token");
+        }
+    }
+    Ok(())
+}
+
+pub fn is_succeeded(run: &Run) -> bool {
+    run.state == RunState::Succeeded
+}
