@@ -52,14 +52,20 @@ impl Leader {
             return Ok(None);
         }
         let Some(applied) = self.dags.get(&req.dag).cloned() else { return Ok(None) };
+        let jobs = applied.spec.jobs.iter().map(|j| (j.name.clone(), JobRecord::pending(j.shards))).collect();
+        self.create_run_with(req, applied.spec, applied.version, jobs, extra).await
+    }
+
+    /// [`Self::create_run`] of a given DAG version with given job records
+    /// (a retry of a finished run starts with its succeeded work done).
+    pub(super) async fn create_run_with(&mut self, req: RunRequest, spec: nightshift_core::dag::DagSpec, version: u32, jobs: BTreeMap<nightshift_core::ids::JobName, JobRecord>, extra: Vec<TxnOp>) -> Result<Option<RunId>, LeaderError> {
         let now = self.clock.now_ms();
-        let spec = applied.spec;
         let at = req.scheduled_for.unwrap_or_else(|| Utc.timestamp_millis_opt(now).single().unwrap_or_else(Utc::now));
         let day = req.business_date.unwrap_or_else(|| business_date(at, spec.timezone));
         let new = NewRun {
             run_id: req.run.clone(),
             dag: req.dag.clone(),
-            dag_version: applied.version,
+            dag_version: version,
             business_date: day,
             trigger_source: req.source,
             params: if req.params.is_null() { json!({}) } else { req.params.clone() },
@@ -84,10 +90,9 @@ impl Leader {
             }
             Some(ms)
         });
-        let jobs = spec.jobs.iter().map(|j| (j.name.clone(), JobRecord::pending(j.shards))).collect();
         let rec = RunRecord {
             run: req.run.clone(),
-            dag_version: applied.version,
+            dag_version: version,
             business_date: day,
             params: new.params.clone(),
             source: req.source,
@@ -274,7 +279,17 @@ impl Leader {
                         }
                         format!("reopened {n} job(s)")
                     }
-                    _ => "rejected: run is not live (finished runs are retried with a new trigger)".into(),
+                    Some(_) => "rejected: run is ending".into(),
+                    None => {
+                        // A finished run: a new run redoes only what failed.
+                        let new_run = RunId::new(format!("{}-{}", run_dag_sql(self, run).await?.unwrap_or_default(), cmd.id));
+                        let outcome = self.retry_finished(run, job.as_ref(), new_run.clone(), delete.clone()).await?;
+                        if !outcome.starts_with("retried") {
+                            self.fenced.commit(vec![delete]).await?;
+                        }
+                        let dag = run_dag_sql(self, run).await?.map(DagName::new);
+                        return Ok((dag, Some(new_run), outcome));
+                    }
                 };
                 self.commit_run_with(run, delete).await?;
                 Ok((dag, Some(run.clone()), outcome))
@@ -343,8 +358,13 @@ impl Leader {
     }
 }
 
+/// The DAG of a stored run.
+async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<String>, LeaderError> {
+    Ok(l.store.get_run(run).await.map_err(store_down)?.map(|r| r.dag.to_string()))
+}
+
 /// A store failure that stops this step (it is retried on the next pass).
-fn store_down(e: StoreError) -> LeaderError {
+pub(super) fn store_down(e: StoreError) -> LeaderError {
     tracing::warn!(error = %e, "sql store unavailable; will retry");
     LeaderError::Store(e.to_string())
 }

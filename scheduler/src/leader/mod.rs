@@ -13,6 +13,7 @@ mod dispatch;
 pub mod history;
 mod intake;
 mod pass;
+mod retry;
 mod runs;
 
 use crate::record::{self, CronRecord, RunRecord};
