@@ -8,7 +8,9 @@
 mod scheduler_harness;
 
 use anyhow::Result;
-use nightshift_core::state::{AttemptOutcome, RunState};
+use nightshift_core::ids::DagName;
+use nightshift_core::state::{AlertRule, AlertState, AttemptOutcome, RunState};
+use nightshift_store::AlertFilter;
 use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{check_exactly_once, Cluster, Db};
 use std::time::Duration;
@@ -60,6 +62,12 @@ async fn killed_executor_items_fail_over(db: Db) -> Result<()> {
         assert_eq!(next.moved_from.as_ref().map(|e| e.as_str()), Some("e2"), "{next:?}");
         assert_eq!(next.outcome, Some(AttemptOutcome::Succeeded), "{next:?}");
     }
+    // The loss raised an alert, which resolved itself when the run ended.
+    wait_for(Duration::from_secs(10), "a resolved executor_lost alert for e2", || async {
+        let alerts = cluster.store.list_alerts(&AlertFilter { dag: Some(DagName::new("chain")), ..Default::default() }).await.unwrap_or_default();
+        alerts.iter().any(|a| a.rule == AlertRule::ExecutorLost && a.executor.as_ref().map(|e| e.as_str()) == Some("e2") && a.state == AlertState::Resolved)
+    })
+    .await?;
     // Job c started after e2 died: nothing of it ran there.
     let c = cluster.attempts(&run, "c").await?;
     assert!(c.iter().all(|a| a.executor.as_str() != "e2"), "{c:?}");

@@ -5,7 +5,7 @@
 mod scheduler_harness;
 
 use anyhow::Result;
-use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
+use nightshift_coord::etcd::EtcdCoordinator;
 use nightshift_coord::Coordinator;
 use nightshift_core::state::RunState;
 use nightshift_store::EventFilter;
@@ -42,9 +42,9 @@ async fn leader(coord: &EtcdCoordinator) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_standby_takes_over_when_the_leader_is_killed_mid_run() -> Result<()> {
     let cluster = Cluster::start(Db::Postgres).await?;
-    let coord = EtcdCoordinator::connect(EtcdConfig::new(cluster.etcd.endpoints())).await?;
+    let coord = &cluster.coord;
     let mut s1 = cluster.scheduler("s1")?;
-    wait_for(Duration::from_secs(10), "s1 to lead", || async { leader(&coord).await.as_deref() == Some("s1") }).await?;
+    wait_for(Duration::from_secs(10), "s1 to lead", || async { leader(coord).await.as_deref() == Some("s1") }).await?;
     let _s2 = cluster.scheduler("s2")?;
     let _e1 = cluster.executor("e1", 4)?;
     let _e2 = cluster.executor("e2", 4)?;
@@ -57,7 +57,7 @@ async fn etcd_standby_takes_over_when_the_leader_is_killed_mid_run() -> Result<(
     })
     .await?;
     s1.kill();
-    let took_over = wait_for_value(Duration::from_secs(10), "s2 to lead", || async { (leader(&coord).await.as_deref() == Some("s2")).then_some(()) }).await;
+    let took_over = wait_for_value(Duration::from_secs(10), "s2 to lead", || async { (leader(coord).await.as_deref() == Some("s2")).then_some(()) }).await;
     took_over?;
     let end = cluster.wait_run_end(&run, Duration::from_secs(40)).await?;
     assert_eq!(end.state, RunState::Succeeded, "{end:?}");

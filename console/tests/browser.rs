@@ -54,7 +54,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     // Overview.
     browser.goto(&format!("{base}/")).await.unwrap();
     browser
-        .wait_true(10, "the overview", "return document.body.innerText.includes('settlement')")
+        .wait_true(30, "the overview", "return document.body.innerText.includes('settlement')")
         .await
         .unwrap();
     browser.screenshot(&shots().join("overview.png")).await.unwrap();
@@ -62,14 +62,14 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     // Run page: the script connects to the stream.
     browser.goto(&format!("{base}/runs/r1")).await.unwrap();
     browser
-        .wait_true(10, "the live stream", "return document.getElementById('live').textContent.includes('● live')")
+        .wait_true(30, "the live stream", "return document.getElementById('live').textContent.includes('● live')")
         .await
         .unwrap();
 
     // Clicking an item shows its attempts and error.
     browser.click(".cell[data-item=\"2\"]").await.unwrap();
     browser
-        .wait_true(5, "the item detail", "var d = document.getElementById('item-detail'); return !d.hidden && d.textContent.includes('ledger refused')")
+        .wait_true(30, "the item detail", "var d = document.getElementById('item-detail'); return !d.hidden && d.textContent.includes('ledger refused')")
         .await
         .unwrap();
 
@@ -83,7 +83,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     job.state = JobState::Running;
     let job: JobRun = job;
     f.store.upsert_job_run(&job).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         nudge(&f).await;
         let updated = browser
@@ -101,7 +101,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
 
     // DAG page: trigger a run with a business date, confirming the dialog.
     browser.goto(&format!("{base}/dags/settlement")).await.unwrap();
-    browser.wait_true(10, "the DAG graph", "return !!document.querySelector('svg.graph')").await.unwrap();
+    browser.wait_true(30, "the DAG graph", "return !!document.querySelector('svg.graph')").await.unwrap();
     browser.screenshot(&shots().join("dag.png")).await.unwrap();
     let script = format!(
         "sessionStorage.setItem('nightshift.token', '{TOKEN}'); window.confirmed = []; \
@@ -111,7 +111,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     browser.exec(&script).await.unwrap();
     browser.click("form.act button[type=submit]").await.unwrap();
     browser
-        .wait_true(10, "the trigger confirmation", "return document.getElementById('toast').textContent.includes('Sent trigger')")
+        .wait_true(30, "the trigger confirmation", "return document.getElementById('toast').textContent.includes('Sent trigger')")
         .await
         .unwrap();
     assert_eq!(browser.exec("return window.confirmed").await.unwrap(), serde_json::json!(["Trigger a run of settlement?"]));
@@ -128,7 +128,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     // Alerts page: acknowledge (the token is remembered in the tab).
     browser.goto(&format!("{base}/alerts")).await.unwrap();
     browser.click(&format!("button.act[data-path=\"/api/v1/alerts/{alert}/ack\"]")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let a = f.store.get_alert(nightshift_store::AlertId(alert)).await.unwrap().unwrap();
         if a.acked_by.as_deref() == Some("alice") {

@@ -122,6 +122,7 @@ pub fn fail_over(job: &mut JobRecord, departed: Option<&ExecutorId>, receivers: 
             for item in unfinished.iter() {
                 // A pending retry is superseded by the move's new attempt.
                 job.retry_at.remove(&item);
+                job.timed_out.remove(item);
                 job.attempts.insert(item, job.attempt(item) + 1);
                 job.moved_from.insert(item, gone.clone());
             }

@@ -1,28 +1,38 @@
 //! Nightshift scheduler: the process that decides what runs where.
 //!
-//! Pure rules, property-tested on their own:
+//! Pure rules, property-tested on their own (no I/O, no clock):
 //! - [`orchestration`]: which jobs start, which are resolved by their trigger
 //!   rule, how each reported item outcome changes the job (retries with
-//!   backoff), when jobs and runs end;
-//! - [`failover`]: a departed executor's unfinished items → live executors;
-//! - [`trigger`]: cron instants, misfire and concurrency policies.
+//!   backoff), when jobs and runs end (invariants 3 and 5);
+//! - [`failover`]: a departed executor's unfinished items → live executors,
+//!   capacity-weighted, moving nothing else (invariant 4);
+//! - [`trigger`]: cron instants, misfire and concurrency policies
+//!   (invariant 7);
+//! - [`plan`]: the reshard a job gets when it starts (also what
+//!   `nightshift plan` shows).
 //!
-//! Live state: [`record`] (the run records the leader keeps in etcd).
+//! Live state: [`record`], the run records the leader keeps in etcd under
+//! `{p}runs/{run}/state`, the previous assignment of each job under
+//! `{p}assignments/{dag}/{job}` (input of the next reshard, also read by
+//! `nightshift plan`) and the last handled cron instant under `{p}cron/{dag}`.
 //!
 //! The process: [`leader::run_scheduler`] campaigns for leadership and, once
-//! elected, runs the level-triggered leader loop ([`leader::Leader`]): every
+//! elected, runs the level-triggered leader loop ([`leader::Leader`]). Every
 //! pass reconciles applied DAGs, operator commands, cron, live executors,
-//! assignments and result batches, writes etcd through fenced txns and SQL
-//! history idempotently.
+//! assignments and result batches; every etcd write is a txn carrying the
+//! leadership fence (invariant 6); SQL history is written idempotently, and
+//! etcd stays the source of truth until a run is persisted.
 //!
 //! **Architecture invariant:** the scheduler never depends on axum or on the
 //! executor SDK; executors and the console reach it only through the
-//! coordination service.
+//! coordination service (the keyspace protocol of
+//! `nightshift_core::keyspace`).
 #![deny(missing_docs)]
 
 pub mod failover;
 pub mod leader;
 pub mod orchestration;
+pub mod plan;
 pub mod record;
 pub mod trigger;
 

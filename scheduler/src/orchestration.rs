@@ -135,7 +135,13 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
         return ItemEffect::Ignored;
     }
     let cancel_requested = job.owners.get(executor).is_some_and(|o| o.cancel.contains(item));
-    match r.outcome {
+    // A stalled item the leader stopped failed by timing out, whatever the
+    // executor saw; a cancel for any other reason (run cancelled, job
+    // timed out) is final.
+    let timed_out = cancel_requested && job.timed_out.remove(item);
+    let outcome = if timed_out { ResultOutcome::TimedOut } else { r.outcome };
+    let final_cancel = cancel_requested && !timed_out;
+    match outcome {
         ResultOutcome::Succeeded => {
             job.succeeded.insert(item);
             ItemEffect::Succeeded
@@ -144,7 +150,7 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
             job.skipped.insert(item);
             ItemEffect::Skipped
         }
-        ResultOutcome::Cancelled if cancel_requested => {
+        ResultOutcome::Cancelled if final_cancel => {
             job.cancelled.insert(item);
             ItemEffect::Cancelled
         }
@@ -155,8 +161,8 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
         ResultOutcome::Failed | ResultOutcome::TimedOut => {
             let failures = job.failure_count(item) + 1;
             job.failures.insert(item, failures);
-            let retryable = r.retryable || r.outcome == ResultOutcome::TimedOut;
-            if retryable && failures <= spec.retries && !cancel_requested {
+            let retryable = r.retryable || outcome == ResultOutcome::TimedOut;
+            if retryable && failures <= spec.retries && !final_cancel {
                 let delay = i64::try_from(spec.retry_delay(failures).as_millis()).unwrap_or(i64::MAX);
                 let at = now_ms.saturating_add(delay);
                 job.retry_at.insert(item, at);
@@ -169,13 +175,16 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
     }
 }
 
-/// Items whose retry is due at `now_ms`: they leave `retry_at` and move to
-/// their next attempt. The caller hands them to their owner (or re-queues
-/// them when the owner is gone).
+/// Items whose retry is due at `now_ms`: they leave `retry_at` (and any
+/// cancel request) and move to their next attempt. The caller hands them to
+/// their owner (or re-queues them when the owner is gone).
 pub fn take_due_retries(job: &mut JobRecord, now_ms: i64) -> Vec<u32> {
     let due: Vec<u32> = job.retry_at.iter().filter(|(_, &at)| at <= now_ms).map(|(&i, _)| i).collect();
     for &item in &due {
         job.retry_at.remove(&item);
+        for owner in job.owners.values_mut() {
+            owner.cancel.remove(item);
+        }
         let next = job.attempt(item) + 1;
         job.attempts.insert(item, next);
     }

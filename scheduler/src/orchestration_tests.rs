@@ -196,3 +196,24 @@ fn failure_cascades_upstream_failed_down_the_dag() {
         ]
     );
 }
+
+#[test]
+fn a_stalled_item_cancelled_by_the_leader_counts_as_a_timed_out_attempt() {
+    let exec = ExecutorId::new("e");
+    let mut job = JobSpec::new("j");
+    job.shards = 2;
+    job.retries = 1;
+    job.retry_backoff = Duration::from_millis(10);
+    let mut rec = started(&job, &exec);
+    // Item 0 stalled: the leader asked for it to stop.
+    rec.owners.get_mut(&exec).unwrap().cancel.insert(0);
+    rec.timed_out.insert(0);
+    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 1, ResultOutcome::Cancelled), 100), ItemEffect::RetryAt(110));
+    assert_eq!(rec.failure_count(0), 1);
+    assert_eq!(take_due_retries(&mut rec, 110), vec![0]);
+    assert!(rec.owners[&exec].cancel.is_empty(), "the retry must not be cancelled again");
+    // Item 1: cancelled for another reason (run cancel): final, no retry.
+    rec.owners.get_mut(&exec).unwrap().cancel.insert(1);
+    assert_eq!(apply_result(&mut rec, &job, &exec, &result(1, 1, ResultOutcome::Cancelled), 100), ItemEffect::Cancelled);
+    assert!(rec.cancelled.contains(1));
+}

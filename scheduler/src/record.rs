@@ -149,6 +149,10 @@ pub struct JobRecord {
     /// Executor an item was moved from, for the next attempt's history.
     #[serde(default)]
     pub moved_from: BTreeMap<u32, ExecutorId>,
+    /// Items the leader cancelled because they stalled past the item
+    /// timeout: their `cancelled` report counts as a timed-out attempt.
+    #[serde(default)]
+    pub timed_out: ItemSet,
     /// Who owns what.
     #[serde(default)]
     pub owners: BTreeMap<ExecutorId, Owner>,
@@ -175,6 +179,7 @@ impl JobRecord {
             retry_at: BTreeMap::new(),
             unowned: ItemSet::new(),
             moved_from: BTreeMap::new(),
+            timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
         }

@@ -64,6 +64,8 @@ async fn a_deposed_leader_writes_nothing_and_its_successor_carries_on() {
     assert_eq!(coord.current_revision().await.unwrap(), before, "the deposed leader changed etcd");
     let (commands, _) = coord.get_prefix(&keyspace::commands_prefix(PREFIX)).await.unwrap();
     assert_eq!(commands.len(), 1, "the command must wait for a real leader");
+    let rows = store.list_runs(&Default::default()).await.unwrap();
+    assert!(rows.is_empty(), "the deposed leader created a run in SQL: {rows:?}");
 
     let mut new = Leader::recover(coord.clone(), store.clone(), Arc::new(SystemClock), SchedulerConfig::new("new", PREFIX), &second).await.unwrap();
     new.pass().await.unwrap();

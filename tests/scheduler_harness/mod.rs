@@ -32,6 +32,8 @@ enum DbHandle {
 /// etcd + database + a work dir for DAG files and process logs.
 pub struct Cluster {
     pub etcd: EtcdServer,
+    /// A client of the etcd, for reading and writing keys as the CLI would.
+    pub coord: nightshift_coord::etcd::EtcdCoordinator,
     _db: DbHandle,
     pub db_url: String,
     pub store: Store,
@@ -108,10 +110,11 @@ impl Cluster {
             }
         };
         let store = Store::connect(&url).await?;
-        Ok(Cluster { etcd, _db: handle, db_url: url, store, dir: tempfile::tempdir()? })
+        let coord = nightshift_coord::etcd::EtcdCoordinator::connect(nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints())).await?;
+        Ok(Cluster { etcd, coord, _db: handle, db_url: url, store, dir: tempfile::tempdir()? })
     }
 
-    fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
+    pub fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
         let log = self.dir.path().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
             .args(args)
@@ -203,13 +206,16 @@ impl Cluster {
 
     /// Whether `executor` currently holds an assignment of `job` in `run`.
     pub async fn holds(&self, run: &RunId, job: &str, executor: &str) -> bool {
-        let coord = match nightshift_coord::etcd::EtcdCoordinator::connect(nightshift_coord::etcd::EtcdConfig::new(self.etcd.endpoints())).await {
-            Ok(c) => c,
-            Err(_) => return false,
-        };
         let key = nightshift_core::keyspace::assign_key(PREFIX, run, &JobName::new(job), &ExecutorId::new(executor));
         use nightshift_coord::Coordinator;
-        matches!(coord.get(&key).await, Ok(Some(_)))
+        matches!(self.coord.get(&key).await, Ok(Some(_)))
+    }
+
+    /// Ids of the registered executors.
+    pub async fn executor_ids(&self) -> Vec<String> {
+        use nightshift_coord::Coordinator;
+        let Ok((kvs, _)) = self.coord.get_prefix(&format!("{PREFIX}executors/")).await else { return Vec::new() };
+        kvs.iter().filter_map(|kv| kv.key.rsplit('/').next().map(str::to_owned)).collect()
     }
 }
 

@@ -23,7 +23,15 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// One WebDriver call, bounded so that a stuck driver fails the test
+/// instead of hanging it.
 async fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    tokio::time::timeout(Duration::from_secs(30), http_once(port, method, path, body))
+        .await
+        .map_err(|_| anyhow!("{method} {path}: no answer from chromedriver within 30 s"))?
+}
+
+async fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
     let body = body.map(Value::to_string).unwrap_or_default();
     let req = format!(
@@ -32,14 +40,44 @@ async fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyh
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
+    // chromedriver may keep the connection open despite `Connection:
+    // close`, so read exactly Content-Length bytes after the head.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP response: {text}"))?;
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            bail!("{method} {path}: connection closed before the response head");
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .and_then(|v| v.parse::<usize>().ok());
+    match length {
+        Some(len) => {
+            while raw.len() < head_end + len {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw).await?;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw[head_end..]).to_string();
     let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(payload)
+        dechunk(&text)
     } else {
-        payload.to_owned()
+        text
     };
     let value: Value = serde_json::from_str(&payload).with_context(|| format!("{method} {path}: {payload}"))?;
     if !head.starts_with("HTTP/1.1 200") {

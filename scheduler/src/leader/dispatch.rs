@@ -10,9 +10,10 @@ use super::{put, Leader, LeaderError};
 use crate::failover::Receiver;
 use crate::record::{self, JobRecord, LastAssignment, Owner, RunRecord};
 use nightshift_coord::TxnOp;
-use nightshift_core::ids::{ExecutorId, ItemIndex, JobName};
+use nightshift_core::ids::{ExecutorId, JobName};
 use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec};
-use nightshift_core::sharding::{assign, Assignment, ExecutorSlot};
+use crate::plan::plan_job;
+use nightshift_core::sharding::ShardingError;
 use std::collections::BTreeMap;
 
 /// Live executors serving `handler`, as failover receivers with their load
@@ -74,35 +75,27 @@ fn merge(job: &serde_json::Value, run: &serde_json::Value) -> serde_json::Value 
 
 /// What a start attempt did.
 pub(super) enum Started {
-    /// Assigned: the ops to commit (spec and stale-assignment cleanup go
-    /// first, in `pre`) and the new owners.
-    Assigned { pre: Vec<TxnOp>, main: Vec<TxnOp> },
+    /// Assigned (owners filled in): the ops to commit — the spec first,
+    /// then stale-assignment deletes, the assignments, the last assignment.
+    Assigned { main: Vec<TxnOp> },
     /// No live executor serves the handler.
     NoExecutor,
 }
 
 impl Leader {
     /// Assigns a job's open items and fills in its owners.
+    #[tracing::instrument(level = "debug", skip_all, fields(run = %rec.run, job = %name))]
     pub(super) async fn start_job(&self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now_ms: i64) -> Result<Started, LeaderError> {
         let prefix = self.config.prefix.clone();
         let Some(spec) = rec.job_spec(name).cloned() else { return Ok(Started::NoExecutor) };
-        let Some(job) = rec.jobs.get(name) else { return Ok(Started::NoExecutor) };
-        let slots: Vec<ExecutorSlot> = receivers(executors, spec.handler.as_str(), job).into_iter().map(|r| ExecutorSlot::new(r.id, r.weight)).collect();
-        if slots.is_empty() {
-            return Ok(Started::NoExecutor);
-        }
         let last_key = record::last_assignment_key(&prefix, &rec.spec.name, name);
         let previous = match self.coord.get(&last_key).await? {
             Some(kv) => keyspace::decode::<LastAssignment>(&kv.value).ok(),
             None => None,
         };
-        let previous = previous.and_then(|p| {
-            let parts = p.executors.into_iter().map(|(e, set)| (e, set.iter().filter(|&i| i < spec.shards).map(ItemIndex).collect::<Vec<_>>()));
-            Assignment::from_parts(spec.shards, parts).ok()
-        });
-        let key = format!("{}/{}", rec.spec.name, name);
-        let layout = match assign(spec.strategy, &key, spec.shards, &slots, previous.as_ref()) {
+        let layout = match plan_job(&rec.spec.name, &spec, executors.values(), previous.as_ref()) {
             Ok(a) => a,
+            Err(ShardingError::NoExecutors) => return Ok(Started::NoExecutor),
             Err(e) => {
                 tracing::error!(run = %rec.run, job = %name, error = %e, "cannot assign items");
                 return Ok(Started::NoExecutor);
@@ -125,10 +118,19 @@ impl Leader {
         job.state = nightshift_core::state::JobState::Running;
         job.started_at_ms.get_or_insert(now_ms);
         job.waiting_since_ms = None;
-        let mut pre = vec![TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&prefix, &rec.run, name) }];
-        pre.extend(spec_op(&prefix, rec, name)?);
-        let mut main = Vec::new();
+        // Assignments left by an earlier start of this job (a leader that
+        // crashed mid-dispatch) are deleted key by key in the same txn as
+        // the new ones, not by prefix: etcd refuses a txn whose delete range
+        // overlaps its puts, and one txn keeps the dispatch atomic.
+        let (existing, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &rec.run, name)).await?;
+        let mut main: Vec<TxnOp> = spec_op(&prefix, rec, name)?.into_iter().collect();
         if let Some(job) = rec.jobs.get(name) {
+            for kv in existing {
+                let stale = keyspace::parse_assign_key(&prefix, &kv.key).is_none_or(|(_, _, e)| !job.owners.contains_key(&e));
+                if stale {
+                    main.push(TxnOp::Delete { key: kv.key });
+                }
+            }
             for (exec, owner) in &job.owners {
                 let value = assignment_of(job, owner);
                 main.push(put(keyspace::assign_key(&prefix, &rec.run, name, exec), &value, Some(owner.lease))?);
@@ -136,6 +138,6 @@ impl Leader {
             }
         }
         main.push(put(last_key, &last, None)?);
-        Ok(Started::Assigned { pre, main })
+        Ok(Started::Assigned { main })
     }
 }

@@ -157,6 +157,12 @@ impl Outbox {
                         self.failing = false;
                     }
                 }
+                // The database answered and refused this write: retrying it
+                // cannot help, and it must not hold up the writes behind it.
+                Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. } | StoreError::IllegalTransition { .. } | StoreError::Corrupt { .. })) => {
+                    tracing::error!(error = %e, write = ?p, "history write refused; dropping it");
+                    self.queue.pop_front();
+                }
                 Err(e) => {
                     if !self.failing {
                         tracing::error!(error = %e, queued = self.queue.len(), "sql store unavailable; keeping history in memory until it is back");

@@ -72,6 +72,7 @@ impl Leader {
             scheduled_for_ms: req.scheduled_for.map(|t| t.timestamp_millis()),
             created_at_ms: now,
         };
+        self.fenced.check().await?;
         match self.store.insert_run(&new).await {
             Ok(_) => {}
             Err(StoreError::Conflict { .. }) => match self.store.get_run(&req.run).await {
@@ -210,19 +211,17 @@ impl Leader {
             let now = self.clock.now_ms();
             let (dag, run, outcome) = self.execute(&cmd, delete).await?;
             tracing::info!(command = %cmd.id, kind = cmd.command.kind(), by = %cmd.issued_by, outcome = %outcome, "command carried out");
-            if let Some(dag) = dag {
-                self.outbox.push(Pending::Event(nightshift_store::NewEvent {
-                    at_ms: now,
-                    kind: format!("command_{}", cmd.command.kind()),
-                    actor: cmd.issued_by.clone(),
-                    dag: Some(dag),
-                    run_id: run,
-                    job: None,
-                    item: None,
-                    executor: None,
-                    detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome}),
-                }));
-            }
+            self.outbox.push(Pending::Event(nightshift_store::NewEvent {
+                at_ms: now,
+                kind: format!("command_{}", cmd.command.kind()),
+                actor: cmd.issued_by.clone(),
+                dag,
+                run_id: run,
+                job: None,
+                item: None,
+                executor: None,
+                detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome}),
+            }));
         }
         Ok(())
     }

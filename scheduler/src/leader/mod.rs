@@ -117,6 +117,18 @@ pub struct Fenced {
 }
 
 impl Fenced {
+    /// Fails with [`LeaderError::Deposed`] unless this leadership still
+    /// holds: checked before SQL writes that etcd cannot fence, so a leader
+    /// that already knows it is deposed does not write them.
+    pub async fn check(&self) -> Result<(), LeaderError> {
+        let resp = self.coord.txn(Txn { compares: vec![self.fence.clone()], success: vec![], failure: vec![] }).await?;
+        if resp.succeeded {
+            Ok(())
+        } else {
+            Err(LeaderError::Deposed)
+        }
+    }
+
     /// Commits `ops` in order, in txns of at most [`MAX_OPS`], each fenced.
     /// Returns the revision of the last txn.
     pub async fn commit(&self, ops: Vec<TxnOp>) -> Result<Revision, LeaderError> {
@@ -264,7 +276,7 @@ pub async fn run_scheduler(coord: Arc<dyn Coordinator>, store: Store, clock: Arc
                 continue;
             }
         };
-        tracing::info!(id = %config.id, "elected leader");
+        tracing::info!(id = %config.id, lease = lease.0, "elected leader");
         // Self-fence: stop leading as soon as the lease cannot be vouched for.
         let mut status = keeper.status();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -284,7 +296,11 @@ pub async fn run_scheduler(coord: Arc<dyn Coordinator>, store: Store, clock: Arc
             }
         });
         let result = match Leader::recover(coord.clone(), store.clone(), clock.clone(), config.clone(), &leadership).await {
-            Ok(leader) => leader.lead(&leadership, stop_rx).await,
+            Ok(leader) => {
+                use tracing::Instrument as _;
+                let span = tracing::info_span!("leader", scheduler = %config.id, term = leadership.create_revision());
+                leader.lead(&leadership, stop_rx).instrument(span).await
+            }
             Err(e) => Err(e),
         };
         guard.abort();

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Writes collected during a run's pass.
 #[derive(Default)]
 struct Writes {
-    pre: Vec<TxnOp>,
     main: Vec<TxnOp>,
     after: Vec<TxnOp>,
 }
@@ -45,6 +44,7 @@ fn store_err(e: nightshift_store::StoreError) -> LeaderError {
 
 impl Leader {
     /// One pass over one live run.
+    #[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
     pub(super) async fn reconcile_run(&mut self, run: &RunId, executors: &BTreeMap<ExecutorId, ExecutorInfo>) -> Result<(), LeaderError> {
         let Some(live) = self.runs.get(run) else { return Ok(()) };
         let mut rec = live.rec.clone();
@@ -61,6 +61,14 @@ impl Leader {
         // Terminal jobs hold no assignments: the executors stop and forget them.
         for (name, job) in rec.jobs.iter_mut() {
             if job.state.is_terminal() && !job.owners.is_empty() {
+                // Items stopped by the leader (run cancel, job timeout) end
+                // their attempt here: the executor reports nothing for them.
+                for (exec, owner) in &job.owners {
+                    for item in owner.items.intersection(&job.cancelled).iter() {
+                        let new = history::attempt(&rec.run, name, item, job.attempt(item), exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
+                        record_attempt(&self.store, &new, AttemptOutcome::Cancelled, now, Some("stopped by the leader")).await.map_err(store_err)?;
+                    }
+                }
                 job.owners.clear();
                 w.main.push(TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name) });
             }
@@ -75,15 +83,12 @@ impl Leader {
             }
         }
         self.deadline_alert(&rec, now);
-        // Commit: spec/cleanup first, then assignments and the record, then
-        // the consumed result batches.
+        // Commit: specs and assignments, then the record, then the consumed
+        // result batches (never before the record that applied them).
         let encoded = keyspace::encode(&rec)?;
         let changed = self.runs.get(run).is_none_or(|l| l.written != encoded);
-        // A stale assignment cleanup and the new assignments touch the same
-        // keys: etcd refuses both in one txn, so cleanup commits first.
-        if !w.pre.is_empty() {
-            self.fenced.commit(w.pre).await?;
-        }
+        // Dispatches, rewrites and the record share txns (one when they fit
+        // in 127 ops) so that a job start is atomic.
         let mut ops = w.main;
         if changed {
             ops.push(TxnOp::Put { key: record::run_state_key(&self.config.prefix, &rec.run), value: encoded.clone(), lease: None });
@@ -107,6 +112,7 @@ impl Leader {
     }
 
     /// Results, failover, retries and the timeout of one running job.
+    #[tracing::instrument(level = "debug", skip_all, fields(job = %name))]
     async fn progress_job(&mut self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes) -> Result<(), LeaderError> {
         let Some(spec) = rec.job_spec(name).cloned() else { return Ok(()) };
         let mut rec_lost = std::mem::take(&mut rec.lost_executors);
@@ -123,6 +129,16 @@ impl Leader {
         let Some(job) = rec.jobs.get_mut(name) else { return Ok(()) };
         let mut dirty: BTreeSet<ExecutorId> = BTreeSet::new();
 
+        // Assignments are read BEFORE result batches: an assignment found
+        // gone vanished with its lease, and the executor could only write
+        // batches while the lease lived — so every batch it ever wrote is
+        // visible to the read below, and none of its finished items is
+        // taken for lost.
+        let (assigns, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &run, name)).await?;
+        let present: BTreeMap<ExecutorId, i64> = assigns
+            .iter()
+            .filter_map(|kv| keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision)))
+            .collect();
         // 1. Result batches (before failover: a dead executor's last results count).
         let (batches, _) = self.coord.get_prefix(&keyspace::results_prefix(&prefix, &run, name)).await?;
         for kv in batches {
@@ -161,11 +177,6 @@ impl Leader {
 
         // 2. Vanished assignments: their lease ended. Record the lost
         // attempts, then move the unfinished items.
-        let (assigns, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &run, name)).await?;
-        let present: BTreeMap<ExecutorId, i64> = assigns
-            .iter()
-            .filter_map(|kv| keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision)))
-            .collect();
         let owners: Vec<ExecutorId> = job.owners.keys().cloned().collect();
         for exec in owners {
             if let Some(&rev) = present.get(&exec) {
@@ -227,6 +238,16 @@ impl Leader {
                 let Ok(progress) = keyspace::decode::<keyspace::ProgressRecord>(&kv.value) else { continue };
                 for (&item, p) in &progress.items {
                     if !done.contains(item) && now.saturating_sub(p.at_ms) > limit {
+                        // Stop it: its cancel report counts as a timed-out attempt.
+                        let owns = job.owners.get(&exec).is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
+                        if owns && !job.retry_at.contains_key(&item) {
+                            if let Some(owner) = job.owners.get_mut(&exec) {
+                                owner.cancel.insert(item);
+                            }
+                            job.timed_out.insert(item);
+                            dirty.insert(exec.clone());
+                            tracing::warn!(run = %run, job = %name, item, executor = %exec, "item stalled past its timeout; cancelling it");
+                        }
                         self.outbox.push(alert(AlertRule::ItemStalled, format!("item_stalled:{run}:{name}:{item}"), AlertSeverity::Warning, &dag, Some(&run), Some(name), Some(&exec), format!("item {item} of {name} made no progress for over {limit} ms"), now));
                         rec.open_alerts.insert(format!("item_stalled:{run}:{name}:{item}"));
                     }
@@ -266,6 +287,8 @@ impl Leader {
                     job.error = Some(format!("{} item(s) failed", job.failed.len()));
                 }
                 tracing::info!(run = %run, job = %name, state = %end, "job ended");
+                let emit = Emit { actor: &self.actor };
+                self.outbox.push(emit.event(now, "job_ended", &dag, Some(&run), Some(name), None, json!({"state": end.as_str(), "succeeded": job.succeeded.len(), "failed": job.failed.len()})));
             }
         }
         if job.state == JobState::Failed {
@@ -303,6 +326,8 @@ impl Leader {
                         job.state = to;
                         job.ended_at_ms = Some(now);
                         tracing::info!(run = %rec.run, job = %name, state = %to, "job resolved by its trigger rule");
+                        let emit = Emit { actor: &self.actor };
+                        self.outbox.push(emit.event(now, "job_ended", &rec.spec.name, Some(&rec.run), Some(&name), None, json!({"state": to.as_str()})));
                     }
                 }
             }
@@ -311,8 +336,7 @@ impl Leader {
         let run = rec.run.clone();
         for name in to_start {
             match self.start_job(rec, &name, executors, now).await? {
-                Started::Assigned { pre, main } => {
-                    w.pre.extend(pre);
+                Started::Assigned { main } => {
                     w.main.extend(main);
                     self.outbox.push(history::Pending::Resolve(format!("no_executor:{run}:{name}"), now));
                     let emit = Emit { actor: &self.actor };
@@ -327,6 +351,7 @@ impl Leader {
                     if let Some(limit) = timeout {
                         if now - since > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
                             fail_waiting(job, now);
+                            self.outbox.push(alert(AlertRule::ItemFailed, format!("job_failed:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("job {name} of run {run} failed: no executor before its timeout"), now));
                         }
                     }
                 }
@@ -352,6 +377,9 @@ impl Leader {
         // `runs/{run}/` holds the state record, specs, leftovers of all jobs.
         self.fenced.commit(vec![TxnOp::DeletePrefix { prefix: keyspace::run_prefix(&self.config.prefix, run) }]).await?;
         self.outbox.push(history::Pending::Resolve(format!("deadline:{run}"), now));
+        for job in live.rec.jobs.keys() {
+            self.outbox.push(history::Pending::Resolve(format!("no_executor:{run}:{job}"), now));
+        }
         for key in &live.rec.open_alerts {
             self.outbox.push(history::Pending::Resolve(key.clone(), now));
         }

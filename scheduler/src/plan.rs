@@ -1,0 +1,110 @@
+//! The assignment a job gets when it starts, as a pure function — used by
+//! the leader at dispatch and by `nightshift plan` to show the next run's
+//! assignment without running anything, so both always agree.
+
+use crate::record::LastAssignment;
+use nightshift_core::dag::JobSpec;
+use nightshift_core::ids::{DagName, ItemIndex};
+use nightshift_core::keyspace::ExecutorInfo;
+use nightshift_core::sharding::{assign, Assignment, ExecutorSlot, ShardingError};
+
+/// Live executors that registered `job`'s handler, weighted by capacity.
+pub fn slots_for<'a>(job: &JobSpec, executors: impl IntoIterator<Item = &'a ExecutorInfo>) -> Vec<ExecutorSlot> {
+    executors
+        .into_iter()
+        .filter(|e| e.handlers.iter().any(|h| h == &job.handler))
+        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity.max(1)))
+        .collect()
+}
+
+/// The previous start's assignment as the sharding input (items beyond the
+/// job's current item count are dropped).
+pub fn previous_assignment(job: &JobSpec, last: Option<&LastAssignment>) -> Option<Assignment> {
+    let last = last?;
+    let parts = last
+        .executors
+        .iter()
+        .map(|(e, set)| (e.clone(), set.iter().filter(|&i| i < job.shards).map(ItemIndex).collect::<Vec<_>>()));
+    Assignment::from_parts(job.shards, parts).ok()
+}
+
+/// The full reshard of `job` of `dag` over `executors`, starting from the
+/// last assignment (the job's strategy decides how much that matters).
+/// `Err(NoExecutors)` when nobody serves the handler.
+pub fn plan_job<'a>(dag: &DagName, job: &JobSpec, executors: impl IntoIterator<Item = &'a ExecutorInfo>, last: Option<&LastAssignment>) -> Result<Assignment, ShardingError> {
+    let slots = slots_for(job, executors);
+    let previous = previous_assignment(job, last);
+    assign(job.strategy, &format!("{dag}/{}", job.name), job.shards, &slots, previous.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nightshift_core::dag::Strategy;
+    use nightshift_core::ids::{ExecutorId, HandlerName};
+    use nightshift_core::keyspace::ItemSet;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn exec(id: &str, handlers: &[&str], capacity: u32) -> ExecutorInfo {
+        ExecutorInfo {
+            id: ExecutorId::new(id),
+            lease: 1,
+            handlers: handlers.iter().map(|h| HandlerName::new(*h)).collect(),
+            capacity,
+            labels: BTreeMap::new(),
+            host: "h".into(),
+            pid: 1,
+            version: "t".into(),
+            started_at_ms: 0,
+        }
+    }
+
+    fn last_of(a: &Assignment, shards: u32) -> LastAssignment {
+        LastAssignment {
+            shards,
+            executors: a.iter().map(|(e, items)| (e.clone(), items.iter().map(|i| i.0).collect::<ItemSet>())).collect(),
+            run: None,
+        }
+    }
+
+    #[test]
+    fn only_executors_serving_the_handler_get_items() {
+        let mut job = JobSpec::new("j");
+        job.handler = HandlerName::new("sleep");
+        job.shards = 10;
+        let execs = [exec("a", &["sleep"], 1), exec("b", &["noop"], 1)];
+        let plan = plan_job(&DagName::new("d"), &job, &execs, None).unwrap();
+        assert_eq!(plan.items_of(&ExecutorId::new("a")).len(), 10);
+        assert!(plan_job(&DagName::new("d"), &job, &execs[1..], None).is_err());
+    }
+
+    proptest! {
+        /// Reshard before the next run, sticky: with the same members the
+        /// plan is stable; when one leaves and another joins, the items of
+        /// the ones that stayed do not move.
+        #[test]
+        fn sticky_reshard_keeps_survivors_items(shards in 1u32..300, n in 2usize..6, gone in 0usize..6) {
+            let mut job = JobSpec::new("j");
+            job.strategy = Strategy::Sticky;
+            job.shards = shards;
+            let dag = DagName::new("d");
+            let before: Vec<ExecutorInfo> = (0..n).map(|i| exec(&format!("e{i}"), &["j"], 1)).collect();
+            let first = plan_job(&dag, &job, &before, None).unwrap();
+            let last = last_of(&first, shards);
+            let again = plan_job(&dag, &job, &before, Some(&last)).unwrap();
+            prop_assert_eq!(last_of(&again, shards), last.clone());
+            let gone = gone % n;
+            let mut after: Vec<ExecutorInfo> = before.iter().enumerate().filter(|(i, _)| *i != gone).map(|(_, e)| e.clone()).collect();
+            after.push(exec("new", &["j"], 1));
+            let second = plan_job(&dag, &job, &after, Some(&last)).unwrap();
+            let departed = ExecutorId::new(format!("e{gone}"));
+            prop_assert!(second.items_of(&departed).is_empty());
+            for (i, e) in before.iter().enumerate() {
+                if i == gone { continue; }
+                let kept = first.items_of(&e.id).iter().all(|item| second.owner_of(*item) == Some(&e.id));
+                prop_assert!(kept, "{} lost items it had", e.id);
+            }
+        }
+    }
+}
