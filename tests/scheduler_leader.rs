@@ -1,6 +1,7 @@
 //! Issue 4, "Done when" 3: two scheduler replicas; the leader is SIGKILLed
 //! mid-run; the standby takes over within the lease TTL, recovers the run
-//! from etcd and completes it, and no item ran twice.
+//! from etcd and completes it, and no item ran twice. Also: SIGTERM makes
+//! the leader resign, so the standby takes over at once.
 
 mod scheduler_harness;
 
@@ -72,8 +73,33 @@ async fn etcd_standby_takes_over_when_the_leader_is_killed_mid_run() -> Result<(
         assert!(per_item.values().all(|&n| n == 1), "{job}: an item ran twice: {attempts:?}");
     }
     // The run was finished by the new leader.
-    let events = cluster.store.events(&EventFilter { run_id: Some(run.clone()), ..Default::default() }).await?;
-    let ended = events.iter().find(|e| e.event.kind == "run_succeeded").expect("run_succeeded event");
-    assert_eq!(ended.event.actor, "scheduler:s2", "{events:?}");
+    // (Events are written after the run row, at the end of the pass.)
+    let ended = wait_for_value(Duration::from_secs(10), "the run_succeeded event", || async {
+        let filter = EventFilter { run_id: Some(run.clone()), kind: Some("run_succeeded".into()), ..Default::default() };
+        cluster.store.events(&filter).await.ok().and_then(|e| e.into_iter().next())
+    })
+    .await?;
+    assert_eq!(ended.event.actor, "scheduler:s2", "{ended:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_sigterm_resigns_so_the_standby_leads_without_waiting_for_the_ttl() -> Result<()> {
+    let cluster = Cluster::start(Db::Sqlite).await?;
+    let coord = &cluster.coord;
+    let mut s1 = cluster.scheduler("s1")?;
+    wait_for(Duration::from_secs(10), "s1 to lead", || async { leader(coord).await.as_deref() == Some("s1") }).await?;
+    let _s2 = cluster.scheduler("s2")?;
+    wait_for(Duration::from_secs(10), "s2 to stand by", || async {
+        coord.get_prefix(&format!("{PREFIX}leader/")).await.map(|(kvs, _)| kvs.len() == 2).unwrap_or(false)
+    })
+    .await?;
+    s1.terminate().await?;
+    let exited = std::time::Instant::now();
+    // The 2 s lease is not waited for: s1 resigned and revoked it on exit.
+    wait_for(Duration::from_secs(10), "s2 to lead", || async { leader(coord).await.as_deref() == Some("s2") }).await?;
+    let took = exited.elapsed();
+    assert!(took < Duration::from_millis(1000), "takeover took {took:?} after s1 exited");
+    assert!(s1.logs().contains("resigning"), "{}", s1.logs());
     Ok(())
 }

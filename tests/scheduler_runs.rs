@@ -214,7 +214,10 @@ async fn etcd_cancel_command_stops_a_running_run() -> Result<()> {
     assert!(attempts.iter().all(|a| a.outcome == Some(AttemptOutcome::Cancelled)), "{attempts:?}");
     // The executor was told to stop: its assignment is gone.
     assert!(!cluster.holds(&run, "long", "e1").await);
-    let events = cluster.store.events(&nightshift_store::EventFilter { run_id: Some(run.clone()), kind: Some("command_cancel_run".into()), ..Default::default() }).await?;
+    // (Events are written after the run row, at the end of the pass.)
+    let filter = nightshift_store::EventFilter { run_id: Some(run.clone()), kind: Some("command_cancel_run".into()), ..Default::default() };
+    wait_for(Duration::from_secs(10), "the cancel command's event", || async { cluster.store.events(&filter).await.is_ok_and(|e| !e.is_empty()) }).await?;
+    let events = cluster.store.events(&filter).await?;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].event.actor, "ops");
     Ok(())

@@ -13,7 +13,8 @@
 //!   server-rendered HTML pages ([`pages`]) with one embedded script and one
 //!   stylesheet: nothing is loaded from elsewhere, so the console works in
 //!   an air-gapped network.
-//! - `/healthz`, `/metrics` (Prometheus text format).
+//! - `/healthz`, `/readyz` (coordination service and SQL reachable),
+//!   `/metrics` (Prometheus text format).
 //!
 //! **Architecture invariant:** the console reads history from SQL and live
 //! state from the coordination service, and never writes run state: every
@@ -107,6 +108,7 @@ struct Health {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::router())
         .merge(pages::router())
@@ -134,6 +136,16 @@ pub async fn serve(
 
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+/// `GET /readyz`: 200 when both the coordination service and the SQL store
+/// answer, else 503 (the reason is logged, not sent).
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<Health>, ApiError> {
+    // Any failure means "not ready": 503, whatever the error's own status.
+    let unready = |what: &str, e: &dyn std::fmt::Display| ApiError::Unavailable(format!("readiness: {what}: {e}"));
+    state.coord.current_revision().await.map_err(|e| unready("coordination service", &e))?;
+    state.store.list_dags().await.map_err(|e| unready("database", &e))?;
+    Ok(Json(Health { status: "ready", version: env!("CARGO_PKG_VERSION") }))
 }
 
 async fn not_found() -> ApiError {

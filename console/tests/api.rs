@@ -178,3 +178,25 @@ async fn a_json_body_needs_the_json_content_type() {
     let res = tower::ServiceExt::oneshot(nightshift_console::router(f.state.clone()), req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn readiness_and_the_query_form_of_items() {
+    let (f, _) = seeded().await;
+    let (status, ready) = f.get_json("/readyz").await;
+    assert_eq!((status, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let (status, by_query) = f.get_json("/api/v1/runs/r1/items?job=settle").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, by_path) = f.get_json("/api/v1/runs/r1/jobs/settle/items").await;
+    assert_eq!(by_query, by_path);
+    let (status, _, _) = f.call(Method::GET, "/api/v1/runs/r1/items", None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "job is required");
+}
+
+#[tokio::test]
+async fn readiness_fails_with_503_when_the_database_is_gone() {
+    let (f, _) = seeded().await;
+    f.store.close().await;
+    let (status, _, body) = f.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(!body.contains("sqlite") && !body.contains(".db"), "internal detail leaked: {body}");
+}

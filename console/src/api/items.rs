@@ -12,11 +12,22 @@ use axum::{Json, Router};
 use nightshift_core::ids::JobName;
 use nightshift_core::state::{AttemptOutcome, JobState};
 use nightshift_store::Attempt;
-use serde::Serialize;
+use crate::extract::ApiQuery;
+use serde::{Deserialize, Serialize};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/runs/{run}/jobs/{job}/items", get(list))
+    Router::new()
+        .route("/runs/{run}/jobs/{job}/items", get(list))
+        .route("/runs/{run}/items", get(list_by_query))
+}
+
+/// `GET /runs/{run}/items?job=` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsQuery {
+    /// The job (required: items are numbered per job).
+    pub job: String,
 }
 
 /// One shard item.
@@ -165,6 +176,14 @@ async fn list(
     Path((run, job)): Path<(String, String)>,
 ) -> Result<Json<Vec<ItemView>>, ApiError> {
     Ok(Json(items(&state, &run, &job).await?))
+}
+
+async fn list_by_query(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    ApiQuery(q): ApiQuery<ItemsQuery>,
+) -> Result<Json<Vec<ItemView>>, ApiError> {
+    Ok(Json(items(&state, &run, &q.job).await?))
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(actions::router())
         .route("/stream", get(crate::stream::stream))
+        // The same stream under the name the API list uses.
+        .route("/events/stream", get(crate::stream::stream))
 }
 
 /// Checks that a path or query value is a valid id (400 otherwise).

@@ -20,7 +20,11 @@ use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
 use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
 use serde_json::json;
+use futures::{StreamExt as _, TryStreamExt as _};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Attempt rows written to SQL at once.
+const SQL_PARALLELISM: usize = 16;
 
 /// Writes collected during a run's pass.
 #[derive(Default)]
@@ -141,6 +145,7 @@ impl Leader {
             .collect();
         // 1. Result batches (before failover: a dead executor's last results count).
         let (batches, _) = self.coord.get_prefix(&keyspace::results_prefix(&prefix, &run, name)).await?;
+        let mut finished = Vec::new();
         for kv in batches {
             let batch = match keyspace::decode::<ResultBatch>(&kv.value) {
                 Ok(b) => b,
@@ -162,7 +167,7 @@ impl Leader {
                     ResultOutcome::Skipped => Some(format!("skipped: {}", r.error.as_deref().unwrap_or(""))),
                     _ => r.error.clone(),
                 };
-                record_attempt(&self.store, &new, attempt_outcome(r.outcome), r.ended_at_ms, error.as_deref()).await.map_err(store_err)?;
+                finished.push((new, attempt_outcome(r.outcome), r.ended_at_ms, error));
                 job.moved_from.remove(&item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
@@ -174,6 +179,16 @@ impl Leader {
             }
             w.after.push(TxnOp::Delete { key: kv.key });
         }
+
+        // Their attempts go to SQL before anything is committed to etcd (a
+        // failure aborts this run's pass; the batches stay), several at a
+        // time: one row at a time would make SQL latency the bottleneck.
+        let store = &self.store;
+        futures::stream::iter(finished.iter().map(|(new, outcome, ended, error)| record_attempt(store, new, *outcome, *ended, error.as_deref())))
+            .buffer_unordered(SQL_PARALLELISM)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(store_err)?;
 
         // 2. Vanished assignments: their lease ended. Record the lost
         // attempts, then move the unfinished items.
@@ -187,10 +202,13 @@ impl Leader {
             }
             let Some(owner) = job.owners.get(&exec).cloned() else { continue };
             let unfinished = owner.items.difference(&job.done());
-            for item in unfinished.iter() {
-                let new = history::attempt(&run, name, item, job.attempt(item), &exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
-                record_attempt(&self.store, &new, AttemptOutcome::Lost, now, Some("executor lease ended")).await.map_err(store_err)?;
-            }
+            let lost: Vec<_> = unfinished.iter().map(|item| history::attempt(&run, name, item, job.attempt(item), &exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned())).collect();
+            let store = &self.store;
+            futures::stream::iter(lost.iter().map(|new| record_attempt(store, new, AttemptOutcome::Lost, now, Some("executor lease ended"))))
+                .buffer_unordered(SQL_PARALLELISM)
+                .try_collect::<Vec<()>>()
+                .await
+                .map_err(store_err)?;
             if !unfinished.is_empty() {
                 tracing::warn!(run = %run, job = %name, executor = %exec, items = %unfinished, "executor lost while holding items; failing over");
                 rec_lost.insert(exec.clone());
