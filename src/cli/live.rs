@@ -1,47 +1,20 @@
-//! Read-only views of records the scheduler leader keeps in etcd, for
-//! `plan` and `status`: the last assignment of each job
-//! (`{p}assignments/{dag}/{job}`) and the live state of a run
-//! (`{p}runs/{run}/state`).
+//! Read-only view of the live state of a run (`{p}runs/{run}/state`) that
+//! the scheduler leader keeps in etcd, for `status`.
 //!
-//! These mirror only the fields the CLI shows of the scheduler's own wire
-//! records (`nightshift_scheduler::record::{LastAssignment, RunRecord}`);
-//! serde ignores the rest, so the leader may add fields freely. They are
-//! read here rather than imported so that the CLI never depends on the
-//! leader's internals beyond the documented keys.
+//! `LiveRun` mirrors only the fields `status` shows of the scheduler's
+//! `RunRecord` (a tolerant reader: serde ignores the rest, so the leader may
+//! add fields freely); the keys themselves come from
+//! `nightshift_scheduler::record`, the one definition.
 
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
-use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
+use nightshift_core::ids::{ExecutorId, JobName};
 use nightshift_core::keyspace::{decode, ItemSet, Record};
 use nightshift_core::state::{JobState, RunState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `{p}assignments/{dag}/{job}`
-pub fn last_assignment_key(prefix: &str, dag: &DagName, job: &JobName) -> String {
-    format!("{prefix}assignments/{dag}/{job}")
-}
-
-/// `{p}runs/{run}/state`
-pub fn run_state_key(prefix: &str, run: &RunId) -> String {
-    format!("{prefix}runs/{run}/state")
-}
-
-/// The assignment a job got when it last started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LastAssignment {
-    /// Item count it covered.
-    pub shards: u32,
-    /// Items per executor.
-    pub executors: BTreeMap<ExecutorId, ItemSet>,
-    /// The run that made it.
-    #[serde(default)]
-    pub run: Option<RunId>,
-}
-
-impl Record for LastAssignment {
-    const KIND: &'static str = "last assignment";
-}
+pub use nightshift_scheduler::record::run_state_key;
 
 /// A live run as the leader tracks it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

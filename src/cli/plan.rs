@@ -4,19 +4,21 @@
 //! For each job: the live executors that registered its handler (with their
 //! capacity as weight), the job's sharding strategy, and the assignment the
 //! job got when it last started (`{p}assignments/{dag}/{job}`, written by the
-//! leader) give the same pure `sharding::assign` result the leader will
-//! compute; it is printed per executor with item ranges and how many items
+//! leader) go through the leader's own `nightshift_scheduler::plan`
+//! functions, so the plan and the next job start cannot disagree; it is
+//! printed per executor with item ranges and how many items
 //! move compared with the last run. Read-only: nothing is written.
 
 use crate::cli::conn::{self, EtcdArgs};
-use crate::cli::live::{self, LastAssignment};
+use crate::cli::live;
 use crate::cli::{applied, status::Format};
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
 use nightshift_core::dag::{DagSpec, JobSpec};
-use nightshift_core::ids::ItemIndex;
 use nightshift_core::keyspace::{self, decode, ExecutorInfo};
-use nightshift_core::sharding::{assign, moved_items, moves_by_executor, Assignment, ExecutorSlot};
+use nightshift_core::sharding::{moved_items, moves_by_executor};
+use nightshift_scheduler::plan::{plan_job as leader_plan, previous_assignment, slots_for};
+use nightshift_scheduler::record::{last_assignment_key, LastAssignment};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -130,7 +132,7 @@ async fn make_plan(
 ) -> anyhow::Result<Plan> {
     let mut jobs = Vec::new();
     for job in &spec.jobs {
-        let key = live::last_assignment_key(prefix, &spec.name, &job.name);
+        let key = last_assignment_key(prefix, &spec.name, &job.name);
         let previous = live::read::<LastAssignment>(coord, &key).await?;
         jobs.push(plan_job(spec, job, executors, previous.as_ref())?);
     }
@@ -149,12 +151,8 @@ fn plan_job(
     executors: &[ExecutorInfo],
     previous: Option<&LastAssignment>,
 ) -> anyhow::Result<JobPlan> {
-    let slots: Vec<ExecutorSlot> = executors
-        .iter()
-        .filter(|e| e.handlers.contains(&job.handler))
-        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity.max(1)))
-        .collect();
-    let before = previous.map(|p| rebuild(p, job.shards)).transpose()?;
+    let slots = slots_for(job, executors);
+    let before = previous_assignment(job, previous);
     let mut plan = JobPlan {
         job: job.name.to_string(),
         handler: job.handler.to_string(),
@@ -175,8 +173,7 @@ fn plan_job(
         ));
         return Ok(plan);
     }
-    let key = format!("{}/{}", spec.name, job.name);
-    let next = assign(job.strategy, &key, job.shards, &slots, before.as_ref())
+    let next = leader_plan(&spec.name, job, executors, previous)
         .context("computing the assignment")?;
     let base = before.unwrap_or_default();
     plan.moved = if previous.is_some() {
@@ -209,20 +206,6 @@ fn plan_job(
 
 /// The previous assignment as an [`Assignment`] of the job's current item
 /// count (items beyond it are dropped: they are not moves).
-fn rebuild(previous: &LastAssignment, shards: u32) -> anyhow::Result<Assignment> {
-    let parts = previous.executors.iter().map(|(e, items)| {
-        (
-            e.clone(),
-            items
-                .iter()
-                .filter(|&i| i < shards)
-                .map(ItemIndex)
-                .collect(),
-        )
-    });
-    Assignment::from_parts(shards, parts).context("reading the previous assignment")
-}
-
 fn render(plan: &Plan) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
