@@ -3,8 +3,6 @@
 // no build step, nothing loaded from elsewhere.
 "use strict";
 (function () {
-  var TOKEN_KEY = "nightshift.token";
-
   function toast(text, bad) {
     var t = document.getElementById("toast");
     if (!t) return;
@@ -51,38 +49,47 @@
   }
 
   // --- actions ---
-  function token() {
-    var t = sessionStorage.getItem(TOKEN_KEY);
-    if (!t) {
-      t = window.prompt("Operator token");
-      if (t) sessionStorage.setItem(TOKEN_KEY, t.trim());
-    }
-    return t ? t.trim() : null;
+  // The session cookie (HttpOnly) authenticates; every change also carries
+  // the session's CSRF token, read from its (script-readable) cookie.
+  function csrf() {
+    var m = document.cookie.match(/(?:^|;\s*)nightshift_csrf=([^;]+)/);
+    return m ? m[1] : "";
+  }
+  function toLogin() {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
   }
   function post(path, body, confirmText) {
     if (confirmText && !window.confirm(confirmText)) return;
-    var t = token();
-    if (!t) return;
     fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: "Bearer " + t },
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Nightshift-CSRF": csrf() },
       body: JSON.stringify(body || {})
     })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { return { status: r.status, json: j }; });
       })
       .then(function (res) {
-        if (res.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+        if (res.status === 401) { toLogin(); return; }
         if (res.status >= 400) {
           toast((res.json.error && res.json.error.message) || ("failed: HTTP " + res.status), true);
         } else if (res.json.command_id) {
-          toast("Sent " + res.json.kind + " (command " + res.json.command_id + ")");
+          toast("Sent " + res.json.kind + " (command " + res.json.command_id + ")" +
+            (res.json.run_id ? ": run " + res.json.run_id : ""));
         } else {
           toast("Done");
           refresh();
         }
       })
       .catch(function (err) { toast("request failed: " + err, true); });
+  }
+  var logout = document.getElementById("logout");
+  if (logout) {
+    logout.addEventListener("click", function (e) {
+      e.preventDefault();
+      fetch("/logout", { method: "POST", credentials: "same-origin", headers: { "X-Nightshift-CSRF": csrf() } })
+        .then(function () { location.href = "/login"; });
+    });
   }
   function formBody(form) {
     var body = {};

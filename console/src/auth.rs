@@ -1,17 +1,20 @@
-//! Operator authentication: who may act through the console.
+//! Who may use the console: tokens, roles, and the [`Operator`] extractor
+//! that guards every action.
 //!
-//! Operators present a bearer token (`Authorization: Bearer <token>`). Tokens
-//! come from a token file (one per line, `user:token` or a bare `token`
-//! acting as user `operator`) or one environment variable; there is **no
-//! default token**. A console without tokens must be started read-only, and
-//! then every mutating endpoint answers 403. Tokens are compared in constant
-//! time and never logged (the `Debug` output shows only user names).
+//! Every page and API call except `/healthz` and the login form needs a
+//! token (`Authorization: Bearer <token>`, or the session cookie the login
+//! form sets — see [`crate::session`]). A token has a role: **viewer**
+//! (read) or **operator** (read and act). There is **no default token**:
+//! tokens come from configuration, or from the bootstrap token the CLI
+//! generates on first start ([`crate::bootstrap`]). Only SHA-256 digests of
+//! tokens are kept in memory, compared in constant time, and never logged
+//! (the `Debug` output shows only user names and roles).
 
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Shortest accepted token: anything shorter is guessable.
@@ -20,13 +23,13 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// A token configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// No token was configured and the console is not read-only.
-    #[error("no operator token configured: use --token-file or NIGHTSHIFT_CONSOLE_TOKEN, or start with --read-only")]
+    /// No token at all was configured.
+    #[error("no token configured: use --operator-token, --viewer-token or --token-file")]
     NoToken,
     /// A token is too short or contains whitespace.
-    #[error("line {line}: an operator token must be at least {MIN_TOKEN_LEN} characters without spaces")]
+    #[error("token {line}: a token must be at least {MIN_TOKEN_LEN} characters without spaces")]
     WeakToken {
-        /// 1-based line of the token file (1 for the environment variable).
+        /// 1-based line of the token file, or position in a token list.
         line: usize,
     },
     /// A user name is empty or has characters outside `[A-Za-z0-9_.@-]`.
@@ -37,12 +40,37 @@ pub enum AuthError {
     },
 }
 
-struct Token {
-    user: String,
-    secret: Vec<u8>,
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Read every page and endpoint.
+    Viewer,
+    /// Read, and act (commands, alert acknowledgements, notifications).
+    Operator,
 }
 
-/// Who may act: read-only, or operators with these tokens.
+impl Role {
+    /// `viewer` or `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+struct Token {
+    user: String,
+    role: Role,
+    digest: [u8; 32],
+}
+
+/// SHA-256 of a token: what is stored and compared, never the token itself.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The configured tokens, and whether actions are refused outright.
 pub struct AuthConfig {
     tokens: Vec<Token>,
     read_only: bool,
@@ -50,15 +78,45 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let users: Vec<&str> = self.tokens.iter().map(|t| t.user.as_str()).collect();
+        let users: Vec<String> = self.tokens.iter().map(|t| format!("{}({})", t.user, t.role.as_str())).collect();
         f.debug_struct("AuthConfig").field("read_only", &self.read_only).field("users", &users).finish()
     }
 }
 
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AuthConfig {
-    /// A console on which nobody can act (every action answers 403).
-    pub fn read_only() -> Self {
-        AuthConfig { tokens: Vec::new(), read_only: true }
+    /// No token yet: nobody can get in until one is added.
+    pub fn new() -> Self {
+        AuthConfig { tokens: Vec::new(), read_only: false }
+    }
+
+    /// Adds a token for `user` with `role`; `position` names it in errors.
+    pub fn add(&mut self, position: usize, user: &str, role: Role, token: &str) -> Result<(), AuthError> {
+        let user = checked_user(position, user)?;
+        if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+            return Err(AuthError::WeakToken { line: position });
+        }
+        self.tokens.push(Token { user, role, digest: token_digest(token) });
+        Ok(())
+    }
+
+    /// Adds a token known only by its SHA-256 digest (the bootstrap token).
+    pub fn add_digest(&mut self, user: &str, role: Role, digest: [u8; 32]) {
+        self.tokens.push(Token { user: user.to_owned(), role, digest });
+    }
+
+    /// Adds comma-separated tokens (the `--operator-token` /
+    /// `--viewer-token` form), each acting as user `role.as_str()`.
+    pub fn add_list(&mut self, role: Role, list: &str) -> Result<(), AuthError> {
+        for (i, token) in list.split(',').map(str::trim).filter(|t| !t.is_empty()).enumerate() {
+            self.add(i + 1, role.as_str(), role, token)?;
+        }
+        Ok(())
     }
 
     /// Operators with these `(user, token)` pairs; at least one is needed.
@@ -68,35 +126,53 @@ impl AuthConfig {
         U: Into<String>,
         T: Into<String>,
     {
-        let mut tokens = Vec::new();
+        let mut auth = AuthConfig::new();
         for (i, (user, token)) in pairs.into_iter().enumerate() {
-            tokens.push(checked(i + 1, user.into(), token.into())?);
+            auth.add(i + 1, &user.into(), Role::Operator, &token.into())?;
         }
-        if tokens.is_empty() {
+        if auth.tokens.is_empty() {
             return Err(AuthError::NoToken);
         }
-        Ok(AuthConfig { tokens, read_only: false })
+        Ok(auth)
     }
 
-    /// Reads a token file: one token per line, `user:token` or `token`
-    /// (user `operator`); blank lines and `#` comments are ignored.
-    pub fn from_token_file(text: &str) -> Result<Self, AuthError> {
-        let mut tokens = Vec::new();
+    /// Reads a token file into this configuration: one token per line,
+    /// `user:token` or `token` (user `operator`), operators unless the line
+    /// starts with `viewer:` (`viewer:user:token`); blank lines and `#`
+    /// comments are ignored.
+    pub fn add_token_file(&mut self, text: &str) -> Result<(), AuthError> {
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (user, token) = match line.split_once(':') {
-                Some((user, token)) => (user.trim().to_owned(), token.trim().to_owned()),
-                None => ("operator".to_owned(), line.to_owned()),
+            let (role, rest) = match line.strip_prefix("viewer:") {
+                Some(rest) => (Role::Viewer, rest),
+                None => (Role::Operator, line.strip_prefix("operator:").filter(|r| r.contains(':')).unwrap_or(line)),
             };
-            tokens.push(checked(i + 1, user, token)?);
+            let (user, token) = match rest.split_once(':') {
+                Some((user, token)) => (user.trim(), token.trim()),
+                None => (role.as_str(), rest),
+            };
+            self.add(i + 1, user, role, token)?;
         }
-        if tokens.is_empty() {
+        Ok(())
+    }
+
+    /// A configuration read from a token file alone (see
+    /// [`AuthConfig::add_token_file`]); at least one token is needed.
+    pub fn from_token_file(text: &str) -> Result<Self, AuthError> {
+        let mut auth = AuthConfig::new();
+        auth.add_token_file(text)?;
+        if auth.tokens.is_empty() {
             return Err(AuthError::NoToken);
         }
-        Ok(AuthConfig { tokens, read_only: false })
+        Ok(auth)
+    }
+
+    /// Refuse every action with 403 (reads still need a token).
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
     }
 
     /// Whether every action is refused.
@@ -104,35 +180,57 @@ impl AuthConfig {
         self.read_only
     }
 
-    /// The user a presented token belongs to. Every configured token is
-    /// compared, each in constant time, so timing does not tell which one
-    /// nearly matched.
-    fn user_of(&self, presented: &[u8]) -> Option<&str> {
+    /// Whether any token can act (an operator token exists).
+    pub fn has_operator(&self) -> bool {
+        self.tokens.iter().any(|t| t.role == Role::Operator)
+    }
+
+    /// Whether no token at all is configured.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The user and role a presented token belongs to. Every configured
+    /// digest is compared, each in constant time, so timing does not tell
+    /// which one nearly matched.
+    pub fn identify(&self, presented: &str) -> Option<(String, Role)> {
+        let digest = token_digest(presented);
         let mut found = None;
         for token in &self.tokens {
-            if bool::from(token.secret.as_slice().ct_eq(presented)) {
-                found = Some(token.user.as_str());
+            if bool::from(token.digest.as_slice().ct_eq(digest.as_slice())) {
+                found = Some((token.user.clone(), token.role));
             }
         }
         found
     }
 }
 
-fn checked(line: usize, user: String, token: String) -> Result<Token, AuthError> {
-    if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
-        return Err(AuthError::WeakToken { line });
-    }
-    let user_ok = !user.is_empty()
+fn checked_user(line: usize, user: &str) -> Result<String, AuthError> {
+    let ok = !user.is_empty()
         && user.len() <= 64
         && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'));
-    if !user_ok {
+    if !ok {
         return Err(AuthError::InvalidUser { line });
     }
-    Ok(Token { user, secret: token.into_bytes() })
+    Ok(user.to_owned())
+}
+
+/// Who is calling, as established by [`crate::session::gate`] and stored in
+/// the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name, recorded in commands and events.
+    pub user: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The session's CSRF token when authenticated by cookie; `None` for a
+    /// bearer token (not sent automatically by browsers, so exempt).
+    pub csrf: Option<String>,
 }
 
 /// An authenticated operator; extracting it is what makes an endpoint
-/// mutating: 403 on a read-only console, 401 without a valid token.
+/// mutating: 401 without a valid token, 403 for a viewer or on a read-only
+/// console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
     /// The operator's user name, recorded in commands and events.
@@ -143,23 +241,30 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.get::<Principal>().ok_or(ApiError::Unauthorized)?;
         if state.auth.is_read_only() {
             return Err(ApiError::Forbidden("this console is read-only".to_owned()));
         }
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
-        match state.auth.user_of(presented.as_bytes()) {
-            Some(user) => Ok(Operator { user: user.to_owned() }),
-            None => {
-                tracing::warn!("rejected an action with an invalid operator token");
-                Err(ApiError::Unauthorized)
-            }
+        if principal.role != Role::Operator {
+            tracing::warn!(user = %principal.user, "a viewer tried to act");
+            return Err(ApiError::Forbidden("the operator role is required".to_owned()));
         }
+        Ok(Operator { user: principal.user.clone() })
+    }
+}
+
+/// Whether the caller may act, for pages to disable buttons a viewer (or
+/// anyone on a read-only console) cannot use. Never an authorisation check
+/// by itself: actions check [`Operator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanAct(pub bool);
+
+impl FromRequestParts<AppState> for CanAct {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let operator = parts.extensions.get::<Principal>().is_some_and(|p| p.role == Role::Operator);
+        Ok(CanAct(operator && !state.auth.is_read_only()))
     }
 }
 
@@ -168,13 +273,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_file_lines_name_users_and_skip_comments() {
-        let auth = AuthConfig::from_token_file("# ops\nalice:0123456789abcdef0\n\nfedcba98765432100\n").unwrap();
-        assert_eq!(auth.user_of(b"0123456789abcdef0"), Some("alice"));
-        assert_eq!(auth.user_of(b"fedcba98765432100"), Some("operator"));
-        assert_eq!(auth.user_of(b"0123456789abcdef"), None);
-        assert_eq!(auth.user_of(b""), None);
-        assert!(!auth.is_read_only());
+    fn token_file_lines_name_users_roles_and_skip_comments() {
+        let auth = AuthConfig::from_token_file(
+            "# ops\nalice:0123456789abcdef0\n\nfedcba98765432100\nviewer:bob:bbbbbbbbbbbbbbbbbbbb\n",
+        )
+        .unwrap();
+        assert_eq!(auth.identify("0123456789abcdef0"), Some(("alice".into(), Role::Operator)));
+        assert_eq!(auth.identify("fedcba98765432100"), Some(("operator".into(), Role::Operator)));
+        assert_eq!(auth.identify("bbbbbbbbbbbbbbbbbbbb"), Some(("bob".into(), Role::Viewer)));
+        assert_eq!(auth.identify("0123456789abcdef"), None);
+        assert_eq!(auth.identify(""), None);
+    }
+
+    #[test]
+    fn comma_separated_lists_and_digests() {
+        let mut auth = AuthConfig::new();
+        auth.add_list(Role::Viewer, "vvvvvvvvvvvvvvvvvv1, vvvvvvvvvvvvvvvvvv2").unwrap();
+        assert!(!auth.has_operator());
+        auth.add_digest("operator", Role::Operator, token_digest("boot-token-0123456789"));
+        assert_eq!(auth.identify("vvvvvvvvvvvvvvvvvv2"), Some(("viewer".into(), Role::Viewer)));
+        assert_eq!(auth.identify("boot-token-0123456789"), Some(("operator".into(), Role::Operator)));
+        assert_eq!(auth.add_list(Role::Operator, "ok-ok-ok-ok-ok-ok-ok,short"), Err(AuthError::WeakToken { line: 2 }));
     }
 
     #[test]

@@ -48,7 +48,31 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Which backing service an error came from, for the error counters of
+/// `/metrics`: attached to the error's response as an extension and
+/// counted by [`crate::metrics::count_errors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The SQL store.
+    Sql,
+    /// The coordination service (etcd).
+    Coord,
+}
+
+/// Message prefixes of errors converted from the store / coordinator.
+const SQL_PREFIX: &str = "store: ";
+const COORD_PREFIX: &str = "coordination: ";
+
 impl ApiError {
+    /// The backing service this error came from, if any.
+    pub fn backend(&self) -> Option<Backend> {
+        match self {
+            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(SQL_PREFIX) => Some(Backend::Sql),
+            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(COORD_PREFIX) => Some(Backend::Coord),
+            _ => None,
+        }
+    }
+
     /// HTTP status of the error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -105,6 +129,9 @@ impl IntoResponse for ApiError {
         }
         let body = Body { error: Inner { code: self.code(), message: self.to_string() } };
         let mut response = (self.status(), Json(body)).into_response();
+        if let Some(backend) = self.backend() {
+            response.extensions_mut().insert(backend);
+        }
         if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()
@@ -117,8 +144,8 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Connect { .. } => ApiError::Unavailable(e.to_string()),
-            other => ApiError::Internal(format!("store: {other}")),
+            StoreError::Connect { .. } => ApiError::Unavailable(format!("{SQL_PREFIX}{e}")),
+            other => ApiError::Internal(format!("{SQL_PREFIX}{other}")),
         }
     }
 }
@@ -126,9 +153,9 @@ impl From<StoreError> for ApiError {
 impl From<CoordError> for ApiError {
     fn from(e: CoordError) -> Self {
         if e.is_transient() {
-            ApiError::Unavailable(e.to_string())
+            ApiError::Unavailable(format!("{COORD_PREFIX}{e}"))
         } else {
-            ApiError::Internal(format!("coordination: {e}"))
+            ApiError::Internal(format!("{COORD_PREFIX}{e}"))
         }
     }
 }

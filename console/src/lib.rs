@@ -23,26 +23,33 @@
 //! `{p}commands/` that the scheduler leader carries out. The only SQL writes
 //! are alert acknowledgements and silences, with an audit event each.
 //!
-//! **Security:** mutating endpoints need an operator bearer token
-//! ([`AuthConfig`]); there is no default token. Reading is open to whoever
-//! can reach the listener.
+//! **Security:** every route but `/healthz` and the login form needs a
+//! token ([`AuthConfig`]): `Authorization: Bearer`, or the session cookie
+//! set by `POST /login` (cookie-authenticated changes also need the
+//! `X-Nightshift-CSRF` header). Viewers read; operators also act. There is
+//! no default token ([`bootstrap`] generates one on first start).
 #![deny(missing_docs)]
 
 pub mod api;
 mod auth;
+pub mod bootstrap;
 mod error;
 mod extract;
 mod live;
-mod metrics;
+pub mod metrics;
+pub mod notify;
 pub mod pages;
+pub mod openapi;
+pub mod session;
 mod stream;
 mod time;
 
-pub use auth::{AuthConfig, AuthError, Operator};
-pub use error::ApiError;
+pub use auth::{token_digest, AuthConfig, AuthError, Operator, Principal, Role};
+pub use error::{ApiError, Backend};
 
 use axum::extract::DefaultBodyLimit;
-use axum::{routing::get, Json, Router};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use nightshift_coord::Coordinator;
 use nightshift_store::Store;
 use serde::Serialize;
@@ -65,8 +72,14 @@ pub struct AppState {
     pub coord: Arc<dyn Coordinator>,
     /// Key prefix of this installation, ending in `/`.
     pub prefix: Arc<str>,
-    /// Who may act.
+    /// Who may read and act.
     pub auth: Arc<AuthConfig>,
+    /// Browser sessions created by the login form.
+    pub sessions: Arc<session::Sessions>,
+    /// Errors this console hit talking to SQL and etcd (for `/metrics`).
+    pub errors: Arc<metrics::ErrorCounts>,
+    /// Alert notifications, when configured.
+    pub notifier: Option<Arc<notify::Notifier>>,
     /// How often the event stream polls the SQL event log.
     pub poll_interval: Duration,
     /// Cancelled when the server shuts down, so that endless event streams
@@ -84,6 +97,9 @@ impl AppState {
             coord,
             prefix: prefix.into(),
             auth: Arc::new(auth),
+            sessions: Arc::new(session::Sessions::default()),
+            errors: Arc::new(metrics::ErrorCounts::default()),
+            notifier: None,
             poll_interval: Duration::from_millis(500),
             closing: CancellationToken::new(),
         }
@@ -106,13 +122,22 @@ struct Health {
 /// The console's router. Separate from [`serve`] so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Everything behind the gate needs a token or a session; the fallback
+    // too, so that an anonymous caller learns nothing about which paths
+    // exist.
+    let guarded = Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/logout", post(session::logout))
         .nest("/api/v1", api::router())
         .merge(pages::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::gate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/login", get(session::login_form).post(session::login))
+        .merge(guarded)
         // Applies to every body extractor: oversized bodies get 413 before
         // any JSON parsing.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -127,6 +152,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = state.closing.clone();
+    if let Some(notifier) = state.notifier.clone() {
+        tokio::spawn(notifier.run(state.clone()));
+    }
     let shutdown = async move {
         shutdown.await;
         closing.cancel();
@@ -142,9 +170,14 @@ async fn healthz() -> Json<Health> {
 /// answer, else 503 (the reason is logged, not sent).
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<Health>, ApiError> {
     // Any failure means "not ready": 503, whatever the error's own status.
-    let unready = |what: &str, e: &dyn std::fmt::Display| ApiError::Unavailable(format!("readiness: {what}: {e}"));
-    state.coord.current_revision().await.map_err(|e| unready("coordination service", &e))?;
-    state.store.list_dags().await.map_err(|e| unready("database", &e))?;
+    if let Err(e) = state.coord.current_revision().await {
+        state.errors.count(error::Backend::Coord);
+        return Err(ApiError::Unavailable(format!("readiness: coordination service: {e}")));
+    }
+    if let Err(e) = state.store.list_dags().await {
+        state.errors.count(error::Backend::Sql);
+        return Err(ApiError::Unavailable(format!("readiness: database: {e}")));
+    }
     Ok(Json(Health { status: "ready", version: env!("CARGO_PKG_VERSION") }))
 }
 

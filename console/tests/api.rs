@@ -4,7 +4,6 @@
 mod support;
 
 use axum::http::{Method, StatusCode};
-use nightshift_console::AuthConfig;
 use support::{seed, suite, Fixture, TOKEN};
 
 async fn seeded() -> (Fixture, i64) {
@@ -74,7 +73,7 @@ async fn bad_input_is_a_400_in_the_api_error_format() {
         "/api/v1/events?run=a%20b",
         "/api/v1/alerts?state=sleepy",
     ] {
-        let (status, _, text) = f.call(Method::GET, path, None, None).await;
+        let (status, _, text) = f.call(Method::GET, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
         assert_eq!(error_code(&text), "bad_request");
     }
@@ -116,7 +115,7 @@ async fn actions_need_a_valid_token() {
 
 #[tokio::test]
 async fn a_read_only_console_refuses_every_action_with_403_but_serves_reads() {
-    let f = Fixture::memory(AuthConfig::read_only()).await;
+    let f = Fixture::memory(support::read_only()).await;
     let alert = seed(&f).await;
     let before = f.keys().await;
     let ack = format!("/api/v1/alerts/{alert}/ack");
@@ -142,7 +141,7 @@ async fn a_read_only_console_refuses_every_action_with_403_but_serves_reads() {
 async fn unknown_things_are_404_and_finished_runs_are_409() {
     let (f, _) = seeded().await;
     for path in ["/api/v1/runs/nope", "/api/v1/dags/nope", "/api/v1/dags/nope/runs", "/api/v1/runs/nope/jobs/settle/items", "/api/v1/runs/r1/jobs/nope/items", "/api/v1/nothing"] {
-        let (status, _, text) = f.call(Method::GET, path, None, None).await;
+        let (status, _, text) = f.call(Method::GET, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {text}");
         assert_eq!(error_code(&text), "not_found");
     }
@@ -188,7 +187,7 @@ async fn readiness_and_the_query_form_of_items() {
     assert_eq!(status, StatusCode::OK);
     let (_, by_path) = f.get_json("/api/v1/runs/r1/jobs/settle/items").await;
     assert_eq!(by_query, by_path);
-    let (status, _, _) = f.call(Method::GET, "/api/v1/runs/r1/items", None, None).await;
+    let (status, _, _) = f.call(Method::GET, "/api/v1/runs/r1/items", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "job is required");
 }
 
@@ -196,7 +195,64 @@ async fn readiness_and_the_query_form_of_items() {
 async fn readiness_fails_with_503_when_the_database_is_gone() {
     let (f, _) = seeded().await;
     f.store.close().await;
-    let (status, _, body) = f.call(Method::GET, "/readyz", None, None).await;
+    let (status, _, body) = f.call(Method::GET, "/readyz", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(!body.contains("sqlite") && !body.contains(".db"), "internal detail leaked: {body}");
+}
+
+#[tokio::test]
+async fn triggering_through_runs_answers_the_run_id_and_a_paused_dag_is_409() {
+    use nightshift_core::keyspace::commands::trigger_run_id;
+    use nightshift_core::keyspace::{dag_key, decode, encode, AppliedDag, CommandId};
+    let (f, _) = seeded().await;
+    let before = f.keys().await;
+    let (status, answer) = f.post_json("/api/v1/dags/settlement/runs", Some(r#"{"business_date":"2024-03-30"}"#)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let record = suite::one_command(&f, &before).await;
+    assert_eq!(answer["command_id"], record.id.as_str());
+    let expected = trigger_run_id(&nightshift_core::ids::DagName::new("settlement"), &CommandId::parse(record.id.as_str()).unwrap());
+    assert_eq!(answer["run_id"], expected.as_str());
+
+    let key = dag_key(support::PREFIX, &nightshift_core::ids::DagName::new("settlement"));
+    let mut applied: AppliedDag = decode(&f.coord.get(&key).await.unwrap().unwrap().value).unwrap();
+    applied.paused = true;
+    f.coord.put(&key, encode(&applied).unwrap(), None).await.unwrap();
+    let before = f.keys().await;
+    for path in ["/api/v1/dags/settlement/runs", "/api/v1/dags/settlement/trigger"] {
+        let (status, _, text) = f.call(Method::POST, path, Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {text}");
+        assert_eq!(error_code(&text), "conflict");
+    }
+    assert_eq!(f.keys().await, before);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_api() {
+    let (f, _) = seeded().await;
+    let (status, doc) = f.get_json("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/dags/{dag}/runs"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["Error"].is_object());
+}
+
+#[tokio::test]
+async fn sql_errors_are_counted_and_metrics_still_answer() {
+    let (f, _) = seeded().await;
+    let count = |text: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with("nightshift_console_sql_errors_total ")).unwrap_or_else(|| panic!("{text}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    };
+    let (_, _, healthy) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert_eq!(count(&healthy), 0, "{healthy}");
+    f.store.close().await;
+    let (status, _, first) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK, "the scrape failed with SQL down");
+    let a = count(&first);
+    assert!(a >= 1, "{first}");
+    assert!(first.contains("nightshift_executors_live 1"), "etcd sections still there: {first}");
+    let (status, _, _) = f.call(Method::GET, "/api/v1/runs", Some(TOKEN), None).await;
+    assert!(status.is_server_error());
+    let (_, _, second) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert!(count(&second) > a + 1, "the failed API call was not counted: {a} then {second}");
 }

@@ -1,5 +1,6 @@
 //! The console in a real headless Chromium (driven through chromedriver):
-//! the pages' script connects to the live stream, a run's item grid updates
+//! an operator logs in through the login form, the pages' script connects
+//! to the live stream, a run's item grid updates
 //! without a reload, clicking an item shows its attempts, an operator
 //! triggers a run and acknowledges an alert. Screenshots of the overview,
 //! run and DAG pages are saved under `target/console-screenshots/`.
@@ -51,8 +52,16 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     }));
     let browser = Browser::start().await.unwrap();
 
-    // Overview.
+    // Anonymous: the login form (401); log in through it.
     browser.goto(&format!("{base}/")).await.unwrap();
+    browser.wait_true(30, "the login form", "return !!document.querySelector('form#login')").await.unwrap();
+    browser
+        .exec(&format!("document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"))
+        .await
+        .unwrap();
+    browser.click("form#login button[type=submit]").await.unwrap();
+
+    // Overview (where the login form sends us back to).
     browser
         .wait_true(30, "the overview", "return document.body.innerText.includes('settlement')")
         .await
@@ -103,12 +112,10 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     browser.goto(&format!("{base}/dags/settlement")).await.unwrap();
     browser.wait_true(30, "the DAG graph", "return !!document.querySelector('svg.graph')").await.unwrap();
     browser.screenshot(&shots().join("dag.png")).await.unwrap();
-    let script = format!(
-        "sessionStorage.setItem('nightshift.token', '{TOKEN}'); window.confirmed = []; \
-         window.confirm = function (m) {{ window.confirmed.push(m); return true; }}; \
-         document.querySelector('input[name=business_date]').value = '2024-03-30'; return true"
-    );
-    browser.exec(&script).await.unwrap();
+    let script = "window.confirmed = []; \
+         window.confirm = function (m) { window.confirmed.push(m); return true; }; \
+         document.querySelector('input[name=business_date]').value = '2024-03-30'; return true";
+    browser.exec(script).await.unwrap();
     browser.click("form.act button[type=submit]").await.unwrap();
     browser
         .wait_true(30, "the trigger confirmation", "return document.getElementById('toast').textContent.includes('Sent trigger')")
@@ -125,7 +132,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
         record.command
     );
 
-    // Alerts page: acknowledge (the token is remembered in the tab).
+    // Alerts page: acknowledge (the session cookie and CSRF header carry it).
     browser.goto(&format!("{base}/alerts")).await.unwrap();
     browser.click(&format!("button.act[data-path=\"/api/v1/alerts/{alert}/ack\"]")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -9,7 +9,7 @@ use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_testkit::db::{fresh_postgres, fresh_sqlite};
 use nightshift_testkit::etcd::EtcdServer;
 use std::sync::Arc;
-use support::{seed, suite, Fixture};
+use support::{seed, suite, Fixture, TOKEN};
 
 async fn etcd_fixture(url: String, guard: Box<dyn std::any::Any + Send + Sync>) -> Fixture {
     let etcd = EtcdServer::start().await.unwrap();
@@ -21,7 +21,7 @@ async fn everything(f: &Fixture) {
     let alert = seed(f).await;
     suite::reads(f, alert).await;
     suite::metrics(f).await;
-    let (status, _, body) = f.call(Method::GET, "/runs/r1", None, None).await;
+    let (status, _, body) = f.call(Method::GET, "/runs/r1", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.matches("class=\"cell st-").count(), 8);
     suite::actions(f, alert).await;

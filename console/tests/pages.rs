@@ -4,10 +4,10 @@
 mod support;
 
 use axum::http::{Method, StatusCode};
-use support::{seed, Fixture};
+use support::{seed, Fixture, TOKEN};
 
 async fn page(f: &Fixture, path: &str) -> String {
-    let (status, headers, body) = f.call(Method::GET, path, None, None).await;
+    let (status, headers, body) = f.call(Method::GET, path, Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
     // Air-gapped: no absolute URLs to load anything from. (The SVG
@@ -67,25 +67,25 @@ async fn every_page_renders_the_seeded_state_escaped() {
 async fn page_errors_are_html_with_the_right_status() {
     let f = Fixture::memory(support::operators()).await;
     seed(&f).await;
-    let (status, _, body) = f.call(Method::GET, "/runs/nope", None, None).await;
+    let (status, _, body) = f.call(Method::GET, "/runs/nope", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no run `nope`"));
-    let (status, _, _) = f.call(Method::GET, "/dags/settlement?run=nope", None, None).await;
+    let (status, _, _) = f.call(Method::GET, "/dags/settlement?run=nope", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn read_only_pages_disable_actions_and_assets_are_embedded() {
-    let f = Fixture::memory(nightshift_console::AuthConfig::read_only()).await;
+    let f = Fixture::memory(support::read_only()).await;
     seed(&f).await;
     let run = page(&f, "/runs/r1").await;
     assert!(run.contains("read-only"));
     assert!(run.contains("data-path=\"/api/v1/runs/r1/cancel\" data-confirm=\"Cancel run r1?\" disabled"), "{run}");
-    let (status, headers, css) = f.call(Method::GET, "/assets/console.css", None, None).await;
+    let (status, headers, css) = f.call(Method::GET, "/assets/console.css", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/css"));
     assert!(css.contains(".st-succeeded"));
-    let (_, headers, js) = f.call(Method::GET, "/assets/console.js", None, None).await;
+    let (_, headers, js) = f.call(Method::GET, "/assets/console.js", Some(TOKEN), None).await;
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
     assert!(js.contains("EventSource") && js.contains("confirm"));
 }

@@ -7,13 +7,13 @@ use nightshift_core::ids::{ExecutorId, HandlerName};
 use nightshift_core::keyspace::{encode, executor_key, ExecutorInfo};
 use nightshift_store::NewEvent;
 use std::time::Duration;
-use support::{seed, Fixture, PREFIX};
+use support::{seed, Fixture, PREFIX, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn request(addr: std::net::SocketAddr, path: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     s
 }

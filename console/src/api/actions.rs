@@ -18,6 +18,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{Datelike, NaiveDate};
 use nightshift_core::ids::{DagName, ItemIndex, JobName};
+use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
 use nightshift_core::state::TriggerSource;
 use nightshift_coord::{Compare, Txn, TxnOp};
@@ -104,12 +105,19 @@ async fn dag_exists(state: &AppState, dag: &str) -> Result<DagName, ApiError> {
     Ok(dag)
 }
 
-async fn trigger(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(dag): Path<String>,
-    OptionalJson(req): OptionalJson<TriggerRequest>,
-) -> Result<Accepted, ApiError> {
+/// Answer to `POST /dags/{dag}/runs`: the issued command and the id of
+/// the run the leader will create for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunAccepted {
+    /// Id of the run to be created (the leader names it so).
+    pub run_id: String,
+    /// The command.
+    #[serde(flatten)]
+    pub issued: Issued,
+}
+
+/// Checks a trigger request and issues its command; 409 on a paused DAG.
+async fn issue_trigger(state: &AppState, operator: &Operator, dag: &str, req: TriggerRequest) -> Result<(DagName, Issued), ApiError> {
     if let Some(date) = req.business_date {
         if !(1970..=2999).contains(&date.year()) {
             return Err(ApiError::bad("business_date must be between 1970 and 2999"));
@@ -120,15 +128,43 @@ async fn trigger(
             return Err(ApiError::bad("params must be a JSON object"));
         }
     }
-    let dag = dag_exists(&state, &dag).await?;
+    id_segment("dag name", dag)?;
+    let dag = DagName::new(dag);
+    if super::dags::known_dag(state, &dag).await?.paused {
+        return Err(ApiError::Conflict(format!("DAG `{dag}` is paused; resume it before triggering a run")));
+    }
     let command = Command::Trigger {
-        dag,
+        dag: dag.clone(),
         business_date: req.business_date,
         params: req.params,
         rerun: req.rerun,
         source: TriggerSource::Manual,
     };
-    accepted(&state, &operator, command).await
+    Ok((dag, issue(state, operator, command).await?))
+}
+
+async fn trigger(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(dag): Path<String>,
+    OptionalJson(req): OptionalJson<TriggerRequest>,
+) -> Result<Accepted, ApiError> {
+    let (_, issued) = issue_trigger(&state, &operator, &dag, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(issued)))
+}
+
+/// `POST /dags/{dag}/runs`: trigger a run; 202 with `{"run_id", ...}`.
+pub(crate) async fn trigger_run(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(dag): Path<String>,
+    OptionalJson(req): OptionalJson<TriggerRequest>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
+    let (dag, issued) = issue_trigger(&state, &operator, &dag, req).await?;
+    let id = CommandId::parse(&issued.command_id)
+        .ok_or_else(|| ApiError::Internal(format!("issued an unparsable command id {}", issued.command_id)))?;
+    let run_id = trigger_run_id(&dag, &id).to_string();
+    Ok((StatusCode::ACCEPTED, Json(RunAccepted { run_id, issued })))
 }
 
 async fn pause(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>) -> Result<Accepted, ApiError> {

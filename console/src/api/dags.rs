@@ -1,4 +1,5 @@
-//! `GET /dags`, `GET /dags/{dag}`, `GET /dags/{dag}/runs`: what is applied,
+//! `GET /dags`, `GET /dags/{dag}`, `GET /dags/{dag}/runs` (its `POST`, a
+//! trigger, lives in [`super::actions`]): what is applied,
 //! when it fires next, and how its runs went.
 //!
 //! The applied DAG comes from the coordination service (`{p}dags/`, what
@@ -27,7 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags", get(list))
         .route("/dags/{dag}", get(one))
-        .route("/dags/{dag}/runs", get(runs))
+        .route("/dags/{dag}/runs", get(runs).post(super::actions::trigger_run))
 }
 
 /// A DAG with its schedule and latest runs.

@@ -14,6 +14,7 @@ pub mod dags;
 pub mod events;
 pub mod executors;
 pub mod items;
+pub mod notifications;
 pub mod runs;
 
 use crate::error::ApiError;
@@ -40,9 +41,11 @@ pub fn router() -> Router<AppState> {
         .merge(alerts::router())
         .merge(events::router())
         .merge(actions::router())
+        .merge(notifications::router())
         .route("/stream", get(crate::stream::stream))
         // The same stream under the name the API list uses.
         .route("/events/stream", get(crate::stream::stream))
+        .route("/openapi.json", get(crate::openapi::openapi))
 }
 
 /// Checks that a path or query value is a valid id (400 otherwise).

@@ -9,6 +9,7 @@ use crate::api::runs::{detail as run_detail, get_run};
 use crate::api::{dags, id_segment, Paging};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
@@ -32,6 +33,7 @@ pub struct DagPageQuery {
 /// `GET /dags/{dag}`.
 pub async fn page(
     State(state): State<AppState>,
+    CanAct(can_act): CanAct,
     Path(dag): Path<String>,
     ApiQuery(q): ApiQuery<DagPageQuery>,
 ) -> PageResult {
@@ -66,7 +68,7 @@ pub async fn page(
             state: job_states.get(&j.name).cloned().unwrap_or_else(|| "pending".to_owned()),
         })
         .collect();
-    let ro = state.auth.is_read_only();
+    let ro = !can_act;
     let o = &d.overview;
     let n = esc(&o.name);
     let mut body = format!("<h1>DAG {n}</h1>");

@@ -100,7 +100,8 @@ pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> Str
 <title>{} · Nightshift</title><link rel=\"stylesheet\" href=\"/assets/console.css\"></head>\
 <body{body_attrs}><header><a class=\"brand\" href=\"/\">Nightshift</a><nav>\
 <a href=\"/\">Overview</a><a href=\"/executors\">Executors</a><a href=\"/alerts\">Alerts</a>\
-<a href=\"/events\">Events</a></nav>{mode}<span id=\"live\" class=\"live\">○ live</span></header>\
+<a href=\"/events\">Events</a></nav>{mode}<span id=\"live\" class=\"live\">○ live</span>\
+<button id=\"logout\" type=\"button\">Log out</button></header>\
 <main>{body}</main><div id=\"toast\" role=\"status\"></div>\
 <script src=\"/assets/console.js\"></script></body></html>\n",
         esc(title)

@@ -8,6 +8,7 @@ use crate::api::events::{events as list_events, EventQuery};
 use crate::api::executors::executors as list_executors;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
+use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
@@ -15,7 +16,7 @@ use nightshift_core::state::AlertRule;
 use std::fmt::Write as _;
 
 /// `GET /executors`.
-pub async fn executors(State(state): State<AppState>) -> PageResult {
+pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -> PageResult {
     let now = now_ms();
     let mut rows = String::new();
     for e in list_executors(&state).await? {
@@ -43,12 +44,12 @@ pub async fn executors(State(state): State<AppState>) -> PageResult {
          <th>Handlers</th><th>Labels</th><th>Running / capacity</th><th>Up</th><th>Lease left</th>\
          <th>Version</th></tr></thead><tbody>{rows}</tbody></table></section>"
     );
-    Ok(Html(layout("Executors", state.auth.is_read_only(), "", &body)))
+    Ok(Html(layout("Executors", !can_act, "", &body)))
 }
 
 /// `GET /alerts?state=&dag=`.
-pub async fn alerts(State(state): State<AppState>, ApiQuery(q): ApiQuery<AlertQuery>) -> PageResult {
-    let ro = state.auth.is_read_only();
+pub async fn alerts(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQuery(q): ApiQuery<AlertQuery>) -> PageResult {
+    let ro = !can_act;
     let mut rows = String::new();
     for a in list_alerts(&state, &q).await? {
         let mut target = String::new();
@@ -107,8 +108,13 @@ pub async fn alerts(State(state): State<AppState>, ApiQuery(q): ApiQuery<AlertQu
     let body = format!(
         "<h1>Alerts</h1><p>{filter}</p><section id=\"alerts\" data-live><table><thead><tr><th>Id</th><th>State</th>\
          <th>Severity</th><th>Rule</th><th>Where</th><th>Message</th><th>Opened</th><th></th></tr></thead>\
-         <tbody>{rows}</tbody></table><h2>Silences</h2><ul>{silences}</ul></section><h2>Silence a rule</h2>{}",
-        action_form("/api/v1/alerts/silence", None, ro, &fields, "Silence")
+         <tbody>{rows}</tbody></table><h2>Silences</h2><ul>{silences}</ul></section><h2>Silence a rule</h2>{}{}",
+        action_form("/api/v1/alerts/silence", None, ro, &fields, "Silence"),
+        if state.notifier.is_some() {
+            format!("<h2>Notifications</h2>{}", action("Send a test notification", "/api/v1/notifications/test", None, ro))
+        } else {
+            String::new()
+        }
     );
     Ok(Html(layout("Alerts", ro, "", &body)))
 }
@@ -121,7 +127,7 @@ fn field(name: &str, label: &str, value: &Option<String>) -> String {
 }
 
 /// `GET /events?dag=&run=&job=&executor=&kind=&from=&to=`.
-pub async fn events(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventQuery>) -> PageResult {
+pub async fn events(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQuery(q): ApiQuery<EventQuery>) -> PageResult {
     let mut rows = String::new();
     for e in list_events(&state, &q).await? {
         let detail = if e.detail.is_null() { String::new() } else { e.detail.to_string() };
@@ -155,5 +161,5 @@ pub async fn events(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventQu
          <th>Actor</th><th>DAG</th><th>Run</th><th>Job</th><th>Item</th><th>Executor</th><th>Detail</th></tr></thead>\
          <tbody>{rows}</tbody></table></section>"
     );
-    Ok(Html(layout("Events", state.auth.is_read_only(), "", &body)))
+    Ok(Html(layout("Events", !can_act, "", &body)))
 }

@@ -6,8 +6,8 @@
 //! Live parts of a page are elements with `data-live` and an `id`; the
 //! script listens to `/api/v1/stream` and, on a relevant change, fetches the
 //! page again and swaps those elements in. Actions are buttons and forms
-//! that call the JSON API with the operator token (asked once and kept in
-//! the tab's session storage), after `confirm()` for money-moving ones.
+//! that call the JSON API with the session cookie and the CSRF header (see
+//! [`crate::session`]), after `confirm()` for money-moving ones.
 
 mod html;
 mod lists;
@@ -23,7 +23,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-pub use html::esc;
+pub use html::{esc, url};
 
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
@@ -64,7 +64,11 @@ impl IntoResponse for PageError {
             _ => {}
         }
         let body = format!("<h1>{}</h1><p>{}</p>", status.as_u16(), esc(&self.0.to_string()));
-        (status, Html(html::layout("Error", false, "", &body))).into_response()
+        let mut response = (status, Html(html::layout("Error", false, "", &body))).into_response();
+        if let Some(backend) = self.0.backend() {
+            response.extensions_mut().insert(backend);
+        }
+        response
     }
 }
 

@@ -4,13 +4,14 @@
 use super::html::{badge, bar, esc, layout, took, url, when};
 use super::PageResult;
 use crate::api::dags::overviews;
+use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
 use std::fmt::Write as _;
 
 /// `GET /`.
-pub async fn page(State(state): State<AppState>) -> PageResult {
+pub async fn page(State(state): State<AppState>, CanAct(can_act): CanAct) -> PageResult {
     let dags = overviews(&state).await?;
     let mut rows = String::new();
     for d in &dags {
@@ -67,5 +68,5 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
          <th>Open alerts</th></tr></thead><tbody>{rows}</tbody></table></section>",
         esc(&when(Some(crate::time::now_ms())))
     );
-    Ok(Html(layout("Overview", state.auth.is_read_only(), "", &body)))
+    Ok(Html(layout("Overview", !can_act, "", &body)))
 }

@@ -10,6 +10,7 @@ use crate::api::items::{items, ItemView};
 use crate::api::runs::{detail, get_run, JobProgress};
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
+use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
@@ -65,12 +66,13 @@ fn item_tooltip(item: &ItemView) -> String {
 /// `GET /runs/{run}`.
 pub async fn page(
     State(state): State<AppState>,
+    CanAct(can_act): CanAct,
     Path(run_id): Path<String>,
     ApiQuery(q): ApiQuery<RunPageQuery>,
 ) -> PageResult {
     let run = get_run(&state, &run_id).await?;
     let d = detail(&state, &run).await?;
-    let ro = state.auth.is_read_only();
+    let ro = !can_act;
     let r = &d.run;
     let rid = esc(&r.run_id);
     let api = format!("/api/v1/runs/{}", url(&r.run_id));

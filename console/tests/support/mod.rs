@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use nightshift_console::{router, AppState, AuthConfig};
+use nightshift_console::{router, AppState, AuthConfig, Role};
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{Coordinator, LeaseId};
 use nightshift_core::dag::{parse_dag, CalendarSet};
@@ -50,9 +50,23 @@ handler = "noop"
 depends_on = ["settle"]
 "#;
 
-/// Operators `alice` with [`TOKEN`].
+/// The viewer token of [`operators`].
+pub const VIEWER_TOKEN: &str = "victor-viewer-token-0123";
+
+/// Operator `alice` with [`TOKEN`] and viewer `victor` with
+/// [`VIEWER_TOKEN`].
 pub fn operators() -> AuthConfig {
-    AuthConfig::operators([("alice", TOKEN)]).unwrap()
+    let mut auth = AuthConfig::new();
+    auth.add(1, "alice", Role::Operator, TOKEN).unwrap();
+    auth.add(2, "victor", Role::Viewer, VIEWER_TOKEN).unwrap();
+    auth
+}
+
+/// [`operators`] on a read-only console.
+pub fn read_only() -> AuthConfig {
+    let mut auth = operators();
+    auth.set_read_only(true);
+    auth
 }
 
 /// A console under test and what it runs on.
@@ -99,7 +113,7 @@ impl Fixture {
 
     /// GET returning status and JSON.
     pub async fn get_json(&self, path: &str) -> (StatusCode, serde_json::Value) {
-        let (status, _, body) = self.call(Method::GET, path, None, None).await;
+        let (status, _, body) = self.call(Method::GET, path, Some(TOKEN), None).await;
         (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
     }
 

@@ -160,7 +160,9 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
 
 /// `/metrics` counts what was seeded, in the Prometheus text format.
 pub async fn metrics(f: &Fixture) {
-    let (s, headers, text) = f.call(Method::GET, "/metrics", None, None).await;
+    // A scheduler campaigning for leadership (the election's key).
+    f.coord.put(&format!("{PREFIX}leader/7"), b"sched-\"1\"".to_vec(), None).await.unwrap();
+    let (s, headers, text) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     for line in [
@@ -172,12 +174,25 @@ pub async fn metrics(f: &Fixture) {
         "nightshift_live_run_items{state=\"running\"} 2",
         "nightshift_live_run_items{state=\"succeeded\"} 6",
         "# TYPE nightshift_runs gauge",
+        // Finished attempts of r1: three of 1 s, one (lost) of 2 s.
+        "# TYPE nightshift_item_duration_seconds histogram",
+        "nightshift_item_duration_seconds_bucket{le=\"0.5\"} 0",
+        "nightshift_item_duration_seconds_bucket{le=\"1\"} 3",
+        "nightshift_item_duration_seconds_bucket{le=\"5\"} 4",
+        "nightshift_item_duration_seconds_count 4",
+        "nightshift_item_duration_seconds_sum 5",
+        "nightshift_leader_present 1",
+        "nightshift_scheduler_candidates 1",
+        "nightshift_leader_info{scheduler=\"sched-\\\"1\\\"\"} 1",
+        "nightshift_console_sql_errors_total 0",
+        "nightshift_console_etcd_errors_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
     // Every sample line is `name{labels} value` or `name value`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.rsplit_once(' ').unwrap();
+        let value = if value == "+Inf" { "inf" } else { value };
         assert!(name.starts_with("nightshift_"), "{line}");
         value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
     }

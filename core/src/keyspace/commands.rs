@@ -150,6 +150,14 @@ impl Command {
     }
 }
 
+/// The id of the run a [`Command::Trigger`] with command id `id` creates:
+/// `{dag}-{id}`. One definition shared by the leader (which names the run)
+/// and the console (which answers a trigger with the run id at once);
+/// command ids are unique, so this run id is too.
+pub fn trigger_run_id(dag: &DagName, id: &CommandId) -> RunId {
+    RunId::new(format!("{dag}-{id}"))
+}
+
 /// `{p}commands/`
 pub fn commands_prefix(prefix: &str) -> String {
     format!("{prefix}commands/")
@@ -172,6 +180,14 @@ mod tests {
     use super::*;
     use crate::keyspace::{decode, encode, normalize_prefix};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_trigger_names_its_run_after_the_dag_and_command() {
+        let id = CommandId::new(1_700_000_000_123, 0xabc);
+        let run = trigger_run_id(&DagName::new("eod"), &id);
+        assert_eq!(run.as_str(), format!("eod-{id}"));
+        assert_ne!(run, trigger_run_id(&DagName::new("eod"), &CommandId::new(1_700_000_000_123, 0xabd)));
+    }
 
     fn record(command: Command) -> CommandRecord {
         CommandRecord {

@@ -243,7 +243,7 @@ impl Leader {
                         return Ok((Some(dag.clone()), None, format!("rejected: a run for {day} already succeeded (use rerun)")));
                     }
                 }
-                let run = RunId::new(format!("{dag}-{}", cmd.id));
+                let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
                 let req = RunRequest { run: run.clone(), dag: dag.clone(), business_date: *business_date, params: params.clone().unwrap_or(serde_json::Value::Null), source: *source, scheduled_for: None };
                 let created = self.create_run(req, vec![delete.clone()]).await?;
                 if created.is_none() {

@@ -1,0 +1,237 @@
+//! Notification settings: a TOML file (`--notify-config`) or environment
+//! variables (see `console/NOTIFICATIONS.md`).
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Why the notification settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown keys.
+    #[error("notification config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range or missing.
+    #[error("notification config: {0}")]
+    Invalid(String),
+}
+
+/// One webhook (JSON body, see `NOTIFICATIONS.md`) or Slack-compatible
+/// incoming webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+}
+
+/// How to talk to the SMTP server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a local relay only).
+    None,
+}
+
+/// Email over SMTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host.
+    pub smtp_host: String,
+    /// SMTP port; default by `tls`: 587, 465 or 25.
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// Encryption.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Login user, if the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Login password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+/// All notification settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// An open alert is notified again after this many seconds (dedupe).
+    #[serde(default = "default_repeat")]
+    pub repeat_interval_secs: u64,
+    /// How often open alerts are checked.
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u64,
+    /// Deliveries tried per notification and channel.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each next one.
+    #[serde(default = "default_backoff")]
+    pub retry_backoff_ms: u64,
+    /// Link to this console, put into messages (`https://console.example`).
+    #[serde(default)]
+    pub console_url: Option<String>,
+    /// HTTP(S) proxy for webhooks (`http://proxy:3128`). Without it no
+    /// proxy is used, whatever `HTTP_PROXY` says: where notifications go
+    /// must not depend on the environment by accident.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Generic JSON webhooks.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+    /// Slack-compatible incoming webhooks.
+    #[serde(default)]
+    pub slack: Vec<WebhookConfig>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+}
+
+fn default_repeat() -> u64 {
+    3600
+}
+fn default_poll() -> u64 {
+    15
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_backoff() -> u64 {
+    1000
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            repeat_interval_secs: default_repeat(),
+            poll_interval_secs: default_poll(),
+            attempts: default_attempts(),
+            retry_backoff_ms: default_backoff(),
+            console_url: None,
+            proxy: None,
+            webhook: Vec::new(),
+            slack: Vec::new(),
+            email: None,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Parses and checks a TOML file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: NotifyConfig = toml::from_str(text)?;
+        config.checked()
+    }
+
+    /// Settings from `NIGHTSHIFT_NOTIFY_*` variables read through `var`;
+    /// `None` when no channel variable is set.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let list = |name: &str| -> Vec<WebhookConfig> {
+            var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| WebhookConfig { url: u.to_owned() })
+                .collect()
+        };
+        let mut config = NotifyConfig {
+            webhook: list("NIGHTSHIFT_NOTIFY_WEBHOOK_URL"),
+            slack: list("NIGHTSHIFT_NOTIFY_SLACK_URL"),
+            ..NotifyConfig::default()
+        };
+        if let Some(host) = var("NIGHTSHIFT_NOTIFY_SMTP_HOST").filter(|h| !h.is_empty()) {
+            let tls = match var("NIGHTSHIFT_NOTIFY_SMTP_TLS").as_deref() {
+                None | Some("" | "starttls") => SmtpTls::Starttls,
+                Some("tls") => SmtpTls::Tls,
+                Some("none") => SmtpTls::None,
+                Some(other) => return Err(ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_SMTP_TLS: unknown mode `{other}`"))),
+            };
+            let port = match var("NIGHTSHIFT_NOTIFY_SMTP_PORT").filter(|p| !p.is_empty()) {
+                Some(p) => Some(p.parse().map_err(|_| ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_SMTP_PORT: `{p}` is not a port")))?),
+                None => None,
+            };
+            config.email = Some(EmailConfig {
+                smtp_host: host,
+                smtp_port: port,
+                tls,
+                username: var("NIGHTSHIFT_NOTIFY_SMTP_USER"),
+                password: var("NIGHTSHIFT_NOTIFY_SMTP_PASSWORD"),
+                from: var("NIGHTSHIFT_NOTIFY_EMAIL_FROM").unwrap_or_default(),
+                to: var("NIGHTSHIFT_NOTIFY_EMAIL_TO").unwrap_or_default().split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            });
+        }
+        if let Some(secs) = var("NIGHTSHIFT_NOTIFY_REPEAT_SECS").filter(|s| !s.is_empty()) {
+            config.repeat_interval_secs =
+                secs.parse().map_err(|_| ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_REPEAT_SECS: `{secs}` is not a number")))?;
+        }
+        config.console_url = var("NIGHTSHIFT_NOTIFY_CONSOLE_URL").filter(|u| !u.is_empty());
+        config.proxy = var("NIGHTSHIFT_NOTIFY_PROXY").filter(|u| !u.is_empty());
+        if config.webhook.is_empty() && config.slack.is_empty() && config.email.is_none() {
+            return Ok(None);
+        }
+        config.checked().map(Some)
+    }
+
+    fn checked(self) -> Result<Self, ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.repeat_interval_secs == 0 || self.poll_interval_secs == 0 {
+            return bad("repeat_interval_secs and poll_interval_secs must be positive".into());
+        }
+        if !(1..=10).contains(&self.attempts) {
+            return bad("attempts must be 1 to 10".into());
+        }
+        for hook in self.webhook.iter().chain(&self.slack) {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                return bad(format!("webhook url `{}` must start with http:// or https://", hook.url));
+            }
+        }
+        if let Some(email) = &self.email {
+            if email.from.is_empty() || email.to.is_empty() {
+                return bad("email needs `from` and at least one `to`".into());
+            }
+        }
+        Ok(self)
+    }
+
+    /// [`NotifyConfig::repeat_interval_secs`] as a duration.
+    pub fn repeat_interval(&self) -> Duration {
+        Duration::from_secs(self.repeat_interval_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_env_configs_parse_and_are_checked() {
+        let c = NotifyConfig::from_toml(
+            "repeat_interval_secs = 60\n[[webhook]]\nurl = \"https://hooks.example/a\"\n[[slack]]\nurl = \"http://127.0.0.1:9/s\"\n\
+             [email]\nsmtp_host = \"mail\"\nfrom = \"ns@bank\"\nto = [\"ops@bank\"]\n",
+        )
+        .unwrap();
+        assert_eq!((c.repeat_interval_secs, c.webhook.len(), c.slack.len()), (60, 1, 1));
+        assert_eq!(c.email.unwrap().tls, SmtpTls::Starttls);
+        assert!(NotifyConfig::from_toml("[[webhook]]\nurl = \"ftp://x\"\n").is_err());
+        assert!(NotifyConfig::from_toml("colour = 1\n").is_err());
+
+        let env = |name: &str| match name {
+            "NIGHTSHIFT_NOTIFY_SLACK_URL" => Some("https://a, https://b".to_owned()),
+            "NIGHTSHIFT_NOTIFY_REPEAT_SECS" => Some("120".to_owned()),
+            _ => None,
+        };
+        let c = NotifyConfig::from_env(env).unwrap().unwrap();
+        assert_eq!((c.slack.len(), c.repeat_interval_secs), (2, 120));
+        assert!(NotifyConfig::from_env(|_| None).unwrap().is_none());
+    }
+}
