@@ -40,7 +40,7 @@ pub struct Args {
     /// Where the generated first-start operator token's hash is kept.
     #[arg(long, env = "NIGHTSHIFT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Alert notification settings (TOML; see console/NOTIFICATIONS.md).
+    /// Alert notification settings (TOML; see README "Alert notifications").
     /// Without it, `NIGHTSHIFT_NOTIFY_*` variables are read.
     #[arg(long, value_name = "FILE")]
     pub notify_config: Option<PathBuf>,

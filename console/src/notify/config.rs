@@ -1,5 +1,5 @@
 //! Notification settings: a TOML file (`--notify-config`) or environment
-//! variables (see `console/NOTIFICATIONS.md`).
+//! variables (see README "Alert notifications").
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -15,7 +15,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// One webhook (JSON body, see `NOTIFICATIONS.md`) or Slack-compatible
+/// One webhook (JSON body, see README "Alert notifications") or Slack-compatible
 /// incoming webhook.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
