@@ -41,6 +41,14 @@ enum Command {
     /// Serve the web console and JSON API (reads SQL and etcd; actions are
     /// commands for the scheduler leader).
     Console(cli::console::Args),
+    /// Everything in one process for development: in-process coordination,
+    /// SQLite, scheduler, console and executors running the finance demo.
+    Dev(cli::dev::Args),
+    /// The finance demo: seed its ledger, or run an executor serving its handlers.
+    #[command(subcommand)]
+    Demo(cli::demo::DemoCommand),
+    /// Measure Nightshift against a real etcd and its raw put rate.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +74,9 @@ fn main() -> ExitCode {
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),
         Command::Console(args) => Ok(cli::console::run(args)),
+        Command::Dev(args) => cli::dev::run(args),
+        Command::Demo(command) => cli::demo::run(command),
+        Command::Bench(args) => cli::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -82,7 +82,7 @@ async fn apply(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Records and publishes one DAG; returns the line to print.
-async fn apply_one(
+pub(crate) async fn apply_one(
     coord: &dyn Coordinator,
     store: &Store,
     prefix: &str,

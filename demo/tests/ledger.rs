@@ -1,0 +1,97 @@
+//! The demo handlers against a real database, SQLite and PostgreSQL: a full
+//! day reconciles, running an item twice posts once, and tampering with a
+//! posting makes reconciliation fail with a report.
+
+use chrono::NaiveDate;
+use nightshift_demo::{seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation};
+use nightshift_executor::testing::{run_item, TestItem};
+use nightshift_executor::{ItemOutcome, Job};
+use std::sync::Arc;
+
+const ACCOUNTS: i64 = 2_000;
+/// Loan `n` falls due on day `n % 28 + 1`: plenty of installments due.
+fn date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()
+}
+
+fn item(job: &str, item: u32, total: u32) -> TestItem {
+    TestItem::new(item).run("run-1").dag("nightly-settlement").job(job).total_items(total).business_date(date())
+}
+
+async fn run_all(job: &dyn Job, name: &str, shards: u32) {
+    for i in 0..shards {
+        let run = run_item(job, item(name, i, shards)).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Succeeded), "{name} item {i}");
+    }
+}
+
+async fn full_day(db: &Arc<DemoDb>) {
+    run_all(&InterestAccrual::new(db.clone()), "interest-accrual", 4).await;
+    run_all(&NightlyDebits::new(db.clone()), "nightly-debits", 3).await;
+    run_all(&LedgerPostings::new(db.clone()), "ledger-postings", 2).await;
+}
+
+async fn scenario(url: &str) {
+    let db = Arc::new(DemoDb::connect(url).await.unwrap());
+    let report = seed(&db, ACCOUNTS).await.unwrap();
+    assert_eq!(report.accounts, ACCOUNTS);
+    assert_eq!(report.loans, ACCOUNTS / 4);
+    assert_eq!(seed(&db, ACCOUNTS).await.unwrap(), report, "seeding again changes nothing");
+
+    // Running an accrual item twice accrues once.
+    let accrual = InterestAccrual::new(db.clone());
+    run_item(&accrual, item("interest-accrual", 0, 4)).await.result.unwrap();
+    let after_once = db.scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts").await.unwrap();
+    run_item(&accrual, item("interest-accrual", 0, 4).attempt(2)).await.result.unwrap();
+    let after_twice = db.scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts").await.unwrap();
+    assert_eq!(after_once, after_twice, "a second run of the same item changed balances");
+
+    full_day(&db).await;
+    let legs = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings").await.unwrap();
+    let accruals = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals").await.unwrap();
+    let collected =
+        db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'collected'").await.unwrap();
+    let failed = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'failed'").await.unwrap();
+    assert!(accruals > ACCOUNTS / 2, "most accounts accrue interest");
+    assert!(collected > 0 && failed > 0, "some installments collect, some fail: {collected}/{failed}");
+    assert_eq!(legs, 2 * (accruals + collected), "two legs per accrual and per collection");
+
+    // The whole day again (a rerun of every item) posts nothing more.
+    full_day(&db).await;
+    assert_eq!(db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings").await.unwrap(), legs);
+
+    let recon = Reconciliation::new(db.clone());
+    let ok = run_item(&recon, item("reconciliation", 0, 1)).await;
+    assert_eq!(ok.result, Ok(ItemOutcome::Succeeded));
+
+    db.execute("UPDATE demo_postings SET credit = credit + 7 WHERE leg = 'C' AND source_id = 8 AND source = 'accrual'")
+        .await
+        .unwrap();
+    let failed = run_item(&recon, item("reconciliation", 0, 1)).await;
+    let message = failed.result.unwrap_err().to_string();
+    assert!(message.contains("ledger does not reconcile"), "{message}");
+    assert!(message.contains("difference -7"), "{message}");
+    assert!(message.contains("account 8:"), "{message}");
+
+    // The tour's break-and-repair pair.
+    db.execute("UPDATE demo_postings SET credit = credit - 7 WHERE leg = 'C' AND source_id = 8 AND source = 'accrual'")
+        .await
+        .unwrap();
+    assert_eq!(db.tamper().await.unwrap(), 1);
+    assert_eq!(db.tamper().await.unwrap(), 0, "tampering twice changes nothing more");
+    assert!(run_item(&recon, item("reconciliation", 0, 1)).await.result.is_err());
+    assert_eq!(db.repair().await.unwrap(), 1);
+    assert_eq!(run_item(&recon, item("reconciliation", 0, 1)).await.result, Ok(ItemOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn sqlite_ledger_posts_once_and_reconciles() {
+    let file = nightshift_testkit::db::fresh_sqlite();
+    scenario(&file.url).await;
+}
+
+#[tokio::test]
+async fn postgres_ledger_posts_once_and_reconciles() {
+    let pg = nightshift_testkit::db::fresh_postgres().await.unwrap();
+    scenario(&pg.url).await;
+}

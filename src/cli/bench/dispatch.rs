@@ -1,0 +1,119 @@
+//! `bench dispatch`: one run of a DAG of `--jobs` jobs in a chain with
+//! `--items` no-op items in total, over `--executors` in-process executors
+//! and one scheduler child process. Measures the run end to end (trigger
+//! command written → run ended, by the scheduler's clock), the scheduler's
+//! CPU seconds and peak RSS, and etcd revisions (one per write request)
+//! per item.
+
+use super::fleet::Fleet;
+use super::report::{round3, Report};
+use super::rig::{ended_runs, Deadline, Rig};
+use anyhow::{bail, Context as _};
+use nightshift_core::state::RunState;
+use std::time::Duration;
+
+const DAG: &str = "bench-dispatch";
+
+/// Flags of `bench dispatch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// In-process executors (each its own etcd client and lease).
+    #[arg(long, default_value_t = 50)]
+    pub executors: u32,
+    /// No-op items in total, split evenly over the jobs.
+    #[arg(long, default_value_t = 100_000)]
+    pub items: u32,
+    /// Jobs in the chain.
+    #[arg(long, default_value_t = 3)]
+    pub jobs: u32,
+    /// Give up when the run has not ended after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+/// The DAG: `jobs` chained jobs sharing `items` no-op items.
+fn dag_toml(jobs: u32, items: u32) -> String {
+    let mut toml = String::from("description = \"nightshift bench dispatch\"\ntimezone = \"UTC\"\n");
+    for j in 0..jobs {
+        let share = items / jobs + u32::from(j < items % jobs);
+        toml.push_str(&format!("\n[jobs.step-{j}]\nhandler = \"noop\"\nshards = {share}\n"));
+        if j > 0 {
+            toml.push_str(&format!("depends_on = [\"step-{}\"]\n", j - 1));
+        }
+    }
+    toml
+}
+
+/// Runs the scenario.
+pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result<Report> {
+    if args.jobs == 0 || args.items < args.jobs || args.executors == 0 {
+        bail!("need --jobs ≥ 1, --items ≥ --jobs and --executors ≥ 1");
+    }
+    let raw = rig.raw_put_rate(raw_window).await?;
+    rig.apply(DAG, &dag_toml(args.jobs, args.items))?;
+    let mut scheduler = rig.scheduler().await?;
+    let fleet = Fleet::start(rig, "bench", args.executors, None).await?;
+    let store = rig.store().await?;
+
+    let rev_before = rig.coord.current_revision().await?;
+    let cpu_before = scheduler.cpu_seconds()?;
+    let triggered_ms = chrono::Utc::now().timestamp_millis();
+    rig.trigger(DAG).await?;
+    let deadline = Deadline::new("the run to end", Duration::from_secs(args.timeout_secs));
+    let run = loop {
+        scheduler.ensure_running()?;
+        if let Some(run) = ended_runs(&store, DAG).await?.into_iter().next() {
+            break run;
+        }
+        // The end time comes from the run row, so polling slowly loses no
+        // precision and keeps this reader from contending with the
+        // scheduler's SQLite writes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        deadline.tick().await?;
+    };
+    let end_ms = run.ended_at_ms.context("an ended run without an end time")?;
+    let cpu = scheduler.cpu_seconds()? - cpu_before;
+    // The leader deletes a persisted run's keys: count those writes too.
+    let runs_prefix = format!("{}runs/", rig.prefix);
+    let deadline = Deadline::new("the run's keys to be removed", Duration::from_secs(30));
+    let cleaned = loop {
+        if rig.coord.get_prefix(&runs_prefix).await?.0.is_empty() {
+            break true;
+        }
+        if deadline.tick().await.is_err() {
+            break false;
+        }
+    };
+    let revisions = rig.coord.current_revision().await? - rev_before;
+    let rss = scheduler.peak_rss_mib()?;
+    let started = fleet.items_started();
+    fleet.stop().await?;
+
+    let secs = (end_ms - triggered_ms) as f64 / 1000.0;
+    let run_secs = (end_ms - run.created_at_ms) as f64 / 1000.0;
+    let items = f64::from(args.items);
+    let per_item = revisions as f64 / items;
+    let mut r = Report::new("dispatch");
+    r.figure("executors", args.executors, "");
+    r.figure("items", args.items, "");
+    r.figure("jobs", args.jobs, "");
+    r.figure("run_state", run.state.to_string(), "");
+    r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
+    r.figure("end_to_end_s", round3(secs), "s (trigger written → run ended)");
+    r.figure("run_s", round3(run_secs), "s (run created → ended)");
+    r.figure("items_per_s", round3(items / secs), "items/s");
+    r.figure("items_per_s_over_raw_put_rate", round3(items / secs / raw), "x");
+    r.figure("item_attempts_started", started, "");
+    r.figure("scheduler_cpu_s", round3(cpu), "s (child process, user+sys)");
+    r.figure("scheduler_cpu_us_per_item", round3(cpu * 1e6 / items), "µs/item");
+    r.figure("scheduler_peak_rss_mib", round3(rss), "MiB (VmHWM)");
+    r.figure("etcd_revisions", revisions, "write requests");
+    r.figure("etcd_writes_per_item", round3(per_item), "");
+    r.figure("run_keys_removed", cleaned, "");
+    r.target("run succeeded", "succeeded", run.state.to_string(), run.state == RunState::Succeeded);
+    let rate = items / secs;
+    r.target("throughput", "≥ 20,000 items/s (100,000 items over 50 executors in ≤ 5 s)", format!("{rate:.0} items/s"), rate >= 20_000.0);
+    r.target("etcd writes per item", "≤ 0.1", format!("{per_item:.3}"), per_item <= 0.1);
+    r.target("scheduler RSS", "≤ 150 MiB", format!("{rss:.0} MiB"), rss <= 150.0);
+    Ok(r)
+}

@@ -1,0 +1,98 @@
+//! A throw-away single-node etcd for `nightshift bench`: `etcd` from `PATH`
+//! on free loopback ports with a temporary data dir, killed (and its dir
+//! removed) when the handle drops — on success, error, panic or Ctrl-C,
+//! since every exit path unwinds through the handle.
+//!
+//! This is deliberately separate from the test harness (`testkit`, a
+//! dev-dependency the binary cannot use); it does only what a benchmark
+//! needs: start, report the endpoint, stop.
+
+use anyhow::{bail, Context as _};
+use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
+use nightshift_coord::Coordinator;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long etcd may take to answer after spawning.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running etcd owned by the benchmark.
+pub struct BenchEtcd {
+    child: Child,
+    endpoint: String,
+    // Dropped after `child` is killed (see `Drop`), so etcd never writes
+    // into a directory being removed.
+    _dir: TempDir,
+}
+
+impl BenchEtcd {
+    /// Spawns etcd and waits until it answers a read.
+    pub async fn start() -> anyhow::Result<BenchEtcd> {
+        let dir = tempfile::Builder::new().prefix("nightshift-bench-etcd-").tempdir().context("creating etcd data dir")?;
+        let [client, peer] = free_ports()?;
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).context("creating etcd log file")?;
+        let child = Command::new("etcd")
+            .arg("--name")
+            .arg("bench")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .arg("--initial-cluster")
+            .arg(format!("bench={peer_url}"))
+            // Large enough that a 1,000,000-item assignment fits in one request.
+            .args(["--max-request-bytes", "33554432", "--quota-backend-bytes", "8589934592"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawning `etcd` (is it on PATH? or pass --etcd URLS)")?;
+        let mut etcd = BenchEtcd { child, endpoint, _dir: dir };
+        etcd.wait_ready().await?;
+        Ok(etcd)
+    }
+
+    /// Client URL, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().context("checking etcd")? {
+                bail!("etcd exited during startup ({status})");
+            }
+            let config = EtcdConfig::new(vec![self.endpoint.clone()]);
+            if let Ok(c) = EtcdCoordinator::connect(config).await {
+                if c.current_revision().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("etcd at {} not ready after {READY_TIMEOUT:?}", self.endpoint);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for BenchEtcd {
+    fn drop(&mut self) {
+        // Errors mean it is already gone, which is the goal.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two distinct free loopback ports (bound, read, released).
+fn free_ports() -> anyhow::Result<[u16; 2]> {
+    let a = TcpListener::bind("127.0.0.1:0").context("probing a free port")?;
+    let b = TcpListener::bind("127.0.0.1:0").context("probing a free port")?;
+    Ok([a.local_addr()?.port(), b.local_addr()?.port()])
+}
