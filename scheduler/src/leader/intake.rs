@@ -122,6 +122,7 @@ impl Leader {
         let now_ms = self.clock.now_ms();
         let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else { return Ok(()) };
         let dags: Vec<(DagName, AppliedDag)> = self.dags.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+        self.next_fire_ms = None;
         for (name, applied) in dags {
             let (Some(expr), false) = (applied.spec.schedule.as_deref(), applied.paused) else { continue };
             let cron_key = record::cron_key(&self.config.prefix, &name);
@@ -139,6 +140,10 @@ impl Leader {
                     continue;
                 }
             };
+            if let Some(next) = schedule.next_business_after(now, applied.spec.calendar.as_ref()) {
+                let next_ms = next.timestamp_millis();
+                self.next_fire_ms = Some(self.next_fire_ms.map_or(next_ms, |m| m.min(next_ms)));
+            }
             let Some(last_at) = Utc.timestamp_millis_opt(last.last_ms).single() else { continue };
             let decision = due_fires(&schedule, applied.spec.calendar.as_ref(), applied.spec.misfire, last_at, now, self.config.misfire_grace);
             let Some(handled) = decision.handled else { continue };

@@ -162,6 +162,10 @@ pub struct Leader {
     runs: BTreeMap<RunId, LiveRun>,
     dags: BTreeMap<DagName, AppliedDag>,
     cron: BTreeMap<DagName, CronRecord>,
+    /// Earliest upcoming schedule instant seen by the last cron pass: the
+    /// loop wakes for it instead of waiting for the next tick, so a fire
+    /// starts on time rather than up to one tick late.
+    next_fire_ms: Option<i64>,
     outbox: history::Outbox,
 }
 
@@ -201,12 +205,20 @@ impl Leader {
         }
         tracing::info!(runs = runs.len(), "leading: recovered live runs from etcd");
         let actor = format!("scheduler:{}", config.id);
-        Ok(Leader { coord, store, clock, config, fenced, actor, runs, dags: BTreeMap::new(), cron, outbox: Default::default() })
+        Ok(Leader { coord, store, clock, config, fenced, actor, runs, dags: BTreeMap::new(), cron, next_fire_ms: None, outbox: Default::default() })
     }
 
     /// Live runs, for tests and diagnostics.
     pub fn live_runs(&self) -> impl Iterator<Item = &RunRecord> {
         self.runs.values().map(|r| &r.rec)
+    }
+
+    /// How long to wait before the next pass without a change: the tick, or
+    /// less when a schedule instant falls due sooner.
+    fn until_next_pass(&self) -> Duration {
+        let Some(next) = self.next_fire_ms else { return self.config.tick };
+        let ms = u64::try_from(next.saturating_sub(self.clock.now_ms())).unwrap_or(0);
+        self.config.tick.min(Duration::from_millis(ms))
     }
 
     /// Leads until deposed, shut down, or etcd fails for good.
@@ -229,7 +241,7 @@ impl Leader {
                     Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; re-creating it"); changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
                     None => { changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
                 },
-                _ = tokio::time::sleep(self.config.tick) => Event::Tick,
+                _ = tokio::time::sleep(self.until_next_pass()) => Event::Tick,
             };
             match event {
                 Event::Shutdown => return Ok(()),
