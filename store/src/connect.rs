@@ -179,16 +179,41 @@ async fn connect_sqlite(url: &str, rest: &str, options: &StoreOptions) -> Result
     } else {
         pool.max_connections(options.max_connections.max(1))
     };
-    let pool = pool
-        .connect_with(connect)
-        .await
-        .map_err(|source| StoreError::Connect {
-            url: redact(url),
-            source,
-        })?;
+    // Switching a brand-new file to WAL takes an exclusive lock, and SQLite
+    // answers a second process doing the same at that moment with BUSY at
+    // once, without waiting its busy timeout: retry for up to that timeout.
+    let deadline = tokio::time::Instant::now() + options.sqlite_busy_timeout;
+    let mut backoff = Duration::from_millis(10);
+    let pool = loop {
+        match pool.clone().connect_with(connect.clone()).await {
+            Ok(pool) => break pool,
+            Err(source) if is_busy(&source) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %source, "sqlite busy while opening; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+            Err(source) => {
+                return Err(StoreError::Connect {
+                    url: redact(url),
+                    source,
+                })
+            }
+        }
+    };
     Ok(Store {
         pool: Pool::Sqlite(pool),
     })
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), possibly extended.
+fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
