@@ -110,13 +110,19 @@ impl EtcdArgs {
 
     /// Builds the etcd client configuration (reading the password file).
     pub fn config(&self) -> anyhow::Result<EtcdConfig> {
+        self.config_with(std::env::var(PASSWORD_ENV).ok())
+    }
+
+    /// [`EtcdArgs::config`] with the value of `NIGHTSHIFT_ETCD_PASSWORD`
+    /// passed in, so tests need not touch the process environment.
+    pub fn config_with(&self, password_env: Option<String>) -> anyhow::Result<EtcdConfig> {
         let password = match &self.etcd_password_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading etcd password file {}", path.display()))?;
                 Some(text.trim_end_matches(['\r', '\n']).to_owned())
             }
-            None => std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
+            None => password_env.filter(|p| !p.is_empty()),
         };
         match (&self.etcd_user, &password) {
             (Some(_), None) => {

@@ -11,13 +11,11 @@
 use anyhow::{bail, Context as _};
 use nightshift_core::duration::parse_duration;
 use nightshift_executor::builtin::{Noop, Sleep};
-use nightshift_executor::{Executor, TlsFiles};
-use std::path::PathBuf;
+use crate::cli::conn::{EtcdArgs, PASSWORD_ENV};
+use nightshift_executor::Executor;
+use nightshift_coord::etcd::EtcdConfig;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Environment variable holding the etcd password (when no file is given).
-const PASSWORD_ENV: &str = "NIGHTSHIFT_ETCD_PASSWORD";
 
 /// Flags of `nightshift executor`.
 #[derive(Debug, clap::Args)]
@@ -37,24 +35,9 @@ The etcd password is read from --etcd-password-file or NIGHTSHIFT_ETCD_PASSWORD,
 never from the command line. SIGTERM or Ctrl-C drains the executor: no new
 items, running items get --drain-grace to finish, then its lease is revoked.")]
 pub struct Args {
-    /// etcd endpoints, comma-separated (http://host:2379,...).
-    #[arg(long, env = "NIGHTSHIFT_ETCD", value_delimiter = ',', required = true, value_name = "URLS")]
-    pub etcd: Vec<String>,
-    /// etcd user name (etcd authentication).
-    #[arg(long, env = "NIGHTSHIFT_ETCD_USER", value_name = "USER")]
-    pub etcd_user: Option<String>,
-    /// File holding the etcd password (else NIGHTSHIFT_ETCD_PASSWORD).
-    #[arg(long, value_name = "FILE")]
-    pub etcd_password_file: Option<PathBuf>,
-    /// CA certificate (PEM) to verify etcd's TLS certificate.
-    #[arg(long, value_name = "FILE")]
-    pub etcd_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS with etcd.
-    #[arg(long, value_name = "FILE", requires = "etcd_key")]
-    pub etcd_cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS with etcd.
-    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
-    pub etcd_key: Option<PathBuf>,
+    /// How to reach etcd (endpoints, auth, TLS, key prefix).
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// Handlers to serve, comma-separated: noop, sleep.
     #[arg(long, value_delimiter = ',', default_value = "noop,sleep", value_name = "NAMES")]
     pub handlers: Vec<String>,
@@ -67,9 +50,6 @@ pub struct Args {
     /// Lease TTL: how long after a crash the executor's items move elsewhere.
     #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
     pub lease_ttl: Duration,
-    /// Key prefix in etcd.
-    #[arg(long, env = "NIGHTSHIFT_PREFIX", default_value = "/nightshift/", value_name = "PREFIX")]
-    pub prefix: String,
     /// How long a shutdown waits for running items.
     #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
     pub drain_grace: Duration,
@@ -89,10 +69,11 @@ fn label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Checked flags, with the password read. No `Debug`: it holds a secret.
+/// Checked flags, with the etcd configuration (and its password) read. No
+/// `Debug`: it holds a secret.
 struct Settings {
     args: Args,
-    password: Option<String>,
+    etcd: EtcdConfig,
 }
 
 impl Settings {
@@ -102,36 +83,25 @@ impl Settings {
                 bail!("unknown handler `{name}`: the built-in handlers are noop and sleep");
             }
         }
-        let password = match &args.etcd_password_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading etcd password file {}", path.display()))?;
-                Some(text.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            None => password_env.filter(|p| !p.is_empty()),
-        };
-        match (&args.etcd_user, &password) {
-            (Some(_), None) => bail!("--etcd-user needs a password: use --etcd-password-file or {PASSWORD_ENV}"),
-            (None, Some(_)) => bail!("an etcd password was given without --etcd-user"),
-            _ => {}
+        if !args.etcd.is_configured() {
+            bail!("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD");
         }
-        Ok(Settings { args, password })
+        let etcd = args.etcd.config_with(password_env)?;
+        Ok(Settings { args, etcd })
     }
 
     fn executor(self) -> anyhow::Result<Executor> {
-        let a = self.args;
+        let (a, etcd) = (self.args, self.etcd);
         let mut builder = Executor::builder()
-            .etcd(a.etcd)
+            .etcd(etcd.endpoints)
             .lease_ttl(a.lease_ttl)
             .drain_grace(a.drain_grace)
-            .prefix(a.prefix);
-        if let (Some(user), Some(password)) = (a.etcd_user, self.password) {
+            .prefix(a.etcd.prefix);
+        if let (Some(user), Some(password)) = (etcd.username, etcd.password) {
             builder = builder.credentials(user, password);
         }
-        match a.etcd_ca {
-            Some(ca) => builder = builder.tls(TlsFiles { ca, cert: a.etcd_cert, key: a.etcd_key }),
-            None if a.etcd_cert.is_some() => bail!("--etcd-cert needs --etcd-ca (the CA that signed etcd's certificate)"),
-            None => {}
+        if let Some(tls) = etcd.tls {
+            builder = builder.tls(tls);
         }
         if let Some(id) = a.id {
             builder = builder.id(id);
@@ -204,7 +174,7 @@ mod tests {
     #[test]
     fn parses_lists_and_durations() {
         let a = args(&["--lease-ttl", "2s", "--label", "zone=eu-1"]);
-        assert_eq!(a.etcd, vec!["http://a:2379", "http://b:2379"]);
+        assert_eq!(a.etcd.etcd, vec!["http://a:2379", "http://b:2379"]);
         assert_eq!(a.handlers, vec!["noop", "sleep"]);
         assert_eq!(a.lease_ttl, Duration::from_secs(2));
         assert_eq!(a.drain_grace, Duration::from_secs(30));
@@ -228,6 +198,6 @@ mod tests {
         std::fs::write(&path, "s3cret\n").unwrap();
         let a = args(&["--etcd-user", "root", "--etcd-password-file", path.to_str().unwrap()]);
         let settings = Settings::from_args(a, Some("ignored".into())).unwrap();
-        assert_eq!(settings.password.as_deref(), Some("s3cret"));
+        assert_eq!(settings.etcd.password.as_deref(), Some("s3cret"));
     }
 }
