@@ -49,6 +49,9 @@ enum Command {
     Demo(cli::demo::DemoCommand),
     /// Measure Nightshift against a real etcd and its raw put rate.
     Bench(cli::bench::Args),
+    /// Run the finance demo on real etcd + PostgreSQL while injecting
+    /// faults, then check nothing was lost or done twice.
+    Chaos(cli::chaos::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => cli::dev::run(args),
         Command::Demo(command) => cli::demo::run(command),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Chaos(args) => Ok(cli::conn::exit_code(cli::chaos::run(args))),
     };
     match result {
         Ok(code) => code,

@@ -20,11 +20,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running etcd owned by the benchmark.
 pub struct BenchEtcd {
-    child: Child,
+    child: Option<Child>,
     endpoint: String,
+    peer_url: String,
     // Dropped after `child` is killed (see `Drop`), so etcd never writes
     // into a directory being removed.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl BenchEtcd {
@@ -34,16 +35,28 @@ impl BenchEtcd {
         let [client, peer] = free_ports()?;
         let endpoint = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).context("creating etcd log file")?;
+        let mut etcd = BenchEtcd { child: None, endpoint, peer_url, dir };
+        etcd.spawn()?;
+        etcd.wait_ready().await?;
+        Ok(etcd)
+    }
+
+    /// Starts etcd on the same ports and data dir (its log is appended to).
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .context("opening the etcd log file")?;
         let child = Command::new("etcd")
             .arg("--name")
             .arg("bench")
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &self.endpoint, "--advertise-client-urls", &self.endpoint])
+            .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
             .arg("--initial-cluster")
-            .arg(format!("bench={peer_url}"))
+            .arg(format!("bench={}", self.peer_url))
             // Large enough that a 1,000,000-item assignment fits in one request.
             .args(["--max-request-bytes", "33554432", "--quota-backend-bytes", "8589934592"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
@@ -52,9 +65,26 @@ impl BenchEtcd {
             .stderr(Stdio::from(log))
             .spawn()
             .context("spawning `etcd` (is it on PATH? or pass --etcd URLS)")?;
-        let mut etcd = BenchEtcd { child, endpoint, _dir: dir };
-        etcd.wait_ready().await?;
-        Ok(etcd)
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs etcd (a crash, as far as its clients can tell); the data
+    /// dir stays for [`BenchEtcd::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Errors mean it is already gone, which is the goal.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again after [`BenchEtcd::kill`], on the same ports and
+    /// data, and waits until it answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_ready().await
     }
 
     /// Client URL, e.g. `http://127.0.0.1:41234`.
@@ -65,8 +95,10 @@ impl BenchEtcd {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait().context("checking etcd")? {
-                bail!("etcd exited during startup ({status})");
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait().context("checking etcd")? {
+                    bail!("etcd exited during startup ({status}); see {}", self.dir.path().join("etcd.log").display());
+                }
             }
             let config = EtcdConfig::new(vec![self.endpoint.clone()]);
             if let Ok(c) = EtcdCoordinator::connect(config).await {
@@ -84,9 +116,7 @@ impl BenchEtcd {
 
 impl Drop for BenchEtcd {
     fn drop(&mut self) {
-        // Errors mean it is already gone, which is the goal.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -10,9 +10,9 @@
 
 mod dispatch;
 mod fleet;
-mod etcd;
+pub(crate) mod etcd;
 mod failover;
-mod process;
+pub(crate) mod process;
 mod report;
 mod rig;
 mod scale;

@@ -19,17 +19,33 @@ impl NightshiftChild {
     /// Spawns this same binary with `args`; its stderr (logs) goes to
     /// `log`, its stdout is discarded.
     pub fn spawn(name: &str, args: &[String], log: &Path) -> anyhow::Result<NightshiftChild> {
+        Self::spawn_logging(name, args, log, "warn")
+    }
+
+    /// Like [`NightshiftChild::spawn`] with `RUST_LOG=filter`, appending to
+    /// `log` (a restarted process keeps one log).
+    pub fn spawn_logging(name: &str, args: &[String], log: &Path, filter: &str) -> anyhow::Result<NightshiftChild> {
         let exe = std::env::current_exe().context("finding the nightshift binary")?;
-        let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let child = Command::new(exe)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("spawning nightshift {name}"))?;
         Ok(NightshiftChild { child, name: name.to_owned() })
+    }
+
+    /// The exit status, if the process has exited (reaping it).
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait().context("checking a child process")
     }
 
     /// Process id.

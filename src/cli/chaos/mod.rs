@@ -1,0 +1,279 @@
+//! `nightshift chaos`: runs the finance demo on a real etcd and PostgreSQL
+//! with two schedulers and several executor processes, injects faults for a
+//! bounded time (SIGKILL and SIGSTOP of executors, SIGKILL of the leader, an
+//! etcd restart, a database cut and dropped connections, an executor cut off
+//! from etcd), heals everything, lets the work finish, and then checks the
+//! history: every run and item terminal, no overlapping attempts, every
+//! succeeded item recorded once, the ledger reconciled, no alert open
+//! without a cause. Exit 0 when all hold; 3 with the evidence when not.
+//!
+//! The fault plan comes from `--seed`, printed at the start, so a failing
+//! run can be replayed.
+
+mod check;
+mod cluster;
+mod plan;
+mod proxy;
+mod report;
+mod workload;
+
+use anyhow::Context as _;
+use cluster::{Cluster, PgUrl, Shape};
+use nightshift_core::duration::parse_duration;
+use plan::{FaultKind, Step};
+use report::{FaultRecord, Report};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Flags of `nightshift chaos`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How long faults are injected.
+    #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
+    pub duration: Duration,
+    /// PostgreSQL URL able to CREATE DATABASE; the run creates a fresh
+    /// database there and drops it at the end (unless --keep).
+    #[arg(long, env = "NIGHTSHIFT_CHAOS_PG_ADMIN_URL", value_name = "URL")]
+    pub pg_admin_url: String,
+    /// Executor processes.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub executors: usize,
+    /// Lease TTL of executors and schedulers.
+    #[arg(long, default_value = "2s", value_parser = duration, value_name = "DURATION")]
+    pub lease_ttl: Duration,
+    /// Seed of the fault plan (default: random, printed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Demo accounts.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub accounts: i64,
+    /// How long the work may take to finish once faults stop.
+    #[arg(long, default_value = "3m", value_parser = duration, value_name = "DURATION")]
+    pub settle: Duration,
+    /// Keep the work dir (logs) and the database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also print the result as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Runs the chaos suite; Ctrl-C or SIGTERM stops it and everything it started.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.executors < 2 {
+        return crate::cli::conn::bad_input("--executors must be at least 2: failover needs somewhere to go");
+    }
+    let admin = PgUrl::parse(&args.pg_admin_url).map_err(|e| crate::cli::conn::BadInput(format!("--pg-admin-url: {e}")))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let seed = args.seed.unwrap_or_else(rand::random);
+        let dir = tempfile::Builder::new().prefix("nightshift-chaos-").tempdir().context("creating the work dir")?;
+        println!("chaos: seed {seed}, {} of faults, {} executors, logs in {}", humane(args.duration), args.executors, dir.path().display());
+        let shape = Shape { executors: args.executors, lease_ttl: args.lease_ttl, capacity: 4 };
+        let mut cluster = Cluster::prepare(dir.path(), admin, &shape).await?;
+        let outcome = tokio::select! {
+            r = chaos(&mut cluster, &args, seed, dir.path()) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        };
+        // Stop every process before the database goes.
+        for m in cluster.members() {
+            m.kill();
+        }
+        let keep = args.keep || !matches!(&outcome, Ok(r) if r.passed());
+        if keep {
+            let kept = dir.keep();
+            eprintln!("chaos: kept logs in {} and database {}", kept.display(), cluster.db.direct.database());
+        } else if let Err(e) = cluster.db.drop_database().await {
+            eprintln!("chaos: could not drop database {}: {e:#}", cluster.db.direct.database());
+        }
+        let report = outcome?;
+        print!("{}", report.table());
+        if args.json {
+            println!("{}", report.to_json());
+        }
+        Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    })
+}
+
+fn humane(d: Duration) -> String {
+    nightshift_core::duration::format_duration(d)
+}
+
+/// Sets up the work, injects the plan, heals, settles and checks.
+async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::Path) -> anyhow::Result<Report> {
+    let store = nightshift_store::Store::connect(&cluster.db.direct.secret_url()).await.context("opening the chaos database")?;
+    let demo = nightshift_demo::DemoDb::connect(&cluster.db.direct.secret_url()).await.context("opening the demo ledger")?;
+    nightshift_demo::seed(&demo, args.accounts).await.context("seeding the demo ledger")?;
+    let dag_file = dir.join(format!("{}.toml", workload::DAG));
+    std::fs::write(&dag_file, workload::DAG_TOML).context("writing the chaos DAG")?;
+    let validated = nightshift_core::dag::load_dags(std::slice::from_ref(&dag_file));
+    if validated.has_errors() {
+        let rendered: Vec<String> = validated.diagnostics.iter().map(|d| d.render()).collect();
+        anyhow::bail!("the chaos DAG does not validate:\n{}", rendered.join("\n"));
+    }
+    for loaded in crate::cli::applied::with_sources(&[dag_file])? {
+        crate::cli::apply::apply_one(cluster.coord.as_ref(), &store, &cluster.prefix, &loaded, false).await?;
+    }
+    for m in cluster.members() {
+        m.start()?;
+    }
+    wait_for("executors to register and a scheduler to lead", Duration::from_secs(60), || async {
+        Ok(cluster.registered_executors().await? == args.executors && cluster.leader().await?.is_some())
+    })
+    .await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let work = tokio::spawn(workload::drive(cluster.coord.clone(), store.clone(), cluster.prefix.clone(), stop_rx));
+    let steps = plan::plan(seed, args.duration, args.executors, args.lease_ttl);
+    let started = Instant::now();
+    let mut faults = Vec::new();
+    let mut crashes = Vec::new();
+    for step in &steps {
+        watch_until(cluster, started + step.at, &mut crashes).await?;
+        let record = inject(cluster, step, started).await;
+        println!("chaos: {:>7.1}s  {:<20} {}", record.at_ms as f64 / 1000.0, record.kind, record.detail);
+        let injected = record.injected;
+        faults.push(record);
+        watch_until(cluster, Instant::now() + step.hold, &mut crashes).await?;
+        if injected {
+            heal(cluster, step).await?;
+        }
+    }
+    watch_until(cluster, started + args.duration, &mut crashes).await?;
+    println!("chaos: faults over after {:.1}s; letting the work finish", started.elapsed().as_secs_f64());
+
+    stop_tx.send_replace(true);
+    let triggered = match tokio::time::timeout(args.settle, work).await {
+        Ok(joined) => joined.context("the workload task failed")?,
+        Err(_) => anyhow::bail!("the last run did not end within --settle {}", humane(args.settle)),
+    };
+    wait_for("the live run keys to be cleared from etcd", Duration::from_secs(60), || async { Ok(cluster.live_run_keys().await? == 0) }).await?;
+    // Alerts resolve through the leader's outbox just after a run's keys
+    // go: give the history a moment to settle before judging it.
+    let mut report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.clone(), seed, args.duration).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !report.alerts_clean() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.clone(), seed, args.duration).await?;
+    }
+    report.restarts = cluster.members().map(|m| (m.name.clone(), m.restarts())).collect();
+    Ok(report)
+}
+
+/// Waits until `until`, restarting (and recording) any process that exited
+/// without being told to: that is a violation, and the run goes on.
+async fn watch_until(cluster: &mut Cluster, until: Instant, crashes: &mut Vec<String>) -> anyhow::Result<()> {
+    loop {
+        for m in cluster.members() {
+            if let Some(status) = m.exited_on_its_own() {
+                crashes.push(format!("{} exited on its own ({status}); last log lines:\n{}", m.name, m.log_tail(15)));
+                m.start()?;
+            }
+        }
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        tokio::time::sleep((until - now).min(Duration::from_millis(100))).await;
+    }
+}
+
+async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRecord {
+    let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let result: anyhow::Result<String> = async {
+        match step.kind {
+            FaultKind::KillExecutor => {
+                let m = executor(cluster, step)?;
+                m.kill();
+                Ok(format!("SIGKILL {}; restart in {}", m.name, humane(step.hold)))
+            }
+            FaultKind::StopExecutor => {
+                let m = executor(cluster, step)?;
+                m.pause(true)?;
+                Ok(format!("SIGSTOP {} for {}", m.name, humane(step.hold)))
+            }
+            FaultKind::PartitionExecutor => {
+                let m = executor(cluster, step)?;
+                m.etcd_proxy.as_ref().context("executor without a proxy")?.cut();
+                Ok(format!("{} cut off from etcd for {}", m.name, humane(step.hold)))
+            }
+            FaultKind::KillLeader => {
+                let leader = cluster.leader().await?.context("no scheduler leads")?;
+                let m = cluster.schedulers.iter_mut().find(|m| m.name == leader).with_context(|| format!("leader {leader} is not ours"))?;
+                m.kill();
+                Ok(format!("SIGKILL leader {leader}; restart in {}", humane(step.hold)))
+            }
+            FaultKind::RestartEtcd => {
+                cluster.etcd.kill();
+                Ok(format!("SIGKILL etcd; restart in {}", humane(step.hold)))
+            }
+            FaultKind::CutDatabase => {
+                cluster.pg_proxy.cut();
+                Ok(format!("every connection to PostgreSQL dropped and refused for {}", humane(step.hold)))
+            }
+            FaultKind::DropDbConnections => {
+                let n = cluster.db.drop_connections().await?;
+                Ok(format!("pg_terminate_backend on {n} connection(s)"))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(detail) => FaultRecord { at_ms, kind: step.kind, detail, injected: true },
+        Err(e) => FaultRecord { at_ms, kind: step.kind, detail: format!("not injected: {e:#}"), injected: false },
+    }
+}
+
+async fn heal(cluster: &mut Cluster, step: &Step) -> anyhow::Result<()> {
+    match step.kind {
+        FaultKind::KillExecutor => executor(cluster, step)?.start()?,
+        FaultKind::StopExecutor => executor(cluster, step)?.pause(false)?,
+        FaultKind::PartitionExecutor => {
+            if let Some(p) = executor(cluster, step)?.etcd_proxy.as_ref() {
+                p.restore();
+            }
+        }
+        FaultKind::KillLeader => {
+            for m in cluster.schedulers.iter_mut().filter(|m| !m.is_up()) {
+                m.start()?;
+            }
+        }
+        FaultKind::RestartEtcd => cluster.etcd.restart().await?,
+        FaultKind::CutDatabase => cluster.pg_proxy.restore(),
+        FaultKind::DropDbConnections => {}
+    }
+    Ok(())
+}
+
+fn executor<'a>(cluster: &'a mut Cluster, step: &Step) -> anyhow::Result<&'a mut cluster::Member> {
+    let i = step.executor.context("executor fault without a target")?;
+    cluster.executors.get_mut(i).with_context(|| format!("no executor {i}"))
+}
+
+/// Polls `ready` until it says yes (errors count as "not yet"), or fails
+/// after `limit` naming what it waited for.
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut ready: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    loop {
+        match ready().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = format!(" (last error: {e:#})"),
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("timed out after {} waiting for {what}{last}", humane(limit));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,195 @@
+//! What a chaos run found: the faults injected, the work done, and each
+//! check with its violations, as a table for people and one JSON object
+//! for scripts. Gathering reads the history straight from the database.
+
+use super::check::{self, RunHistory};
+use super::plan::FaultKind;
+use super::workload::{self, Triggered};
+use anyhow::Context as _;
+use nightshift_core::ids::DagName;
+use nightshift_core::state::{AttemptOutcome, RunState};
+use nightshift_demo::DemoDb;
+use nightshift_store::{AlertFilter, RunFilter, Store};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One fault as it happened.
+#[derive(Debug, Clone)]
+pub struct FaultRecord {
+    /// Milliseconds after the fault phase began.
+    pub at_ms: u64,
+    /// What.
+    pub kind: FaultKind,
+    /// Target and effect, or why it could not be injected.
+    pub detail: String,
+    /// Whether it was injected.
+    pub injected: bool,
+}
+
+/// One check and its violations.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// What it checks.
+    pub name: &'static str,
+    /// The evidence of each violation; empty when the check holds.
+    pub violations: Vec<String>,
+}
+
+/// The result of a chaos run.
+#[derive(Debug)]
+pub struct Report {
+    seed: u64,
+    duration: Duration,
+    faults: Vec<FaultRecord>,
+    runs: usize,
+    succeeded: usize,
+    items: u64,
+    attempts: usize,
+    lost: usize,
+    moved: usize,
+    unanswered: Vec<String>,
+    checks: Vec<CheckResult>,
+    /// Restarts per process.
+    pub restarts: Vec<(String, u32)>,
+}
+
+impl Report {
+    /// Reads the history and runs every check.
+    pub async fn gather(
+        store: &Store,
+        demo: &DemoDb,
+        triggered: &Triggered,
+        faults: Vec<FaultRecord>,
+        crashes: Vec<String>,
+        seed: u64,
+        duration: Duration,
+    ) -> anyhow::Result<Report> {
+        let filter = RunFilter { dag: Some(DagName::new(workload::DAG)), limit: Some(100_000), ..Default::default() };
+        let runs = store.list_runs(&filter).await.context("listing runs")?;
+        let mut histories = Vec::new();
+        for run in runs {
+            let jobs = store.job_runs(&run.run_id).await.context("reading job runs")?;
+            let mut attempts = Vec::new();
+            for j in &jobs {
+                attempts.extend(store.attempts(&run.run_id, &j.job, None).await.context("reading attempts")?);
+            }
+            histories.push(RunHistory { run, jobs, attempts });
+        }
+        let alerts = store.list_alerts(&AlertFilter { limit: Some(100_000), ..Default::default() }).await.context("reading alerts")?;
+        let triggered_ids: Vec<_> = triggered.runs.iter().map(|(r, _)| r.clone()).collect();
+        let ledger = ledger_violations(demo, &histories).await?;
+        let injected: Vec<String> = faults.iter().filter(|f| !f.injected).map(|f| format!("{}: {}", f.kind, f.detail)).collect();
+        let checks = vec![
+            CheckResult { name: "every fault injected", violations: injected },
+            CheckResult { name: "no process exited on its own", violations: crashes },
+            CheckResult { name: "every run and item terminal", violations: check::all_terminal(&triggered_ids, &histories) },
+            CheckResult { name: "every run succeeded", violations: check::all_succeeded(&histories) },
+            CheckResult { name: "no overlapping attempts", violations: check::no_overlapping_attempts(&histories) },
+            CheckResult { name: "every succeeded item recorded once", violations: check::succeeded_once(&histories) },
+            CheckResult { name: "ledger reconciles, each item applied once", violations: ledger },
+            CheckResult { name: "no alert open without cause", violations: check::no_alert_without_cause(&alerts, &histories) },
+        ];
+        let all_attempts = histories.iter().flat_map(|h| &h.attempts);
+        Ok(Report {
+            seed,
+            duration,
+            faults,
+            runs: histories.len(),
+            succeeded: histories.iter().filter(|h| h.run.state == RunState::Succeeded).count(),
+            items: histories.iter().flat_map(|h| &h.jobs).map(|j| u64::from(j.shards)).sum(),
+            attempts: all_attempts.clone().count(),
+            lost: all_attempts.clone().filter(|a| a.outcome == Some(AttemptOutcome::Lost)).count(),
+            moved: all_attempts.filter(|a| a.moved_from.is_some()).count(),
+            unanswered: triggered.unanswered.clone(),
+            checks,
+            restarts: Vec::new(),
+        })
+    }
+
+    /// Whether every check holds and the run did some work under fire.
+    pub fn passed(&self) -> bool {
+        self.runs > 0 && self.checks.iter().all(|c| c.violations.is_empty())
+    }
+
+    /// Whether the alert check holds (alerts resolve just after the work).
+    pub fn alerts_clean(&self) -> bool {
+        self.checks.iter().filter(|c| c.name == "no alert open without cause").all(|c| c.violations.is_empty())
+    }
+
+    /// The human report.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nchaos: seed {} ({} s of faults, {} injected)", self.seed, self.duration.as_secs(), self.faults.iter().filter(|f| f.injected).count());
+        let _ = writeln!(
+            out,
+            "work:  {} runs ({} succeeded), {} items, {} attempts, {} lost to faults, {} moved to another executor",
+            self.runs, self.succeeded, self.items, self.attempts, self.lost, self.moved
+        );
+        if !self.restarts.is_empty() {
+            let list: Vec<String> = self.restarts.iter().map(|(n, r)| format!("{n}×{r}")).collect();
+            let _ = writeln!(out, "restarts: {}", list.join(", "));
+        }
+        for u in &self.unanswered {
+            let _ = writeln!(out, "note:  {u}");
+        }
+        for c in &self.checks {
+            let verdict = if c.violations.is_empty() { "ok  " } else { "FAIL" };
+            let _ = writeln!(out, "{verdict}  {}", c.name);
+            for v in c.violations.iter().take(20) {
+                let _ = writeln!(out, "        {}", v.replace('\n', "\n        "));
+            }
+            if c.violations.len() > 20 {
+                let _ = writeln!(out, "        ... and {} more", c.violations.len() - 20);
+            }
+        }
+        if self.runs == 0 {
+            let _ = writeln!(out, "FAIL  no run ended: nothing was tested");
+        }
+        let _ = writeln!(out, "{}", if self.passed() { "PASSED" } else { "FAILED" });
+        out
+    }
+
+    /// The JSON line.
+    pub fn to_json(&self) -> String {
+        let faults: Vec<_> = self.faults.iter().map(|f| json!({"at_ms": f.at_ms, "kind": f.kind.as_str(), "detail": f.detail, "injected": f.injected})).collect();
+        let checks: Vec<_> = self.checks.iter().map(|c| json!({"name": c.name, "ok": c.violations.is_empty(), "violations": c.violations})).collect();
+        json!({
+            "scenario": "chaos",
+            "seed": self.seed,
+            "duration_s": self.duration.as_secs_f64(),
+            "passed": self.passed(),
+            "runs": self.runs,
+            "runs_succeeded": self.succeeded,
+            "items": self.items,
+            "attempts": self.attempts,
+            "attempts_lost": self.lost,
+            "attempts_moved": self.moved,
+            "faults": faults,
+            "checks": checks,
+            "restarts": self.restarts.iter().map(|(n, r)| json!({"process": n, "restarts": r})).collect::<Vec<_>>(),
+        })
+        .to_string()
+    }
+}
+
+/// The demo's ledger check for every succeeded day, and each ledger item's
+/// effects applied exactly once (one `demo_effects` row per item).
+async fn ledger_violations(demo: &DemoDb, histories: &[RunHistory]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for h in histories.iter().filter(|h| h.run.state == RunState::Succeeded) {
+        let date = h.run.business_date.format("%Y-%m-%d").to_string();
+        let check = demo.check_ledger(&date).await.context("checking the ledger")?;
+        if !check.is_ok() {
+            out.push(format!("{date} (run {}): {}", h.run.run_id, check.report()));
+        }
+        for (job, shards) in workload::LEDGER_JOBS {
+            let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_effects WHERE job = '{job}' AND business_date = '{date}'");
+            let applied = demo.scalar(&sql).await.context("counting applied items")?;
+            if applied != shards {
+                out.push(format!("{date} (run {}): {applied} of {shards} {job} items applied", h.run.run_id));
+            }
+        }
+    }
+    Ok(out)
+}
