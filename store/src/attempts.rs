@@ -110,6 +110,24 @@ impl TryFrom<AttemptRow> for Attempt {
     }
 }
 
+/// An attempt recorded whole, start and end at once: what the leader knows
+/// when an executor's result (or the loss of its lease) arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedAttempt {
+    /// The attempt as it started.
+    pub new: NewAttempt,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// When it ended (never before it started: earlier ends are raised).
+    pub ended_at_ms: i64,
+    /// The handler's error or the reason it was cut short.
+    pub error: Option<String>,
+}
+
+/// Rows per `INSERT` of [`Store::record_ended_attempts`]: 11 binds a row
+/// stays far below SQLite's (32,766) and PostgreSQL's (65,535) bind limits.
+const ROWS_PER_STATEMENT: usize = 1000;
+
 const ATTEMPT_COLUMNS: &str = "id, run_id, job, item, attempt, executor, fencing_token, \
     started_at_ms, ended_at_ms, outcome, error, moved_from";
 
@@ -140,6 +158,46 @@ impl Store {
         })
         .map_err(missing_parent(|| format!("run {}", new.run_id)))?;
         Ok(AttemptId(id))
+    }
+
+    /// Records whole attempts, many per statement. Idempotent, as a new
+    /// leader redoing a crashed one's work needs: an attempt already stored
+    /// and ended keeps its first outcome; one stored but not ended gets this
+    /// end; a new one is inserted ended.
+    ///
+    /// Each statement stands alone (no transaction spans them): after a
+    /// failure part may be stored, and repeating the call completes it.
+    pub async fn record_ended_attempts(&self, ended: &[EndedAttempt]) -> Result<()> {
+        for chunk in ended.chunks(ROWS_PER_STATEMENT) {
+            on_pool!(self, pool => {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO item_attempts (run_id, job, item, attempt, executor, fencing_token, \
+                     started_at_ms, moved_from, ended_at_ms, outcome, error) ",
+                );
+                insert.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.new.run_id.as_str())
+                        .push_bind(e.new.job.as_str())
+                        .push_bind(i64::from(e.new.item.0))
+                        .push_bind(i64::from(e.new.attempt))
+                        .push_bind(e.new.executor.as_str())
+                        .push_bind(e.new.fencing_token.0)
+                        .push_bind(e.new.started_at_ms)
+                        .push_bind(e.new.moved_from.as_ref().map(ExecutorId::as_str))
+                        .push_bind(e.ended_at_ms.max(e.new.started_at_ms))
+                        .push_bind(e.outcome.as_str())
+                        .push_bind(e.error.as_deref());
+                });
+                insert.push(
+                    " ON CONFLICT (run_id, job, item, attempt) DO UPDATE SET \
+                     ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, error = excluded.error \
+                     WHERE item_attempts.ended_at_ms IS NULL",
+                );
+                insert.build().execute(pool).await.map(|r| r.rows_affected())
+            })
+            .op("record attempts", || format!("{} attempts", chunk.len()))
+            .map_err(missing_parent(|| "the attempts' run".to_owned()))?;
+        }
+        Ok(())
     }
 
     /// Records how an attempt ended. An attempt ends once: finishing it again

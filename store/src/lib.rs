@@ -50,7 +50,7 @@ mod rows;
 pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
-pub use attempts::{Attempt, AttemptId, NewAttempt};
+pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};
 pub use error::StoreError;
