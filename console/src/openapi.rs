@@ -18,11 +18,15 @@ fn query(name: &str, description: &str) -> Value {
     param(name, "query", description, json!({ "type": "string" }))
 }
 
+/// `limit`, the page size of every listing (400 outside its range).
+fn limit() -> Value {
+    use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
+    let description = format!("page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})");
+    param("limit", "query", &description, json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }))
+}
+
 fn limit_offset() -> Vec<Value> {
-    vec![
-        param("limit", "query", "page size, 1 to 1000 (default 50)", json!({ "type": "integer" })),
-        param("offset", "query", "rows to skip", json!({ "type": "integer" })),
-    ]
+    vec![limit(), param("offset", "query", "rows to skip", json!({ "type": "integer", "minimum": 0 }))]
 }
 
 fn error_ref() -> Value {
@@ -30,7 +34,8 @@ fn error_ref() -> Value {
 }
 
 /// One operation: summary, parameters, success status, optional JSON body
-/// schema; every operation can also answer 400/401/403/404/409/503.
+/// schema; every operation can also answer 400/401/403/404/409/503, and one
+/// with a body 413 (over [`crate::MAX_BODY_BYTES`]).
 fn op(summary: &str, params: Vec<Value>, ok: &str, body: Option<Value>) -> Value {
     let mut o = json!({
         "summary": summary,
@@ -43,15 +48,34 @@ fn op(summary: &str, params: Vec<Value>, ok: &str, body: Option<Value>) -> Value
     });
     if let Some(schema) = body {
         o["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": schema } } });
+        o["responses"]["413"] = error_ref();
     }
     o
 }
 
+/// An action without parameters: no body, or `{}`; any field is a 400.
+fn action(summary: &str, params: Vec<Value>, ok: &str) -> Value {
+    op(summary, params, ok, Some(json!({ "type": "object", "additionalProperties": false, "properties": {} })))
+}
+
 fn trigger_body() -> Value {
+    use crate::api::actions::{BUSINESS_DATE_YEARS, MAX_PARAMS_BYTES};
+    let years = format!("years {} to {}", BUSINESS_DATE_YEARS.start(), BUSINESS_DATE_YEARS.end());
     json!({ "type": "object", "additionalProperties": false, "properties": {
-        "business_date": { "type": "string", "format": "date" },
-        "params": { "type": "object" },
+        "business_date": { "type": "string", "format": "date", "description": years },
+        "params": { "type": "object", "description": format!("at most {MAX_PARAMS_BYTES} bytes as JSON") },
         "rerun": { "type": "boolean" } } })
+}
+
+fn silence_body() -> Value {
+    use crate::api::alerts::MAX_SILENCE_MINUTES;
+    use nightshift_core::keyspace::MAX_SEGMENT_LEN;
+    use nightshift_core::state::AlertRule;
+    let rules: Vec<&str> = AlertRule::ALL.iter().map(|r| r.as_str()).collect();
+    json!({ "type": "object", "additionalProperties": false, "required": ["rule", "minutes"], "properties": {
+        "rule": { "type": "string", "enum": rules },
+        "dag": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]+$", "maxLength": MAX_SEGMENT_LEN },
+        "minutes": { "type": "integer", "minimum": 1, "maximum": MAX_SILENCE_MINUTES } } })
 }
 
 /// The document.
@@ -73,51 +97,58 @@ pub fn document() -> Value {
         op("trigger a run; answers {run_id, command_id, kind, issued_by}; 409 when the DAG is paused", vec![dag()], "202", Some(trigger_body())),
     );
     add("/dags/{dag}/trigger", "post", op("trigger a run (answers the command only)", vec![dag()], "202", Some(trigger_body())));
-    add("/dags/{dag}/pause", "post", op("pause scheduled runs", vec![dag()], "202", None));
-    add("/dags/{dag}/resume", "post", op("resume scheduled runs", vec![dag()], "202", None));
+    add("/dags/{dag}/pause", "post", action("pause scheduled runs", vec![dag()], "202"));
+    add("/dags/{dag}/resume", "post", action("resume scheduled runs", vec![dag()], "202"));
     let mut runs_q = vec![query("dag", "only this DAG"), query("state", "states, comma-separated")];
     runs_q.extend(limit_offset());
     add("/runs", "get", op("runs, newest first", runs_q, "200", None));
     add("/runs/{run}", "get", op("a run with per-job counts, throughput and ETA", vec![run()], "200", None));
     add("/runs/{run}/items", "get", op("items of a job: job, item, state, executor, attempts", vec![run(), query("job", "the job (required)")], "200", None));
     add("/runs/{run}/jobs/{job}/items", "get", op("items of a job", vec![run(), job()], "200", None));
-    add("/runs/{run}/cancel", "post", op("cancel a run", vec![run()], "202", None));
+    add("/runs/{run}/cancel", "post", action("cancel a run", vec![run()], "202"));
     add(
         "/runs/{run}/retry",
         "post",
-        op("retry failed items", vec![run()], "202", Some(json!({ "type": "object", "properties": { "job": { "type": "string" } } }))),
+        op(
+            "retry failed items",
+            vec![run()],
+            "202",
+            Some(json!({ "type": "object", "additionalProperties": false, "properties": { "job": { "type": "string" } } })),
+        ),
     );
-    add("/runs/{run}/jobs/{job}/skip", "post", op("skip a job", vec![run(), job()], "202", None));
-    add(
-        "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
-        "post",
-        op("record an item as succeeded", vec![run(), job(), path_param("item")], "202", None),
-    );
+    add("/runs/{run}/jobs/{job}/skip", "post", action("skip a job", vec![run(), job()], "202"));
+    let item = param("item", "path", "the item index, 0 to the job's shards - 1", json!({ "type": "integer", "minimum": 0 }));
+    add("/runs/{run}/jobs/{job}/items/{item}/mark-succeeded", "post", action("record an item as succeeded", vec![run(), job(), item], "202"));
     add("/executors", "get", op("live executors", vec![], "200", None));
     add(
         "/alerts",
         "get",
-        op("alerts", vec![query("state", "open, acknowledged, resolved (comma-separated)"), query("dag", "only this DAG"), query("limit", "page size")], "200", None),
+        op("alerts", vec![query("state", "open, acknowledged, resolved (comma-separated)"), query("dag", "only this DAG"), limit()], "200", None),
     );
     add("/alerts/silences", "get", op("silences in force", vec![], "200", None));
     add(
         "/alerts/silence",
         "post",
-        op("silence a rule for some minutes", vec![], "200", Some(json!({ "type": "object", "required": ["rule", "minutes"], "properties": {
-            "rule": { "type": "string" }, "dag": { "type": "string" }, "minutes": { "type": "integer", "minimum": 1 } } }))),
+        {
+            let mut o = op("silence a rule for some minutes", vec![], "200", Some(silence_body()));
+            o["requestBody"]["required"] = json!(true);
+            o["responses"]["415"] = error_ref();
+            o
+        },
     );
-    add("/alerts/{id}/ack", "post", op("acknowledge an alert", vec![path_param("id")], "200", None));
+    add("/alerts/{id}/ack", "post", action("acknowledge an alert", vec![path_param("id")], "200"));
     let mut events_q: Vec<Value> = ["dag", "run", "job", "executor", "kind", "from", "to"]
         .iter()
         .map(|n| query(n, "filter (times: epoch ms or RFC 3339)"))
         .collect();
     events_q.push(param("after", "query", "only events after this sequence number", json!({ "type": "integer" })));
     events_q.push(param("before", "query", "only events before this sequence number", json!({ "type": "integer" })));
-    events_q.push(param("limit", "query", "page size", json!({ "type": "integer" })));
+    events_q.push(limit());
     add("/events", "get", op("the audit log", events_q, "200", None));
     add("/events/stream", "get", op("server-sent `changed` events (text/event-stream)", vec![], "200", None));
     add("/stream", "get", op("the same stream as /events/stream", vec![], "200", None));
-    add("/notifications/test", "post", op("send a test notification to every channel; one {channel, ok, attempts, error} per channel; 409 without channels", vec![], "200", None));
+    let test = "send a test notification to every channel; one {channel, ok, attempts, error} per channel; 409 without channels";
+    add("/notifications/test", "post", action(test, vec![], "200"));
     add("/openapi.json", "get", op("this document", vec![], "200", None));
     json!({
         "openapi": "3.0.3",

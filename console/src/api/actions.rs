@@ -4,12 +4,16 @@
 //! for the scheduler leader to carry out; it answers 202 with the command
 //! id. The console never writes run state (invariant 6): whether the command
 //! worked shows up later in the run and in the event log.
+//!
+//! Unknown fields and values out of range are a 400 naming the field and
+//! the allowed range, before anything is written. Actions without
+//! parameters take no body or `{}` (`NoFields`).
 
 use super::id_segment;
 use super::runs::{get_run, run_spec};
 use crate::auth::Operator;
 use crate::error::ApiError;
-use crate::extract::OptionalJson;
+use crate::extract::{NoFields, OptionalJson};
 use crate::time::now_ms;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -24,6 +28,16 @@ use nightshift_core::state::TriggerSource;
 use nightshift_coord::{Compare, Txn, TxnOp};
 use nightshift_store::Run;
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
+
+/// Years a business date may fall in: a date outside them is a typo (a
+/// two-digit year, a swapped field), not a business day.
+pub const BUSINESS_DATE_YEARS: RangeInclusive<i32> = 1970..=2999;
+
+/// Largest run `params` object, as compact JSON. Params travel in the
+/// command, the run record and every item's context, so they are meant for
+/// a few settings, not for data.
+pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -41,10 +55,11 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
-    /// Business date (`YYYY-MM-DD`, years 1970–2999); default: today's in the DAG's zone.
+    /// Business date (`YYYY-MM-DD`, years [`BUSINESS_DATE_YEARS`]); default:
+    /// today's in the DAG's zone.
     #[serde(default)]
     pub business_date: Option<NaiveDate>,
-    /// Run parameters: a JSON object.
+    /// Run parameters: a JSON object of at most [`MAX_PARAMS_BYTES`].
     #[serde(default)]
     pub params: Option<serde_json::Value>,
     /// Run even if a run of this business date already succeeded.
@@ -116,18 +131,37 @@ pub struct RunAccepted {
     pub issued: Issued,
 }
 
+impl TriggerRequest {
+    /// The range checks serde cannot do: the business date's year and the
+    /// shape and size of `params` (400 naming the field otherwise).
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        if let Some(date) = self.business_date {
+            if !BUSINESS_DATE_YEARS.contains(&date.year()) {
+                return Err(ApiError::bad(format!(
+                    "business_date {date} is out of range (years {} to {})",
+                    BUSINESS_DATE_YEARS.start(),
+                    BUSINESS_DATE_YEARS.end()
+                )));
+            }
+        }
+        if let Some(params) = &self.params {
+            if !params.is_object() {
+                return Err(ApiError::bad("params must be a JSON object"));
+            }
+            let size = params.to_string().len();
+            if size > MAX_PARAMS_BYTES {
+                return Err(ApiError::bad(format!(
+                    "params is {size} bytes of JSON; at most {MAX_PARAMS_BYTES} are allowed"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks a trigger request and issues its command; 409 on a paused DAG.
 async fn issue_trigger(state: &AppState, operator: &Operator, dag: &str, req: TriggerRequest) -> Result<(DagName, Issued), ApiError> {
-    if let Some(date) = req.business_date {
-        if !(1970..=2999).contains(&date.year()) {
-            return Err(ApiError::bad("business_date must be between 1970 and 2999"));
-        }
-    }
-    if let Some(params) = &req.params {
-        if !params.is_object() {
-            return Err(ApiError::bad("params must be a JSON object"));
-        }
-    }
+    req.check()?;
     id_segment("dag name", dag)?;
     let dag = DagName::new(dag);
     if super::dags::known_dag(state, &dag).await?.paused {
@@ -167,12 +201,12 @@ pub(crate) async fn trigger_run(
     Ok((StatusCode::ACCEPTED, Json(RunAccepted { run_id, issued })))
 }
 
-async fn pause(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>) -> Result<Accepted, ApiError> {
+async fn pause(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
     let dag = dag_exists(&state, &dag).await?;
     accepted(&state, &operator, Command::PauseDag { dag }).await
 }
 
-async fn resume(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>) -> Result<Accepted, ApiError> {
+async fn resume(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
     let dag = dag_exists(&state, &dag).await?;
     accepted(&state, &operator, Command::ResumeDag { dag }).await
 }
@@ -184,7 +218,7 @@ fn not_over(run: &Run) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn cancel(State(state): State<AppState>, operator: Operator, Path(run): Path<String>) -> Result<Accepted, ApiError> {
+async fn cancel(State(state): State<AppState>, operator: Operator, Path(run): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
     let run = get_run(&state, &run).await?;
     not_over(&run)?;
     accepted(&state, &operator, Command::CancelRun { run: run.run_id }).await
@@ -221,6 +255,7 @@ async fn skip(
     State(state): State<AppState>,
     operator: Operator,
     Path((run, job)): Path<(String, String)>,
+    _: NoFields,
 ) -> Result<Accepted, ApiError> {
     let run = get_run(&state, &run).await?;
     not_over(&run)?;
@@ -237,8 +272,11 @@ async fn mark_succeeded(
     State(state): State<AppState>,
     operator: Operator,
     Path((run, job, item)): Path<(String, String, String)>,
+    _: NoFields,
 ) -> Result<Accepted, ApiError> {
-    let item: u32 = item.parse().map_err(|_| ApiError::bad(format!("item `{item}` is not a non-negative number")))?;
+    let item: u32 = item
+        .parse()
+        .map_err(|_| ApiError::bad(format!("item `{item}` is not an item index (a whole number from 0 to {})", u32::MAX)))?;
     let run = get_run(&state, &run).await?;
     let (job, shards) = job_of(&state, &run, &job).await?;
     if item >= shards {

@@ -7,7 +7,7 @@
 use super::{id_segment, limit};
 use crate::auth::Operator;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, NoFields};
 use crate::time::now_ms;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -173,7 +173,12 @@ async fn silences(State(state): State<AppState>) -> Result<Json<Vec<SilenceView>
     Ok(Json(active_silences(&state).await?))
 }
 
-async fn ack(State(state): State<AppState>, operator: Operator, Path(id): Path<String>) -> Result<Json<AlertView>, ApiError> {
+async fn ack(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    _: NoFields,
+) -> Result<Json<AlertView>, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::bad(format!("alert id `{id}` is not a number")))?;
     let now = now_ms();
     let alert = match state.store.ack_alert(AlertId(id), &operator.user, now).await {
@@ -198,7 +203,10 @@ async fn silence(
         ApiError::bad(format!("unknown alert rule `{}` (one of {})", req.rule, known.join(", ")))
     })?;
     if !(1..=MAX_SILENCE_MINUTES).contains(&req.minutes) {
-        return Err(ApiError::bad(format!("minutes must be 1 to {MAX_SILENCE_MINUTES}")));
+        return Err(ApiError::bad(format!(
+            "minutes {} is out of range (1 to {MAX_SILENCE_MINUTES}, i.e. 30 days)",
+            req.minutes
+        )));
     }
     let dag = match req.dag.as_deref() {
         Some(d) => {

@@ -3,6 +3,7 @@
 
 use crate::auth::Operator;
 use crate::error::ApiError;
+use crate::extract::NoFields;
 use crate::notify::Delivery;
 use crate::AppState;
 use axum::extract::State;
@@ -16,7 +17,7 @@ pub fn router() -> Router<AppState> {
 
 /// 200 with one [`Delivery`] per channel (each says whether it worked);
 /// 409 when no channel is configured.
-async fn test(State(state): State<AppState>, operator: Operator) -> Result<Json<Vec<Delivery>>, ApiError> {
+async fn test(State(state): State<AppState>, operator: Operator, _: NoFields) -> Result<Json<Vec<Delivery>>, ApiError> {
     let Some(notifier) = state.notifier.clone() else {
         return Err(ApiError::Conflict("no notification channel is configured (--notify-config)".to_owned()));
     };
