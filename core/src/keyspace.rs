@@ -22,6 +22,7 @@
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
 //! | `{p}dags/{dag}` | [`AppliedDag`] (`nightshift apply`; see [`dags`]) | the CLI, the leader (pause) | none |
 //! | `{p}commands/{id}` | [`CommandRecord`] (operator commands; see [`commands`]) | the CLI / console | none |
+//! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
 //!
 //! # Protocol
 //!
@@ -170,6 +171,34 @@ pub fn executors_prefix(prefix: &str) -> String {
 /// `{p}executors/{executor}`
 pub fn executor_key(prefix: &str, executor: &ExecutorId) -> String {
     format!("{prefix}executors/{executor}")
+}
+
+/// `{p}health/store`: present only while the leader cannot write to the SQL
+/// store (and shortly after): etcd is then the only place the outage can be
+/// seen before it ends. Once a write succeeds again the leader records the
+/// outage as a `store_unavailable` alert, marks the key recovered, and
+/// deletes it when that alert is resolved.
+pub fn store_health_key(prefix: &str) -> String {
+    format!("{prefix}health/store")
+}
+
+/// `health/store`: a SQL store outage, as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreHealth {
+    /// When the first write failed, Unix epoch milliseconds.
+    pub down_since_ms: i64,
+    /// The latest error (never contains the database URL).
+    pub last_error: String,
+    /// Failed attempts since `down_since_ms` (the leader retries with backoff).
+    pub attempts: u64,
+    /// When writes succeeded again: the outage is over and its alert is
+    /// stored; the key is deleted once that alert is resolved.
+    #[serde(default)]
+    pub recovered_at_ms: Option<i64>,
+}
+
+impl Record for StoreHealth {
+    const KIND: &'static str = "store health";
 }
 
 /// `{p}runs/`: everything live about runs.
@@ -387,6 +416,17 @@ mod tests {
         assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/a/b"), None);
         assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/"), None);
         assert_eq!(parse_assign_key("/n/", "/other/runs/r/jobs/j/assign/e"), None);
+    }
+
+    #[test]
+    fn store_health_key_is_no_other_kind_of_key() {
+        let key = store_health_key("/n/");
+        assert_eq!(key, "/n/health/store");
+        assert_eq!(parse_executor_key("/n/", &key), None);
+        assert_eq!(parse_job_key("/n/", &key), None);
+        assert!(!key.starts_with(&runs_prefix("/n/")) && !key.starts_with(&dags_prefix("/n/")) && !key.starts_with(&commands_prefix("/n/")));
+        let health = StoreHealth { down_since_ms: 5, last_error: "refused".into(), attempts: 3, recovered_at_ms: None };
+        assert_eq!(decode::<StoreHealth>(&encode(&health).unwrap()).unwrap(), health);
     }
 
     #[test]

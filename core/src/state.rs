@@ -227,6 +227,9 @@ string_enum! {
         NoExecutor => "no_executor",
         /// An item has been running far longer than expected.
         ItemStalled => "item_stalled",
+        /// The SQL store refused writes for a while (opened at the start of
+        /// the outage, resolved when writes succeeded again).
+        StoreUnavailable => "store_unavailable",
     }
 }
 

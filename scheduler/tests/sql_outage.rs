@@ -90,3 +90,43 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
     assert_eq!(attempts.len(), 4);
     assert!(attempts.iter().all(|a| a.outcome == Some(AttemptOutcome::Succeeded) && a.fencing_token.0 == assign.mod_revision && a.executor == exec));
 }
+
+/// A SQL outage seen by one leader is finished by the next: the health key
+/// carries it over, the new leader records it as one alert dated from its
+/// start, resolves it, and deletes the key.
+#[tokio::test]
+async fn a_new_leader_records_the_outage_its_predecessor_saw() {
+    let coord: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+    let db = nightshift_testkit::db::fresh_sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    // Something to write: the report of an unreadable key.
+    coord.put(&keyspace::dag_key(PREFIX, &DagName::new("broken")), b"{oops".to_vec(), None).await.unwrap();
+    let election = Election::new(coord.clone(), format!("{PREFIX}leader/"));
+    let lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let leadership = election.campaign(b"s".to_vec(), lease).await.unwrap();
+    let mut config = SchedulerConfig::new("s", PREFIX);
+    config.store_alert_linger = Duration::ZERO;
+
+    let mut first = Leader::recover(coord.clone(), store.clone(), Arc::new(SystemClock), config.clone(), &leadership).await.unwrap();
+    store.close().await;
+    first.pass().await.unwrap();
+    let key = keyspace::store_health_key(PREFIX);
+    let health: keyspace::StoreHealth = keyspace::decode(&coord.get(&key).await.unwrap().expect("health key").value).unwrap();
+    assert_eq!((health.attempts, health.recovered_at_ms), (1, None), "{health:?}");
+    drop(first);
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let mut next = Leader::recover(coord.clone(), store.clone(), Arc::new(SystemClock), config, &leadership).await.unwrap();
+    next.pass().await.unwrap(); // the alert is written: recovered
+    let marked: keyspace::StoreHealth = keyspace::decode(&coord.get(&key).await.unwrap().expect("health key").value).unwrap();
+    assert!(marked.recovered_at_ms.is_some(), "{marked:?}");
+    next.pass().await.unwrap(); // lingered (zero): resolved, key deleted
+    assert!(coord.get(&key).await.unwrap().is_none());
+    let alerts = store.list_alerts(&nightshift_store::AlertFilter::default()).await.unwrap();
+    let outage: Vec<_> = alerts.iter().filter(|a| a.rule == nightshift_core::state::AlertRule::StoreUnavailable).collect();
+    assert_eq!(outage.len(), 1, "{alerts:?}");
+    assert_eq!(outage[0].opened_at_ms, health.down_since_ms);
+    assert_eq!(outage[0].resolved_at_ms, marked.recovered_at_ms);
+    let reported = store.events(&nightshift_store::EventFilter { kind: Some("bad_key".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(reported.len(), 1, "the new leader reports the bad key again: {reported:?}");
+}

@@ -85,12 +85,12 @@ pub(super) enum Started {
 impl Leader {
     /// Assigns a job's open items and fills in its owners.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %rec.run, job = %name))]
-    pub(super) async fn start_job(&self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now_ms: i64) -> Result<Started, LeaderError> {
+    pub(super) async fn start_job(&mut self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now_ms: i64) -> Result<Started, LeaderError> {
         let prefix = self.config.prefix.clone();
         let Some(spec) = rec.job_spec(name).cloned() else { return Ok(Started::NoExecutor) };
         let last_key = record::last_assignment_key(&prefix, &rec.spec.name, name);
         let previous = match self.coord.get(&last_key).await? {
-            Some(kv) => keyspace::decode::<LastAssignment>(&kv.value).ok(),
+            Some(kv) => self.decode_or_report::<LastAssignment>(&kv, "ignored: the job is assigned afresh"),
             None => None,
         };
         let layout = match plan_job(&rec.spec.name, &spec, executors.values(), previous.as_ref()) {

@@ -9,30 +9,9 @@
 
 use crate::record::{JobRecord, RunRecord};
 use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome};
+use nightshift_core::state::{AlertRule, AlertSeverity};
 use nightshift_store::{JobRun, NewAlert, NewAttempt, NewEvent, Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
-
-/// Records a whole attempt (start and end), idempotently: an attempt that is
-/// already stored, ended or not, is completed rather than duplicated.
-pub async fn record_attempt(store: &Store, new: &NewAttempt, outcome: AttemptOutcome, ended_at_ms: i64, error: Option<&str>) -> Result<(), StoreError> {
-    let id = match store.start_attempt(new).await {
-        Ok(id) => id,
-        Err(StoreError::Conflict { .. }) => {
-            let existing = store.attempts(&new.run_id, &new.job, Some(new.item)).await?;
-            match existing.into_iter().find(|a| a.attempt == new.attempt) {
-                Some(a) if a.outcome.is_some() => return Ok(()),
-                Some(a) => a.id,
-                None => return Ok(()),
-            }
-        }
-        Err(e) => return Err(e),
-    };
-    match store.finish_attempt(id, outcome, ended_at_ms.max(new.started_at_ms), error).await {
-        Ok(_) | Err(StoreError::IllegalTransition { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
 
 /// The job row a job record stands for.
 pub fn job_row(run: &RunId, job: &JobName, rec: &JobRecord) -> JobRun {
@@ -141,8 +120,9 @@ impl Outbox {
         self.queue.is_empty()
     }
 
-    /// Writes what it can, in order; stops at the first failure.
-    pub async fn flush(&mut self, store: &Store) {
+    /// Writes what it can, in order; stops at the first failure, which it
+    /// returns (the writes wait for the next flush).
+    pub async fn flush(&mut self, store: &Store) -> Result<(), StoreError> {
         while let Some(p) = self.queue.front() {
             let result = match p {
                 Pending::Event(e) => store.append_event(e).await.map(|_| ()),
@@ -168,10 +148,11 @@ impl Outbox {
                         tracing::error!(error = %e, queued = self.queue.len(), "sql store unavailable; keeping history in memory until it is back");
                     }
                     self.failing = true;
-                    return;
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 }
 

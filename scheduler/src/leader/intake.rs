@@ -34,11 +34,8 @@ impl Leader {
         let mut dags = BTreeMap::new();
         for kv in kvs {
             let Some(name) = keyspace::parse_dag_key(&self.config.prefix, &kv.key) else { continue };
-            match keyspace::decode::<AppliedDag>(&kv.value) {
-                Ok(dag) => {
-                    dags.insert(name, dag);
-                }
-                Err(e) => tracing::error!(dag = %name, error = %e, "unreadable applied dag"),
+            if let Some(dag) = self.decode_or_report::<AppliedDag>(&kv, "ignored: not scheduled until it is applied again") {
+                dags.insert(name, dag);
             }
         }
         self.dags = dags;
@@ -208,8 +205,9 @@ impl Leader {
             let cmd = match keyspace::decode::<CommandRecord>(&kv.value) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(key = %kv.key, error = %e, "unreadable command; deleting it");
+                    // Rejected once, not retried: it can never be carried out.
                     self.fenced.commit(vec![delete]).await?;
+                    self.reject_unreadable_command(&kv, &e.to_string());
                     continue;
                 }
             };
@@ -369,6 +367,7 @@ async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<String>, LeaderEr
 
 /// A store failure that stops this step (it is retried on the next pass).
 pub(super) fn store_down(e: StoreError) -> LeaderError {
-    tracing::warn!(error = %e, "sql store unavailable; will retry");
-    LeaderError::Store(e.to_string())
+    let text = super::health::describe(&e);
+    tracing::warn!(error = %text, "sql store unavailable; will retry");
+    LeaderError::Store(text)
 }

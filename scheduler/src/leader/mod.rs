@@ -9,7 +9,9 @@
 //! state. Every etcd write is a txn guarded by the leadership fence
 //! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
 
+mod bad_keys;
 mod dispatch;
+pub mod health;
 pub mod history;
 mod intake;
 mod pass;
@@ -63,6 +65,11 @@ pub struct SchedulerConfig {
     pub debounce: Duration,
     /// How late a schedule instant may be seen and still count as on time.
     pub misfire_grace: Duration,
+    /// How long the `store_unavailable` alert of a SQL outage stays open
+    /// after the store is back (it can only be written then) before it is
+    /// resolved, so that the console's notifier, which sends open alerts,
+    /// sees it.
+    pub store_alert_linger: Duration,
 }
 
 impl SchedulerConfig {
@@ -75,6 +82,7 @@ impl SchedulerConfig {
             tick: Duration::from_millis(500),
             debounce: Duration::from_millis(20),
             misfire_grace: Duration::from_secs(1),
+            store_alert_linger: Duration::from_secs(60),
         }
     }
 }
@@ -167,6 +175,14 @@ pub struct Leader {
     /// starts on time rather than up to one tick late.
     next_fire_ms: Option<i64>,
     outbox: history::Outbox,
+    /// Unreadable keys already reported.
+    bad_keys: bad_keys::BadKeys,
+    /// The first SQL error of the current pass.
+    store_trouble: Option<String>,
+    /// The SQL outage on record (`{p}health/store`), if any.
+    store_health: Option<keyspace::StoreHealth>,
+    /// Delay before retrying after a failed pass.
+    retry: health::Backoff,
 }
 
 /// One live run: its record and what was last written of it.
@@ -180,32 +196,51 @@ pub struct LiveRun {
 }
 
 impl Leader {
-    /// Takes over: loads live runs and cron records from etcd.
+    /// Takes over: loads live runs, cron records and a SQL outage on record
+    /// from etcd.
     pub async fn recover(coord: Arc<dyn Coordinator>, store: Store, clock: Arc<dyn Clock>, config: SchedulerConfig, leadership: &Leadership) -> Result<Leader, LeaderError> {
         let fenced = Fenced { coord: coord.clone(), fence: leadership.fence() };
-        let mut runs = BTreeMap::new();
-        let (kvs, _) = coord.get_prefix(&keyspace::runs_prefix(&config.prefix)).await?;
+        let actor = format!("scheduler:{}", config.id);
+        let mut leader = Leader {
+            coord,
+            store,
+            clock,
+            config,
+            fenced,
+            actor,
+            runs: BTreeMap::new(),
+            dags: BTreeMap::new(),
+            cron: BTreeMap::new(),
+            next_fire_ms: None,
+            outbox: Default::default(),
+            bad_keys: Default::default(),
+            store_trouble: None,
+            store_health: None,
+            retry: Default::default(),
+        };
+        let prefix = leader.config.prefix.clone();
+        let (kvs, _) = leader.coord.get_prefix(&keyspace::runs_prefix(&prefix)).await?;
         for kv in kvs {
-            if let Some(run) = record::parse_run_state_key(&config.prefix, &kv.key) {
-                match keyspace::decode::<RunRecord>(&kv.value) {
-                    Ok(rec) => {
-                        runs.insert(run, LiveRun { rec, written: kv.value, synced: Default::default() });
-                    }
-                    Err(e) => tracing::error!(run = %run, error = %e, "unreadable run record; leaving it alone"),
+            if let Some(run) = record::parse_run_state_key(&prefix, &kv.key) {
+                if let Some(rec) = leader.decode_or_report::<RunRecord>(&kv, "left alone: this run is not led") {
+                    leader.runs.insert(run, LiveRun { rec, written: kv.value, synced: Default::default() });
                 }
             }
         }
-        let mut cron = BTreeMap::new();
-        let (kvs, _) = coord.get_prefix(&format!("{}cron/", config.prefix)).await?;
+        let cron_prefix = format!("{prefix}cron/");
+        let (kvs, _) = leader.coord.get_prefix(&cron_prefix).await?;
         for kv in kvs {
-            let Some(name) = kv.key.strip_prefix(&format!("{}cron/", config.prefix)) else { continue };
-            if let Ok(rec) = keyspace::decode::<CronRecord>(&kv.value) {
-                cron.insert(DagName::new(name), rec);
+            let Some(name) = kv.key.strip_prefix(&cron_prefix) else { continue };
+            let name = DagName::new(name);
+            if let Some(rec) = leader.decode_or_report::<CronRecord>(&kv, "ignored: the schedule restarts from now") {
+                leader.cron.insert(name, rec);
             }
         }
-        tracing::info!(runs = runs.len(), "leading: recovered live runs from etcd");
-        let actor = format!("scheduler:{}", config.id);
-        Ok(Leader { coord, store, clock, config, fenced, actor, runs, dags: BTreeMap::new(), cron, next_fire_ms: None, outbox: Default::default() })
+        if let Some(kv) = leader.coord.get(&keyspace::store_health_key(&prefix)).await? {
+            leader.store_health = leader.decode_or_report(&kv, "ignored: a new outage record replaces it");
+        }
+        tracing::info!(runs = leader.runs.len(), store_outage = leader.store_health.is_some(), "leading: recovered live runs from etcd");
+        Ok(leader)
     }
 
     /// Live runs, for tests and diagnostics.
@@ -222,36 +257,55 @@ impl Leader {
     }
 
     /// Leads until deposed, shut down, or etcd fails for good.
+    ///
+    /// A pass that failed (etcd error) or found the SQL store failing is
+    /// retried with capped exponential backoff ([`health::Backoff`]); while
+    /// backing off, changes do not trigger passes (the retry sees them).
     pub async fn lead(mut self, leadership: &Leadership, mut shutdown: watch::Receiver<bool>) -> Result<(), LeaderError> {
         let mut changes = self.coord.watch_prefix(&self.config.prefix, None).await?;
         let lost = leadership.lost();
         tokio::pin!(lost);
         loop {
-            match self.pass().await {
-                Ok(()) => {}
+            let failed = match self.pass().await {
+                Ok(()) => false,
                 Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
-                Err(e) => tracing::warn!(error = %e, "pass failed; retrying at the next tick"),
-            }
-            let event = tokio::select! {
-                biased;
-                _ = shutdown.changed() => Event::Shutdown,
-                _ = &mut lost => Event::LeadershipLost,
-                change = changes.next() => match change {
-                    Some(Ok(_)) => Event::Changed,
-                    Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; re-creating it"); changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
-                    None => { changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
-                },
-                _ = tokio::time::sleep(self.until_next_pass()) => Event::Tick,
-            };
-            match event {
-                Event::Shutdown => return Ok(()),
-                Event::LeadershipLost => return Err(LeaderError::Deposed),
-                Event::Changed => {
-                    tokio::time::sleep(self.config.debounce).await;
-                    // Drain what arrived meanwhile: one pass sees it all.
-                    while let Some(Some(Ok(_))) = futures::FutureExt::now_or_never(changes.next()) {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pass failed; retrying with backoff");
+                    true
                 }
-                Event::Tick => {}
+            };
+            let retry_in = if failed || self.store_is_down() {
+                Some(self.retry.fail())
+            } else {
+                self.retry.reset();
+                None
+            };
+            let deadline = tokio::time::Instant::now() + retry_in.unwrap_or_else(|| self.until_next_pass());
+            loop {
+                let event = tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => Event::Shutdown,
+                    _ = &mut lost => Event::LeadershipLost,
+                    change = changes.next() => match change {
+                        Some(Ok(_)) => Event::Changed,
+                        Some(Err(e)) => { tracing::warn!(error = %e, "watch failed; re-creating it"); changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
+                        None => { changes = self.coord.watch_prefix(&self.config.prefix, None).await?; Event::Changed }
+                    },
+                    _ = tokio::time::sleep_until(deadline) => Event::Tick,
+                };
+                match event {
+                    Event::Shutdown => return Ok(()),
+                    Event::LeadershipLost => return Err(LeaderError::Deposed),
+                    // Backing off: the retry at the deadline sees this change.
+                    Event::Changed if retry_in.is_some() => continue,
+                    Event::Changed => {
+                        tokio::time::sleep(self.config.debounce).await;
+                        // Drain what arrived meanwhile: one pass sees it all.
+                        while let Some(Some(Ok(_))) = futures::FutureExt::now_or_never(changes.next()) {}
+                        break;
+                    }
+                    Event::Tick => break,
+                }
             }
         }
     }

@@ -8,8 +8,11 @@ use nightshift_core::keyspace::{self, ExecutorInfo};
 use std::collections::BTreeMap;
 
 impl Leader {
-    /// Reconciles everything once.
+    /// Reconciles everything once. SQL failures do not fail the pass (what
+    /// needs SQL waits, etcd holds it); they are recorded as a store outage
+    /// ([`super::health`]) and the loop retries with backoff.
     pub async fn pass(&mut self) -> Result<(), LeaderError> {
+        self.store_trouble = None;
         self.load_dags().await?;
         let executors = self.live_executors().await?;
         let step = async {
@@ -17,7 +20,10 @@ impl Leader {
             self.run_cron().await
         };
         match step.await {
-            Err(LeaderError::Store(e)) => tracing::warn!(error = %e, "sql store unavailable; commands and cron wait"),
+            Err(LeaderError::Store(e)) => {
+                tracing::warn!(error = %e, "sql store unavailable; commands and cron wait");
+                self.store_failed(e);
+            }
             other => other?,
         }
         let runs: Vec<RunId> = self.runs.keys().cloned().collect();
@@ -26,6 +32,7 @@ impl Leader {
                 Ok(()) => {}
                 Err(LeaderError::Store(e)) => {
                     tracing::warn!(run = %run, error = %e, "sql store unavailable; run waits (nothing is lost: etcd holds it)");
+                    self.store_failed(e);
                 }
                 Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
                 // E.g. an executor's lease ended between reading it and
@@ -34,24 +41,23 @@ impl Leader {
                 Err(e) => tracing::warn!(run = %run, error = %e, "run pass failed; retrying"),
             }
         }
-        self.outbox.flush(&self.store).await;
-        Ok(())
+        if let Err(e) = self.outbox.flush(&self.store).await {
+            self.store_failed(super::health::describe(&e));
+        }
+        self.check_store().await
     }
 
-    async fn live_executors(&self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
+    async fn live_executors(&mut self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
         let (kvs, _) = self.coord.get_prefix(&keyspace::executors_prefix(&self.config.prefix)).await?;
         let mut out = BTreeMap::new();
         for kv in kvs {
             let Some(id) = keyspace::parse_executor_key(&self.config.prefix, &kv.key) else { continue };
-            match keyspace::decode::<ExecutorInfo>(&kv.value) {
-                // The lease the key really has is the one assignments must use.
-                Ok(mut info) => {
-                    if let Some(lease) = kv.lease {
-                        info.lease = lease.0;
-                    }
-                    out.insert(id, info);
+            // The lease the key really has is the one assignments must use.
+            if let Some(mut info) = self.decode_or_report::<ExecutorInfo>(&kv, "ignored: not an executor until it registers again") {
+                if let Some(lease) = kv.lease {
+                    info.lease = lease.0;
                 }
-                Err(e) => tracing::warn!(executor = %id, error = %e, "unreadable executor record"),
+                out.insert(id, info);
             }
         }
         Ok(out)

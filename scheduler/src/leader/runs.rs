@@ -10,7 +10,7 @@
 //! the record that applied them, and SQL writes are idempotent.
 
 use super::dispatch::{assignment_of, receivers, Started};
-use super::history::{self, alert, record_attempt, Emit};
+use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
 use crate::failover::fail_over;
 use crate::orchestration::{apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision};
@@ -20,11 +20,8 @@ use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
 use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
 use serde_json::json;
-use futures::{StreamExt as _, TryStreamExt as _};
+use nightshift_store::{EndedAttempt, NewAttempt};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Attempt rows written to SQL at once.
-const SQL_PARALLELISM: usize = 16;
 
 /// Writes collected during a run's pass.
 #[derive(Default)]
@@ -42,8 +39,12 @@ fn attempt_outcome(o: ResultOutcome) -> AttemptOutcome {
     }
 }
 
+fn ended(new: NewAttempt, outcome: AttemptOutcome, ended_at_ms: i64, error: Option<String>) -> EndedAttempt {
+    EndedAttempt { new, outcome, ended_at_ms, error }
+}
+
 fn store_err(e: nightshift_store::StoreError) -> LeaderError {
-    LeaderError::Store(e.to_string())
+    LeaderError::Store(super::health::describe(&e))
 }
 
 impl Leader {
@@ -67,12 +68,14 @@ impl Leader {
             if job.state.is_terminal() && !job.owners.is_empty() {
                 // Items stopped by the leader (run cancel, job timeout) end
                 // their attempt here: the executor reports nothing for them.
+                let mut stopped = Vec::new();
                 for (exec, owner) in &job.owners {
                     for item in owner.items.intersection(&job.cancelled).iter() {
                         let new = history::attempt(&rec.run, name, item, job.attempt(item), exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
-                        record_attempt(&self.store, &new, AttemptOutcome::Cancelled, now, Some("stopped by the leader")).await.map_err(store_err)?;
+                        stopped.push(ended(new, AttemptOutcome::Cancelled, now, Some("stopped by the leader".into())));
                     }
                 }
+                self.store.record_ended_attempts(&stopped).await.map_err(store_err)?;
                 job.owners.clear();
                 w.main.push(TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name) });
             }
@@ -99,16 +102,35 @@ impl Leader {
         }
         ops.extend(w.after);
         if !ops.is_empty() {
-            self.fenced.commit(ops).await?;
+            // An owner's fencing token is its assignment's mod revision. When
+            // everything fits in one txn that is the txn's revision: note it
+            // now, or an assignment that vanishes before the next pass sees
+            // it would be recorded as lost under token 0. (The record carrying
+            // it is rewritten on the next pass.)
+            let assigned: Vec<(JobName, ExecutorId)> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    TxnOp::Put { key, .. } => keyspace::parse_assign_key(&self.config.prefix, key).map(|(_, job, exec)| (job, exec)),
+                    _ => None,
+                })
+                .collect();
+            let single_txn = ops.len() <= super::MAX_OPS;
+            let revision = self.fenced.commit(ops).await?;
+            if single_txn {
+                for (job, exec) in assigned {
+                    if let Some(owner) = rec.jobs.get_mut(&job).and_then(|j| j.owners.get_mut(&exec)) {
+                        owner.token = revision;
+                    }
+                }
+            }
         }
         let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
         live.rec = rec;
         live.written = encoded;
         // SQL follows etcd; a failure is retried on the next pass.
-        if let Err(e) = history::sync_run(&self.store, &live.rec, &mut live.synced, now).await {
-            tracing::warn!(run = %run, error = %e, "cannot store run history yet; will retry");
-            return Ok(());
-        }
+        // (The etcd side is committed: the pass reports the store as down
+        // but nothing is redone.)
+        history::sync_run(&self.store, &live.rec, &mut live.synced, now).await.map_err(store_err)?;
         if live.rec.state.is_terminal() {
             self.finish_run(run, now).await?;
         }
@@ -147,13 +169,9 @@ impl Leader {
         let (batches, _) = self.coord.get_prefix(&keyspace::results_prefix(&prefix, &run, name)).await?;
         let mut finished = Vec::new();
         for kv in batches {
-            let batch = match keyspace::decode::<ResultBatch>(&kv.value) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(key = %kv.key, error = %e, "unreadable result batch; dropping it");
-                    w.after.push(TxnOp::Delete { key: kv.key });
-                    continue;
-                }
+            let Some(batch) = self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied") else {
+                w.after.push(TxnOp::Delete { key: kv.key });
+                continue;
             };
             for r in &batch.results {
                 let effect = apply_result(job, spec, &batch.executor, r, now);
@@ -167,7 +185,7 @@ impl Leader {
                     ResultOutcome::Skipped => Some(format!("skipped: {}", r.error.as_deref().unwrap_or(""))),
                     _ => r.error.clone(),
                 };
-                finished.push((new, attempt_outcome(r.outcome), r.ended_at_ms, error));
+                finished.push(ended(new, attempt_outcome(r.outcome), r.ended_at_ms, error));
                 job.moved_from.remove(&item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
@@ -181,18 +199,22 @@ impl Leader {
         }
 
         // Their attempts go to SQL before anything is committed to etcd (a
-        // failure aborts this run's pass; the batches stay), several at a
-        // time: one row at a time would make SQL latency the bottleneck.
-        let store = &self.store;
-        futures::stream::iter(finished.iter().map(|(new, outcome, ended, error)| record_attempt(store, new, *outcome, *ended, error.as_deref())))
-            .buffer_unordered(SQL_PARALLELISM)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(store_err)?;
+        // failure aborts this run's pass; the batches stay), a thousand rows
+        // per statement: a statement per row made SQL the bottleneck of
+        // dispatch (2 statements per item).
+        self.store.record_ended_attempts(&finished).await.map_err(store_err)?;
 
         // 2. Vanished assignments: their lease ended. Record the lost
         // attempts, then move the unfinished items.
         let owners: Vec<ExecutorId> = job.owners.keys().cloned().collect();
+        // Every owner whose assignment vanished, known before any item
+        // moves: after an etcd restart several leases end at once and their
+        // executors re-register under the same ids with new leases. Items
+        // moved to such an id in this loop would join its stale owner entry
+        // and be recorded as lost a second time, under an attempt that never
+        // ran; they wait in `unowned` instead, and step 4 hands them to the
+        // re-registered executors as fresh owners.
+        let vanished: std::collections::BTreeSet<ExecutorId> = owners.iter().filter(|e| !present.contains_key(*e)).cloned().collect();
         for exec in owners {
             if let Some(&rev) = present.get(&exec) {
                 if let Some(owner) = job.owners.get_mut(&exec) {
@@ -203,12 +225,8 @@ impl Leader {
             let Some(owner) = job.owners.get(&exec).cloned() else { continue };
             let unfinished = owner.items.difference(&job.done());
             let lost: Vec<_> = unfinished.iter().map(|item| history::attempt(&run, name, item, job.attempt(item), &exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned())).collect();
-            let store = &self.store;
-            futures::stream::iter(lost.iter().map(|new| record_attempt(store, new, AttemptOutcome::Lost, now, Some("executor lease ended"))))
-                .buffer_unordered(SQL_PARALLELISM)
-                .try_collect::<Vec<()>>()
-                .await
-                .map_err(store_err)?;
+            let lost: Vec<EndedAttempt> = lost.into_iter().map(|new| ended(new, AttemptOutcome::Lost, now, Some("executor lease ended".into()))).collect();
+            self.store.record_ended_attempts(&lost).await.map_err(store_err)?;
             if !unfinished.is_empty() {
                 tracing::warn!(run = %run, job = %name, executor = %exec, items = %unfinished, "executor lost while holding items; failing over");
                 rec_lost.insert(exec.clone());
@@ -217,7 +235,7 @@ impl Leader {
                 self.outbox.push(emit.event(now, "executor_lost", &dag, Some(&run), Some(name), Some(&exec), json!({"items": unfinished.to_string()})));
             }
             if spec.failover {
-                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job).into_iter().filter(|r| r.id != exec).collect();
+                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job).into_iter().filter(|r| !vanished.contains(&r.id)).collect();
                 let moved = fail_over(job, Some(&exec), &recv, now);
                 for (to, items) in &moved.to {
                     tracing::info!(run = %run, job = %name, from = %exec, to = %to, items = %items, "items moved");
@@ -253,7 +271,7 @@ impl Leader {
             let done = job.done();
             for kv in reports {
                 let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else { continue };
-                let Ok(progress) = keyspace::decode::<keyspace::ProgressRecord>(&kv.value) else { continue };
+                let Some(progress) = self.decode_or_report::<keyspace::ProgressRecord>(&kv, "ignored: no stall detection from it") else { continue };
                 for (&item, p) in &progress.items {
                     if !done.contains(item) && now.saturating_sub(p.at_ms) > limit {
                         // Stop it: its cancel report counts as a timed-out attempt.
