@@ -213,3 +213,31 @@ fn without_etcd_endpoints_commands_exit_1_and_status_still_works() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no runs yet");
 }
+
+#[tokio::test]
+async fn etcd_apply_replaces_an_unreadable_record_and_prune_removes_one() {
+    let env = Env::start(Db::Sqlite).await;
+    let keep = env.write_dag("keep", DAILY);
+    env.run(&["apply", path_str(&keep)]).ok();
+    let coord = env.coord().await;
+    // Garbage where `keep`'s record was, and under a DAG nobody applied.
+    for dag in ["keep", "junk"] {
+        coord.put(&keyspace::dag_key(PREFIX, &DagName::new(dag)), b"\x00not json".to_vec(), None).await.unwrap();
+    }
+
+    let trigger = env.run(&["trigger", "keep"]);
+    assert_eq!(trigger.code(), Some(2), "{}", trigger.all());
+    assert!(trigger.stderr().contains("unreadable") && trigger.stderr().contains("apply the DAG file again"), "{}", trigger.all());
+
+    // Applying the file again replaces the unreadable record (same version:
+    // the history already has this checksum).
+    let out = env.run(&["apply", path_str(&keep)]).ok();
+    assert!(out.contains("keep: republished v1"), "{out}");
+    assert_eq!(env.applied("keep").await.map(|d| d.version), Some(1));
+
+    // The junk key blocks nothing and goes with --prune.
+    let out = env.run(&["apply", "--prune", path_str(&env.dags_dir())]).ok();
+    assert!(out.contains("keep: unchanged (v1)") && out.contains("junk: pruned"), "{out}");
+    assert!(coord.get(&keyspace::dag_key(PREFIX, &DagName::new("junk"))).await.unwrap().is_none());
+    env.run(&["trigger", "keep"]).ok();
+}

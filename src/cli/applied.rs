@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 /// An applied DAG as read from etcd, with the revision to guard a rewrite.
 #[derive(Debug, Clone)]
 pub struct Published {
-    /// The record.
-    pub dag: AppliedDag,
+    /// The record; `None` when the key holds something unreadable (applying
+    /// the DAG again replaces it, `apply --prune` removes it).
+    pub dag: Option<AppliedDag>,
     /// mod_revision of its key.
     pub mod_revision: i64,
 }
@@ -35,7 +36,13 @@ pub async fn get(
     else {
         return Ok(None);
     };
-    let record = decode::<AppliedDag>(&kv.value).with_context(|| format!("reading {key}"))?;
+    let record = match decode::<AppliedDag>(&kv.value) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "unreadable applied-DAG record");
+            None
+        }
+    };
     Ok(Some(Published {
         dag: record,
         mod_revision: kv.mod_revision,
@@ -47,9 +54,13 @@ pub async fn require(
     coord: &dyn Coordinator,
     prefix: &str,
     dag: &DagName,
-) -> anyhow::Result<Published> {
+) -> anyhow::Result<AppliedDag> {
     match get(coord, prefix, dag).await? {
-        Some(published) => Ok(published),
+        Some(Published { dag: Some(record), .. }) => Ok(record),
+        Some(Published { dag: None, .. }) => anyhow::bail!(
+            "the etcd record of dag `{dag}` ({}) is unreadable: apply the DAG file again to replace it",
+            keyspace::dag_key(prefix, dag)
+        ),
         None => {
             let known = list(coord, prefix).await?;
             let names: Vec<&str> = known.keys().map(DagName::as_str).collect();
@@ -63,11 +74,13 @@ pub async fn require(
     }
 }
 
-/// Every applied DAG by name. Keys that do not parse as DAG keys are ignored.
+/// Every applied DAG by name, with its key's mod_revision. Keys that do not
+/// parse as DAG keys are ignored; values are not decoded, so one unreadable
+/// record neither hides the others nor blocks `apply --prune` (which removes it).
 pub async fn list(
     coord: &dyn Coordinator,
     prefix: &str,
-) -> anyhow::Result<BTreeMap<DagName, Published>> {
+) -> anyhow::Result<BTreeMap<DagName, i64>> {
     let dags_prefix = keyspace::dags_prefix(prefix);
     let (kvs, _) = coord
         .get_prefix(&dags_prefix)
@@ -78,15 +91,7 @@ pub async fn list(
         let Some(name) = keyspace::parse_dag_key(prefix, &kv.key) else {
             continue;
         };
-        let record =
-            decode::<AppliedDag>(&kv.value).with_context(|| format!("reading {}", kv.key))?;
-        out.insert(
-            name,
-            Published {
-                dag: record,
-                mod_revision: kv.mod_revision,
-            },
-        );
+        out.insert(name, kv.mod_revision);
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@
 //! carried over from the record being replaced. `--prune` removes applied
 //! DAGs whose files were not given (their SQL history is kept).
 
-use crate::cli::applied::{self, LoadedDag, Published};
+use crate::cli::applied::{self, LoadedDag};
 use crate::cli::conn::{self, BadInput, DatabaseArgs, EtcdArgs};
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
@@ -99,7 +99,7 @@ pub(crate) async fn apply_one(
         let published = applied::get(coord, prefix, name).await?;
         return Ok(match latest {
             None => format!("{name}: would be created as v1"),
-            Some(v) if v.checksum == checksum && published.is_some() => {
+            Some(v) if v.checksum == checksum && published.is_some_and(|p| p.dag.is_some()) => {
                 format!("{name}: unchanged (v{})", v.version)
             }
             Some(v) if v.checksum == checksum => {
@@ -130,7 +130,8 @@ pub(crate) async fn apply_one(
         let current = applied::get(coord, prefix, name).await?;
         let up_to_date = current
             .as_ref()
-            .is_some_and(|p| p.dag.checksum == checksum && p.dag.version == recorded.version);
+            .and_then(|p| p.dag.as_ref())
+            .is_some_and(|d| d.checksum == checksum && d.version == recorded.version);
         if up_to_date && !recorded.created {
             return Ok(format!("{name}: unchanged (v{})", recorded.version));
         }
@@ -141,7 +142,7 @@ pub(crate) async fn apply_one(
             version: recorded.version,
             applied_at_ms: now,
             applied_by: applied_by.clone(),
-            paused: current.as_ref().map_or(sql_paused, |p| p.dag.paused),
+            paused: current.as_ref().and_then(|p| p.dag.as_ref()).map_or(sql_paused, |d| d.paused),
         };
         if applied::put_if_unchanged(
             coord,
@@ -174,7 +175,7 @@ async fn prune(
     let mut lines = Vec::new();
     let published = applied::list(coord, prefix).await?;
     let mut gone: BTreeSet<DagName> = BTreeSet::new();
-    for (name, Published { mod_revision, .. }) in &published {
+    for (name, mod_revision) in &published {
         if keep.contains(name) {
             continue;
         }

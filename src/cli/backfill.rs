@@ -96,7 +96,7 @@ async fn backfill(args: Args) -> anyhow::Result<ExitCode> {
     let store = args.db.connect().await?;
     let published = applied::require(coord.as_ref(), &prefix, &dag).await?;
     let dates =
-        business_days(&published.dag.spec, from, to).map_err(|e| conn::BadInput(e.to_string()))?;
+        business_days(&published.spec, from, to).map_err(|e| conn::BadInput(e.to_string()))?;
     if dates.is_empty() {
         println!("no business day of {dag} between {from} and {to}: nothing to do");
         return Ok(ExitCode::SUCCESS);

@@ -35,7 +35,7 @@ pub fn run(args: Args, pause: bool) -> ExitCode {
         };
         let id = issue(coord.as_ref(), &prefix, command).await?;
         let verb = if pause { "pause" } else { "resume" };
-        let note = match (pause, current.dag.paused) {
+        let note = match (pause, current.paused) {
             (true, true) => " (it is already paused)",
             (false, false) => " (it is not paused)",
             _ => "",

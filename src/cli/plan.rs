@@ -82,8 +82,8 @@ pub fn run(args: Args) -> ExitCode {
         let plan = make_plan(
             coord.as_ref(),
             &prefix,
-            &published.dag.spec,
-            published.dag.version,
+            &published.spec,
+            published.version,
             &executors,
         )
         .await?;

@@ -32,6 +32,11 @@ pub struct Args {
     /// (older ones are misfires, handled by the DAG's misfire policy).
     #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
     pub misfire_grace: Duration,
+    /// How long the `store_unavailable` alert of a database outage stays
+    /// open once the database is back (it can only be written then), so
+    /// that the console's notifier sends it before it resolves.
+    #[arg(long, default_value = "60s", value_parser = duration, value_name = "DURATION")]
+    pub store_alert_linger: Duration,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -50,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.lease_ttl = args.lease_ttl;
         config.tick = args.tick;
         config.misfire_grace = args.misfire_grace;
+        config.store_alert_linger = args.store_alert_linger;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
         tokio::spawn(async move {

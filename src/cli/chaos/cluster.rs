@@ -259,6 +259,8 @@ impl Cluster {
                 let args = strings(&[
                     "scheduler", "--etcd", etcd.endpoint(), "--prefix", &prefix, "--database", &proxied_db, "--id", &name,
                     "--lease-ttl", &ttl, "--tick", "200ms",
+                    // Outage alerts resolve well within the check's wait.
+                    "--store-alert-linger", "5s",
                 ]);
                 Member::new(name, args, dir, None)
             })

@@ -115,3 +115,27 @@ async fn wait_terminal(store: &Store, run: &RunId) -> Option<RunState> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nightshift_core::dag::{parse_dag, CalendarSet};
+    use nightshift_core::ids::JobName;
+    use std::path::Path;
+
+    #[test]
+    fn the_chaos_dag_is_valid_and_its_ledger_jobs_match_the_checks() {
+        let spec = parse_dag(Path::new("chaos-settlement.toml"), DAG_TOML, &CalendarSet::new())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        for (job, shards) in LEDGER_JOBS {
+            let found = spec.job(&JobName::new(job)).unwrap_or_else(|| panic!("no job {job}"));
+            assert_eq!(i64::from(found.shards), shards, "{job}");
+            assert_eq!(found.handler.as_str(), job, "{job} must run the demo's own handler");
+        }
+        let handlers: Vec<&str> = spec.jobs.iter().map(|j| j.handler.as_str()).collect();
+        assert!(handlers.contains(&"sleep"), "slow items for faults to catch: {handlers:?}");
+        for h in handlers {
+            assert!(nightshift_demo::HANDLERS.contains(&h) || h == "sleep", "the demo executor does not serve {h}");
+        }
+    }
+}
