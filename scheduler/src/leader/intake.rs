@@ -144,7 +144,12 @@ impl Leader {
             let Some(last_at) = Utc.timestamp_millis_opt(last.last_ms).single() else { continue };
             let decision = due_fires(&schedule, applied.spec.calendar.as_ref(), applied.spec.misfire, last_at, now, self.config.misfire_grace);
             let Some(handled) = decision.handled else { continue };
-            for fire in decision.fires {
+            let rec = CronRecord { last_ms: handled.timestamp_millis() };
+            // The cron record goes in the txn of the last run it fires (one
+            // write instead of two on the trigger path); alone otherwise.
+            let mut cron_put = Some(put(cron_key.clone(), &rec, None)?);
+            let fires = decision.fires.len();
+            for (i, fire) in decision.fires.into_iter().enumerate() {
                 let live: Vec<RunId> = self.runs.values().filter(|r| r.rec.spec.name == name && !r.rec.state.is_terminal()).map(|r| r.rec.run.clone()).collect();
                 match admit(applied.spec.concurrency, &live) {
                     Admission::Skip => {
@@ -168,10 +173,16 @@ impl Leader {
                     source: fire.source,
                     scheduled_for: Some(fire.instant),
                 };
-                self.create_run(req, vec![]).await?;
+                let extra: Vec<TxnOp> = if i + 1 == fires { cron_put.take().into_iter().collect() } else { vec![] };
+                let with_cron = !extra.is_empty();
+                if self.create_run(req, extra).await?.is_none() && with_cron {
+                    // Not created (it already existed): the record still goes.
+                    cron_put = Some(put(cron_key.clone(), &rec, None)?);
+                }
             }
-            let rec = CronRecord { last_ms: handled.timestamp_millis() };
-            self.fenced.commit(vec![put(cron_key, &rec, None)?]).await?;
+            if let Some(op) = cron_put {
+                self.fenced.commit(vec![op]).await?;
+            }
             self.cron.insert(name, rec);
         }
         Ok(())

@@ -41,6 +41,18 @@ impl Leader {
                 Err(e) => tracing::warn!(run = %run, error = %e, "run pass failed; retrying"),
             }
         }
+        let runs: Vec<RunId> = self.runs.keys().cloned().collect();
+        for run in runs {
+            match self.persist_run(&run).await {
+                Ok(()) => {}
+                Err(LeaderError::Store(e)) => {
+                    tracing::warn!(run = %run, error = %e, "sql store unavailable; run history waits (etcd holds the run)");
+                    self.store_failed(e);
+                }
+                Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
+                Err(e) => tracing::warn!(run = %run, error = %e, "persisting the run failed; retrying"),
+            }
+        }
         if let Err(e) = self.outbox.flush(&self.store).await {
             self.store_failed(super::health::describe(&e));
         }

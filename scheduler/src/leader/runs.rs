@@ -127,9 +127,18 @@ impl Leader {
         let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
         live.rec = rec;
         live.written = encoded;
-        // SQL follows etcd; a failure is retried on the next pass.
-        // (The etcd side is committed: the pass reports the store as down
-        // but nothing is redone.)
+        Ok(())
+    }
+
+    /// Brings a run's SQL rows up to its record and, once it has ended and
+    /// is stored, removes its etcd keys. The pass does this for every run
+    /// after all of them were reconciled, so that SQL round trips never
+    /// delay another run's dispatch (five DAGs firing at the same instant
+    /// all get their items before any history is written). A failure is
+    /// retried on the next pass; the etcd side is already committed.
+    pub(super) async fn persist_run(&mut self, run: &RunId) -> Result<(), LeaderError> {
+        let now = self.clock.now_ms();
+        let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
         history::sync_run(&self.store, &live.rec, &mut live.synced, now).await.map_err(store_err)?;
         if live.rec.state.is_terminal() {
             self.finish_run(run, now).await?;
