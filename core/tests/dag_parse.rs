@@ -206,13 +206,13 @@ fn shards_out_of_range_are_rejected() {
         "[jobs.a]\nshards = 0\n",
         2,
         10,
-        "`shards` must be between 1 and 100000, found 0",
+        "`shards` must be between 1 and 1000000, found 0",
     );
     assert_one_error(
-        "[jobs.a]\nshards = 100001\n",
+        "[jobs.a]\nshards = 1000001\n",
         2,
         10,
-        "`shards` must be between 1 and 100000, found 100001",
+        "`shards` must be between 1 and 1000000, found 1000001",
     );
     assert_one_error("[jobs.a]\nshards = -3\n", 2, 10, "found -3");
 }

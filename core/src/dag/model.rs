@@ -53,7 +53,7 @@ pub struct JobSpec {
     pub description: Option<String>,
     /// The handler executors register for this job (defaults to the job name).
     pub handler: HandlerName,
-    /// Number of shard items, `1..=100_000`.
+    /// Number of shard items, `1..=1_000_000`.
     pub shards: u32,
     /// Per-item parameter: item `i` gets `shard_params[i]`. When present its
     /// length equals `shards`.
@@ -151,7 +151,7 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// `failover` when not set.
 pub const DEFAULT_FAILOVER: bool = true;
 /// Largest `shards` accepted.
-pub const MAX_SHARDS: u32 = 100_000;
+pub const MAX_SHARDS: u32 = 1_000_000;
 /// The most missed runs `misfire = "catch_up"` starts.
 pub const MAX_CATCH_UP_RUNS: u32 = 100;
 

@@ -4,7 +4,7 @@
 //! executor's assignment is written, the etcd keys, bytes and write
 //! requests this took, and the scheduler's CPU and peak memory.
 //!
-//! A DAG job has at most `MAX_SHARDS` (100,000) items, so more items are
+//! A DAG job has at most `MAX_SHARDS` (1,000,000) items; more items are
 //! split over parallel jobs of one DAG, all started (resharded) at once.
 
 use super::report::{round3, Report};
@@ -22,7 +22,7 @@ pub struct Args {
     /// Registered executors.
     #[arg(long, default_value_t = 1000)]
     pub executors: u32,
-    /// Items in total (one job, or parallel jobs of at most 100,000).
+    /// Items in total (one job, or parallel jobs of at most 1,000,000).
     #[arg(long, default_value_t = 1_000_000)]
     pub items: u32,
     /// Give up when the assignment is not written after this many seconds.
@@ -73,7 +73,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let mut r = Report::new("scale");
     r.figure("executors", args.executors, "");
     r.figure("items", args.items, "");
-    r.figure("jobs", jobs, "(parallel, ≤ 100,000 items each)");
+    r.figure("jobs", jobs, "(parallel, ≤ 1,000,000 items each)");
     r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
     r.figure("register_s", round3(register_s), "s (bench writing leases + executor keys)");
     r.figure("reshard_s", round3(reshard), "s (trigger written → every assignment in etcd)");
