@@ -26,37 +26,39 @@ impl Leader {
             }
             other => other?,
         }
+        // Every run's assignments first, then every run's SQL history: SQL
+        // round trips never delay another run's dispatch.
         let runs: Vec<RunId> = self.runs.keys().cloned().collect();
-        for run in runs {
-            match self.reconcile_run(&run, &executors).await {
-                Ok(()) => {}
-                Err(LeaderError::Store(e)) => {
-                    tracing::warn!(run = %run, error = %e, "sql store unavailable; run waits (nothing is lost: etcd holds it)");
-                    self.store_failed(e);
-                }
-                Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
-                // E.g. an executor's lease ended between reading it and
-                // attaching an assignment to it: the pass is redone from the
-                // unchanged record next time, other runs go on now.
-                Err(e) => tracing::warn!(run = %run, error = %e, "run pass failed; retrying"),
-            }
+        for run in &runs {
+            let result = self.reconcile_run(run, &executors).await;
+            self.absorb(run, "run pass", result)?;
         }
-        let runs: Vec<RunId> = self.runs.keys().cloned().collect();
-        for run in runs {
-            match self.persist_run(&run).await {
-                Ok(()) => {}
-                Err(LeaderError::Store(e)) => {
-                    tracing::warn!(run = %run, error = %e, "sql store unavailable; run history waits (etcd holds the run)");
-                    self.store_failed(e);
-                }
-                Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
-                Err(e) => tracing::warn!(run = %run, error = %e, "persisting the run failed; retrying"),
-            }
+        for run in &runs {
+            let result = self.persist_run(run).await;
+            self.absorb(run, "persisting the run", result)?;
         }
         if let Err(e) = self.outbox.flush(&self.store).await {
             self.store_failed(super::health::describe(&e));
         }
         self.check_store().await
+    }
+
+    /// What one run's failure means for the pass: a deposed leader stops;
+    /// an unavailable store is recorded (the run waits, etcd holds it);
+    /// anything else — e.g. an executor's lease ended between reading it and
+    /// attaching an assignment to it — is logged and the run is redone from
+    /// its unchanged record next pass while the other runs go on.
+    fn absorb(&mut self, run: &RunId, what: &str, result: Result<(), LeaderError>) -> Result<(), LeaderError> {
+        match result {
+            Ok(()) => {}
+            Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
+            Err(LeaderError::Store(e)) => {
+                tracing::warn!(run = %run, error = %e, "{what}: sql store unavailable; the run waits (nothing is lost: etcd holds it)");
+                self.store_failed(e);
+            }
+            Err(e) => tracing::warn!(run = %run, error = %e, "{what} failed; retrying"),
+        }
+        Ok(())
     }
 
     async fn live_executors(&mut self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
