@@ -66,11 +66,14 @@ impl Leader {
         // Terminal jobs hold no assignments: the executors stop and forget them.
         for (name, job) in rec.jobs.iter_mut() {
             if job.state.is_terminal() && !job.owners.is_empty() {
-                // Items stopped by the leader (run cancel, job timeout) end
-                // their attempt here: the executor reports nothing for them.
+                // Items stopped by the leader (run cancel, job timeout, an
+                // operator's skip) end their attempt here: the executor
+                // reports nothing for them. An item that already reported
+                // keeps its recorded end (the write is idempotent).
+                let stopped_items = job.cancelled.union(&job.skipped);
                 let mut stopped = Vec::new();
                 for (exec, owner) in &job.owners {
-                    for item in owner.items.intersection(&job.cancelled).iter() {
+                    for item in owner.items.intersection(&stopped_items).iter() {
                         let new = history::attempt(&rec.run, name, item, job.attempt(item), exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
                         stopped.push(ended(new, AttemptOutcome::Cancelled, now, Some("stopped by the leader".into())));
                     }
