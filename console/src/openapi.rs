@@ -120,6 +120,18 @@ pub fn document() -> Value {
     let item = param("item", "path", "the item index, 0 to the job's shards - 1", json!({ "type": "integer", "minimum": 0 }));
     add("/runs/{run}/jobs/{job}/items/{item}/mark-succeeded", "post", action("record an item as succeeded", vec![run(), job(), item], "202"));
     add("/executors", "get", op("live executors", vec![], "200", None));
+    {
+        use crate::api::executors::{LOST_DEFAULT_HOURS, LOST_MAX_HOURS};
+        let hours = param(
+            "hours",
+            "query",
+            &format!("look-back in hours, 1 to {LOST_MAX_HOURS} (default {LOST_DEFAULT_HOURS})"),
+            json!({ "type": "integer", "minimum": 1, "maximum": LOST_MAX_HOURS }),
+        );
+        let summary = "executors whose lease ended while holding items (executor_lost events), newest first: \
+            {seq, executor, at_ms, dag, run_id, job, items, item_count}";
+        add("/executors/lost", "get", op(summary, vec![hours, limit()], "200", None));
+    }
     add(
         "/alerts",
         "get",

@@ -1,11 +1,12 @@
-//! The list pages: executors, alerts (with acknowledge and silence), and the
-//! event log with its filter form.
+//! The list pages: executors (live ones, and those lost in the last 24
+//! hours while holding items), alerts (with acknowledge and silence), and
+//! the event log with its filter form.
 
 use super::html::{action, action_form, badge, esc, layout, url, when};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
 use crate::api::events::{events as list_events, EventQuery};
-use crate::api::executors::executors as list_executors;
+use crate::api::executors::{executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS};
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
 use crate::auth::CanAct;
@@ -14,6 +15,9 @@ use axum::extract::State;
 use axum::response::Html;
 use nightshift_core::state::AlertRule;
 use std::fmt::Write as _;
+
+/// Most lost executors listed on the executors page.
+const LOST_ROWS: u32 = 100;
 
 /// `GET /executors`.
 pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -> PageResult {
@@ -39,10 +43,43 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"8\">No executor is registered.</td></tr>");
     }
+    let mut lost = String::new();
+    let lost_list = lost_executors(&state, &LostQuery { hours: Some(LOST_DEFAULT_HOURS), limit: Some(LOST_ROWS) }).await?;
+    for l in &lost_list {
+        let run = l.run_id.as_deref().map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r))).unwrap_or_default();
+        let job = match (&l.run_id, &l.job) {
+            (Some(r), Some(j)) => format!("<a href=\"/runs/{}?job={}\">{}</a>", url(r), url(j), esc(j)),
+            (None, Some(j)) => esc(j),
+            _ => String::new(),
+        };
+        let count = l.item_count.map(|n| format!(" <small>({n})</small>")).unwrap_or_default();
+        let _ = write!(
+            lost,
+            "<tr class=\"lost\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
+            esc(l.executor.as_deref().unwrap_or("-")),
+            esc(&when(Some(l.at_ms))),
+            esc(l.dag.as_deref().unwrap_or("")),
+            esc(&l.items)
+        );
+    }
+    if lost.is_empty() {
+        lost.push_str("<tr><td colspan=\"6\">No executor was lost while holding items in the last 24 hours.</td></tr>");
+    }
+    let more = if lost_list.len() as u32 == LOST_ROWS {
+        format!(
+            "<p class=\"sub\">The newest {LOST_ROWS} are shown; <a href=\"/events?kind=executor_lost\">the event log</a> has them all.</p>"
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Executors</h1><section id=\"executors\" data-live><table><thead><tr><th>Id</th><th>Host</th>\
          <th>Handlers</th><th>Labels</th><th>Running / capacity</th><th>Up</th><th>Lease left</th>\
-         <th>Version</th></tr></thead><tbody>{rows}</tbody></table></section>"
+         <th>Version</th></tr></thead><tbody>{rows}</tbody></table></section>\
+         <h2>Recently lost executors</h2><p class=\"sub\">Executors whose lease ended while they held unfinished items, \
+         in the last 24 hours; the scheduler moved those items to live executors.</p>\
+         <section id=\"lost-executors\" data-live><table><thead><tr><th>Executor</th><th>Lost at</th><th>DAG</th>\
+         <th>Run</th><th>Job</th><th>Items it held</th></tr></thead><tbody>{lost}</tbody></table>{more}</section>"
     );
     Ok(Html(layout("Executors", !can_act, "", &body)))
 }

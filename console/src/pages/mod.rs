@@ -9,12 +9,14 @@
 //! that call the JSON API with the session cookie and the CSRF header (see
 //! [`crate::session`]), after `confirm()` for money-moving ones.
 
+mod dag;
 mod html;
+mod item_timeline;
 mod lists;
 mod overview;
 mod run;
 mod svg;
-mod dag;
+mod timeline;
 
 use crate::error::ApiError;
 use crate::AppState;

@@ -1,9 +1,12 @@
 //! The run page: per job a progress bar, counts, throughput and ETA; a Gantt
 //! chart of the jobs; the grid of one job's items coloured by state, each
 //! with its executor, attempts, error and last progress in a tooltip (and in
-//! a detail panel on click); actions on the run, its jobs and items.
+//! a detail panel on click); the same job's item attempts on a time axis
+//! ([`super::item_timeline`], paged); actions on the run, its jobs and
+//! items.
 
 use super::html::{action, action_form, badge, bar, esc, layout, took, url, when};
+use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
 use crate::api::items::{items, ItemView};
@@ -26,6 +29,8 @@ const MAX_CELLS: usize = 5000;
 pub struct RunPageQuery {
     /// Job whose items are shown (default: the first running job, else the first job).
     pub job: Option<String>,
+    /// Item rows of the job's item timeline to skip (paging).
+    pub offset: Option<u32>,
 }
 
 fn segments(j: &JobProgress) -> [(&'static str, u64); 5] {
@@ -172,9 +177,12 @@ pub async fn page(
         let _ = write!(
             body,
             "<h2>Items of {}</h2><section id=\"items\" data-live><div class=\"grid\" data-mark-base=\"{api}/jobs/{}/items/\" \
-             data-read-only=\"{ro}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>",
+             data-read-only=\"{ro}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>\
+             <h2>Item timeline of {}</h2><section id=\"item-timeline\" data-live>{}</section>",
             esc(&job),
-            url(&job)
+            url(&job),
+            esc(&job),
+            item_timeline(&job, &list, q.offset.unwrap_or(0) as usize, now_ms())
         );
     }
     let attrs = format!(" data-run=\"{rid}\"");

@@ -13,6 +13,12 @@ use nightshift_core::state::{AlertRule, AlertSeverity};
 use nightshift_store::{JobRun, NewAlert, NewAttempt, NewEvent, Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 
+/// The error recorded on attempts the leader ends itself because it
+/// stopped their items (run cancelled, job timed out or skipped): their
+/// executor reports nothing, and their fencing token is the last one the
+/// leader saw for the owner.
+pub const STOPPED_BY_LEADER: &str = "stopped by the leader";
+
 /// The job row a job record stands for.
 pub fn job_row(run: &RunId, job: &JobName, rec: &JobRecord) -> JobRun {
     let count = |s: &nightshift_core::keyspace::ItemSet| u32::try_from(s.len()).unwrap_or(u32::MAX);

@@ -75,7 +75,7 @@ impl Leader {
                 for (exec, owner) in &job.owners {
                     for item in owner.items.intersection(&stopped_items).iter() {
                         let new = history::attempt(&rec.run, name, item, job.attempt(item), exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
-                        stopped.push(ended(new, AttemptOutcome::Cancelled, now, Some("stopped by the leader".into())));
+                        stopped.push(ended(new, AttemptOutcome::Cancelled, now, Some(history::STOPPED_BY_LEADER.into())));
                     }
                 }
                 self.store.record_ended_attempts(&stopped).await.map_err(store_err)?;

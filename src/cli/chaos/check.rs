@@ -7,6 +7,7 @@
 
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
 use nightshift_core::state::{AlertRule, AlertState, AttemptOutcome, JobState, RunState};
+use nightshift_scheduler::leader::history::STOPPED_BY_LEADER;
 use nightshift_store::{Alert, Attempt, JobRun, Run};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,9 +62,15 @@ pub fn all_succeeded(histories: &[RunHistory]) -> Vec<String> {
         .collect()
 }
 
-/// No two attempts of one item overlap in time, and a later attempt never
-/// carries an older fencing token (a new owner always has a newer one).
-/// An attempt without an end is a violation too: nothing is left running.
+/// No two attempts of one item overlap in time, and an attempt the
+/// executor reported never carries an older fencing token than the attempt
+/// before it (a new owner always holds a newer assignment). An attempt
+/// without an end is a violation too: nothing is left running.
+///
+/// Attempts the leader closed itself (lost with their owner's lease, or
+/// stopped by the leader) carry the last token the leader saw for that
+/// owner, which can predate the owner's latest assignment when leadership
+/// changed in between; their tokens are not compared, their times are.
 pub fn no_overlapping_attempts(histories: &[RunHistory]) -> Vec<String> {
     let mut out = Vec::new();
     for h in histories {
@@ -96,7 +103,8 @@ pub fn no_overlapping_attempts(histories: &[RunHistory]) -> Vec<String> {
                         b.started_at_ms
                     ));
                 }
-                if b.fencing_token < a.fencing_token || (b.executor != a.executor && b.fencing_token == a.fencing_token) {
+                let newer = b.fencing_token > a.fencing_token || (b.executor == a.executor && b.fencing_token == a.fencing_token);
+                if reported_by_executor(b) && !newer {
                     out.push(format!(
                         "run {} job {job} item {item}: attempt {} by {} has token {}, not newer than attempt {} by {} (token {})",
                         h.run.run_id, b.attempt, b.executor, b.fencing_token.0, a.attempt, a.executor, a.fencing_token.0
@@ -106,6 +114,12 @@ pub fn no_overlapping_attempts(histories: &[RunHistory]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the attempt's outcome came from its executor's fenced result
+/// (its token is the assignment revision the executor held).
+fn reported_by_executor(a: &Attempt) -> bool {
+    a.outcome != Some(AttemptOutcome::Lost) && a.error.as_deref() != Some(STOPPED_BY_LEADER)
 }
 
 /// Each item has at most one succeeded attempt, and a job's succeeded count
@@ -246,6 +260,27 @@ mod tests {
             1,
         );
         assert_eq!(no_overlapping_attempts(&h).len(), 1);
+    }
+
+    #[test]
+    fn tokens_of_attempts_the_leader_closed_are_not_compared_but_their_times_are() {
+        // Moved to e2, then e2 lost too before the leader saw its new
+        // assignment's revision: the leader-recorded token is e2's older one.
+        let mut h = history(
+            vec![
+                attempt(0, 1, "e1", 10, (0, 50), AttemptOutcome::Lost),
+                attempt(0, 2, "e2", 10, (50, 80), AttemptOutcome::Lost),
+                attempt(0, 3, "e1", 20, (85, 90), AttemptOutcome::Succeeded),
+                attempt(1, 1, "e2", 20, (0, 40), AttemptOutcome::Succeeded),
+            ],
+            2,
+        );
+        assert!(no_overlapping_attempts(&h).is_empty(), "{:?}", no_overlapping_attempts(&h));
+        h[0].attempts[1].started_at_ms = 40;
+        assert_eq!(no_overlapping_attempts(&h).len(), 1, "times still count");
+        h[0].attempts[1].started_at_ms = 50;
+        h[0].attempts[2].fencing_token = FencingToken(10);
+        assert_eq!(no_overlapping_attempts(&h).len(), 1, "a reported attempt's token still counts");
     }
 
     #[test]
