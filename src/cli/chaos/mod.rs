@@ -204,6 +204,9 @@ async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRe
                 Ok(format!("{} cut off from etcd for {}", m.name, humane(step.hold)))
             }
             FaultKind::KillLeader => {
+                // Right after another fault (an etcd restart) the schedulers
+                // may still be campaigning: wait for the leader to exist.
+                wait_for("a scheduler to lead", Duration::from_secs(20), || async { Ok(cluster.leader().await?.is_some()) }).await?;
                 let leader = cluster.leader().await?.context("no scheduler leads")?;
                 let m = cluster.schedulers.iter_mut().find(|m| m.name == leader).with_context(|| format!("leader {leader} is not ours"))?;
                 m.kill();
