@@ -185,6 +185,32 @@ impl DatabaseArgs {
     }
 }
 
+/// For long-running services (scheduler, console, executors): a dependency
+/// (etcd, the database) that cannot be reached at start is waited for, with
+/// backoff from 100 ms to 5 s and a warning per attempt, instead of exiting —
+/// a service started during an outage, or restarted into one, must come up
+/// when its dependencies do. Bad input ([`BadInput`]) still fails at once.
+/// One-shot commands (`apply`, `trigger`, ...) keep failing after 10 s.
+pub async fn until_reachable<T, F, Fut>(what: &str, mut connect: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.downcast_ref::<BadInput>().is_some() => return Err(e),
+            Err(e) => {
+                let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms, "{what} not reachable; waiting for it");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails permanently, or [`CONNECT_FOR`]
 /// has passed, backing off from 100 ms to 2 s between attempts.
 async fn retry<T, E, F, Fut>(

@@ -148,8 +148,8 @@ pub fn run(args: Args) -> ExitCode {
             );
         }
         let prefix = args.etcd.key_prefix()?;
-        let coord = args.etcd.connect().await?;
-        let store = args.database.connect().await?;
+        let coord = crate::cli::conn::until_reachable("etcd", || args.etcd.connect()).await?;
+        let store = crate::cli::conn::until_reachable("the database", || args.database.connect()).await?;
         let read_only = auth.is_read_only();
         let mut state = AppState::new(store, coord, &prefix, auth);
         state.notifier = notifier(args.notify_config.as_deref())?;

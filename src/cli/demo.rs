@@ -3,7 +3,7 @@
 //! process serving the demo handlers (plus `noop` and `sleep`) against etcd,
 //! as a lender's own service would in production.
 
-use crate::cli::conn::{DatabaseArgs, EtcdArgs};
+use crate::cli::conn::{until_reachable, DatabaseArgs, EtcdArgs};
 use anyhow::Context as _;
 use nightshift_core::duration::parse_duration;
 use nightshift_demo::DemoDb;
@@ -103,9 +103,18 @@ pub fn run(command: DemoCommand) -> anyhow::Result<ExitCode> {
 
 async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
     let prefix = args.etcd.key_prefix()?;
-    let coord = args.etcd.connect().await?;
-    let db = Arc::new(DemoDb::connect(&args.db.database).await.context("opening the database")?);
-    db.ensure_schema().await.context("creating the demo tables")?;
+    let url = &args.db.database;
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return crate::cli::conn::bad_input("--database: expected sqlite://FILE or postgres://...");
+    }
+    let coord = until_reachable("etcd", || args.etcd.connect()).await?;
+    let db = until_reachable("the demo database", || async {
+        let db = DemoDb::connect(&args.db.database).await.context("opening the database")?;
+        db.ensure_schema().await.context("creating the demo tables")?;
+        Ok(db)
+    })
+    .await?;
+    let db = Arc::new(db);
     let builder = Executor::builder()
         .coordinator(coord)
         .prefix(prefix)

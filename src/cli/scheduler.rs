@@ -4,7 +4,7 @@
 //! SIGTERM and Ctrl-C resign leadership (a standby takes over at once) and
 //! revoke the lease before exiting.
 
-use super::conn::{DatabaseArgs, EtcdArgs};
+use super::conn::{until_reachable, DatabaseArgs, EtcdArgs};
 use anyhow::Context as _;
 use nightshift_core::duration::parse_duration;
 use nightshift_scheduler::{run_scheduler, SchedulerConfig, SystemClock};
@@ -48,8 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let prefix = args.etcd.key_prefix()?;
-        let coord = args.etcd.connect().await?;
-        let store = args.db.connect().await?;
+        let coord = until_reachable("etcd", || args.etcd.connect()).await?;
+        let store = until_reachable("the database", || args.db.connect()).await?;
         let id = args.id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
         let mut config = SchedulerConfig::new(id.clone(), prefix);
         config.lease_ttl = args.lease_ttl;
