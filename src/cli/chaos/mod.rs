@@ -133,7 +133,7 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
     let steps = plan::plan(seed, args.duration, args.executors, args.lease_ttl);
     let started = Instant::now();
     let mut faults = Vec::new();
-    let mut crashes = Vec::new();
+    let mut crashes = Crashes::default();
     for step in &steps {
         watch_until(cluster, started + step.at, &mut crashes).await?;
         let record = inject(cluster, step, started).await;
@@ -156,23 +156,39 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
     wait_for("the live run keys to be cleared from etcd", Duration::from_secs(60), || async { Ok(cluster.live_run_keys().await? == 0) }).await?;
     // Alerts resolve through the leader's outbox just after a run's keys
     // go: give the history a moment to settle before judging it.
-    let mut report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.clone(), seed, args.duration).await?;
+    let mut report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.evidence(), seed, args.duration).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !report.alerts_clean() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.clone(), seed, args.duration).await?;
+        report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.evidence(), seed, args.duration).await?;
     }
     report.restarts = cluster.members().map(|m| (m.name.clone(), m.restarts())).collect();
     Ok(report)
 }
 
+/// Processes that exited without being told to: how often, and the
+/// evidence of the first time (later exits usually repeat it).
+#[derive(Default)]
+struct Crashes(std::collections::BTreeMap<String, (u32, String)>);
+
+impl Crashes {
+    fn record(&mut self, process: &str, evidence: impl FnOnce() -> String) {
+        let entry = self.0.entry(process.to_owned()).or_insert_with(|| (0, evidence()));
+        entry.0 += 1;
+    }
+
+    fn evidence(&self) -> Vec<String> {
+        self.0.iter().map(|(process, (n, first))| format!("{process} exited on its own {n} time(s); the first: {first}")).collect()
+    }
+}
+
 /// Waits until `until`, restarting (and recording) any process that exited
 /// without being told to: that is a violation, and the run goes on.
-async fn watch_until(cluster: &mut Cluster, until: Instant, crashes: &mut Vec<String>) -> anyhow::Result<()> {
+async fn watch_until(cluster: &mut Cluster, until: Instant, crashes: &mut Crashes) -> anyhow::Result<()> {
     loop {
         for m in cluster.members() {
             if let Some(status) = m.exited_on_its_own() {
-                crashes.push(format!("{} exited on its own ({status}); last log lines:\n{}", m.name, m.log_tail(15)));
+                crashes.record(&m.name, || format!("{status}; its last log lines:\n{}", m.log_tail(12)));
                 m.start()?;
             }
         }
