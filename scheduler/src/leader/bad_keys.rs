@@ -3,11 +3,10 @@
 //! stops other work, and reported — an error log line and a `bad_key`
 //! event — once per key revision, not on every pass.
 
-use super::history::Pending;
+use super::history::Emit;
 use super::Leader;
 use nightshift_coord::KeyValue;
 use nightshift_core::keyspace::{self, Record};
-use nightshift_store::NewEvent;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -43,18 +42,8 @@ impl Leader {
         }
         self.bad_keys.reported.insert(kv.key.clone(), kv.mod_revision);
         tracing::error!(key = %kv.key, revision = kv.mod_revision, error = %error, action = %action, "unreadable value under the scheduler prefix");
-        let now = self.clock.now_ms();
-        self.outbox.push(Pending::Event(NewEvent {
-            at_ms: now,
-            kind: "bad_key".into(),
-            actor: self.actor.clone(),
-            dag: None,
-            run_id: None,
-            job: None,
-            item: None,
-            executor: None,
-            detail: json!({"key": kv.key, "revision": kv.mod_revision, "error": error, "action": action}),
-        }));
+        let detail = json!({"key": kv.key, "revision": kv.mod_revision, "error": error, "action": action});
+        self.outbox.push(Emit { actor: &self.actor }.system(self.clock.now_ms(), "bad_key", detail));
     }
     /// A command that does not decode was deleted: it can never be carried
     /// out, so it is rejected like any refused command — a
@@ -69,16 +58,7 @@ impl Leader {
             .unwrap_or_else(|| self.actor.clone());
         let outcome = format!("rejected: unreadable command: {error}");
         tracing::error!(key = %kv.key, by = %issued_by, error = %error, "unreadable command under the scheduler prefix; rejected and deleted");
-        self.outbox.push(Pending::Event(NewEvent {
-            at_ms: self.clock.now_ms(),
-            kind: "command_rejected".into(),
-            actor: issued_by,
-            dag: None,
-            run_id: None,
-            job: None,
-            item: None,
-            executor: None,
-            detail: json!({"command_id": id.as_ref().map(|i| i.as_str()), "key": kv.key, "outcome": outcome}),
-        }));
+        let detail = json!({"command_id": id.as_ref().map(|i| i.as_str()), "key": kv.key, "outcome": outcome});
+        self.outbox.push(Emit { actor: &issued_by }.system(self.clock.now_ms(), "command_rejected", detail));
     }
 }

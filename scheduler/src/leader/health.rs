@@ -16,7 +16,7 @@
 //!
 //! [`SchedulerConfig::store_alert_linger`]: super::SchedulerConfig::store_alert_linger
 
-use super::history::Pending;
+use super::history::Emit;
 use super::{put, Leader, LeaderError};
 use nightshift_coord::TxnOp;
 use nightshift_core::keyspace::{self, StoreHealth};
@@ -101,7 +101,7 @@ impl Leader {
                     self.store_health = Some(recovered);
                     tracing::info!(down_ms = now - health.down_since_ms, attempts = health.attempts, "sql store accepts writes again; outage recorded as a store_unavailable alert");
                     let detail = json!({"down_since_ms": health.down_since_ms, "recovered_at_ms": now, "attempts": health.attempts, "last_error": health.last_error});
-                    self.outbox.push(Pending::Event(nightshift_store::NewEvent { at_ms: now, kind: "store_recovered".into(), actor: self.actor.clone(), dag: None, run_id: None, job: None, item: None, executor: None, detail }));
+                    self.outbox.push(Emit { actor: &self.actor }.system(now, "store_recovered", detail));
                     Ok(())
                 }
                 Err(e) => self.outage_continues(describe(&e), now).await,

@@ -184,6 +184,22 @@ impl Emit<'_> {
             detail,
         })
     }
+
+    /// An event about the scheduler itself, not about a DAG or run (a bad
+    /// key, a store outage ending).
+    pub fn system(&self, at_ms: i64, kind: &str, detail: serde_json::Value) -> Pending {
+        Pending::Event(NewEvent {
+            at_ms,
+            kind: kind.to_owned(),
+            actor: self.actor.to_owned(),
+            dag: None,
+            run_id: None,
+            job: None,
+            item: None,
+            executor: None,
+            detail,
+        })
+    }
 }
 
 /// An alert to open.
