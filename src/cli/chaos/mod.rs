@@ -158,14 +158,17 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
     if let Err(e) = wait_for("the live run keys to be cleared from etcd", Duration::from_secs(60), || async { Ok(cluster.live_run_keys().await? == 0) }).await {
         println!("chaos: {e:#}");
     }
-    // Alerts resolve through the leader's outbox just after a run's keys
-    // go: give the history a moment to settle before judging it.
-    let mut report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.evidence(), seed, args.duration).await?;
+    // Run history is final once the runs' keys are gone (it is stored
+    // first); alerts resolve through the leader's outbox just after, so
+    // only they are read again while they settle.
+    let histories = report::read_histories(&store).await?;
+    let mut alerts = report::read_alerts(&store).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !report.alerts_clean() && Instant::now() < deadline {
+    while !check::no_alert_without_cause(&alerts, &histories).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        report = Report::gather(&store, &demo, &triggered, faults.clone(), crashes.evidence(), seed, args.duration).await?;
+        alerts = report::read_alerts(&store).await?;
     }
+    let mut report = Report::gather(&demo, histories, &alerts, &triggered, faults, crashes.evidence(), seed, args.duration).await?;
     report.restarts = cluster.members().map(|m| (m.name.clone(), m.restarts())).collect();
     Ok(report)
 }
