@@ -161,9 +161,20 @@ impl EtcdServer {
     }
 
     /// Freezes etcd with SIGSTOP: connections stay open but nothing answers,
-    /// like a network partition.
+    /// like a network partition. Returns once every thread of the process is
+    /// stopped: kill(2) only queues the signal, and a thread busy on another
+    /// core could otherwise still answer a request sent right after.
     pub fn pause(&self) -> anyhow::Result<()> {
-        self.signal(libc::SIGSTOP)
+        self.signal(libc::SIGSTOP)?;
+        let pid = self.pid().context("etcd is not running")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            if std::time::Instant::now() >= deadline {
+                bail!("etcd (pid {pid}) did not stop within 5 s of SIGSTOP");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// Resumes a paused etcd with SIGCONT.
@@ -479,4 +490,17 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("compacted"), "{err}");
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in
+/// `/proc/PID/task/TID/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the parenthesised command name, which may hold spaces.
+            .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st == "T" || st == "t")))
+            .unwrap_or(false)
+    })
 }
