@@ -19,20 +19,29 @@ fn bench(args: &[&str]) -> Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "bench {args:?} failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
 }
 
 fn number(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("`{key}` missing or not a number in {v}"))
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` missing or not a number in {v}"))
 }
 
 fn targets_are_verdicts(v: &Value) {
     let targets = v["targets"].as_array().expect("targets array");
     assert!(!targets.is_empty());
     for t in targets {
-        assert!(t["met"].is_boolean() && t["name"].is_string() && t["limit"].is_string(), "{t}");
+        assert!(
+            t["met"].is_boolean() && t["name"].is_string() && t["limit"].is_string(),
+            "{t}"
+        );
     }
 }
 
@@ -42,11 +51,21 @@ fn etcd_bench_dispatch_runs_every_item_and_reports() {
     assert_eq!(v["scenario"], "dispatch");
     assert_eq!(v["run_state"], "succeeded");
     assert_eq!(number(&v, "item_attempts_started"), 50.0);
-    for key in ["raw_etcd_puts_per_s", "end_to_end_s", "items_per_s", "scheduler_cpu_s", "scheduler_peak_rss_mib", "etcd_writes_per_item"] {
+    for key in [
+        "raw_etcd_puts_per_s",
+        "end_to_end_s",
+        "items_per_s",
+        "scheduler_cpu_s",
+        "scheduler_peak_rss_mib",
+        "etcd_writes_per_item",
+    ] {
         assert!(number(&v, key) >= 0.0, "{key}");
     }
     assert!(number(&v, "raw_etcd_puts_per_s") > 0.0);
-    assert!(number(&v, "scheduler_peak_rss_mib") > 0.0, "read from /proc of the scheduler child");
+    assert!(
+        number(&v, "scheduler_peak_rss_mib") > 0.0,
+        "read from /proc of the scheduler child"
+    );
     targets_are_verdicts(&v);
 }
 
@@ -55,11 +74,31 @@ async fn etcd_bench_dispatch_uses_a_given_etcd_and_cleans_up() {
     use nightshift_coord::Coordinator;
     let etcd = nightshift_testkit::etcd::EtcdServer::start().await.unwrap();
     let endpoint = etcd.endpoint();
-    let v = tokio::task::spawn_blocking(move || bench(&["dispatch", "--executors", "1", "--items", "9", "--etcd", &endpoint])).await.unwrap();
+    let v = tokio::task::spawn_blocking(move || {
+        bench(&[
+            "dispatch",
+            "--executors",
+            "1",
+            "--items",
+            "9",
+            "--etcd",
+            &endpoint,
+        ])
+    })
+    .await
+    .unwrap();
     assert_eq!(v["run_state"], "succeeded");
-    let coord = nightshift_coord::etcd::EtcdCoordinator::connect(nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints())).await.unwrap();
+    let coord = nightshift_coord::etcd::EtcdCoordinator::connect(
+        nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints()),
+    )
+    .await
+    .unwrap();
     let (left, _) = coord.get_prefix("/").await.unwrap();
-    assert!(left.is_empty(), "bench left keys behind: {:?}", left.iter().map(|kv| &kv.key).collect::<Vec<_>>());
+    assert!(
+        left.is_empty(),
+        "bench left keys behind: {:?}",
+        left.iter().map(|kv| &kv.key).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -68,7 +107,13 @@ fn etcd_bench_failover_moves_the_victims_items() {
     assert_eq!(v["scenario"], "failover");
     assert!(number(&v, "sigkill_items_moved") >= 1.0);
     assert!(number(&v, "sigterm_items_moved") >= 1.0);
-    for key in ["sigkill_reassigned_s", "sigkill_started_s", "sigterm_reassigned_s", "sigterm_started_s", "lease_ttl_s"] {
+    for key in [
+        "sigkill_reassigned_s",
+        "sigkill_started_s",
+        "sigterm_reassigned_s",
+        "sigterm_started_s",
+        "lease_ttl_s",
+    ] {
         assert!(number(&v, key) >= 0.0, "{key}");
     }
     targets_are_verdicts(&v);

@@ -207,10 +207,18 @@ fn without_etcd_endpoints_commands_exit_1_and_status_still_works() {
     let out = run(&["trigger", "daily"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD"), "{stderr}");
+    assert!(
+        stderr.contains("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD"),
+        "{stderr}"
+    );
     // status reads SQL only; etcd is optional for it.
     let out = run(&["status"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no runs yet");
 }
 
@@ -222,12 +230,24 @@ async fn etcd_apply_replaces_an_unreadable_record_and_prune_removes_one() {
     let coord = env.coord().await;
     // Garbage where `keep`'s record was, and under a DAG nobody applied.
     for dag in ["keep", "junk"] {
-        coord.put(&keyspace::dag_key(PREFIX, &DagName::new(dag)), b"\x00not json".to_vec(), None).await.unwrap();
+        coord
+            .put(
+                &keyspace::dag_key(PREFIX, &DagName::new(dag)),
+                b"\x00not json".to_vec(),
+                None,
+            )
+            .await
+            .unwrap();
     }
 
     let trigger = env.run(&["trigger", "keep"]);
     assert_eq!(trigger.code(), Some(2), "{}", trigger.all());
-    assert!(trigger.stderr().contains("unreadable") && trigger.stderr().contains("apply the DAG file again"), "{}", trigger.all());
+    assert!(
+        trigger.stderr().contains("unreadable")
+            && trigger.stderr().contains("apply the DAG file again"),
+        "{}",
+        trigger.all()
+    );
 
     // Applying the file again replaces the unreadable record (same version:
     // the history already has this checksum).
@@ -236,8 +256,17 @@ async fn etcd_apply_replaces_an_unreadable_record_and_prune_removes_one() {
     assert_eq!(env.applied("keep").await.map(|d| d.version), Some(1));
 
     // The junk key blocks nothing and goes with --prune.
-    let out = env.run(&["apply", "--prune", path_str(&env.dags_dir())]).ok();
-    assert!(out.contains("keep: unchanged (v1)") && out.contains("junk: pruned"), "{out}");
-    assert!(coord.get(&keyspace::dag_key(PREFIX, &DagName::new("junk"))).await.unwrap().is_none());
+    let out = env
+        .run(&["apply", "--prune", path_str(&env.dags_dir())])
+        .ok();
+    assert!(
+        out.contains("keep: unchanged (v1)") && out.contains("junk: pruned"),
+        "{out}"
+    );
+    assert!(coord
+        .get(&keyspace::dag_key(PREFIX, &DagName::new("junk")))
+        .await
+        .unwrap()
+        .is_none());
     env.run(&["trigger", "keep"]).ok();
 }

@@ -8,7 +8,9 @@ use futures::StreamExt;
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::{Coordinator, LeaseId, WatchEvent};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec, ResultBatch, ResultOutcome};
+use nightshift_core::keyspace::{
+    self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec, ResultBatch, ResultOutcome,
+};
 use nightshift_testkit::etcd::EtcdServer;
 use nightshift_testkit::wait::{wait_for, wait_for_value};
 use std::path::PathBuf;
@@ -32,15 +34,34 @@ impl ExecutorProcess {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("executor.log");
         let child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
-            .args(["executor", "--etcd", &etcd.endpoint(), "--id", id, "--lease-ttl", "2s"])
-            .args(["--prefix", PREFIX, "--handlers", "sleep,noop", "--capacity", &capacity.to_string()])
+            .args([
+                "executor",
+                "--etcd",
+                &etcd.endpoint(),
+                "--id",
+                id,
+                "--lease-ttl",
+                "2s",
+            ])
+            .args([
+                "--prefix",
+                PREFIX,
+                "--handlers",
+                "sleep,noop",
+                "--capacity",
+                &capacity.to_string(),
+            ])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("spawning nightshift executor")?;
-        Ok(ExecutorProcess { child, log, _dir: dir })
+        Ok(ExecutorProcess {
+            child,
+            log,
+            _dir: dir,
+        })
     }
 
     fn signal(&self, signal: libc::c_int) -> Result<()> {
@@ -48,7 +69,11 @@ impl ExecutorProcess {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
         // own child, not yet reaped, so it cannot name another process.
         let rc = unsafe { libc::kill(pid, signal) };
-        anyhow::ensure!(rc == 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
+        anyhow::ensure!(
+            rc == 0,
+            "kill({pid}, {signal}) failed: {}",
+            std::io::Error::last_os_error()
+        );
         Ok(())
     }
 
@@ -75,8 +100,14 @@ struct Leader {
 
 impl Leader {
     async fn connect(etcd: &EtcdServer) -> Result<Leader> {
-        let coord = EtcdCoordinator::connect(EtcdConfig { endpoints: etcd.endpoints(), ..Default::default() }).await?;
-        Ok(Leader { coord: Arc::new(coord) })
+        let coord = EtcdCoordinator::connect(EtcdConfig {
+            endpoints: etcd.endpoints(),
+            ..Default::default()
+        })
+        .await?;
+        Ok(Leader {
+            coord: Arc::new(coord),
+        })
     }
 
     async fn executor(&self, id: &str, not_lease: Option<i64>) -> Result<ExecutorInfo> {
@@ -91,7 +122,13 @@ impl Leader {
 
     /// Writes a `sleep` job spec and assigns `items` to `to`; returns the
     /// assignment key and its token.
-    async fn dispatch(&self, run: &str, to: &ExecutorInfo, millis: u64, items: u32) -> Result<(String, i64)> {
+    async fn dispatch(
+        &self,
+        run: &str,
+        to: &ExecutorInfo,
+        millis: u64,
+        items: u32,
+    ) -> Result<(String, i64)> {
         let (run, job) = (RunId::new(run), JobName::new("sleepy"));
         let spec = JobRunSpec {
             run: run.clone(),
@@ -104,16 +141,33 @@ impl Leader {
             shard_params: None,
             item_timeout_ms: None,
         };
-        self.coord.put(&keyspace::spec_key(PREFIX, &run, &job), keyspace::encode(&spec)?, None).await?;
+        self.coord
+            .put(
+                &keyspace::spec_key(PREFIX, &run, &job),
+                keyspace::encode(&spec)?,
+                None,
+            )
+            .await?;
         let key = keyspace::assign_key(PREFIX, &run, &job, &to.id);
-        let record = AssignmentRecord { items: ItemSet::range(0, items), ..Default::default() };
-        let token = self.coord.put(&key, keyspace::encode(&record)?, Some(LeaseId(to.lease))).await?;
+        let record = AssignmentRecord {
+            items: ItemSet::range(0, items),
+            ..Default::default()
+        };
+        let token = self
+            .coord
+            .put(&key, keyspace::encode(&record)?, Some(LeaseId(to.lease)))
+            .await?;
         Ok((key, token))
     }
 
     /// Waits until the executor's items report progress: they are running.
     async fn wait_running(&self, run: &str, executor: &str) -> Result<()> {
-        let key = keyspace::progress_key(PREFIX, &RunId::new(run), &JobName::new("sleepy"), &ExecutorId::new(executor));
+        let key = keyspace::progress_key(
+            PREFIX,
+            &RunId::new(run),
+            &JobName::new("sleepy"),
+            &ExecutorId::new(executor),
+        );
         wait_for(WAIT, "items running (progress published)", || async {
             matches!(self.coord.get(&key).await, Ok(Some(_)))
         })
@@ -123,11 +177,16 @@ impl Leader {
     async fn batches(&self, run: &str) -> Result<Vec<ResultBatch>> {
         let prefix = keyspace::results_prefix(PREFIX, &RunId::new(run), &JobName::new("sleepy"));
         let (kvs, _) = self.coord.get_prefix(&prefix).await?;
-        kvs.iter().map(|kv| Ok(keyspace::decode(&kv.value)?)).collect()
+        kvs.iter()
+            .map(|kv| Ok(keyspace::decode(&kv.value)?))
+            .collect()
     }
 
     /// Resolves with the time of the key's deletion, watched from `after`.
-    async fn deletion_of(&self, key: &str) -> Result<impl std::future::Future<Output = Result<Instant>>> {
+    async fn deletion_of(
+        &self,
+        key: &str,
+    ) -> Result<impl std::future::Future<Output = Result<Instant>>> {
         let revision = self.coord.current_revision().await?;
         let mut stream = self.coord.watch_prefix(key, Some(revision + 1)).await?;
         let key = key.to_owned();
@@ -158,7 +217,12 @@ async fn a_killed_executor_loses_its_assignments_when_its_lease_expires() -> Res
     let killed_at = Instant::now();
     let at = tokio::time::timeout(TTL + Duration::from_secs(1), deleted)
         .await
-        .with_context(|| format!("assignment still there {:?} after SIGKILL", TTL + Duration::from_secs(1)))??;
+        .with_context(|| {
+            format!(
+                "assignment still there {:?} after SIGKILL",
+                TTL + Duration::from_secs(1)
+            )
+        })??;
     eprintln!("assignment deleted {:?} after SIGKILL", at - killed_at);
     assert!(leader.batches("r-kill").await?.is_empty());
     Ok(())
@@ -177,20 +241,31 @@ async fn an_executor_frozen_past_its_lease_records_nothing_for_the_items_it_held
 
     let deleted = leader.deletion_of(&key).await?;
     process.signal(libc::SIGSTOP)?;
-    tokio::time::timeout(WAIT, deleted).await.context("lease of the frozen executor never expired")??;
+    tokio::time::timeout(WAIT, deleted)
+        .await
+        .context("lease of the frozen executor never expired")??;
     process.signal(libc::SIGCONT)?;
 
     // Woken up, its sleeps are over at once; it must notice its lease is
     // gone, void those outcomes and register again with a new lease.
     let again = leader.executor("frozen", Some(info.lease)).await?;
     assert_ne!(again.lease, info.lease);
-    wait_for(WAIT, "the executor logs that it self-fenced", || async { process.logs().contains("self-fenced") }).await?;
+    wait_for(WAIT, "the executor logs that it self-fenced", || async {
+        process.logs().contains("self-fenced")
+    })
+    .await?;
     // Well after the items would have finished, nothing was recorded for them.
     let quiet_until = started + Duration::from_secs(5);
     while Instant::now() < quiet_until {
         let batches = leader.batches("r-stop").await?;
-        assert!(batches.iter().all(|b| b.token.0 != token), "a stale owner recorded: {batches:?}");
-        assert!(batches.is_empty(), "outcomes recorded for items the executor no longer owned: {batches:?}");
+        assert!(
+            batches.iter().all(|b| b.token.0 != token),
+            "a stale owner recorded: {batches:?}"
+        );
+        assert!(
+            batches.is_empty(),
+            "outcomes recorded for items the executor no longer owned: {batches:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
@@ -213,16 +288,24 @@ async fn a_drained_executor_releases_its_assignments_within_a_second() -> Result
     let deleted = leader.deletion_of(&key).await?;
     process.signal(libc::SIGTERM)?;
     let signalled = Instant::now();
-    let at = tokio::time::timeout(WAIT, deleted).await.context("assignment never released")??;
+    let at = tokio::time::timeout(WAIT, deleted)
+        .await
+        .context("assignment never released")??;
     let took = at - signalled;
     eprintln!("assignment released {took:?} after SIGTERM");
     // The protocol property: a drain releases at once instead of waiting out the TTL.
-    assert!(took < Duration::from_secs(1), "released {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(1),
+        "released {took:?} after SIGTERM"
+    );
 
     let status = tokio::task::spawn_blocking(move || process.child.wait()).await??;
     assert!(status.success(), "executor exited with {status}");
     let batches = leader.batches("r-term").await?;
-    let mut items: Vec<u32> = batches.iter().flat_map(|b| b.results.iter().map(|r| r.item.0)).collect();
+    let mut items: Vec<u32> = batches
+        .iter()
+        .flat_map(|b| b.results.iter().map(|r| r.item.0))
+        .collect();
     items.sort_unstable();
     let recorded = items.len();
     items.dedup();
@@ -232,6 +315,9 @@ async fn a_drained_executor_releases_its_assignments_within_a_second() -> Result
     // during the drain), and the unstarted rest was released unrecorded.
     assert_eq!(items, (0..recorded as u32).collect::<Vec<_>>());
     assert!((3..20).contains(&recorded), "{recorded} items recorded");
-    assert!(batches.iter().all(|b| b.token.0 == token && b.results.iter().all(|r| r.outcome == ResultOutcome::Succeeded)));
+    assert!(batches.iter().all(|b| b.token.0 == token
+        && b.results
+            .iter()
+            .all(|r| r.outcome == ResultOutcome::Succeeded)));
     Ok(())
 }

@@ -46,7 +46,10 @@ async fn killed_executor_items_fail_over(db: Db) -> Result<()> {
     cluster.trigger("chain")?;
     let run = cluster.nth_run("chain", 0, Duration::from_secs(15)).await?;
     // Kill e2 as soon as it holds items of the middle job.
-    wait_for(Duration::from_secs(20), "e2 to hold items of job b", || cluster.holds(&run, "b", "e2")).await?;
+    wait_for(Duration::from_secs(20), "e2 to hold items of job b", || {
+        cluster.holds(&run, "b", "e2")
+    })
+    .await?;
     e2.kill();
     let end = cluster.wait_run_end(&run, Duration::from_secs(40)).await?;
     assert_eq!(end.state, RunState::Succeeded, "{end:?}");
@@ -54,19 +57,47 @@ async fn killed_executor_items_fail_over(db: Db) -> Result<()> {
         check_exactly_once(job, 64, &cluster.attempts(&run, job).await?)?;
     }
     let b = cluster.attempts(&run, "b").await?;
-    let lost: Vec<_> = b.iter().filter(|a| a.executor.as_str() == "e2" && a.outcome == Some(AttemptOutcome::Lost)).collect();
-    assert!(!lost.is_empty(), "e2 held items of b when killed, so some attempts must be lost: {b:?}");
+    let lost: Vec<_> = b
+        .iter()
+        .filter(|a| a.executor.as_str() == "e2" && a.outcome == Some(AttemptOutcome::Lost))
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "e2 held items of b when killed, so some attempts must be lost: {b:?}"
+    );
     for l in lost {
-        let next = b.iter().find(|a| a.item == l.item && a.attempt == l.attempt + 1).unwrap_or_else(|| panic!("no attempt after lost {l:?}"));
+        let next = b
+            .iter()
+            .find(|a| a.item == l.item && a.attempt == l.attempt + 1)
+            .unwrap_or_else(|| panic!("no attempt after lost {l:?}"));
         assert_ne!(next.executor.as_str(), "e2", "{next:?}");
-        assert_eq!(next.moved_from.as_ref().map(|e| e.as_str()), Some("e2"), "{next:?}");
+        assert_eq!(
+            next.moved_from.as_ref().map(|e| e.as_str()),
+            Some("e2"),
+            "{next:?}"
+        );
         assert_eq!(next.outcome, Some(AttemptOutcome::Succeeded), "{next:?}");
     }
     // The loss raised an alert, which resolved itself when the run ended.
-    wait_for(Duration::from_secs(10), "a resolved executor_lost alert for e2", || async {
-        let alerts = cluster.store.list_alerts(&AlertFilter { dag: Some(DagName::new("chain")), ..Default::default() }).await.unwrap_or_default();
-        alerts.iter().any(|a| a.rule == AlertRule::ExecutorLost && a.executor.as_ref().map(|e| e.as_str()) == Some("e2") && a.state == AlertState::Resolved)
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "a resolved executor_lost alert for e2",
+        || async {
+            let alerts = cluster
+                .store
+                .list_alerts(&AlertFilter {
+                    dag: Some(DagName::new("chain")),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_default();
+            alerts.iter().any(|a| {
+                a.rule == AlertRule::ExecutorLost
+                    && a.executor.as_ref().map(|e| e.as_str()) == Some("e2")
+                    && a.state == AlertState::Resolved
+            })
+        },
+    )
     .await?;
     // Job c started after e2 died: nothing of it ran there.
     let c = cluster.attempts(&run, "c").await?;

@@ -78,8 +78,15 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let users: Vec<String> = self.tokens.iter().map(|t| format!("{}({})", t.user, t.role.as_str())).collect();
-        f.debug_struct("AuthConfig").field("read_only", &self.read_only).field("users", &users).finish()
+        let users: Vec<String> = self
+            .tokens
+            .iter()
+            .map(|t| format!("{}({})", t.user, t.role.as_str()))
+            .collect();
+        f.debug_struct("AuthConfig")
+            .field("read_only", &self.read_only)
+            .field("users", &users)
+            .finish()
     }
 }
 
@@ -92,28 +99,50 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// No token yet: nobody can get in until one is added.
     pub fn new() -> Self {
-        AuthConfig { tokens: Vec::new(), read_only: false }
+        AuthConfig {
+            tokens: Vec::new(),
+            read_only: false,
+        }
     }
 
     /// Adds a token for `user` with `role`; `position` names it in errors.
-    pub fn add(&mut self, position: usize, user: &str, role: Role, token: &str) -> Result<(), AuthError> {
+    pub fn add(
+        &mut self,
+        position: usize,
+        user: &str,
+        role: Role,
+        token: &str,
+    ) -> Result<(), AuthError> {
         let user = checked_user(position, user)?;
         if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
             return Err(AuthError::WeakToken { line: position });
         }
-        self.tokens.push(Token { user, role, digest: token_digest(token) });
+        self.tokens.push(Token {
+            user,
+            role,
+            digest: token_digest(token),
+        });
         Ok(())
     }
 
     /// Adds a token known only by its SHA-256 digest (the bootstrap token).
     pub fn add_digest(&mut self, user: &str, role: Role, digest: [u8; 32]) {
-        self.tokens.push(Token { user: user.to_owned(), role, digest });
+        self.tokens.push(Token {
+            user: user.to_owned(),
+            role,
+            digest,
+        });
     }
 
     /// Adds comma-separated tokens (the `--operator-token` /
     /// `--viewer-token` form), each acting as user `role.as_str()`.
     pub fn add_list(&mut self, role: Role, list: &str) -> Result<(), AuthError> {
-        for (i, token) in list.split(',').map(str::trim).filter(|t| !t.is_empty()).enumerate() {
+        for (i, token) in list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
             self.add(i + 1, role.as_str(), role, token)?;
         }
         Ok(())
@@ -148,7 +177,12 @@ impl AuthConfig {
             }
             let (role, rest) = match line.strip_prefix("viewer:") {
                 Some(rest) => (Role::Viewer, rest),
-                None => (Role::Operator, line.strip_prefix("operator:").filter(|r| r.contains(':')).unwrap_or(line)),
+                None => (
+                    Role::Operator,
+                    line.strip_prefix("operator:")
+                        .filter(|r| r.contains(':'))
+                        .unwrap_or(line),
+                ),
             };
             let (user, token) = match rest.split_once(':') {
                 Some((user, token)) => (user.trim(), token.trim()),
@@ -208,7 +242,9 @@ impl AuthConfig {
 fn checked_user(line: usize, user: &str) -> Result<String, AuthError> {
     let ok = !user.is_empty()
         && user.len() <= 64
-        && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'));
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'@' | b'-'));
     if !ok {
         return Err(AuthError::InvalidUser { line });
     }
@@ -240,16 +276,26 @@ pub struct Operator {
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = parts.extensions.get::<Principal>().ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or(ApiError::Unauthorized)?;
         if state.auth.is_read_only() {
             return Err(ApiError::Forbidden("this console is read-only".to_owned()));
         }
         if principal.role != Role::Operator {
             tracing::warn!(user = %principal.user, "a viewer tried to act");
-            return Err(ApiError::Forbidden("the operator role is required".to_owned()));
+            return Err(ApiError::Forbidden(
+                "the operator role is required".to_owned(),
+            ));
         }
-        Ok(Operator { user: principal.user.clone() })
+        Ok(Operator {
+            user: principal.user.clone(),
+        })
     }
 }
 
@@ -262,8 +308,14 @@ pub struct CanAct(pub bool);
 impl FromRequestParts<AppState> for CanAct {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let operator = parts.extensions.get::<Principal>().is_some_and(|p| p.role == Role::Operator);
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let operator = parts
+            .extensions
+            .get::<Principal>()
+            .is_some_and(|p| p.role == Role::Operator);
         Ok(CanAct(operator && !state.auth.is_read_only()))
     }
 }
@@ -278,9 +330,18 @@ mod tests {
             "# ops\nalice:0123456789abcdef0\n\nfedcba98765432100\nviewer:bob:bbbbbbbbbbbbbbbbbbbb\n",
         )
         .unwrap();
-        assert_eq!(auth.identify("0123456789abcdef0"), Some(("alice".into(), Role::Operator)));
-        assert_eq!(auth.identify("fedcba98765432100"), Some(("operator".into(), Role::Operator)));
-        assert_eq!(auth.identify("bbbbbbbbbbbbbbbbbbbb"), Some(("bob".into(), Role::Viewer)));
+        assert_eq!(
+            auth.identify("0123456789abcdef0"),
+            Some(("alice".into(), Role::Operator))
+        );
+        assert_eq!(
+            auth.identify("fedcba98765432100"),
+            Some(("operator".into(), Role::Operator))
+        );
+        assert_eq!(
+            auth.identify("bbbbbbbbbbbbbbbbbbbb"),
+            Some(("bob".into(), Role::Viewer))
+        );
         assert_eq!(auth.identify("0123456789abcdef"), None);
         assert_eq!(auth.identify(""), None);
     }
@@ -288,18 +349,38 @@ mod tests {
     #[test]
     fn comma_separated_lists_and_digests() {
         let mut auth = AuthConfig::new();
-        auth.add_list(Role::Viewer, "vvvvvvvvvvvvvvvvvv1, vvvvvvvvvvvvvvvvvv2").unwrap();
+        auth.add_list(Role::Viewer, "vvvvvvvvvvvvvvvvvv1, vvvvvvvvvvvvvvvvvv2")
+            .unwrap();
         assert!(!auth.has_operator());
-        auth.add_digest("operator", Role::Operator, token_digest("boot-token-0123456789"));
-        assert_eq!(auth.identify("vvvvvvvvvvvvvvvvvv2"), Some(("viewer".into(), Role::Viewer)));
-        assert_eq!(auth.identify("boot-token-0123456789"), Some(("operator".into(), Role::Operator)));
-        assert_eq!(auth.add_list(Role::Operator, "ok-ok-ok-ok-ok-ok-ok,short"), Err(AuthError::WeakToken { line: 2 }));
+        auth.add_digest(
+            "operator",
+            Role::Operator,
+            token_digest("boot-token-0123456789"),
+        );
+        assert_eq!(
+            auth.identify("vvvvvvvvvvvvvvvvvv2"),
+            Some(("viewer".into(), Role::Viewer))
+        );
+        assert_eq!(
+            auth.identify("boot-token-0123456789"),
+            Some(("operator".into(), Role::Operator))
+        );
+        assert_eq!(
+            auth.add_list(Role::Operator, "ok-ok-ok-ok-ok-ok-ok,short"),
+            Err(AuthError::WeakToken { line: 2 })
+        );
     }
 
     #[test]
     fn weak_or_missing_tokens_are_refused() {
-        assert_eq!(AuthConfig::from_token_file("# nothing\n").unwrap_err(), AuthError::NoToken);
-        assert_eq!(AuthConfig::from_token_file("bob:short").unwrap_err(), AuthError::WeakToken { line: 1 });
+        assert_eq!(
+            AuthConfig::from_token_file("# nothing\n").unwrap_err(),
+            AuthError::NoToken
+        );
+        assert_eq!(
+            AuthConfig::from_token_file("bob:short").unwrap_err(),
+            AuthError::WeakToken { line: 1 }
+        );
         assert_eq!(
             AuthConfig::from_token_file("\nb o b:0123456789abcdef0").unwrap_err(),
             AuthError::InvalidUser { line: 2 }

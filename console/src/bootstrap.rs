@@ -61,9 +61,19 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 /// the file (mode 0600, never overwriting one another process just wrote).
 pub fn operator_token(dir: &Path) -> Result<Bootstrap, BootstrapError> {
     let path = dir.join(BOOTSTRAP_FILE);
-    let io = |source| BootstrapError::Io { path: path.clone(), source };
+    let io = |source| BootstrapError::Io {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
-        Ok(text) => return unhex(&text).map(|digest| Bootstrap { digest, new_token: None }).ok_or(BootstrapError::Damaged(path.clone())),
+        Ok(text) => {
+            return unhex(&text)
+                .map(|digest| Bootstrap {
+                    digest,
+                    new_token: None,
+                })
+                .ok_or(BootstrapError::Damaged(path.clone()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
@@ -75,9 +85,13 @@ pub fn operator_token(dir: &Path) -> Result<Bootstrap, BootstrapError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&path).map_err(io)?;
-    file.write_all(format!("{}\n", hex(&digest)).as_bytes()).map_err(io)?;
+    file.write_all(format!("{}\n", hex(&digest)).as_bytes())
+        .map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(Bootstrap { digest, new_token: Some(token) })
+    Ok(Bootstrap {
+        digest,
+        new_token: Some(token),
+    })
 }
 
 #[cfg(test)]
@@ -96,6 +110,9 @@ mod tests {
         assert_eq!(again.new_token, None);
         assert_eq!(again.digest, token_digest(&token));
         std::fs::write(dir.path().join(BOOTSTRAP_FILE), "zz").unwrap();
-        assert!(matches!(operator_token(dir.path()), Err(BootstrapError::Damaged(_))));
+        assert!(matches!(
+            operator_token(dir.path()),
+            Err(BootstrapError::Damaged(_))
+        ));
     }
 }

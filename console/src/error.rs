@@ -67,8 +67,12 @@ impl ApiError {
     /// The backing service this error came from, if any.
     pub fn backend(&self) -> Option<Backend> {
         match self {
-            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(SQL_PREFIX) => Some(Backend::Sql),
-            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(COORD_PREFIX) => Some(Backend::Coord),
+            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(SQL_PREFIX) => {
+                Some(Backend::Sql)
+            }
+            ApiError::Internal(d) | ApiError::Unavailable(d) if d.starts_with(COORD_PREFIX) => {
+                Some(Backend::Coord)
+            }
             _ => None,
         }
     }
@@ -124,18 +128,26 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
-            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "backing service unavailable"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "backing service unavailable")
+            }
             _ => {}
         }
-        let body = Body { error: Inner { code: self.code(), message: self.to_string() } };
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(backend) = self.backend() {
             response.extensions_mut().insert(backend);
         }
         if matches!(self, ApiError::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -42,8 +42,18 @@ where
 
 /// `application/json`, or any `application/…+json`, parameters aside.
 fn json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.split_once('/') {
         Some((kind, sub)) => kind == "application" && (sub == "json" || sub.ends_with("+json")),
         None => false,
@@ -54,7 +64,9 @@ fn json_content_type(headers: &HeaderMap) -> bool {
 async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit: crate::MAX_BODY_BYTES }
+            ApiError::PayloadTooLarge {
+                limit: crate::MAX_BODY_BYTES,
+            }
         } else {
             ApiError::bad(r.body_text())
         }
@@ -77,8 +89,12 @@ fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::bad(format!("invalid request body: {}", detail(&e))),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad(format!("malformed JSON: {}", detail(&e))),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad(format!("invalid request body: {}", detail(&e)))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad(format!("malformed JSON: {}", detail(&e)))
+        }
         other => ApiError::bad(other.body_text()),
     }
 }
@@ -178,9 +194,21 @@ mod tests {
 
     #[test]
     fn a_body_must_be_an_object_not_an_array_serde_would_read_by_position() {
-        assert_eq!(object::<Pair>(br#" {"a": 1}"#).unwrap(), Pair { a: Some(1), b: None });
-        assert_eq!(message(object::<Pair>(b"[1, true]").unwrap_err()), "the request body must be a JSON object");
-        assert_eq!(message(object::<Pair>(b"null").unwrap_err()), "the request body must be a JSON object");
+        assert_eq!(
+            object::<Pair>(br#" {"a": 1}"#).unwrap(),
+            Pair {
+                a: Some(1),
+                b: None
+            }
+        );
+        assert_eq!(
+            message(object::<Pair>(b"[1, true]").unwrap_err()),
+            "the request body must be a JSON object"
+        );
+        assert_eq!(
+            message(object::<Pair>(b"null").unwrap_err()),
+            "the request body must be a JSON object"
+        );
         assert!(message(object::<Pair>(b"[1,").unwrap_err()).starts_with("malformed JSON"));
         assert!(message(object::<Pair>(b"").unwrap_err()).starts_with("malformed JSON"));
     }
@@ -188,7 +216,10 @@ mod tests {
     #[test]
     fn messages_name_the_field_without_axums_prefix() {
         let bad = message(object::<Pair>(br#"{"a": -1}"#).unwrap_err());
-        assert!(bad.starts_with("invalid request body: a: invalid value: integer `-1`"), "{bad}");
+        assert!(
+            bad.starts_with("invalid request body: a: invalid value: integer `-1`"),
+            "{bad}"
+        );
         let unknown = message(object::<Pair>(br#"{"c": 1}"#).unwrap_err());
         assert!(unknown.contains("unknown field `c`"), "{unknown}");
     }
@@ -200,7 +231,11 @@ mod tests {
             h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
             json_content_type(&h)
         };
-        assert!(with("application/json") && with("Application/JSON; charset=utf-8") && with("application/problem+json"));
+        assert!(
+            with("application/json")
+                && with("Application/JSON; charset=utf-8")
+                && with("application/problem+json")
+        );
         assert!(!with("text/plain") && !with("application/x-www-form-urlencoded") && !with("json"));
         assert!(!json_content_type(&HeaderMap::new()));
     }

@@ -38,8 +38,8 @@ mod extract;
 mod live;
 pub mod metrics;
 pub mod notify;
-pub mod pages;
 pub mod openapi;
+pub mod pages;
 pub mod session;
 mod stream;
 mod time;
@@ -91,7 +91,11 @@ impl AppState {
     /// State for a console over `store` and `coord` with keys under `prefix`
     /// (normalised to end in `/`).
     pub fn new(store: Store, coord: Arc<dyn Coordinator>, prefix: &str, auth: AuthConfig) -> Self {
-        let prefix = if prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+        let prefix = if prefix.ends_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}/")
+        };
         AppState {
             store,
             coord,
@@ -108,7 +112,10 @@ impl AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("prefix", &self.prefix).field("auth", &self.auth).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("prefix", &self.prefix)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,8 +139,14 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(pages::router())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_errors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), session::gate));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::gate,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/login", get(session::login_form).post(session::login))
@@ -159,26 +172,38 @@ pub async fn serve(
         shutdown.await;
         closing.cancel();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// `GET /readyz`: 200 when both the coordination service and the SQL store
 /// answer, else 503 (the reason is logged, not sent).
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<Health>, ApiError> {
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<Health>, ApiError> {
     // Any failure means "not ready": 503, whatever the error's own status.
     if let Err(e) = state.coord.current_revision().await {
         state.errors.count(error::Backend::Coord);
-        return Err(ApiError::Unavailable(format!("readiness: coordination service: {e}")));
+        return Err(ApiError::Unavailable(format!(
+            "readiness: coordination service: {e}"
+        )));
     }
     if let Err(e) = state.store.list_dags().await {
         state.errors.count(error::Backend::Sql);
         return Err(ApiError::Unavailable(format!("readiness: database: {e}")));
     }
-    Ok(Json(Health { status: "ready", version: env!("CARGO_PKG_VERSION") }))
+    Ok(Json(Health {
+        status: "ready",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 async fn not_found() -> ApiError {

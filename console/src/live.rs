@@ -7,12 +7,12 @@
 
 use crate::error::ApiError;
 use crate::AppState;
+use nightshift_coord::KeyValue;
 use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{
-    dag_key, dags_prefix, decode, executors_prefix, parse_progress_key, progress_prefix, AppliedDag,
-    ExecutorInfo, ItemProgress, ProgressRecord, Record,
+    dag_key, dags_prefix, decode, executors_prefix, parse_progress_key, progress_prefix,
+    AppliedDag, ExecutorInfo, ItemProgress, ProgressRecord, Record,
 };
-use nightshift_coord::KeyValue;
 use std::collections::BTreeMap;
 
 fn decoded<T: Record>(kv: &KeyValue) -> Option<T> {
@@ -39,7 +39,10 @@ pub async fn applied_dag(state: &AppState, dag: &DagName) -> Result<Option<Appli
 
 /// Every live executor, by id.
 pub async fn executors(state: &AppState) -> Result<Vec<ExecutorInfo>, ApiError> {
-    let (kvs, _) = state.coord.get_prefix(&executors_prefix(&state.prefix)).await?;
+    let (kvs, _) = state
+        .coord
+        .get_prefix(&executors_prefix(&state.prefix))
+        .await?;
     Ok(kvs.iter().filter_map(decoded::<ExecutorInfo>).collect())
 }
 
@@ -50,11 +53,18 @@ pub async fn progress(
     run: &RunId,
     job: &JobName,
 ) -> Result<BTreeMap<u32, (ExecutorId, ItemProgress)>, ApiError> {
-    let (kvs, _) = state.coord.get_prefix(&progress_prefix(&state.prefix, run, job)).await?;
+    let (kvs, _) = state
+        .coord
+        .get_prefix(&progress_prefix(&state.prefix, run, job))
+        .await?;
     let mut out = BTreeMap::new();
     for kv in &kvs {
-        let Some((_, _, executor)) = parse_progress_key(&state.prefix, &kv.key) else { continue };
-        let Some(record) = decoded::<ProgressRecord>(kv) else { continue };
+        let Some((_, _, executor)) = parse_progress_key(&state.prefix, &kv.key) else {
+            continue;
+        };
+        let Some(record) = decoded::<ProgressRecord>(kv) else {
+            continue;
+        };
         for (item, progress) in record.items {
             out.insert(item, (executor.clone(), progress));
         }

@@ -27,7 +27,9 @@ pub const RUN_COUNT_CAP: u32 = 10_000;
 /// Recent runs whose attempts feed the item duration histogram.
 pub const RECENT_RUNS: u32 = 20;
 /// Upper bounds (seconds) of the item duration histogram's buckets.
-pub const DURATION_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0];
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0,
+];
 
 /// The Prometheus text format's content type.
 const CONTENT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -51,7 +53,10 @@ impl ErrorCounts {
 
     /// `(sql, coordination)` so far.
     pub fn get(&self) -> (u64, u64) {
-        (self.sql.load(Ordering::Relaxed), self.coord.load(Ordering::Relaxed))
+        (
+            self.sql.load(Ordering::Relaxed),
+            self.coord.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -66,7 +71,10 @@ pub async fn count_errors(State(state): State<AppState>, req: Request, next: Nex
 
 /// Escapes a label value (backslash, quote, newline).
 fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -74,7 +82,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn samples(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Option<(&str, &str)>, u64)]) {
+fn samples(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(Option<(&str, &str)>, u64)],
+) {
     header(out, name, kind, help);
     for (l, value) in samples {
         match l {
@@ -112,7 +126,11 @@ async fn runs_and_items(state: &AppState, out: &mut String) -> Result<(), ApiErr
     let mut runs = Vec::new();
     let mut live_runs = Vec::new();
     for &s in RunState::ALL {
-        let filter = RunFilter { states: vec![s], limit: Some(RUN_COUNT_CAP), ..RunFilter::default() };
+        let filter = RunFilter {
+            states: vec![s],
+            limit: Some(RUN_COUNT_CAP),
+            ..RunFilter::default()
+        };
         let found = state.store.list_runs(&filter).await?;
         runs.push((Some(("state", s.as_str())), found.len() as u64));
         if !s.is_terminal() {
@@ -140,9 +158,21 @@ async fn runs_and_items(state: &AppState, out: &mut String) -> Result<(), ApiErr
         ("cancelled", items.cancelled),
     ]
     .map(|(s, n)| (Some(("state", s)), n));
-    samples(out, "nightshift_live_run_items", "gauge", "Items of pending and running runs by state.", &item_samples);
+    samples(
+        out,
+        "nightshift_live_run_items",
+        "gauge",
+        "Items of pending and running runs by state.",
+        &item_samples,
+    );
 
-    let recent = state.store.list_runs(&RunFilter { limit: Some(RECENT_RUNS), ..RunFilter::default() }).await?;
+    let recent = state
+        .store
+        .list_runs(&RunFilter {
+            limit: Some(RECENT_RUNS),
+            ..RunFilter::default()
+        })
+        .await?;
     let mut seen: Vec<&Run> = Vec::new();
     for run in live_runs.iter().chain(recent.iter()) {
         if !seen.iter().any(|r| r.run_id == run.run_id) {
@@ -169,18 +199,37 @@ async fn runs_and_items(state: &AppState, out: &mut String) -> Result<(), ApiErr
 }
 
 async fn alerts(state: &AppState, out: &mut String) -> Result<(), ApiError> {
-    let open = AlertFilter { states: vec![AlertState::Open], dag: None, limit: Some(RUN_COUNT_CAP) };
+    let open = AlertFilter {
+        states: vec![AlertState::Open],
+        dag: None,
+        limit: Some(RUN_COUNT_CAP),
+    };
     let open = state.store.list_alerts(&open).await?.len() as u64;
-    samples(out, "nightshift_alerts_open", "gauge", "Open (unacknowledged) alerts.", &[(None, open)]);
+    samples(
+        out,
+        "nightshift_alerts_open",
+        "gauge",
+        "Open (unacknowledged) alerts.",
+        &[(None, open)],
+    );
     Ok(())
 }
 
 async fn coordination(state: &AppState, out: &mut String) -> Result<(), ApiError> {
     let executors = live::executors(state).await?.len() as u64;
-    samples(out, "nightshift_executors_live", "gauge", "Executors registered in the coordination service.", &[(None, executors)]);
+    samples(
+        out,
+        "nightshift_executors_live",
+        "gauge",
+        "Executors registered in the coordination service.",
+        &[(None, executors)],
+    );
     // The scheduler's election: candidates under `{p}leader/`, the one
     // with the lowest create revision leads; its value is its id.
-    let (mut candidates, _) = state.coord.get_prefix(&format!("{}leader/", state.prefix)).await?;
+    let (mut candidates, _) = state
+        .coord
+        .get_prefix(&format!("{}leader/", state.prefix))
+        .await?;
     candidates.sort_by_key(|kv| kv.create_revision);
     samples(
         out,
@@ -189,10 +238,22 @@ async fn coordination(state: &AppState, out: &mut String) -> Result<(), ApiError
         "Schedulers campaigning for leadership.",
         &[(None, candidates.len() as u64)],
     );
-    samples(out, "nightshift_leader_present", "gauge", "1 when a scheduler leads.", &[(None, u64::from(!candidates.is_empty()))]);
+    samples(
+        out,
+        "nightshift_leader_present",
+        "gauge",
+        "1 when a scheduler leads.",
+        &[(None, u64::from(!candidates.is_empty()))],
+    );
     if let Some(leader) = candidates.first() {
         let id = String::from_utf8_lossy(&leader.value).into_owned();
-        samples(out, "nightshift_leader_info", "gauge", "The leading scheduler (value 1).", &[(Some(("scheduler", id.as_str())), 1)]);
+        samples(
+            out,
+            "nightshift_leader_info",
+            "gauge",
+            "The leading scheduler (value 1).",
+            &[(Some(("scheduler", id.as_str())), 1)],
+        );
     }
     Ok(())
 }
@@ -211,7 +272,13 @@ pub async fn render(state: &AppState) -> String {
     }
     if let Some(notifier) = &state.notifier {
         let (delivered, failed) = notifier.counts();
-        samples(&mut out, "nightshift_notifications_delivered_total", "counter", "Notifications delivered (per channel).", &[(None, delivered)]);
+        samples(
+            &mut out,
+            "nightshift_notifications_delivered_total",
+            "counter",
+            "Notifications delivered (per channel).",
+            &[(None, delivered)],
+        );
         samples(
             &mut out,
             "nightshift_notification_failures_total",
@@ -221,7 +288,13 @@ pub async fn render(state: &AppState) -> String {
         );
     }
     let (sql, coord) = state.errors.get();
-    samples(&mut out, "nightshift_console_sql_errors_total", "counter", "SQL errors this console hit.", &[(None, sql)]);
+    samples(
+        &mut out,
+        "nightshift_console_sql_errors_total",
+        "counter",
+        "SQL errors this console hit.",
+        &[(None, sql)],
+    );
     samples(
         &mut out,
         "nightshift_console_etcd_errors_total",
@@ -244,11 +317,28 @@ mod tests {
     #[test]
     fn histograms_are_cumulative() {
         let mut out = String::new();
-        histogram(&mut out, "nightshift_x_seconds", "x", &[0.05, 2.0, 2.0, 20_000.0]);
-        assert!(out.contains("nightshift_x_seconds_bucket{le=\"0.1\"} 1\n"), "{out}");
-        assert!(out.contains("nightshift_x_seconds_bucket{le=\"5\"} 3\n"), "{out}");
-        assert!(out.contains("nightshift_x_seconds_bucket{le=\"14400\"} 3\n"), "{out}");
-        assert!(out.contains("nightshift_x_seconds_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        histogram(
+            &mut out,
+            "nightshift_x_seconds",
+            "x",
+            &[0.05, 2.0, 2.0, 20_000.0],
+        );
+        assert!(
+            out.contains("nightshift_x_seconds_bucket{le=\"0.1\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nightshift_x_seconds_bucket{le=\"5\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nightshift_x_seconds_bucket{le=\"14400\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nightshift_x_seconds_bucket{le=\"+Inf\"} 4\n"),
+            "{out}"
+        );
         assert!(out.contains("nightshift_x_seconds_count 4\n"), "{out}");
     }
 

@@ -11,7 +11,12 @@ fn param(name: &str, place: &str, description: &str, schema: Value) -> Value {
 }
 
 fn path_param(name: &str) -> Value {
-    param(name, "path", &format!("the {name}"), json!({ "type": "string" }))
+    param(
+        name,
+        "path",
+        &format!("the {name}"),
+        json!({ "type": "string" }),
+    )
 }
 
 fn query(name: &str, description: &str) -> Value {
@@ -22,11 +27,24 @@ fn query(name: &str, description: &str) -> Value {
 fn limit() -> Value {
     use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
     let description = format!("page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})");
-    param("limit", "query", &description, json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }))
+    param(
+        "limit",
+        "query",
+        &description,
+        json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }),
+    )
 }
 
 fn limit_offset() -> Vec<Value> {
-    vec![limit(), param("offset", "query", "rows to skip", json!({ "type": "integer", "minimum": 0 }))]
+    vec![
+        limit(),
+        param(
+            "offset",
+            "query",
+            "rows to skip",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
+    ]
 }
 
 fn error_ref() -> Value {
@@ -47,7 +65,8 @@ fn op(summary: &str, params: Vec<Value>, ok: &str, body: Option<Value>) -> Value
         }
     });
     if let Some(schema) = body {
-        o["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": schema } } });
+        o["requestBody"] =
+            json!({ "required": false, "content": { "application/json": { "schema": schema } } });
         o["responses"]["413"] = error_ref();
     }
     o
@@ -55,12 +74,21 @@ fn op(summary: &str, params: Vec<Value>, ok: &str, body: Option<Value>) -> Value
 
 /// An action without parameters: no body, or `{}`; any field is a 400.
 fn action(summary: &str, params: Vec<Value>, ok: &str) -> Value {
-    op(summary, params, ok, Some(json!({ "type": "object", "additionalProperties": false, "properties": {} })))
+    op(
+        summary,
+        params,
+        ok,
+        Some(json!({ "type": "object", "additionalProperties": false, "properties": {} })),
+    )
 }
 
 fn trigger_body() -> Value {
     use crate::api::actions::{BUSINESS_DATE_YEARS, MAX_PARAMS_BYTES};
-    let years = format!("years {} to {}", BUSINESS_DATE_YEARS.start(), BUSINESS_DATE_YEARS.end());
+    let years = format!(
+        "years {} to {}",
+        BUSINESS_DATE_YEARS.start(),
+        BUSINESS_DATE_YEARS.end()
+    );
     json!({ "type": "object", "additionalProperties": false, "properties": {
         "business_date": { "type": "string", "format": "date", "description": years },
         "params": { "type": "object", "description": format!("at most {MAX_PARAMS_BYTES} bytes as JSON") },
@@ -88,24 +116,101 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method] = operation;
     };
-    add("/dags", "get", op("every DAG with schedule, next fire time, last and current run", vec![], "200", None));
-    add("/dags/{dag}", "get", op("one DAG with jobs, applied TOML and versions", vec![dag()], "200", None));
-    add("/dags/{dag}/runs", "get", op("runs of a DAG, newest first", [vec![dag()], limit_offset()].concat(), "200", None));
+    add(
+        "/dags",
+        "get",
+        op(
+            "every DAG with schedule, next fire time, last and current run",
+            vec![],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/dags/{dag}",
+        "get",
+        op(
+            "one DAG with jobs, applied TOML and versions",
+            vec![dag()],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/dags/{dag}/runs",
+        "get",
+        op(
+            "runs of a DAG, newest first",
+            [vec![dag()], limit_offset()].concat(),
+            "200",
+            None,
+        ),
+    );
     add(
         "/dags/{dag}/runs",
         "post",
         op("trigger a run; answers {run_id, command_id, kind, issued_by}; 409 when the DAG is paused", vec![dag()], "202", Some(trigger_body())),
     );
-    add("/dags/{dag}/trigger", "post", op("trigger a run (answers the command only)", vec![dag()], "202", Some(trigger_body())));
-    add("/dags/{dag}/pause", "post", action("pause scheduled runs", vec![dag()], "202"));
-    add("/dags/{dag}/resume", "post", action("resume scheduled runs", vec![dag()], "202"));
-    let mut runs_q = vec![query("dag", "only this DAG"), query("state", "states, comma-separated")];
+    add(
+        "/dags/{dag}/trigger",
+        "post",
+        op(
+            "trigger a run (answers the command only)",
+            vec![dag()],
+            "202",
+            Some(trigger_body()),
+        ),
+    );
+    add(
+        "/dags/{dag}/pause",
+        "post",
+        action("pause scheduled runs", vec![dag()], "202"),
+    );
+    add(
+        "/dags/{dag}/resume",
+        "post",
+        action("resume scheduled runs", vec![dag()], "202"),
+    );
+    let mut runs_q = vec![
+        query("dag", "only this DAG"),
+        query("state", "states, comma-separated"),
+    ];
     runs_q.extend(limit_offset());
-    add("/runs", "get", op("runs, newest first", runs_q, "200", None));
-    add("/runs/{run}", "get", op("a run with per-job counts, throughput and ETA", vec![run()], "200", None));
-    add("/runs/{run}/items", "get", op("items of a job: job, item, state, executor, attempts", vec![run(), query("job", "the job (required)")], "200", None));
-    add("/runs/{run}/jobs/{job}/items", "get", op("items of a job", vec![run(), job()], "200", None));
-    add("/runs/{run}/cancel", "post", action("cancel a run", vec![run()], "202"));
+    add(
+        "/runs",
+        "get",
+        op("runs, newest first", runs_q, "200", None),
+    );
+    add(
+        "/runs/{run}",
+        "get",
+        op(
+            "a run with per-job counts, throughput and ETA",
+            vec![run()],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/runs/{run}/items",
+        "get",
+        op(
+            "items of a job: job, item, state, executor, attempts",
+            vec![run(), query("job", "the job (required)")],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/runs/{run}/jobs/{job}/items",
+        "get",
+        op("items of a job", vec![run(), job()], "200", None),
+    );
+    add(
+        "/runs/{run}/cancel",
+        "post",
+        action("cancel a run", vec![run()], "202"),
+    );
     add(
         "/runs/{run}/retry",
         "post",
@@ -113,13 +218,36 @@ pub fn document() -> Value {
             "retry failed items",
             vec![run()],
             "202",
-            Some(json!({ "type": "object", "additionalProperties": false, "properties": { "job": { "type": "string" } } })),
+            Some(
+                json!({ "type": "object", "additionalProperties": false, "properties": { "job": { "type": "string" } } }),
+            ),
         ),
     );
-    add("/runs/{run}/jobs/{job}/skip", "post", action("skip a job", vec![run(), job()], "202"));
-    let item = param("item", "path", "the item index, 0 to the job's shards - 1", json!({ "type": "integer", "minimum": 0 }));
-    add("/runs/{run}/jobs/{job}/items/{item}/mark-succeeded", "post", action("record an item as succeeded", vec![run(), job(), item], "202"));
-    add("/executors", "get", op("live executors", vec![], "200", None));
+    add(
+        "/runs/{run}/jobs/{job}/skip",
+        "post",
+        action("skip a job", vec![run(), job()], "202"),
+    );
+    let item = param(
+        "item",
+        "path",
+        "the item index, 0 to the job's shards - 1",
+        json!({ "type": "integer", "minimum": 0 }),
+    );
+    add(
+        "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
+        "post",
+        action(
+            "record an item as succeeded",
+            vec![run(), job(), item],
+            "202",
+        ),
+    );
+    add(
+        "/executors",
+        "get",
+        op("live executors", vec![], "200", None),
+    );
     {
         use crate::api::executors::{LOST_DEFAULT_HOURS, LOST_MAX_HOURS};
         let hours = param(
@@ -130,38 +258,87 @@ pub fn document() -> Value {
         );
         let summary = "executors whose lease ended while holding items (executor_lost events), newest first: \
             {seq, executor, at_ms, dag, run_id, job, items, item_count}";
-        add("/executors/lost", "get", op(summary, vec![hours, limit()], "200", None));
+        add(
+            "/executors/lost",
+            "get",
+            op(summary, vec![hours, limit()], "200", None),
+        );
     }
     add(
         "/alerts",
         "get",
-        op("alerts", vec![query("state", "open, acknowledged, resolved (comma-separated)"), query("dag", "only this DAG"), limit()], "200", None),
+        op(
+            "alerts",
+            vec![
+                query("state", "open, acknowledged, resolved (comma-separated)"),
+                query("dag", "only this DAG"),
+                limit(),
+            ],
+            "200",
+            None,
+        ),
     );
-    add("/alerts/silences", "get", op("silences in force", vec![], "200", None));
     add(
-        "/alerts/silence",
-        "post",
-        {
-            let mut o = op("silence a rule for some minutes", vec![], "200", Some(silence_body()));
-            o["requestBody"]["required"] = json!(true);
-            o["responses"]["415"] = error_ref();
-            o
-        },
+        "/alerts/silences",
+        "get",
+        op("silences in force", vec![], "200", None),
     );
-    add("/alerts/{id}/ack", "post", action("acknowledge an alert", vec![path_param("id")], "200"));
+    add("/alerts/silence", "post", {
+        let mut o = op(
+            "silence a rule for some minutes",
+            vec![],
+            "200",
+            Some(silence_body()),
+        );
+        o["requestBody"]["required"] = json!(true);
+        o["responses"]["415"] = error_ref();
+        o
+    });
+    add(
+        "/alerts/{id}/ack",
+        "post",
+        action("acknowledge an alert", vec![path_param("id")], "200"),
+    );
     let mut events_q: Vec<Value> = ["dag", "run", "job", "executor", "kind", "from", "to"]
         .iter()
         .map(|n| query(n, "filter (times: epoch ms or RFC 3339)"))
         .collect();
-    events_q.push(param("after", "query", "only events after this sequence number", json!({ "type": "integer" })));
-    events_q.push(param("before", "query", "only events before this sequence number", json!({ "type": "integer" })));
+    events_q.push(param(
+        "after",
+        "query",
+        "only events after this sequence number",
+        json!({ "type": "integer" }),
+    ));
+    events_q.push(param(
+        "before",
+        "query",
+        "only events before this sequence number",
+        json!({ "type": "integer" }),
+    ));
     events_q.push(limit());
     add("/events", "get", op("the audit log", events_q, "200", None));
-    add("/events/stream", "get", op("server-sent `changed` events (text/event-stream)", vec![], "200", None));
-    add("/stream", "get", op("the same stream as /events/stream", vec![], "200", None));
+    add(
+        "/events/stream",
+        "get",
+        op(
+            "server-sent `changed` events (text/event-stream)",
+            vec![],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/stream",
+        "get",
+        op("the same stream as /events/stream", vec![], "200", None),
+    );
     let test = "send a test notification to every channel; one {channel, ok, attempts, error} per channel; 409 without channels";
     add("/notifications/test", "post", action(test, vec![], "200"));
-    add("/openapi.json", "get", op("this document", vec![], "200", None));
+    add(
+        "/openapi.json",
+        "get",
+        op("this document", vec![], "200", None),
+    );
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Nightshift console API", "version": env!("CARGO_PKG_VERSION") },
@@ -209,11 +386,20 @@ mod tests {
         let mut out = Vec::new();
         for src in SOURCES {
             for call in src.split(".route(\"").skip(1) {
-                let Some((path, rest)) = call.split_once('"') else { continue };
+                let Some((path, rest)) = call.split_once('"') else {
+                    continue;
+                };
                 // The handlers: up to the end of this `.route(...)` call.
-                let handlers = rest.split(".route(").next().unwrap_or(rest).lines().next().unwrap_or("");
+                let handlers = rest
+                    .split(".route(")
+                    .next()
+                    .unwrap_or(rest)
+                    .lines()
+                    .next()
+                    .unwrap_or("");
                 for method in ["get", "post", "put", "delete", "patch"] {
-                    let called = handlers.contains(&format!(" {method}(")) || handlers.contains(&format!(".{method}("));
+                    let called = handlers.contains(&format!(" {method}("))
+                        || handlers.contains(&format!(".{method}("));
                     if called {
                         out.push((path.to_owned(), method));
                     }
@@ -227,9 +413,15 @@ mod tests {
     fn every_api_route_is_documented() {
         let doc = document();
         let found = routes();
-        assert!(found.len() >= 25, "the route scan found too little: {found:?}");
+        assert!(
+            found.len() >= 25,
+            "the route scan found too little: {found:?}"
+        );
         for (path, method) in found {
-            assert!(doc["paths"][&path][method].is_object(), "{method} {path} is missing from openapi.json");
+            assert!(
+                doc["paths"][&path][method].is_object(),
+                "{method} {path} is missing from openapi.json"
+            );
         }
     }
 

@@ -71,27 +71,52 @@ impl Sessions {
     pub fn create(&self, user: &str, role: Role) -> (String, String) {
         let (id, csrf) = (random_hex(), random_hex());
         let now = Instant::now();
-        let mut map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, s| s.expires > now);
         if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+            {
                 map.remove(&oldest);
             }
         }
-        map.insert(id.clone(), Session { user: user.to_owned(), role, csrf: csrf.clone(), expires: now + SESSION_TTL });
+        map.insert(
+            id.clone(),
+            Session {
+                user: user.to_owned(),
+                role,
+                csrf: csrf.clone(),
+                expires: now + SESSION_TTL,
+            },
+        );
         (id, csrf)
     }
 
     /// The live session with this id.
     pub fn get(&self, id: &str) -> Option<Principal> {
-        let map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = map.get(id).filter(|s| s.expires > Instant::now())?;
-        Some(Principal { user: s.user.clone(), role: s.role, csrf: Some(s.csrf.clone()) })
+        Some(Principal {
+            user: s.user.clone(),
+            role: s.role,
+            csrf: Some(s.csrf.clone()),
+        })
     }
 
     /// Ends a session.
     pub fn remove(&self, id: &str) {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
     }
 }
 
@@ -113,7 +138,11 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
         let (user, role) = state.auth.identify(token)?;
-        return Some(Principal { user, role, csrf: None });
+        return Some(Principal {
+            user,
+            role,
+            csrf: None,
+        });
     }
     state.sessions.get(cookie(headers, SESSION_COOKIE)?)
 }
@@ -137,15 +166,24 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             tracing::warn!(path = %req.uri().path(), "rejected an invalid token");
         }
         if wants_page(&req) {
-            let next = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let next = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
             return (StatusCode::UNAUTHORIZED, Html(login_page(&next, None))).into_response();
         }
         return ApiError::Unauthorized.into_response();
     };
     if let (Some(expected), false) = (&principal.csrf, req.method().is_safe()) {
-        let presented = req.headers().get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        let presented = req
+            .headers()
+            .get(CSRF_HEADER)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
         if !bool::from(presented.ct_eq(expected.as_bytes())) {
-            return ApiError::Forbidden("missing or wrong X-Nightshift-CSRF header".to_owned()).into_response();
+            return ApiError::Forbidden("missing or wrong X-Nightshift-CSRF header".to_owned())
+                .into_response();
         }
     }
     req.extensions_mut().insert(principal);
@@ -185,24 +223,37 @@ pub async fn login_form(axum::extract::Query(q): axum::extract::Query<LoginQuery
 
 /// `POST /login`: a session and its cookies, then a redirect; 401 and the
 /// form again with a wrong token.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = local_path(form.next.as_deref()).to_owned();
     let Some((user, role)) = state.auth.identify(form.token.trim()) else {
         tracing::warn!("failed console login");
-        return (StatusCode::UNAUTHORIZED, Html(login_page(&next, Some("Unknown token.")))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(login_page(&next, Some("Unknown token."))),
+        )
+            .into_response();
     };
     let (id, csrf) = state.sessions.create(&user, role);
     tracing::info!(user = %user, role = role.as_str(), "console login");
     let age = SESSION_TTL.as_secs();
     // Behind a TLS-terminating proxy the cookies are marked `Secure`; a
     // console on plain HTTP (localhost, a lab) could not use them then.
-    let https = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let secure = if https { "; Secure" } else { "" };
-    let session = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}");
+    let session =
+        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}");
     let csrf = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={age}{secure}");
-    let (Ok(session), Ok(csrf), Ok(location)) =
-        (HeaderValue::from_str(&session), HeaderValue::from_str(&csrf), HeaderValue::from_str(&next))
-    else {
+    let (Ok(session), Ok(csrf), Ok(location)) = (
+        HeaderValue::from_str(&session),
+        HeaderValue::from_str(&csrf),
+        HeaderValue::from_str(&next),
+    ) else {
         return ApiError::bad("invalid redirect target").into_response();
     };
     let mut res = StatusCode::SEE_OTHER.into_response();
@@ -220,7 +271,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0")) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0"))
+        {
             res.headers_mut().append(SET_COOKIE, v);
         }
     }
@@ -230,7 +283,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 /// The login page (served with 401 to anonymous page requests).
 pub fn login_page(next: &str, error: Option<&str>) -> String {
     use crate::pages::esc;
-    let error = error.map(|e| format!("<p class=\"error\">{}</p>", esc(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in · Nightshift</title>\
 <style>body{{font-family:sans-serif;max-width:24rem;margin:4rem auto}}input{{width:100%;margin:.5rem 0}}\

@@ -16,8 +16,10 @@ use crate::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use nightshift_core::keyspace::{executors_prefix, parse_executor_key, parse_job_key, runs_prefix, JobKey};
 use nightshift_coord::{WatchEvent, WatchStream};
+use nightshift_core::keyspace::{
+    executors_prefix, parse_executor_key, parse_job_key, runs_prefix, JobKey,
+};
 use nightshift_store::EventFilter;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -51,17 +53,30 @@ pub struct Change {
 
 impl Change {
     fn new(kind: &'static str) -> Self {
-        Change { kind, run: None, job: None, dag: None, executor: None, event_kind: None, seq: None }
+        Change {
+            kind,
+            run: None,
+            job: None,
+            dag: None,
+            executor: None,
+            event_kind: None,
+            seq: None,
+        }
     }
 }
 
 /// `GET /api/v1/stream`.
-pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel::<Change>(256);
     tokio::spawn(feed(state, tx));
     let events = futures::stream::unfold(rx, |mut rx| async move {
         let change = rx.recv().await?;
-        let event = Event::default().event("changed").json_data(&change).unwrap_or_else(|_| Event::default());
+        let event = Event::default()
+            .event("changed")
+            .json_data(&change)
+            .unwrap_or_else(|_| Event::default());
         Some((Ok(event), rx))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
@@ -77,7 +92,9 @@ async fn watch(state: &AppState, prefix: &str) -> Option<WatchStream> {
     }
 }
 
-async fn next_or_pending(w: &mut Option<WatchStream>) -> Option<Result<WatchEvent, nightshift_coord::CoordError>> {
+async fn next_or_pending(
+    w: &mut Option<WatchStream>,
+) -> Option<Result<WatchEvent, nightshift_coord::CoordError>> {
     match w {
         Some(w) => w.next().await,
         None => std::future::pending().await,
@@ -86,7 +103,10 @@ async fn next_or_pending(w: &mut Option<WatchStream>) -> Option<Result<WatchEven
 
 fn key_change(state: &AppState, key: &str) -> Option<Change> {
     if let Some(executor) = parse_executor_key(&state.prefix, key) {
-        return Some(Change { executor: Some(executor.to_string()), ..Change::new("executor") });
+        return Some(Change {
+            executor: Some(executor.to_string()),
+            ..Change::new("executor")
+        });
     }
     let (run, job) = match parse_job_key(&state.prefix, key)? {
         JobKey::Spec { run, job }
@@ -94,7 +114,11 @@ fn key_change(state: &AppState, key: &str) -> Option<Change> {
         | JobKey::Result { run, job, .. }
         | JobKey::Progress { run, job, .. } => (run, job),
     };
-    Some(Change { run: Some(run.to_string()), job: Some(job.to_string()), ..Change::new("run") })
+    Some(Change {
+        run: Some(run.to_string()),
+        job: Some(job.to_string()),
+        ..Change::new("run")
+    })
 }
 
 fn watch_changes(state: &AppState, event: WatchEvent, pending: &mut BTreeSet<Change>) {
@@ -110,7 +134,11 @@ fn watch_changes(state: &AppState, event: WatchEvent, pending: &mut BTreeSet<Cha
 
 /// Feeds one client until it goes away or the server closes.
 async fn feed(state: AppState, tx: mpsc::Sender<Change>) {
-    let newest = EventFilter { newest_first: true, limit: Some(1), ..EventFilter::default() };
+    let newest = EventFilter {
+        newest_first: true,
+        limit: Some(1),
+        ..EventFilter::default()
+    };
     let mut last_seq = match state.store.events(&newest).await {
         Ok(events) => events.first().map_or(0, |e| e.seq),
         Err(e) => {

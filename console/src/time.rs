@@ -47,7 +47,9 @@ pub fn parse_instant(text: &str) -> Option<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
     }
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]
@@ -66,7 +68,10 @@ mod tests {
     #[test]
     fn instants_parse_from_ms_or_rfc3339() {
         assert_eq!(parse_instant("1700000000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_instant("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_instant("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(parse_instant("yesterday"), None);
         assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20Z");
     }

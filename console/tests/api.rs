@@ -14,7 +14,12 @@ async fn seeded() -> (Fixture, i64) {
 
 fn error_code(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     v["error"]["code"].as_str().unwrap().to_owned()
 }
 
@@ -45,14 +50,32 @@ async fn bad_input_is_a_400_in_the_api_error_format() {
     };
     let cases = [
         ("/api/v1/dags/settlement/trigger", "{not json"),
-        ("/api/v1/dags/settlement/trigger", r#"{"business_date":"2024-03-29","color":"red"}"#),
-        ("/api/v1/dags/settlement/trigger", r#"{"business_date":"2024-02-30"}"#),
-        ("/api/v1/dags/settlement/trigger", r#"{"business_date":"1900-01-01"}"#),
+        (
+            "/api/v1/dags/settlement/trigger",
+            r#"{"business_date":"2024-03-29","color":"red"}"#,
+        ),
+        (
+            "/api/v1/dags/settlement/trigger",
+            r#"{"business_date":"2024-02-30"}"#,
+        ),
+        (
+            "/api/v1/dags/settlement/trigger",
+            r#"{"business_date":"1900-01-01"}"#,
+        ),
         ("/api/v1/dags/settlement/trigger", r#"{"params":[1,2]}"#),
         ("/api/v1/runs/r1/retry", r#"{"job":"a/b"}"#),
-        ("/api/v1/alerts/silence", r#"{"rule":"item_failed","minutes":0}"#),
-        ("/api/v1/alerts/silence", r#"{"rule":"item_failed","minutes":100000}"#),
-        ("/api/v1/alerts/silence", r#"{"rule":"meteor_strike","minutes":5}"#),
+        (
+            "/api/v1/alerts/silence",
+            r#"{"rule":"item_failed","minutes":0}"#,
+        ),
+        (
+            "/api/v1/alerts/silence",
+            r#"{"rule":"item_failed","minutes":100000}"#,
+        ),
+        (
+            "/api/v1/alerts/silence",
+            r#"{"rule":"meteor_strike","minutes":5}"#,
+        ),
         ("/api/v1/alerts/silence", r#"{"rule":"item_failed"}"#),
     ];
     for (path, body) in cases {
@@ -77,19 +100,43 @@ async fn bad_input_is_a_400_in_the_api_error_format() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
         assert_eq!(error_code(&text), "bad_request");
     }
-    let (status, _, _) = f.call(Method::POST, "/api/v1/runs/r1/jobs/settle/items/x/mark-succeeded", Some(TOKEN), None).await;
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/api/v1/runs/r1/jobs/settle/items/x/mark-succeeded",
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
     let (f, _) = seeded().await;
-    let big = format!(r#"{{"params":{{"pad":"{}"}}}}"#, "x".repeat(nightshift_console::MAX_BODY_BYTES));
+    let big = format!(
+        r#"{{"params":{{"pad":"{}"}}}}"#,
+        "x".repeat(nightshift_console::MAX_BODY_BYTES)
+    );
     let before = f.keys().await;
-    let (status, _, text) = f.call(Method::POST, "/api/v1/dags/settlement/trigger", Some(TOKEN), Some(&big)).await;
+    let (status, _, text) = f
+        .call(
+            Method::POST,
+            "/api/v1/dags/settlement/trigger",
+            Some(TOKEN),
+            Some(&big),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
     assert_eq!(error_code(&text), "payload_too_large");
-    let (status, _, _) = f.call(Method::POST, "/api/v1/alerts/silence", Some(TOKEN), Some(&big)).await;
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/api/v1/alerts/silence",
+            Some(TOKEN),
+            Some(&big),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(f.keys().await, before);
 }
@@ -99,7 +146,11 @@ async fn actions_need_a_valid_token() {
     let (f, alert) = seeded().await;
     let before = f.keys().await;
     let ack = format!("/api/v1/alerts/{alert}/ack");
-    for path in ["/api/v1/runs/r1/cancel", "/api/v1/dags/settlement/trigger", ack.as_str()] {
+    for path in [
+        "/api/v1/runs/r1/cancel",
+        "/api/v1/dags/settlement/trigger",
+        ack.as_str(),
+    ] {
         for token in [None, Some("alice-token-012345678X"), Some("")] {
             let (status, headers, text) = f.call(Method::POST, path, token, None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {token:?}: {text}");
@@ -110,7 +161,11 @@ async fn actions_need_a_valid_token() {
     }
     assert_eq!(f.keys().await, before);
     let (_, alerts) = f.get_json("/api/v1/alerts?state=open").await;
-    assert_eq!(alerts.as_array().unwrap().len(), 1, "the alert was acknowledged without a token");
+    assert_eq!(
+        alerts.as_array().unwrap().len(),
+        1,
+        "the alert was acknowledged without a token"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +195,14 @@ async fn a_read_only_console_refuses_every_action_with_403_but_serves_reads() {
 #[tokio::test]
 async fn unknown_things_are_404_and_finished_runs_are_409() {
     let (f, _) = seeded().await;
-    for path in ["/api/v1/runs/nope", "/api/v1/dags/nope", "/api/v1/dags/nope/runs", "/api/v1/runs/nope/jobs/settle/items", "/api/v1/runs/r1/jobs/nope/items", "/api/v1/nothing"] {
+    for path in [
+        "/api/v1/runs/nope",
+        "/api/v1/dags/nope",
+        "/api/v1/dags/nope/runs",
+        "/api/v1/runs/nope/jobs/settle/items",
+        "/api/v1/runs/r1/jobs/nope/items",
+        "/api/v1/nothing",
+    ] {
         let (status, _, text) = f.call(Method::GET, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {text}");
         assert_eq!(error_code(&text), "not_found");
@@ -156,7 +218,10 @@ async fn unknown_things_are_404_and_finished_runs_are_409() {
         let (status, _, text) = f.call(Method::POST, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {text}");
     }
-    for path in ["/api/v1/runs/r0/cancel", "/api/v1/runs/r1/jobs/extract/skip"] {
+    for path in [
+        "/api/v1/runs/r0/cancel",
+        "/api/v1/runs/r1/jobs/extract/skip",
+    ] {
         let (status, _, text) = f.call(Method::POST, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::CONFLICT, "{path}: {text}");
         assert_eq!(error_code(&text), "conflict");
@@ -172,9 +237,13 @@ async fn a_json_body_needs_the_json_content_type() {
         .uri("/api/v1/alerts/silence")
         .header("authorization", support::suite::bearer())
         .header("content-type", "text/plain")
-        .body(axum::body::Body::from(r#"{"rule":"item_failed","minutes":5}"#))
+        .body(axum::body::Body::from(
+            r#"{"rule":"item_failed","minutes":5}"#,
+        ))
         .unwrap();
-    let res = tower::ServiceExt::oneshot(nightshift_console::router(f.state.clone()), req).await.unwrap();
+    let res = tower::ServiceExt::oneshot(nightshift_console::router(f.state.clone()), req)
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
@@ -182,12 +251,17 @@ async fn a_json_body_needs_the_json_content_type() {
 async fn readiness_and_the_query_form_of_items() {
     let (f, _) = seeded().await;
     let (status, ready) = f.get_json("/readyz").await;
-    assert_eq!((status, ready["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
     let (status, by_query) = f.get_json("/api/v1/runs/r1/items?job=settle").await;
     assert_eq!(status, StatusCode::OK);
     let (_, by_path) = f.get_json("/api/v1/runs/r1/jobs/settle/items").await;
     assert_eq!(by_query, by_path);
-    let (status, _, _) = f.call(Method::GET, "/api/v1/runs/r1/items", Some(TOKEN), None).await;
+    let (status, _, _) = f
+        .call(Method::GET, "/api/v1/runs/r1/items", Some(TOKEN), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "job is required");
 }
 
@@ -197,7 +271,10 @@ async fn readiness_fails_with_503_when_the_database_is_gone() {
     f.store.close().await;
     let (status, _, body) = f.call(Method::GET, "/readyz", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(!body.contains("sqlite") && !body.contains(".db"), "internal detail leaked: {body}");
+    assert!(
+        !body.contains("sqlite") && !body.contains(".db"),
+        "internal detail leaked: {body}"
+    );
 }
 
 #[tokio::test]
@@ -206,19 +283,36 @@ async fn triggering_through_runs_answers_the_run_id_and_a_paused_dag_is_409() {
     use nightshift_core::keyspace::{dag_key, decode, encode, AppliedDag, CommandId};
     let (f, _) = seeded().await;
     let before = f.keys().await;
-    let (status, answer) = f.post_json("/api/v1/dags/settlement/runs", Some(r#"{"business_date":"2024-03-30"}"#)).await;
+    let (status, answer) = f
+        .post_json(
+            "/api/v1/dags/settlement/runs",
+            Some(r#"{"business_date":"2024-03-30"}"#),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let record = suite::one_command(&f, &before).await;
     assert_eq!(answer["command_id"], record.id.as_str());
-    let expected = trigger_run_id(&nightshift_core::ids::DagName::new("settlement"), &CommandId::parse(record.id.as_str()).unwrap());
+    let expected = trigger_run_id(
+        &nightshift_core::ids::DagName::new("settlement"),
+        &CommandId::parse(record.id.as_str()).unwrap(),
+    );
     assert_eq!(answer["run_id"], expected.as_str());
 
-    let key = dag_key(support::PREFIX, &nightshift_core::ids::DagName::new("settlement"));
+    let key = dag_key(
+        support::PREFIX,
+        &nightshift_core::ids::DagName::new("settlement"),
+    );
     let mut applied: AppliedDag = decode(&f.coord.get(&key).await.unwrap().unwrap().value).unwrap();
     applied.paused = true;
-    f.coord.put(&key, encode(&applied).unwrap(), None).await.unwrap();
+    f.coord
+        .put(&key, encode(&applied).unwrap(), None)
+        .await
+        .unwrap();
     let before = f.keys().await;
-    for path in ["/api/v1/dags/settlement/runs", "/api/v1/dags/settlement/trigger"] {
+    for path in [
+        "/api/v1/dags/settlement/runs",
+        "/api/v1/dags/settlement/trigger",
+    ] {
         let (status, _, text) = f.call(Method::POST, path, Some(TOKEN), None).await;
         assert_eq!(status, StatusCode::CONFLICT, "{path}: {text}");
         assert_eq!(error_code(&text), "conflict");
@@ -240,7 +334,10 @@ async fn the_openapi_document_lists_the_api() {
 async fn sql_errors_are_counted_and_metrics_still_answer() {
     let (f, _) = seeded().await;
     let count = |text: &str| -> u64 {
-        let line = text.lines().find(|l| l.starts_with("nightshift_console_sql_errors_total ")).unwrap_or_else(|| panic!("{text}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("nightshift_console_sql_errors_total "))
+            .unwrap_or_else(|| panic!("{text}"));
         line.rsplit_once(' ').unwrap().1.parse().unwrap()
     };
     let (_, _, healthy) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
@@ -250,9 +347,15 @@ async fn sql_errors_are_counted_and_metrics_still_answer() {
     assert_eq!(status, StatusCode::OK, "the scrape failed with SQL down");
     let a = count(&first);
     assert!(a >= 1, "{first}");
-    assert!(first.contains("nightshift_executors_live 1"), "etcd sections still there: {first}");
+    assert!(
+        first.contains("nightshift_executors_live 1"),
+        "etcd sections still there: {first}"
+    );
     let (status, _, _) = f.call(Method::GET, "/api/v1/runs", Some(TOKEN), None).await;
     assert!(status.is_server_error());
     let (_, _, second) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
-    assert!(count(&second) > a + 1, "the failed API call was not counted: {a} then {second}");
+    assert!(
+        count(&second) > a + 1,
+        "the failed API call was not counted: {a} then {second}"
+    );
 }

@@ -47,31 +47,58 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(listener, f.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(nightshift_console::serve(
+        listener,
+        f.state.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let browser = Browser::start().await.unwrap();
 
     // Anonymous: the login form (401); log in through it.
     browser.goto(&format!("{base}/")).await.unwrap();
-    browser.wait_true(30, "the login form", "return !!document.querySelector('form#login')").await.unwrap();
     browser
-        .exec(&format!("document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"))
+        .wait_true(
+            30,
+            "the login form",
+            "return !!document.querySelector('form#login')",
+        )
         .await
         .unwrap();
-    browser.click("form#login button[type=submit]").await.unwrap();
+    browser
+        .exec(&format!(
+            "document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"
+        ))
+        .await
+        .unwrap();
+    browser
+        .click("form#login button[type=submit]")
+        .await
+        .unwrap();
 
     // Overview (where the login form sends us back to).
     browser
-        .wait_true(30, "the overview", "return document.body.innerText.includes('settlement')")
+        .wait_true(
+            30,
+            "the overview",
+            "return document.body.innerText.includes('settlement')",
+        )
         .await
         .unwrap();
-    browser.screenshot(&shots().join("overview.png")).await.unwrap();
+    browser
+        .screenshot(&shots().join("overview.png"))
+        .await
+        .unwrap();
 
     // Run page: the script connects to the stream.
     browser.goto(&format!("{base}/runs/r1")).await.unwrap();
     browser
-        .wait_true(30, "the live stream", "return document.getElementById('live').textContent.includes('● live')")
+        .wait_true(
+            30,
+            "the live stream",
+            "return document.getElementById('live').textContent.includes('● live')",
+        )
         .await
         .unwrap();
 
@@ -83,10 +110,25 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
         .unwrap();
 
     // Item 3 finishes: the grid updates without a reload.
-    browser.exec("window.notReloaded = true; return true").await.unwrap();
+    browser
+        .exec("window.notReloaded = true; return true")
+        .await
+        .unwrap();
     let (r1, settle) = (RunId::new("r1"), JobName::new("settle"));
-    let running = f.store.attempts(&r1, &settle, Some(nightshift_core::ids::ItemIndex(3))).await.unwrap();
-    f.store.finish_attempt(running[0].id, AttemptOutcome::Succeeded, support::t0() + 9_000, None).await.unwrap();
+    let running = f
+        .store
+        .attempts(&r1, &settle, Some(nightshift_core::ids::ItemIndex(3)))
+        .await
+        .unwrap();
+    f.store
+        .finish_attempt(
+            running[0].id,
+            AttemptOutcome::Succeeded,
+            support::t0() + 9_000,
+            None,
+        )
+        .await
+        .unwrap();
     let mut job = f.store.job_run(&r1, &settle).await.unwrap().unwrap();
     job.succeeded = 3;
     job.state = JobState::Running;
@@ -102,15 +144,35 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
         if updated == serde_json::Value::Bool(true) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the item grid did not update live");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the item grid did not update live"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(browser.exec("return window.notReloaded === true").await.unwrap(), true, "the page reloaded");
+    assert_eq!(
+        browser
+            .exec("return window.notReloaded === true")
+            .await
+            .unwrap(),
+        true,
+        "the page reloaded"
+    );
     browser.screenshot(&shots().join("run.png")).await.unwrap();
 
     // DAG page: trigger a run with a business date, confirming the dialog.
-    browser.goto(&format!("{base}/dags/settlement")).await.unwrap();
-    browser.wait_true(30, "the DAG graph", "return !!document.querySelector('svg.graph')").await.unwrap();
+    browser
+        .goto(&format!("{base}/dags/settlement"))
+        .await
+        .unwrap();
+    browser
+        .wait_true(
+            30,
+            "the DAG graph",
+            "return !!document.querySelector('svg.graph')",
+        )
+        .await
+        .unwrap();
     browser.screenshot(&shots().join("dag.png")).await.unwrap();
     let script = "window.confirmed = []; \
          window.confirm = function (m) { window.confirmed.push(m); return true; }; \
@@ -118,10 +180,17 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     browser.exec(script).await.unwrap();
     browser.click("form.act button[type=submit]").await.unwrap();
     browser
-        .wait_true(30, "the trigger confirmation", "return document.getElementById('toast').textContent.includes('Sent trigger')")
+        .wait_true(
+            30,
+            "the trigger confirmation",
+            "return document.getElementById('toast').textContent.includes('Sent trigger')",
+        )
         .await
         .unwrap();
-    assert_eq!(browser.exec("return window.confirmed").await.unwrap(), serde_json::json!(["Trigger a run of settlement?"]));
+    assert_eq!(
+        browser.exec("return window.confirmed").await.unwrap(),
+        serde_json::json!(["Trigger a run of settlement?"])
+    );
     let (kvs, _) = f.coord.get_prefix(&commands_prefix(PREFIX)).await.unwrap();
     assert_eq!(kvs.len(), 1);
     let record: CommandRecord = decode(&kvs[0].value).unwrap();
@@ -134,18 +203,35 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
 
     // Alerts page: acknowledge (the session cookie and CSRF header carry it).
     browser.goto(&format!("{base}/alerts")).await.unwrap();
-    browser.click(&format!("button.act[data-path=\"/api/v1/alerts/{alert}/ack\"]")).await.unwrap();
+    browser
+        .click(&format!(
+            "button.act[data-path=\"/api/v1/alerts/{alert}/ack\"]"
+        ))
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let a = f.store.get_alert(nightshift_store::AlertId(alert)).await.unwrap().unwrap();
+        let a = f
+            .store
+            .get_alert(nightshift_store::AlertId(alert))
+            .await
+            .unwrap()
+            .unwrap();
         if a.acked_by.as_deref() == Some("alice") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the alert was not acknowledged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the alert was not acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     drop(browser);
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -13,8 +13,16 @@ use support::{seed, suite, Fixture, TOKEN};
 
 async fn etcd_fixture(url: String, guard: Box<dyn std::any::Any + Send + Sync>) -> Fixture {
     let etcd = EtcdServer::start().await.unwrap();
-    let coord = EtcdCoordinator::connect(EtcdConfig::new(etcd.endpoints())).await.unwrap();
-    Fixture::new(Arc::new(coord), &url, support::operators(), vec![Box::new(etcd), guard]).await
+    let coord = EtcdCoordinator::connect(EtcdConfig::new(etcd.endpoints()))
+        .await
+        .unwrap();
+    Fixture::new(
+        Arc::new(coord),
+        &url,
+        support::operators(),
+        vec![Box::new(etcd), guard],
+    )
+    .await
 }
 
 async fn everything(f: &Fixture) {

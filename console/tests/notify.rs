@@ -26,8 +26,22 @@ struct Received {
 async fn receiver() -> (String, Received) {
     let got = Received::default();
     let app = Router::new()
-        .route("/hook", post(|State(r): State<Received>, Json(v): Json<serde_json::Value>| async move { r.hook.lock().unwrap().push(v) }))
-        .route("/slack", post(|State(r): State<Received>, Json(v): Json<serde_json::Value>| async move { r.slack.lock().unwrap().push(v) }))
+        .route(
+            "/hook",
+            post(
+                |State(r): State<Received>, Json(v): Json<serde_json::Value>| async move {
+                    r.hook.lock().unwrap().push(v)
+                },
+            ),
+        )
+        .route(
+            "/slack",
+            post(
+                |State(r): State<Received>, Json(v): Json<serde_json::Value>| async move {
+                    r.slack.lock().unwrap().push(v)
+                },
+            ),
+        )
         .route(
             "/fail",
             post(|State(r): State<Received>| async move {
@@ -46,8 +60,18 @@ fn config(base: &str, hooks: &[&str], slack: &[&str]) -> NotifyConfig {
     NotifyConfig {
         retry_backoff_ms: 10,
         console_url: Some("https://console.bank".into()),
-        webhook: hooks.iter().map(|p| WebhookConfig { url: format!("{base}{p}") }).collect(),
-        slack: slack.iter().map(|p| WebhookConfig { url: format!("{base}{p}") }).collect(),
+        webhook: hooks
+            .iter()
+            .map(|p| WebhookConfig {
+                url: format!("{base}{p}"),
+            })
+            .collect(),
+        slack: slack
+            .iter()
+            .map(|p| WebhookConfig {
+                url: format!("{base}{p}"),
+            })
+            .collect(),
         ..NotifyConfig::default()
     }
 }
@@ -76,7 +100,11 @@ async fn open_alerts_reach_the_webhook_and_slack_once_per_repeat_interval() {
     let slack = got.slack.lock().unwrap().clone();
     assert_eq!(slack.len(), 1);
     let text = slack[0]["text"].as_str().unwrap();
-    assert!(text.contains("[critical] item_failed on settlement") && text.contains("<https://console.bank/runs/r1|"), "{text}");
+    assert!(
+        text.contains("[critical] item_failed on settlement")
+            && text.contains("<https://console.bank/runs/r1|"),
+        "{text}"
+    );
 
     // Dedupe: within the repeat interval nothing is sent again.
     assert_eq!(notifier.tick(&f.state).await.unwrap(), 0);
@@ -84,7 +112,9 @@ async fn open_alerts_reach_the_webhook_and_slack_once_per_repeat_interval() {
     assert_eq!(notifier.counts(), (2, 0));
 
     // An acknowledged alert is not notified.
-    let (status, _) = f.post_json(&format!("/api/v1/alerts/{alert}/ack"), None).await;
+    let (status, _) = f
+        .post_json(&format!("/api/v1/alerts/{alert}/ack"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let fresh = Notifier::new(config(&base, &["/hook"], &[])).unwrap();
     assert_eq!(fresh.tick(&f.state).await.unwrap(), 0);
@@ -103,10 +133,19 @@ async fn a_repeat_interval_elapsed_sends_again_and_silences_suppress() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(got.hook.lock().unwrap().len(), 2);
-    let (status, _) = f.post_json("/api/v1/alerts/silence", Some(r#"{"rule":"item_failed","minutes":5}"#)).await;
+    let (status, _) = f
+        .post_json(
+            "/api/v1/alerts/silence",
+            Some(r#"{"rule":"item_failed","minutes":5}"#),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let fresh = Notifier::new(config(&base, &["/hook"], &[])).unwrap();
-    assert_eq!(fresh.tick(&f.state).await.unwrap(), 0, "a silenced rule was notified");
+    assert_eq!(
+        fresh.tick(&f.state).await.unwrap(),
+        0,
+        "a silenced rule was notified"
+    );
 }
 
 #[tokio::test]
@@ -117,30 +156,60 @@ async fn a_failing_endpoint_is_retried_and_the_failure_is_visible() {
     let (f, _, notifier) = fixture(c).await;
     assert_eq!(notifier.tick(&f.state).await.unwrap(), 1);
     assert_eq!(*got.failures.lock().unwrap(), 3, "three tries");
-    assert_eq!(got.hook.lock().unwrap().len(), 1, "the other channel still got it");
+    assert_eq!(
+        got.hook.lock().unwrap().len(),
+        1,
+        "the other channel still got it"
+    );
     assert_eq!(notifier.counts(), (1, 1));
     let (_, events) = f.get_json("/api/v1/events?kind=notification_failed").await;
     assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
     let detail = &events[0]["detail"];
     assert_eq!(detail["attempts"], 3);
-    assert!(detail["error"].as_str().unwrap().contains("HTTP 500"), "{detail}");
-    assert!(detail["channel"].as_str().unwrap().starts_with("webhook:127.0.0.1:"));
+    assert!(
+        detail["error"].as_str().unwrap().contains("HTTP 500"),
+        "{detail}"
+    );
+    assert!(detail["channel"]
+        .as_str()
+        .unwrap()
+        .starts_with("webhook:127.0.0.1:"));
     let (_, _, metrics) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
-    assert!(metrics.lines().any(|l| l == "nightshift_notification_failures_total 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "nightshift_notification_failures_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn the_test_endpoint_reaches_every_channel_and_needs_an_operator() {
     let (base, got) = receiver().await;
     let (f, _, _) = fixture(config(&base, &["/hook", "/fail"], &["/slack"])).await;
-    let (status, _, _) = f.call(Method::POST, "/api/v1/notifications/test", Some(support::VIEWER_TOKEN), None).await;
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/api/v1/notifications/test",
+            Some(support::VIEWER_TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, deliveries) = f.post_json("/api/v1/notifications/test", None).await;
     assert_eq!(status, StatusCode::OK, "{deliveries}");
-    let ok: Vec<bool> = deliveries.as_array().unwrap().iter().map(|d| d["ok"].as_bool().unwrap()).collect();
+    let ok: Vec<bool> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["ok"].as_bool().unwrap())
+        .collect();
     assert_eq!(ok, [true, false, true]);
     assert_eq!(got.hook.lock().unwrap()[0]["kind"], "test");
-    assert!(got.slack.lock().unwrap()[0]["text"].as_str().unwrap().contains("test notification"));
+    assert!(got.slack.lock().unwrap()[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("test notification"));
     let (_, _, page) = f.call(Method::GET, "/alerts", Some(TOKEN), None).await;
     assert!(page.contains("data-path=\"/api/v1/notifications/test\""));
 
@@ -172,7 +241,11 @@ async fn smtp_server() -> (u16, tokio::sync::oneshot::Receiver<String>) {
                 }
                 continue;
             }
-            let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             let answer: &[u8] = match verb.as_str() {
                 "EHLO" | "HELO" => b"250 fake\r\n",
                 "DATA" => {
@@ -211,7 +284,10 @@ async fn email_goes_out_over_smtp() {
     let (f, _, notifier) = fixture(c).await;
     assert_eq!(notifier.tick(&f.state).await.unwrap(), 1);
     assert_eq!(notifier.counts(), (1, 0));
-    let data = tokio::time::timeout(std::time::Duration::from_secs(10), received).await.unwrap().unwrap();
+    let data = tokio::time::timeout(std::time::Duration::from_secs(10), received)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(data.contains("To: ops@bank.example"), "{data}");
     assert!(data.contains("item_failed"), "{data}");
 }

@@ -13,7 +13,9 @@ const HOUR_MS: i64 = 3_600_000;
 
 /// The inner HTML of `<section id="{id}" …>`.
 fn section<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html.find(&format!("<section id=\"{id}\"")).unwrap_or_else(|| panic!("no section {id}: {html}"));
+    let start = html
+        .find(&format!("<section id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no section {id}: {html}"));
     let rest = &html[start..];
     &rest[..rest.find("</section>").unwrap_or(rest.len())]
 }
@@ -33,9 +35,15 @@ async fn add_run(f: &Fixture, id: &str, created_ms: i64, state: RunState) {
         })
         .await
         .unwrap();
-    f.store.update_run_state(&RunId::new(id), RunState::Running, created_ms + 100, None).await.unwrap();
+    f.store
+        .update_run_state(&RunId::new(id), RunState::Running, created_ms + 100, None)
+        .await
+        .unwrap();
     if state != RunState::Running {
-        f.store.update_run_state(&RunId::new(id), state, created_ms + 60_000, None).await.unwrap();
+        f.store
+            .update_run_state(&RunId::new(id), state, created_ms + 60_000, None)
+            .await
+            .unwrap();
     }
 }
 
@@ -56,13 +64,27 @@ fn lost_event(at_ms: i64, executor: &str, items: &str) -> NewEvent {
 async fn page(f: &Fixture, path: &str) -> String {
     let (status, headers, body) = f.call(Method::GET, path, Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{path}"
+    );
     // Air-gapped: no absolute URLs to load anything from. (The SVG
     // namespace is an identifier, not a fetch.)
     let without_ns = body.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
-    assert!(!without_ns.contains("http://") && !without_ns.contains("https://"), "{path} refers outside");
+    assert!(
+        !without_ns.contains("http://") && !without_ns.contains("https://"),
+        "{path} refers outside"
+    );
     // Nothing user-supplied came through as markup.
-    assert!(!body.contains("<script>alert") && !body.contains("<script>boom") && !body.contains("<script>x"), "{path}");
+    assert!(
+        !body.contains("<script>alert")
+            && !body.contains("<script>boom")
+            && !body.contains("<script>x"),
+        "{path}"
+    );
     assert!(!body.contains("<b>halfway"), "{path}");
     body
 }
@@ -76,14 +98,23 @@ async fn every_page_renders_the_seeded_state_escaped() {
     assert!(overview.contains("href=\"/dags/settlement\""), "{overview}");
     assert!(overview.contains("Europe/Paris"));
     assert!(overview.contains("href=\"/runs/r1\""));
-    assert!(overview.contains("<em>7/13</em>"), "current run progress bar");
+    assert!(
+        overview.contains("<em>7/13</em>"),
+        "current run progress bar"
+    );
 
     let dag = page(&f, "/dags/settlement").await;
     for job in ["extract", "settle", "report"] {
         assert!(dag.contains(&format!(">{job}</text>")), "graph lacks {job}");
     }
-    assert!(dag.contains("&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;"), "escaped description");
-    assert!(dag.contains("class=\"node st-succeeded\""), "extract coloured by its state in r1");
+    assert!(
+        dag.contains("&lt;script&gt;alert(&#39;dag&#39;)&lt;/script&gt;"),
+        "escaped description"
+    );
+    assert!(
+        dag.contains("class=\"node st-succeeded\""),
+        "extract coloured by its state in r1"
+    );
     assert!(dag.contains("class=\"node st-running\""));
     assert!(dag.contains("[jobs.settle]"), "applied TOML shown");
     assert!(dag.contains("data-path=\"/api/v1/dags/settlement/trigger\""));
@@ -91,11 +122,20 @@ async fn every_page_renders_the_seeded_state_escaped() {
 
     let run = page(&f, "/runs/r1").await;
     assert!(run.contains("class=\"gantt\""));
-    assert!(run.contains("Items of settle"), "the running job's items are shown by default");
+    assert!(
+        run.contains("Items of settle"),
+        "the running job's items are shown by default"
+    );
     assert_eq!(run.matches("class=\"cell st-").count(), 8);
     assert!(run.contains("class=\"cell st-failed\" data-item=\"2\""));
-    assert!(run.contains("&lt;script&gt;boom&lt;/script&gt; ledger refused"), "error in the tooltip, escaped");
-    assert!(run.contains("progress 5/10: &lt;b&gt;halfway&lt;/b&gt;"), "progress in the tooltip, escaped");
+    assert!(
+        run.contains("&lt;script&gt;boom&lt;/script&gt; ledger refused"),
+        "error in the tooltip, escaped"
+    );
+    assert!(
+        run.contains("progress 5/10: &lt;b&gt;halfway&lt;/b&gt;"),
+        "progress in the tooltip, escaped"
+    );
     assert!(run.contains("data-confirm=\"Cancel run r1?\""));
     let extract = page(&f, "/runs/r1?job=extract").await;
     assert!(extract.contains("Items of extract"));
@@ -117,7 +157,9 @@ async fn page_errors_are_html_with_the_right_status() {
     let (status, _, body) = f.call(Method::GET, "/runs/nope", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no run `nope`"));
-    let (status, _, _) = f.call(Method::GET, "/dags/settlement?run=nope", Some(TOKEN), None).await;
+    let (status, _, _) = f
+        .call(Method::GET, "/dags/settlement?run=nope", Some(TOKEN), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -127,13 +169,28 @@ async fn read_only_pages_disable_actions_and_assets_are_embedded() {
     seed(&f).await;
     let run = page(&f, "/runs/r1").await;
     assert!(run.contains("read-only"));
-    assert!(run.contains("data-path=\"/api/v1/runs/r1/cancel\" data-confirm=\"Cancel run r1?\" disabled"), "{run}");
-    let (status, headers, css) = f.call(Method::GET, "/assets/console.css", Some(TOKEN), None).await;
+    assert!(
+        run.contains(
+            "data-path=\"/api/v1/runs/r1/cancel\" data-confirm=\"Cancel run r1?\" disabled"
+        ),
+        "{run}"
+    );
+    let (status, headers, css) = f
+        .call(Method::GET, "/assets/console.css", Some(TOKEN), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
     assert!(css.contains(".st-succeeded"));
-    let (_, headers, js) = f.call(Method::GET, "/assets/console.js", Some(TOKEN), None).await;
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let (_, headers, js) = f
+        .call(Method::GET, "/assets/console.js", Some(TOKEN), None)
+        .await;
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(js.contains("EventSource") && js.contains("confirm"));
 }
 
@@ -147,18 +204,42 @@ async fn the_overview_timeline_draws_tonights_runs_by_dag_with_links() {
 
     let overview = page(&f, "/").await;
     let timeline = section(&overview, "timeline");
-    assert!(timeline.contains("<svg class=\"gantt timeline\""), "{timeline}");
-    assert!(timeline.contains("<a href=\"/dags/settlement\"><text class=\"lane\""), "one lane per DAG: {timeline}");
+    assert!(
+        timeline.contains("<svg class=\"gantt timeline\""),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("<a href=\"/dags/settlement\"><text class=\"lane\""),
+        "one lane per DAG: {timeline}"
+    );
     assert_eq!(timeline.matches("class=\"lane\"").count(), 1, "{timeline}");
-    assert!(timeline.contains("<a href=\"/runs/r0\"><rect class=\"st-succeeded\""), "{timeline}");
-    assert!(timeline.contains("<a href=\"/runs/r1\"><rect class=\"st-running\""), "{timeline}");
-    assert!(timeline.contains("<title>run r1 · running · business date 2024-03-29 · started "), "{timeline}");
+    assert!(
+        timeline.contains("<a href=\"/runs/r0\"><rect class=\"st-succeeded\""),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("<a href=\"/runs/r1\"><rect class=\"st-running\""),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("<title>run r1 · running · business date 2024-03-29 · started "),
+        "{timeline}"
+    );
     // Created before the window: drawn only while unfinished.
     assert!(!timeline.contains("/runs/r-old\""), "{timeline}");
-    assert!(timeline.contains("<a href=\"/runs/r-stuck\"><rect class=\"st-running\""), "{timeline}");
+    assert!(
+        timeline.contains("<a href=\"/runs/r-stuck\"><rect class=\"st-running\""),
+        "{timeline}"
+    );
     // The daily 02:00 Paris schedule fires within a day: its marker is drawn.
-    assert!(timeline.contains("<title>settlement: next fire "), "{timeline}");
-    assert!(timeline.contains(">UTC</text>") && timeline.contains(">Europe/Paris</text>"), "{timeline}");
+    assert!(
+        timeline.contains("<title>settlement: next fire "),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains(">UTC</text>") && timeline.contains(">Europe/Paris</text>"),
+        "{timeline}"
+    );
     assert!(timeline.contains("(3 shown)"), "{timeline}");
 }
 
@@ -168,11 +249,20 @@ async fn the_overview_timeline_draws_at_most_500_runs_of_the_window() {
     seed(&f).await;
     let now = chrono::Utc::now().timestamp_millis();
     for i in 0..500 {
-        add_run(&f, &format!("bulk-{i}"), now - 2 * HOUR_MS - i * 1_000, RunState::Succeeded).await;
+        add_run(
+            &f,
+            &format!("bulk-{i}"),
+            now - 2 * HOUR_MS - i * 1_000,
+            RunState::Succeeded,
+        )
+        .await;
     }
     let overview = page(&f, "/").await;
     let timeline = section(&overview, "timeline");
-    assert!(timeline.contains("Only the newest 500 runs of the window are drawn."), "{timeline}");
+    assert!(
+        timeline.contains("Only the newest 500 runs of the window are drawn."),
+        "{timeline}"
+    );
     assert_eq!(timeline.matches("<a href=\"/runs/").count(), 500);
     // The newest are kept, the oldest of the window left out.
     assert!(timeline.contains("\"/runs/r1\"") && timeline.contains("\"/runs/bulk-497\""));
@@ -186,15 +276,37 @@ async fn the_run_page_zooms_into_a_job_with_its_item_attempts() {
     let run = page(&f, "/runs/r1?job=settle").await;
     let items = section(&run, "item-timeline");
     assert!(items.contains("showing 5 of 5 started items"), "{items}");
-    assert_eq!(items.matches("<rect class=\"st-").count(), 6, "one bar per attempt: {items}");
+    assert_eq!(
+        items.matches("<rect class=\"st-").count(),
+        6,
+        "one bar per attempt: {items}"
+    );
     assert!(items.contains("<rect class=\"st-failed\""), "{items}");
-    assert!(items.contains("<title>item 2 · attempt 1 on e1 · failed · 1.0s"), "{items}");
-    assert!(items.contains("&lt;script&gt;boom&lt;/script&gt; ledger refused"), "error in the tooltip, escaped");
-    assert!(items.contains("<rect class=\"st-warning\""), "the lost attempt: {items}");
-    assert!(items.contains("<title>item 4 · attempt 1 on e2 · lost · 2.0s"), "{items}");
-    assert!(items.contains("<title>item 4 · attempt 2 on e1 · running · "), "{items}");
+    assert!(
+        items.contains("<title>item 2 · attempt 1 on e1 · failed · 1.0s"),
+        "{items}"
+    );
+    assert!(
+        items.contains("&lt;script&gt;boom&lt;/script&gt; ledger refused"),
+        "error in the tooltip, escaped"
+    );
+    assert!(
+        items.contains("<rect class=\"st-warning\""),
+        "the lost attempt: {items}"
+    );
+    assert!(
+        items.contains("<title>item 4 · attempt 1 on e2 · lost · 2.0s"),
+        "{items}"
+    );
+    assert!(
+        items.contains("<title>item 4 · attempt 2 on e1 · running · "),
+        "{items}"
+    );
     assert!(items.contains(" · moved from e2</title>"), "{items}");
-    assert!(!items.contains(">item 5</text>"), "items never started have no row: {items}");
+    assert!(
+        !items.contains(">item 5</text>"),
+        "items never started have no row: {items}"
+    );
     // The first job: its items never started in the seed.
     let extract = page(&f, "/runs/r1?job=extract").await;
     assert!(section(&extract, "item-timeline").contains("No item of extract has started yet"));
@@ -244,18 +356,45 @@ async fn the_item_timeline_caps_rows_and_pages_through_a_large_job() {
 
     let first = page(&f, "/runs/big?job=extract").await;
     let rows = section(&first, "item-timeline");
-    assert_eq!(rows.matches("<rect class=\"st-succeeded\"").count(), 200, "capped at 200 rows");
-    assert!(rows.contains("showing 200 of 450 started items (rows 1 to 200)"), "{rows}");
+    assert_eq!(
+        rows.matches("<rect class=\"st-succeeded\"").count(),
+        200,
+        "capped at 200 rows"
+    );
+    assert!(
+        rows.contains("showing 200 of 450 started items (rows 1 to 200)"),
+        "{rows}"
+    );
     assert!(rows.contains(">item 199</text>") && !rows.contains(">item 200</text>"));
-    assert!(rows.contains("<title>item 7 · attempt 1 on e1 · succeeded · 0.5s"), "{rows}");
-    assert!(rows.contains("href=\"?job=extract&amp;offset=200\">next →"), "{rows}");
+    assert!(
+        rows.contains("<title>item 7 · attempt 1 on e1 · succeeded · 0.5s"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("href=\"?job=extract&amp;offset=200\">next →"),
+        "{rows}"
+    );
 
     let last = page(&f, "/runs/big?job=extract&offset=400").await;
     let rows = section(&last, "item-timeline");
     assert_eq!(rows.matches("<rect class=\"st-succeeded\"").count(), 50);
-    assert!(rows.contains(">item 400</text>") && rows.contains(">item 449</text>") && !rows.contains(">item 399</text>"));
-    assert!(rows.contains("offset=200\">← previous") && !rows.contains("next →"), "{rows}");
-    let (status, _, _) = f.call(Method::GET, "/runs/big?job=extract&offset=-1", Some(TOKEN), None).await;
+    assert!(
+        rows.contains(">item 400</text>")
+            && rows.contains(">item 449</text>")
+            && !rows.contains(">item 399</text>")
+    );
+    assert!(
+        rows.contains("offset=200\">← previous") && !rows.contains("next →"),
+        "{rows}"
+    );
+    let (status, _, _) = f
+        .call(
+            Method::GET,
+            "/runs/big?job=extract&offset=-1",
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -264,9 +403,18 @@ async fn the_executors_page_and_api_list_recently_lost_executors() {
     let f = Fixture::memory(support::operators()).await;
     seed(&f).await;
     let now = chrono::Utc::now().timestamp_millis();
-    f.store.append_event(&lost_event(now - 25 * HOUR_MS, "e-old", "0-3")).await.unwrap();
-    f.store.append_event(&lost_event(now - 2 * HOUR_MS, "e2", "4,6-7")).await.unwrap();
-    f.store.append_event(&lost_event(now - HOUR_MS, "e3", "<script>x</script>")).await.unwrap();
+    f.store
+        .append_event(&lost_event(now - 25 * HOUR_MS, "e-old", "0-3"))
+        .await
+        .unwrap();
+    f.store
+        .append_event(&lost_event(now - 2 * HOUR_MS, "e2", "4,6-7"))
+        .await
+        .unwrap();
+    f.store
+        .append_event(&lost_event(now - HOUR_MS, "e3", "<script>x</script>"))
+        .await
+        .unwrap();
     let mut other = lost_event(now - HOUR_MS, "e9", "1");
     other.kind = "item_failed".into();
     f.store.append_event(&other).await.unwrap();
@@ -281,7 +429,10 @@ async fn the_executors_page_and_api_list_recently_lost_executors() {
             && lost.contains("<code>4,6-7</code> <small>(3)</small>"),
         "{lost}"
     );
-    assert!(lost.contains("<code>&lt;script&gt;x&lt;/script&gt;</code>"), "{lost}");
+    assert!(
+        lost.contains("<code>&lt;script&gt;x&lt;/script&gt;</code>"),
+        "{lost}"
+    );
     assert!(!lost.contains("e-old") && !lost.contains("e9"), "{lost}");
     // Newest first.
     assert!(lost.find("<td>e3</td>").unwrap() < lost.find("<td>e2</td>").unwrap());
@@ -313,5 +464,6 @@ async fn the_executors_page_says_when_no_executor_was_lost() {
     let f = Fixture::memory(support::operators()).await;
     seed(&f).await;
     let executors = page(&f, "/executors").await;
-    assert!(section(&executors, "lost-executors").contains("No executor was lost while holding items in the last 24 hours."));
+    assert!(section(&executors, "lost-executors")
+        .contains("No executor was lost while holding items in the last 24 hours."));
 }

@@ -18,10 +18,17 @@ async fn seeded() -> (Fixture, i64) {
 }
 
 async fn send(f: &Fixture, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
-    let res = nightshift_console::router(f.state.clone()).oneshot(req).await.unwrap();
+    let res = nightshift_console::router(f.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
     let (status, headers) = (res.status(), res.headers().clone());
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 /// Logs in through the form; returns `(session id, csrf token)` and the
@@ -34,14 +41,25 @@ async fn login(f: &Fixture, token: &str) -> (String, String, Vec<String>) {
     let (status, headers, body) = send(f, req).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(headers["location"], "/runs/r1");
-    let cookies: Vec<String> = headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let cookies: Vec<String> = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     let value = |name: &str| {
         cookies
             .iter()
-            .find_map(|c| c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_owned()))
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))
+                    .map(|rest| rest.split(';').next().unwrap().to_owned())
+            })
             .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
     };
-    (value("nightshift_session"), value("nightshift_csrf"), cookies)
+    (
+        value("nightshift_session"),
+        value("nightshift_csrf"),
+        cookies,
+    )
 }
 
 const READS: &[&str] = &[
@@ -73,22 +91,42 @@ async fn anonymous_callers_get_401_everywhere_but_healthz() {
     for path in READS {
         let (status, _, body) = f.call(Method::GET, path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "GET {path}: {body}");
-        for secret in ["Europe/Paris", "ledger refused", "host-a", "nightshift_runs"] {
+        for secret in [
+            "Europe/Paris",
+            "ledger refused",
+            "host-a",
+            "nightshift_runs",
+        ] {
             assert!(!body.contains(secret), "GET {path} leaked data: {body}");
         }
     }
     // A page answers with the login form; the API with a JSON error.
     let (_, _, page) = f.call(Method::GET, "/runs/r1", None, None).await;
-    assert!(page.contains("action=\"/login\"") && page.contains("value=\"/runs/r1\""), "{page}");
+    assert!(
+        page.contains("action=\"/login\"") && page.contains("value=\"/runs/r1\""),
+        "{page}"
+    );
     let (_, headers, api) = f.call(Method::GET, "/api/v1/dags", None, None).await;
     assert!(api.contains("\"unauthorized\""), "{api}");
     assert_eq!(headers["www-authenticate"], "Bearer");
     let ack = format!("/api/v1/alerts/{alert}/ack");
-    for path in ["/api/v1/dags/settlement/runs", "/api/v1/runs/r1/cancel", ack.as_str(), "/logout"] {
+    for path in [
+        "/api/v1/dags/settlement/runs",
+        "/api/v1/runs/r1/cancel",
+        ack.as_str(),
+        "/logout",
+    ] {
         let (status, _, body) = f.call(Method::POST, path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "POST {path}: {body}");
     }
-    let (status, _, _) = f.call(Method::GET, "/api/v1/dags", Some("not-a-token-at-all-xx"), None).await;
+    let (status, _, _) = f
+        .call(
+            Method::GET,
+            "/api/v1/dags",
+            Some("not-a-token-at-all-xx"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = f.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -103,8 +141,13 @@ async fn a_viewer_reads_everything_but_cannot_act() {
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
     }
     // Pages show a viewer the actions disabled; an operator enabled.
-    let (_, _, page) = f.call(Method::GET, "/runs/r1", Some(VIEWER_TOKEN), None).await;
-    assert!(page.contains("data-confirm=\"Cancel run r1?\" disabled"), "{page}");
+    let (_, _, page) = f
+        .call(Method::GET, "/runs/r1", Some(VIEWER_TOKEN), None)
+        .await;
+    assert!(
+        page.contains("data-confirm=\"Cancel run r1?\" disabled"),
+        "{page}"
+    );
     let (_, _, page) = f.call(Method::GET, "/runs/r1", Some(TOKEN), None).await;
     assert!(page.contains("data-confirm=\"Cancel run r1?\">"), "{page}");
     let before = f.keys().await;
@@ -123,11 +166,22 @@ async fn a_viewer_reads_everything_but_cannot_act() {
         assert_eq!(status, StatusCode::FORBIDDEN, "POST {path}: {body}");
         assert!(body.contains("operator role"), "{body}");
     }
-    let (status, _, _) = f.call(Method::POST, "/api/v1/alerts/silence", Some(VIEWER_TOKEN), Some(r#"{"rule":"item_failed","minutes":5}"#)).await;
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/api/v1/alerts/silence",
+            Some(VIEWER_TOKEN),
+            Some(r#"{"rule":"item_failed","minutes":5}"#),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(f.keys().await, before, "a viewer's action wrote a command");
     let (_, open) = f.get_json("/api/v1/alerts?state=open").await;
-    assert_eq!(open.as_array().unwrap().len(), 1, "a viewer acknowledged an alert");
+    assert_eq!(
+        open.as_array().unwrap().len(),
+        1,
+        "a viewer acknowledged an alert"
+    );
 }
 
 #[tokio::test]
@@ -136,23 +190,44 @@ async fn login_sets_a_strict_httponly_session_cookie_that_reads_pages() {
     let (session, csrf, cookies) = login(&f, TOKEN).await;
     assert_eq!(session.len(), 64, "32 random bytes in hex");
     assert_ne!(session, csrf);
-    let session_cookie = cookies.iter().find(|c| c.starts_with("nightshift_session=")).unwrap();
+    let session_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("nightshift_session="))
+        .unwrap();
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
-        assert!(session_cookie.contains(attr), "{session_cookie} lacks {attr}");
+        assert!(
+            session_cookie.contains(attr),
+            "{session_cookie} lacks {attr}"
+        );
     }
-    let csrf_cookie = cookies.iter().find(|c| c.starts_with("nightshift_csrf=")).unwrap();
-    assert!(csrf_cookie.contains("SameSite=Strict") && !csrf_cookie.contains("HttpOnly"), "{csrf_cookie}");
+    let csrf_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("nightshift_csrf="))
+        .unwrap();
+    assert!(
+        csrf_cookie.contains("SameSite=Strict") && !csrf_cookie.contains("HttpOnly"),
+        "{csrf_cookie}"
+    );
 
-    assert!(!session_cookie.contains("Secure"), "plain HTTP: no Secure flag");
+    assert!(
+        !session_cookie.contains("Secure"),
+        "plain HTTP: no Secure flag"
+    );
     let behind_tls = Request::post("/login")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-forwarded-proto", "https")
         .body(Body::from(format!("token={TOKEN}")))
         .unwrap();
     let (_, headers, _) = send(&f, behind_tls).await;
-    assert!(headers.get_all("set-cookie").iter().all(|c| c.to_str().unwrap().ends_with("; Secure")));
+    assert!(headers
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| c.to_str().unwrap().ends_with("; Secure")));
 
-    let page = Request::get("/runs/r1").header("cookie", format!("nightshift_session={session}")).body(Body::empty()).unwrap();
+    let page = Request::get("/runs/r1")
+        .header("cookie", format!("nightshift_session={session}"))
+        .body(Body::empty())
+        .unwrap();
     let (status, _, body) = send(&f, page).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("Items of settle"));
@@ -160,12 +235,17 @@ async fn login_sets_a_strict_httponly_session_cookie_that_reads_pages() {
     // A wrong token: 401 and the form again, no cookie.
     let req = Request::post("/login")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("token=wrong-token-0123456789&next=https%3A%2F%2Fevil.example"))
+        .body(Body::from(
+            "token=wrong-token-0123456789&next=https%3A%2F%2Fevil.example",
+        ))
         .unwrap();
     let (status, headers, body) = send(&f, req).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(headers.get("set-cookie").is_none());
-    assert!(body.contains("Unknown token") && !body.contains("evil.example"), "{body}");
+    assert!(
+        body.contains("Unknown token") && !body.contains("evil.example"),
+        "{body}"
+    );
 
     // Logging out ends the session.
     let out = Request::post("/logout")
@@ -174,7 +254,10 @@ async fn login_sets_a_strict_httponly_session_cookie_that_reads_pages() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&f, out).await.0, StatusCode::NO_CONTENT);
-    let again = Request::get("/api/v1/dags").header("cookie", format!("nightshift_session={session}")).body(Body::empty()).unwrap();
+    let again = Request::get("/api/v1/dags")
+        .header("cookie", format!("nightshift_session={session}"))
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(send(&f, again).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -184,21 +267,32 @@ async fn a_cookie_authenticated_post_needs_the_csrf_header() {
     let (session, csrf, _) = login(&f, TOKEN).await;
     let before = f.keys().await;
     let post = |csrf: Option<&str>| {
-        let mut req = Request::post("/api/v1/dags/settlement/runs").header("cookie", format!("nightshift_session={session}"));
+        let mut req = Request::post("/api/v1/dags/settlement/runs")
+            .header("cookie", format!("nightshift_session={session}"));
         if let Some(c) = csrf {
             req = req.header("x-nightshift-csrf", c);
         }
         req.body(Body::empty()).unwrap()
     };
-    for bad in [None, Some("0".repeat(64)).as_deref(), Some(session.as_str())] {
+    for bad in [
+        None,
+        Some("0".repeat(64)).as_deref(),
+        Some(session.as_str()),
+    ] {
         let (status, _, body) = send(&f, post(bad)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{bad:?}: {body}");
         assert!(body.contains("X-Nightshift-CSRF"), "{body}");
     }
-    assert_eq!(f.keys().await, before, "a CSRF-less request wrote a command");
+    assert_eq!(
+        f.keys().await,
+        before,
+        "a CSRF-less request wrote a command"
+    );
     let (status, _, body) = send(&f, post(Some(&csrf))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     // Bearer requests are exempt (browsers never send them on their own).
-    let (status, _, body) = f.call(Method::POST, "/api/v1/runs/r1/retry", Some(TOKEN), None).await;
+    let (status, _, body) = f
+        .call(Method::POST, "/api/v1/runs/r1/retry", Some(TOKEN), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }

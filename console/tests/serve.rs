@@ -39,9 +39,13 @@ async fn serves_http_and_streams_changes_on_a_real_port_then_shuts_down() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(listener, f.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(nightshift_console::serve(
+        listener,
+        f.state.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let mut health = request(addr, "/healthz").await;
     let mut text = String::new();
@@ -69,10 +73,15 @@ async fn serves_http_and_streams_changes_on_a_real_port_then_shuts_down() {
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !seen.contains("\"event_kind\":\"item_failed\"") {
-        assert!(tokio::time::Instant::now() < deadline, "no event change; got:\n{seen}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event change; got:\n{seen}"
+        );
         f.store.append_event(&event).await.unwrap();
         let mut buf = [0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await
+        {
             assert!(n > 0, "stream closed");
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
@@ -92,7 +101,14 @@ async fn serves_http_and_streams_changes_on_a_real_port_then_shuts_down() {
         version: "0".into(),
         started_at_ms: 1,
     };
-    f.coord.put(&executor_key(PREFIX, &info.id), encode(&info).unwrap(), None).await.unwrap();
+    f.coord
+        .put(
+            &executor_key(PREFIX, &info.id),
+            encode(&info).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
     read_until(&mut stream, &mut seen, "\"executor\":\"e9\"").await;
 
     // Shutdown completes although the stream is still open.

@@ -82,11 +82,19 @@ pub struct Compare {
 impl Compare {
     /// `mod_revision(key) == rev`: the fencing compare.
     pub fn mod_revision(key: impl Into<String>, rev: Revision) -> Self {
-        Self { key: key.into(), op: CmpOp::Equal, target: CompareTarget::ModRevision(rev) }
+        Self {
+            key: key.into(),
+            op: CmpOp::Equal,
+            target: CompareTarget::ModRevision(rev),
+        }
     }
     /// `create_revision(key) == rev`; with `rev == 0` it means "key absent".
     pub fn create_revision(key: impl Into<String>, rev: Revision) -> Self {
-        Self { key: key.into(), op: CmpOp::Equal, target: CompareTarget::CreateRevision(rev) }
+        Self {
+            key: key.into(),
+            op: CmpOp::Equal,
+            target: CompareTarget::CreateRevision(rev),
+        }
     }
     /// The key does not exist.
     pub fn absent(key: impl Into<String>) -> Self {
@@ -94,7 +102,11 @@ impl Compare {
     }
     /// The key is attached to `lease`.
     pub fn lease(key: impl Into<String>, lease: LeaseId) -> Self {
-        Self { key: key.into(), op: CmpOp::Equal, target: CompareTarget::Lease(lease.0) }
+        Self {
+            key: key.into(),
+            op: CmpOp::Equal,
+            target: CompareTarget::Lease(lease.0),
+        }
     }
 }
 
@@ -250,7 +262,12 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError>;
 
     /// Puts a key; returns the revision of the write.
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError>;
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError>;
     /// Reads one key.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError>;
     /// Reads every key under a prefix, sorted by key, and the revision read at.
@@ -267,5 +284,9 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Watches every key under `prefix`, delivering each change with a
     /// revision ≥ `start_revision` (or only future changes when `None`)
     /// exactly once and in revision order, across reconnects.
-    async fn watch_prefix(&self, prefix: &str, start_revision: Option<Revision>) -> Result<WatchStream, CoordError>;
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: Option<Revision>,
+    ) -> Result<WatchStream, CoordError>;
 }

@@ -143,11 +143,16 @@ pub enum KeyError {
 pub fn validate_segment(kind: &'static str, value: &str) -> Result<(), KeyError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_SEGMENT_LEN
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(KeyError::InvalidSegment { kind, value: value.to_owned() })
+        Err(KeyError::InvalidSegment {
+            kind,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -237,12 +242,23 @@ pub fn results_prefix(prefix: &str, run: &RunId, job: &JobName) -> String {
 }
 
 /// `{p}runs/{run}/jobs/{job}/results/{executor}/`
-pub fn executor_results_prefix(prefix: &str, run: &RunId, job: &JobName, executor: &ExecutorId) -> String {
+pub fn executor_results_prefix(
+    prefix: &str,
+    run: &RunId,
+    job: &JobName,
+    executor: &ExecutorId,
+) -> String {
     format!("{prefix}runs/{run}/jobs/{job}/results/{executor}/")
 }
 
 /// `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}`
-pub fn result_key(prefix: &str, run: &RunId, job: &JobName, executor: &ExecutorId, seq: &str) -> String {
+pub fn result_key(
+    prefix: &str,
+    run: &RunId,
+    job: &JobName,
+    executor: &ExecutorId,
+    seq: &str,
+) -> String {
     format!("{prefix}runs/{run}/jobs/{job}/results/{executor}/{seq}")
 }
 
@@ -322,8 +338,16 @@ pub fn parse_job_key(prefix: &str, key: &str) -> Option<JobKey> {
     let (run, job) = (RunId::new(parts[0]), JobName::new(parts[2]));
     match parts[3..] {
         ["spec"] => Some(JobKey::Spec { run, job }),
-        ["assign", e] if valid(e) => Some(JobKey::Assign { run, job, executor: ExecutorId::new(e) }),
-        ["progress", e] if valid(e) => Some(JobKey::Progress { run, job, executor: ExecutorId::new(e) }),
+        ["assign", e] if valid(e) => Some(JobKey::Assign {
+            run,
+            job,
+            executor: ExecutorId::new(e),
+        }),
+        ["progress", e] if valid(e) => Some(JobKey::Progress {
+            run,
+            job,
+            executor: ExecutorId::new(e),
+        }),
         ["results", e, seq] if valid(e) && valid(seq) => Some(JobKey::Result {
             run,
             job,
@@ -353,7 +377,12 @@ pub fn parse_spec_key(prefix: &str, key: &str) -> Option<(RunId, JobName)> {
 /// Parts of a result key: `(run, job, executor, seq)`.
 pub fn parse_result_key(prefix: &str, key: &str) -> Option<(RunId, JobName, ExecutorId, String)> {
     match parse_job_key(prefix, key)? {
-        JobKey::Result { run, job, executor, seq } => Some((run, job, executor, seq)),
+        JobKey::Result {
+            run,
+            job,
+            executor,
+            seq,
+        } => Some((run, job, executor, seq)),
         _ => None,
     }
 }
@@ -415,7 +444,10 @@ mod tests {
         validate_segment("run id", "daily-2024-03-31T02:00:00Z").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/a/b"), None);
         assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/"), None);
-        assert_eq!(parse_assign_key("/n/", "/other/runs/r/jobs/j/assign/e"), None);
+        assert_eq!(
+            parse_assign_key("/n/", "/other/runs/r/jobs/j/assign/e"),
+            None
+        );
     }
 
     #[test]
@@ -424,9 +456,21 @@ mod tests {
         assert_eq!(key, "/n/health/store");
         assert_eq!(parse_executor_key("/n/", &key), None);
         assert_eq!(parse_job_key("/n/", &key), None);
-        assert!(!key.starts_with(&runs_prefix("/n/")) && !key.starts_with(&dags_prefix("/n/")) && !key.starts_with(&commands_prefix("/n/")));
-        let health = StoreHealth { down_since_ms: 5, last_error: "refused".into(), attempts: 3, recovered_at_ms: None };
-        assert_eq!(decode::<StoreHealth>(&encode(&health).unwrap()).unwrap(), health);
+        assert!(
+            !key.starts_with(&runs_prefix("/n/"))
+                && !key.starts_with(&dags_prefix("/n/"))
+                && !key.starts_with(&commands_prefix("/n/"))
+        );
+        let health = StoreHealth {
+            down_since_ms: 5,
+            last_error: "refused".into(),
+            attempts: 3,
+            recovered_at_ms: None,
+        };
+        assert_eq!(
+            decode::<StoreHealth>(&encode(&health).unwrap()).unwrap(),
+            health
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use nightshift_core::ids::{ExecutorId, ItemIndex};
 use nightshift_core::sharding::{
-    assign, moved_items, moves_by_executor, Assignment, ExecutorSlot, ShardingError, Strategy as Sharding,
+    assign, moved_items, moves_by_executor, Assignment, ExecutorSlot, ShardingError,
+    Strategy as Sharding,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -303,14 +304,7 @@ fn round_robin_spreads_single_item_jobs_across_executors() {
     let execs: Vec<ExecutorSlot> = (0..10).map(|k| ExecutorSlot::new(eid(k), 1)).collect();
     let owners: HashSet<ExecutorId> = (0..100)
         .map(|j| {
-            let a = assign(
-                Sharding::RoundRobin,
-                &format!("job-{j}"),
-                1,
-                &execs,
-                None,
-            )
-            .unwrap();
+            let a = assign(Sharding::RoundRobin, &format!("job-{j}"), 1, &execs, None).unwrap();
             a.owner_of(ItemIndex(0)).unwrap().clone()
         })
         .collect();

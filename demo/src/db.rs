@@ -63,7 +63,9 @@ pub struct LedgerCheck {
 impl LedgerCheck {
     /// Whether the ledger is balanced and complete.
     pub fn is_ok(&self) -> bool {
-        self.total_debits == self.total_credits && self.mismatched_accounts == 0 && self.unposted == 0
+        self.total_debits == self.total_credits
+            && self.mismatched_accounts == 0
+            && self.unposted == 0
     }
 
     /// A report for operators, one line per broken rule.
@@ -82,7 +84,9 @@ impl LedgerCheck {
             let examples: Vec<String> = self
                 .examples
                 .iter()
-                .map(|(id, balance, expected)| format!("account {id}: balance {balance}, initial + postings {expected}"))
+                .map(|(id, balance, expected)| {
+                    format!("account {id}: balance {balance}, initial + postings {expected}")
+                })
                 .collect();
             lines.push(format!(
                 "{} account(s) where balance != initial + postings, e.g. {}",
@@ -91,10 +95,16 @@ impl LedgerCheck {
             ));
         }
         if self.unposted > 0 {
-            lines.push(format!("{} accrual(s)/collection(s) of the day not posted", self.unposted));
+            lines.push(format!(
+                "{} accrual(s)/collection(s) of the day not posted",
+                self.unposted
+            ));
         }
         if lines.is_empty() {
-            format!("ledger balanced: {} legs, debits = credits = {}", self.legs, self.total_debits)
+            format!(
+                "ledger balanced: {} legs, debits = credits = {}",
+                self.legs, self.total_debits
+            )
         } else {
             format!("ledger does not reconcile: {}", lines.join("; "))
         }
@@ -140,7 +150,12 @@ impl DemoDb {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(60));
-            Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?,
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(
                 PgPoolOptions::new()
@@ -181,7 +196,8 @@ impl DemoDb {
 
     /// Runs one statement (tests use it to tamper with the ledger).
     pub async fn execute(&self, sql: &str) -> Result<u64, DemoError> {
-        let done = on_db!(&self.pool, pool => sqlx::query(sql).execute(pool).await?.rows_affected());
+        let done =
+            on_db!(&self.pool, pool => sqlx::query(sql).execute(pool).await?.rows_affected());
         Ok(done)
     }
 

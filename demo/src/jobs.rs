@@ -10,7 +10,12 @@ use nightshift_executor::{async_trait, ExecutorBuilder, ItemContext, ItemOutcome
 use std::sync::Arc;
 
 /// Handler names the demo registers, in DAG order.
-pub const HANDLERS: [&str; 4] = ["interest-accrual", "nightly-debits", "ledger-postings", "reconciliation"];
+pub const HANDLERS: [&str; 4] = [
+    "interest-accrual",
+    "nightly-debits",
+    "ledger-postings",
+    "reconciliation",
+];
 
 /// Every statement is bound with, in order: `$1` business date, `$2` the
 /// item's idempotency key, `$3..$4` its account range.
@@ -115,14 +120,23 @@ pub(crate) async fn apply_once(
 }
 
 /// Runs one ranged item of `job`.
-async fn ranged_item(db: &DemoDb, job: &str, statements: &[&str], ctx: &ItemContext) -> Result<ItemOutcome, JobError> {
+async fn ranged_item(
+    db: &DemoDb,
+    job: &str,
+    statements: &[&str],
+    ctx: &ItemContext,
+) -> Result<ItemOutcome, JobError> {
     let total = db.account_count().await.map_err(JobError::retryable)?;
     let range = account_range(ctx.item().0, ctx.total_items(), total);
     let date = ctx.business_date().format("%Y-%m-%d").to_string();
     let key = ctx.idempotency_key();
     match apply_once(db, job, &key, &date, range, statements).await {
         Ok(Some(rows)) => {
-            ctx.progress(1, 1, format!("accounts {}..{}: {rows} rows", range.0, range.1));
+            ctx.progress(
+                1,
+                1,
+                format!("accounts {}..{}: {rows} rows", range.0, range.1),
+            );
             Ok(ItemOutcome::Succeeded)
         }
         Ok(None) => {
@@ -190,7 +204,11 @@ impl Reconciliation {
 impl Job for Reconciliation {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         let date = ctx.business_date().format("%Y-%m-%d").to_string();
-        let check = self.db.check_ledger(&date).await.map_err(JobError::retryable)?;
+        let check = self
+            .db
+            .check_ledger(&date)
+            .await
+            .map_err(JobError::retryable)?;
         if check.is_ok() {
             tracing::info!(report = %check.report(), "reconciliation passed");
             ctx.progress(1, 1, check.report());

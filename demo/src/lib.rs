@@ -24,5 +24,7 @@ pub mod range;
 mod seed;
 
 pub use db::{DemoDb, DemoError, LedgerCheck};
-pub use jobs::{register, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, HANDLERS};
+pub use jobs::{
+    register, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, HANDLERS,
+};
 pub use seed::{seed, SeedReport};

@@ -80,7 +80,10 @@ pub async fn seed(db: &DemoDb, accounts: i64) -> Result<SeedReport, DemoError> {
                 let loan = id / 4;
                 for seq in 0..INSTALLMENTS {
                     if let Some(due) = due_date(loan, seq) {
-                        rows.push(format!("({loan}, {seq}, '{due}', {})", principal(*id) / INSTALLMENTS));
+                        rows.push(format!(
+                            "({loan}, {seq}, '{due}', {})",
+                            principal(*id) / INSTALLMENTS
+                        ));
                     }
                 }
             }
@@ -101,9 +104,15 @@ pub async fn seed(db: &DemoDb, accounts: i64) -> Result<SeedReport, DemoError> {
         tx.commit().await?;
     });
     Ok(SeedReport {
-        accounts: db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accounts").await?,
-        loans: db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_loans").await?,
-        installments: db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_installments").await?,
+        accounts: db
+            .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accounts")
+            .await?,
+        loans: db
+            .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_loans")
+            .await?,
+        installments: db
+            .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_installments")
+            .await?,
     })
 }
 

@@ -3,7 +3,9 @@
 //! posting makes reconciliation fail with a report.
 
 use chrono::NaiveDate;
-use nightshift_demo::{seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation};
+use nightshift_demo::{
+    seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation,
+};
 use nightshift_executor::testing::{run_item, TestItem};
 use nightshift_executor::{ItemOutcome, Job};
 use std::sync::Arc;
@@ -15,7 +17,12 @@ fn date() -> NaiveDate {
 }
 
 fn item(job: &str, item: u32, total: u32) -> TestItem {
-    TestItem::new(item).run("run-1").dag("nightly-settlement").job(job).total_items(total).business_date(date())
+    TestItem::new(item)
+        .run("run-1")
+        .dag("nightly-settlement")
+        .job(job)
+        .total_items(total)
+        .business_date(date())
 }
 
 async fn run_all(job: &dyn Job, name: &str, shards: u32) {
@@ -36,29 +43,71 @@ async fn scenario(url: &str) {
     let report = seed(&db, ACCOUNTS).await.unwrap();
     assert_eq!(report.accounts, ACCOUNTS);
     assert_eq!(report.loans, ACCOUNTS / 4);
-    assert_eq!(seed(&db, ACCOUNTS).await.unwrap(), report, "seeding again changes nothing");
+    assert_eq!(
+        seed(&db, ACCOUNTS).await.unwrap(),
+        report,
+        "seeding again changes nothing"
+    );
 
     // Running an accrual item twice accrues once.
     let accrual = InterestAccrual::new(db.clone());
-    run_item(&accrual, item("interest-accrual", 0, 4)).await.result.unwrap();
-    let after_once = db.scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts").await.unwrap();
-    run_item(&accrual, item("interest-accrual", 0, 4).attempt(2)).await.result.unwrap();
-    let after_twice = db.scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts").await.unwrap();
-    assert_eq!(after_once, after_twice, "a second run of the same item changed balances");
+    run_item(&accrual, item("interest-accrual", 0, 4))
+        .await
+        .result
+        .unwrap();
+    let after_once = db
+        .scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts")
+        .await
+        .unwrap();
+    run_item(&accrual, item("interest-accrual", 0, 4).attempt(2))
+        .await
+        .result
+        .unwrap();
+    let after_twice = db
+        .scalar("SELECT CAST(SUM(balance) AS BIGINT) FROM demo_accounts")
+        .await
+        .unwrap();
+    assert_eq!(
+        after_once, after_twice,
+        "a second run of the same item changed balances"
+    );
 
     full_day(&db).await;
-    let legs = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings").await.unwrap();
-    let accruals = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals").await.unwrap();
-    let collected =
-        db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'collected'").await.unwrap();
-    let failed = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'failed'").await.unwrap();
+    let legs = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings")
+        .await
+        .unwrap();
+    let accruals = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals")
+        .await
+        .unwrap();
+    let collected = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'collected'")
+        .await
+        .unwrap();
+    let failed = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'failed'")
+        .await
+        .unwrap();
     assert!(accruals > ACCOUNTS / 2, "most accounts accrue interest");
-    assert!(collected > 0 && failed > 0, "some installments collect, some fail: {collected}/{failed}");
-    assert_eq!(legs, 2 * (accruals + collected), "two legs per accrual and per collection");
+    assert!(
+        collected > 0 && failed > 0,
+        "some installments collect, some fail: {collected}/{failed}"
+    );
+    assert_eq!(
+        legs,
+        2 * (accruals + collected),
+        "two legs per accrual and per collection"
+    );
 
     // The whole day again (a rerun of every item) posts nothing more.
     full_day(&db).await;
-    assert_eq!(db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings").await.unwrap(), legs);
+    assert_eq!(
+        db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings")
+            .await
+            .unwrap(),
+        legs
+    );
 
     let recon = Reconciliation::new(db.clone());
     let ok = run_item(&recon, item("reconciliation", 0, 1)).await;
@@ -78,10 +127,20 @@ async fn scenario(url: &str) {
         .await
         .unwrap();
     assert_eq!(db.tamper().await.unwrap(), 1);
-    assert_eq!(db.tamper().await.unwrap(), 0, "tampering twice changes nothing more");
-    assert!(run_item(&recon, item("reconciliation", 0, 1)).await.result.is_err());
+    assert_eq!(
+        db.tamper().await.unwrap(),
+        0,
+        "tampering twice changes nothing more"
+    );
+    assert!(run_item(&recon, item("reconciliation", 0, 1))
+        .await
+        .result
+        .is_err());
     assert_eq!(db.repair().await.unwrap(), 1);
-    assert_eq!(run_item(&recon, item("reconciliation", 0, 1)).await.result, Ok(ItemOutcome::Succeeded));
+    assert_eq!(
+        run_item(&recon, item("reconciliation", 0, 1)).await.result,
+        Ok(ItemOutcome::Succeeded)
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,9 @@ use anyhow::{bail, Context as _, Result};
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::{Coordinator, LeaseId};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec, ResultBatch};
+use nightshift_core::keyspace::{
+    self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec, ResultBatch,
+};
 use nightshift_executor::{builtin::Noop, Executor, StatsHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,10 +35,16 @@ struct Options {
 }
 
 fn options() -> Result<Options> {
-    let mut o = Options { etcd: "http://127.0.0.1:2379".into(), executors: 20, items: 20_000 };
+    let mut o = Options {
+        etcd: "http://127.0.0.1:2379".into(),
+        executors: 20,
+        items: 20_000,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--etcd" => o.etcd = value,
             "--executors" => o.executors = value.parse()?,
@@ -48,7 +56,11 @@ fn options() -> Result<Options> {
 }
 
 async fn connect(url: &str) -> Result<Arc<dyn Coordinator>> {
-    let c = EtcdCoordinator::connect(EtcdConfig { endpoints: vec![url.to_owned()], ..Default::default() }).await?;
+    let c = EtcdCoordinator::connect(EtcdConfig {
+        endpoints: vec![url.to_owned()],
+        ..Default::default()
+    })
+    .await?;
     Ok(Arc::new(c))
 }
 
@@ -62,7 +74,9 @@ async fn put_rate(coord: &Arc<dyn Coordinator>, tasks: usize, window: Duration) 
         handles.push(tokio::spawn(async move {
             let mut i = 0u64;
             while start.elapsed() < window {
-                coord.put(&format!("{PREFIX}raw/{t}/{i}"), vec![b'x'; 64], None).await?;
+                coord
+                    .put(&format!("{PREFIX}raw/{t}/{i}"), vec![b'x'; 64], None)
+                    .await?;
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
@@ -98,7 +112,9 @@ async fn main() -> Result<()> {
             .build()?;
         stats.push(executor.stats());
         let stop = stop.clone();
-        tasks.push(tokio::spawn(executor.run_until(async move { stop.cancelled().await })));
+        tasks.push(tokio::spawn(
+            executor.run_until(async move { stop.cancelled().await }),
+        ));
     }
     let mut infos = Vec::new();
     for n in 0..o.executors {
@@ -109,7 +125,10 @@ async fn main() -> Result<()> {
                 infos.push(keyspace::decode::<ExecutorInfo>(&kv.value)?);
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "executor bench-{n} did not register");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "executor bench-{n} did not register"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -126,33 +145,57 @@ async fn main() -> Result<()> {
         shard_params: None,
         item_timeout_ms: None,
     };
-    leader.put(&keyspace::spec_key(PREFIX, &run, &job), keyspace::encode(&spec)?, None).await?;
+    leader
+        .put(
+            &keyspace::spec_key(PREFIX, &run, &job),
+            keyspace::encode(&spec)?,
+            None,
+        )
+        .await?;
 
     let start = Instant::now();
     let per = o.items.div_ceil(o.executors);
     for (n, info) in infos.iter().enumerate() {
         let first = u32::try_from(n)? * per;
         let items = ItemSet::range(first.min(o.items), (first + per).min(o.items));
-        let record = AssignmentRecord { items, ..Default::default() };
+        let record = AssignmentRecord {
+            items,
+            ..Default::default()
+        };
         let key = keyspace::assign_key(PREFIX, &run, &job, &info.id);
-        leader.put(&key, keyspace::encode(&record)?, Some(LeaseId(info.lease))).await?;
+        leader
+            .put(&key, keyspace::encode(&record)?, Some(LeaseId(info.lease)))
+            .await?;
     }
     let total = u64::from(o.items);
     let deadline = Instant::now() + Duration::from_secs(300);
-    while stats.iter().map(|s| s.snapshot().results_recorded).sum::<u64>() < total {
-        anyhow::ensure!(Instant::now() < deadline, "outcomes not all recorded after 300 s");
+    while stats
+        .iter()
+        .map(|s| s.snapshot().results_recorded)
+        .sum::<u64>()
+        < total
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "outcomes not all recorded after 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed();
 
-    let (kvs, _) = leader.get_prefix(&keyspace::results_prefix(PREFIX, &run, &job)).await?;
+    let (kvs, _) = leader
+        .get_prefix(&keyspace::results_prefix(PREFIX, &run, &job))
+        .await?;
     let mut seen = vec![0u32; o.items as usize];
     for kv in &kvs {
         for r in keyspace::decode::<ResultBatch>(&kv.value)?.results {
             seen[r.item.0 as usize] += 1;
         }
     }
-    anyhow::ensure!(seen.iter().all(|&n| n == 1), "some item was not recorded exactly once");
+    anyhow::ensure!(
+        seen.iter().all(|&n| n == 1),
+        "some item was not recorded exactly once"
+    );
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
         "{} executors recorded {} noop outcomes in {:.2?}: {rate:.0} outcomes/s in {} result batches \

@@ -20,7 +20,11 @@ impl Job for AccrueInterest {
             }
             // Post this page's accruals for `branch` on ctx.business_date() at
             // params.rate_bps, keyed by ctx.idempotency_key() so a re-run is harmless.
-            ctx.progress(page, 10, format!("branch {branch} at {} bps", params.rate_bps));
+            ctx.progress(
+                page,
+                10,
+                format!("branch {branch} at {} bps", params.rate_bps),
+            );
         }
         Ok(ItemOutcome::Succeeded)
     }
@@ -30,8 +34,15 @@ impl Job for AccrueInterest {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
     let etcd = std::env::var("NIGHTSHIFT_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
-    let executor = Executor::builder().etcd(etcd.split(',')).handler("accrue-interest", AccrueInterest).build()?;
+    let executor = Executor::builder()
+        .etcd(etcd.split(','))
+        .handler("accrue-interest", AccrueInterest)
+        .build()?;
     // Ctrl-C drains: running items finish (up to 30 s), outcomes are recorded, the lease is released.
-    executor.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+    executor
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }

@@ -113,7 +113,12 @@ impl JobSlot {
 
     /// Takes in a rewritten assignment: cancels running items it no longer
     /// owns (or now must stop) and drops buffered outcomes it no longer owns.
-    pub(crate) fn apply(&mut self, token: i64, assignment: AssignmentRecord, now_ms: i64) -> Applied {
+    pub(crate) fn apply(
+        &mut self,
+        token: i64,
+        assignment: AssignmentRecord,
+        now_ms: i64,
+    ) -> Applied {
         self.token = token;
         self.assignment = assignment;
         let a = &self.assignment;
@@ -135,9 +140,11 @@ impl JobSlot {
         }
         // Forget completions of items no longer ours: if one comes back, the
         // leader never got (or no longer wants) that outcome, so it runs again.
-        self.completed.retain(|&item, &mut attempt| a.items.contains(item) && a.attempt(item) == attempt);
+        self.completed
+            .retain(|&item, &mut attempt| a.items.contains(item) && a.attempt(item) == attempt);
         let before = self.buffer.len();
-        self.buffer.retain(|r| a.items.contains(r.item.0) && a.attempt(r.item.0) == r.attempt);
+        self.buffer
+            .retain(|r| a.items.contains(r.item.0) && a.attempt(r.item.0) == r.attempt);
         let dropped = before - self.buffer.len();
         // Owned, cancelled, never started: report them cancelled right away.
         let unstarted_cancels: Vec<u32> = a
@@ -149,7 +156,15 @@ impl JobSlot {
         for item in unstarted_cancels {
             let attempt = self.assignment.attempt(item);
             self.completed.insert(item, attempt);
-            self.buffer.push(result(item, attempt, ResultOutcome::Cancelled, false, None, now_ms, now_ms));
+            self.buffer.push(result(
+                item,
+                attempt,
+                ResultOutcome::Cancelled,
+                false,
+                None,
+                now_ms,
+                now_ms,
+            ));
         }
         let mut pending = self.assignment.items.difference(&self.assignment.cancel);
         for item in self.completed.keys().chain(self.running.keys()) {
@@ -164,8 +179,19 @@ impl JobSlot {
         let item = self.pending.pop_first()?;
         let attempt = self.assignment.attempt(item);
         let cancel = CancellationToken::new();
-        self.running.insert(item, Running { attempt, cancel: cancel.clone(), fate: Fate::Record });
-        Some(Start { item, attempt, cancel })
+        self.running.insert(
+            item,
+            Running {
+                attempt,
+                cancel: cancel.clone(),
+                fate: Fate::Record,
+            },
+        );
+        Some(Start {
+            item,
+            attempt,
+            cancel,
+        })
     }
 
     /// Whether items are waiting to start.
@@ -184,8 +210,17 @@ impl JobSlot {
     }
 
     /// An item's handler ended; returns whether its outcome was buffered.
-    pub(crate) fn finish(&mut self, item: u32, attempt: u32, started_ms: i64, ended_ms: i64, finish: Finish) -> bool {
-        let Some(run) = self.running.get(&item) else { return false };
+    pub(crate) fn finish(
+        &mut self,
+        item: u32,
+        attempt: u32,
+        started_ms: i64,
+        ended_ms: i64,
+        finish: Finish,
+    ) -> bool {
+        let Some(run) = self.running.get(&item) else {
+            return false;
+        };
         if run.attempt != attempt {
             return false;
         }
@@ -199,7 +234,15 @@ impl JobSlot {
                 if a.cancel.contains(item) {
                     let attempt = a.attempt(item);
                     self.completed.insert(item, attempt);
-                    self.buffer.push(result(item, attempt, ResultOutcome::Cancelled, false, None, ended_ms, ended_ms));
+                    self.buffer.push(result(
+                        item,
+                        attempt,
+                        ResultOutcome::Cancelled,
+                        false,
+                        None,
+                        ended_ms,
+                        ended_ms,
+                    ));
                 } else {
                     self.pending.insert(item);
                 }
@@ -208,24 +251,54 @@ impl JobSlot {
         }
         let (outcome, retryable, error) = match finish {
             Finish::Returned(Ok(ItemOutcome::Succeeded)) => (ResultOutcome::Succeeded, false, None),
-            Finish::Returned(Ok(ItemOutcome::Skipped(reason))) => (ResultOutcome::Skipped, false, Some(reason)),
-            Finish::Returned(Err(e)) if fate == Fate::CancelRequested => (ResultOutcome::Cancelled, false, Some(e.to_string())),
-            Finish::Returned(Err(e)) => (ResultOutcome::Failed, e.is_retryable(), Some(e.to_string())),
-            Finish::Panicked(msg) => (ResultOutcome::Failed, false, Some(format!("handler panicked: {msg}"))),
-            Finish::TimedOut { after_ms } => (ResultOutcome::TimedOut, true, Some(format!("item timed out after {after_ms} ms"))),
+            Finish::Returned(Ok(ItemOutcome::Skipped(reason))) => {
+                (ResultOutcome::Skipped, false, Some(reason))
+            }
+            Finish::Returned(Err(e)) if fate == Fate::CancelRequested => {
+                (ResultOutcome::Cancelled, false, Some(e.to_string()))
+            }
+            Finish::Returned(Err(e)) => {
+                (ResultOutcome::Failed, e.is_retryable(), Some(e.to_string()))
+            }
+            Finish::Panicked(msg) => (
+                ResultOutcome::Failed,
+                false,
+                Some(format!("handler panicked: {msg}")),
+            ),
+            Finish::TimedOut { after_ms } => (
+                ResultOutcome::TimedOut,
+                true,
+                Some(format!("item timed out after {after_ms} ms")),
+            ),
         };
         self.completed.insert(item, attempt);
-        self.buffer.push(result(item, attempt, outcome, retryable, error, started_ms, ended_ms));
+        self.buffer.push(result(
+            item, attempt, outcome, retryable, error, started_ms, ended_ms,
+        ));
         true
     }
 
     /// Records every given item as failed without running it (the job cannot
     /// run here: unknown handler, unreadable spec).
-    pub(crate) fn fail_items(&mut self, items: &ItemSet, error: &str, retryable: bool, now_ms: i64) {
+    pub(crate) fn fail_items(
+        &mut self,
+        items: &ItemSet,
+        error: &str,
+        retryable: bool,
+        now_ms: i64,
+    ) {
         for item in items.iter() {
             let attempt = self.assignment.attempt(item);
             self.completed.insert(item, attempt);
-            self.buffer.push(result(item, attempt, ResultOutcome::Failed, retryable, Some(error.to_owned()), now_ms, now_ms));
+            self.buffer.push(result(
+                item,
+                attempt,
+                ResultOutcome::Failed,
+                retryable,
+                Some(error.to_owned()),
+                now_ms,
+                now_ms,
+            ));
         }
     }
 
@@ -259,7 +332,11 @@ impl JobSlot {
 
     /// Takes up to `max_results` owned outcomes, about `max_bytes` at most;
     /// returns them and how many buffered outcomes were dropped as not owned.
-    pub(crate) fn take_batch(&mut self, max_results: usize, max_bytes: usize) -> (Vec<ItemResult>, usize) {
+    pub(crate) fn take_batch(
+        &mut self,
+        max_results: usize,
+        max_bytes: usize,
+    ) -> (Vec<ItemResult>, usize) {
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut dropped = 0;
@@ -287,7 +364,15 @@ pub(crate) fn estimated_size(r: &ItemResult) -> usize {
     192 + r.error.as_ref().map_or(0, |e| e.len() * 2)
 }
 
-fn result(item: u32, attempt: u32, outcome: ResultOutcome, retryable: bool, error: Option<String>, started_at_ms: i64, ended_at_ms: i64) -> ItemResult {
+fn result(
+    item: u32,
+    attempt: u32,
+    outcome: ResultOutcome,
+    retryable: bool,
+    error: Option<String>,
+    started_at_ms: i64,
+    ended_at_ms: i64,
+) -> ItemResult {
     ItemResult {
         item: ItemIndex(item),
         attempt,

@@ -6,7 +6,11 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 
 fn assignment(items: ItemSet, cancel: ItemSet, attempts: &[(u32, u32)]) -> AssignmentRecord {
-    AssignmentRecord { items, cancel, attempts: attempts.iter().copied().collect::<BTreeMap<_, _>>() }
+    AssignmentRecord {
+        items,
+        cancel,
+        attempts: attempts.iter().copied().collect::<BTreeMap<_, _>>(),
+    }
 }
 
 fn drain_starts(slot: &mut JobSlot) -> Vec<Start> {
@@ -21,11 +25,18 @@ fn ok() -> Finish {
 fn completed_items_are_not_rerun_when_the_assignment_grows() {
     let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 3), ItemSet::new(), &[]), 0);
     let starts = drain_starts(&mut slot);
-    assert_eq!(starts.iter().map(|s| s.item).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        starts.iter().map(|s| s.item).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     assert!(slot.finish(0, 1, 0, 1, ok()));
     assert!(slot.finish(1, 1, 0, 1, ok()));
     // Failover adds items 3..5: a new token; item 2 keeps running.
-    assert_eq!(slot.apply(11, assignment(ItemSet::range(0, 5), ItemSet::new(), &[]), 2).cancelled, 0);
+    assert_eq!(
+        slot.apply(11, assignment(ItemSet::range(0, 5), ItemSet::new(), &[]), 2)
+            .cancelled,
+        0
+    );
     assert_eq!(slot.token, 11);
     let again: Vec<u32> = drain_starts(&mut slot).iter().map(|s| s.item).collect();
     assert_eq!(again, vec![3, 4], "items 0 and 1 are done and 2 is running");
@@ -36,8 +47,18 @@ fn completed_items_are_not_rerun_when_the_assignment_grows() {
 fn a_higher_attempt_reruns_a_completed_item() {
     let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 1), ItemSet::new(), &[]), 0);
     let s = slot.start_next().unwrap();
-    slot.finish(s.item, s.attempt, 0, 1, Finish::Returned(Err(JobError::retryable("boom"))));
-    slot.apply(12, assignment(ItemSet::range(0, 1), ItemSet::new(), &[(0, 2)]), 2);
+    slot.finish(
+        s.item,
+        s.attempt,
+        0,
+        1,
+        Finish::Returned(Err(JobError::retryable("boom"))),
+    );
+    slot.apply(
+        12,
+        assignment(ItemSet::range(0, 1), ItemSet::new(), &[(0, 2)]),
+        2,
+    );
     let s = slot.start_next().unwrap();
     assert_eq!((s.item, s.attempt), (0, 2));
 }
@@ -46,7 +67,11 @@ fn a_higher_attempt_reruns_a_completed_item() {
 fn removed_items_are_cancelled_and_their_outcome_discarded() {
     let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 2), ItemSet::new(), &[]), 0);
     let starts = drain_starts(&mut slot);
-    assert_eq!(slot.apply(11, assignment(ItemSet::range(1, 2), ItemSet::new(), &[]), 0).cancelled, 1);
+    assert_eq!(
+        slot.apply(11, assignment(ItemSet::range(1, 2), ItemSet::new(), &[]), 0)
+            .cancelled,
+        1
+    );
     assert!(starts[0].cancel.is_cancelled());
     assert!(!starts[1].cancel.is_cancelled());
     assert!(!slot.finish(0, 1, 0, 1, ok()));
@@ -61,16 +86,31 @@ fn cancel_requests_report_cancelled_for_running_and_unstarted_items() {
     let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 3), ItemSet::new(), &[]), 0);
     let s0 = slot.start_next().unwrap();
     let s1 = slot.start_next().unwrap();
-    slot.apply(11, assignment(ItemSet::range(0, 3), ItemSet::range(0, 3), &[]), 5);
+    slot.apply(
+        11,
+        assignment(ItemSet::range(0, 3), ItemSet::range(0, 3), &[]),
+        5,
+    );
     assert!(s0.cancel.is_cancelled() && s1.cancel.is_cancelled());
     assert!(slot.start_next().is_none(), "cancelled items never start");
-    slot.finish(0, 1, 0, 6, Finish::Returned(Err(JobError::retryable("stopped"))));
+    slot.finish(
+        0,
+        1,
+        0,
+        6,
+        Finish::Returned(Err(JobError::retryable("stopped"))),
+    );
     slot.finish(1, 1, 0, 6, ok()); // finished before noticing: its real outcome
     let (batch, _) = slot.take_batch(100, 1 << 20);
-    let outcomes: BTreeMap<u32, ResultOutcome> = batch.iter().map(|r| (r.item.0, r.outcome)).collect();
+    let outcomes: BTreeMap<u32, ResultOutcome> =
+        batch.iter().map(|r| (r.item.0, r.outcome)).collect();
     assert_eq!(
         outcomes,
-        BTreeMap::from([(0, ResultOutcome::Cancelled), (1, ResultOutcome::Succeeded), (2, ResultOutcome::Cancelled)])
+        BTreeMap::from([
+            (0, ResultOutcome::Cancelled),
+            (1, ResultOutcome::Succeeded),
+            (2, ResultOutcome::Cancelled)
+        ])
     );
 }
 
@@ -80,20 +120,48 @@ fn outcomes_map_to_results() {
     drain_starts(&mut slot);
     slot.finish(0, 1, 0, 1, Finish::Panicked("index out of bounds".into()));
     slot.finish(1, 1, 0, 1, Finish::TimedOut { after_ms: 50 });
-    slot.finish(2, 1, 0, 1, Finish::Returned(Ok(ItemOutcome::Skipped("holiday".into()))));
-    slot.finish(3, 1, 0, 1, Finish::Returned(Err(JobError::permanent("x".repeat(10_000)))));
+    slot.finish(
+        2,
+        1,
+        0,
+        1,
+        Finish::Returned(Ok(ItemOutcome::Skipped("holiday".into()))),
+    );
+    slot.finish(
+        3,
+        1,
+        0,
+        1,
+        Finish::Returned(Err(JobError::permanent("x".repeat(10_000)))),
+    );
     let (batch, _) = slot.take_batch(100, 1 << 20);
     assert_eq!(batch[0].outcome, ResultOutcome::Failed);
-    assert_eq!(batch[0].error.as_deref(), Some("handler panicked: index out of bounds"));
-    assert_eq!((batch[1].outcome, batch[1].retryable), (ResultOutcome::TimedOut, true));
-    assert_eq!((batch[2].outcome, batch[2].error.as_deref()), (ResultOutcome::Skipped, Some("holiday")));
+    assert_eq!(
+        batch[0].error.as_deref(),
+        Some("handler panicked: index out of bounds")
+    );
+    assert_eq!(
+        (batch[1].outcome, batch[1].retryable),
+        (ResultOutcome::TimedOut, true)
+    );
+    assert_eq!(
+        (batch[2].outcome, batch[2].error.as_deref()),
+        (ResultOutcome::Skipped, Some("holiday"))
+    );
     assert!(!batch[3].retryable);
-    assert!(batch[3].error.as_ref().unwrap().len() < MAX_ERROR_LEN + 32, "error messages are truncated");
+    assert!(
+        batch[3].error.as_ref().unwrap().len() < MAX_ERROR_LEN + 32,
+        "error messages are truncated"
+    );
 }
 
 #[test]
 fn batches_respect_count_and_size_bounds() {
-    let mut slot = JobSlot::new(1, assignment(ItemSet::range(0, 1000), ItemSet::new(), &[]), 0);
+    let mut slot = JobSlot::new(
+        1,
+        assignment(ItemSet::range(0, 1000), ItemSet::new(), &[]),
+        0,
+    );
     for s in drain_starts(&mut slot) {
         slot.finish(s.item, s.attempt, 0, 1, ok());
     }
@@ -106,7 +174,11 @@ fn batches_respect_count_and_size_bounds() {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Rewrite { items: Vec<u32>, cancel: Vec<u32>, bump: Vec<u32> },
+    Rewrite {
+        items: Vec<u32>,
+        cancel: Vec<u32>,
+        bump: Vec<u32>,
+    },
     Start,
     Finish(usize),
     Flush,
@@ -115,8 +187,16 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     let items = proptest::collection::vec(0u32..12, 0..12);
     prop_oneof![
-        (items.clone(), proptest::collection::vec(0u32..12, 0..3), proptest::collection::vec(0u32..12, 0..2))
-            .prop_map(|(items, cancel, bump)| Step::Rewrite { items, cancel, bump }),
+        (
+            items.clone(),
+            proptest::collection::vec(0u32..12, 0..3),
+            proptest::collection::vec(0u32..12, 0..2)
+        )
+            .prop_map(|(items, cancel, bump)| Step::Rewrite {
+                items,
+                cancel,
+                bump
+            }),
         Just(Step::Start),
         Just(Step::Start),
         (0usize..8).prop_map(Step::Finish),

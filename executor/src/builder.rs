@@ -226,7 +226,10 @@ impl ExecutorBuilder {
         let mut handlers = BTreeMap::new();
         for (name, job) in self.handlers {
             keyspace::validate_segment("handler name", &name)?;
-            if handlers.insert(HandlerName::new(name.clone()), job).is_some() {
+            if handlers
+                .insert(HandlerName::new(name.clone()), job)
+                .is_some()
+            {
                 return Err(BuildError::DuplicateHandler(name));
             }
         }
@@ -256,7 +259,11 @@ impl ExecutorBuilder {
             linger: self.linger,
             progress_interval: Duration::from_secs(1),
         };
-        Ok(Executor { config: Arc::new(config), source, stats: Arc::default() })
+        Ok(Executor {
+            config: Arc::new(config),
+            source,
+            stats: Arc::default(),
+        })
     }
 }
 
@@ -269,7 +276,13 @@ fn default_id() -> ExecutorId {
     let raw = format!("{}-{}", crate::host::hostname(), std::process::id());
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(keyspace::MAX_SEGMENT_LEN)
         .collect();
     ExecutorId::new(cleaned)
@@ -281,13 +294,18 @@ mod tests {
     use crate::builtin::Noop;
 
     fn base() -> ExecutorBuilder {
-        Executor::builder().etcd(["http://127.0.0.1:2379"]).handler("noop", Noop)
+        Executor::builder()
+            .etcd(["http://127.0.0.1:2379"])
+            .handler("noop", Noop)
     }
 
     #[test]
     fn rejects_half_configured_executors() {
         let err = |b: ExecutorBuilder| b.build().err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(err(Executor::builder().etcd(["http://x:1"])), BuildError::NoHandler.to_string());
+        assert_eq!(
+            err(Executor::builder().etcd(["http://x:1"])),
+            BuildError::NoHandler.to_string()
+        );
         assert_eq!(err(base().capacity(0)), "capacity must be at least 1");
         assert!(err(base().lease_ttl(Duration::from_secs(1))).contains("too short"));
         assert!(err(base().id("a/b")).starts_with("invalid executor id `a/b`"));
@@ -308,8 +326,14 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_password() {
-        let settings = EtcdSettings { credentials: Some(("root".into(), "hunter2".into())), ..Default::default() };
+        let settings = EtcdSettings {
+            credentials: Some(("root".into(), "hunter2".into())),
+            ..Default::default()
+        };
         let shown = format!("{settings:?}");
-        assert!(shown.contains("root") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("root") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

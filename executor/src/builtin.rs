@@ -50,11 +50,18 @@ fn default_millis() -> u64 {
 
 impl SleepParams {
     fn from_value(params: &serde_json::Value) -> Result<Self, JobError> {
-        let params = if params.is_null() { serde_json::json!({}) } else { params.clone() };
-        let parsed: SleepParams =
-            serde_json::from_value(params).map_err(|e| JobError::permanent(format!("bad sleep params: {e}")))?;
+        let params = if params.is_null() {
+            serde_json::json!({})
+        } else {
+            params.clone()
+        };
+        let parsed: SleepParams = serde_json::from_value(params)
+            .map_err(|e| JobError::permanent(format!("bad sleep params: {e}")))?;
         if !(0.0..=1.0).contains(&parsed.fail_rate) {
-            return Err(JobError::permanent(format!("bad sleep params: fail_rate {} is not in 0..=1", parsed.fail_rate)));
+            return Err(JobError::permanent(format!(
+                "bad sleep params: fail_rate {} is not in 0..=1",
+                parsed.fail_rate
+            )));
         }
         Ok(parsed)
     }
@@ -70,10 +77,19 @@ impl Job for Sleep {
             _ = ctx.cancelled() => return Err(JobError::retryable("cancelled while sleeping")),
         }
         if params.fail_items.contains(&ctx.item().0) {
-            return Err(JobError::retryable(format!("item {} is listed in fail_items", ctx.item())));
+            return Err(JobError::retryable(format!(
+                "item {} is listed in fail_items",
+                ctx.item()
+            )));
         }
-        if params.fail_rate > 0.0 && unit_hash(&ctx.idempotency_key(), ctx.attempt()) < params.fail_rate {
-            return Err(JobError::retryable(format!("item {} failed by fail_rate {}", ctx.item(), params.fail_rate)));
+        if params.fail_rate > 0.0
+            && unit_hash(&ctx.idempotency_key(), ctx.attempt()) < params.fail_rate
+        {
+            return Err(JobError::retryable(format!(
+                "item {} failed by fail_rate {}",
+                ctx.item(),
+                params.fail_rate
+            )));
         }
         Ok(ItemOutcome::Succeeded)
     }
@@ -99,29 +115,50 @@ mod tests {
 
     #[tokio::test]
     async fn sleep_fails_listed_items_and_honours_cancellation() {
-        let run = run_item(&Sleep, TestItem::new(3).params(json!({"millis": 1, "fail_items": [3]}))).await;
+        let run = run_item(
+            &Sleep,
+            TestItem::new(3).params(json!({"millis": 1, "fail_items": [3]})),
+        )
+        .await;
         assert!(matches!(run.result, Err(JobError::Retryable(ref m)) if m.contains("fail_items")));
-        let ok = run_item(&Sleep, TestItem::new(2).params(json!({"millis": 1, "fail_items": [3]}))).await;
+        let ok = run_item(
+            &Sleep,
+            TestItem::new(2).params(json!({"millis": 1, "fail_items": [3]})),
+        )
+        .await;
         assert_eq!(ok.result, Ok(ItemOutcome::Succeeded));
         assert_eq!(ok.progress.len(), 1);
 
         let item = TestItem::new(0).params(json!({"millis": 60_000}));
         item.cancellation_token().cancel();
         let cancelled = run_item(&Sleep, item).await;
-        assert_eq!(cancelled.result, Err(JobError::Retryable("cancelled while sleeping".into())));
+        assert_eq!(
+            cancelled.result,
+            Err(JobError::Retryable("cancelled while sleeping".into()))
+        );
     }
 
     #[tokio::test]
     async fn sleep_rejects_bad_params_permanently() {
-        for bad in [json!({"millis": "soon"}), json!({"fail_rate": 2.0}), json!({"milis": 5})] {
+        for bad in [
+            json!({"millis": "soon"}),
+            json!({"fail_rate": 2.0}),
+            json!({"milis": 5}),
+        ] {
             let run = run_item(&Sleep, TestItem::new(0).params(bad.clone())).await;
-            assert!(matches!(run.result, Err(JobError::Permanent(_))), "{bad}: {:?}", run.result);
+            assert!(
+                matches!(run.result, Err(JobError::Permanent(_))),
+                "{bad}: {:?}",
+                run.result
+            );
         }
     }
 
     #[test]
     fn fail_rate_fails_about_that_share_deterministically() {
-        let failed = (0..10_000).filter(|i| unit_hash(&format!("r/j/{i}"), 1) < 0.2).count();
+        let failed = (0..10_000)
+            .filter(|i| unit_hash(&format!("r/j/{i}"), 1) < 0.2)
+            .count();
         assert!((1_700..2_300).contains(&failed), "{failed}");
         assert_eq!(unit_hash("r/j/1", 1), unit_hash("r/j/1", 1));
         assert_ne!(unit_hash("r/j/1", 1), unit_hash("r/j/1", 2));

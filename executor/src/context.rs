@@ -5,8 +5,8 @@
 //! The context is handed in, never fetched from globals, so a handler can be
 //! unit-tested with [`crate::testing`] without an executor.
 
-use crate::progress::ProgressBoard;
 use crate::assignment::JobRef;
+use crate::progress::ProgressBoard;
 use chrono::NaiveDate;
 use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_core::keyspace::{self, ItemProgress};
@@ -56,7 +56,11 @@ pub struct ItemContext {
 
 impl ItemContext {
     pub(crate) fn new(facts: ItemFacts, cancel: CancellationToken, progress: ProgressSink) -> Self {
-        Self { facts: Arc::new(facts), cancel, progress }
+        Self {
+            facts: Arc::new(facts),
+            cancel,
+            progress,
+        }
     }
 
     /// Run this item belongs to.

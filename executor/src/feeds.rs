@@ -38,7 +38,11 @@ pub(crate) async fn connect_watch(
         let attempt = async {
             let (kvs, revision) = coord.get_prefix(&prefix).await?;
             let stream = coord.watch_prefix(&prefix, Some(revision + 1)).await?;
-            Ok::<_, CoordError>(WatchReady { kvs, revision, stream })
+            Ok::<_, CoordError>(WatchReady {
+                kvs,
+                revision,
+                stream,
+            })
         };
         let result = tokio::select! {
             _ = stop.cancelled() => return,
@@ -86,7 +90,9 @@ pub(crate) async fn fetch_spec(
             r = coord.get(&key) => r,
         };
         let result = match got {
-            Ok(Some(kv)) => Some(keyspace::decode::<JobRunSpec>(&kv.value).map_err(|e| e.to_string())),
+            Ok(Some(kv)) => {
+                Some(keyspace::decode::<JobRunSpec>(&kv.value).map_err(|e| e.to_string()))
+            }
             Ok(None) => {
                 misses += 1;
                 if misses == 5 {

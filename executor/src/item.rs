@@ -59,7 +59,9 @@ pub(crate) fn spawn(
                     // The handler's future is dropped here; cancel the token
                     // too, for work it spawned that listens to it.
                     cancel.cancel();
-                    Finish::TimedOut { after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX) }
+                    Finish::TimedOut {
+                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    }
                 }
             },
             None => from_call(call.await),
@@ -73,12 +75,21 @@ pub(crate) fn spawn(
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
         Stats::add(&stats.items_finished, 1);
-        let _ = done.send(ItemDone { job: job_ref, item, attempt, started_ms, ended_ms: now_ms(), finish });
+        let _ = done.send(ItemDone {
+            job: job_ref,
+            item,
+            attempt,
+            started_ms,
+            ended_ms: now_ms(),
+            finish,
+        });
     };
     tokio::spawn(task.instrument(span));
 }
 
-fn from_call(ended: Result<Result<crate::ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {
+fn from_call(
+    ended: Result<Result<crate::ItemOutcome, crate::JobError>, Box<dyn Any + Send>>,
+) -> Finish {
     match ended {
         Ok(result) => Finish::Returned(result),
         Err(payload) => Finish::Panicked(panic_message(payload.as_ref())),

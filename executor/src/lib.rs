@@ -52,10 +52,10 @@ mod stats;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
-/// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
-pub use nightshift_coord::etcd::TlsFiles;
 pub use context::ItemContext;
 pub use job::{job_fn, ItemOutcome, Job, JobError, JobFn, JobResultExt};
+/// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
+pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;
 pub use stats::{StatsHandle, StatsSnapshot};
 
@@ -64,4 +64,6 @@ pub use stats::{StatsHandle, StatsSnapshot};
 pub use async_trait::async_trait;
 
 /// Ids used in the SDK's API, re-exported for convenience.
-pub use nightshift_core::ids::{DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId};
+pub use nightshift_core::ids::{
+    DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId,
+};

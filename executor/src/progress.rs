@@ -46,7 +46,9 @@ impl ProgressBoard {
     fn lock(&self) -> MutexGuard<'_, HashMap<JobRef, JobProgress>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert/remove), so recover.
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records an item's latest progress.
@@ -82,7 +84,12 @@ impl ProgressBoard {
             entry.dirty = false;
             if !entry.items.is_empty() {
                 entry.written = true;
-                writes.push(ProgressWrite::Put(job.clone(), ProgressRecord { items: entry.items.clone() }));
+                writes.push(ProgressWrite::Put(
+                    job.clone(),
+                    ProgressRecord {
+                        items: entry.items.clone(),
+                    },
+                ));
                 true
             } else {
                 if entry.written {
@@ -141,7 +148,12 @@ mod tests {
     use super::*;
 
     fn p(done: u64) -> ItemProgress {
-        ItemProgress { done, total: 10, message: None, at_ms: 0 }
+        ItemProgress {
+            done,
+            total: 10,
+            message: None,
+            at_ms: 0,
+        }
     }
 
     #[test]
@@ -163,9 +175,14 @@ mod tests {
         }
         assert!(board.take_writes().is_empty(), "nothing changed");
         board.finish(&job, 1);
-        assert!(matches!(&board.take_writes()[..], [ProgressWrite::Put(_, r)] if r.items.len() == 1));
+        assert!(
+            matches!(&board.take_writes()[..], [ProgressWrite::Put(_, r)] if r.items.len() == 1)
+        );
         board.finish(&job, 2);
-        assert_eq!(board.take_writes(), vec![ProgressWrite::Delete(job.clone())]);
+        assert_eq!(
+            board.take_writes(),
+            vec![ProgressWrite::Delete(job.clone())]
+        );
         board.finish(&job, 3);
         assert!(board.take_writes().is_empty());
     }

@@ -8,7 +8,9 @@
 //! batch that did land into a no-op instead of a duplicate.
 
 use crate::assignment::JobRef;
-use nightshift_coord::{CoordError, Compare, Coordinator, KeyValue, LeaseId, Txn, TxnOp, TxnOpResult};
+use nightshift_coord::{
+    Compare, CoordError, Coordinator, KeyValue, LeaseId, Txn, TxnOp, TxnOpResult,
+};
 use nightshift_core::ids::{ExecutorId, FencingToken};
 use nightshift_core::keyspace::{self, ItemResult, ResultBatch};
 use std::sync::Arc;
@@ -57,7 +59,12 @@ pub(crate) struct Recorder {
 
 /// The txn that writes `batch` if `executor` (holding `lease`) still owns
 /// the assignment at the batch's token.
-pub(crate) fn batch_txn(prefix: &str, executor: &ExecutorId, lease: LeaseId, batch: &Batch) -> Result<Txn, keyspace::RecordError> {
+pub(crate) fn batch_txn(
+    prefix: &str,
+    executor: &ExecutorId,
+    lease: LeaseId,
+    batch: &Batch,
+) -> Result<Txn, keyspace::RecordError> {
     let assign = keyspace::assign_key(prefix, &batch.job.run, &batch.job.job, executor);
     let result = keyspace::result_key(prefix, &batch.job.run, &batch.job.job, executor, &batch.seq);
     let value = keyspace::encode(&ResultBatch {
@@ -71,7 +78,11 @@ pub(crate) fn batch_txn(prefix: &str, executor: &ExecutorId, lease: LeaseId, bat
             Compare::lease(assign.clone(), lease),
             Compare::absent(result.clone()),
         ],
-        success: vec![TxnOp::Put { key: result.clone(), value, lease: None }],
+        success: vec![TxnOp::Put {
+            key: result.clone(),
+            value,
+            lease: None,
+        }],
         failure: vec![TxnOp::Get { key: assign }, TxnOp::Get { key: result }],
     })
 }
@@ -116,7 +127,9 @@ fn interpret_rejection(results: Vec<TxnOpResult>) -> Written {
         // Our result key exists: an earlier try of this batch landed.
         return Written::Stored;
     }
-    Written::Rejected { current: assignment }
+    Written::Rejected {
+        current: assignment,
+    }
 }
 
 #[cfg(test)]
@@ -127,30 +140,67 @@ mod tests {
 
     #[test]
     fn rejection_with_an_existing_result_key_counts_as_stored() {
-        let kv = KeyValue { key: "k".into(), value: vec![], create_revision: 1, mod_revision: 1, version: 1, lease: None };
+        let kv = KeyValue {
+            key: "k".into(),
+            value: vec![],
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+            lease: None,
+        };
         assert!(matches!(
-            interpret_rejection(vec![TxnOpResult::Get(None), TxnOpResult::Get(Some(kv.clone()))]),
+            interpret_rejection(vec![
+                TxnOpResult::Get(None),
+                TxnOpResult::Get(Some(kv.clone()))
+            ]),
             Written::Stored
         ));
         match interpret_rejection(vec![TxnOpResult::Get(Some(kv)), TxnOpResult::Get(None)]) {
-            Written::Rejected { current: Some(current) } => assert_eq!(current.key, "k"),
+            Written::Rejected {
+                current: Some(current),
+            } => assert_eq!(current.key, "k"),
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
     fn txn_is_guarded_by_token_lease_and_absence() {
-        let batch = Batch { job: JobRef::new("r".into(), "j".into()), slot: 1, seq: "s1".into(), token: 42, results: vec![] };
+        let batch = Batch {
+            job: JobRef::new("r".into(), "j".into()),
+            slot: 1,
+            seq: "s1".into(),
+            token: 42,
+            results: vec![],
+        };
         let txn = batch_txn("/n/", &ExecutorId::new("e1"), LeaseId(7), &batch).unwrap();
-        let targets: Vec<(&str, CmpOp, &CompareTarget)> = txn.compares.iter().map(|c| (c.key.as_str(), c.op, &c.target)).collect();
+        let targets: Vec<(&str, CmpOp, &CompareTarget)> = txn
+            .compares
+            .iter()
+            .map(|c| (c.key.as_str(), c.op, &c.target))
+            .collect();
         assert_eq!(
             targets,
             vec![
-                ("/n/runs/r/jobs/j/assign/e1", CmpOp::Equal, &CompareTarget::ModRevision(42)),
-                ("/n/runs/r/jobs/j/assign/e1", CmpOp::Equal, &CompareTarget::Lease(7)),
-                ("/n/runs/r/jobs/j/results/e1/s1", CmpOp::Equal, &CompareTarget::CreateRevision(0)),
+                (
+                    "/n/runs/r/jobs/j/assign/e1",
+                    CmpOp::Equal,
+                    &CompareTarget::ModRevision(42)
+                ),
+                (
+                    "/n/runs/r/jobs/j/assign/e1",
+                    CmpOp::Equal,
+                    &CompareTarget::Lease(7)
+                ),
+                (
+                    "/n/runs/r/jobs/j/results/e1/s1",
+                    CmpOp::Equal,
+                    &CompareTarget::CreateRevision(0)
+                ),
             ]
         );
-        assert!(matches!(&txn.success[..], [TxnOp::Put { lease: None, .. }]), "results outlive the executor");
+        assert!(
+            matches!(&txn.success[..], [TxnOp::Put { lease: None, .. }]),
+            "results outlive the executor"
+        );
     }
 }

@@ -41,7 +41,10 @@ impl Executor {
     /// Returns `Ok` after a drain; `Err` only when the coordination service
     /// refuses the executor for good. Connection loss is not an error: the
     /// executor self-fences and keeps trying to register.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), RunError> {
         let stop = CancellationToken::new();
         let span = tracing::info_span!("executor", executor = %self.config.id);
         let driver = async {
@@ -56,7 +59,9 @@ impl Executor {
     }
 
     async fn registrations(&self, stop: &CancellationToken) -> Result<(), RunError> {
-        let Some(coord) = self.coordinator(stop).await? else { return Ok(()) };
+        let Some(coord) = self.coordinator(stop).await? else {
+            return Ok(());
+        };
         let mut backoff = BACKOFF_START;
         loop {
             if stop.is_cancelled() {
@@ -65,7 +70,9 @@ impl Executor {
             match session::run(self.config.clone(), self.stats.clone(), coord.clone(), stop).await {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
                 Ok(SessionEnd::Fenced) => {
-                    tracing::warn!("registration ended (lease lost); registering again with a new lease");
+                    tracing::warn!(
+                        "registration ended (lease lost); registering again with a new lease"
+                    );
                     backoff = BACKOFF_START;
                 }
                 Err(e) if e.is_transient() || matches!(e, CoordError::LeaseNotFound(_)) => {
@@ -82,7 +89,10 @@ impl Executor {
     }
 
     /// The backend to use; `None` when shutdown came before etcd answered.
-    async fn coordinator(&self, stop: &CancellationToken) -> Result<Option<Arc<dyn Coordinator>>, RunError> {
+    async fn coordinator(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<Option<Arc<dyn Coordinator>>, RunError> {
         match &self.source {
             Source::Coordinator(c) => Ok(Some(c.clone())),
             Source::Etcd(settings) => tokio::select! {

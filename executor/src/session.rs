@@ -51,7 +51,11 @@ pub(crate) enum SessionEnd {
 /// Whether a job's items can run here.
 enum Runnable {
     Loading,
-    Ready { spec: Arc<JobRunSpec>, job: Arc<dyn Job>, params: Arc<serde_json::Value> },
+    Ready {
+        spec: Arc<JobRunSpec>,
+        job: Arc<dyn Job>,
+        params: Arc<serde_json::Value>,
+    },
     /// Its items are reported failed without running (retryable, message).
     No(bool, String),
 }
@@ -138,7 +142,12 @@ pub(crate) async fn run(
         tasks.clone(),
     ));
     let mut session = Session {
-        recorder: Recorder { coord: coord.clone(), prefix: config.prefix.clone(), executor: config.id.clone(), lease },
+        recorder: Recorder {
+            coord: coord.clone(),
+            prefix: config.prefix.clone(),
+            executor: config.id.clone(),
+            lease,
+        },
         assign_suffix: format!("/assign/{}", config.id),
         status: keeper.status(),
         config,
@@ -163,7 +172,12 @@ pub(crate) async fn run(
         watch_tx,
     };
     session.reconnect_watch();
-    let mut inputs = Inputs { items, flushes, specs, watch };
+    let mut inputs = Inputs {
+        items,
+        flushes,
+        specs,
+        watch,
+    };
     let end = session.run_loop(&mut inputs, stop).await;
 
     session.tasks.cancel();
@@ -171,11 +185,18 @@ pub(crate) async fn run(
         slot.state.discard_running();
     }
     match end {
-        SessionEnd::Shutdown => match tokio::time::timeout(session.config.lease_ttl, keeper.revoke()).await {
-            Ok(Ok(())) => tracing::info!(lease = lease.0, "drained; lease revoked, assignments released"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "lease not revoked; its keys expire with its ttl"),
-            Err(_) => tracing::warn!("lease revoke timed out; its keys expire with its ttl"),
-        },
+        SessionEnd::Shutdown => {
+            match tokio::time::timeout(session.config.lease_ttl, keeper.revoke()).await {
+                Ok(Ok(())) => tracing::info!(
+                    lease = lease.0,
+                    "drained; lease revoked, assignments released"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "lease not revoked; its keys expire with its ttl")
+                }
+                Err(_) => tracing::warn!("lease revoke timed out; its keys expire with its ttl"),
+            }
+        }
         SessionEnd::Fenced => {
             // Best effort, in the background: the lease is most likely gone
             // already, and the next registration must not wait for etcd.
@@ -188,7 +209,11 @@ pub(crate) async fn run(
 }
 
 /// Puts the executor's registration record with its lease.
-async fn register(config: &Config, coord: &Arc<dyn Coordinator>, lease: LeaseId) -> Result<(), CoordError> {
+async fn register(
+    config: &Config,
+    coord: &Arc<dyn Coordinator>,
+    lease: LeaseId,
+) -> Result<(), CoordError> {
     let key = keyspace::executor_key(&config.prefix, &config.id);
     if let Some(existing) = coord.get(&key).await? {
         if existing.lease.is_some_and(|l| l != lease) {
@@ -220,7 +245,9 @@ impl Session {
     /// process pause the session may run before the keeper task notices.
     fn lease_confirmed(&self) -> bool {
         match *self.status.borrow() {
-            LeaseStatus::Alive { confirmed_until } => Instant::now() + self.config.lease_ttl / 3 < confirmed_until,
+            LeaseStatus::Alive { confirmed_until } => {
+                Instant::now() + self.config.lease_ttl / 3 < confirmed_until
+            }
             LeaseStatus::Expiring | LeaseStatus::Lost => false,
         }
     }
@@ -239,7 +266,11 @@ impl Session {
         }
         self.fenced = true;
         Stats::add(&self.stats.self_fences, 1);
-        let cancelled: usize = self.slots.values_mut().map(|s| s.state.discard_running()).sum();
+        let cancelled: usize = self
+            .slots
+            .values_mut()
+            .map(|s| s.state.discard_running())
+            .sum();
         Stats::add(&self.stats.items_cancelled, cancelled);
         tracing::warn!(
             executor = %self.config.id,
@@ -251,7 +282,10 @@ impl Session {
 
     /// Starts items while there is capacity, round-robin across jobs.
     fn dispatch(&mut self) {
-        if self.draining.is_some() || self.in_flight >= self.config.capacity as usize || !self.can_write() {
+        if self.draining.is_some()
+            || self.in_flight >= self.config.capacity as usize
+            || !self.can_write()
+        {
             return;
         }
         let mut ready: Vec<JobRef> = self
@@ -271,9 +305,15 @@ impl Session {
     }
 
     fn start_one(&mut self, job_ref: &JobRef) -> bool {
-        let Some(slot) = self.slots.get_mut(job_ref) else { return false };
-        let Runnable::Ready { spec, job, params } = &slot.runnable else { return false };
-        let Some(start) = slot.state.start_next() else { return false };
+        let Some(slot) = self.slots.get_mut(job_ref) else {
+            return false;
+        };
+        let Runnable::Ready { spec, job, params } = &slot.runnable else {
+            return false;
+        };
+        let Some(start) = slot.state.start_next() else {
+            return false;
+        };
         let facts = ItemFacts {
             executor: self.config.id.clone(),
             run: spec.run.clone(),
@@ -287,10 +327,20 @@ impl Session {
             attempt: start.attempt,
             token: FencingToken(slot.state.token),
         };
-        let sink = ProgressSink::Board { board: self.board.clone(), job: job_ref.clone() };
+        let sink = ProgressSink::Board {
+            board: self.board.clone(),
+            job: job_ref.clone(),
+        };
         let ctx = ItemContext::new(facts, start.cancel, sink);
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
-        item::spawn(job.clone(), ctx, timeout, job_ref.clone(), self.items_tx.clone(), self.stats.clone());
+        item::spawn(
+            job.clone(),
+            ctx,
+            timeout,
+            job_ref.clone(),
+            self.items_tx.clone(),
+            self.stats.clone(),
+        );
         self.in_flight += 1;
         Stats::add(&self.stats.items_started, 1);
         true
@@ -326,7 +376,9 @@ impl Session {
     }
 
     fn start_flush(&mut self, job: &JobRef) {
-        let Some(slot) = self.slots.get_mut(job) else { return };
+        let Some(slot) = self.slots.get_mut(job) else {
+            return;
+        };
         let (results, dropped) = slot.state.take_batch(MAX_BATCH_RESULTS, MAX_BATCH_BYTES);
         Stats::add(&self.stats.results_dropped, dropped);
         slot.buffered_since = None;
@@ -335,7 +387,13 @@ impl Session {
         }
         let seq = keyspace::result_seq(self.lease.0, self.seq);
         self.seq += 1;
-        let batch = Batch { job: job.clone(), slot: slot.id, seq, token: slot.state.token, results };
+        let batch = Batch {
+            job: job.clone(),
+            slot: slot.id,
+            seq,
+            token: slot.state.token,
+            results,
+        };
         slot.flushing = true;
         self.spawn_write(batch);
     }
@@ -353,14 +411,24 @@ impl Session {
     fn reconnect_watch(&mut self) {
         self.watch = None;
         let prefix = keyspace::runs_prefix(&self.config.prefix);
-        tokio::spawn(feeds::connect_watch(self.coord.clone(), prefix, self.watch_tx.clone(), self.tasks.clone()));
+        tokio::spawn(feeds::connect_watch(
+            self.coord.clone(),
+            prefix,
+            self.watch_tx.clone(),
+            self.tasks.clone(),
+        ));
     }
 
     /// Whether the drain is complete: nothing recordable running, nothing
     /// left to write (or no way left to write it).
     fn drained(&self) -> bool {
-        let Some(deadline) = self.draining else { return false };
-        let busy = self.slots.values().any(|s| s.state.has_recordable_running() || s.state.buffered() > 0 || s.flushing);
+        let Some(deadline) = self.draining else {
+            return false;
+        };
+        let busy = self
+            .slots
+            .values()
+            .any(|s| s.state.has_recordable_running() || s.state.buffered() > 0 || s.flushing);
         // Past grace + one ttl, outcomes that could not be written are
         // given up: the lease is about to be revoked anyway.
         !busy || Instant::now() >= deadline + self.config.lease_ttl
@@ -416,7 +484,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// Decodes an assignment this session may act on: bound to its lease.
 fn own_assignment(kv: &KeyValue, lease: LeaseId) -> Result<AssignmentRecord, String> {
     if kv.lease != Some(lease) {
-        return Err(format!("assignment is bound to lease {:?}, not ours", kv.lease.map(|l| l.0)));
+        return Err(format!(
+            "assignment is bound to lease {:?}, not ours",
+            kv.lease.map(|l| l.0)
+        ));
     }
     keyspace::decode(&kv.value).map_err(|e| e.to_string())
 }
@@ -428,9 +499,18 @@ mod tests {
     #[test]
     fn only_assignments_bound_to_our_lease_are_ours() {
         let value = keyspace::encode(&AssignmentRecord::default()).unwrap();
-        let kv = |lease| KeyValue { key: "k".into(), value: value.clone(), create_revision: 1, mod_revision: 1, version: 1, lease };
+        let kv = |lease| KeyValue {
+            key: "k".into(),
+            value: value.clone(),
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+            lease,
+        };
         assert!(own_assignment(&kv(Some(LeaseId(7))), LeaseId(7)).is_ok());
-        assert!(own_assignment(&kv(Some(LeaseId(8))), LeaseId(7)).unwrap_err().contains("not ours"));
+        assert!(own_assignment(&kv(Some(LeaseId(8))), LeaseId(7))
+            .unwrap_err()
+            .contains("not ours"));
         assert!(own_assignment(&kv(None), LeaseId(7)).is_err());
     }
 }

@@ -40,10 +40,20 @@ async fn every_item_is_recorded_exactly_once_in_few_batches() -> anyhow::Result<
     support::init_logs();
     let leader = Leader::new();
     let calls = Calls::default();
-    let executor = start(leader.builder("e1").capacity(8).handler("count", counting(&calls)).build()?);
+    let executor = start(
+        leader
+            .builder("e1")
+            .capacity(8)
+            .handler("count", counting(&calls))
+            .build()?,
+    );
     let info = leader.executor("e1", None).await?;
-    leader.spec("r1", "j", "count", 1000, serde_json::Value::Null).await?;
-    let token = leader.assign_items("r1", "j", &info, ItemSet::range(0, 1000)).await?;
+    leader
+        .spec("r1", "j", "count", 1000, serde_json::Value::Null)
+        .await?;
+    let token = leader
+        .assign_items("r1", "j", &info, ItemSet::range(0, 1000))
+        .await?;
 
     let results = leader.wait_results("r1", "j", 1000).await?;
     assert_eq!(results.len(), 1000);
@@ -54,8 +64,14 @@ async fn every_item_is_recorded_exactly_once_in_few_batches() -> anyhow::Result<
     }
     assert!(calls.get().values().all(|&n| n == 1), "an item ran twice");
     let batches = leader.batches("r1", "j").await?;
-    assert!(batches.len() <= 100, "1000 items took {} result writes", batches.len());
-    assert!(batches.iter().all(|(_, b)| b.token.0 == token && b.executor.as_str() == "e1"));
+    assert!(
+        batches.len() <= 100,
+        "1000 items took {} result writes",
+        batches.len()
+    );
+    assert!(batches
+        .iter()
+        .all(|(_, b)| b.token.0 == token && b.executor.as_str() == "e1"));
     let stats = executor.stats.snapshot();
     assert_eq!(stats.results_recorded, 1000);
     assert_eq!(stats.batches_written, batches.len() as u64);
@@ -63,35 +79,65 @@ async fn every_item_is_recorded_exactly_once_in_few_batches() -> anyhow::Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rewritten_assignment_keeps_going_without_rerunning_completed_items() -> anyhow::Result<()> {
+async fn a_rewritten_assignment_keeps_going_without_rerunning_completed_items() -> anyhow::Result<()>
+{
     support::init_logs();
     let leader = Leader::new();
     let calls = Calls::default();
-    let executor = start(leader.builder("e1").capacity(4).handler("count", counting(&calls)).build()?);
+    let executor = start(
+        leader
+            .builder("e1")
+            .capacity(4)
+            .handler("count", counting(&calls))
+            .build()?,
+    );
     let info = leader.executor("e1", None).await?;
-    leader.spec("r1", "j", "count", 40, serde_json::Value::Null).await?;
-    let first = leader.assign_items("r1", "j", &info, ItemSet::range(0, 20)).await?;
+    leader
+        .spec("r1", "j", "count", 40, serde_json::Value::Null)
+        .await?;
+    let first = leader
+        .assign_items("r1", "j", &info, ItemSet::range(0, 20))
+        .await?;
     leader.wait_results("r1", "j", 20).await?;
 
     // Failover hands over items 20..40: the leader rewrites the assignment.
-    let second = leader.assign_items("r1", "j", &info, ItemSet::range(0, 40)).await?;
+    let second = leader
+        .assign_items("r1", "j", &info, ItemSet::range(0, 40))
+        .await?;
     assert!(second > first);
     let results = leader.wait_results("r1", "j", 40).await?;
-    assert!(results.values().all(|rs| rs.len() == 1), "an item was recorded twice");
+    assert!(
+        results.values().all(|rs| rs.len() == 1),
+        "an item was recorded twice"
+    );
     assert_eq!(calls.get().len(), 40);
-    assert!(calls.get().values().all(|&n| n == 1), "completed items ran again: {:?}", calls.get());
+    assert!(
+        calls.get().values().all(|&n| n == 1),
+        "completed items ran again: {:?}",
+        calls.get()
+    );
     for (_, batch) in leader.batches("r1", "j").await? {
         let new_items = batch.results.iter().any(|r| r.item.0 >= 20);
         if new_items {
-            assert_eq!(batch.token.0, second, "items 20..40 are recorded under the new token");
+            assert_eq!(
+                batch.token.0, second,
+                "items 20..40 are recorded under the new token"
+            );
         }
     }
 
     // A retry: the leader raises item 3 to attempt 2; only it runs again.
-    let retry = AssignmentRecord { items: ItemSet::range(0, 40), attempts: BTreeMap::from([(3, 2)]), ..Default::default() };
+    let retry = AssignmentRecord {
+        items: ItemSet::range(0, 40),
+        attempts: BTreeMap::from([(3, 2)]),
+        ..Default::default()
+    };
     leader.assign("r1", "j", &info, &retry).await?;
     support::until("attempt 2 of item 3 recorded", || async {
-        leader.results("r1", "j").await.is_ok_and(|r| r[&3].iter().any(|x| x.attempt == 2))
+        leader
+            .results("r1", "j")
+            .await
+            .is_ok_and(|r| r[&3].iter().any(|x| x.attempt == 2))
     })
     .await?;
     assert_eq!(calls.get()[&3], 2);
@@ -110,19 +156,39 @@ async fn a_panicking_handler_fails_its_item_and_the_executor_keeps_going() -> an
             _ => Ok(ItemOutcome::Succeeded),
         }
     });
-    let executor = start(leader.builder("e1").capacity(1).handler("flaky", job).build()?);
+    let executor = start(
+        leader
+            .builder("e1")
+            .capacity(1)
+            .handler("flaky", job)
+            .build()?,
+    );
     let info = leader.executor("e1", None).await?;
-    leader.spec("r1", "j", "flaky", 5, serde_json::Value::Null).await?;
-    leader.assign_items("r1", "j", &info, ItemSet::range(0, 5)).await?;
+    leader
+        .spec("r1", "j", "flaky", 5, serde_json::Value::Null)
+        .await?;
+    leader
+        .assign_items("r1", "j", &info, ItemSet::range(0, 5))
+        .await?;
 
     let results = leader.wait_results("r1", "j", 5).await?;
     let panicked = &results[&1][0];
     assert_eq!(panicked.outcome, ResultOutcome::Failed);
-    assert_eq!(panicked.error.as_deref(), Some("handler panicked: ledger row 1 is corrupt"));
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("handler panicked: ledger row 1 is corrupt")
+    );
     let failed = &results[&2][0];
-    assert_eq!((failed.outcome, failed.retryable, failed.error.as_deref()), (ResultOutcome::Failed, false, Some("account closed")));
+    assert_eq!(
+        (failed.outcome, failed.retryable, failed.error.as_deref()),
+        (ResultOutcome::Failed, false, Some("account closed"))
+    );
     for item in [0, 3, 4] {
-        assert_eq!(results[&item][0].outcome, ResultOutcome::Succeeded, "item {item}");
+        assert_eq!(
+            results[&item][0].outcome,
+            ResultOutcome::Succeeded,
+            "item {item}"
+        );
     }
     executor.shutdown().await
 }
@@ -133,12 +199,22 @@ async fn items_of_a_handler_this_executor_lacks_fail_as_retryable() -> anyhow::R
     let leader = Leader::new();
     let executor = start(leader.builder("e1").handler("noop", Noop).build()?);
     let info = leader.executor("e1", None).await?;
-    leader.spec("r1", "j", "missing", 3, serde_json::Value::Null).await?;
-    leader.assign_items("r1", "j", &info, ItemSet::range(0, 3)).await?;
+    leader
+        .spec("r1", "j", "missing", 3, serde_json::Value::Null)
+        .await?;
+    leader
+        .assign_items("r1", "j", &info, ItemSet::range(0, 3))
+        .await?;
     let results = leader.wait_results("r1", "j", 3).await?;
     for rs in results.values() {
-        assert_eq!((rs[0].outcome, rs[0].retryable), (ResultOutcome::Failed, true));
-        assert_eq!(rs[0].error.as_deref(), Some("executor e1 has no handler `missing`"));
+        assert_eq!(
+            (rs[0].outcome, rs[0].retryable),
+            (ResultOutcome::Failed, true)
+        );
+        assert_eq!(
+            rs[0].error.as_deref(),
+            Some("executor e1 has no handler `missing`")
+        );
     }
     executor.shutdown().await
 }

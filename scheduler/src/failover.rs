@@ -69,7 +69,11 @@ pub fn shares(count: u64, receivers: &[Receiver]) -> Vec<u64> {
     let mut heap: BinaryHeap<Slot> = receivers
         .iter()
         .enumerate()
-        .map(|(index, r)| Slot { next: r.load + 1, weight: u64::from(r.weight.max(1)), index })
+        .map(|(index, r)| Slot {
+            next: r.load + 1,
+            weight: u64::from(r.weight.max(1)),
+            index,
+        })
         .collect();
     for _ in 0..count {
         let Some(mut slot) = heap.pop() else { break };
@@ -90,7 +94,10 @@ pub fn spread(items: &ItemSet, receivers: &[Receiver]) -> BTreeMap<ExecutorId, I
         if n == 0 {
             continue;
         }
-        let part: ItemSet = iter.by_ref().take(usize::try_from(n).unwrap_or(usize::MAX)).collect();
+        let part: ItemSet = iter
+            .by_ref()
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+            .collect();
         out.insert(r.id.clone(), part);
     }
     out
@@ -111,7 +118,12 @@ pub struct Moved {
 /// (plus any items already waiting in `unowned`) to `receivers`. Other
 /// owners keep every item they had. Receivers that are not owners yet
 /// become owners with the given lease (token 0 until written).
-pub fn fail_over(job: &mut JobRecord, departed: Option<&ExecutorId>, receivers: &[Receiver], now_ms: i64) -> Moved {
+pub fn fail_over(
+    job: &mut JobRecord,
+    departed: Option<&ExecutorId>,
+    receivers: &[Receiver],
+    now_ms: i64,
+) -> Moved {
     let done = job.done();
     let mut open = std::mem::take(&mut job.unowned);
     let mut finished = ItemSet::new();
@@ -129,17 +141,32 @@ pub fn fail_over(job: &mut JobRecord, departed: Option<&ExecutorId>, receivers: 
             open = open.union(&unfinished);
         }
     }
-    let receivers: Vec<Receiver> = receivers.iter().filter(|r| Some(&r.id) != departed).cloned().collect();
+    let receivers: Vec<Receiver> = receivers
+        .iter()
+        .filter(|r| Some(&r.id) != departed)
+        .cloned()
+        .collect();
     let to = spread(&open, &receivers);
     let mut placed = ItemSet::new();
     for (id, items) in &to {
-        let lease = receivers.iter().find(|r| &r.id == id).map_or(0, |r| r.lease);
-        let owner = job.owners.entry(id.clone()).or_insert_with(|| Owner { lease, assigned_at_ms: now_ms, ..Owner::default() });
+        let lease = receivers
+            .iter()
+            .find(|r| &r.id == id)
+            .map_or(0, |r| r.lease);
+        let owner = job.owners.entry(id.clone()).or_insert_with(|| Owner {
+            lease,
+            assigned_at_ms: now_ms,
+            ..Owner::default()
+        });
         owner.items = owner.items.union(items);
         placed = placed.union(items);
     }
     job.unowned = open.difference(&placed);
-    Moved { to, unowned: job.unowned.clone(), finished }
+    Moved {
+        to,
+        unowned: job.unowned.clone(),
+        finished,
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +178,12 @@ mod tests {
         proptest::collection::vec((1u32..5, 0u64..20), 0..5).prop_map(|v| {
             v.into_iter()
                 .enumerate()
-                .map(|(i, (weight, load))| Receiver { id: ExecutorId::new(format!("e{i}")), lease: i as i64 + 10, weight, load })
+                .map(|(i, (weight, load))| Receiver {
+                    id: ExecutorId::new(format!("e{i}")),
+                    lease: i as i64 + 10,
+                    weight,
+                    load,
+                })
                 .collect()
         })
     }

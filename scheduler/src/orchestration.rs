@@ -50,7 +50,9 @@ pub fn verdict(rule: TriggerRule, upstream: &[JobState]) -> Option<Verdict> {
     }
     let any_failed = upstream.iter().any(|&s| failed(s));
     Some(match rule {
-        TriggerRule::AllSuccess if upstream.iter().all(|&s| s == JobState::Succeeded) => Verdict::Run,
+        TriggerRule::AllSuccess if upstream.iter().all(|&s| s == JobState::Succeeded) => {
+            Verdict::Run
+        }
         TriggerRule::AllSuccess | TriggerRule::NoneFailed if any_failed => Verdict::UpstreamFailed,
         TriggerRule::AllSuccess => Verdict::Skip,
         TriggerRule::NoneFailed => Verdict::Run,
@@ -85,7 +87,11 @@ pub fn ready_jobs(spec: &DagSpec, states: &BTreeMap<JobName, JobState>) -> Vec<J
                     decisions.push(JobDecision::Start(job.name.clone()));
                 }
                 Some(v) => {
-                    let to = if v == Verdict::UpstreamFailed { JobState::UpstreamFailed } else { JobState::Skipped };
+                    let to = if v == Verdict::UpstreamFailed {
+                        JobState::UpstreamFailed
+                    } else {
+                        JobState::Skipped
+                    };
                     states.insert(job.name.clone(), to);
                     decisions.push(JobDecision::Resolve(job.name.clone(), to));
                     changed = true;
@@ -123,9 +129,18 @@ pub enum ItemEffect {
 /// current owner, and the item is neither terminal nor waiting for a retry:
 /// so each `(item, attempt)` is applied at most once, however often a batch
 /// is seen.
-pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, r: &ItemResult, now_ms: i64) -> ItemEffect {
+pub fn apply_result(
+    job: &mut JobRecord,
+    spec: &JobSpec,
+    executor: &ExecutorId,
+    r: &ItemResult,
+    now_ms: i64,
+) -> ItemEffect {
     let item = r.item.0;
-    let owned = job.owners.get(executor).is_some_and(|o| o.items.contains(item));
+    let owned = job
+        .owners
+        .get(executor)
+        .is_some_and(|o| o.items.contains(item));
     if item >= job.shards
         || !owned
         || r.attempt != job.attempt(item)
@@ -134,12 +149,19 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
     {
         return ItemEffect::Ignored;
     }
-    let cancel_requested = job.owners.get(executor).is_some_and(|o| o.cancel.contains(item));
+    let cancel_requested = job
+        .owners
+        .get(executor)
+        .is_some_and(|o| o.cancel.contains(item));
     // A stalled item the leader stopped failed by timing out, whatever the
     // executor saw; a cancel for any other reason (run cancelled, job
     // timed out) is final.
     let timed_out = cancel_requested && job.timed_out.remove(item);
-    let outcome = if timed_out { ResultOutcome::TimedOut } else { r.outcome };
+    let outcome = if timed_out {
+        ResultOutcome::TimedOut
+    } else {
+        r.outcome
+    };
     let final_cancel = cancel_requested && !timed_out;
     match outcome {
         ResultOutcome::Succeeded => {
@@ -163,7 +185,8 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
             job.failures.insert(item, failures);
             let retryable = r.retryable || outcome == ResultOutcome::TimedOut;
             if retryable && failures <= spec.retries && !final_cancel {
-                let delay = i64::try_from(spec.retry_delay(failures).as_millis()).unwrap_or(i64::MAX);
+                let delay =
+                    i64::try_from(spec.retry_delay(failures).as_millis()).unwrap_or(i64::MAX);
                 let at = now_ms.saturating_add(delay);
                 job.retry_at.insert(item, at);
                 ItemEffect::RetryAt(at)
@@ -179,7 +202,12 @@ pub fn apply_result(job: &mut JobRecord, spec: &JobSpec, executor: &ExecutorId, 
 /// cancel request) and move to their next attempt. The caller hands them to
 /// their owner (or re-queues them when the owner is gone).
 pub fn take_due_retries(job: &mut JobRecord, now_ms: i64) -> Vec<u32> {
-    let due: Vec<u32> = job.retry_at.iter().filter(|(_, &at)| at <= now_ms).map(|(&i, _)| i).collect();
+    let due: Vec<u32> = job
+        .retry_at
+        .iter()
+        .filter(|(_, &at)| at <= now_ms)
+        .map(|(&i, _)| i)
+        .collect();
     for &item in &due {
         job.retry_at.remove(&item);
         for owner in job.owners.values_mut() {

@@ -11,11 +11,25 @@ use nightshift_core::keyspace::ItemSet;
 use proptest::prelude::*;
 use std::time::Duration;
 
-const RULES: [TriggerRule; 4] = [TriggerRule::AllSuccess, TriggerRule::AllDone, TriggerRule::OneFailed, TriggerRule::NoneFailed];
+const RULES: [TriggerRule; 4] = [
+    TriggerRule::AllSuccess,
+    TriggerRule::AllDone,
+    TriggerRule::OneFailed,
+    TriggerRule::NoneFailed,
+];
 
 /// A random DAG: job `i` may depend on any earlier job (so it is acyclic).
 fn dag() -> impl Strategy<Value = DagSpec> {
-    proptest::collection::vec((proptest::collection::vec(any::<bool>(), 8), 0usize..4, 1u32..6, 0u32..3), 1..8).prop_map(|jobs| {
+    proptest::collection::vec(
+        (
+            proptest::collection::vec(any::<bool>(), 8),
+            0usize..4,
+            1u32..6,
+            0u32..3,
+        ),
+        1..8,
+    )
+    .prop_map(|jobs| {
         let mut spec: DagSpec = serde_json::from_value(serde_json::json!({
             "name": "d", "description": null, "schedule": null, "timezone": "UTC", "calendar": null,
             "concurrency": "forbid", "misfire": "skip", "deadline": null, "jobs": []
@@ -23,7 +37,10 @@ fn dag() -> impl Strategy<Value = DagSpec> {
         .unwrap();
         for (i, (deps, rule, shards, retries)) in jobs.into_iter().enumerate() {
             let mut job = JobSpec::new(format!("j{i}"));
-            job.depends_on = (0..i).filter(|&d| deps[d]).map(|d| JobName::new(format!("j{d}"))).collect();
+            job.depends_on = (0..i)
+                .filter(|&d| deps[d])
+                .map(|d| JobName::new(format!("j{d}")))
+                .collect();
             job.trigger_rule = RULES[rule];
             job.shards = shards;
             job.retries = retries;
@@ -36,13 +53,28 @@ fn dag() -> impl Strategy<Value = DagSpec> {
 }
 
 fn result(item: u32, attempt: u32, outcome: ResultOutcome) -> ItemResult {
-    ItemResult { item: ItemIndex(item), attempt, outcome, retryable: true, error: None, started_at_ms: 0, ended_at_ms: 0 }
+    ItemResult {
+        item: ItemIndex(item),
+        attempt,
+        outcome,
+        retryable: true,
+        error: None,
+        started_at_ms: 0,
+        ended_at_ms: 0,
+    }
 }
 
 fn started(job: &JobSpec, exec: &ExecutorId) -> JobRecord {
     let mut rec = JobRecord::pending(job.shards);
     rec.state = JobState::Running;
-    rec.owners.insert(exec.clone(), Owner { lease: 1, items: ItemSet::range(0, job.shards), ..Owner::default() });
+    rec.owners.insert(
+        exec.clone(),
+        Owner {
+            lease: 1,
+            items: ItemSet::range(0, job.shards),
+            ..Owner::default()
+        },
+    );
     rec
 }
 
@@ -139,14 +171,50 @@ fn failed_item_is_retried_then_fails_for_good_with_backoff() {
     job.retry_backoff = Duration::from_millis(100);
     job.max_backoff = Duration::from_secs(1);
     let mut rec = started(&job, &exec);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 1, ResultOutcome::Failed), 1000), ItemEffect::RetryAt(1100));
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(0, 1, ResultOutcome::Failed),
+            1000
+        ),
+        ItemEffect::RetryAt(1100)
+    );
     assert!(take_due_retries(&mut rec, 1099).is_empty());
     assert_eq!(take_due_retries(&mut rec, 1100), vec![0]);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 2, ResultOutcome::TimedOut), 2000), ItemEffect::RetryAt(2200));
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(0, 2, ResultOutcome::TimedOut),
+            2000
+        ),
+        ItemEffect::RetryAt(2200)
+    );
     take_due_retries(&mut rec, 5000);
     // A late report of an old attempt is ignored.
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 1, ResultOutcome::Succeeded), 5000), ItemEffect::Ignored);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 3, ResultOutcome::Failed), 5000), ItemEffect::FailedForGood);
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(0, 1, ResultOutcome::Succeeded),
+            5000
+        ),
+        ItemEffect::Ignored
+    );
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(0, 3, ResultOutcome::Failed),
+            5000
+        ),
+        ItemEffect::FailedForGood
+    );
     assert_eq!(job_outcome(&rec), Some(JobState::Failed));
     assert_eq!(rec.failure_count(0), 3);
 }
@@ -160,10 +228,25 @@ fn permanent_failure_is_not_retried_and_strangers_are_ignored() {
     let mut rec = started(&job, &exec);
     let mut r = result(0, 1, ResultOutcome::Failed);
     r.retryable = false;
-    assert_eq!(apply_result(&mut rec, &job, &ExecutorId::new("other"), &r, 0), ItemEffect::Ignored);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &r, 0), ItemEffect::FailedForGood);
+    assert_eq!(
+        apply_result(&mut rec, &job, &ExecutorId::new("other"), &r, 0),
+        ItemEffect::Ignored
+    );
+    assert_eq!(
+        apply_result(&mut rec, &job, &exec, &r, 0),
+        ItemEffect::FailedForGood
+    );
     assert_eq!(job_outcome(&rec), None);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(1, 1, ResultOutcome::Succeeded), 0), ItemEffect::Succeeded);
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(1, 1, ResultOutcome::Succeeded),
+            0
+        ),
+        ItemEffect::Succeeded
+    );
     assert_eq!(job_outcome(&rec), Some(JobState::Failed));
 }
 
@@ -183,10 +266,15 @@ fn failure_cascades_upstream_failed_down_the_dag() {
     cleanup.depends_on = vec![JobName::new("b")];
     cleanup.trigger_rule = TriggerRule::OneFailed;
     spec.jobs = vec![a, b, c, cleanup];
-    let states: BTreeMap<JobName, JobState> = [("a", JobState::Failed), ("b", JobState::Pending), ("c", JobState::Pending), ("cleanup", JobState::Pending)]
-        .into_iter()
-        .map(|(n, s)| (JobName::new(n), s))
-        .collect();
+    let states: BTreeMap<JobName, JobState> = [
+        ("a", JobState::Failed),
+        ("b", JobState::Pending),
+        ("c", JobState::Pending),
+        ("cleanup", JobState::Pending),
+    ]
+    .into_iter()
+    .map(|(n, s)| (JobName::new(n), s))
+    .collect();
     assert_eq!(
         ready_jobs(&spec, &states),
         vec![
@@ -208,12 +296,33 @@ fn a_stalled_item_cancelled_by_the_leader_counts_as_a_timed_out_attempt() {
     // Item 0 stalled: the leader asked for it to stop.
     rec.owners.get_mut(&exec).unwrap().cancel.insert(0);
     rec.timed_out.insert(0);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(0, 1, ResultOutcome::Cancelled), 100), ItemEffect::RetryAt(110));
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(0, 1, ResultOutcome::Cancelled),
+            100
+        ),
+        ItemEffect::RetryAt(110)
+    );
     assert_eq!(rec.failure_count(0), 1);
     assert_eq!(take_due_retries(&mut rec, 110), vec![0]);
-    assert!(rec.owners[&exec].cancel.is_empty(), "the retry must not be cancelled again");
+    assert!(
+        rec.owners[&exec].cancel.is_empty(),
+        "the retry must not be cancelled again"
+    );
     // Item 1: cancelled for another reason (run cancel): final, no retry.
     rec.owners.get_mut(&exec).unwrap().cancel.insert(1);
-    assert_eq!(apply_result(&mut rec, &job, &exec, &result(1, 1, ResultOutcome::Cancelled), 100), ItemEffect::Cancelled);
+    assert_eq!(
+        apply_result(
+            &mut rec,
+            &job,
+            &exec,
+            &result(1, 1, ResultOutcome::Cancelled),
+            100
+        ),
+        ItemEffect::Cancelled
+    );
     assert!(rec.cancelled.contains(1));
 }

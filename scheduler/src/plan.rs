@@ -9,7 +9,10 @@ use nightshift_core::keyspace::ExecutorInfo;
 use nightshift_core::sharding::{assign, Assignment, ExecutorSlot, ShardingError};
 
 /// Live executors that registered `job`'s handler, weighted by capacity.
-pub fn slots_for<'a>(job: &JobSpec, executors: impl IntoIterator<Item = &'a ExecutorInfo>) -> Vec<ExecutorSlot> {
+pub fn slots_for<'a>(
+    job: &JobSpec,
+    executors: impl IntoIterator<Item = &'a ExecutorInfo>,
+) -> Vec<ExecutorSlot> {
     executors
         .into_iter()
         .filter(|e| e.handlers.iter().any(|h| h == &job.handler))
@@ -21,20 +24,36 @@ pub fn slots_for<'a>(job: &JobSpec, executors: impl IntoIterator<Item = &'a Exec
 /// job's current item count are dropped).
 pub fn previous_assignment(job: &JobSpec, last: Option<&LastAssignment>) -> Option<Assignment> {
     let last = last?;
-    let parts = last
-        .executors
-        .iter()
-        .map(|(e, set)| (e.clone(), set.iter().filter(|&i| i < job.shards).map(ItemIndex).collect::<Vec<_>>()));
+    let parts = last.executors.iter().map(|(e, set)| {
+        (
+            e.clone(),
+            set.iter()
+                .filter(|&i| i < job.shards)
+                .map(ItemIndex)
+                .collect::<Vec<_>>(),
+        )
+    });
     Assignment::from_parts(job.shards, parts).ok()
 }
 
 /// The full reshard of `job` of `dag` over `executors`, starting from the
 /// last assignment (the job's strategy decides how much that matters).
 /// `Err(NoExecutors)` when nobody serves the handler.
-pub fn plan_job<'a>(dag: &DagName, job: &JobSpec, executors: impl IntoIterator<Item = &'a ExecutorInfo>, last: Option<&LastAssignment>) -> Result<Assignment, ShardingError> {
+pub fn plan_job<'a>(
+    dag: &DagName,
+    job: &JobSpec,
+    executors: impl IntoIterator<Item = &'a ExecutorInfo>,
+    last: Option<&LastAssignment>,
+) -> Result<Assignment, ShardingError> {
     let slots = slots_for(job, executors);
     let previous = previous_assignment(job, last);
-    assign(job.strategy, &format!("{dag}/{}", job.name), job.shards, &slots, previous.as_ref())
+    assign(
+        job.strategy,
+        &format!("{dag}/{}", job.name),
+        job.shards,
+        &slots,
+        previous.as_ref(),
+    )
 }
 
 #[cfg(test)]
@@ -63,7 +82,10 @@ mod tests {
     fn last_of(a: &Assignment, shards: u32) -> LastAssignment {
         LastAssignment {
             shards,
-            executors: a.iter().map(|(e, items)| (e.clone(), items.iter().map(|i| i.0).collect::<ItemSet>())).collect(),
+            executors: a
+                .iter()
+                .map(|(e, items)| (e.clone(), items.iter().map(|i| i.0).collect::<ItemSet>()))
+                .collect(),
             run: None,
         }
     }

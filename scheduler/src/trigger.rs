@@ -64,7 +64,9 @@ pub fn due_fires(
     let mut cursor = last;
     let mut handled = None;
     for _ in 0..MAX_SCAN {
-        let Some(instant) = schedule.next_business_after(cursor, calendar) else { break };
+        let Some(instant) = schedule.next_business_after(cursor, calendar) else {
+            break;
+        };
         if instant > now {
             break;
         }
@@ -86,8 +88,14 @@ pub fn due_fires(
     };
     let fires = catch_up
         .into_iter()
-        .map(|instant| Fire { instant, source: TriggerSource::CatchUp })
-        .chain(on_time.into_iter().map(|instant| Fire { instant, source: TriggerSource::Schedule }))
+        .map(|instant| Fire {
+            instant,
+            source: TriggerSource::CatchUp,
+        })
+        .chain(on_time.into_iter().map(|instant| Fire {
+            instant,
+            source: TriggerSource::Schedule,
+        }))
         .collect();
     CronDecision { fires, handled }
 }
@@ -132,28 +140,94 @@ mod tests {
         let grace = Duration::from_secs(1);
         // Last handled t(0); now t(10): t(2)..t(8) missed, t(10) on time.
         let skip = due_fires(&every_2s(), None, MisfirePolicy::Skip, t(0), t(10), grace);
-        assert_eq!(skip.fires, vec![Fire { instant: t(10), source: TriggerSource::Schedule }]);
+        assert_eq!(
+            skip.fires,
+            vec![Fire {
+                instant: t(10),
+                source: TriggerSource::Schedule
+            }]
+        );
         assert_eq!(skip.handled, Some(t(10)));
-        let once = due_fires(&every_2s(), None, MisfirePolicy::FireOnce, t(0), t(10), grace);
+        let once = due_fires(
+            &every_2s(),
+            None,
+            MisfirePolicy::FireOnce,
+            t(0),
+            t(10),
+            grace,
+        );
         assert_eq!(
             once.fires,
-            vec![Fire { instant: t(8), source: TriggerSource::CatchUp }, Fire { instant: t(10), source: TriggerSource::Schedule }]
+            vec![
+                Fire {
+                    instant: t(8),
+                    source: TriggerSource::CatchUp
+                },
+                Fire {
+                    instant: t(10),
+                    source: TriggerSource::Schedule
+                }
+            ]
         );
-        let all = due_fires(&every_2s(), None, MisfirePolicy::CatchUp, t(0), t(11), grace);
-        let catch_up: Vec<_> = all.fires.iter().filter(|f| f.source == TriggerSource::CatchUp).map(|f| f.instant).collect();
+        let all = due_fires(
+            &every_2s(),
+            None,
+            MisfirePolicy::CatchUp,
+            t(0),
+            t(11),
+            grace,
+        );
+        let catch_up: Vec<_> = all
+            .fires
+            .iter()
+            .filter(|f| f.source == TriggerSource::CatchUp)
+            .map(|f| f.instant)
+            .collect();
         assert_eq!(catch_up, vec![t(2), t(4), t(6), t(8)]);
-        assert_eq!(all.fires.last(), Some(&Fire { instant: t(10), source: TriggerSource::Schedule }));
+        assert_eq!(
+            all.fires.last(),
+            Some(&Fire {
+                instant: t(10),
+                source: TriggerSource::Schedule
+            })
+        );
         assert_eq!(all.handled, Some(t(10)));
-        let none = due_fires(&every_2s(), None, MisfirePolicy::CatchUp, t(10), t(11), grace);
-        assert_eq!(none, CronDecision { fires: vec![], handled: None });
+        let none = due_fires(
+            &every_2s(),
+            None,
+            MisfirePolicy::CatchUp,
+            t(10),
+            t(11),
+            grace,
+        );
+        assert_eq!(
+            none,
+            CronDecision {
+                fires: vec![],
+                handled: None
+            }
+        );
     }
 
     #[test]
     fn catch_up_keeps_the_latest_hundred() {
-        let d = due_fires(&every_2s(), None, MisfirePolicy::CatchUp, t(0), t(1000), Duration::ZERO);
+        let d = due_fires(
+            &every_2s(),
+            None,
+            MisfirePolicy::CatchUp,
+            t(0),
+            t(1000),
+            Duration::ZERO,
+        );
         assert_eq!(d.fires.len(), 101);
         assert_eq!(d.fires[99].instant, t(998));
-        assert_eq!(d.fires[100], Fire { instant: t(1000), source: TriggerSource::Schedule });
+        assert_eq!(
+            d.fires[100],
+            Fire {
+                instant: t(1000),
+                source: TriggerSource::Schedule
+            }
+        );
         assert_eq!(d.fires.first().map(|f| f.instant), Some(t(800)));
     }
 
@@ -163,7 +237,10 @@ mod tests {
         assert_eq!(admit(ConcurrencyPolicy::Forbid, &[]), Admission::Start);
         assert_eq!(admit(ConcurrencyPolicy::Forbid, &live), Admission::Skip);
         assert_eq!(admit(ConcurrencyPolicy::Allow, &live), Admission::Start);
-        assert_eq!(admit(ConcurrencyPolicy::Replace, &live), Admission::Replace(live.clone()));
+        assert_eq!(
+            admit(ConcurrencyPolicy::Replace, &live),
+            Admission::Replace(live.clone())
+        );
     }
 
     proptest! {

@@ -31,8 +31,20 @@ impl Clock for FakeClock {
 
 async fn command(coord: &Arc<dyn Coordinator>, nonce: u64, command: Command) {
     let id = CommandId::new(1_700_000_000_000, nonce);
-    let rec = CommandRecord { id: id.clone(), issued_at_ms: 1, issued_by: "ops".into(), command };
-    coord.put(&keyspace::command_key(PREFIX, &id), keyspace::encode(&rec).unwrap(), None).await.unwrap();
+    let rec = CommandRecord {
+        id: id.clone(),
+        issued_at_ms: 1,
+        issued_by: "ops".into(),
+        command,
+    };
+    coord
+        .put(
+            &keyspace::command_key(PREFIX, &id),
+            keyspace::encode(&rec).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -46,38 +58,127 @@ async fn a_run_past_its_deadline_raises_an_alert_that_resolves_when_it_ends() {
     let checksum = keyspace::dag_checksum(source, &spec);
     let spec_json = serde_json::to_string(&spec).unwrap();
     let dag = DagName::new("late");
-    let v = store.record_dag_version(&NewDagVersion { dag: &dag, spec_json: &spec_json, source_toml: source, checksum: &checksum, applied_by: "t", at_ms: 1 }).await.unwrap();
-    let applied = AppliedDag { spec, source_toml: source.into(), checksum, version: v.version, applied_at_ms: 1, applied_by: "t".into(), paused: false };
-    coord.put(&keyspace::dag_key(PREFIX, &dag), keyspace::encode(&applied).unwrap(), None).await.unwrap();
-    command(&coord, 1, Command::Trigger { dag: dag.clone(), business_date: None, params: None, rerun: false, source: TriggerSource::Manual }).await;
+    let v = store
+        .record_dag_version(&NewDagVersion {
+            dag: &dag,
+            spec_json: &spec_json,
+            source_toml: source,
+            checksum: &checksum,
+            applied_by: "t",
+            at_ms: 1,
+        })
+        .await
+        .unwrap();
+    let applied = AppliedDag {
+        spec,
+        source_toml: source.into(),
+        checksum,
+        version: v.version,
+        applied_at_ms: 1,
+        applied_by: "t".into(),
+        paused: false,
+    };
+    coord
+        .put(
+            &keyspace::dag_key(PREFIX, &dag),
+            keyspace::encode(&applied).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    command(
+        &coord,
+        1,
+        Command::Trigger {
+            dag: dag.clone(),
+            business_date: None,
+            params: None,
+            rerun: false,
+            source: TriggerSource::Manual,
+        },
+    )
+    .await;
 
     // 2024-03-01 05:59 UTC: a minute before the deadline.
     let t0 = 1_709_272_740_000;
     let clock = Arc::new(FakeClock(AtomicI64::new(t0)));
     let lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
-    let leadership = Election::new(coord.clone(), format!("{PREFIX}leader/")).campaign(b"s".to_vec(), lease).await.unwrap();
-    let mut leader = Leader::recover(coord.clone(), store.clone(), clock.clone(), SchedulerConfig::new("s", PREFIX), &leadership).await.unwrap();
+    let leadership = Election::new(coord.clone(), format!("{PREFIX}leader/"))
+        .campaign(b"s".to_vec(), lease)
+        .await
+        .unwrap();
+    let mut leader = Leader::recover(
+        coord.clone(),
+        store.clone(),
+        clock.clone(),
+        SchedulerConfig::new("s", PREFIX),
+        &leadership,
+    )
+    .await
+    .unwrap();
     leader.pass().await.unwrap();
     let run = leader.live_runs().next().expect("the run").clone();
     assert_eq!(run.deadline_ms, Some(t0 + 60_000));
-    let alerts = || async { store.list_alerts(&AlertFilter { dag: Some(dag.clone()), ..Default::default() }).await.unwrap() };
-    assert!(alerts().await.iter().all(|a| a.rule != AlertRule::RunDeadlineMissed), "no alert before the deadline");
+    let alerts = || async {
+        store
+            .list_alerts(&AlertFilter {
+                dag: Some(dag.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        alerts()
+            .await
+            .iter()
+            .all(|a| a.rule != AlertRule::RunDeadlineMissed),
+        "no alert before the deadline"
+    );
 
     clock.0.store(t0 + 61_000, Ordering::SeqCst);
     leader.pass().await.unwrap();
-    let missed: Vec<_> = alerts().await.into_iter().filter(|a| a.rule == AlertRule::RunDeadlineMissed).collect();
+    let missed: Vec<_> = alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.rule == AlertRule::RunDeadlineMissed)
+        .collect();
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert_eq!(missed[0].state, AlertState::Open);
     assert_eq!(missed[0].run_id.as_ref(), Some(&run.run));
     // It also waits for an executor: that alert is open too.
-    assert!(alerts().await.iter().any(|a| a.rule == AlertRule::NoExecutor && a.state == AlertState::Open));
+    assert!(alerts()
+        .await
+        .iter()
+        .any(|a| a.rule == AlertRule::NoExecutor && a.state == AlertState::Open));
 
-    command(&coord, 2, Command::CancelRun { run: RunId::new(run.run.as_str()) }).await;
+    command(
+        &coord,
+        2,
+        Command::CancelRun {
+            run: RunId::new(run.run.as_str()),
+        },
+    )
+    .await;
     leader.pass().await.unwrap();
     leader.pass().await.unwrap();
-    assert_eq!(store.get_run(&run.run).await.unwrap().unwrap().state, RunState::Cancelled);
-    let missed: Vec<_> = alerts().await.into_iter().filter(|a| a.rule == AlertRule::RunDeadlineMissed).collect();
+    assert_eq!(
+        store.get_run(&run.run).await.unwrap().unwrap().state,
+        RunState::Cancelled
+    );
+    let missed: Vec<_> = alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.rule == AlertRule::RunDeadlineMissed)
+        .collect();
     assert_eq!(missed[0].state, AlertState::Resolved, "{missed:?}");
-    let waiting: Vec<_> = alerts().await.into_iter().filter(|a| a.rule == AlertRule::NoExecutor).collect();
-    assert!(waiting.iter().all(|a| a.state == AlertState::Resolved), "{waiting:?}");
+    let waiting: Vec<_> = alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.rule == AlertRule::NoExecutor)
+        .collect();
+    assert!(
+        waiting.iter().all(|a| a.state == AlertState::Resolved),
+        "{waiting:?}"
+    );
 }

@@ -24,19 +24,54 @@ async fn setup(coord: &Arc<dyn Coordinator>, store: &Store) {
     let checksum = keyspace::dag_checksum(source, &spec);
     let spec_json = serde_json::to_string(&spec).unwrap();
     let recorded = store
-        .record_dag_version(&NewDagVersion { dag: &DagName::new("d"), spec_json: &spec_json, source_toml: source, checksum: &checksum, applied_by: "test", at_ms: 1 })
+        .record_dag_version(&NewDagVersion {
+            dag: &DagName::new("d"),
+            spec_json: &spec_json,
+            source_toml: source,
+            checksum: &checksum,
+            applied_by: "test",
+            at_ms: 1,
+        })
         .await
         .unwrap();
-    let applied = AppliedDag { spec, source_toml: source.into(), checksum, version: recorded.version, applied_at_ms: 1, applied_by: "test".into(), paused: false };
-    coord.put(&keyspace::dag_key(PREFIX, &DagName::new("d")), keyspace::encode(&applied).unwrap(), None).await.unwrap();
+    let applied = AppliedDag {
+        spec,
+        source_toml: source.into(),
+        checksum,
+        version: recorded.version,
+        applied_at_ms: 1,
+        applied_by: "test".into(),
+        paused: false,
+    };
+    coord
+        .put(
+            &keyspace::dag_key(PREFIX, &DagName::new("d")),
+            keyspace::encode(&applied).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
     let id = CommandId::new(1_700_000_000_000, 7);
     let cmd = CommandRecord {
         id: id.clone(),
         issued_at_ms: 1,
         issued_by: "ops".into(),
-        command: Command::Trigger { dag: DagName::new("d"), business_date: None, params: None, rerun: false, source: TriggerSource::Manual },
+        command: Command::Trigger {
+            dag: DagName::new("d"),
+            business_date: None,
+            params: None,
+            rerun: false,
+            source: TriggerSource::Manual,
+        },
     };
-    coord.put(&keyspace::command_key(PREFIX, &id), keyspace::encode(&cmd).unwrap(), None).await.unwrap();
+    coord
+        .put(
+            &keyspace::command_key(PREFIX, &id),
+            keyspace::encode(&cmd).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -50,7 +85,15 @@ async fn a_deposed_leader_writes_nothing_and_its_successor_carries_on() {
 
     let lease1 = coord.grant_lease(Duration::from_secs(30)).await.unwrap();
     let first = election.campaign(b"old".to_vec(), lease1).await.unwrap();
-    let mut old = Leader::recover(coord.clone(), store.clone(), Arc::new(SystemClock), config.clone(), &first).await.unwrap();
+    let mut old = Leader::recover(
+        coord.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        config.clone(),
+        &first,
+    )
+    .await
+    .unwrap();
     // The old leader's lease ends before it acts (e.g. a long GC pause).
     coord.revoke_lease(lease1).await.unwrap();
     let lease2 = coord.grant_lease(Duration::from_secs(30)).await.unwrap();
@@ -59,19 +102,47 @@ async fn a_deposed_leader_writes_nothing_and_its_successor_carries_on() {
     let before = coord.current_revision().await.unwrap();
     let err = old.pass().await.unwrap_err();
     assert!(matches!(err, LeaderError::Deposed), "{err:?}");
-    let (runs, _) = coord.get_prefix(&keyspace::runs_prefix(PREFIX)).await.unwrap();
+    let (runs, _) = coord
+        .get_prefix(&keyspace::runs_prefix(PREFIX))
+        .await
+        .unwrap();
     assert!(runs.is_empty(), "the deposed leader wrote run state");
-    assert_eq!(coord.current_revision().await.unwrap(), before, "the deposed leader changed etcd");
-    let (commands, _) = coord.get_prefix(&keyspace::commands_prefix(PREFIX)).await.unwrap();
+    assert_eq!(
+        coord.current_revision().await.unwrap(),
+        before,
+        "the deposed leader changed etcd"
+    );
+    let (commands, _) = coord
+        .get_prefix(&keyspace::commands_prefix(PREFIX))
+        .await
+        .unwrap();
     assert_eq!(commands.len(), 1, "the command must wait for a real leader");
     let rows = store.list_runs(&Default::default()).await.unwrap();
-    assert!(rows.is_empty(), "the deposed leader created a run in SQL: {rows:?}");
+    assert!(
+        rows.is_empty(),
+        "the deposed leader created a run in SQL: {rows:?}"
+    );
 
-    let mut new = Leader::recover(coord.clone(), store.clone(), Arc::new(SystemClock), SchedulerConfig::new("new", PREFIX), &second).await.unwrap();
+    let mut new = Leader::recover(
+        coord.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        SchedulerConfig::new("new", PREFIX),
+        &second,
+    )
+    .await
+    .unwrap();
     new.pass().await.unwrap();
-    let (commands, _) = coord.get_prefix(&keyspace::commands_prefix(PREFIX)).await.unwrap();
+    let (commands, _) = coord
+        .get_prefix(&keyspace::commands_prefix(PREFIX))
+        .await
+        .unwrap();
     assert!(commands.is_empty());
     assert_eq!(new.live_runs().count(), 1);
     let run = new.live_runs().next().unwrap().run.clone();
-    assert!(coord.get(&nightshift_scheduler::record::run_state_key(PREFIX, &run)).await.unwrap().is_some());
+    assert!(coord
+        .get(&nightshift_scheduler::record::run_state_key(PREFIX, &run))
+        .await
+        .unwrap()
+        .is_some());
 }

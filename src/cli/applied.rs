@@ -77,10 +77,7 @@ pub async fn require(
 /// Every applied DAG by name, with its key's mod_revision. Keys that do not
 /// parse as DAG keys are ignored; values are not decoded, so one unreadable
 /// record neither hides the others nor blocks `apply --prune` (which removes it).
-pub async fn list(
-    coord: &dyn Coordinator,
-    prefix: &str,
-) -> anyhow::Result<BTreeMap<DagName, i64>> {
+pub async fn list(coord: &dyn Coordinator, prefix: &str) -> anyhow::Result<BTreeMap<DagName, i64>> {
     let dags_prefix = keyspace::dags_prefix(prefix);
     let (kvs, _) = coord
         .get_prefix(&dags_prefix)

@@ -142,7 +142,10 @@ pub(crate) async fn apply_one(
             version: recorded.version,
             applied_at_ms: now,
             applied_by: applied_by.clone(),
-            paused: current.as_ref().and_then(|p| p.dag.as_ref()).map_or(sql_paused, |d| d.paused),
+            paused: current
+                .as_ref()
+                .and_then(|p| p.dag.as_ref())
+                .map_or(sql_paused, |d| d.paused),
         };
         if applied::put_if_unchanged(
             coord,

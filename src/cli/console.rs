@@ -90,7 +90,8 @@ pub fn auth_config(
         return bad_input(e.to_string());
     }
     if let Some(path) = token_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading token file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading token file {}", path.display()))?;
         if let Err(e) = auth.add_token_file(&text) {
             return bad_input(format!("{}: {e}", path.display()));
         }
@@ -107,11 +108,14 @@ pub fn auth_config(
 
 /// The notifier configured by `--notify-config` or `NIGHTSHIFT_NOTIFY_*`,
 /// if any.
-pub fn notifier(file: Option<&Path>) -> anyhow::Result<Option<std::sync::Arc<nightshift_console::notify::Notifier>>> {
+pub fn notifier(
+    file: Option<&Path>,
+) -> anyhow::Result<Option<std::sync::Arc<nightshift_console::notify::Notifier>>> {
     use nightshift_console::notify::{Notifier, NotifyConfig};
     let config = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             match NotifyConfig::from_toml(&text) {
                 Ok(c) => Some(c),
                 Err(e) => return bad_input(format!("{}: {e}", path.display())),
@@ -149,7 +153,8 @@ pub fn run(args: Args) -> ExitCode {
         }
         let prefix = args.etcd.key_prefix()?;
         let coord = crate::cli::conn::until_reachable("etcd", || args.etcd.connect()).await?;
-        let store = crate::cli::conn::until_reachable("the database", || args.database.connect()).await?;
+        let store =
+            crate::cli::conn::until_reachable("the database", || args.database.connect()).await?;
         let read_only = auth.is_read_only();
         let mut state = AppState::new(store, coord, &prefix, auth);
         state.notifier = notifier(args.notify_config.as_deref())?;
@@ -158,7 +163,10 @@ pub fn run(args: Args) -> ExitCode {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         tracing::info!(%addr, read_only, "console listening");
-        eprintln!("console on http://{addr}/{}", if read_only { " (read-only)" } else { "" });
+        eprintln!(
+            "console on http://{addr}/{}",
+            if read_only { " (read-only)" } else { "" }
+        );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
         let shutdown = async move {
@@ -167,7 +175,9 @@ pub fn run(args: Args) -> ExitCode {
                 _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
             }
         };
-        nightshift_console::serve(listener, state, shutdown).await.context("serving the console")?;
+        nightshift_console::serve(listener, state, shutdown)
+            .await
+            .context("serving the console")?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -179,25 +189,54 @@ mod tests {
     #[test]
     fn without_an_operator_token_one_is_generated_once_and_only_its_hash_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let (auth, token) = auth_config(None, Some("viewer-token-0123456789"), None, false, dir.path()).unwrap();
+        let (auth, token) = auth_config(
+            None,
+            Some("viewer-token-0123456789"),
+            None,
+            false,
+            dir.path(),
+        )
+        .unwrap();
         let token = token.expect("a token is generated on first start");
-        assert_eq!(auth.identify(&token), Some(("operator".to_owned(), Role::Operator)));
-        assert_eq!(auth.identify("viewer-token-0123456789"), Some(("viewer".to_owned(), Role::Viewer)));
-        let stored = std::fs::read_to_string(dir.path().join(nightshift_console::bootstrap::BOOTSTRAP_FILE)).unwrap();
+        assert_eq!(
+            auth.identify(&token),
+            Some(("operator".to_owned(), Role::Operator))
+        );
+        assert_eq!(
+            auth.identify("viewer-token-0123456789"),
+            Some(("viewer".to_owned(), Role::Viewer))
+        );
+        let stored = std::fs::read_to_string(
+            dir.path()
+                .join(nightshift_console::bootstrap::BOOTSTRAP_FILE),
+        )
+        .unwrap();
         assert!(!stored.contains(&token));
         let (again, none) = auth_config(None, None, None, false, dir.path()).unwrap();
         assert_eq!(none, None, "printed only once");
-        assert!(again.identify(&token).is_some(), "the same token works after a restart");
+        assert!(
+            again.identify(&token).is_some(),
+            "the same token works after a restart"
+        );
     }
 
     #[test]
     fn configured_operator_tokens_need_no_bootstrap() {
         let dir = tempfile::tempdir().unwrap();
-        let (auth, token) =
-            auth_config(Some("op-token-0123456789a,op-token-0123456789b"), None, None, false, dir.path()).unwrap();
+        let (auth, token) = auth_config(
+            Some("op-token-0123456789a,op-token-0123456789b"),
+            None,
+            None,
+            false,
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(token, None);
         assert!(auth.identify("op-token-0123456789b").is_some());
-        assert!(!dir.path().join(nightshift_console::bootstrap::BOOTSTRAP_FILE).exists());
+        assert!(!dir
+            .path()
+            .join(nightshift_console::bootstrap::BOOTSTRAP_FILE)
+            .exists());
         assert!(auth_config(Some("short"), None, None, false, dir.path()).is_err());
     }
 }

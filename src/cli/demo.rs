@@ -74,8 +74,12 @@ pub fn run(command: DemoCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match command {
             DemoCommand::Seed(args) => {
-                let db = DemoDb::connect(&args.db.database).await.context("opening the database")?;
-                let report = nightshift_demo::seed(&db, args.accounts).await.context("seeding")?;
+                let db = DemoDb::connect(&args.db.database)
+                    .await
+                    .context("opening the database")?;
+                let report = nightshift_demo::seed(&db, args.accounts)
+                    .await
+                    .context("seeding")?;
                 println!(
                     "demo seeded: {} accounts, {} loans, {} installments",
                     report.accounts, report.loans, report.installments
@@ -83,15 +87,21 @@ pub fn run(command: DemoCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             DemoCommand::Tamper(args) => {
-                let db = DemoDb::connect(&args.db.database).await.context("opening the database")?;
+                let db = DemoDb::connect(&args.db.database)
+                    .await
+                    .context("opening the database")?;
                 match db.tamper().await.context("tampering")? {
                     0 => println!("nothing tampered: no posting yet, or already tampered"),
-                    _ => println!("one posting leg is now off by 1.00: the next reconciliation fails"),
+                    _ => println!(
+                        "one posting leg is now off by 1.00: the next reconciliation fails"
+                    ),
                 }
                 Ok(ExitCode::SUCCESS)
             }
             DemoCommand::Repair(args) => {
-                let db = DemoDb::connect(&args.db.database).await.context("opening the database")?;
+                let db = DemoDb::connect(&args.db.database)
+                    .await
+                    .context("opening the database")?;
                 let n = db.repair().await.context("repairing")?;
                 println!("{n} tampered leg(s) repaired");
                 Ok(ExitCode::SUCCESS)
@@ -104,13 +114,20 @@ pub fn run(command: DemoCommand) -> anyhow::Result<ExitCode> {
 async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
     let prefix = args.etcd.key_prefix()?;
     let url = &args.db.database;
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
         return crate::cli::conn::bad_input("--database: expected sqlite://FILE or postgres://...");
     }
     let coord = until_reachable("etcd", || args.etcd.connect()).await?;
     let db = until_reachable("the demo database", || async {
-        let db = DemoDb::connect(&args.db.database).await.context("opening the database")?;
-        db.ensure_schema().await.context("creating the demo tables")?;
+        let db = DemoDb::connect(&args.db.database)
+            .await
+            .context("opening the database")?;
+        db.ensure_schema()
+            .await
+            .context("creating the demo tables")?;
         Ok(db)
     })
     .await?;
@@ -118,7 +135,9 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
     let builder = Executor::builder()
         .coordinator(coord)
         .prefix(prefix)
-        .id(args.id.unwrap_or_else(|| format!("demo-{}", std::process::id())))
+        .id(args
+            .id
+            .unwrap_or_else(|| format!("demo-{}", std::process::id())))
         .capacity(args.capacity)
         .lease_ttl(args.lease_ttl)
         .handler("noop", Noop)

@@ -69,7 +69,12 @@ pub struct Args {
     #[arg(long, value_name = "DAG")]
     pub run_now: Option<String>,
     /// Operator token for the console (default: a fresh random one, printed).
-    #[arg(long, env = "NIGHTSHIFT_OPERATOR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "NIGHTSHIFT_OPERATOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
@@ -84,28 +89,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", args.state_dir.join("nightshift.db").display()));
+    let database = args.database.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            args.state_dir.join("nightshift.db").display()
+        )
+    });
     let prefix = args.etcd.key_prefix()?;
-    let (coord, snapshot_path): (Arc<dyn Coordinator>, Option<PathBuf>) = if args.etcd.is_configured() {
-        (args.etcd.connect().await?, None)
-    } else {
-        let memory = MemoryCoordinator::new();
-        let path = args.state_dir.join("coordination.json");
-        let restored = snapshot::restore(&memory, &path).await?;
-        if restored > 0 {
-            eprintln!("resuming: {restored} coordination keys restored from {}", path.display());
-        }
-        let persisted = snapshot::Persisted::new(Arc::new(memory), path.clone(), prefix.clone());
-        (Arc::new(persisted), Some(path))
-    };
-    let store = DatabaseArgs { database: database.clone() }.connect().await?;
-    let demo = Arc::new(DemoDb::connect(&database).await.context("opening the demo ledger")?);
-    demo.ensure_schema().await.context("creating the demo tables")?;
+    let (coord, snapshot_path): (Arc<dyn Coordinator>, Option<PathBuf>) =
+        if args.etcd.is_configured() {
+            (args.etcd.connect().await?, None)
+        } else {
+            let memory = MemoryCoordinator::new();
+            let path = args.state_dir.join("coordination.json");
+            let restored = snapshot::restore(&memory, &path).await?;
+            if restored > 0 {
+                eprintln!(
+                    "resuming: {restored} coordination keys restored from {}",
+                    path.display()
+                );
+            }
+            let persisted =
+                snapshot::Persisted::new(Arc::new(memory), path.clone(), prefix.clone());
+            (Arc::new(persisted), Some(path))
+        };
+    let store = DatabaseArgs {
+        database: database.clone(),
+    }
+    .connect()
+    .await?;
+    let demo = Arc::new(
+        DemoDb::connect(&database)
+            .await
+            .context("opening the demo ledger")?,
+    );
+    demo.ensure_schema()
+        .await
+        .context("creating the demo tables")?;
     if demo.account_count().await? == 0 {
-        let report = nightshift_demo::seed(&demo, args.accounts).await.context("seeding the demo")?;
+        let report = nightshift_demo::seed(&demo, args.accounts)
+            .await
+            .context("seeding the demo")?;
         eprintln!(
             "demo seeded: {} accounts, {} loans, {} installments",
             report.accounts, report.loans, report.installments
@@ -116,15 +140,28 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut config = SchedulerConfig::new(format!("dev-scheduler-{}", std::process::id()), prefix.clone());
+    let mut config = SchedulerConfig::new(
+        format!("dev-scheduler-{}", std::process::id()),
+        prefix.clone(),
+    );
     config.tick = Duration::from_millis(250);
     // The scheduler's future is not `Send`, so it runs on this task,
     // polled by the main loop below, instead of being spawned.
-    let scheduler = run_scheduler(coord.clone(), store.clone(), Arc::new(SystemClock), config, stop_rx.clone());
+    let scheduler = run_scheduler(
+        coord.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        config,
+        stop_rx.clone(),
+    );
     tokio::pin!(scheduler);
     let mut scheduler_done = false;
     for i in 0..args.executors {
-        let id = if snapshot_path.is_some() { format!("dev-{i}") } else { format!("dev-{i}-{}", std::process::id()) };
+        let id = if snapshot_path.is_some() {
+            format!("dev-{i}")
+        } else {
+            format!("dev-{i}-{}", std::process::id())
+        };
         let builder = Executor::builder()
             .coordinator(coord.clone())
             .prefix(prefix.clone())
@@ -141,8 +178,12 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let token = args.token.clone().unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
-    let auth = AuthConfig::operators([("operator", token.clone())]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = args
+        .token
+        .clone()
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let auth =
+        AuthConfig::operators([("operator", token.clone())]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -240,7 +281,11 @@ async fn apply_folder(coord: &dyn Coordinator, store: &Store, prefix: &str, dir:
         for d in &report.diagnostics {
             eprintln!("{}", d.render());
         }
-        eprintln!("{} error(s) in {}: nothing applied", report.error_count(), dir.display());
+        eprintln!(
+            "{} error(s) in {}: nothing applied",
+            report.error_count(),
+            dir.display()
+        );
         return;
     }
     let dags = match applied::with_sources(&paths) {

@@ -8,12 +8,12 @@
 //! environment, never from a flag, and is never printed). SIGTERM and Ctrl-C
 //! start a graceful drain.
 
+use crate::cli::conn::{EtcdArgs, PASSWORD_ENV};
 use anyhow::{bail, Context as _};
+use nightshift_coord::etcd::EtcdConfig;
 use nightshift_core::duration::parse_duration;
 use nightshift_executor::builtin::{Noop, Sleep};
-use crate::cli::conn::{EtcdArgs, PASSWORD_ENV};
 use nightshift_executor::Executor;
-use nightshift_coord::etcd::EtcdConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -39,7 +39,12 @@ pub struct Args {
     #[command(flatten)]
     pub etcd: EtcdArgs,
     /// Handlers to serve, comma-separated: noop, sleep.
-    #[arg(long, value_delimiter = ',', default_value = "noop,sleep", value_name = "NAMES")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "noop,sleep",
+        value_name = "NAMES"
+    )]
     pub handlers: Vec<String>,
     /// Items run at once across all jobs (default: number of CPUs).
     #[arg(long, value_name = "N")]
@@ -179,15 +184,28 @@ mod tests {
         assert_eq!(a.lease_ttl, Duration::from_secs(2));
         assert_eq!(a.drain_grace, Duration::from_secs(30));
         assert_eq!(a.labels, vec![("zone".to_owned(), "eu-1".to_owned())]);
-        assert!(Cmd::try_parse_from(["x", "--etcd", "h", "--lease-ttl", "10"]).is_err(), "a bare number is ambiguous");
+        assert!(
+            Cmd::try_parse_from(["x", "--etcd", "h", "--lease-ttl", "10"]).is_err(),
+            "a bare number is ambiguous"
+        );
     }
 
     #[test]
     fn refuses_unknown_handlers_and_half_given_credentials() {
-        let err = |a: Args, env: Option<&str>| Settings::from_args(a, env.map(str::to_owned)).err().map(|e| e.to_string());
-        assert!(err(args(&["--handlers", "shell"]), None).unwrap().contains("unknown handler `shell`"));
-        assert!(err(args(&["--etcd-user", "root"]), None).unwrap().contains("needs a password"));
-        assert!(err(args(&[]), Some("pw")).unwrap().contains("without --etcd-user"));
+        let err = |a: Args, env: Option<&str>| {
+            Settings::from_args(a, env.map(str::to_owned))
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert!(err(args(&["--handlers", "shell"]), None)
+            .unwrap()
+            .contains("unknown handler `shell`"));
+        assert!(err(args(&["--etcd-user", "root"]), None)
+            .unwrap()
+            .contains("needs a password"));
+        assert!(err(args(&[]), Some("pw"))
+            .unwrap()
+            .contains("without --etcd-user"));
         assert!(err(args(&["--etcd-user", "root"]), Some("pw")).is_none());
     }
 
@@ -196,7 +214,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\n").unwrap();
-        let a = args(&["--etcd-user", "root", "--etcd-password-file", path.to_str().unwrap()]);
+        let a = args(&[
+            "--etcd-user",
+            "root",
+            "--etcd-password-file",
+            path.to_str().unwrap(),
+        ]);
         let settings = Settings::from_args(a, Some("ignored".into())).unwrap();
         assert_eq!(settings.etcd.password.as_deref(), Some("s3cret"));
     }

@@ -173,8 +173,8 @@ fn plan_job(
         ));
         return Ok(plan);
     }
-    let next = leader_plan(&spec.name, job, executors, previous)
-        .context("computing the assignment")?;
+    let next =
+        leader_plan(&spec.name, job, executors, previous).context("computing the assignment")?;
     let base = before.unwrap_or_default();
     plan.moved = if previous.is_some() {
         moved_items(&base, &next)

@@ -50,14 +50,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let prefix = args.etcd.key_prefix()?;
         let coord = until_reachable("etcd", || args.etcd.connect()).await?;
         let store = until_reachable("the database", || args.db.connect()).await?;
-        let id = args.id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+        let id = args
+            .id
+            .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
         let mut config = SchedulerConfig::new(id.clone(), prefix);
         config.lease_ttl = args.lease_ttl;
         config.tick = args.tick;
         config.misfire_grace = args.misfire_grace;
         config.store_alert_linger = args.store_alert_linger;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!("sigterm received: resigning"),
@@ -66,11 +69,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let _ = tx.send(true);
         });
         tracing::info!(id = %id, "scheduler replica starting");
-        run_scheduler(coord, store, Arc::new(SystemClock), config, rx).await.context("scheduler failed")?;
+        run_scheduler(coord, store, Arc::new(SystemClock), config, rx)
+            .await
+            .context("scheduler failed")?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
 fn host_name() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "scheduler".to_owned())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "scheduler".to_owned())
 }

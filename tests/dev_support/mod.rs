@@ -30,11 +30,18 @@ impl Proc {
             .env_remove("NIGHTSHIFT_ETCD")
             .env_remove("NIGHTSHIFT_DATABASE_URL")
             .env_remove("NIGHTSHIFT_OPERATOR_TOKEN")
-            .stdout(if stdout { Stdio::piped() } else { Stdio::null() })
+            .stdout(if stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(std::fs::File::create(log)?)
             .spawn()
             .context("starting nightshift")?;
-        Ok(Proc { child, log: log.to_owned() })
+        Ok(Proc {
+            child,
+            log: log.to_owned(),
+        })
     }
 
     /// SIGKILL, and reap.
@@ -63,7 +70,17 @@ pub fn start_dev(state: &Path, extra: &[&str], log_name: &str) -> Result<(Proc, 
     let dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
     let state_s = state.display().to_string();
     let dags_s = dags.display().to_string();
-    let mut args = vec!["dev", "--state-dir", &state_s, "--dags", &dags_s, "--listen", "127.0.0.1:0", "--token", TOKEN];
+    let mut args = vec![
+        "dev",
+        "--state-dir",
+        &state_s,
+        "--dags",
+        &dags_s,
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        TOKEN,
+    ];
     args.extend_from_slice(extra);
     let mut proc = Proc::start(&args, &state.join(log_name), true)?;
     let stdout = proc.child.stdout.take().context("no stdout")?;
@@ -77,7 +94,10 @@ pub fn start_dev(state: &Path, extra: &[&str], log_name: &str) -> Result<(Proc, 
     });
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(addr) => Ok((proc, addr)),
-        Err(_) => bail!("nightshift dev printed no console address:\n{}", proc.tail()),
+        Err(_) => bail!(
+            "nightshift dev printed no console address:\n{}",
+            proc.tail()
+        ),
     }
 }
 
@@ -93,8 +113,14 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).context("no status line")?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     // Bodies may be chunked: the JSON is between the first `{`/`[` and the last `}`/`]`.
     let start = body.find(['{', '[']).unwrap_or(0);
     let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
@@ -126,7 +152,12 @@ pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) 
 
 /// State of job `job` in a run detail document.
 pub fn job_state(detail: &Value, job: &str) -> Option<String> {
-    detail["jobs"].as_array()?.iter().find(|j| j["job"] == job).and_then(|j| j["state"].as_str()).map(str::to_owned)
+    detail["jobs"]
+        .as_array()?
+        .iter()
+        .find(|j| j["job"] == job)
+        .and_then(|j| j["state"].as_str())
+        .map(str::to_owned)
 }
 
 /// The run of `dag` with business date `date`, if listed.
@@ -143,7 +174,11 @@ pub fn find_run(addr: &str, dag: &str, date: &str) -> Option<String> {
 pub fn wait_terminal(addr: &str, run: &str, timeout: Duration) -> Result<Value> {
     poll(timeout, &format!("run {run} to end"), || {
         let detail = get_json(addr, &format!("/api/v1/runs/{run}")).ok()?;
-        matches!(detail["run"]["state"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(detail)
+        matches!(
+            detail["run"]["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+        .then_some(detail)
     })
 }
 
@@ -153,15 +188,29 @@ pub async fn assert_ledger_reconciled(url: &str, date: &str) -> Result<()> {
     let db = nightshift_demo::DemoDb::connect(url).await?;
     let check = db.check_ledger(date).await?;
     assert!(check.is_ok(), "{}", check.report());
-    let legs = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings").await?;
-    let accruals = db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals").await?;
-    let collected =
-        db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'collected'").await?;
-    assert!(accruals > 0, "nothing accrued");
-    assert_eq!(legs, 2 * (accruals + collected), "postings are not exactly two legs per accrual/collection");
-    let day = db
-        .scalar(&format!("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals WHERE business_date = '{date}'"))
+    let legs = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_postings")
         .await?;
-    assert!(day > 5_000, "the day's accruals cover the 10,000 accounts: {day}");
+    let accruals = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals")
+        .await?;
+    let collected = db
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_collections WHERE status = 'collected'")
+        .await?;
+    assert!(accruals > 0, "nothing accrued");
+    assert_eq!(
+        legs,
+        2 * (accruals + collected),
+        "postings are not exactly two legs per accrual/collection"
+    );
+    let day = db
+        .scalar(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals WHERE business_date = '{date}'"
+        ))
+        .await?;
+    assert!(
+        day > 5_000,
+        "the day's accruals cover the 10,000 accounts: {day}"
+    );
     Ok(())
 }

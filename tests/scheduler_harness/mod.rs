@@ -53,7 +53,11 @@ impl Proc {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
         // own child, not yet reaped, so it cannot name another process.
         let rc = unsafe { libc::kill(pid, signal) };
-        anyhow::ensure!(rc == 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
+        anyhow::ensure!(
+            rc == 0,
+            "kill({pid}, {signal}) failed: {}",
+            std::io::Error::last_os_error()
+        );
         Ok(())
     }
 
@@ -110,8 +114,18 @@ impl Cluster {
             }
         };
         let store = Store::connect(&url).await?;
-        let coord = nightshift_coord::etcd::EtcdCoordinator::connect(nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints())).await?;
-        Ok(Cluster { etcd, coord, _db: handle, db_url: url, store, dir: tempfile::tempdir()? })
+        let coord = nightshift_coord::etcd::EtcdCoordinator::connect(
+            nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints()),
+        )
+        .await?;
+        Ok(Cluster {
+            etcd,
+            coord,
+            _db: handle,
+            db_url: url,
+            store,
+            dir: tempfile::tempdir()?,
+        })
     }
 
     pub fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
@@ -124,22 +138,58 @@ impl Cluster {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("spawning {name}"))?;
-        Ok(Proc { name: name.to_owned(), child, log })
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        })
     }
 
     pub fn scheduler(&self, id: &str) -> Result<Proc> {
-        let args: Vec<String> = ["scheduler", "--etcd", &self.etcd.endpoint(), "--database", &self.db_url, "--prefix", PREFIX, "--id", id, "--lease-ttl", "2s", "--tick", "200ms", "--misfire-grace", "1500ms"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "scheduler",
+            "--etcd",
+            &self.etcd.endpoint(),
+            "--database",
+            &self.db_url,
+            "--prefix",
+            PREFIX,
+            "--id",
+            id,
+            "--lease-ttl",
+            "2s",
+            "--tick",
+            "200ms",
+            "--misfire-grace",
+            "1500ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         self.spawn(&format!("scheduler-{id}"), &args)
     }
 
     pub fn executor(&self, id: &str, capacity: u32) -> Result<Proc> {
-        let args: Vec<String> = ["executor", "--etcd", &self.etcd.endpoint(), "--id", id, "--lease-ttl", "2s", "--prefix", PREFIX, "--handlers", "sleep,noop", "--capacity", &capacity.to_string(), "--drain-grace", "1s"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "executor",
+            "--etcd",
+            &self.etcd.endpoint(),
+            "--id",
+            id,
+            "--lease-ttl",
+            "2s",
+            "--prefix",
+            PREFIX,
+            "--handlers",
+            "sleep,noop",
+            "--capacity",
+            &capacity.to_string(),
+            "--drain-grace",
+            "1s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         self.spawn(&format!("executor-{id}"), &args)
     }
 
@@ -151,14 +201,18 @@ impl Cluster {
     /// Like [`Cluster::cli`]; `database` says whether the command takes `--database`.
     pub fn cli_with(&self, args: &[&str], database: bool) -> Result<String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightshift"));
-        cmd.args(args).args(["--etcd", &self.etcd.endpoint(), "--prefix", PREFIX]);
+        cmd.args(args)
+            .args(["--etcd", &self.etcd.endpoint(), "--prefix", PREFIX]);
         if database {
             cmd.args(["--database", &self.db_url]);
         }
-        let out = cmd
-            .env("NO_COLOR", "1")
-            .output()?;
-        anyhow::ensure!(out.status.success(), "nightshift {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = cmd.env("NO_COLOR", "1").output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "nightshift {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -178,7 +232,10 @@ impl Cluster {
     }
 
     pub async fn runs(&self, dag: &str) -> Vec<Run> {
-        let filter = RunFilter { dag: Some(DagName::new(dag)), ..Default::default() };
+        let filter = RunFilter {
+            dag: Some(DagName::new(dag)),
+            ..Default::default()
+        };
         self.store.list_runs(&filter).await.unwrap_or_default()
     }
 
@@ -195,7 +252,12 @@ impl Cluster {
     /// Waits for a run to end; returns its final row.
     pub async fn wait_run_end(&self, run: &RunId, timeout: Duration) -> Result<Run> {
         wait_for_value(timeout, &format!("run {run} to end"), || async {
-            self.store.get_run(run).await.ok().flatten().filter(|r| r.state.is_terminal())
+            self.store
+                .get_run(run)
+                .await
+                .ok()
+                .flatten()
+                .filter(|r| r.state.is_terminal())
         })
         .await
     }
@@ -206,7 +268,12 @@ impl Cluster {
 
     /// Whether `executor` currently holds an assignment of `job` in `run`.
     pub async fn holds(&self, run: &RunId, job: &str, executor: &str) -> bool {
-        let key = nightshift_core::keyspace::assign_key(PREFIX, run, &JobName::new(job), &ExecutorId::new(executor));
+        let key = nightshift_core::keyspace::assign_key(
+            PREFIX,
+            run,
+            &JobName::new(job),
+            &ExecutorId::new(executor),
+        );
         use nightshift_coord::Coordinator;
         matches!(self.coord.get(&key).await, Ok(Some(_)))
     }
@@ -214,8 +281,12 @@ impl Cluster {
     /// Ids of the registered executors.
     pub async fn executor_ids(&self) -> Vec<String> {
         use nightshift_coord::Coordinator;
-        let Ok((kvs, _)) = self.coord.get_prefix(&format!("{PREFIX}executors/")).await else { return Vec::new() };
-        kvs.iter().filter_map(|kv| kv.key.rsplit('/').next().map(str::to_owned)).collect()
+        let Ok((kvs, _)) = self.coord.get_prefix(&format!("{PREFIX}executors/")).await else {
+            return Vec::new();
+        };
+        kvs.iter()
+            .filter_map(|kv| kv.key.rsplit('/').next().map(str::to_owned))
+            .collect()
     }
 }
 
@@ -226,17 +297,39 @@ pub fn check_exactly_once(job: &str, shards: u32, attempts: &[Attempt]) -> Resul
     for item in 0..shards {
         let mut mine: Vec<&Attempt> = attempts.iter().filter(|a| a.item.0 == item).collect();
         mine.sort_by_key(|a| a.attempt);
-        let wins = mine.iter().filter(|a| a.outcome == Some(AttemptOutcome::Succeeded)).count();
-        anyhow::ensure!(wins == 1, "{job} item {item}: {wins} successful attempts: {mine:?}");
+        let wins = mine
+            .iter()
+            .filter(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+            .count();
+        anyhow::ensure!(
+            wins == 1,
+            "{job} item {item}: {wins} successful attempts: {mine:?}"
+        );
         for a in &mine {
-            anyhow::ensure!(a.fencing_token.0 > 0, "{job} item {item}: attempt without a fencing token: {a:?}");
-            anyhow::ensure!(a.ended_at_ms.is_some(), "{job} item {item}: attempt never ended: {a:?}");
+            anyhow::ensure!(
+                a.fencing_token.0 > 0,
+                "{job} item {item}: attempt without a fencing token: {a:?}"
+            );
+            anyhow::ensure!(
+                a.ended_at_ms.is_some(),
+                "{job} item {item}: attempt never ended: {a:?}"
+            );
         }
         for pair in mine.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             let a_end = a.ended_at_ms.unwrap_or(i64::MAX);
-            anyhow::ensure!(a_end <= b.started_at_ms, "{job} item {item}: attempt {} ({}) overlaps attempt {} ({}): {a:?} {b:?}", a.attempt, a.executor, b.attempt, b.executor);
-            anyhow::ensure!(a.fencing_token != b.fencing_token || a.executor == b.executor, "{job} item {item}: two owners share a token");
+            anyhow::ensure!(
+                a_end <= b.started_at_ms,
+                "{job} item {item}: attempt {} ({}) overlaps attempt {} ({}): {a:?} {b:?}",
+                a.attempt,
+                a.executor,
+                b.attempt,
+                b.executor
+            );
+            anyhow::ensure!(
+                a.fencing_token != b.fencing_token || a.executor == b.executor,
+                "{job} item {item}: two owners share a token"
+            );
         }
     }
     Ok(())

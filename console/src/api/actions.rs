@@ -21,11 +21,11 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{Datelike, NaiveDate};
+use nightshift_coord::{Compare, Txn, TxnOp};
 use nightshift_core::ids::{DagName, ItemIndex, JobName};
 use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
 use nightshift_core::state::TriggerSource;
-use nightshift_coord::{Compare, Txn, TxnOp};
 use nightshift_store::Run;
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
@@ -48,7 +48,10 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{run}/cancel", post(cancel))
         .route("/runs/{run}/retry", post(retry))
         .route("/runs/{run}/jobs/{job}/skip", post(skip))
-        .route("/runs/{run}/jobs/{job}/items/{item}/mark-succeeded", post(mark_succeeded))
+        .route(
+            "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
+            post(mark_succeeded),
+        )
 }
 
 /// `POST /dags/{dag}/trigger` body.
@@ -89,28 +92,55 @@ pub struct Issued {
 
 /// Writes the command, refusing to overwrite an existing key (two commands
 /// of the same millisecond and nonce cannot both land).
-pub async fn issue(state: &AppState, operator: &Operator, command: Command) -> Result<Issued, ApiError> {
+pub async fn issue(
+    state: &AppState,
+    operator: &Operator,
+    command: Command,
+) -> Result<Issued, ApiError> {
     let now = now_ms();
     let id = CommandId::new(now, rand::random::<u64>());
-    let record = CommandRecord { id: id.clone(), issued_at_ms: now, issued_by: operator.user.clone(), command };
-    let value = encode(&record).map_err(|e| ApiError::Internal(format!("encoding command: {e}")))?;
+    let record = CommandRecord {
+        id: id.clone(),
+        issued_at_ms: now,
+        issued_by: operator.user.clone(),
+        command,
+    };
+    let value =
+        encode(&record).map_err(|e| ApiError::Internal(format!("encoding command: {e}")))?;
     let key = command_key(&state.prefix, &id);
     let txn = Txn {
         compares: vec![Compare::absent(key.clone())],
-        success: vec![TxnOp::Put { key, value, lease: None }],
+        success: vec![TxnOp::Put {
+            key,
+            value,
+            lease: None,
+        }],
         failure: vec![],
     };
     if !state.coord.txn(txn).await?.succeeded {
-        return Err(ApiError::Conflict("a command with the same id exists; try again".to_owned()));
+        return Err(ApiError::Conflict(
+            "a command with the same id exists; try again".to_owned(),
+        ));
     }
     tracing::info!(command = %id, kind = record.command.kind(), user = %operator.user, "operator command issued");
-    Ok(Issued { command_id: id.to_string(), kind: record.command.kind().to_owned(), issued_by: operator.user.clone() })
+    Ok(Issued {
+        command_id: id.to_string(),
+        kind: record.command.kind().to_owned(),
+        issued_by: operator.user.clone(),
+    })
 }
 
 type Accepted = (StatusCode, Json<Issued>);
 
-async fn accepted(state: &AppState, operator: &Operator, command: Command) -> Result<Accepted, ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(issue(state, operator, command).await?)))
+async fn accepted(
+    state: &AppState,
+    operator: &Operator,
+    command: Command,
+) -> Result<Accepted, ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(issue(state, operator, command).await?),
+    ))
 }
 
 async fn dag_exists(state: &AppState, dag: &str) -> Result<DagName, ApiError> {
@@ -160,12 +190,19 @@ impl TriggerRequest {
 }
 
 /// Checks a trigger request and issues its command; 409 on a paused DAG.
-async fn issue_trigger(state: &AppState, operator: &Operator, dag: &str, req: TriggerRequest) -> Result<(DagName, Issued), ApiError> {
+async fn issue_trigger(
+    state: &AppState,
+    operator: &Operator,
+    dag: &str,
+    req: TriggerRequest,
+) -> Result<(DagName, Issued), ApiError> {
     req.check()?;
     id_segment("dag name", dag)?;
     let dag = DagName::new(dag);
     if super::dags::known_dag(state, &dag).await?.paused {
-        return Err(ApiError::Conflict(format!("DAG `{dag}` is paused; resume it before triggering a run")));
+        return Err(ApiError::Conflict(format!(
+            "DAG `{dag}` is paused; resume it before triggering a run"
+        )));
     }
     let command = Command::Trigger {
         dag: dag.clone(),
@@ -195,30 +232,53 @@ pub(crate) async fn trigger_run(
     OptionalJson(req): OptionalJson<TriggerRequest>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     let (dag, issued) = issue_trigger(&state, &operator, &dag, req).await?;
-    let id = CommandId::parse(&issued.command_id)
-        .ok_or_else(|| ApiError::Internal(format!("issued an unparsable command id {}", issued.command_id)))?;
+    let id = CommandId::parse(&issued.command_id).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "issued an unparsable command id {}",
+            issued.command_id
+        ))
+    })?;
     let run_id = trigger_run_id(&dag, &id).to_string();
     Ok((StatusCode::ACCEPTED, Json(RunAccepted { run_id, issued })))
 }
 
-async fn pause(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
+async fn pause(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(dag): Path<String>,
+    _: NoFields,
+) -> Result<Accepted, ApiError> {
     let dag = dag_exists(&state, &dag).await?;
     accepted(&state, &operator, Command::PauseDag { dag }).await
 }
 
-async fn resume(State(state): State<AppState>, operator: Operator, Path(dag): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
+async fn resume(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(dag): Path<String>,
+    _: NoFields,
+) -> Result<Accepted, ApiError> {
     let dag = dag_exists(&state, &dag).await?;
     accepted(&state, &operator, Command::ResumeDag { dag }).await
 }
 
 fn not_over(run: &Run) -> Result<(), ApiError> {
     if run.state.is_terminal() {
-        return Err(ApiError::Conflict(format!("run `{}` is already {}", run.run_id, run.state.as_str())));
+        return Err(ApiError::Conflict(format!(
+            "run `{}` is already {}",
+            run.run_id,
+            run.state.as_str()
+        )));
     }
     Ok(())
 }
 
-async fn cancel(State(state): State<AppState>, operator: Operator, Path(run): Path<String>, _: NoFields) -> Result<Accepted, ApiError> {
+async fn cancel(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(run): Path<String>,
+    _: NoFields,
+) -> Result<Accepted, ApiError> {
     let run = get_run(&state, &run).await?;
     not_over(&run)?;
     accepted(&state, &operator, Command::CancelRun { run: run.run_id }).await
@@ -231,9 +291,15 @@ async fn job_of(state: &AppState, run: &Run, job: &str) -> Result<(JobName, u32)
     if let Some(jr) = state.store.job_run(&run.run_id, &job).await? {
         return Ok((job, jr.shards));
     }
-    match run_spec(state, run).await?.and_then(|s| s.job(&job).map(|j| j.shards)) {
+    match run_spec(state, run)
+        .await?
+        .and_then(|s| s.job(&job).map(|j| j.shards))
+    {
         Some(shards) => Ok((job, shards)),
-        None => Err(ApiError::NotFound(format!("run `{}` has no job `{job}`", run.run_id))),
+        None => Err(ApiError::NotFound(format!(
+            "run `{}` has no job `{job}`",
+            run.run_id
+        ))),
     }
 }
 
@@ -248,7 +314,15 @@ async fn retry(
         Some(job) => Some(job_of(&state, &run, &job).await?.0),
         None => None,
     };
-    accepted(&state, &operator, Command::Retry { run: run.run_id, job }).await
+    accepted(
+        &state,
+        &operator,
+        Command::Retry {
+            run: run.run_id,
+            job,
+        },
+    )
+    .await
 }
 
 async fn skip(
@@ -262,10 +336,21 @@ async fn skip(
     let (job, _) = job_of(&state, &run, &job).await?;
     if let Some(jr) = state.store.job_run(&run.run_id, &job).await? {
         if jr.state.is_terminal() {
-            return Err(ApiError::Conflict(format!("job `{job}` is already {}", jr.state.as_str())));
+            return Err(ApiError::Conflict(format!(
+                "job `{job}` is already {}",
+                jr.state.as_str()
+            )));
         }
     }
-    accepted(&state, &operator, Command::SkipJob { run: run.run_id, job }).await
+    accepted(
+        &state,
+        &operator,
+        Command::SkipJob {
+            run: run.run_id,
+            job,
+        },
+    )
+    .await
 }
 
 async fn mark_succeeded(
@@ -274,13 +359,27 @@ async fn mark_succeeded(
     Path((run, job, item)): Path<(String, String, String)>,
     _: NoFields,
 ) -> Result<Accepted, ApiError> {
-    let item: u32 = item
-        .parse()
-        .map_err(|_| ApiError::bad(format!("item `{item}` is not an item index (a whole number from 0 to {})", u32::MAX)))?;
+    let item: u32 = item.parse().map_err(|_| {
+        ApiError::bad(format!(
+            "item `{item}` is not an item index (a whole number from 0 to {})",
+            u32::MAX
+        ))
+    })?;
     let run = get_run(&state, &run).await?;
     let (job, shards) = job_of(&state, &run, &job).await?;
     if item >= shards {
-        return Err(ApiError::NotFound(format!("job `{job}` has {shards} items; there is no item {item}")));
+        return Err(ApiError::NotFound(format!(
+            "job `{job}` has {shards} items; there is no item {item}"
+        )));
     }
-    accepted(&state, &operator, Command::MarkItemSucceeded { run: run.run_id, job, item: ItemIndex(item) }).await
+    accepted(
+        &state,
+        &operator,
+        Command::MarkItemSucceeded {
+            run: run.run_id,
+            job,
+            item: ItemIndex(item),
+        },
+    )
+    .await
 }

@@ -146,8 +146,18 @@ pub struct SilenceRequest {
 /// Alerts matching the query, newest first.
 pub async fn alerts(state: &AppState, q: &AlertQuery) -> Result<Vec<AlertView>, ApiError> {
     let mut states = Vec::new();
-    for s in q.state.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        states.push(AlertState::from_str(s).map_err(|_| ApiError::bad(format!("unknown alert state `{s}`")))?);
+    for s in q
+        .state
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        states.push(
+            AlertState::from_str(s)
+                .map_err(|_| ApiError::bad(format!("unknown alert state `{s}`")))?,
+        );
     }
     let dag = match q.dag.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => {
@@ -156,16 +166,35 @@ pub async fn alerts(state: &AppState, q: &AlertQuery) -> Result<Vec<AlertView>, 
         }
         None => None,
     };
-    let filter = AlertFilter { states, dag, limit: Some(limit(q.limit)?) };
-    Ok(state.store.list_alerts(&filter).await?.into_iter().map(AlertView::from).collect())
+    let filter = AlertFilter {
+        states,
+        dag,
+        limit: Some(limit(q.limit)?),
+    };
+    Ok(state
+        .store
+        .list_alerts(&filter)
+        .await?
+        .into_iter()
+        .map(AlertView::from)
+        .collect())
 }
 
 /// Silences in force now.
 pub async fn active_silences(state: &AppState) -> Result<Vec<SilenceView>, ApiError> {
-    Ok(state.store.active_silences(now_ms()).await?.into_iter().map(SilenceView::from).collect())
+    Ok(state
+        .store
+        .active_silences(now_ms())
+        .await?
+        .into_iter()
+        .map(SilenceView::from)
+        .collect())
 }
 
-async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<AlertQuery>) -> Result<Json<Vec<AlertView>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
     Ok(Json(alerts(&state, &q).await?))
 }
 
@@ -179,17 +208,34 @@ async fn ack(
     Path(id): Path<String>,
     _: NoFields,
 ) -> Result<Json<AlertView>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::bad(format!("alert id `{id}` is not a number")))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("alert id `{id}` is not a number")))?;
     let now = now_ms();
-    let alert = match state.store.ack_alert(AlertId(id), &operator.user, now).await {
+    let alert = match state
+        .store
+        .ack_alert(AlertId(id), &operator.user, now)
+        .await
+    {
         Ok(alert) => alert,
-        Err(StoreError::NotFound { .. }) => return Err(ApiError::NotFound(format!("no alert {id}"))),
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::NotFound(format!("no alert {id}")))
+        }
         Err(StoreError::IllegalTransition { .. }) => {
-            return Err(ApiError::Conflict(format!("alert {id} is resolved and cannot be acknowledged")))
+            return Err(ApiError::Conflict(format!(
+                "alert {id} is resolved and cannot be acknowledged"
+            )))
         }
         Err(e) => return Err(e.into()),
     };
-    audit(&state, "alert_acknowledged", &operator, alert.dag.clone(), serde_json::json!({ "alert_id": id })).await?;
+    audit(
+        &state,
+        "alert_acknowledged",
+        &operator,
+        alert.dag.clone(),
+        serde_json::json!({ "alert_id": id }),
+    )
+    .await?;
     Ok(Json(alert.into()))
 }
 
@@ -200,7 +246,11 @@ async fn silence(
 ) -> Result<Json<SilenceView>, ApiError> {
     let rule = AlertRule::from_str(&req.rule).map_err(|_| {
         let known: Vec<&str> = AlertRule::ALL.iter().map(|r| r.as_str()).collect();
-        ApiError::bad(format!("unknown alert rule `{}` (one of {})", req.rule, known.join(", ")))
+        ApiError::bad(format!(
+            "unknown alert rule `{}` (one of {})",
+            req.rule,
+            known.join(", ")
+        ))
     })?;
     if !(1..=MAX_SILENCE_MINUTES).contains(&req.minutes) {
         return Err(ApiError::bad(format!(
@@ -217,8 +267,12 @@ async fn silence(
     };
     let now = now_ms();
     let until = now + i64::from(req.minutes) * 60_000;
-    let silence = state.store.silence(rule, dag.as_ref(), until, &operator.user, now).await?;
-    let detail = serde_json::json!({ "rule": rule.as_str(), "until_ms": until, "silence_id": silence.id });
+    let silence = state
+        .store
+        .silence(rule, dag.as_ref(), until, &operator.user, now)
+        .await?;
+    let detail =
+        serde_json::json!({ "rule": rule.as_str(), "until_ms": until, "silence_id": silence.id });
     audit(&state, "alert_silenced", &operator, dag, detail).await?;
     Ok(Json(silence.into()))
 }

@@ -28,7 +28,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags", get(list))
         .route("/dags/{dag}", get(one))
-        .route("/dags/{dag}/runs", get(runs).post(super::actions::trigger_run))
+        .route(
+            "/dags/{dag}/runs",
+            get(runs).post(super::actions::trigger_run),
+        )
 }
 
 /// A DAG with its schedule and latest runs.
@@ -150,7 +153,9 @@ pub(crate) async fn known_dag(state: &AppState, dag: &DagName) -> Result<KnownDa
     if let Some(applied) = live::applied_dag(state, dag).await? {
         return Ok(from_applied(applied));
     }
-    from_sql(state, dag).await?.ok_or_else(|| ApiError::NotFound(format!("no DAG named `{dag}`")))
+    from_sql(state, dag)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no DAG named `{dag}`")))
 }
 
 fn from_applied(a: nightshift_core::keyspace::AppliedDag) -> KnownDag {
@@ -165,8 +170,12 @@ fn from_applied(a: nightshift_core::keyspace::AppliedDag) -> KnownDag {
 }
 
 async fn from_sql(state: &AppState, dag: &DagName) -> Result<Option<KnownDag>, ApiError> {
-    let Some(summary) = state.store.get_dag(dag).await? else { return Ok(None) };
-    let Some(version) = state.store.latest_dag_version(dag).await? else { return Ok(None) };
+    let Some(summary) = state.store.get_dag(dag).await? else {
+        return Ok(None);
+    };
+    let Some(version) = state.store.latest_dag_version(dag).await? else {
+        return Ok(None);
+    };
     let spec: DagSpec = match serde_json::from_str(&version.spec_json) {
         Ok(spec) => spec,
         Err(e) => {
@@ -186,7 +195,11 @@ async fn from_sql(state: &AppState, dag: &DagName) -> Result<Option<KnownDag>, A
 
 /// The overview of every DAG.
 pub async fn overviews(state: &AppState) -> Result<Vec<DagOverview>, ApiError> {
-    let filter = AlertFilter { states: vec![AlertState::Open], dag: None, limit: Some(10_000) };
+    let filter = AlertFilter {
+        states: vec![AlertState::Open],
+        dag: None,
+        limit: Some(10_000),
+    };
     let mut open: BTreeMap<String, u32> = BTreeMap::new();
     for alert in state.store.list_alerts(&filter).await? {
         if let Some(dag) = alert.dag {
@@ -201,7 +214,11 @@ pub async fn overviews(state: &AppState) -> Result<Vec<DagOverview>, ApiError> {
     Ok(out)
 }
 
-pub(crate) async fn overview(state: &AppState, known: &KnownDag, open_alerts: u32) -> Result<DagOverview, ApiError> {
+pub(crate) async fn overview(
+    state: &AppState,
+    known: &KnownDag,
+    open_alerts: u32,
+) -> Result<DagOverview, ApiError> {
     let now = now_ms();
     let spec = &known.spec;
     let next = match (&spec.schedule, known.paused) {
@@ -210,8 +227,17 @@ pub(crate) async fn overview(state: &AppState, known: &KnownDag, open_alerts: u3
             .and_then(|s| s.next_business_after(Utc::now(), spec.calendar.as_ref())),
         _ => None,
     };
-    let recent = RunFilter { dag: Some(spec.name.clone()), limit: Some(1), ..RunFilter::default() };
-    let last_run = state.store.list_runs(&recent).await?.first().map(|r| RunBrief::new(r, now));
+    let recent = RunFilter {
+        dag: Some(spec.name.clone()),
+        limit: Some(1),
+        ..RunFilter::default()
+    };
+    let last_run = state
+        .store
+        .list_runs(&recent)
+        .await?
+        .first()
+        .map(|r| RunBrief::new(r, now));
     let live_filter = RunFilter {
         dag: Some(spec.name.clone()),
         states: vec![RunState::Pending, RunState::Running],
@@ -228,7 +254,11 @@ pub(crate) async fn overview(state: &AppState, known: &KnownDag, open_alerts: u3
                     u64::from(jr.succeeded + jr.failed + jr.skipped + jr.cancelled)
                 };
             }
-            Some(RunProgress { run: RunBrief::new(run, now), done, total: spec.total_items() })
+            Some(RunProgress {
+                run: RunBrief::new(run, now),
+                done,
+                total: spec.total_items(),
+            })
         }
         None => None,
     };
@@ -254,7 +284,11 @@ pub(crate) async fn overview(state: &AppState, known: &KnownDag, open_alerts: u3
 /// One DAG in detail.
 pub async fn detail(state: &AppState, dag: &DagName) -> Result<DagDetail, ApiError> {
     let known = known_dag(state, dag).await?;
-    let filter = AlertFilter { states: vec![AlertState::Open], dag: Some(dag.clone()), limit: Some(10_000) };
+    let filter = AlertFilter {
+        states: vec![AlertState::Open],
+        dag: Some(dag.clone()),
+        limit: Some(10_000),
+    };
     let open = u32::try_from(state.store.list_alerts(&filter).await?.len()).unwrap_or(u32::MAX);
     let overview = overview(state, &known, open).await?;
     let job_specs = known
@@ -282,11 +316,20 @@ pub async fn detail(state: &AppState, dag: &DagName) -> Result<DagDetail, ApiErr
         })
         .collect();
     versions.reverse();
-    Ok(DagDetail { overview, job_specs, source_toml: known.source_toml, versions })
+    Ok(DagDetail {
+        overview,
+        job_specs,
+        source_toml: known.source_toml,
+        versions,
+    })
 }
 
 /// Runs of one DAG, newest first.
-pub async fn dag_runs(state: &AppState, dag: &DagName, paging: Paging) -> Result<Vec<RunBrief>, ApiError> {
+pub async fn dag_runs(
+    state: &AppState,
+    dag: &DagName,
+    paging: Paging,
+) -> Result<Vec<RunBrief>, ApiError> {
     known_dag(state, dag).await?;
     let filter = RunFilter {
         dag: Some(dag.clone()),
@@ -295,14 +338,23 @@ pub async fn dag_runs(state: &AppState, dag: &DagName, paging: Paging) -> Result
         ..RunFilter::default()
     };
     let now = now_ms();
-    Ok(state.store.list_runs(&filter).await?.iter().map(|r| RunBrief::new(r, now)).collect())
+    Ok(state
+        .store
+        .list_runs(&filter)
+        .await?
+        .iter()
+        .map(|r| RunBrief::new(r, now))
+        .collect())
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<DagOverview>>, ApiError> {
     Ok(Json(overviews(&state).await?))
 }
 
-async fn one(State(state): State<AppState>, Path(dag): Path<String>) -> Result<Json<DagDetail>, ApiError> {
+async fn one(
+    State(state): State<AppState>,
+    Path(dag): Path<String>,
+) -> Result<Json<DagDetail>, ApiError> {
     id_segment("dag name", &dag)?;
     Ok(Json(detail(&state, &DagName::new(dag)).await?))
 }
@@ -315,4 +367,3 @@ async fn runs(
     id_segment("dag name", &dag)?;
     Ok(Json(dag_runs(&state, &DagName::new(dag), paging).await?))
 }
-

@@ -99,9 +99,11 @@ fn opt_id(kind: &'static str, value: &Option<String>) -> Result<Option<String>, 
 
 fn opt_instant(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
     match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => parse_instant(v)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad(format!("`{name}` must be epoch milliseconds or an RFC 3339 time"))),
+        Some(v) => parse_instant(v).map(Some).ok_or_else(|| {
+            ApiError::bad(format!(
+                "`{name}` must be epoch milliseconds or an RFC 3339 time"
+            ))
+        }),
         None => Ok(None),
     }
 }
@@ -111,7 +113,9 @@ pub fn filter(q: &EventQuery) -> Result<EventFilter, ApiError> {
     let kind = q.kind.as_deref().map(str::trim).filter(|k| !k.is_empty());
     if let Some(k) = kind {
         if k.len() > 64 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(ApiError::bad("`kind` must be letters, digits and underscores"));
+            return Err(ApiError::bad(
+                "`kind` must be letters, digits and underscores",
+            ));
         }
     }
     Ok(EventFilter {
@@ -132,9 +136,18 @@ pub fn filter(q: &EventQuery) -> Result<EventFilter, ApiError> {
 /// Events matching the query.
 pub async fn events(state: &AppState, q: &EventQuery) -> Result<Vec<EventView>, ApiError> {
     let filter = filter(q)?;
-    Ok(state.store.events(&filter).await?.into_iter().map(EventView::from).collect())
+    Ok(state
+        .store
+        .events(&filter)
+        .await?
+        .into_iter()
+        .map(EventView::from)
+        .collect())
 }
 
-async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventQuery>) -> Result<Json<Vec<EventView>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
     Ok(Json(events(&state, &q).await?))
 }

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/executors", get(list)).route("/executors/lost", get(lost))
+    Router::new()
+        .route("/executors", get(list))
+        .route("/executors/lost", get(lost))
 }
 
 /// Event kind the scheduler leader writes when an executor's lease ended
@@ -85,11 +87,18 @@ pub fn count_items(text: &str) -> Option<u64> {
 }
 
 /// Executors lost in the last `q.hours` hours, newest first.
-pub async fn lost_executors(state: &AppState, q: &LostQuery) -> Result<Vec<LostExecutor>, ApiError> {
+pub async fn lost_executors(
+    state: &AppState,
+    q: &LostQuery,
+) -> Result<Vec<LostExecutor>, ApiError> {
     let hours = match q.hours {
         None => LOST_DEFAULT_HOURS,
         Some(h) if (1..=LOST_MAX_HOURS).contains(&h) => h,
-        Some(h) => return Err(ApiError::bad(format!("hours {h} is out of range (1 to {LOST_MAX_HOURS})"))),
+        Some(h) => {
+            return Err(ApiError::bad(format!(
+                "hours {h} is out of range (1 to {LOST_MAX_HOURS})"
+            )))
+        }
     };
     let filter = EventFilter {
         kind: Some(EXECUTOR_LOST.to_owned()),
@@ -160,7 +169,12 @@ pub async fn executors(state: &AppState) -> Result<Vec<ExecutorView>, ApiError> 
     }
     let mut out = Vec::new();
     for info in live::executors(state).await? {
-        let ttl = state.coord.lease_time_to_live(LeaseId(info.lease)).await.ok().flatten();
+        let ttl = state
+            .coord
+            .lease_time_to_live(LeaseId(info.lease))
+            .await
+            .ok()
+            .flatten();
         out.push(ExecutorView {
             running_items: running.get(info.id.as_str()).copied().unwrap_or(0),
             id: info.id.to_string(),
@@ -182,7 +196,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<ExecutorView>>, 
     Ok(Json(executors(&state).await?))
 }
 
-async fn lost(State(state): State<AppState>, ApiQuery(q): ApiQuery<LostQuery>) -> Result<Json<Vec<LostExecutor>>, ApiError> {
+async fn lost(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<LostQuery>,
+) -> Result<Json<Vec<LostExecutor>>, ApiError> {
     Ok(Json(lost_executors(&state, &q).await?))
 }
 

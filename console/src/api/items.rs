@@ -5,6 +5,7 @@
 use super::id_segment;
 use super::runs::{get_run, run_spec};
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::{live, AppState};
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -12,7 +13,6 @@ use axum::{Json, Router};
 use nightshift_core::ids::JobName;
 use nightshift_core::state::{AttemptOutcome, JobState};
 use nightshift_store::Attempt;
-use crate::extract::ApiQuery;
 use serde::{Deserialize, Serialize};
 
 /// Routes of this module.
@@ -103,11 +103,13 @@ pub fn item_state(job: JobState, attempts: &[Attempt]) -> &'static str {
             Some(AttemptOutcome::Succeeded) => "succeeded",
             Some(AttemptOutcome::Failed | AttemptOutcome::TimedOut) => "failed",
             Some(AttemptOutcome::Cancelled) => "cancelled",
-            Some(AttemptOutcome::Lost | AttemptOutcome::Fenced) => from_job().unwrap_or(if job.is_terminal() {
-                "failed"
-            } else {
-                "pending"
-            }),
+            Some(AttemptOutcome::Lost | AttemptOutcome::Fenced) => {
+                from_job().unwrap_or(if job.is_terminal() {
+                    "failed"
+                } else {
+                    "pending"
+                })
+            }
         },
     }
 }
@@ -123,7 +125,9 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
         None => run_spec(state, &run)
             .await?
             .and_then(|spec| spec.job(&job).map(|j| j.shards))
-            .ok_or_else(|| ApiError::NotFound(format!("run `{}` has no job `{job}`", run.run_id)))?,
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("run `{}` has no job `{job}`", run.run_id))
+            })?,
     };
     let job_state = job_run.as_ref().map_or(JobState::Pending, |j| j.state);
     let attempts = state.store.attempts(&run.run_id, &job, None).await?;
@@ -140,18 +144,25 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
         .map(|(i, attempts)| {
             let item = i as u32;
             let state = item_state(job_state, &attempts);
-            let progress = progress.remove(&item).filter(|_| state == "running").map(|(executor, p)| ProgressView {
-                executor: executor.to_string(),
-                done: p.done,
-                total: p.total,
-                message: p.message,
-                at_ms: p.at_ms,
-            });
+            let progress =
+                progress
+                    .remove(&item)
+                    .filter(|_| state == "running")
+                    .map(|(executor, p)| ProgressView {
+                        executor: executor.to_string(),
+                        done: p.done,
+                        total: p.total,
+                        message: p.message,
+                        at_ms: p.at_ms,
+                    });
             ItemView {
                 job: job.to_string(),
                 item,
                 state,
-                executor: attempts.iter().max_by_key(|a| a.attempt).map(|a| a.executor.to_string()),
+                executor: attempts
+                    .iter()
+                    .max_by_key(|a| a.attempt)
+                    .map(|a| a.executor.to_string()),
                 attempts: attempts
                     .iter()
                     .map(|a| AttemptView {
@@ -215,11 +226,29 @@ mod tests {
         let running = JobState::Running;
         assert_eq!(item_state(running, &[]), "pending");
         assert_eq!(item_state(running, &[attempt(1, None)]), "running");
-        assert_eq!(item_state(running, &[attempt(2, Some(Succeeded)), attempt(1, Some(Failed))]), "succeeded");
-        assert_eq!(item_state(running, &[attempt(1, Some(Succeeded)), attempt(2, Some(TimedOut))]), "failed");
+        assert_eq!(
+            item_state(
+                running,
+                &[attempt(2, Some(Succeeded)), attempt(1, Some(Failed))]
+            ),
+            "succeeded"
+        );
+        assert_eq!(
+            item_state(
+                running,
+                &[attempt(1, Some(Succeeded)), attempt(2, Some(TimedOut))]
+            ),
+            "failed"
+        );
         assert_eq!(item_state(running, &[attempt(1, Some(Lost))]), "pending");
-        assert_eq!(item_state(JobState::Failed, &[attempt(1, Some(Fenced))]), "failed");
-        assert_eq!(item_state(running, &[attempt(1, Some(Cancelled))]), "cancelled");
+        assert_eq!(
+            item_state(JobState::Failed, &[attempt(1, Some(Fenced))]),
+            "failed"
+        );
+        assert_eq!(
+            item_state(running, &[attempt(1, Some(Cancelled))]),
+            "cancelled"
+        );
     }
 
     #[test]

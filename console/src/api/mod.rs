@@ -68,7 +68,9 @@ pub(crate) fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad(format!("limit {n} is out of range (1 to {MAX_LIMIT})"))),
+        Some(n) => Err(ApiError::bad(format!(
+            "limit {n} is out of range (1 to {MAX_LIMIT})"
+        ))),
     }
 }
 
@@ -118,7 +120,9 @@ impl RunBrief {
             created_at_ms: run.created_at_ms,
             started_at_ms: run.started_at_ms,
             ended_at_ms: run.ended_at_ms,
-            duration_ms: run.started_at_ms.map(|s| run.ended_at_ms.unwrap_or(now_ms) - s),
+            duration_ms: run
+                .started_at_ms
+                .map(|s| run.ended_at_ms.unwrap_or(now_ms) - s),
             error: run.error.clone(),
         }
     }

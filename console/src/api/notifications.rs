@@ -17,9 +17,15 @@ pub fn router() -> Router<AppState> {
 
 /// 200 with one [`Delivery`] per channel (each says whether it worked);
 /// 409 when no channel is configured.
-async fn test(State(state): State<AppState>, operator: Operator, _: NoFields) -> Result<Json<Vec<Delivery>>, ApiError> {
+async fn test(
+    State(state): State<AppState>,
+    operator: Operator,
+    _: NoFields,
+) -> Result<Json<Vec<Delivery>>, ApiError> {
     let Some(notifier) = state.notifier.clone() else {
-        return Err(ApiError::Conflict("no notification channel is configured (--notify-config)".to_owned()));
+        return Err(ApiError::Conflict(
+            "no notification channel is configured (--notify-config)".to_owned(),
+        ));
     };
     tracing::info!(user = %operator.user, "test notification requested");
     Ok(Json(notifier.test(&state).await))

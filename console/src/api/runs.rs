@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/runs", get(list)).route("/runs/{run}", get(one))
+    Router::new()
+        .route("/runs", get(list))
+        .route("/runs/{run}", get(one))
 }
 
 /// `GET /runs` query.
@@ -90,7 +92,9 @@ pub struct JobProgress {
 
 /// The spec a run was started with, if it can still be read.
 pub(crate) async fn run_spec(state: &AppState, run: &Run) -> Result<Option<DagSpec>, ApiError> {
-    let Some(version) = state.store.dag_version(&run.dag, run.dag_version).await? else { return Ok(None) };
+    let Some(version) = state.store.dag_version(&run.dag, run.dag_version).await? else {
+        return Ok(None);
+    };
     Ok(serde_json::from_str(&version.spec_json).ok())
 }
 
@@ -110,7 +114,11 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
     let spec = run_spec(state, run).await?;
     let job_runs = state.store.job_runs(&run.run_id).await?;
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    for attempt in state.store.unfinished_attempts(Some(&run.run_id), None).await? {
+    for attempt in state
+        .store
+        .unfinished_attempts(Some(&run.run_id), None)
+        .await?
+    {
         *running.entry(attempt.job.to_string()).or_default() += 1;
     }
     // Jobs in topological order from the spec, then any job the spec does
@@ -120,7 +128,13 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
             .topo_order()
             .iter()
             .filter_map(|n| spec.job(n))
-            .map(|j| (j.name.to_string(), j.depends_on.iter().map(ToString::to_string).collect(), j.shards))
+            .map(|j| {
+                (
+                    j.name.to_string(),
+                    j.depends_on.iter().map(ToString::to_string).collect(),
+                    j.shards,
+                )
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -134,7 +148,10 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
     for (name, depends_on, spec_shards) in order {
         let jr = job_runs.iter().find(|j| j.job.as_str() == name);
         let state_name = jr.map_or(JobState::Pending, |j| j.state);
-        let mut c = Counts { total: u64::from(jr.map_or(spec_shards, |j| j.shards)), ..Counts::default() };
+        let mut c = Counts {
+            total: u64::from(jr.map_or(spec_shards, |j| j.shards)),
+            ..Counts::default()
+        };
         if let Some(j) = jr {
             c.succeeded = j.succeeded.into();
             c.failed = j.failed.into();
@@ -149,9 +166,9 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
         let elapsed = started.map(|s| ended.unwrap_or(now) - s).filter(|&e| e > 0);
         let rate = elapsed.map(|e| finished as f64 * 60_000.0 / e as f64);
         let eta_ms = match (state_name, elapsed) {
-            (JobState::Running, Some(e)) if finished > 0 => {
-                Some((e as f64 * (c.total.saturating_sub(finished)) as f64 / finished as f64) as i64)
-            }
+            (JobState::Running, Some(e)) if finished > 0 => Some(
+                (e as f64 * (c.total.saturating_sub(finished)) as f64 / finished as f64) as i64,
+            ),
             _ => None,
         };
         add(&mut totals, &c);
@@ -167,7 +184,11 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
             error: jr.and_then(|j| j.error.clone()),
         });
     }
-    Ok(RunDetail { run: RunBrief::new(run, now), jobs, totals })
+    Ok(RunDetail {
+        run: RunBrief::new(run, now),
+        jobs,
+        totals,
+    })
 }
 
 fn add(total: &mut Counts, c: &Counts) {
@@ -182,7 +203,9 @@ fn add(total: &mut Counts, c: &Counts) {
 
 /// Parses `running,failed` into run states (400 on an unknown one).
 pub(crate) fn run_states(text: Option<&str>) -> Result<Vec<RunState>, ApiError> {
-    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(Vec::new()) };
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
     text.split(',')
         .map(|s| {
             RunState::ALL
@@ -211,14 +234,26 @@ pub async fn list_runs(state: &AppState, q: &RunQuery) -> Result<Vec<RunBrief>, 
         ..RunFilter::default()
     };
     let now = now_ms();
-    Ok(state.store.list_runs(&filter).await?.iter().map(|r| RunBrief::new(r, now)).collect())
+    Ok(state
+        .store
+        .list_runs(&filter)
+        .await?
+        .iter()
+        .map(|r| RunBrief::new(r, now))
+        .collect())
 }
 
-async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<RunQuery>) -> Result<Json<Vec<RunBrief>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<RunQuery>,
+) -> Result<Json<Vec<RunBrief>>, ApiError> {
     Ok(Json(list_runs(&state, &q).await?))
 }
 
-async fn one(State(state): State<AppState>, Path(run): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+async fn one(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<Json<RunDetail>, ApiError> {
     let run = get_run(&state, &run).await?;
     Ok(Json(detail(&state, &run).await?))
 }

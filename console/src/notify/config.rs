@@ -154,10 +154,18 @@ impl NotifyConfig {
                 None | Some("" | "starttls") => SmtpTls::Starttls,
                 Some("tls") => SmtpTls::Tls,
                 Some("none") => SmtpTls::None,
-                Some(other) => return Err(ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_SMTP_TLS: unknown mode `{other}`"))),
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "NIGHTSHIFT_NOTIFY_SMTP_TLS: unknown mode `{other}`"
+                    )))
+                }
             };
             let port = match var("NIGHTSHIFT_NOTIFY_SMTP_PORT").filter(|p| !p.is_empty()) {
-                Some(p) => Some(p.parse().map_err(|_| ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_SMTP_PORT: `{p}` is not a port")))?),
+                Some(p) => Some(p.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "NIGHTSHIFT_NOTIFY_SMTP_PORT: `{p}` is not a port"
+                    ))
+                })?),
                 None => None,
             };
             config.email = Some(EmailConfig {
@@ -167,12 +175,20 @@ impl NotifyConfig {
                 username: var("NIGHTSHIFT_NOTIFY_SMTP_USER"),
                 password: var("NIGHTSHIFT_NOTIFY_SMTP_PASSWORD"),
                 from: var("NIGHTSHIFT_NOTIFY_EMAIL_FROM").unwrap_or_default(),
-                to: var("NIGHTSHIFT_NOTIFY_EMAIL_TO").unwrap_or_default().split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+                to: var("NIGHTSHIFT_NOTIFY_EMAIL_TO")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             });
         }
         if let Some(secs) = var("NIGHTSHIFT_NOTIFY_REPEAT_SECS").filter(|s| !s.is_empty()) {
-            config.repeat_interval_secs =
-                secs.parse().map_err(|_| ConfigError::Invalid(format!("NIGHTSHIFT_NOTIFY_REPEAT_SECS: `{secs}` is not a number")))?;
+            config.repeat_interval_secs = secs.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "NIGHTSHIFT_NOTIFY_REPEAT_SECS: `{secs}` is not a number"
+                ))
+            })?;
         }
         config.console_url = var("NIGHTSHIFT_NOTIFY_CONSOLE_URL").filter(|u| !u.is_empty());
         config.proxy = var("NIGHTSHIFT_NOTIFY_PROXY").filter(|u| !u.is_empty());
@@ -192,7 +208,10 @@ impl NotifyConfig {
         }
         for hook in self.webhook.iter().chain(&self.slack) {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
-                return bad(format!("webhook url `{}` must start with http:// or https://", hook.url));
+                return bad(format!(
+                    "webhook url `{}` must start with http:// or https://",
+                    hook.url
+                ));
             }
         }
         if let Some(email) = &self.email {
@@ -220,7 +239,10 @@ mod tests {
              [email]\nsmtp_host = \"mail\"\nfrom = \"ns@bank\"\nto = [\"ops@bank\"]\n",
         )
         .unwrap();
-        assert_eq!((c.repeat_interval_secs, c.webhook.len(), c.slack.len()), (60, 1, 1));
+        assert_eq!(
+            (c.repeat_interval_secs, c.webhook.len(), c.slack.len()),
+            (60, 1, 1)
+        );
         assert_eq!(c.email.unwrap().tls, SmtpTls::Starttls);
         assert!(NotifyConfig::from_toml("[[webhook]]\nurl = \"ftp://x\"\n").is_err());
         assert!(NotifyConfig::from_toml("colour = 1\n").is_err());

@@ -75,22 +75,41 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// A notifier for `config`.
     pub fn new(config: NotifyConfig) -> Result<Self, ConfigError> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy();
         if let Some(proxy) = &config.proxy {
-            let proxy = reqwest::Proxy::all(proxy).map_err(|e| ConfigError::Invalid(format!("proxy `{proxy}`: {e}")))?;
+            let proxy = reqwest::Proxy::all(proxy)
+                .map_err(|e| ConfigError::Invalid(format!("proxy `{proxy}`: {e}")))?;
             builder = builder.proxy(proxy);
         }
-        let client = builder.build().map_err(|e| ConfigError::Invalid(format!("http client: {e}")))?;
-        Ok(Notifier { config, client, sent: Mutex::default(), delivered: AtomicU64::new(0), failed: AtomicU64::new(0) })
+        let client = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("http client: {e}")))?;
+        Ok(Notifier {
+            config,
+            client,
+            sent: Mutex::default(),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })
     }
 
     /// `(delivered, failed)` deliveries so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.delivered.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 
     fn channels(&self) -> Vec<send::Channel<'_>> {
-        let mut out: Vec<send::Channel<'_>> = self.config.webhook.iter().map(send::Channel::Webhook).collect();
+        let mut out: Vec<send::Channel<'_>> = self
+            .config
+            .webhook
+            .iter()
+            .map(send::Channel::Webhook)
+            .collect();
         out.extend(self.config.slack.iter().map(send::Channel::Slack));
         out.extend(self.config.email.iter().map(send::Channel::Email));
         out
@@ -101,7 +120,12 @@ impl Notifier {
     pub async fn send_all(&self, state: &AppState, n: &Notification) -> Vec<Delivery> {
         let mut out = Vec::new();
         for channel in self.channels() {
-            let mut delivery = Delivery { channel: channel.name(), ok: false, attempts: 0, error: None };
+            let mut delivery = Delivery {
+                channel: channel.name(),
+                ok: false,
+                attempts: 0,
+                error: None,
+            };
             let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
             for attempt in 1..=self.config.attempts {
                 delivery.attempts = attempt;
@@ -129,7 +153,11 @@ impl Notifier {
                     at_ms: now_ms(),
                     kind: "notification_failed".to_owned(),
                     actor: "console".to_owned(),
-                    dag: n.alert.as_ref().and_then(|a| a.dag.clone()).map(nightshift_core::ids::DagName::new),
+                    dag: n
+                        .alert
+                        .as_ref()
+                        .and_then(|a| a.dag.clone())
+                        .map(nightshift_core::ids::DagName::new),
                     run_id: None,
                     job: None,
                     item: None,
@@ -157,7 +185,10 @@ impl Notifier {
                 "[{}] {}{}: {}",
                 a.severity,
                 a.rule,
-                a.dag.as_deref().map(|d| format!(" on {d}")).unwrap_or_default(),
+                a.dag
+                    .as_deref()
+                    .map(|d| format!(" on {d}"))
+                    .unwrap_or_default(),
                 a.message
             ),
             None => "Nightshift test notification: this channel works.".to_owned(),
@@ -169,7 +200,13 @@ impl Notifier {
                 None => format!("{base}/alerts"),
             }
         });
-        Notification { kind, summary, alert, url, sent_at_ms: now_ms() }
+        Notification {
+            kind,
+            summary,
+            alert,
+            url,
+            sent_at_ms: now_ms(),
+        }
     }
 
     /// A test notification to every channel, now.
@@ -181,23 +218,40 @@ impl Notifier {
     /// One pass: notifies every open, unsilenced alert not notified within
     /// the repeat interval. Returns how many alerts were notified.
     pub async fn tick(&self, state: &AppState) -> Result<usize, ApiError> {
-        let filter = AlertFilter { states: vec![AlertState::Open], dag: None, limit: Some(1000) };
+        let filter = AlertFilter {
+            states: vec![AlertState::Open],
+            dag: None,
+            limit: Some(1000),
+        };
         let open = state.store.list_alerts(&filter).await?;
         let silences = state.store.active_silences(now_ms()).await?;
         let now = Instant::now();
         let due: Vec<_> = {
-            let mut sent = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut sent = self
+                .sent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let open_ids: Vec<i64> = open.iter().map(|a| a.id.0).collect();
             sent.retain(|id, _| open_ids.contains(id));
             open.into_iter()
-                .filter(|a| !silences.iter().any(|s| s.rule == a.rule && (s.dag.is_none() || s.dag == a.dag)))
-                .filter(|a| sent.get(&a.id.0).is_none_or(|at| now.duration_since(*at) >= self.config.repeat_interval()))
+                .filter(|a| {
+                    !silences
+                        .iter()
+                        .any(|s| s.rule == a.rule && (s.dag.is_none() || s.dag == a.dag))
+                })
+                .filter(|a| {
+                    sent.get(&a.id.0)
+                        .is_none_or(|at| now.duration_since(*at) >= self.config.repeat_interval())
+                })
                 .collect()
         };
         for alert in &due {
             // Marked before sending: a failing channel is retried within
             // this pass, not again at every poll.
-            self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(alert.id.0, now);
+            self.sent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(alert.id.0, now);
             let n = self.notification("alert", Some(AlertView::from(alert.clone())));
             self.send_all(state, &n).await;
         }

@@ -43,7 +43,12 @@ fn slack_text(n: &Notification) -> String {
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> Result<(), String> {
-    let res = client.post(url).json(body).send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
+    let res = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {}", e.without_url()))?;
     if !res.status().is_success() {
         return Err(format!("answered HTTP {}", res.status().as_u16()));
     }
@@ -52,10 +57,17 @@ async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> 
 
 async fn email(config: &EmailConfig, n: &Notification) -> Result<(), String> {
     let mut builder = Message::builder()
-        .from(config.from.parse().map_err(|e| format!("bad from address: {e}"))?)
+        .from(
+            config
+                .from
+                .parse()
+                .map_err(|e| format!("bad from address: {e}"))?,
+        )
         .subject(n.summary.chars().take(200).collect::<String>());
     for to in &config.to {
-        builder = builder.to(to.parse().map_err(|e| format!("bad to address `{to}`: {e}"))?);
+        builder = builder.to(to
+            .parse()
+            .map_err(|e| format!("bad to address `{to}`: {e}"))?);
     }
     let mut body = n.summary.clone();
     if let Some(url) = &n.url {
@@ -66,11 +78,18 @@ async fn email(config: &EmailConfig, n: &Notification) -> Result<(), String> {
         body.push_str("\n\n");
         body.push_str(&serde_json::to_string_pretty(alert).unwrap_or_default());
     }
-    let message = builder.header(ContentType::TEXT_PLAIN).body(body).map_err(|e| format!("building the email: {e}"))?;
+    let message = builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| format!("building the email: {e}"))?;
     let host = config.smtp_host.as_str();
     let mut transport = match config.tls {
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?,
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?,
+        SmtpTls::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?
+        }
+        SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?
+        }
         SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
     };
     if let Some(port) = config.smtp_port {
@@ -89,13 +108,24 @@ async fn email(config: &EmailConfig, n: &Notification) -> Result<(), String> {
 }
 
 /// One attempt.
-pub(super) async fn deliver(client: &reqwest::Client, channel: &Channel<'_>, n: &Notification) -> Result<(), String> {
+pub(super) async fn deliver(
+    client: &reqwest::Client,
+    channel: &Channel<'_>,
+    n: &Notification,
+) -> Result<(), String> {
     match channel {
         Channel::Webhook(w) => {
             let body = serde_json::to_value(n).map_err(|e| e.to_string())?;
             post(client, &w.url, &body).await
         }
-        Channel::Slack(w) => post(client, &w.url, &serde_json::json!({ "text": slack_text(n) })).await,
+        Channel::Slack(w) => {
+            post(
+                client,
+                &w.url,
+                &serde_json::json!({ "text": slack_text(n) }),
+            )
+            .await
+        }
         Channel::Email(e) => email(e, n).await,
     }
 }
@@ -106,7 +136,9 @@ mod tests {
 
     #[test]
     fn channel_names_hide_url_paths() {
-        let hook = WebhookConfig { url: "https://hooks.slack.com/services/T000/SECRET".into() };
+        let hook = WebhookConfig {
+            url: "https://hooks.slack.com/services/T000/SECRET".into(),
+        };
         assert_eq!(Channel::Slack(&hook).name(), "slack:hooks.slack.com");
         assert_eq!(host("http://127.0.0.1:9000/x?token=1"), "127.0.0.1:9000");
     }

@@ -7,9 +7,9 @@ use super::svg::{dag_graph, Node};
 use super::{PageError, PageResult};
 use crate::api::runs::{detail as run_detail, get_run};
 use crate::api::{dags, id_segment, Paging};
+use crate::auth::CanAct;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
@@ -41,12 +41,22 @@ pub async fn page(
     let name = DagName::new(&dag);
     let d = dags::detail(&state, &name).await?;
     let offset = q.offset.unwrap_or(0);
-    let history = dags::dag_runs(&state, &name, Paging { limit: Some(PAGE), offset: Some(offset) }).await?;
+    let history = dags::dag_runs(
+        &state,
+        &name,
+        Paging {
+            limit: Some(PAGE),
+            offset: Some(offset),
+        },
+    )
+    .await?;
     let selected = match q.run.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => {
             let run = get_run(&state, r).await?;
             if run.dag != name {
-                return Err(PageError::from(ApiError::NotFound(format!("run `{r}` is not a run of `{dag}`"))));
+                return Err(PageError::from(ApiError::NotFound(format!(
+                    "run `{r}` is not a run of `{dag}`"
+                ))));
             }
             Some(run)
         }
@@ -56,7 +66,12 @@ pub async fn page(
         },
     };
     let job_states: HashMap<String, String> = match &selected {
-        Some(run) => run_detail(&state, run).await?.jobs.into_iter().map(|j| (j.job, j.state)).collect(),
+        Some(run) => run_detail(&state, run)
+            .await?
+            .jobs
+            .into_iter()
+            .map(|j| (j.job, j.state))
+            .collect(),
         None => HashMap::new(),
     };
     let nodes: Vec<Node> = d
@@ -65,7 +80,10 @@ pub async fn page(
         .map(|j| Node {
             name: j.name.clone(),
             depends_on: j.depends_on.clone(),
-            state: job_states.get(&j.name).cloned().unwrap_or_else(|| "pending".to_owned()),
+            state: job_states
+                .get(&j.name)
+                .cloned()
+                .unwrap_or_else(|| "pending".to_owned()),
         })
         .collect();
     let ro = !can_act;
@@ -75,7 +93,10 @@ pub async fn page(
     if let Some(desc) = &o.description {
         let _ = write!(body, "<p class=\"sub\">{}</p>", esc(desc));
     }
-    let schedule = o.schedule.as_deref().map_or_else(|| "manual only".to_owned(), |s| format!("<code>{}</code>", esc(s)));
+    let schedule = o.schedule.as_deref().map_or_else(
+        || "manual only".to_owned(),
+        |s| format!("<code>{}</code>", esc(s)),
+    );
     let _ = write!(
         body,
         "<section id=\"summary\" data-live><p>Schedule {schedule} in {} · next fire {} · version {} applied {} by {}{}</p></section>",
@@ -91,18 +112,37 @@ pub async fn page(
         <label>Params (JSON object) <input name=\"params\" data-json placeholder='{\"region\":\"eu\"}'></label>";
     let confirm = format!("Trigger a run of {}?", o.name);
     body.push_str("<section class=\"actions\">");
-    body.push_str(&action_form(&format!("{api}/trigger"), Some(&confirm), ro, trigger_fields, "Trigger run"));
+    body.push_str(&action_form(
+        &format!("{api}/trigger"),
+        Some(&confirm),
+        ro,
+        trigger_fields,
+        "Trigger run",
+    ));
     body.push_str(&if o.paused {
         action("Resume", &format!("{api}/resume"), None, ro)
     } else {
-        action("Pause", &format!("{api}/pause"), Some(&format!("Pause scheduled runs of {}?", o.name)), ro)
+        action(
+            "Pause",
+            &format!("{api}/pause"),
+            Some(&format!("Pause scheduled runs of {}?", o.name)),
+            ro,
+        )
     });
     body.push_str("</section>");
     let caption = match &selected {
-        Some(run) => format!("states in run <a href=\"/runs/{}\">{}</a>", url(run.run_id.as_str()), esc(run.run_id.as_str())),
+        Some(run) => format!(
+            "states in run <a href=\"/runs/{}\">{}</a>",
+            url(run.run_id.as_str()),
+            esc(run.run_id.as_str())
+        ),
         None => "no run selected".to_owned(),
     };
-    let _ = write!(body, "<h2>Jobs</h2><p class=\"sub\">{caption}</p><section id=\"graph\" data-live>{}</section>", dag_graph(&nodes));
+    let _ = write!(
+        body,
+        "<h2>Jobs</h2><p class=\"sub\">{caption}</p><section id=\"graph\" data-live>{}</section>",
+        dag_graph(&nodes)
+    );
 
     let mut rows = String::new();
     for r in &history {
@@ -123,10 +163,20 @@ pub async fn page(
     }
     let mut paging = String::new();
     if offset > 0 {
-        let _ = write!(paging, "<a href=\"/dags/{}?offset={}\">← newer</a> ", url(&o.name), offset.saturating_sub(PAGE));
+        let _ = write!(
+            paging,
+            "<a href=\"/dags/{}?offset={}\">← newer</a> ",
+            url(&o.name),
+            offset.saturating_sub(PAGE)
+        );
     }
     if history.len() as u32 == PAGE {
-        let _ = write!(paging, "<a href=\"/dags/{}?offset={}\">older →</a>", url(&o.name), offset + PAGE);
+        let _ = write!(
+            paging,
+            "<a href=\"/dags/{}?offset={}\">older →</a>",
+            url(&o.name),
+            offset + PAGE
+        );
     }
     let _ = write!(
         body,

@@ -57,11 +57,19 @@ pub fn bar(total: u64, segments: &[(&str, u64)]) -> String {
         for (state, n) in segments {
             if *n > 0 {
                 let pct = (*n as f64) * 100.0 / total as f64;
-                let _ = write!(out, "<span class=\"st-{}\" style=\"width:{pct:.2}%\"></span>", esc(state));
+                let _ = write!(
+                    out,
+                    "<span class=\"st-{}\" style=\"width:{pct:.2}%\"></span>",
+                    esc(state)
+                );
             }
         }
     }
-    let done: u64 = segments.iter().filter(|(s, _)| *s != "running").map(|(_, n)| n).sum();
+    let done: u64 = segments
+        .iter()
+        .filter(|(s, _)| *s != "running")
+        .map(|(_, n)| n)
+        .sum();
     let _ = write!(out, "<em>{done}/{total}</em></div>");
     out
 }
@@ -69,8 +77,14 @@ pub fn bar(total: u64, segments: &[(&str, u64)]) -> String {
 /// A button that POSTs to an API path (after `confirm()` when `confirm` is
 /// given). Disabled on a read-only console.
 pub fn action(label: &str, path: &str, confirm: Option<&str>, read_only: bool) -> String {
-    let confirm = confirm.map(|c| format!(" data-confirm=\"{}\"", esc(c))).unwrap_or_default();
-    let disabled = if read_only { " disabled title=\"read-only console\"" } else { "" };
+    let confirm = confirm
+        .map(|c| format!(" data-confirm=\"{}\"", esc(c)))
+        .unwrap_or_default();
+    let disabled = if read_only {
+        " disabled title=\"read-only console\""
+    } else {
+        ""
+    };
     format!(
         "<button class=\"act\" data-path=\"{}\"{confirm}{disabled}>{}</button>",
         esc(path),
@@ -81,9 +95,21 @@ pub fn action(label: &str, path: &str, confirm: Option<&str>, read_only: bool) -
 /// A form whose named fields are sent as a JSON body to an API path.
 /// Fields with `data-json` are parsed as JSON, `type=number` ones as numbers;
 /// empty fields are left out.
-pub fn action_form(path: &str, confirm: Option<&str>, read_only: bool, fields: &str, submit: &str) -> String {
-    let confirm = confirm.map(|c| format!(" data-confirm=\"{}\"", esc(c))).unwrap_or_default();
-    let disabled = if read_only { " disabled title=\"read-only console\"" } else { "" };
+pub fn action_form(
+    path: &str,
+    confirm: Option<&str>,
+    read_only: bool,
+    fields: &str,
+    submit: &str,
+) -> String {
+    let confirm = confirm
+        .map(|c| format!(" data-confirm=\"{}\"", esc(c)))
+        .unwrap_or_default();
+    let disabled = if read_only {
+        " disabled title=\"read-only console\""
+    } else {
+        ""
+    };
     format!(
         "<form class=\"act\" data-path=\"{}\"{confirm}>{fields}<button type=\"submit\"{disabled}>{}</button></form>",
         esc(path),
@@ -93,7 +119,11 @@ pub fn action_form(path: &str, confirm: Option<&str>, read_only: bool, fields: &
 
 /// The page around `body`.
 pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> String {
-    let mode = if read_only { "<span class=\"ro\">read-only</span>" } else { "" };
+    let mode = if read_only {
+        "<span class=\"ro\">read-only</span>"
+    } else {
+        ""
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -114,7 +144,10 @@ mod tests {
 
     #[test]
     fn escaping_neutralises_markup_and_attributes() {
-        assert_eq!(esc("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(
+            esc("<script>alert('x')</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+        );
         assert_eq!(esc("a\" onmouseover=\"x"), "a&quot; onmouseover=&quot;x");
         assert_eq!(esc("Tom & Jerry"), "Tom &amp; Jerry");
         assert_eq!(url("a b/c?d"), "a%20b%2Fc%3Fd");
@@ -123,7 +156,10 @@ mod tests {
     #[test]
     fn bars_are_proportional() {
         let html = bar(4, &[("succeeded", 1), ("running", 1), ("failed", 0)]);
-        assert!(html.contains("st-succeeded\" style=\"width:25.00%"), "{html}");
+        assert!(
+            html.contains("st-succeeded\" style=\"width:25.00%"),
+            "{html}"
+        );
         assert!(!html.contains("st-failed"), "{html}");
         assert!(html.contains("<em>1/4</em>"), "{html}");
     }

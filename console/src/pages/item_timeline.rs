@@ -53,7 +53,10 @@ fn tooltip(item: u32, a: &AttemptView, now_ms: i64) -> String {
 }
 
 fn page_link(job: &str, offset: usize, text: &str) -> String {
-    format!("<a href=\"?job={}&amp;offset={offset}\">{text}</a>", url(job))
+    format!(
+        "<a href=\"?job={}&amp;offset={offset}\">{text}</a>",
+        url(job)
+    )
 }
 
 /// The item timeline of `job` from its `items` (in item order), rows from
@@ -62,7 +65,10 @@ pub fn item_timeline(job: &str, items: &[ItemView], offset: usize, now_ms: i64) 
     let started: Vec<&ItemView> = items.iter().filter(|i| !i.attempts.is_empty()).collect();
     let total = started.len();
     if total == 0 {
-        return format!("<p class=\"sub\">No item of {} has started yet.</p>", esc(job));
+        return format!(
+            "<p class=\"sub\">No item of {} has started yet.</p>",
+            esc(job)
+        );
     }
     if offset >= total {
         return format!(
@@ -74,7 +80,10 @@ pub fn item_timeline(job: &str, items: &[ItemView], offset: usize, now_ms: i64) 
     let rows = &started[offset..(offset + MAX_ROWS).min(total)];
     let attempts = || rows.iter().flat_map(|i| i.attempts.iter());
     let from = attempts().map(|a| a.started_at_ms).min().unwrap_or(now_ms);
-    let to = attempts().map(|a| a.ended_at_ms.unwrap_or(now_ms)).max().unwrap_or(now_ms);
+    let to = attempts()
+        .map(|a| a.ended_at_ms.unwrap_or(now_ms))
+        .max()
+        .unwrap_or(now_ms);
     let lanes: Vec<Lane> = rows
         .iter()
         .map(|i| Lane {
@@ -108,17 +117,27 @@ pub fn item_timeline(job: &str, items: &[ItemView], offset: usize, now_ms: i64) 
         offset + rows.len()
     );
     if offset > 0 {
-        let _ = write!(note, " · {}", page_link(job, offset.saturating_sub(MAX_ROWS), "← previous"));
+        let _ = write!(
+            note,
+            " · {}",
+            page_link(job, offset.saturating_sub(MAX_ROWS), "← previous")
+        );
     }
     if offset + rows.len() < total {
         let _ = write!(note, " · {}", page_link(job, offset + MAX_ROWS, "next →"));
     }
     note.push_str("</p>");
-    let legend = [("succeeded", "succeeded"), ("failed", "failed / timed out"), ("cancelled", "cancelled"), ("warning", "lost / fenced"), ("running", "running")]
-        .iter()
-        .map(|(class, text)| format!("<span class=\"badge st-{class}\">{text}</span>"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let legend = [
+        ("succeeded", "succeeded"),
+        ("failed", "failed / timed out"),
+        ("cancelled", "cancelled"),
+        ("warning", "lost / fenced"),
+        ("running", "running"),
+    ]
+    .iter()
+    .map(|(class, text)| format!("<span class=\"badge st-{class}\">{text}</span>"))
+    .collect::<Vec<_>>()
+    .join(" ");
     format!("{note}<p>{legend}</p>{}", chart(&axis, &lanes))
 }
 
@@ -127,10 +146,23 @@ mod tests {
     use super::*;
 
     fn item(n: u32, attempts: Vec<AttemptView>) -> ItemView {
-        ItemView { job: "j".into(), item: n, state: "running", executor: None, attempts, progress: None }
+        ItemView {
+            job: "j".into(),
+            item: n,
+            state: "running",
+            executor: None,
+            attempts,
+            progress: None,
+        }
     }
 
-    fn attempt(n: u32, executor: &str, start: i64, end: Option<i64>, outcome: Option<&str>) -> AttemptView {
+    fn attempt(
+        n: u32,
+        executor: &str,
+        start: i64,
+        end: Option<i64>,
+        outcome: Option<&str>,
+    ) -> AttemptView {
         AttemptView {
             attempt: n,
             executor: executor.into(),
@@ -154,27 +186,64 @@ mod tests {
         ];
         let html = item_timeline("j", &items, 0, 4_000);
         assert!(html.contains("showing 2 of 2 started items"), "{html}");
-        assert!(html.contains(">item 0</text>") && html.contains(">item 2</text>") && !html.contains(">item 1</text>"), "{html}");
-        assert!(html.contains("<title>item 0 · attempt 1 on e1 · succeeded · 2.0s"), "{html}");
-        assert!(html.contains("class=\"st-warning\""), "a lost attempt: {html}");
-        assert!(html.contains("<title>item 2 · attempt 2 on e1 · running · 3.0s"), "{html}");
-        assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"), "errors are escaped: {html}");
-        assert!(!html.contains(&"x".repeat(201)) && html.contains("…"), "long errors are cut");
+        assert!(
+            html.contains(">item 0</text>")
+                && html.contains(">item 2</text>")
+                && !html.contains(">item 1</text>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>item 0 · attempt 1 on e1 · succeeded · 2.0s"),
+            "{html}"
+        );
+        assert!(
+            html.contains("class=\"st-warning\""),
+            "a lost attempt: {html}"
+        );
+        assert!(
+            html.contains("<title>item 2 · attempt 2 on e1 · running · 3.0s"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;b&gt;") && !html.contains("<b>"),
+            "errors are escaped: {html}"
+        );
+        assert!(
+            !html.contains(&"x".repeat(201)) && html.contains("…"),
+            "long errors are cut"
+        );
     }
 
     #[test]
     fn rows_are_capped_and_paged() {
-        let items: Vec<ItemView> = (0..450).map(|n| item(n, vec![attempt(1, "e1", 0, Some(10), Some("failed"))])).collect();
+        let items: Vec<ItemView> = (0..450)
+            .map(|n| item(n, vec![attempt(1, "e1", 0, Some(10), Some("failed"))]))
+            .collect();
         let first = item_timeline("a&b", &items, 0, 100);
         assert_eq!(first.matches("class=\"st-failed\"").count(), MAX_ROWS);
-        assert!(first.contains("showing 200 of 450 started items (rows 1 to 200)"), "{first}");
-        assert!(first.contains("href=\"?job=a%26b&amp;offset=200\">next →"), "{first}");
+        assert!(
+            first.contains("showing 200 of 450 started items (rows 1 to 200)"),
+            "{first}"
+        );
+        assert!(
+            first.contains("href=\"?job=a%26b&amp;offset=200\">next →"),
+            "{first}"
+        );
         assert!(!first.contains("previous"));
         let last = item_timeline("a&b", &items, 400, 100);
         assert_eq!(last.matches("class=\"st-failed\"").count(), 50);
-        assert!(last.contains(">item 400</text>") && last.contains(">item 449</text>") && !last.contains(">item 399</text>"));
-        assert!(last.contains("offset=200\">← previous") && !last.contains("next →"), "{last}");
+        assert!(
+            last.contains(">item 400</text>")
+                && last.contains(">item 449</text>")
+                && !last.contains(">item 399</text>")
+        );
+        assert!(
+            last.contains("offset=200\">← previous") && !last.contains("next →"),
+            "{last}"
+        );
         assert!(item_timeline("j", &items, 450, 100).contains("Only 450 items of j have started"));
-        assert!(item_timeline("j", &[item(0, vec![])], 0, 100).contains("No item of j has started yet"));
+        assert!(
+            item_timeline("j", &[item(0, vec![])], 0, 100).contains("No item of j has started yet")
+        );
     }
 }

@@ -6,10 +6,12 @@ use super::html::{action, action_form, badge, esc, layout, url, when};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
 use crate::api::events::{events as list_events, EventQuery};
-use crate::api::executors::{executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS};
+use crate::api::executors::{
+    executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS,
+};
+use crate::auth::CanAct;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
-use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
@@ -24,7 +26,11 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
     let now = now_ms();
     let mut rows = String::new();
     for e in list_executors(&state).await? {
-        let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{}={}", esc(k), esc(v))).collect();
+        let labels: Vec<String> = e
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+            .collect();
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{} <small>pid {}</small></td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -44,15 +50,31 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
         rows.push_str("<tr><td colspan=\"8\">No executor is registered.</td></tr>");
     }
     let mut lost = String::new();
-    let lost_list = lost_executors(&state, &LostQuery { hours: Some(LOST_DEFAULT_HOURS), limit: Some(LOST_ROWS) }).await?;
+    let lost_list = lost_executors(
+        &state,
+        &LostQuery {
+            hours: Some(LOST_DEFAULT_HOURS),
+            limit: Some(LOST_ROWS),
+        },
+    )
+    .await?;
     for l in &lost_list {
-        let run = l.run_id.as_deref().map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r))).unwrap_or_default();
+        let run = l
+            .run_id
+            .as_deref()
+            .map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r)))
+            .unwrap_or_default();
         let job = match (&l.run_id, &l.job) {
-            (Some(r), Some(j)) => format!("<a href=\"/runs/{}?job={}\">{}</a>", url(r), url(j), esc(j)),
+            (Some(r), Some(j)) => {
+                format!("<a href=\"/runs/{}?job={}\">{}</a>", url(r), url(j), esc(j))
+            }
             (None, Some(j)) => esc(j),
             _ => String::new(),
         };
-        let count = l.item_count.map(|n| format!(" <small>({n})</small>")).unwrap_or_default();
+        let count = l
+            .item_count
+            .map(|n| format!(" <small>({n})</small>"))
+            .unwrap_or_default();
         let _ = write!(
             lost,
             "<tr class=\"lost\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
@@ -85,7 +107,11 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
 }
 
 /// `GET /alerts?state=&dag=`.
-pub async fn alerts(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQuery(q): ApiQuery<AlertQuery>) -> PageResult {
+pub async fn alerts(
+    State(state): State<AppState>,
+    CanAct(can_act): CanAct,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> PageResult {
     let ro = !can_act;
     let mut rows = String::new();
     for a in list_alerts(&state, &q).await? {
@@ -105,9 +131,17 @@ pub async fn alerts(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQ
             let _ = write!(target, " <small>on {}</small>", esc(ex));
         }
         let ack = if a.state == "open" {
-            action("Acknowledge", &format!("/api/v1/alerts/{}/ack", a.id), None, ro)
+            action(
+                "Acknowledge",
+                &format!("/api/v1/alerts/{}/ack", a.id),
+                None,
+                ro,
+            )
         } else {
-            a.acked_by.as_deref().map(|u| format!("<small>by {}</small>", esc(u))).unwrap_or_default()
+            a.acked_by
+                .as_deref()
+                .map(|u| format!("<small>by {}</small>", esc(u)))
+                .unwrap_or_default()
         };
         let _ = write!(
             rows,
@@ -126,12 +160,17 @@ pub async fn alerts(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQ
             silences,
             "<li>{} {} until {} <small>by {}</small></li>",
             esc(&s.rule),
-            s.dag.as_deref().map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
+            s.dag
+                .as_deref()
+                .map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
             esc(&when(Some(s.until_ms))),
             esc(&s.created_by)
         );
     }
-    let options: String = AlertRule::ALL.iter().map(|r| format!("<option>{}</option>", r.as_str())).collect();
+    let options: String = AlertRule::ALL
+        .iter()
+        .map(|r| format!("<option>{}</option>", r.as_str()))
+        .collect();
     let fields = format!(
         "<label>Rule <select name=\"rule\">{options}</select></label>\
          <label>DAG (empty: all) <input name=\"dag\"></label>\
@@ -139,7 +178,12 @@ pub async fn alerts(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQ
     );
     let filter = ["", "open", "acknowledged", "resolved"]
         .iter()
-        .map(|s| format!("<a href=\"/alerts?state={s}\">{}</a>", if s.is_empty() { "all" } else { s }))
+        .map(|s| {
+            format!(
+                "<a href=\"/alerts?state={s}\">{}</a>",
+                if s.is_empty() { "all" } else { s }
+            )
+        })
         .collect::<Vec<_>>()
         .join(" · ");
     let body = format!(
@@ -164,11 +208,23 @@ fn field(name: &str, label: &str, value: &Option<String>) -> String {
 }
 
 /// `GET /events?dag=&run=&job=&executor=&kind=&from=&to=`.
-pub async fn events(State(state): State<AppState>, CanAct(can_act): CanAct, ApiQuery(q): ApiQuery<EventQuery>) -> PageResult {
+pub async fn events(
+    State(state): State<AppState>,
+    CanAct(can_act): CanAct,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> PageResult {
     let mut rows = String::new();
     for e in list_events(&state, &q).await? {
-        let detail = if e.detail.is_null() { String::new() } else { e.detail.to_string() };
-        let run = e.run_id.as_deref().map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r))).unwrap_or_default();
+        let detail = if e.detail.is_null() {
+            String::new()
+        } else {
+            e.detail.to_string()
+        };
+        let run = e
+            .run_id
+            .as_deref()
+            .map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r)))
+            .unwrap_or_default();
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",

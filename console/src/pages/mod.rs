@@ -39,12 +39,22 @@ pub fn router() -> Router<AppState> {
         .route("/executors", get(lists::executors))
         .route("/alerts", get(lists::alerts))
         .route("/events", get(lists::events))
-        .route("/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
-        .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
+        .route(
+            "/assets/console.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=300")], body).into_response()
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=300")],
+        body,
+    )
+        .into_response()
 }
 
 /// A page that failed: the API error's status and message as HTML (internal
@@ -62,10 +72,16 @@ impl IntoResponse for PageError {
         let status = self.0.status();
         match &self.0 {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "page failed"),
-            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "page failed: backing service unavailable"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "page failed: backing service unavailable")
+            }
             _ => {}
         }
-        let body = format!("<h1>{}</h1><p>{}</p>", status.as_u16(), esc(&self.0.to_string()));
+        let body = format!(
+            "<h1>{}</h1><p>{}</p>",
+            status.as_u16(),
+            esc(&self.0.to_string())
+        );
         let mut response = (status, Html(html::layout("Error", false, "", &body))).into_response();
         if let Some(backend) = self.0.backend() {
             response.extensions_mut().insert(backend);

@@ -33,12 +33,29 @@ pub const MAX_RUNS: u32 = 500;
 /// The runs of the timeline: created since `from_ms` (newest first, at
 /// most [`MAX_RUNS`]) and every unfinished one; `true` when runs created
 /// in the window were left out.
-async fn timeline_runs(state: &AppState, from_ms: i64, now: i64) -> Result<(Vec<RunBrief>, bool), ApiError> {
-    let newest = RunFilter { limit: Some(MAX_RUNS + 1), ..RunFilter::default() };
-    let mut runs: Vec<_> = state.store.list_runs(&newest).await?.into_iter().filter(|r| r.created_at_ms >= from_ms).collect();
+async fn timeline_runs(
+    state: &AppState,
+    from_ms: i64,
+    now: i64,
+) -> Result<(Vec<RunBrief>, bool), ApiError> {
+    let newest = RunFilter {
+        limit: Some(MAX_RUNS + 1),
+        ..RunFilter::default()
+    };
+    let mut runs: Vec<_> = state
+        .store
+        .list_runs(&newest)
+        .await?
+        .into_iter()
+        .filter(|r| r.created_at_ms >= from_ms)
+        .collect();
     let capped = runs.len() > MAX_RUNS as usize;
     runs.truncate(MAX_RUNS as usize);
-    let unfinished = RunFilter { states: vec![RunState::Pending, RunState::Running], limit: Some(MAX_RUNS), ..RunFilter::default() };
+    let unfinished = RunFilter {
+        states: vec![RunState::Pending, RunState::Running],
+        limit: Some(MAX_RUNS),
+        ..RunFilter::default()
+    };
     let seen: HashSet<String> = runs.iter().map(|r| r.run_id.to_string()).collect();
     for r in state.store.list_runs(&unfinished).await? {
         if !seen.contains(r.run_id.as_str()) {
@@ -50,15 +67,21 @@ async fn timeline_runs(state: &AppState, from_ms: i64, now: i64) -> Result<(Vec<
 
 fn run_bar(r: &RunBrief) -> Bar {
     let start = r.started_at_ms.unwrap_or(r.created_at_ms);
-    let started = r.started_at_ms.map_or_else(|| format!("created {}", crate::time::utc(r.created_at_ms)), |s| {
-        format!("started {}", crate::time::utc(s))
-    });
-    let took = r.duration_ms.map_or_else(|| "not started".to_owned(), duration);
+    let started = r.started_at_ms.map_or_else(
+        || format!("created {}", crate::time::utc(r.created_at_ms)),
+        |s| format!("started {}", crate::time::utc(s)),
+    );
+    let took = r
+        .duration_ms
+        .map_or_else(|| "not started".to_owned(), duration);
     Bar {
         state: r.state.clone(),
         start_ms: start,
         end_ms: r.ended_at_ms,
-        title: format!("run {} · {} · business date {} · {started} · {took}", r.run_id, r.state, r.business_date),
+        title: format!(
+            "run {} · {} · business date {} · {started} · {took}",
+            r.run_id, r.state, r.business_date
+        ),
         href: Some(format!("/runs/{}", url(&r.run_id))),
     }
 }
@@ -70,15 +93,28 @@ async fn timeline(state: &AppState, dags: &[DagOverview]) -> Result<String, ApiE
     let (runs, capped) = timeline_runs(state, from, now).await?;
     let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
     for d in dags {
-        let mut lane = Lane { label: d.name.clone(), href: Some(format!("/dags/{}", url(&d.name))), ..Lane::default() };
-        if let (Some(at), Some(local)) = (d.next_fire_at.as_deref().and_then(parse_instant), &d.next_fire_local) {
-            lane.markers.push(Marker { at_ms: at, title: format!("{}: next fire {local} ({})", d.name, crate::time::utc(at)) });
+        let mut lane = Lane {
+            label: d.name.clone(),
+            href: Some(format!("/dags/{}", url(&d.name))),
+            ..Lane::default()
+        };
+        if let (Some(at), Some(local)) = (
+            d.next_fire_at.as_deref().and_then(parse_instant),
+            &d.next_fire_local,
+        ) {
+            lane.markers.push(Marker {
+                at_ms: at,
+                title: format!("{}: next fire {local} ({})", d.name, crate::time::utc(at)),
+            });
         }
         lanes.insert(d.name.clone(), lane);
     }
     // Runs of a DAG that is no longer applied still get a lane.
     for r in &runs {
-        let lane = lanes.entry(r.dag.clone()).or_insert_with(|| Lane { label: r.dag.clone(), ..Lane::default() });
+        let lane = lanes.entry(r.dag.clone()).or_insert_with(|| Lane {
+            label: r.dag.clone(),
+            ..Lane::default()
+        });
         lane.bars.push(run_bar(r));
     }
     // A second axis row in the DAGs' zone when they all share one.
@@ -102,9 +138,16 @@ async fn timeline(state: &AppState, dags: &[DagOverview]) -> Result<String, ApiE
         crate::time::utc(from)
     );
     if capped {
-        let _ = write!(note, " Only the newest {MAX_RUNS} runs of the window are drawn.");
+        let _ = write!(
+            note,
+            " Only the newest {MAX_RUNS} runs of the window are drawn."
+        );
     }
-    Ok(format!("<p class=\"sub\">{}</p>{}", esc(&note), chart(&axis, &lanes)))
+    Ok(format!(
+        "<p class=\"sub\">{}</p>{}",
+        esc(&note),
+        chart(&axis, &lanes)
+    ))
 }
 
 /// `GET /`.
@@ -114,7 +157,11 @@ pub async fn page(State(state): State<AppState>, CanAct(can_act): CanAct) -> Pag
     for d in &dags {
         let name = esc(&d.name);
         let schedule = match &d.schedule {
-            Some(s) => format!("<code>{}</code> <small>{}</small>", esc(s), esc(&d.timezone)),
+            Some(s) => format!(
+                "<code>{}</code> <small>{}</small>",
+                esc(s),
+                esc(&d.timezone)
+            ),
             None => "<small>manual only</small>".to_owned(),
         };
         let next = if d.paused {
@@ -142,7 +189,11 @@ pub async fn page(State(state): State<AppState>, CanAct(can_act): CanAct) -> Pag
             None => "-".to_owned(),
         };
         let alerts = if d.open_alerts > 0 {
-            format!("<a class=\"alerts\" href=\"/alerts?state=open&amp;dag={}\">{}</a>", url(&d.name), d.open_alerts)
+            format!(
+                "<a class=\"alerts\" href=\"/alerts?state=open&amp;dag={}\">{}</a>",
+                url(&d.name),
+                d.open_alerts
+            )
         } else {
             "0".to_owned()
         };

@@ -11,9 +11,9 @@ use super::svg::{gantt, Span};
 use super::PageResult;
 use crate::api::items::{items, ItemView};
 use crate::api::runs::{detail, get_run, JobProgress};
+use crate::auth::CanAct;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
-use crate::auth::CanAct;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
@@ -50,8 +50,17 @@ fn item_tooltip(item: &ItemView) -> String {
         let _ = write!(t, " · on {e}");
     }
     for a in &item.attempts {
-        let took = a.ended_at_ms.map(|end| duration(end - a.started_at_ms)).unwrap_or_else(|| "running".to_owned());
-        let _ = write!(t, "\nattempt {} on {} ({took}): {}", a.attempt, a.executor, a.outcome.as_deref().unwrap_or("running"));
+        let took = a
+            .ended_at_ms
+            .map(|end| duration(end - a.started_at_ms))
+            .unwrap_or_else(|| "running".to_owned());
+        let _ = write!(
+            t,
+            "\nattempt {} on {} ({took}): {}",
+            a.attempt,
+            a.executor,
+            a.outcome.as_deref().unwrap_or("running")
+        );
         if let Some(err) = &a.error {
             let _ = write!(t, " — {err}");
         }
@@ -103,18 +112,35 @@ pub async fn page(
         let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
     }
     body.push_str("<section class=\"actions\">");
-    body.push_str(&action("Cancel run", &format!("{api}/cancel"), Some(&format!("Cancel run {}?", r.run_id)), ro));
-    body.push_str(&action("Retry failed items", &format!("{api}/retry"), Some(&format!("Retry every failed item of run {}?", r.run_id)), ro));
+    body.push_str(&action(
+        "Cancel run",
+        &format!("{api}/cancel"),
+        Some(&format!("Cancel run {}?", r.run_id)),
+        ro,
+    ));
+    body.push_str(&action(
+        "Retry failed items",
+        &format!("{api}/retry"),
+        Some(&format!("Retry every failed item of run {}?", r.run_id)),
+        ro,
+    ));
     body.push_str("</section>");
 
     let mut rows = String::new();
     for j in &d.jobs {
         let c = &j.counts;
         let jn = esc(&j.job);
-        let rate = j.items_per_minute.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}/min"));
+        let rate = j
+            .items_per_minute
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}/min"));
         let eta = j.eta_ms.map_or_else(|| "-".to_owned(), duration);
         let japi = format!("{api}/jobs/{}", url(&j.job));
-        let skip = action("Skip", &format!("{japi}/skip"), Some(&format!("Skip job {} of run {}?", j.job, r.run_id)), ro);
+        let skip = action(
+            "Skip",
+            &format!("{japi}/skip"),
+            Some(&format!("Skip job {} of run {}?", j.job, r.run_id)),
+            ro,
+        );
         let retry = action_form(
             &format!("{api}/retry"),
             Some(&format!("Retry the failed items of job {}?", j.job)),
@@ -141,7 +167,12 @@ pub async fn page(
     let spans: Vec<Span> = d
         .jobs
         .iter()
-        .map(|j| Span { label: j.job.clone(), state: j.state.clone(), start_ms: j.started_at_ms, end_ms: j.ended_at_ms })
+        .map(|j| Span {
+            label: j.job.clone(),
+            state: j.state.clone(),
+            start_ms: j.started_at_ms,
+            end_ms: j.ended_at_ms,
+        })
         .collect();
     let _ = write!(
         body,
@@ -155,7 +186,12 @@ pub async fn page(
     let selected = q
         .job
         .filter(|j| !j.is_empty())
-        .or_else(|| d.jobs.iter().find(|j| j.state == "running").map(|j| j.job.clone()))
+        .or_else(|| {
+            d.jobs
+                .iter()
+                .find(|j| j.state == "running")
+                .map(|j| j.job.clone())
+        })
         .or_else(|| d.jobs.first().map(|j| j.job.clone()));
     if let Some(job) = selected {
         let list = items(&state, &r.run_id, &job).await?;
@@ -170,7 +206,10 @@ pub async fn page(
             );
         }
         let more = if list.len() > MAX_CELLS {
-            format!("<p class=\"sub\">showing the first {MAX_CELLS} of {} items</p>", list.len())
+            format!(
+                "<p class=\"sub\">showing the first {MAX_CELLS} of {} items</p>",
+                list.len()
+            )
         } else {
             String::new()
         };
@@ -186,5 +225,10 @@ pub async fn page(
         );
     }
     let attrs = format!(" data-run=\"{rid}\"");
-    Ok(Html(layout(&format!("Run {}", r.run_id), ro, &attrs, &body)))
+    Ok(Html(layout(
+        &format!("Run {}", r.run_id),
+        ro,
+        &attrs,
+        &body,
+    )))
 }

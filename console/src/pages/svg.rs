@@ -23,7 +23,12 @@ pub fn layers(jobs: &[(String, Vec<String>)]) -> Vec<usize> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     for (name, deps) in jobs {
-        let layer = deps.iter().filter_map(|d| by_name.get(d.as_str())).map(|l| l + 1).max().unwrap_or(0);
+        let layer = deps
+            .iter()
+            .filter_map(|d| by_name.get(d.as_str()))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
         by_name.insert(name.as_str(), layer);
         out.push(layer);
     }
@@ -37,7 +42,10 @@ const GAP_Y: usize = 18;
 
 /// The job graph, left to right by layer.
 pub fn dag_graph(nodes: &[Node]) -> String {
-    let pairs: Vec<(String, Vec<String>)> = nodes.iter().map(|n| (n.name.clone(), n.depends_on.clone())).collect();
+    let pairs: Vec<(String, Vec<String>)> = nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.depends_on.clone()))
+        .collect();
     let layer = layers(&pairs);
     let mut row_in_layer: HashMap<usize, usize> = HashMap::new();
     let mut pos: HashMap<&str, (usize, usize)> = HashMap::new();
@@ -55,17 +63,24 @@ pub fn dag_graph(nodes: &[Node]) -> String {
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"job graph\">"
     );
     for node in nodes {
-        let Some(&(x2, y2)) = pos.get(node.name.as_str()) else { continue };
+        let Some(&(x2, y2)) = pos.get(node.name.as_str()) else {
+            continue;
+        };
         for dep in &node.depends_on {
             if let Some(&(x1, y1)) = pos.get(dep.as_str()) {
                 let (sx, sy, ex, ey) = (x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2);
                 let mx = (sx + ex) / 2;
-                let _ = write!(out, "<path class=\"edge\" d=\"M{sx},{sy} C{mx},{sy} {mx},{ey} {ex},{ey}\"/>");
+                let _ = write!(
+                    out,
+                    "<path class=\"edge\" d=\"M{sx},{sy} C{mx},{sy} {mx},{ey} {ex},{ey}\"/>"
+                );
             }
         }
     }
     for node in nodes {
-        let Some(&(x, y)) = pos.get(node.name.as_str()) else { continue };
+        let Some(&(x, y)) = pos.get(node.name.as_str()) else {
+            continue;
+        };
         let (name, state) = (esc(&node.name), esc(&node.state));
         let _ = write!(
             out,
@@ -98,8 +113,16 @@ pub fn gantt(spans: &[Span], now_ms: i64) -> String {
     const LABEL_W: i64 = 160;
     const CHART_W: i64 = 640;
     const ROW_H: i64 = 22;
-    let t0 = spans.iter().filter_map(|s| s.start_ms).min().unwrap_or(now_ms);
-    let t1 = spans.iter().filter_map(|s| s.start_ms.map(|_| s.end_ms.unwrap_or(now_ms))).max().unwrap_or(now_ms);
+    let t0 = spans
+        .iter()
+        .filter_map(|s| s.start_ms)
+        .min()
+        .unwrap_or(now_ms);
+    let t1 = spans
+        .iter()
+        .filter_map(|s| s.start_ms.map(|_| s.end_ms.unwrap_or(now_ms)))
+        .max()
+        .unwrap_or(now_ms);
     let range = (t1 - t0).max(1);
     let height = 30 + ROW_H * spans.len() as i64;
     let width = LABEL_W + CHART_W + 10;
@@ -165,13 +188,32 @@ mod tests {
     #[test]
     fn graph_and_gantt_escape_names() {
         let nodes = vec![
-            Node { name: "<a>".into(), depends_on: vec![], state: "running".into() },
-            Node { name: "b".into(), depends_on: vec!["<a>".into()], state: "pending".into() },
+            Node {
+                name: "<a>".into(),
+                depends_on: vec![],
+                state: "running".into(),
+            },
+            Node {
+                name: "b".into(),
+                depends_on: vec!["<a>".into()],
+                state: "pending".into(),
+            },
         ];
         let svg = dag_graph(&nodes);
         assert!(svg.contains("&lt;a&gt;") && !svg.contains("<a>"), "{svg}");
         assert!(svg.contains("class=\"edge\""), "{svg}");
-        let g = gantt(&[Span { label: "<b>".into(), state: "running".into(), start_ms: Some(0), end_ms: None }], 1000);
-        assert!(g.contains("&lt;b&gt;") && g.contains("width=\"640\""), "{g}");
+        let g = gantt(
+            &[Span {
+                label: "<b>".into(),
+                state: "running".into(),
+                start_ms: Some(0),
+                end_ms: None,
+            }],
+            1000,
+        );
+        assert!(
+            g.contains("&lt;b&gt;") && g.contains("width=\"640\""),
+            "{g}"
+        );
     }
 }

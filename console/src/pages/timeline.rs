@@ -22,8 +22,8 @@ const CHART_W: i64 = 900;
 const AXIS_ROW_H: i64 = 14;
 /// Round tick steps, ms: the smallest that gives at most `MAX_TICKS`.
 const STEPS: &[i64] = &[
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
-    3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
 ];
 const MAX_TICKS: i64 = 12;
 
@@ -85,18 +85,32 @@ pub struct Marker {
 /// The tick step for a range: the smallest round step giving at most
 /// [`MAX_TICKS`] ticks (a day for anything longer).
 pub fn tick_step(range_ms: i64) -> i64 {
-    STEPS.iter().copied().find(|s| range_ms / s <= MAX_TICKS).unwrap_or(86_400_000)
+    STEPS
+        .iter()
+        .copied()
+        .find(|s| range_ms / s <= MAX_TICKS)
+        .unwrap_or(86_400_000)
 }
 
 /// Tick instants: multiples of the step inside `[from, to]`.
 pub fn ticks(from_ms: i64, to_ms: i64) -> Vec<i64> {
     let step = tick_step(to_ms - from_ms);
-    let first = from_ms.div_euclid(step) * step + if from_ms.rem_euclid(step) == 0 { 0 } else { step };
-    (0..).map(|i| first + i * step).take_while(|t| *t <= to_ms).collect()
+    let first = from_ms.div_euclid(step) * step
+        + if from_ms.rem_euclid(step) == 0 {
+            0
+        } else {
+            step
+        };
+    (0..)
+        .map(|i| first + i * step)
+        .take_while(|t| *t <= to_ms)
+        .collect()
 }
 
 fn tick_label(ms: i64, step: i64, zone: Option<Tz>) -> String {
-    let Some(t) = Utc.timestamp_millis_opt(ms).single() else { return "-".to_owned() };
+    let Some(t) = Utc.timestamp_millis_opt(ms).single() else {
+        return "-".to_owned();
+    };
     let format = if step < 60_000 { "%H:%M:%S" } else { "%H:%M" };
     match zone {
         Some(tz) => t.with_timezone(&tz).format(format).to_string(),
@@ -108,7 +122,9 @@ fn tick_label(ms: i64, step: i64, zone: Option<Tz>) -> String {
 pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
     let (from, to) = (axis.from_ms, axis.to_ms.max(axis.from_ms + 1));
     let range = to - from;
-    let x_of = |ms: i64| LABEL_W + ((ms.clamp(from, to) - from) as i128 * CHART_W as i128 / range as i128) as i64;
+    let x_of = |ms: i64| {
+        LABEL_W + ((ms.clamp(from, to) - from) as i128 * CHART_W as i128 / range as i128) as i64
+    };
     let axis_rows = if axis.zone.is_some() { 2 } else { 1 };
     let top = 6 + AXIS_ROW_H * axis_rows;
     let row_h = axis.row_h.max(8);
@@ -120,9 +136,17 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
         esc(&axis.label)
     );
     // Axis: a label per row at the left, then the ticks with grid lines.
-    let _ = write!(out, "<text class=\"axis\" x=\"4\" y=\"{AXIS_ROW_H}\">UTC</text>");
+    let _ = write!(
+        out,
+        "<text class=\"axis\" x=\"4\" y=\"{AXIS_ROW_H}\">UTC</text>"
+    );
     if let Some(tz) = axis.zone {
-        let _ = write!(out, "<text class=\"axis\" x=\"4\" y=\"{}\">{}</text>", AXIS_ROW_H * 2, esc(tz.name()));
+        let _ = write!(
+            out,
+            "<text class=\"axis\" x=\"4\" y=\"{}\">{}</text>",
+            AXIS_ROW_H * 2,
+            esc(tz.name())
+        );
     }
     let step = tick_step(range);
     for t in ticks(from, to) {
@@ -148,7 +172,10 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
     for (i, lane) in lanes.iter().enumerate() {
         let y = top + row_h * i as i64;
         let label = esc(&lane.label);
-        let text = format!("<text class=\"lane\" x=\"4\" y=\"{}\">{label}</text>", y + row_h - row_h / 4 - 1);
+        let text = format!(
+            "<text class=\"lane\" x=\"4\" y=\"{}\">{label}</text>",
+            y + row_h - row_h / 4 - 1
+        );
         match &lane.href {
             Some(href) => {
                 let _ = write!(out, "<a href=\"{}\">{text}</a>", esc(href));
@@ -214,7 +241,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn axis(from_ms: i64, to_ms: i64) -> Axis {
-        Axis { label: "t".into(), from_ms, to_ms, zone: None, now_ms: None, row_h: 20 }
+        Axis {
+            label: "t".into(),
+            from_ms,
+            to_ms,
+            zone: None,
+            now_ms: None,
+            row_h: 20,
+        }
     }
 
     proptest! {
@@ -237,23 +271,68 @@ mod tests {
             label: "<dag>".into(),
             href: Some("/dags/%3Cdag%3E?a=1&b=2".into()),
             bars: vec![
-                Bar { state: "succeeded".into(), start_ms: 0, end_ms: Some(500), title: "<r1>".into(), href: Some("/runs/r1".into()) },
-                Bar { state: "running".into(), start_ms: -500, end_ms: None, title: "r2".into(), href: None },
-                Bar { state: "failed".into(), start_ms: 2_000, end_ms: Some(3_000), title: "after".into(), href: None },
+                Bar {
+                    state: "succeeded".into(),
+                    start_ms: 0,
+                    end_ms: Some(500),
+                    title: "<r1>".into(),
+                    href: Some("/runs/r1".into()),
+                },
+                Bar {
+                    state: "running".into(),
+                    start_ms: -500,
+                    end_ms: None,
+                    title: "r2".into(),
+                    href: None,
+                },
+                Bar {
+                    state: "failed".into(),
+                    start_ms: 2_000,
+                    end_ms: Some(3_000),
+                    title: "after".into(),
+                    href: None,
+                },
             ],
-            markers: vec![Marker { at_ms: 5_000, title: "next fire".into() }],
+            markers: vec![Marker {
+                at_ms: 5_000,
+                title: "next fire".into(),
+            }],
         };
         let mut a = axis(0, 1_000);
         a.now_ms = Some(750);
         let svg = chart(&a, &[lane]);
         // First half of the axis; the open bar runs from the left edge to now.
-        assert!(svg.contains(&format!("class=\"st-succeeded\" x=\"{LABEL_W}\" y=\"22\" width=\"{}\"", CHART_W / 2)), "{svg}");
-        assert!(svg.contains(&format!("class=\"st-running\" x=\"{LABEL_W}\" y=\"22\" width=\"{}\"", CHART_W * 3 / 4)), "{svg}");
-        assert!(!svg.contains("st-failed"), "a bar after the axis is not drawn: {svg}");
+        assert!(
+            svg.contains(&format!(
+                "class=\"st-succeeded\" x=\"{LABEL_W}\" y=\"22\" width=\"{}\"",
+                CHART_W / 2
+            )),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!(
+                "class=\"st-running\" x=\"{LABEL_W}\" y=\"22\" width=\"{}\"",
+                CHART_W * 3 / 4
+            )),
+            "{svg}"
+        );
+        assert!(
+            !svg.contains("st-failed"),
+            "a bar after the axis is not drawn: {svg}"
+        );
         assert!(svg.contains("<a href=\"/runs/r1\"><rect"), "{svg}");
-        assert!(svg.contains("&lt;dag&gt;") && svg.contains("&lt;r1&gt;") && !svg.contains("<dag>"), "{svg}");
-        assert!(svg.contains("href=\"/dags/%3Cdag%3E?a=1&amp;b=2\""), "{svg}");
-        assert!(svg.contains("<title>next fire</title>"), "a marker past the end is still drawn: {svg}");
+        assert!(
+            svg.contains("&lt;dag&gt;") && svg.contains("&lt;r1&gt;") && !svg.contains("<dag>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("href=\"/dags/%3Cdag%3E?a=1&amp;b=2\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>next fire</title>"),
+            "a marker past the end is still drawn: {svg}"
+        );
         assert!(svg.contains("class=\"edge now\""), "{svg}");
     }
 
@@ -266,11 +345,21 @@ mod tests {
         let svg = chart(&a, &[]);
         let row = |y: i64| -> Vec<String> {
             let marker = format!("y=\"{y}\" text-anchor=\"middle\">");
-            svg.split(&marker).skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
+            svg.split(&marker)
+                .skip(1)
+                .filter_map(|s| s.split('<').next())
+                .map(str::to_owned)
+                .collect()
         };
-        assert_eq!(row(AXIS_ROW_H)[..7], ["22:00", "22:30", "23:00", "23:30", "00:00", "00:30", "01:00"]);
+        assert_eq!(
+            row(AXIS_ROW_H)[..7],
+            ["22:00", "22:30", "23:00", "23:30", "00:00", "00:30", "01:00"]
+        );
         // 01:00Z is 03:00 CEST: the clocks jumped from 02:00 to 03:00.
-        assert_eq!(row(AXIS_ROW_H * 2)[..8], ["23:00", "23:30", "00:00", "00:30", "01:00", "01:30", "03:00", "03:30"]);
+        assert_eq!(
+            row(AXIS_ROW_H * 2)[..8],
+            ["23:00", "23:30", "00:00", "00:30", "01:00", "01:30", "03:00", "03:30"]
+        );
         assert!(svg.contains(">Europe/Paris</text>"), "{svg}");
         assert_eq!(tick_step(6 * 3_600_000), 1_800_000);
     }

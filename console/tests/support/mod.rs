@@ -10,12 +10,16 @@ use nightshift_console::{router, AppState, AuthConfig, Role};
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{Coordinator, LeaseId};
 use nightshift_core::dag::{parse_dag, CalendarSet};
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{
-    dag_checksum, dag_key, encode, executor_key, progress_key, AppliedDag, ExecutorInfo, ItemProgress,
-    ProgressRecord,
+use nightshift_core::ids::{
+    DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId,
 };
-use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState, TriggerSource};
+use nightshift_core::keyspace::{
+    dag_checksum, dag_key, encode, executor_key, progress_key, AppliedDag, ExecutorInfo,
+    ItemProgress, ProgressRecord,
+};
+use nightshift_core::state::{
+    AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState, TriggerSource,
+};
 use nightshift_store::{JobRun, NewAlert, NewAttempt, NewDagVersion, NewEvent, NewRun, Store};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -79,28 +83,52 @@ pub struct Fixture {
 
 impl Fixture {
     /// A console over `coord` and the store at `url`; `guards` live as long.
-    pub async fn new(coord: Arc<dyn Coordinator>, url: &str, auth: AuthConfig, guards: Vec<Box<dyn Any + Send + Sync>>) -> Fixture {
+    pub async fn new(
+        coord: Arc<dyn Coordinator>,
+        url: &str,
+        auth: AuthConfig,
+        guards: Vec<Box<dyn Any + Send + Sync>>,
+    ) -> Fixture {
         let store = Store::connect(url).await.unwrap();
         let mut state = AppState::new(store.clone(), coord.clone(), PREFIX, auth);
         state.poll_interval = Duration::from_millis(50);
-        Fixture { state, coord, store, _guards: guards }
+        Fixture {
+            state,
+            coord,
+            store,
+            _guards: guards,
+        }
     }
 
     /// In-process coordinator and a fresh SQLite file.
     pub async fn memory(auth: AuthConfig) -> Fixture {
         let db = nightshift_testkit::db::fresh_sqlite();
         let url = db.url.clone();
-        Fixture::new(Arc::new(MemoryCoordinator::new()), &url, auth, vec![Box::new(db)]).await
+        Fixture::new(
+            Arc::new(MemoryCoordinator::new()),
+            &url,
+            auth,
+            vec![Box::new(db)],
+        )
+        .await
     }
 
     /// Sends a request to the router; returns status, headers and body text.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, HeaderMap, String) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_owned())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_owned())),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -114,19 +142,31 @@ impl Fixture {
     /// GET returning status and JSON.
     pub async fn get_json(&self, path: &str) -> (StatusCode, serde_json::Value) {
         let (status, _, body) = self.call(Method::GET, path, Some(TOKEN), None).await;
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+        )
     }
 
     /// POST with the operator token; status and JSON.
-    pub async fn post_json(&self, path: &str, body: Option<&str>) -> (StatusCode, serde_json::Value) {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
         let (status, _, text) = self.call(Method::POST, path, Some(TOKEN), body).await;
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+        )
     }
 
     /// Every key under the prefix with its mod revision.
     pub async fn keys(&self) -> BTreeMap<String, i64> {
         let (kvs, _) = self.coord.get_prefix(PREFIX).await.unwrap();
-        kvs.into_iter().map(|kv| (kv.key, kv.mod_revision)).collect()
+        kvs.into_iter()
+            .map(|kv| (kv.key, kv.mod_revision))
+            .collect()
     }
 }
 
@@ -141,7 +181,12 @@ pub fn t0() -> i64 {
 /// an event and an open alert. Returns the alert id.
 pub async fn seed(f: &Fixture) -> i64 {
     let t0 = t0();
-    let spec = parse_dag(Path::new("dags/settlement.toml"), DAG_TOML, &CalendarSet::new()).unwrap();
+    let spec = parse_dag(
+        Path::new("dags/settlement.toml"),
+        DAG_TOML,
+        &CalendarSet::new(),
+    )
+    .unwrap();
     let dag = DagName::new("settlement");
     let checksum = dag_checksum(DAG_TOML, &spec);
     let spec_json = serde_json::to_string(&spec).unwrap();
@@ -165,7 +210,10 @@ pub async fn seed(f: &Fixture) -> i64 {
         applied_by: "ops".into(),
         paused: false,
     };
-    f.coord.put(&dag_key(PREFIX, &dag), encode(&applied).unwrap(), None).await.unwrap();
+    f.coord
+        .put(&dag_key(PREFIX, &dag), encode(&applied).unwrap(), None)
+        .await
+        .unwrap();
 
     for (id, created) in [("r0", t0 - 5_000), ("r1", t0)] {
         f.store
@@ -181,9 +229,15 @@ pub async fn seed(f: &Fixture) -> i64 {
             })
             .await
             .unwrap();
-        f.store.update_run_state(&RunId::new(id), RunState::Running, created + 100, None).await.unwrap();
+        f.store
+            .update_run_state(&RunId::new(id), RunState::Running, created + 100, None)
+            .await
+            .unwrap();
     }
-    f.store.update_run_state(&RunId::new("r0"), RunState::Succeeded, t0 - 1_000, None).await.unwrap();
+    f.store
+        .update_run_state(&RunId::new("r0"), RunState::Succeeded, t0 - 1_000, None)
+        .await
+        .unwrap();
 
     let r1 = RunId::new("r1");
     let job = |name: &str, state, shards, succeeded, failed, started, ended| JobRun {
@@ -199,9 +253,42 @@ pub async fn seed(f: &Fixture) -> i64 {
         ended_at_ms: ended,
         error: None,
     };
-    f.store.upsert_job_run(&job("extract", JobState::Running, 4, 0, 0, Some(t0 + 1_000), None)).await.unwrap();
-    f.store.upsert_job_run(&job("extract", JobState::Succeeded, 4, 4, 0, Some(t0 + 1_000), Some(t0 + 5_000))).await.unwrap();
-    f.store.upsert_job_run(&job("settle", JobState::Running, 8, 2, 1, Some(t0 + 5_000), None)).await.unwrap();
+    f.store
+        .upsert_job_run(&job(
+            "extract",
+            JobState::Running,
+            4,
+            0,
+            0,
+            Some(t0 + 1_000),
+            None,
+        ))
+        .await
+        .unwrap();
+    f.store
+        .upsert_job_run(&job(
+            "extract",
+            JobState::Succeeded,
+            4,
+            4,
+            0,
+            Some(t0 + 1_000),
+            Some(t0 + 5_000),
+        ))
+        .await
+        .unwrap();
+    f.store
+        .upsert_job_run(&job(
+            "settle",
+            JobState::Running,
+            8,
+            2,
+            1,
+            Some(t0 + 5_000),
+            None,
+        ))
+        .await
+        .unwrap();
 
     let settle = JobName::new("settle");
     let attempt = |item: u32, n: u32, exec: &str, moved: Option<&str>| NewAttempt {
@@ -217,15 +304,44 @@ pub async fn seed(f: &Fixture) -> i64 {
     for (item, outcome, error) in [
         (0, AttemptOutcome::Succeeded, None),
         (1, AttemptOutcome::Succeeded, None),
-        (2, AttemptOutcome::Failed, Some("<script>boom</script> ledger refused")),
+        (
+            2,
+            AttemptOutcome::Failed,
+            Some("<script>boom</script> ledger refused"),
+        ),
     ] {
-        let id = f.store.start_attempt(&attempt(item, 1, "e1", None)).await.unwrap();
-        f.store.finish_attempt(id, outcome, t0 + 6_000, error).await.unwrap();
+        let id = f
+            .store
+            .start_attempt(&attempt(item, 1, "e1", None))
+            .await
+            .unwrap();
+        f.store
+            .finish_attempt(id, outcome, t0 + 6_000, error)
+            .await
+            .unwrap();
     }
-    f.store.start_attempt(&attempt(3, 1, "e1", None)).await.unwrap();
-    let lost = f.store.start_attempt(&attempt(4, 1, "e2", None)).await.unwrap();
-    f.store.finish_attempt(lost, AttemptOutcome::Lost, t0 + 7_000, Some("lease expired")).await.unwrap();
-    f.store.start_attempt(&attempt(4, 2, "e1", Some("e2"))).await.unwrap();
+    f.store
+        .start_attempt(&attempt(3, 1, "e1", None))
+        .await
+        .unwrap();
+    let lost = f
+        .store
+        .start_attempt(&attempt(4, 1, "e2", None))
+        .await
+        .unwrap();
+    f.store
+        .finish_attempt(
+            lost,
+            AttemptOutcome::Lost,
+            t0 + 7_000,
+            Some("lease expired"),
+        )
+        .await
+        .unwrap();
+    f.store
+        .start_attempt(&attempt(4, 2, "e1", Some("e2")))
+        .await
+        .unwrap();
 
     let lease = f.coord.grant_lease(Duration::from_secs(60)).await.unwrap();
     let info = ExecutorInfo {
@@ -239,12 +355,31 @@ pub async fn seed(f: &Fixture) -> i64 {
         version: "0.1.0".into(),
         started_at_ms: t0,
     };
-    f.coord.put(&executor_key(PREFIX, &info.id), encode(&info).unwrap(), Some(LeaseId(lease.0))).await.unwrap();
+    f.coord
+        .put(
+            &executor_key(PREFIX, &info.id),
+            encode(&info).unwrap(),
+            Some(LeaseId(lease.0)),
+        )
+        .await
+        .unwrap();
     let progress = ProgressRecord {
-        items: BTreeMap::from([(3, ItemProgress { done: 5, total: 10, message: Some("<b>halfway</b>".into()), at_ms: t0 + 8_000 })]),
+        items: BTreeMap::from([(
+            3,
+            ItemProgress {
+                done: 5,
+                total: 10,
+                message: Some("<b>halfway</b>".into()),
+                at_ms: t0 + 8_000,
+            },
+        )]),
     };
     f.coord
-        .put(&progress_key(PREFIX, &r1, &settle, &info.id), encode(&progress).unwrap(), Some(lease))
+        .put(
+            &progress_key(PREFIX, &r1, &settle, &info.id),
+            encode(&progress).unwrap(),
+            Some(lease),
+        )
         .await
         .unwrap();
 

@@ -23,34 +23,74 @@ pub async fn reads(f: &Fixture, alert_id: i64) {
     assert_eq!(d["open_alerts"], 1);
     assert_eq!(d["last_run"]["run_id"], "r1");
     // extract (4 items) is done; settle has 3 finished items.
-    assert_eq!((d["current_run"]["done"].as_u64(), d["current_run"]["total"].as_u64()), (Some(7), Some(13)));
+    assert_eq!(
+        (
+            d["current_run"]["done"].as_u64(),
+            d["current_run"]["total"].as_u64()
+        ),
+        (Some(7), Some(13))
+    );
 
     let (s, dag) = f.get_json("/api/v1/dags/settlement").await;
     assert_eq!(s, StatusCode::OK);
-    let jobs: Vec<&str> = dag["job_specs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    let jobs: Vec<&str> = dag["job_specs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
     assert_eq!(jobs, ["extract", "settle", "report"]);
     assert_eq!(dag["versions"][0]["version"], 1);
-    assert!(dag["source_toml"].as_str().unwrap().contains("[jobs.settle]"));
+    assert!(dag["source_toml"]
+        .as_str()
+        .unwrap()
+        .contains("[jobs.settle]"));
 
-    let (s, runs) = f.get_json("/api/v1/dags/settlement/runs?limit=1&offset=1").await;
+    let (s, runs) = f
+        .get_json("/api/v1/dags/settlement/runs?limit=1&offset=1")
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["run_id"], "r0");
 
-    let (_, runs) = f.get_json("/api/v1/runs?dag=settlement&state=succeeded").await;
-    let ids: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    let (_, runs) = f
+        .get_json("/api/v1/runs?dag=settlement&state=succeeded")
+        .await;
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["r0"]);
 
     let (s, run) = f.get_json("/api/v1/runs/r1").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(run["run"]["state"], "running");
-    let settle = run["jobs"].as_array().unwrap().iter().find(|j| j["job"] == "settle").unwrap();
+    let settle = run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "settle")
+        .unwrap();
     let c = &settle["counts"];
     assert_eq!(
-        [&c["total"], &c["succeeded"], &c["failed"], &c["running"], &c["pending"]].map(|v| v.as_u64().unwrap()),
+        [
+            &c["total"],
+            &c["succeeded"],
+            &c["failed"],
+            &c["running"],
+            &c["pending"]
+        ]
+        .map(|v| v.as_u64().unwrap()),
         [8, 2, 1, 2, 3]
     );
-    let report = run["jobs"].as_array().unwrap().iter().find(|j| j["job"] == "report").unwrap();
+    let report = run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "report")
+        .unwrap();
     assert_eq!(report["state"], "pending");
     assert_eq!(run["totals"]["total"], 13);
 
@@ -59,8 +99,23 @@ pub async fn reads(f: &Fixture, alert_id: i64) {
     let items = items.as_array().unwrap();
     assert_eq!(items.len(), 8);
     let states: Vec<&str> = items.iter().map(|i| i["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["succeeded", "succeeded", "failed", "running", "running", "pending", "pending", "pending"]);
-    assert_eq!(items[2]["attempts"][0]["error"], "<script>boom</script> ledger refused");
+    assert_eq!(
+        states,
+        [
+            "succeeded",
+            "succeeded",
+            "failed",
+            "running",
+            "running",
+            "pending",
+            "pending",
+            "pending"
+        ]
+    );
+    assert_eq!(
+        items[2]["attempts"][0]["error"],
+        "<script>boom</script> ledger refused"
+    );
     assert_eq!(items[3]["progress"]["done"], 5);
     assert_eq!(items[3]["progress"]["executor"], "e1");
     assert_eq!(items[4]["attempts"].as_array().unwrap().len(), 2);
@@ -90,11 +145,25 @@ pub async fn reads(f: &Fixture, alert_id: i64) {
 
 /// The command record an action wrote: exactly one new key, under
 /// `commands/`, and nothing else changed.
-pub async fn one_command(f: &Fixture, before: &std::collections::BTreeMap<String, i64>) -> CommandRecord {
+pub async fn one_command(
+    f: &Fixture,
+    before: &std::collections::BTreeMap<String, i64>,
+) -> CommandRecord {
     let after = f.keys().await;
-    let changed: Vec<&String> = after.iter().filter(|(k, rev)| before.get(*k) != Some(rev)).map(|(k, _)| k).collect();
-    assert_eq!(changed.len(), 1, "expected exactly one new key, got {changed:?}");
-    assert!(before.keys().all(|k| after.contains_key(k)), "an action deleted a key");
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, rev)| before.get(*k) != Some(rev))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        changed.len(),
+        1,
+        "expected exactly one new key, got {changed:?}"
+    );
+    assert!(
+        before.keys().all(|k| after.contains_key(k)),
+        "an action deleted a key"
+    );
     let key = changed[0];
     assert!(key.starts_with(&format!("{PREFIX}commands/")), "{key}");
     let kv = f.coord.get(key).await.unwrap().unwrap();
@@ -112,16 +181,56 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
         (
             "/api/v1/dags/settlement/trigger",
             Some(r#"{"business_date":"2024-03-29","params":{"region":"eu"}}"#),
-            Box::new(|c| matches!(c, Command::Trigger { dag, business_date: Some(d), params: Some(p), .. }
-                if dag.as_str() == "settlement" && d.to_string() == "2024-03-29" && p["region"] == "eu")),
+            Box::new(|c| {
+                matches!(c, Command::Trigger { dag, business_date: Some(d), params: Some(p), .. }
+                if dag.as_str() == "settlement" && d.to_string() == "2024-03-29" && p["region"] == "eu")
+            }),
         ),
-        ("/api/v1/dags/settlement/trigger", None, Box::new(|c| matches!(c, Command::Trigger { business_date: None, .. }))),
-        ("/api/v1/dags/settlement/pause", None, Box::new(|c| matches!(c, Command::PauseDag { dag } if dag.as_str() == "settlement"))),
-        ("/api/v1/dags/settlement/resume", None, Box::new(|c| matches!(c, Command::ResumeDag { .. }))),
-        ("/api/v1/runs/r1/cancel", None, Box::new(|c| matches!(c, Command::CancelRun { run } if run.as_str() == "r1"))),
-        ("/api/v1/runs/r1/retry", Some(r#"{"job":"settle"}"#), Box::new(|c| matches!(c, Command::Retry { job: Some(j), .. } if j.as_str() == "settle"))),
-        ("/api/v1/runs/r1/retry", None, Box::new(|c| matches!(c, Command::Retry { job: None, .. }))),
-        ("/api/v1/runs/r1/jobs/report/skip", None, Box::new(|c| matches!(c, Command::SkipJob { job, .. } if job.as_str() == "report"))),
+        (
+            "/api/v1/dags/settlement/trigger",
+            None,
+            Box::new(|c| {
+                matches!(
+                    c,
+                    Command::Trigger {
+                        business_date: None,
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "/api/v1/dags/settlement/pause",
+            None,
+            Box::new(|c| matches!(c, Command::PauseDag { dag } if dag.as_str() == "settlement")),
+        ),
+        (
+            "/api/v1/dags/settlement/resume",
+            None,
+            Box::new(|c| matches!(c, Command::ResumeDag { .. })),
+        ),
+        (
+            "/api/v1/runs/r1/cancel",
+            None,
+            Box::new(|c| matches!(c, Command::CancelRun { run } if run.as_str() == "r1")),
+        ),
+        (
+            "/api/v1/runs/r1/retry",
+            Some(r#"{"job":"settle"}"#),
+            Box::new(
+                |c| matches!(c, Command::Retry { job: Some(j), .. } if j.as_str() == "settle"),
+            ),
+        ),
+        (
+            "/api/v1/runs/r1/retry",
+            None,
+            Box::new(|c| matches!(c, Command::Retry { job: None, .. })),
+        ),
+        (
+            "/api/v1/runs/r1/jobs/report/skip",
+            None,
+            Box::new(|c| matches!(c, Command::SkipJob { job, .. } if job.as_str() == "report")),
+        ),
         (
             "/api/v1/runs/r1/jobs/settle/items/2/mark-succeeded",
             None,
@@ -143,10 +252,20 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
     assert_eq!(run["run"]["state"], "running");
 
     // Alerts are acknowledged in SQL, with an audit event naming the user.
-    let (status, acked) = f.post_json(&format!("/api/v1/alerts/{alert_id}/ack"), None).await;
+    let (status, acked) = f
+        .post_json(&format!("/api/v1/alerts/{alert_id}/ack"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{acked}");
-    assert_eq!((acked["state"].as_str(), acked["acked_by"].as_str()), (Some("acknowledged"), Some("alice")));
-    let (status, silence) = f.post_json("/api/v1/alerts/silence", Some(r#"{"rule":"item_failed","dag":"settlement","minutes":30}"#)).await;
+    assert_eq!(
+        (acked["state"].as_str(), acked["acked_by"].as_str()),
+        (Some("acknowledged"), Some("alice"))
+    );
+    let (status, silence) = f
+        .post_json(
+            "/api/v1/alerts/silence",
+            Some(r#"{"rule":"item_failed","dag":"settlement","minutes":30}"#),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{silence}");
     assert_eq!(silence["created_by"], "alice");
     let (_, silences) = f.get_json("/api/v1/alerts/silences").await;
@@ -161,10 +280,16 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
 /// `/metrics` counts what was seeded, in the Prometheus text format.
 pub async fn metrics(f: &Fixture) {
     // A scheduler campaigning for leadership (the election's key).
-    f.coord.put(&format!("{PREFIX}leader/7"), b"sched-\"1\"".to_vec(), None).await.unwrap();
+    f.coord
+        .put(&format!("{PREFIX}leader/7"), b"sched-\"1\"".to_vec(), None)
+        .await
+        .unwrap();
     let (s, headers, text) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     for line in [
         "nightshift_runs{state=\"running\"} 1",
         "nightshift_runs{state=\"succeeded\"} 1",
@@ -187,7 +312,10 @@ pub async fn metrics(f: &Fixture) {
         "nightshift_console_sql_errors_total 0",
         "nightshift_console_etcd_errors_total 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
     }
     // Every sample line is `name{labels} value` or `name value`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -31,7 +31,12 @@ async fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyh
         .map_err(|_| anyhow!("{method} {path}: no answer from chromedriver within 30 s"))?
 }
 
-async fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+async fn http_once(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
     let body = body.map(Value::to_string).unwrap_or_default();
     let req = format!(
@@ -57,7 +62,11 @@ async fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) ->
     let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
         .and_then(|v| v.parse::<usize>().ok());
     match length {
         Some(len) => {
@@ -74,12 +83,16 @@ async fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) ->
         }
     }
     let text = String::from_utf8_lossy(&raw[head_end..]).to_string();
-    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(&text)
     } else {
         text
     };
-    let value: Value = serde_json::from_str(&payload).with_context(|| format!("{method} {path}: {payload}"))?;
+    let value: Value =
+        serde_json::from_str(&payload).with_context(|| format!("{method} {path}: {payload}"))?;
     if !head.starts_with("HTTP/1.1 200") {
         bail!("{method} {path}: {head}: {value}");
     }
@@ -89,7 +102,9 @@ async fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) ->
 fn dechunk(mut text: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = text.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -100,7 +115,9 @@ fn dechunk(mut text: &str) -> String {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Browser {
@@ -112,21 +129,36 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting chromedriver (apt: chromium-driver; scripts/ensure-services installs it)")?;
+            .context(
+                "starting chromedriver (apt: chromium-driver; scripts/ensure-services installs it)",
+            )?;
         let profile = tempfile::tempdir()?;
-        let mut browser = Browser { driver, port, session: String::new(), _profile: profile };
+        let mut browser = Browser {
+            driver,
+            port,
+            session: String::new(),
+            _profile: profile,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             match http(port, "GET", "/status", None).await {
                 Ok(v) if v["ready"] == true => break,
-                _ if tokio::time::Instant::now() > deadline => bail!("chromedriver did not become ready"),
+                _ if tokio::time::Instant::now() > deadline => {
+                    bail!("chromedriver did not become ready")
+                }
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         let args = json!([
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--window-size=1280,1000",
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,1000",
             format!("--user-data-dir={}", browser._profile.path().display()),
         ]);
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -134,35 +166,63 @@ impl Browser {
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
         }}});
         let session = http(port, "POST", "/session", Some(&caps)).await?;
-        browser.session = session["sessionId"].as_str().ok_or_else(|| anyhow!("no session id: {session}"))?.to_owned();
+        browser.session = session["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no session id: {session}"))?
+            .to_owned();
         Ok(browser)
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        http(self.port, method, &format!("/session/{}{path}", self.session), body.as_ref()).await
+        http(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        )
+        .await
     }
 
     /// Opens a URL.
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.call("POST", "/url", Some(json!({"url": url}))).await.map(drop)
+        self.call("POST", "/url", Some(json!({"url": url})))
+            .await
+            .map(drop)
     }
 
     /// Runs a script (`return ...` to get a value back).
     pub async fn exec(&self, script: &str) -> anyhow::Result<Value> {
-        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []}))).await
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// Clicks the first element matching a CSS selector.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        let el = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css}))).await?;
-        let id = el[ELEMENT].as_str().ok_or_else(|| anyhow!("no element {css}"))?.to_owned();
-        self.call("POST", &format!("/element/{id}/click"), Some(json!({}))).await.map(drop)
+        let el = self
+            .call(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await?;
+        let id = el[ELEMENT]
+            .as_str()
+            .ok_or_else(|| anyhow!("no element {css}"))?
+            .to_owned();
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})))
+            .await
+            .map(drop)
     }
 
     /// Saves a PNG screenshot of the window.
     pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let data = self.call("GET", "/screenshot", None).await?;
-        let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default())?;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default())?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -191,9 +251,14 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let (port, path) = (self.port, format!("/session/{}", self.session));
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
-                    let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(5), http(port, "DELETE", &path, None)));
+                    let _ = rt.block_on(tokio::time::timeout(
+                        Duration::from_secs(5),
+                        http(port, "DELETE", &path, None),
+                    ));
                 }
             })
             .join();

@@ -186,7 +186,13 @@ mod tests {
         let id = CommandId::new(1_700_000_000_123, 0xabc);
         let run = trigger_run_id(&DagName::new("eod"), &id);
         assert_eq!(run.as_str(), format!("eod-{id}"));
-        assert_ne!(run, trigger_run_id(&DagName::new("eod"), &CommandId::new(1_700_000_000_123, 0xabd)));
+        assert_ne!(
+            run,
+            trigger_run_id(
+                &DagName::new("eod"),
+                &CommandId::new(1_700_000_000_123, 0xabd)
+            )
+        );
     }
 
     fn record(command: Command) -> CommandRecord {

@@ -224,8 +224,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn well_formed(set: &ItemSet) -> bool {
-        set.ranges.iter().all(|&(s, e)| s < e)
-            && set.ranges.windows(2).all(|w| w[0].1 < w[1].0)
+        set.ranges.iter().all(|&(s, e)| s < e) && set.ranges.windows(2).all(|w| w[0].1 < w[1].0)
     }
 
     fn small_items() -> impl Strategy<Value = Vec<u32>> {

@@ -88,7 +88,10 @@ fn first_version() -> u32 {
 }
 
 fn malformed<T: Record>(err: &serde_json::Error) -> RecordError {
-    RecordError::Malformed { kind: T::KIND, message: err.to_string() }
+    RecordError::Malformed {
+        kind: T::KIND,
+        message: err.to_string(),
+    }
 }
 
 /// `executors/{id}`: a live executor, attached to its own lease.
@@ -150,7 +153,9 @@ impl JobRunSpec {
     /// The item's own parameter, when the job defines them.
     pub fn item_param(&self, item: ItemIndex) -> Option<&str> {
         let params = self.shard_params.as_ref()?;
-        params.get(usize::try_from(item.0).ok()?).map(String::as_str)
+        params
+            .get(usize::try_from(item.0).ok()?)
+            .map(String::as_str)
     }
 }
 
@@ -283,7 +288,10 @@ mod tests {
         assert_eq!(record.attempt(3), 2);
         assert_eq!(record.attempt(5), 1);
         let empty = encode(&ProgressRecord::default()).unwrap();
-        assert_eq!(decode::<ProgressRecord>(&empty).unwrap(), ProgressRecord::default());
+        assert_eq!(
+            decode::<ProgressRecord>(&empty).unwrap(),
+            ProgressRecord::default()
+        );
     }
 
     #[test]
@@ -294,7 +302,10 @@ mod tests {
             "assignment record has schema version 2, this build reads up to 1"
         );
         let err = decode::<AssignmentRecord>(b"not json").unwrap_err();
-        assert!(err.to_string().starts_with("malformed assignment record"), "{err}");
+        assert!(
+            err.to_string().starts_with("malformed assignment record"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -304,7 +315,10 @@ mod tests {
                 "total_items":2,"shard_params":["a","b"]}"#,
         )
         .unwrap();
-        assert_eq!(spec.business_date, NaiveDate::from_ymd_opt(2024, 3, 31).unwrap());
+        assert_eq!(
+            spec.business_date,
+            NaiveDate::from_ymd_opt(2024, 3, 31).unwrap()
+        );
         assert_eq!(spec.item_param(ItemIndex(1)), Some("b"));
         assert_eq!(spec.item_param(ItemIndex(2)), None);
         assert_eq!(spec.params, serde_json::Value::Null);
@@ -314,9 +328,20 @@ mod tests {
     #[test]
     fn progress_and_results_round_trip() {
         let progress = ProgressRecord {
-            items: BTreeMap::from([(7, ItemProgress { done: 1, total: 2, message: None, at_ms: 5 })]),
+            items: BTreeMap::from([(
+                7,
+                ItemProgress {
+                    done: 1,
+                    total: 2,
+                    message: None,
+                    at_ms: 5,
+                },
+            )]),
         };
-        assert_eq!(decode::<ProgressRecord>(&encode(&progress).unwrap()).unwrap(), progress);
+        assert_eq!(
+            decode::<ProgressRecord>(&encode(&progress).unwrap()).unwrap(),
+            progress
+        );
         let batch = ResultBatch {
             executor: ExecutorId::new("e1"),
             token: FencingToken(42),

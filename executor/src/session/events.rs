@@ -41,7 +41,13 @@ impl Session {
         // the handler ran: fence first, so this outcome is voided.
         self.can_write();
         if let Some(slot) = self.slots.get_mut(&done.job) {
-            slot.state.finish(done.item, done.attempt, done.started_ms, done.ended_ms, done.finish);
+            slot.state.finish(
+                done.item,
+                done.attempt,
+                done.started_ms,
+                done.ended_ms,
+                done.finish,
+            );
         }
     }
 
@@ -52,7 +58,13 @@ impl Session {
             Stats::add(&self.stats.results_recorded, n);
             Stats::add(&self.stats.batches_written, 1);
         }
-        let Some(slot) = self.slots.get_mut(&batch.job).filter(|s| s.id == batch.slot) else { return };
+        let Some(slot) = self
+            .slots
+            .get_mut(&batch.job)
+            .filter(|s| s.id == batch.slot)
+        else {
+            return;
+        };
         slot.flushing = false;
         match written {
             Written::Stored | Written::Abandoned => {}
@@ -76,18 +88,25 @@ impl Session {
         };
         let token = current.map_or(0, |kv| kv.mod_revision);
         self.apply_assignment(&job, token, record);
-        let Some(slot) = self.slots.get_mut(&job) else { return self.fenced_batch(batch, "assignment is gone") };
+        let Some(slot) = self.slots.get_mut(&job) else {
+            return self.fenced_batch(batch, "assignment is gone");
+        };
         if slot.state.token == batch.token {
             return self.fenced_batch(batch, "write refused under the current token");
         }
-        let (kept, dropped): (Vec<_>, Vec<_>) = batch.results.into_iter().partition(|r| slot.state.owns(r));
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            batch.results.into_iter().partition(|r| slot.state.owns(r));
         if !dropped.is_empty() {
             Stats::add(&self.stats.results_dropped, dropped.len());
             tracing::warn!(run = %job.run, job = %job.job, dropped = dropped.len(), "fenced: items no longer assigned here; their outcomes are dropped");
         }
         if !kept.is_empty() {
             slot.flushing = true;
-            let retry = Batch { token: slot.state.token, results: kept, ..batch };
+            let retry = Batch {
+                token: slot.state.token,
+                results: kept,
+                ..batch
+            };
             self.spawn_write(retry);
         }
     }
@@ -104,12 +123,21 @@ impl Session {
     }
 
     pub(super) fn on_spec(&mut self, loaded: SpecLoaded) {
-        let Some(slot) = self.slots.get_mut(&loaded.job) else { return };
+        let Some(slot) = self.slots.get_mut(&loaded.job) else {
+            return;
+        };
         slot.runnable = match loaded.result {
             Ok(spec) => match self.config.handlers.get(&spec.handler) {
-                Some(job) => Runnable::Ready { params: Arc::new(spec.params.clone()), job: job.clone(), spec: Arc::new(spec) },
+                Some(job) => Runnable::Ready {
+                    params: Arc::new(spec.params.clone()),
+                    job: job.clone(),
+                    spec: Arc::new(spec),
+                },
                 None => {
-                    let msg = format!("executor {} has no handler `{}`", self.config.id, spec.handler);
+                    let msg = format!(
+                        "executor {} has no handler `{}`",
+                        self.config.id, spec.handler
+                    );
                     tracing::warn!(run = %loaded.job.run, job = %loaded.job.job, "{msg}; failing its items");
                     Runnable::No(true, msg)
                 }
@@ -124,7 +152,9 @@ impl Session {
 
     /// Reports the waiting items of a job that cannot run here as failed.
     fn fail_unrunnable(&mut self, job: &JobRef) {
-        let Some(slot) = self.slots.get_mut(job) else { return };
+        let Some(slot) = self.slots.get_mut(job) else {
+            return;
+        };
         if let Runnable::No(retryable, msg) = &slot.runnable {
             let pending = slot.state.take_pending();
             slot.state.fail_items(&pending, msg, *retryable, now_ms());
@@ -132,7 +162,11 @@ impl Session {
     }
 
     pub(super) fn on_watch_ready(&mut self, ready: WatchReady) {
-        tracing::debug!(revision = ready.revision, keys = ready.kvs.len(), "watching assignments");
+        tracing::debug!(
+            revision = ready.revision,
+            keys = ready.kvs.len(),
+            "watching assignments"
+        );
         self.watch = Some(ready.stream);
         self.resync(ready.kvs);
     }
@@ -163,9 +197,16 @@ impl Session {
 
     /// Replaces what the session knew with a full listing of `{p}runs/`.
     fn resync(&mut self, kvs: Vec<KeyValue>) {
-        let ours: HashMap<JobRef, KeyValue> =
-            kvs.into_iter().filter_map(|kv| self.our_assign_key(&kv.key).map(|job| (job, kv))).collect();
-        let gone: Vec<JobRef> = self.slots.keys().filter(|j| !ours.contains_key(j)).cloned().collect();
+        let ours: HashMap<JobRef, KeyValue> = kvs
+            .into_iter()
+            .filter_map(|kv| self.our_assign_key(&kv.key).map(|job| (job, kv)))
+            .collect();
+        let gone: Vec<JobRef> = self
+            .slots
+            .keys()
+            .filter(|j| !ours.contains_key(j))
+            .cloned()
+            .collect();
         for job in gone {
             self.remove_slot(&job, "gone");
         }
@@ -236,7 +277,9 @@ impl Session {
     /// Forgets an assignment: cancels its running items (their outcomes are
     /// void) and drops its unrecorded outcomes.
     pub(super) fn remove_slot(&mut self, job: &JobRef, reason: &str) {
-        let Some(mut slot) = self.slots.remove(job) else { return };
+        let Some(mut slot) = self.slots.remove(job) else {
+            return;
+        };
         slot.fetch.cancel();
         let cancelled = slot.state.discard_running();
         let dropped = slot.state.clear_buffer();
@@ -251,17 +294,28 @@ impl Session {
     }
 
     pub(super) fn begin_drain(&mut self) {
-        let running = self.slots.values().filter(|s| s.state.has_recordable_running()).count();
+        let running = self
+            .slots
+            .values()
+            .filter(|s| s.state.has_recordable_running())
+            .count();
         tracing::info!(grace = ?self.config.drain_grace, jobs_running = running, "shutdown requested: draining");
         self.draining = Some(Instant::now() + self.config.drain_grace);
     }
 
     pub(super) fn on_grace_over(&mut self) {
         self.grace_over = true;
-        let cancelled: usize = self.slots.values_mut().map(|s| s.state.discard_running()).sum();
+        let cancelled: usize = self
+            .slots
+            .values_mut()
+            .map(|s| s.state.discard_running())
+            .sum();
         Stats::add(&self.stats.items_cancelled, cancelled);
         if cancelled > 0 {
-            tracing::warn!(cancelled, "drain grace over: running items cancelled, they will be reassigned");
+            tracing::warn!(
+                cancelled,
+                "drain grace over: running items cancelled, they will be reassigned"
+            );
         }
     }
 }

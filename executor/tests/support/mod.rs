@@ -6,9 +6,13 @@
 
 use anyhow::Result;
 use nightshift_coord::memory::MemoryCoordinator;
-use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream};
+use nightshift_coord::{
+    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemResult, ItemSet, JobRunSpec, ResultBatch};
+use nightshift_core::keyspace::{
+    self, AssignmentRecord, ExecutorInfo, ItemResult, ItemSet, JobRunSpec, ResultBatch,
+};
 use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
 use nightshift_testkit::wait::{wait_for, wait_for_value};
 use std::collections::BTreeMap;
@@ -27,7 +31,9 @@ pub struct Leader {
 
 impl Leader {
     pub fn new() -> Leader {
-        Leader { coord: Arc::new(MemoryCoordinator::new()) }
+        Leader {
+            coord: Arc::new(MemoryCoordinator::new()),
+        }
     }
 
     pub fn with(coord: Arc<dyn Coordinator>) -> Leader {
@@ -35,7 +41,11 @@ impl Leader {
     }
 
     pub fn builder(&self, id: &str) -> ExecutorBuilder {
-        Executor::builder().coordinator(self.coord.clone()).prefix(PREFIX).id(id).lease_ttl(Duration::from_secs(2))
+        Executor::builder()
+            .coordinator(self.coord.clone())
+            .prefix(PREFIX)
+            .id(id)
+            .lease_ttl(Duration::from_secs(2))
     }
 
     /// The registration of `id`, once it is there (and, if given, not `old_lease`).
@@ -49,7 +59,14 @@ impl Leader {
         .await
     }
 
-    pub async fn spec(&self, run: &str, job: &str, handler: &str, total_items: u32, params: serde_json::Value) -> Result<()> {
+    pub async fn spec(
+        &self,
+        run: &str,
+        job: &str,
+        handler: &str,
+        total_items: u32,
+        params: serde_json::Value,
+    ) -> Result<()> {
         let spec = JobRunSpec {
             run: RunId::new(run),
             dag: "dag".into(),
@@ -71,17 +88,46 @@ impl Leader {
     }
 
     /// Writes an assignment bound to the executor's lease; returns its token.
-    pub async fn assign(&self, run: &str, job: &str, to: &ExecutorInfo, record: &AssignmentRecord) -> Result<i64> {
+    pub async fn assign(
+        &self,
+        run: &str,
+        job: &str,
+        to: &ExecutorInfo,
+        record: &AssignmentRecord,
+    ) -> Result<i64> {
         let key = keyspace::assign_key(PREFIX, &RunId::new(run), &JobName::new(job), &to.id);
-        Ok(self.coord.put(&key, keyspace::encode(record)?, Some(LeaseId(to.lease))).await?)
+        Ok(self
+            .coord
+            .put(&key, keyspace::encode(record)?, Some(LeaseId(to.lease)))
+            .await?)
     }
 
-    pub async fn assign_items(&self, run: &str, job: &str, to: &ExecutorInfo, items: ItemSet) -> Result<i64> {
-        self.assign(run, job, to, &AssignmentRecord { items, ..Default::default() }).await
+    pub async fn assign_items(
+        &self,
+        run: &str,
+        job: &str,
+        to: &ExecutorInfo,
+        items: ItemSet,
+    ) -> Result<i64> {
+        self.assign(
+            run,
+            job,
+            to,
+            &AssignmentRecord {
+                items,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     pub async fn assignment_exists(&self, run: &str, job: &str, to: &str) -> bool {
-        let key = keyspace::assign_key(PREFIX, &RunId::new(run), &JobName::new(job), &ExecutorId::new(to));
+        let key = keyspace::assign_key(
+            PREFIX,
+            &RunId::new(run),
+            &JobName::new(job),
+            &ExecutorId::new(to),
+        );
         matches!(self.coord.get(&key).await, Ok(Some(_)))
     }
 
@@ -89,7 +135,9 @@ impl Leader {
     pub async fn batches(&self, run: &str, job: &str) -> Result<Vec<(String, ResultBatch)>> {
         let prefix = keyspace::results_prefix(PREFIX, &RunId::new(run), &JobName::new(job));
         let (kvs, _) = self.coord.get_prefix(&prefix).await?;
-        kvs.into_iter().map(|kv| Ok((kv.key, keyspace::decode(&kv.value)?))).collect()
+        kvs.into_iter()
+            .map(|kv| Ok((kv.key, keyspace::decode(&kv.value)?)))
+            .collect()
     }
 
     /// Every recorded result of the job, by item.
@@ -104,10 +152,17 @@ impl Leader {
     }
 
     /// Waits until `n` distinct items of the job have a result.
-    pub async fn wait_results(&self, run: &str, job: &str, n: usize) -> Result<BTreeMap<u32, Vec<ItemResult>>> {
-        wait_for_value(WAIT, &format!("{n} items of {run}/{job} recorded"), || async {
-            self.results(run, job).await.ok().filter(|r| r.len() >= n)
-        })
+    pub async fn wait_results(
+        &self,
+        run: &str,
+        job: &str,
+        n: usize,
+    ) -> Result<BTreeMap<u32, Vec<ItemResult>>> {
+        wait_for_value(
+            WAIT,
+            &format!("{n} items of {run}/{job} recorded"),
+            || async { self.results(run, job).await.ok().filter(|r| r.len() >= n) },
+        )
         .await
     }
 }
@@ -125,7 +180,11 @@ pub fn start(executor: Executor) -> Running {
     let task = tokio::spawn(executor.run_until(async move {
         let _ = rx.await;
     }));
-    Running { stats, shutdown: Some(tx), task }
+    Running {
+        stats,
+        shutdown: Some(tx),
+        task,
+    }
 }
 
 impl Running {
@@ -164,7 +223,10 @@ where
 }
 
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt().with_env_filter("nightshift_executor=debug").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("nightshift_executor=debug")
+        .with_test_writer()
+        .try_init();
 }
 
 /// The in-process backend with a switch that makes lease renewals fail, as
@@ -176,7 +238,10 @@ pub struct Partitionable {
 
 impl Partitionable {
     pub fn new() -> Arc<Partitionable> {
-        Arc::new(Partitionable { inner: MemoryCoordinator::new(), cut: Default::default() })
+        Arc::new(Partitionable {
+            inner: MemoryCoordinator::new(),
+            cut: Default::default(),
+        })
     }
     pub fn set_cut(&self, cut: bool) {
         self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
@@ -200,7 +265,12 @@ impl Coordinator for Partitionable {
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
         self.inner.lease_time_to_live(lease).await
     }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError> {
         self.inner.put(key, value, lease).await
     }
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
@@ -221,7 +291,11 @@ impl Coordinator for Partitionable {
     async fn current_revision(&self) -> Result<Revision, CoordError> {
         self.inner.current_revision().await
     }
-    async fn watch_prefix(&self, prefix: &str, start: Option<Revision>) -> Result<WatchStream, CoordError> {
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start: Option<Revision>,
+    ) -> Result<WatchStream, CoordError> {
         self.inner.watch_prefix(prefix, start).await
     }
 }

@@ -40,10 +40,17 @@ impl Leader {
         if self.bad_keys.reported.get(&kv.key) == Some(&kv.mod_revision) {
             return;
         }
-        self.bad_keys.reported.insert(kv.key.clone(), kv.mod_revision);
+        self.bad_keys
+            .reported
+            .insert(kv.key.clone(), kv.mod_revision);
         tracing::error!(key = %kv.key, revision = kv.mod_revision, error = %error, action = %action, "unreadable value under the scheduler prefix");
-        let detail = json!({"key": kv.key, "revision": kv.mod_revision, "error": error, "action": action});
-        self.outbox.push(Emit { actor: &self.actor }.system(self.clock.now_ms(), "bad_key", detail));
+        let detail =
+            json!({"key": kv.key, "revision": kv.mod_revision, "error": error, "action": action});
+        self.outbox.push(Emit { actor: &self.actor }.system(
+            self.clock.now_ms(),
+            "bad_key",
+            detail,
+        ));
     }
     /// A command that does not decode was deleted: it can never be carried
     /// out, so it is rejected like any refused command — a
@@ -59,6 +66,10 @@ impl Leader {
         let outcome = format!("rejected: unreadable command: {error}");
         tracing::error!(key = %kv.key, by = %issued_by, error = %error, "unreadable command under the scheduler prefix; rejected and deleted");
         let detail = json!({"command_id": id.as_ref().map(|i| i.as_str()), "key": kv.key, "outcome": outcome});
-        self.outbox.push(Emit { actor: &issued_by }.system(self.clock.now_ms(), "command_rejected", detail));
+        self.outbox.push(Emit { actor: &issued_by }.system(
+            self.clock.now_ms(),
+            "command_rejected",
+            detail,
+        ));
     }
 }

@@ -8,17 +8,21 @@
 
 use super::{put, Leader, LeaderError};
 use crate::failover::Receiver;
+use crate::plan::plan_job;
 use crate::record::{self, JobRecord, LastAssignment, Owner, RunRecord};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{ExecutorId, JobName};
 use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec};
-use crate::plan::plan_job;
 use nightshift_core::sharding::ShardingError;
 use std::collections::BTreeMap;
 
 /// Live executors serving `handler`, as failover receivers with their load
 /// in `job` (unfinished items they hold).
-pub(super) fn receivers(executors: &BTreeMap<ExecutorId, ExecutorInfo>, handler: &str, job: &JobRecord) -> Vec<Receiver> {
+pub(super) fn receivers(
+    executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+    handler: &str,
+    job: &JobRecord,
+) -> Vec<Receiver> {
     let done = job.done();
     executors
         .values()
@@ -27,7 +31,10 @@ pub(super) fn receivers(executors: &BTreeMap<ExecutorId, ExecutorInfo>, handler:
             id: e.id.clone(),
             lease: e.lease,
             weight: e.capacity.max(1),
-            load: job.owners.get(&e.id).map_or(0, |o| o.items.difference(&done).len()),
+            load: job
+                .owners
+                .get(&e.id)
+                .map_or(0, |o| o.items.difference(&done).len()),
         })
         .collect()
 }
@@ -36,13 +43,26 @@ pub(super) fn receivers(executors: &BTreeMap<ExecutorId, ExecutorInfo>, handler:
 /// their current attempts.
 pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord {
     let items = owner.items.difference(&job.done());
-    let attempts = items.iter().filter_map(|i| job.attempts.get(&i).map(|&a| (i, a))).collect();
-    AssignmentRecord { items, attempts, cancel: owner.cancel.intersection(&owner.items) }
+    let attempts = items
+        .iter()
+        .filter_map(|i| job.attempts.get(&i).map(|&a| (i, a)))
+        .collect();
+    AssignmentRecord {
+        items,
+        attempts,
+        cancel: owner.cancel.intersection(&owner.items),
+    }
 }
 
 /// Ops writing a job's spec.
-pub(super) fn spec_op(prefix: &str, rec: &RunRecord, job: &JobName) -> Result<Option<TxnOp>, LeaderError> {
-    let Some(spec) = rec.job_spec(job) else { return Ok(None) };
+pub(super) fn spec_op(
+    prefix: &str,
+    rec: &RunRecord,
+    job: &JobName,
+) -> Result<Option<TxnOp>, LeaderError> {
+    let Some(spec) = rec.job_spec(job) else {
+        return Ok(None);
+    };
     let params = merge(&spec.params, &rec.params);
     let run_spec = JobRunSpec {
         run: rec.run.clone(),
@@ -53,9 +73,15 @@ pub(super) fn spec_op(prefix: &str, rec: &RunRecord, job: &JobName) -> Result<Op
         total_items: spec.shards,
         params,
         shard_params: spec.shard_params.clone(),
-        item_timeout_ms: spec.item_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        item_timeout_ms: spec
+            .item_timeout
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
-    Ok(Some(put(keyspace::spec_key(prefix, &rec.run, job), &run_spec, None)?))
+    Ok(Some(put(
+        keyspace::spec_key(prefix, &rec.run, job),
+        &run_spec,
+        None,
+    )?))
 }
 
 /// Run params over job params (objects merged key by key).
@@ -85,12 +111,22 @@ pub(super) enum Started {
 impl Leader {
     /// Assigns a job's open items and fills in its owners.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %rec.run, job = %name))]
-    pub(super) async fn start_job(&mut self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now_ms: i64) -> Result<Started, LeaderError> {
+    pub(super) async fn start_job(
+        &mut self,
+        rec: &mut RunRecord,
+        name: &JobName,
+        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+        now_ms: i64,
+    ) -> Result<Started, LeaderError> {
         let prefix = self.config.prefix.clone();
-        let Some(spec) = rec.job_spec(name).cloned() else { return Ok(Started::NoExecutor) };
+        let Some(spec) = rec.job_spec(name).cloned() else {
+            return Ok(Started::NoExecutor);
+        };
         let last_key = record::last_assignment_key(&prefix, &rec.spec.name, name);
         let previous = match self.coord.get(&last_key).await? {
-            Some(kv) => self.decode_or_report::<LastAssignment>(&kv, "ignored: the job is assigned afresh"),
+            Some(kv) => {
+                self.decode_or_report::<LastAssignment>(&kv, "ignored: the job is assigned afresh")
+            }
             None => None,
         };
         let layout = match plan_job(&rec.spec.name, &spec, executors.values(), previous.as_ref()) {
@@ -101,17 +137,34 @@ impl Leader {
                 return Ok(Started::NoExecutor);
             }
         };
-        let Some(job) = rec.jobs.get_mut(name) else { return Ok(Started::NoExecutor) };
+        let Some(job) = rec.jobs.get_mut(name) else {
+            return Ok(Started::NoExecutor);
+        };
         let open = ItemSet::range(0, spec.shards).difference(&job.done());
-        let mut last = LastAssignment { shards: spec.shards, executors: BTreeMap::new(), run: Some(rec.run.clone()) };
+        let mut last = LastAssignment {
+            shards: spec.shards,
+            executors: BTreeMap::new(),
+            run: Some(rec.run.clone()),
+        };
         job.owners.clear();
         for (exec, items) in layout.iter() {
             let set: ItemSet = items.iter().map(|i| i.0).collect();
             last.executors.insert(exec.clone(), set.clone());
             let mine = set.intersection(&open);
-            let Some(info) = executors.get(exec) else { continue };
+            let Some(info) = executors.get(exec) else {
+                continue;
+            };
             if !mine.is_empty() {
-                job.owners.insert(exec.clone(), Owner { lease: info.lease, items: mine, cancel: ItemSet::new(), token: 0, assigned_at_ms: now_ms });
+                job.owners.insert(
+                    exec.clone(),
+                    Owner {
+                        lease: info.lease,
+                        items: mine,
+                        cancel: ItemSet::new(),
+                        token: 0,
+                        assigned_at_ms: now_ms,
+                    },
+                );
             }
         }
         job.unowned = ItemSet::new();
@@ -122,18 +175,26 @@ impl Leader {
         // crashed mid-dispatch) are deleted key by key in the same txn as
         // the new ones, not by prefix: etcd refuses a txn whose delete range
         // overlaps its puts, and one txn keeps the dispatch atomic.
-        let (existing, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &rec.run, name)).await?;
+        let (existing, _) = self
+            .coord
+            .get_prefix(&keyspace::assign_prefix(&prefix, &rec.run, name))
+            .await?;
         let mut main: Vec<TxnOp> = spec_op(&prefix, rec, name)?.into_iter().collect();
         if let Some(job) = rec.jobs.get(name) {
             for kv in existing {
-                let stale = keyspace::parse_assign_key(&prefix, &kv.key).is_none_or(|(_, _, e)| !job.owners.contains_key(&e));
+                let stale = keyspace::parse_assign_key(&prefix, &kv.key)
+                    .is_none_or(|(_, _, e)| !job.owners.contains_key(&e));
                 if stale {
                     main.push(TxnOp::Delete { key: kv.key });
                 }
             }
             for (exec, owner) in &job.owners {
                 let value = assignment_of(job, owner);
-                main.push(put(keyspace::assign_key(&prefix, &rec.run, name, exec), &value, Some(owner.lease))?);
+                main.push(put(
+                    keyspace::assign_key(&prefix, &rec.run, name, exec),
+                    &value,
+                    Some(owner.lease),
+                )?);
                 tracing::info!(run = %rec.run, job = %name, executor = %exec, items = %value.items, "assigned");
             }
         }

@@ -39,7 +39,9 @@ pub struct Backoff {
 impl Backoff {
     /// Records a failure; returns how long to wait before the next try.
     pub fn fail(&mut self) -> Duration {
-        let next = self.current.map_or(FIRST_RETRY, |d| d.saturating_mul(2).min(MAX_RETRY));
+        let next = self
+            .current
+            .map_or(FIRST_RETRY, |d| d.saturating_mul(2).min(MAX_RETRY));
         self.current = Some(next);
         next
     }
@@ -81,7 +83,9 @@ impl Leader {
 
     /// Whether the store is known to be failing (the loop then backs off).
     pub(super) fn store_is_down(&self) -> bool {
-        self.store_health.as_ref().is_some_and(|h| h.recovered_at_ms.is_none())
+        self.store_health
+            .as_ref()
+            .is_some_and(|h| h.recovered_at_ms.is_none())
     }
 
     /// At the end of a pass: records a failure in `{p}health/store`, or,
@@ -91,27 +95,43 @@ impl Leader {
         if let Some(error) = self.store_trouble.take() {
             return self.outage_continues(error, now).await;
         }
-        let Some(health) = self.store_health.clone() else { return Ok(()) };
+        let Some(health) = self.store_health.clone() else {
+            return Ok(());
+        };
         let key = keyspace::store_health_key(&self.config.prefix);
         match health.recovered_at_ms {
             None => match self.open_outage_alert(&health, now).await {
                 Ok(()) => {
-                    let recovered = StoreHealth { recovered_at_ms: Some(now), ..health.clone() };
-                    self.fenced.commit(vec![put(key, &recovered, None)?]).await?;
+                    let recovered = StoreHealth {
+                        recovered_at_ms: Some(now),
+                        ..health.clone()
+                    };
+                    self.fenced
+                        .commit(vec![put(key, &recovered, None)?])
+                        .await?;
                     self.store_health = Some(recovered);
                     tracing::info!(down_ms = now - health.down_since_ms, attempts = health.attempts, "sql store accepts writes again; outage recorded as a store_unavailable alert");
                     let detail = json!({"down_since_ms": health.down_since_ms, "recovered_at_ms": now, "attempts": health.attempts, "last_error": health.last_error});
-                    self.outbox.push(Emit { actor: &self.actor }.system(now, "store_recovered", detail));
+                    self.outbox.push(Emit { actor: &self.actor }.system(
+                        now,
+                        "store_recovered",
+                        detail,
+                    ));
                     Ok(())
                 }
                 Err(e) => self.outage_continues(describe(&e), now).await,
             },
             Some(recovered) => {
-                let linger = i64::try_from(self.config.store_alert_linger.as_millis()).unwrap_or(i64::MAX);
+                let linger =
+                    i64::try_from(self.config.store_alert_linger.as_millis()).unwrap_or(i64::MAX);
                 if now.saturating_sub(recovered) < linger {
                     return Ok(());
                 }
-                match self.store.resolve_alert(&alert_key(&health), recovered).await {
+                match self
+                    .store
+                    .resolve_alert(&alert_key(&health), recovered)
+                    .await
+                {
                     Ok(_) => {
                         self.fenced.commit(vec![TxnOp::Delete { key }]).await?;
                         self.store_health = None;
@@ -128,15 +148,31 @@ impl Leader {
     /// one outage, one alert).
     async fn outage_continues(&mut self, error: String, now: i64) -> Result<(), LeaderError> {
         let health = match self.store_health.take() {
-            Some(h) => StoreHealth { last_error: error, attempts: h.attempts.saturating_add(1), recovered_at_ms: None, ..h },
+            Some(h) => StoreHealth {
+                last_error: error,
+                attempts: h.attempts.saturating_add(1),
+                recovered_at_ms: None,
+                ..h
+            },
             None => {
                 tracing::error!(error = %error, "sql store unavailable: retrying with backoff; results wait in etcd, events and alerts in memory");
-                StoreHealth { down_since_ms: now, last_error: error, attempts: 1, recovered_at_ms: None }
+                StoreHealth {
+                    down_since_ms: now,
+                    last_error: error,
+                    attempts: 1,
+                    recovered_at_ms: None,
+                }
             }
         };
         tracing::warn!(attempts = health.attempts, down_ms = now - health.down_since_ms, error = %health.last_error, "sql store still unavailable");
         self.store_health = Some(health.clone());
-        self.fenced.commit(vec![put(keyspace::store_health_key(&self.config.prefix), &health, None)?]).await?;
+        self.fenced
+            .commit(vec![put(
+                keyspace::store_health_key(&self.config.prefix),
+                &health,
+                None,
+            )?])
+            .await?;
         Ok(())
     }
 
@@ -152,7 +188,10 @@ impl Leader {
             job: None,
             item: None,
             executor: None,
-            message: format!("the SQL store refused writes for {secs} s ({} failed attempts); last error: {}", health.attempts, health.last_error),
+            message: format!(
+                "the SQL store refused writes for {secs} s ({} failed attempts); last error: {}",
+                health.attempts, health.last_error
+            ),
             at_ms: health.down_since_ms,
         };
         self.store.open_alert(&alert).await.map(|_| ())

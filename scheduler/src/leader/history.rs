@@ -47,7 +47,12 @@ pub struct Synced {
 }
 
 /// Brings the run's SQL rows up to its record. Returns whether all is stored.
-pub async fn sync_run(store: &Store, rec: &RunRecord, synced: &mut Synced, now_ms: i64) -> Result<(), StoreError> {
+pub async fn sync_run(
+    store: &Store,
+    rec: &RunRecord,
+    synced: &mut Synced,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     for (name, job) in &rec.jobs {
         let row = job_row(&rec.run, name, job);
         if synced.jobs.get(name) == Some(&row) {
@@ -65,13 +70,25 @@ pub async fn sync_run(store: &Store, rec: &RunRecord, synced: &mut Synced, now_m
     if synced.run_state != Some(rec.state) {
         let current = store.get_run(&rec.run).await?.map(|r| r.state);
         if current != Some(rec.state) {
-            let error = (rec.state == nightshift_core::state::RunState::Failed).then(|| failed_jobs(rec));
-            if rec.state.is_terminal() && current == Some(nightshift_core::state::RunState::Pending) {
+            let error =
+                (rec.state == nightshift_core::state::RunState::Failed).then(|| failed_jobs(rec));
+            if rec.state.is_terminal() && current == Some(nightshift_core::state::RunState::Pending)
+            {
                 // Pending → terminal directly is allowed only for failures and
                 // cancels; pass through running so that history shows a start.
-                let _ = store.update_run_state(&rec.run, nightshift_core::state::RunState::Running, now_ms, None).await;
+                let _ = store
+                    .update_run_state(
+                        &rec.run,
+                        nightshift_core::state::RunState::Running,
+                        now_ms,
+                        None,
+                    )
+                    .await;
             }
-            match store.update_run_state(&rec.run, rec.state, now_ms, error.as_deref()).await {
+            match store
+                .update_run_state(&rec.run, rec.state, now_ms, error.as_deref())
+                .await
+            {
                 Ok(_) | Err(StoreError::IllegalTransition { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -145,7 +162,12 @@ impl Outbox {
                 }
                 // The database answered and refused this write: retrying it
                 // cannot help, and it must not hold up the writes behind it.
-                Err(e @ (StoreError::Conflict { .. } | StoreError::NotFound { .. } | StoreError::IllegalTransition { .. } | StoreError::Corrupt { .. })) => {
+                Err(
+                    e @ (StoreError::Conflict { .. }
+                    | StoreError::NotFound { .. }
+                    | StoreError::IllegalTransition { .. }
+                    | StoreError::Corrupt { .. }),
+                ) => {
                     tracing::error!(error = %e, write = ?p, "history write refused; dropping it");
                     self.queue.pop_front();
                 }
@@ -171,7 +193,16 @@ pub struct Emit<'a> {
 impl Emit<'_> {
     /// An event about a run (and optionally a job / executor).
     #[allow(clippy::too_many_arguments)]
-    pub fn event(&self, at_ms: i64, kind: &str, dag: &DagName, run: Option<&RunId>, job: Option<&JobName>, executor: Option<&ExecutorId>, detail: serde_json::Value) -> Pending {
+    pub fn event(
+        &self,
+        at_ms: i64,
+        kind: &str,
+        dag: &DagName,
+        run: Option<&RunId>,
+        job: Option<&JobName>,
+        executor: Option<&ExecutorId>,
+        detail: serde_json::Value,
+    ) -> Pending {
         Pending::Event(NewEvent {
             at_ms,
             kind: kind.to_owned(),
@@ -204,7 +235,17 @@ impl Emit<'_> {
 
 /// An alert to open.
 #[allow(clippy::too_many_arguments)]
-pub fn alert(rule: AlertRule, key: String, severity: AlertSeverity, dag: &DagName, run: Option<&RunId>, job: Option<&JobName>, executor: Option<&ExecutorId>, message: String, at_ms: i64) -> Pending {
+pub fn alert(
+    rule: AlertRule,
+    key: String,
+    severity: AlertSeverity,
+    dag: &DagName,
+    run: Option<&RunId>,
+    job: Option<&JobName>,
+    executor: Option<&ExecutorId>,
+    message: String,
+    at_ms: i64,
+) -> Pending {
     Pending::Open(NewAlert {
         rule,
         dedupe_key: key,
@@ -221,7 +262,16 @@ pub fn alert(rule: AlertRule, key: String, severity: AlertSeverity, dag: &DagNam
 
 /// A new attempt row for `item`.
 #[allow(clippy::too_many_arguments)]
-pub fn attempt(run: &RunId, job: &JobName, item: u32, attempt: u32, executor: &ExecutorId, token: i64, started_at_ms: i64, moved_from: Option<ExecutorId>) -> NewAttempt {
+pub fn attempt(
+    run: &RunId,
+    job: &JobName,
+    item: u32,
+    attempt: u32,
+    executor: &ExecutorId,
+    token: i64,
+    started_at_ms: i64,
+    moved_from: Option<ExecutorId>,
+) -> NewAttempt {
     NewAttempt {
         run_id: run.clone(),
         job: job.clone(),

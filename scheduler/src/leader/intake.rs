@@ -30,11 +30,19 @@ pub(super) struct RunRequest {
 impl Leader {
     /// Reads the applied DAGs.
     pub(super) async fn load_dags(&mut self) -> Result<(), LeaderError> {
-        let (kvs, _) = self.coord.get_prefix(&keyspace::dags_prefix(&self.config.prefix)).await?;
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&keyspace::dags_prefix(&self.config.prefix))
+            .await?;
         let mut dags = BTreeMap::new();
         for kv in kvs {
-            let Some(name) = keyspace::parse_dag_key(&self.config.prefix, &kv.key) else { continue };
-            if let Some(dag) = self.decode_or_report::<AppliedDag>(&kv, "ignored: not scheduled until it is applied again") {
+            let Some(name) = keyspace::parse_dag_key(&self.config.prefix, &kv.key) else {
+                continue;
+            };
+            if let Some(dag) = self.decode_or_report::<AppliedDag>(
+                &kv,
+                "ignored: not scheduled until it is applied again",
+            ) {
                 dags.insert(name, dag);
             }
         }
@@ -44,28 +52,57 @@ impl Leader {
 
     /// Creates a run: SQL row first (the unique run id makes a repeat a
     /// no-op), then the etcd record. Returns `None` if it already existed.
-    pub(super) async fn create_run(&mut self, req: RunRequest, extra: Vec<TxnOp>) -> Result<Option<RunId>, LeaderError> {
+    pub(super) async fn create_run(
+        &mut self,
+        req: RunRequest,
+        extra: Vec<TxnOp>,
+    ) -> Result<Option<RunId>, LeaderError> {
         if self.runs.contains_key(&req.run) {
             return Ok(None);
         }
-        let Some(applied) = self.dags.get(&req.dag).cloned() else { return Ok(None) };
-        let jobs = applied.spec.jobs.iter().map(|j| (j.name.clone(), JobRecord::pending(j.shards))).collect();
-        self.create_run_with(req, applied.spec, applied.version, jobs, extra).await
+        let Some(applied) = self.dags.get(&req.dag).cloned() else {
+            return Ok(None);
+        };
+        let jobs = applied
+            .spec
+            .jobs
+            .iter()
+            .map(|j| (j.name.clone(), JobRecord::pending(j.shards)))
+            .collect();
+        self.create_run_with(req, applied.spec, applied.version, jobs, extra)
+            .await
     }
 
     /// [`Self::create_run`] of a given DAG version with given job records
     /// (a retry of a finished run starts with its succeeded work done).
-    pub(super) async fn create_run_with(&mut self, req: RunRequest, spec: nightshift_core::dag::DagSpec, version: u32, jobs: BTreeMap<nightshift_core::ids::JobName, JobRecord>, extra: Vec<TxnOp>) -> Result<Option<RunId>, LeaderError> {
+    pub(super) async fn create_run_with(
+        &mut self,
+        req: RunRequest,
+        spec: nightshift_core::dag::DagSpec,
+        version: u32,
+        jobs: BTreeMap<nightshift_core::ids::JobName, JobRecord>,
+        extra: Vec<TxnOp>,
+    ) -> Result<Option<RunId>, LeaderError> {
         let now = self.clock.now_ms();
-        let at = req.scheduled_for.unwrap_or_else(|| Utc.timestamp_millis_opt(now).single().unwrap_or_else(Utc::now));
-        let day = req.business_date.unwrap_or_else(|| business_date(at, spec.timezone));
+        let at = req.scheduled_for.unwrap_or_else(|| {
+            Utc.timestamp_millis_opt(now)
+                .single()
+                .unwrap_or_else(Utc::now)
+        });
+        let day = req
+            .business_date
+            .unwrap_or_else(|| business_date(at, spec.timezone));
         let new = NewRun {
             run_id: req.run.clone(),
             dag: req.dag.clone(),
             dag_version: version,
             business_date: day,
             trigger_source: req.source,
-            params: if req.params.is_null() { json!({}) } else { req.params.clone() },
+            params: if req.params.is_null() {
+                json!({})
+            } else {
+                req.params.clone()
+            },
             scheduled_for_ms: req.scheduled_for.map(|t| t.timestamp_millis()),
             created_at_ms: now,
         };
@@ -81,7 +118,10 @@ impl Leader {
             Err(e) => return Err(store_down(e)),
         }
         let deadline_ms = spec.deadline.and_then(|t| {
-            let local = spec.timezone.from_local_datetime(&day.and_time(t)).earliest()?;
+            let local = spec
+                .timezone
+                .from_local_datetime(&day.and_time(t))
+                .earliest()?;
             let mut ms = local.timestamp_millis();
             if ms < at.timestamp_millis() {
                 ms += 86_400_000;
@@ -103,25 +143,52 @@ impl Leader {
             open_alerts: Default::default(),
             spec,
         };
-        let mut ops = vec![put(record::run_state_key(&self.config.prefix, &rec.run), &rec, None)?];
+        let mut ops = vec![put(
+            record::run_state_key(&self.config.prefix, &rec.run),
+            &rec,
+            None,
+        )?];
         ops.extend(extra);
         let written = keyspace::encode(&rec)?;
         self.fenced.commit(ops).await?;
         tracing::info!(run = %rec.run, dag = %req.dag, source = %req.source, business_date = %day, "run created");
         let emit = Emit { actor: &self.actor };
-        self.outbox.push(emit.event(now, "run_created", &req.dag, Some(&rec.run), None, None, json!({"source": req.source.as_str(), "business_date": day.to_string()})));
-        self.runs.insert(rec.run.clone(), LiveRun { rec, written, synced: Default::default() });
+        self.outbox.push(emit.event(
+            now,
+            "run_created",
+            &req.dag,
+            Some(&rec.run),
+            None,
+            None,
+            json!({"source": req.source.as_str(), "business_date": day.to_string()}),
+        ));
+        self.runs.insert(
+            rec.run.clone(),
+            LiveRun {
+                rec,
+                written,
+                synced: Default::default(),
+            },
+        );
         Ok(Some(req.run))
     }
 
     /// Fires due schedule instants of every unpaused scheduled DAG.
     pub(super) async fn run_cron(&mut self) -> Result<(), LeaderError> {
         let now_ms = self.clock.now_ms();
-        let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else { return Ok(()) };
-        let dags: Vec<(DagName, AppliedDag)> = self.dags.iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+        let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else {
+            return Ok(());
+        };
+        let dags: Vec<(DagName, AppliedDag)> = self
+            .dags
+            .iter()
+            .map(|(n, d)| (n.clone(), d.clone()))
+            .collect();
         self.next_fire_ms = None;
         for (name, applied) in dags {
-            let (Some(expr), false) = (applied.spec.schedule.as_deref(), applied.paused) else { continue };
+            let (Some(expr), false) = (applied.spec.schedule.as_deref(), applied.paused) else {
+                continue;
+            };
             let cron_key = record::cron_key(&self.config.prefix, &name);
             let Some(last) = self.cron.get(&name).copied() else {
                 // First sight of this schedule: start from now, fire nothing past.
@@ -141,16 +208,34 @@ impl Leader {
                 let next_ms = next.timestamp_millis();
                 self.next_fire_ms = Some(self.next_fire_ms.map_or(next_ms, |m| m.min(next_ms)));
             }
-            let Some(last_at) = Utc.timestamp_millis_opt(last.last_ms).single() else { continue };
-            let decision = due_fires(&schedule, applied.spec.calendar.as_ref(), applied.spec.misfire, last_at, now, self.config.misfire_grace);
-            let Some(handled) = decision.handled else { continue };
-            let rec = CronRecord { last_ms: handled.timestamp_millis() };
+            let Some(last_at) = Utc.timestamp_millis_opt(last.last_ms).single() else {
+                continue;
+            };
+            let decision = due_fires(
+                &schedule,
+                applied.spec.calendar.as_ref(),
+                applied.spec.misfire,
+                last_at,
+                now,
+                self.config.misfire_grace,
+            );
+            let Some(handled) = decision.handled else {
+                continue;
+            };
+            let rec = CronRecord {
+                last_ms: handled.timestamp_millis(),
+            };
             // The cron record goes in the txn of the last run it fires (one
             // write instead of two on the trigger path); alone otherwise.
             let mut cron_put = Some(put(cron_key.clone(), &rec, None)?);
             let fires = decision.fires.len();
             for (i, fire) in decision.fires.into_iter().enumerate() {
-                let live: Vec<RunId> = self.runs.values().filter(|r| r.rec.spec.name == name && !r.rec.state.is_terminal()).map(|r| r.rec.run.clone()).collect();
+                let live: Vec<RunId> = self
+                    .runs
+                    .values()
+                    .filter(|r| r.rec.spec.name == name && !r.rec.state.is_terminal())
+                    .map(|r| r.rec.run.clone())
+                    .collect();
                 match admit(applied.spec.concurrency, &live) {
                     Admission::Skip => {
                         tracing::info!(dag = %name, instant = %fire.instant, "concurrency forbid: a run is still going; not firing");
@@ -173,7 +258,11 @@ impl Leader {
                     source: fire.source,
                     scheduled_for: Some(fire.instant),
                 };
-                let extra: Vec<TxnOp> = if i + 1 == fires { cron_put.take().into_iter().collect() } else { vec![] };
+                let extra: Vec<TxnOp> = if i + 1 == fires {
+                    cron_put.take().into_iter().collect()
+                } else {
+                    vec![]
+                };
                 let with_cron = !extra.is_empty();
                 if self.create_run(req, extra).await?.is_none() && with_cron {
                     // Not created (it already existed): the record still goes.
@@ -190,13 +279,16 @@ impl Leader {
 
     /// Marks a live run cancelled in memory (written by the run's pass).
     pub(super) fn cancel_run(&mut self, run: &RunId, now_ms: i64) -> bool {
-        let Some(live) = self.runs.get_mut(run) else { return false };
+        let Some(live) = self.runs.get_mut(run) else {
+            return false;
+        };
         if live.rec.state.is_terminal() {
             return false;
         }
         for job in live.rec.jobs.values_mut() {
             if !job.state.is_terminal() {
-                let open = nightshift_core::keyspace::ItemSet::range(0, job.shards).difference(&job.done());
+                let open = nightshift_core::keyspace::ItemSet::range(0, job.shards)
+                    .difference(&job.done());
                 if job.state != JobState::Pending {
                     job.cancelled = job.cancelled.union(&open);
                 }
@@ -210,9 +302,14 @@ impl Leader {
 
     /// Carries out and deletes every pending operator command, oldest first.
     pub(super) async fn run_commands(&mut self) -> Result<(), LeaderError> {
-        let (kvs, _) = self.coord.get_prefix(&keyspace::commands_prefix(&self.config.prefix)).await?;
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&keyspace::commands_prefix(&self.config.prefix))
+            .await?;
         for kv in kvs {
-            let delete = TxnOp::Delete { key: kv.key.clone() };
+            let delete = TxnOp::Delete {
+                key: kv.key.clone(),
+            };
             let cmd = match keyspace::decode::<CommandRecord>(&kv.value) {
                 Ok(c) => c,
                 Err(e) => {
@@ -241,24 +338,53 @@ impl Leader {
     }
 
     /// Runs one command; its key is deleted in the same txn as its effect.
-    async fn execute(&mut self, cmd: &CommandRecord, delete: TxnOp) -> Result<(Option<DagName>, Option<RunId>, String), LeaderError> {
+    async fn execute(
+        &mut self,
+        cmd: &CommandRecord,
+        delete: TxnOp,
+    ) -> Result<(Option<DagName>, Option<RunId>, String), LeaderError> {
         let now = self.clock.now_ms();
         let run_dag = |l: &Leader, run: &RunId| l.runs.get(run).map(|r| r.rec.spec.name.clone());
         match &cmd.command {
-            Command::Trigger { dag, business_date, params, rerun, source } => {
+            Command::Trigger {
+                dag,
+                business_date,
+                params,
+                rerun,
+                source,
+            } => {
                 if !self.dags.contains_key(dag) {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((Some(dag.clone()), None, format!("rejected: dag {dag} is not applied")));
+                    return Ok((
+                        Some(dag.clone()),
+                        None,
+                        format!("rejected: dag {dag} is not applied"),
+                    ));
                 }
                 if let (Some(day), false) = (business_date, rerun) {
-                    let runs = self.store.runs_for_business_date(dag, *day).await.map_err(store_down)?;
+                    let runs = self
+                        .store
+                        .runs_for_business_date(dag, *day)
+                        .await
+                        .map_err(store_down)?;
                     if runs.iter().any(|r| r.state == RunState::Succeeded) {
                         self.fenced.commit(vec![delete]).await?;
-                        return Ok((Some(dag.clone()), None, format!("rejected: a run for {day} already succeeded (use rerun)")));
+                        return Ok((
+                            Some(dag.clone()),
+                            None,
+                            format!("rejected: a run for {day} already succeeded (use rerun)"),
+                        ));
                     }
                 }
                 let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
-                let req = RunRequest { run: run.clone(), dag: dag.clone(), business_date: *business_date, params: params.clone().unwrap_or(serde_json::Value::Null), source: *source, scheduled_for: None };
+                let req = RunRequest {
+                    run: run.clone(),
+                    dag: dag.clone(),
+                    business_date: *business_date,
+                    params: params.clone().unwrap_or(serde_json::Value::Null),
+                    source: *source,
+                    scheduled_for: None,
+                };
                 let created = self.create_run(req, vec![delete.clone()]).await?;
                 if created.is_none() {
                     self.fenced.commit(vec![delete]).await?;
@@ -269,7 +395,15 @@ impl Leader {
                 let dag = run_dag(self, run);
                 let ok = self.cancel_run(run, now);
                 self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), if ok { "cancelled".into() } else { "rejected: run is not live".into() }))
+                Ok((
+                    dag,
+                    Some(run.clone()),
+                    if ok {
+                        "cancelled".into()
+                    } else {
+                        "rejected: run is not live".into()
+                    },
+                ))
             }
             Command::Retry { run, job } => {
                 let dag = run_dag(self, run);
@@ -278,7 +412,9 @@ impl Leader {
                         let mut n = 0;
                         for (name, rec) in live.rec.jobs.iter_mut() {
                             let selected = job.as_ref().is_none_or(|j| j == name);
-                            if selected && matches!(rec.state, JobState::Failed | JobState::UpstreamFailed) {
+                            if selected
+                                && matches!(rec.state, JobState::Failed | JobState::UpstreamFailed)
+                            {
                                 for item in rec.failed.iter().collect::<Vec<_>>() {
                                     rec.failures.remove(&item);
                                     rec.attempts.insert(item, rec.attempt(item) + 1);
@@ -295,8 +431,14 @@ impl Leader {
                     Some(_) => "rejected: run is ending".into(),
                     None => {
                         // A finished run: a new run redoes only what failed.
-                        let new_run = RunId::new(format!("{}-{}", run_dag_sql(self, run).await?.unwrap_or_default(), cmd.id));
-                        let outcome = self.retry_finished(run, job.as_ref(), new_run.clone(), delete.clone()).await?;
+                        let new_run = RunId::new(format!(
+                            "{}-{}",
+                            run_dag_sql(self, run).await?.unwrap_or_default(),
+                            cmd.id
+                        ));
+                        let outcome = self
+                            .retry_finished(run, job.as_ref(), new_run.clone(), delete.clone())
+                            .await?;
                         if !outcome.starts_with("retried") {
                             self.fenced.commit(vec![delete]).await?;
                         }
@@ -326,7 +468,8 @@ impl Leader {
                 let dag = run_dag(self, run);
                 let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
                     Some(rec) if !rec.state.is_terminal() => {
-                        let open = nightshift_core::keyspace::ItemSet::range(0, rec.shards).difference(&rec.done());
+                        let open = nightshift_core::keyspace::ItemSet::range(0, rec.shards)
+                            .difference(&rec.done());
                         rec.skipped = rec.skipped.union(&open);
                         rec.retry_at.clear();
                         rec.state = JobState::Skipped;
@@ -342,13 +485,33 @@ impl Leader {
                 let paused = matches!(cmd.command, Command::PauseDag { .. });
                 let Some(mut applied) = self.dags.get(dag).cloned() else {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((Some(dag.clone()), None, format!("rejected: dag {dag} is not applied")));
+                    return Ok((
+                        Some(dag.clone()),
+                        None,
+                        format!("rejected: dag {dag} is not applied"),
+                    ));
                 };
-                self.store.set_dag_paused(dag, paused, now).await.map_err(store_down)?;
+                self.store
+                    .set_dag_paused(dag, paused, now)
+                    .await
+                    .map_err(store_down)?;
                 applied.paused = paused;
-                self.fenced.commit(vec![put(keyspace::dag_key(&self.config.prefix, dag), &applied, None)?, delete]).await?;
+                self.fenced
+                    .commit(vec![
+                        put(keyspace::dag_key(&self.config.prefix, dag), &applied, None)?,
+                        delete,
+                    ])
+                    .await?;
                 self.dags.insert(dag.clone(), applied);
-                Ok((Some(dag.clone()), None, if paused { "paused".into() } else { "resumed".into() }))
+                Ok((
+                    Some(dag.clone()),
+                    None,
+                    if paused {
+                        "paused".into()
+                    } else {
+                        "resumed".into()
+                    },
+                ))
             }
         }
     }
@@ -359,7 +522,11 @@ impl Leader {
         let mut encoded = None;
         if let Some(live) = self.runs.get(run) {
             let bytes = keyspace::encode(&live.rec)?;
-            ops.push(TxnOp::Put { key: record::run_state_key(&self.config.prefix, run), value: bytes.clone(), lease: None });
+            ops.push(TxnOp::Put {
+                key: record::run_state_key(&self.config.prefix, run),
+                value: bytes.clone(),
+                lease: None,
+            });
             encoded = Some(bytes);
         }
         ops.push(op);
@@ -373,7 +540,11 @@ impl Leader {
 
 /// The DAG of a stored run.
 async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<String>, LeaderError> {
-    Ok(l.store.get_run(run).await.map_err(store_down)?.map(|r| r.dag.to_string()))
+    Ok(l.store
+        .get_run(run)
+        .await
+        .map_err(store_down)?
+        .map(|r| r.dag.to_string()))
 }
 
 /// A store failure that stops this step (it is retried on the next pass).

@@ -129,7 +129,14 @@ impl Fenced {
     /// holds: checked before SQL writes that etcd cannot fence, so a leader
     /// that already knows it is deposed does not write them.
     pub async fn check(&self) -> Result<(), LeaderError> {
-        let resp = self.coord.txn(Txn { compares: vec![self.fence.clone()], success: vec![], failure: vec![] }).await?;
+        let resp = self
+            .coord
+            .txn(Txn {
+                compares: vec![self.fence.clone()],
+                success: vec![],
+                failure: vec![],
+            })
+            .await?;
         if resp.succeeded {
             Ok(())
         } else {
@@ -144,7 +151,14 @@ impl Fenced {
         let mut ops = ops.into_iter().peekable();
         while ops.peek().is_some() {
             let chunk: Vec<TxnOp> = ops.by_ref().take(MAX_OPS).collect();
-            let resp = self.coord.txn(Txn { compares: vec![self.fence.clone()], success: chunk, failure: vec![] }).await?;
+            let resp = self
+                .coord
+                .txn(Txn {
+                    compares: vec![self.fence.clone()],
+                    success: chunk,
+                    failure: vec![],
+                })
+                .await?;
             if !resp.succeeded {
                 return Err(LeaderError::Deposed);
             }
@@ -156,7 +170,11 @@ impl Fenced {
 
 /// A put of a record.
 pub fn put<T: Record>(key: String, value: &T, lease: Option<i64>) -> Result<TxnOp, LeaderError> {
-    Ok(TxnOp::Put { key, value: keyspace::encode(value)?, lease: lease.map(nightshift_coord::LeaseId) })
+    Ok(TxnOp::Put {
+        key,
+        value: keyspace::encode(value)?,
+        lease: lease.map(nightshift_coord::LeaseId),
+    })
 }
 
 /// What the leader knows between passes; rebuilt from etcd on election.
@@ -198,8 +216,17 @@ pub struct LiveRun {
 impl Leader {
     /// Takes over: loads live runs, cron records and a SQL outage on record
     /// from etcd.
-    pub async fn recover(coord: Arc<dyn Coordinator>, store: Store, clock: Arc<dyn Clock>, config: SchedulerConfig, leadership: &Leadership) -> Result<Leader, LeaderError> {
-        let fenced = Fenced { coord: coord.clone(), fence: leadership.fence() };
+    pub async fn recover(
+        coord: Arc<dyn Coordinator>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+        leadership: &Leadership,
+    ) -> Result<Leader, LeaderError> {
+        let fenced = Fenced {
+            coord: coord.clone(),
+            fence: leadership.fence(),
+        };
         let actor = format!("scheduler:{}", config.id);
         let mut leader = Leader {
             coord,
@@ -219,27 +246,52 @@ impl Leader {
             retry: Default::default(),
         };
         let prefix = leader.config.prefix.clone();
-        let (kvs, _) = leader.coord.get_prefix(&keyspace::runs_prefix(&prefix)).await?;
+        let (kvs, _) = leader
+            .coord
+            .get_prefix(&keyspace::runs_prefix(&prefix))
+            .await?;
         for kv in kvs {
             if let Some(run) = record::parse_run_state_key(&prefix, &kv.key) {
-                if let Some(rec) = leader.decode_or_report::<RunRecord>(&kv, "left alone: this run is not led") {
-                    leader.runs.insert(run, LiveRun { rec, written: kv.value, synced: Default::default() });
+                if let Some(rec) =
+                    leader.decode_or_report::<RunRecord>(&kv, "left alone: this run is not led")
+                {
+                    leader.runs.insert(
+                        run,
+                        LiveRun {
+                            rec,
+                            written: kv.value,
+                            synced: Default::default(),
+                        },
+                    );
                 }
             }
         }
         let cron_prefix = format!("{prefix}cron/");
         let (kvs, _) = leader.coord.get_prefix(&cron_prefix).await?;
         for kv in kvs {
-            let Some(name) = kv.key.strip_prefix(&cron_prefix) else { continue };
+            let Some(name) = kv.key.strip_prefix(&cron_prefix) else {
+                continue;
+            };
             let name = DagName::new(name);
-            if let Some(rec) = leader.decode_or_report::<CronRecord>(&kv, "ignored: the schedule restarts from now") {
+            if let Some(rec) = leader
+                .decode_or_report::<CronRecord>(&kv, "ignored: the schedule restarts from now")
+            {
                 leader.cron.insert(name, rec);
             }
         }
-        if let Some(kv) = leader.coord.get(&keyspace::store_health_key(&prefix)).await? {
-            leader.store_health = leader.decode_or_report(&kv, "ignored: a new outage record replaces it");
+        if let Some(kv) = leader
+            .coord
+            .get(&keyspace::store_health_key(&prefix))
+            .await?
+        {
+            leader.store_health =
+                leader.decode_or_report(&kv, "ignored: a new outage record replaces it");
         }
-        tracing::info!(runs = leader.runs.len(), store_outage = leader.store_health.is_some(), "leading: recovered live runs from etcd");
+        tracing::info!(
+            runs = leader.runs.len(),
+            store_outage = leader.store_health.is_some(),
+            "leading: recovered live runs from etcd"
+        );
         Ok(leader)
     }
 
@@ -251,7 +303,9 @@ impl Leader {
     /// How long to wait before the next pass without a change: the tick, or
     /// less when a schedule instant falls due sooner.
     fn until_next_pass(&self) -> Duration {
-        let Some(next) = self.next_fire_ms else { return self.config.tick };
+        let Some(next) = self.next_fire_ms else {
+            return self.config.tick;
+        };
         let ms = u64::try_from(next.saturating_sub(self.clock.now_ms())).unwrap_or(0);
         self.config.tick.min(Duration::from_millis(ms))
     }
@@ -261,7 +315,11 @@ impl Leader {
     /// A pass that failed (etcd error) or found the SQL store failing is
     /// retried with capped exponential backoff ([`health::Backoff`]); while
     /// backing off, changes do not trigger passes (the retry sees them).
-    pub async fn lead(mut self, leadership: &Leadership, mut shutdown: watch::Receiver<bool>) -> Result<(), LeaderError> {
+    pub async fn lead(
+        mut self,
+        leadership: &Leadership,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), LeaderError> {
         let mut changes = self.coord.watch_prefix(&self.config.prefix, None).await?;
         let lost = leadership.lost();
         tokio::pin!(lost);
@@ -280,7 +338,8 @@ impl Leader {
                 self.retry.reset();
                 None
             };
-            let deadline = tokio::time::Instant::now() + retry_in.unwrap_or_else(|| self.until_next_pass());
+            let deadline =
+                tokio::time::Instant::now() + retry_in.unwrap_or_else(|| self.until_next_pass());
             loop {
                 let event = tokio::select! {
                     biased;
@@ -301,7 +360,10 @@ impl Leader {
                     Event::Changed => {
                         tokio::time::sleep(self.config.debounce).await;
                         // Drain what arrived meanwhile: one pass sees it all.
-                        while let Some(Some(Ok(_))) = futures::FutureExt::now_or_never(changes.next()) {}
+                        while let Some(Some(Ok(_))) =
+                            futures::FutureExt::now_or_never(changes.next())
+                        {
+                        }
                         break;
                     }
                     Event::Tick => break,
@@ -314,7 +376,13 @@ impl Leader {
 /// Runs a scheduler replica until `shutdown` turns true: campaign, lead,
 /// and campaign again after losing leadership. On shutdown the leadership is
 /// resigned and the lease revoked, so a standby takes over at once.
-pub async fn run_scheduler(coord: Arc<dyn Coordinator>, store: Store, clock: Arc<dyn Clock>, config: SchedulerConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), LeaderError> {
+pub async fn run_scheduler(
+    coord: Arc<dyn Coordinator>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), LeaderError> {
     let election = Election::new(coord.clone(), format!("{}leader/", config.prefix));
     loop {
         if *shutdown.borrow() {
@@ -361,7 +429,15 @@ pub async fn run_scheduler(coord: Arc<dyn Coordinator>, store: Store, clock: Arc
                 }
             }
         });
-        let result = match Leader::recover(coord.clone(), store.clone(), clock.clone(), config.clone(), &leadership).await {
+        let result = match Leader::recover(
+            coord.clone(),
+            store.clone(),
+            clock.clone(),
+            config.clone(),
+            &leadership,
+        )
+        .await
+        {
             Ok(leader) => {
                 use tracing::Instrument as _;
                 let span = tracing::info_span!("leader", scheduler = %config.id, term = leadership.create_revision());

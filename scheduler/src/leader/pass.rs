@@ -48,7 +48,12 @@ impl Leader {
     /// anything else — e.g. an executor's lease ended between reading it and
     /// attaching an assignment to it — is logged and the run is redone from
     /// its unchanged record next pass while the other runs go on.
-    fn absorb(&mut self, run: &RunId, what: &str, result: Result<(), LeaderError>) -> Result<(), LeaderError> {
+    fn absorb(
+        &mut self,
+        run: &RunId,
+        what: &str,
+        result: Result<(), LeaderError>,
+    ) -> Result<(), LeaderError> {
         match result {
             Ok(()) => {}
             Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
@@ -62,12 +67,20 @@ impl Leader {
     }
 
     async fn live_executors(&mut self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
-        let (kvs, _) = self.coord.get_prefix(&keyspace::executors_prefix(&self.config.prefix)).await?;
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&keyspace::executors_prefix(&self.config.prefix))
+            .await?;
         let mut out = BTreeMap::new();
         for kv in kvs {
-            let Some(id) = keyspace::parse_executor_key(&self.config.prefix, &kv.key) else { continue };
+            let Some(id) = keyspace::parse_executor_key(&self.config.prefix, &kv.key) else {
+                continue;
+            };
             // The lease the key really has is the one assignments must use.
-            if let Some(mut info) = self.decode_or_report::<ExecutorInfo>(&kv, "ignored: not an executor until it registers again") {
+            if let Some(mut info) = self.decode_or_report::<ExecutorInfo>(
+                &kv,
+                "ignored: not an executor until it registers again",
+            ) {
                 if let Some(lease) = kv.lease {
                     info.lease = lease.0;
                 }

@@ -18,21 +18,42 @@ impl Leader {
     /// Starts `new_run` redoing the unfinished work of the finished `run`
     /// (of every job, or of `job` and what was never run). Returns the outcome
     /// for the command's event.
-    pub(super) async fn retry_finished(&mut self, run: &RunId, job: Option<&JobName>, new_run: RunId, delete: TxnOp) -> Result<String, LeaderError> {
+    pub(super) async fn retry_finished(
+        &mut self,
+        run: &RunId,
+        job: Option<&JobName>,
+        new_run: RunId,
+        delete: TxnOp,
+    ) -> Result<String, LeaderError> {
         let Some(old) = self.store.get_run(run).await.map_err(store_down)? else {
             return Ok(format!("rejected: no run {run}"));
         };
         if !old.state.is_terminal() || old.state == nightshift_core::state::RunState::Succeeded {
             return Ok(format!("rejected: run {run} is {}", old.state));
         }
-        let Some(version) = self.store.dag_version(&old.dag, old.dag_version).await.map_err(store_down)? else {
-            return Ok(format!("rejected: dag version {} of {} is gone", old.dag_version, old.dag));
+        let Some(version) = self
+            .store
+            .dag_version(&old.dag, old.dag_version)
+            .await
+            .map_err(store_down)?
+        else {
+            return Ok(format!(
+                "rejected: dag version {} of {} is gone",
+                old.dag_version, old.dag
+            ));
         };
         let spec: DagSpec = match serde_json::from_str(&version.spec_json) {
             Ok(s) => s,
             Err(e) => return Ok(format!("rejected: stored dag spec unreadable: {e}")),
         };
-        let rows: BTreeMap<JobName, JobState> = self.store.job_runs(run).await.map_err(store_down)?.into_iter().map(|j| (j.job, j.state)).collect();
+        let rows: BTreeMap<JobName, JobState> = self
+            .store
+            .job_runs(run)
+            .await
+            .map_err(store_down)?
+            .into_iter()
+            .map(|j| (j.job, j.state))
+            .collect();
         let mut jobs = BTreeMap::new();
         for js in &spec.jobs {
             let state = rows.get(&js.name).copied().unwrap_or(JobState::Pending);
@@ -74,7 +95,10 @@ impl Leader {
             source: TriggerSource::Retry,
             scheduled_for: None,
         };
-        match self.create_run_with(req, spec, old.dag_version, jobs, vec![delete]).await? {
+        match self
+            .create_run_with(req, spec, old.dag_version, jobs, vec![delete])
+            .await?
+        {
             Some(_) => Ok(format!("retried as run {new_run}")),
             None => Ok(format!("run {new_run} already exists")),
         }

@@ -13,14 +13,16 @@ use super::dispatch::{assignment_of, receivers, Started};
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
 use crate::failover::fail_over;
-use crate::orchestration::{apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision};
+use crate::orchestration::{
+    apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision,
+};
 use crate::record::{self, JobRecord, RunRecord};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
 use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
-use serde_json::json;
 use nightshift_store::{EndedAttempt, NewAttempt};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Writes collected during a run's pass.
@@ -39,8 +41,18 @@ fn attempt_outcome(o: ResultOutcome) -> AttemptOutcome {
     }
 }
 
-fn ended(new: NewAttempt, outcome: AttemptOutcome, ended_at_ms: i64, error: Option<String>) -> EndedAttempt {
-    EndedAttempt { new, outcome, ended_at_ms, error }
+fn ended(
+    new: NewAttempt,
+    outcome: AttemptOutcome,
+    ended_at_ms: i64,
+    error: Option<String>,
+) -> EndedAttempt {
+    EndedAttempt {
+        new,
+        outcome,
+        ended_at_ms,
+        error,
+    }
 }
 
 fn store_err(e: nightshift_store::StoreError) -> LeaderError {
@@ -50,8 +62,14 @@ fn store_err(e: nightshift_store::StoreError) -> LeaderError {
 impl Leader {
     /// One pass over one live run.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
-    pub(super) async fn reconcile_run(&mut self, run: &RunId, executors: &BTreeMap<ExecutorId, ExecutorInfo>) -> Result<(), LeaderError> {
-        let Some(live) = self.runs.get(run) else { return Ok(()) };
+    pub(super) async fn reconcile_run(
+        &mut self,
+        run: &RunId,
+        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+    ) -> Result<(), LeaderError> {
+        let Some(live) = self.runs.get(run) else {
+            return Ok(());
+        };
         let mut rec = live.rec.clone();
         let now = self.clock.now_ms();
         let mut w = Writes::default();
@@ -59,7 +77,8 @@ impl Leader {
         for name in &names {
             let state = rec.jobs[name].state;
             if state == JobState::Running {
-                self.progress_job(&mut rec, name, executors, now, &mut w).await?;
+                self.progress_job(&mut rec, name, executors, now, &mut w)
+                    .await?;
             }
         }
         self.advance_jobs(&mut rec, executors, now, &mut w).await?;
@@ -74,16 +93,36 @@ impl Leader {
                 let mut stopped = Vec::new();
                 for (exec, owner) in &job.owners {
                     for item in owner.items.intersection(&stopped_items).iter() {
-                        let new = history::attempt(&rec.run, name, item, job.attempt(item), exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned());
-                        stopped.push(ended(new, AttemptOutcome::Cancelled, now, Some(history::STOPPED_BY_LEADER.into())));
+                        let new = history::attempt(
+                            &rec.run,
+                            name,
+                            item,
+                            job.attempt(item),
+                            exec,
+                            owner.token,
+                            owner.assigned_at_ms,
+                            job.moved_from.get(&item).cloned(),
+                        );
+                        stopped.push(ended(
+                            new,
+                            AttemptOutcome::Cancelled,
+                            now,
+                            Some(history::STOPPED_BY_LEADER.into()),
+                        ));
                     }
                 }
-                self.store.record_ended_attempts(&stopped).await.map_err(store_err)?;
+                self.store
+                    .record_ended_attempts(&stopped)
+                    .await
+                    .map_err(store_err)?;
                 job.owners.clear();
-                w.main.push(TxnOp::DeletePrefix { prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name) });
+                w.main.push(TxnOp::DeletePrefix {
+                    prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name),
+                });
             }
         }
-        if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending) {
+        if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending)
+        {
             rec.state = RunState::Running;
         }
         if !rec.state.is_terminal() {
@@ -101,7 +140,11 @@ impl Leader {
         // in 127 ops) so that a job start is atomic.
         let mut ops = w.main;
         if changed {
-            ops.push(TxnOp::Put { key: record::run_state_key(&self.config.prefix, &rec.run), value: encoded.clone(), lease: None });
+            ops.push(TxnOp::Put {
+                key: record::run_state_key(&self.config.prefix, &rec.run),
+                value: encoded.clone(),
+                lease: None,
+            });
         }
         ops.extend(w.after);
         if !ops.is_empty() {
@@ -113,7 +156,8 @@ impl Leader {
             let assigned: Vec<(JobName, ExecutorId)> = ops
                 .iter()
                 .filter_map(|op| match op {
-                    TxnOp::Put { key, .. } => keyspace::parse_assign_key(&self.config.prefix, key).map(|(_, job, exec)| (job, exec)),
+                    TxnOp::Put { key, .. } => keyspace::parse_assign_key(&self.config.prefix, key)
+                        .map(|(_, job, exec)| (job, exec)),
                     _ => None,
                 })
                 .collect();
@@ -121,13 +165,17 @@ impl Leader {
             let revision = self.fenced.commit(ops).await?;
             if single_txn {
                 for (job, exec) in assigned {
-                    if let Some(owner) = rec.jobs.get_mut(&job).and_then(|j| j.owners.get_mut(&exec)) {
+                    if let Some(owner) =
+                        rec.jobs.get_mut(&job).and_then(|j| j.owners.get_mut(&exec))
+                    {
                         owner.token = revision;
                     }
                 }
             }
         }
-        let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
+        let Some(live) = self.runs.get_mut(run) else {
+            return Ok(());
+        };
         live.rec = rec;
         live.written = encoded;
         Ok(())
@@ -141,8 +189,12 @@ impl Leader {
     /// retried on the next pass; the etcd side is already committed.
     pub(super) async fn persist_run(&mut self, run: &RunId) -> Result<(), LeaderError> {
         let now = self.clock.now_ms();
-        let Some(live) = self.runs.get_mut(run) else { return Ok(()) };
-        history::sync_run(&self.store, &live.rec, &mut live.synced, now).await.map_err(store_err)?;
+        let Some(live) = self.runs.get_mut(run) else {
+            return Ok(());
+        };
+        history::sync_run(&self.store, &live.rec, &mut live.synced, now)
+            .await
+            .map_err(store_err)?;
         if live.rec.state.is_terminal() {
             self.finish_run(run, now).await?;
         }
@@ -151,20 +203,42 @@ impl Leader {
 
     /// Results, failover, retries and the timeout of one running job.
     #[tracing::instrument(level = "debug", skip_all, fields(job = %name))]
-    async fn progress_job(&mut self, rec: &mut RunRecord, name: &JobName, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes) -> Result<(), LeaderError> {
-        let Some(spec) = rec.job_spec(name).cloned() else { return Ok(()) };
+    async fn progress_job(
+        &mut self,
+        rec: &mut RunRecord,
+        name: &JobName,
+        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+        now: i64,
+        w: &mut Writes,
+    ) -> Result<(), LeaderError> {
+        let Some(spec) = rec.job_spec(name).cloned() else {
+            return Ok(());
+        };
         let mut rec_lost = std::mem::take(&mut rec.lost_executors);
-        let result = self.progress_job_inner(rec, name, &spec, executors, now, w, &mut rec_lost).await;
+        let result = self
+            .progress_job_inner(rec, name, &spec, executors, now, w, &mut rec_lost)
+            .await;
         rec.lost_executors = rec_lost;
         result
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn progress_job_inner(&mut self, rec: &mut RunRecord, name: &JobName, spec: &nightshift_core::dag::JobSpec, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes, rec_lost: &mut BTreeSet<ExecutorId>) -> Result<(), LeaderError> {
+    async fn progress_job_inner(
+        &mut self,
+        rec: &mut RunRecord,
+        name: &JobName,
+        spec: &nightshift_core::dag::JobSpec,
+        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+        now: i64,
+        w: &mut Writes,
+        rec_lost: &mut BTreeSet<ExecutorId>,
+    ) -> Result<(), LeaderError> {
         let prefix = self.config.prefix.clone();
         let run = rec.run.clone();
         let dag = rec.spec.name.clone();
-        let Some(job) = rec.jobs.get_mut(name) else { return Ok(()) };
+        let Some(job) = rec.jobs.get_mut(name) else {
+            return Ok(());
+        };
         let mut dirty: BTreeSet<ExecutorId> = BTreeSet::new();
 
         // Assignments are read BEFORE result batches: an assignment found
@@ -172,16 +246,26 @@ impl Leader {
         // batches while the lease lived — so every batch it ever wrote is
         // visible to the read below, and none of its finished items is
         // taken for lost.
-        let (assigns, _) = self.coord.get_prefix(&keyspace::assign_prefix(&prefix, &run, name)).await?;
+        let (assigns, _) = self
+            .coord
+            .get_prefix(&keyspace::assign_prefix(&prefix, &run, name))
+            .await?;
         let present: BTreeMap<ExecutorId, i64> = assigns
             .iter()
-            .filter_map(|kv| keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision)))
+            .filter_map(|kv| {
+                keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision))
+            })
             .collect();
         // 1. Result batches (before failover: a dead executor's last results count).
-        let (batches, _) = self.coord.get_prefix(&keyspace::results_prefix(&prefix, &run, name)).await?;
+        let (batches, _) = self
+            .coord
+            .get_prefix(&keyspace::results_prefix(&prefix, &run, name))
+            .await?;
         let mut finished = Vec::new();
         for kv in batches {
-            let Some(batch) = self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied") else {
+            let Some(batch) =
+                self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied")
+            else {
                 w.after.push(TxnOp::Delete { key: kv.key });
                 continue;
             };
@@ -192,9 +276,20 @@ impl Leader {
                 }
                 let item = r.item.0;
                 let moved_from = job.moved_from.get(&item).cloned();
-                let new = history::attempt(&run, name, item, r.attempt, &batch.executor, batch.token.0, r.started_at_ms, moved_from);
+                let new = history::attempt(
+                    &run,
+                    name,
+                    item,
+                    r.attempt,
+                    &batch.executor,
+                    batch.token.0,
+                    r.started_at_ms,
+                    moved_from,
+                );
                 let error = match r.outcome {
-                    ResultOutcome::Skipped => Some(format!("skipped: {}", r.error.as_deref().unwrap_or(""))),
+                    ResultOutcome::Skipped => {
+                        Some(format!("skipped: {}", r.error.as_deref().unwrap_or("")))
+                    }
                     _ => r.error.clone(),
                 };
                 finished.push(ended(new, attempt_outcome(r.outcome), r.ended_at_ms, error));
@@ -214,7 +309,10 @@ impl Leader {
         // failure aborts this run's pass; the batches stay), a thousand rows
         // per statement: a statement per row made SQL the bottleneck of
         // dispatch (2 statements per item).
-        self.store.record_ended_attempts(&finished).await.map_err(store_err)?;
+        self.store
+            .record_ended_attempts(&finished)
+            .await
+            .map_err(store_err)?;
 
         // 2. Vanished assignments: their lease ended. Record the lost
         // attempts, then move the unfinished items.
@@ -226,7 +324,11 @@ impl Leader {
         // and be recorded as lost a second time, under an attempt that never
         // ran; they wait in `unowned` instead, and step 4 hands them to the
         // re-registered executors as fresh owners.
-        let vanished: std::collections::BTreeSet<ExecutorId> = owners.iter().filter(|e| !present.contains_key(*e)).cloned().collect();
+        let vanished: std::collections::BTreeSet<ExecutorId> = owners
+            .iter()
+            .filter(|e| !present.contains_key(*e))
+            .cloned()
+            .collect();
         for exec in owners {
             if let Some(&rev) = present.get(&exec) {
                 if let Some(owner) = job.owners.get_mut(&exec) {
@@ -234,20 +336,73 @@ impl Leader {
                 }
                 continue;
             }
-            let Some(owner) = job.owners.get(&exec).cloned() else { continue };
+            let Some(owner) = job.owners.get(&exec).cloned() else {
+                continue;
+            };
             let unfinished = owner.items.difference(&job.done());
-            let lost: Vec<_> = unfinished.iter().map(|item| history::attempt(&run, name, item, job.attempt(item), &exec, owner.token, owner.assigned_at_ms, job.moved_from.get(&item).cloned())).collect();
-            let lost: Vec<EndedAttempt> = lost.into_iter().map(|new| ended(new, AttemptOutcome::Lost, now, Some("executor lease ended".into()))).collect();
-            self.store.record_ended_attempts(&lost).await.map_err(store_err)?;
+            let lost: Vec<_> = unfinished
+                .iter()
+                .map(|item| {
+                    history::attempt(
+                        &run,
+                        name,
+                        item,
+                        job.attempt(item),
+                        &exec,
+                        owner.token,
+                        owner.assigned_at_ms,
+                        job.moved_from.get(&item).cloned(),
+                    )
+                })
+                .collect();
+            let lost: Vec<EndedAttempt> = lost
+                .into_iter()
+                .map(|new| {
+                    ended(
+                        new,
+                        AttemptOutcome::Lost,
+                        now,
+                        Some("executor lease ended".into()),
+                    )
+                })
+                .collect();
+            self.store
+                .record_ended_attempts(&lost)
+                .await
+                .map_err(store_err)?;
             if !unfinished.is_empty() {
                 tracing::warn!(run = %run, job = %name, executor = %exec, items = %unfinished, "executor lost while holding items; failing over");
                 rec_lost.insert(exec.clone());
-                self.outbox.push(alert(AlertRule::ExecutorLost, format!("executor_lost:{exec}:{run}"), AlertSeverity::Warning, &dag, Some(&run), Some(name), Some(&exec), format!("executor {exec} was lost holding {} item(s) of {name}", unfinished.len()), now));
+                self.outbox.push(alert(
+                    AlertRule::ExecutorLost,
+                    format!("executor_lost:{exec}:{run}"),
+                    AlertSeverity::Warning,
+                    &dag,
+                    Some(&run),
+                    Some(name),
+                    Some(&exec),
+                    format!(
+                        "executor {exec} was lost holding {} item(s) of {name}",
+                        unfinished.len()
+                    ),
+                    now,
+                ));
                 let emit = Emit { actor: &self.actor };
-                self.outbox.push(emit.event(now, "executor_lost", &dag, Some(&run), Some(name), Some(&exec), json!({"items": unfinished.to_string()})));
+                self.outbox.push(emit.event(
+                    now,
+                    "executor_lost",
+                    &dag,
+                    Some(&run),
+                    Some(name),
+                    Some(&exec),
+                    json!({"items": unfinished.to_string()}),
+                ));
             }
             if spec.failover {
-                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job).into_iter().filter(|r| !vanished.contains(&r.id)).collect();
+                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job)
+                    .into_iter()
+                    .filter(|r| !vanished.contains(&r.id))
+                    .collect();
                 let moved = fail_over(job, Some(&exec), &recv, now);
                 for (to, items) in &moved.to {
                     tracing::info!(run = %run, job = %name, from = %exec, to = %to, items = %items, "items moved");
@@ -279,15 +434,28 @@ impl Leader {
         // item timeout (the executor should have timed it out by then).
         if let Some(limit) = spec.item_timeout {
             let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
-            let (reports, _) = self.coord.get_prefix(&keyspace::progress_prefix(&prefix, &run, name)).await?;
+            let (reports, _) = self
+                .coord
+                .get_prefix(&keyspace::progress_prefix(&prefix, &run, name))
+                .await?;
             let done = job.done();
             for kv in reports {
-                let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else { continue };
-                let Some(progress) = self.decode_or_report::<keyspace::ProgressRecord>(&kv, "ignored: no stall detection from it") else { continue };
+                let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else {
+                    continue;
+                };
+                let Some(progress) = self.decode_or_report::<keyspace::ProgressRecord>(
+                    &kv,
+                    "ignored: no stall detection from it",
+                ) else {
+                    continue;
+                };
                 for (&item, p) in &progress.items {
                     if !done.contains(item) && now.saturating_sub(p.at_ms) > limit {
                         // Stop it: its cancel report counts as a timed-out attempt.
-                        let owns = job.owners.get(&exec).is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
+                        let owns = job
+                            .owners
+                            .get(&exec)
+                            .is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
                         if owns && !job.retry_at.contains_key(&item) {
                             if let Some(owner) = job.owners.get_mut(&exec) {
                                 owner.cancel.insert(item);
@@ -296,15 +464,30 @@ impl Leader {
                             dirty.insert(exec.clone());
                             tracing::warn!(run = %run, job = %name, item, executor = %exec, "item stalled past its timeout; cancelling it");
                         }
-                        self.outbox.push(alert(AlertRule::ItemStalled, format!("item_stalled:{run}:{name}:{item}"), AlertSeverity::Warning, &dag, Some(&run), Some(name), Some(&exec), format!("item {item} of {name} made no progress for over {limit} ms"), now));
-                        rec.open_alerts.insert(format!("item_stalled:{run}:{name}:{item}"));
+                        self.outbox.push(alert(
+                            AlertRule::ItemStalled,
+                            format!("item_stalled:{run}:{name}:{item}"),
+                            AlertSeverity::Warning,
+                            &dag,
+                            Some(&run),
+                            Some(name),
+                            Some(&exec),
+                            format!("item {item} of {name} made no progress for over {limit} ms"),
+                            now,
+                        ));
+                        rec.open_alerts
+                            .insert(format!("item_stalled:{run}:{name}:{item}"));
                     }
                 }
             }
             let cleared: Vec<String> = rec
                 .open_alerts
                 .iter()
-                .filter(|k| k.strip_prefix(&format!("item_stalled:{run}:{name}:")).and_then(|i| i.parse::<u32>().ok()).is_some_and(|i| done.contains(i)))
+                .filter(|k| {
+                    k.strip_prefix(&format!("item_stalled:{run}:{name}:"))
+                        .and_then(|i| i.parse::<u32>().ok())
+                        .is_some_and(|i| done.contains(i))
+                })
                 .cloned()
                 .collect();
             for key in cleared {
@@ -319,7 +502,10 @@ impl Leader {
                 let open = ItemSet::range(0, job.shards).difference(&job.done());
                 job.cancelled = job.cancelled.union(&open);
                 job.retry_at.clear();
-                job.error = Some(format!("job timed out after {}", nightshift_core::duration::format_duration(limit)));
+                job.error = Some(format!(
+                    "job timed out after {}",
+                    nightshift_core::duration::format_duration(limit)
+                ));
                 job.state = JobState::Failed;
                 job.ended_at_ms = Some(now);
                 tracing::warn!(run = %run, job = %name, "job timed out; cancelling its items");
@@ -340,7 +526,20 @@ impl Leader {
             }
         }
         if job.state == JobState::Failed {
-            self.outbox.push(alert(AlertRule::ItemFailed, format!("job_failed:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(name), None, format!("job {name} of run {run} failed: {}", job.error.as_deref().unwrap_or("items failed")), now));
+            self.outbox.push(alert(
+                AlertRule::ItemFailed,
+                format!("job_failed:{run}:{name}"),
+                AlertSeverity::Critical,
+                &dag,
+                Some(&run),
+                Some(name),
+                None,
+                format!(
+                    "job {name} of run {run} failed: {}",
+                    job.error.as_deref().unwrap_or("items failed")
+                ),
+                now,
+            ));
         }
         if !job.state.is_terminal() {
             for exec in dirty {
@@ -351,7 +550,11 @@ impl Leader {
                 }
                 if let Some(owner) = job.owners.get(&exec) {
                     let value = assignment_of(job, owner);
-                    w.main.push(put(keyspace::assign_key(&prefix, &run, name, &exec), &value, Some(owner.lease))?);
+                    w.main.push(put(
+                        keyspace::assign_key(&prefix, &run, name, &exec),
+                        &value,
+                        Some(owner.lease),
+                    )?);
                 }
             }
         }
@@ -360,12 +563,24 @@ impl Leader {
 
     /// Starts ready jobs, resolves the ones their trigger rule rules out,
     /// and retries jobs waiting for an executor.
-    async fn advance_jobs(&mut self, rec: &mut RunRecord, executors: &BTreeMap<ExecutorId, ExecutorInfo>, now: i64, w: &mut Writes) -> Result<(), LeaderError> {
+    async fn advance_jobs(
+        &mut self,
+        rec: &mut RunRecord,
+        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
+        now: i64,
+        w: &mut Writes,
+    ) -> Result<(), LeaderError> {
         if rec.state.is_terminal() {
             return Ok(());
         }
-        let states: BTreeMap<JobName, JobState> = rec.jobs.iter().map(|(n, j)| (n.clone(), j.state)).collect();
-        let mut to_start: Vec<JobName> = rec.jobs.iter().filter(|(_, j)| j.state == JobState::Waiting).map(|(n, _)| n.clone()).collect();
+        let states: BTreeMap<JobName, JobState> =
+            rec.jobs.iter().map(|(n, j)| (n.clone(), j.state)).collect();
+        let mut to_start: Vec<JobName> = rec
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state == JobState::Waiting)
+            .map(|(n, _)| n.clone())
+            .collect();
         for decision in ready_jobs(&rec.spec, &states) {
             match decision {
                 JobDecision::Start(name) => to_start.push(name),
@@ -375,7 +590,15 @@ impl Leader {
                         job.ended_at_ms = Some(now);
                         tracing::info!(run = %rec.run, job = %name, state = %to, "job resolved by its trigger rule");
                         let emit = Emit { actor: &self.actor };
-                        self.outbox.push(emit.event(now, "job_ended", &rec.spec.name, Some(&rec.run), Some(&name), None, json!({"state": to.as_str()})));
+                        self.outbox.push(emit.event(
+                            now,
+                            "job_ended",
+                            &rec.spec.name,
+                            Some(&rec.run),
+                            Some(&name),
+                            None,
+                            json!({"state": to.as_str()}),
+                        ));
                     }
                 }
             }
@@ -386,16 +609,39 @@ impl Leader {
             match self.start_job(rec, &name, executors, now).await? {
                 Started::Assigned { main } => {
                     w.main.extend(main);
-                    self.outbox.push(history::Pending::Resolve(format!("no_executor:{run}:{name}"), now));
+                    self.outbox.push(history::Pending::Resolve(
+                        format!("no_executor:{run}:{name}"),
+                        now,
+                    ));
                     let emit = Emit { actor: &self.actor };
-                    self.outbox.push(emit.event(now, "job_started", &dag, Some(&run), Some(&name), None, json!({})));
+                    self.outbox.push(emit.event(
+                        now,
+                        "job_started",
+                        &dag,
+                        Some(&run),
+                        Some(&name),
+                        None,
+                        json!({}),
+                    ));
                 }
                 Started::NoExecutor => {
                     let timeout = rec.job_spec(&name).and_then(|s| s.timeout);
-                    let Some(job) = rec.jobs.get_mut(&name) else { continue };
+                    let Some(job) = rec.jobs.get_mut(&name) else {
+                        continue;
+                    };
                     let since = *job.waiting_since_ms.get_or_insert(now);
                     job.state = JobState::Waiting;
-                    self.outbox.push(alert(AlertRule::NoExecutor, format!("no_executor:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("no live executor serves the handler of job {name}"), now));
+                    self.outbox.push(alert(
+                        AlertRule::NoExecutor,
+                        format!("no_executor:{run}:{name}"),
+                        AlertSeverity::Critical,
+                        &dag,
+                        Some(&run),
+                        Some(&name),
+                        None,
+                        format!("no live executor serves the handler of job {name}"),
+                        now,
+                    ));
                     if let Some(limit) = timeout {
                         if now - since > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
                             fail_waiting(job, now);
@@ -412,30 +658,62 @@ impl Leader {
         if let Some(deadline) = rec.deadline_ms {
             if now > deadline && !rec.state.is_terminal() {
                 let dag = rec.spec.name.clone();
-                self.outbox.push(alert(AlertRule::RunDeadlineMissed, format!("deadline:{}", rec.run), AlertSeverity::Critical, &dag, Some(&rec.run), None, None, format!("run {} missed its deadline", rec.run), now));
+                self.outbox.push(alert(
+                    AlertRule::RunDeadlineMissed,
+                    format!("deadline:{}", rec.run),
+                    AlertSeverity::Critical,
+                    &dag,
+                    Some(&rec.run),
+                    None,
+                    None,
+                    format!("run {} missed its deadline", rec.run),
+                    now,
+                ));
             }
         }
     }
 
     /// A persisted, finished run: resolve its conditions, drop its etcd keys.
     async fn finish_run(&mut self, run: &RunId, now: i64) -> Result<(), LeaderError> {
-        let Some(live) = self.runs.get(run) else { return Ok(()) };
+        let Some(live) = self.runs.get(run) else {
+            return Ok(());
+        };
         let dag = live.rec.spec.name.clone();
         let state = live.rec.state;
         // `runs/{run}/` holds the state record, specs, leftovers of all jobs.
-        self.fenced.commit(vec![TxnOp::DeletePrefix { prefix: keyspace::run_prefix(&self.config.prefix, run) }]).await?;
-        self.outbox.push(history::Pending::Resolve(format!("deadline:{run}"), now));
+        self.fenced
+            .commit(vec![TxnOp::DeletePrefix {
+                prefix: keyspace::run_prefix(&self.config.prefix, run),
+            }])
+            .await?;
+        self.outbox
+            .push(history::Pending::Resolve(format!("deadline:{run}"), now));
         for job in live.rec.jobs.keys() {
-            self.outbox.push(history::Pending::Resolve(format!("no_executor:{run}:{job}"), now));
+            self.outbox.push(history::Pending::Resolve(
+                format!("no_executor:{run}:{job}"),
+                now,
+            ));
         }
         for key in &live.rec.open_alerts {
-            self.outbox.push(history::Pending::Resolve(key.clone(), now));
+            self.outbox
+                .push(history::Pending::Resolve(key.clone(), now));
         }
         for exec in &live.rec.lost_executors {
-            self.outbox.push(history::Pending::Resolve(format!("executor_lost:{exec}:{run}"), now));
+            self.outbox.push(history::Pending::Resolve(
+                format!("executor_lost:{exec}:{run}"),
+                now,
+            ));
         }
         let emit = Emit { actor: &self.actor };
-        self.outbox.push(emit.event(now, &format!("run_{}", state.as_str()), &dag, Some(run), None, None, json!({})));
+        self.outbox.push(emit.event(
+            now,
+            &format!("run_{}", state.as_str()),
+            &dag,
+            Some(run),
+            None,
+            None,
+            json!({}),
+        ));
         self.runs.remove(run);
         tracing::info!(run = %run, state = %state, "run persisted; live keys removed");
         Ok(())

@@ -33,10 +33,13 @@ pub struct Args {
 
 /// The DAG: `jobs` chained jobs sharing `items` no-op items.
 fn dag_toml(jobs: u32, items: u32) -> String {
-    let mut toml = String::from("description = \"nightshift bench dispatch\"\ntimezone = \"UTC\"\n");
+    let mut toml =
+        String::from("description = \"nightshift bench dispatch\"\ntimezone = \"UTC\"\n");
     for j in 0..jobs {
         let share = items / jobs + u32::from(j < items % jobs);
-        toml.push_str(&format!("\n[jobs.step-{j}]\nhandler = \"noop\"\nshards = {share}\n"));
+        toml.push_str(&format!(
+            "\n[jobs.step-{j}]\nhandler = \"noop\"\nshards = {share}\n"
+        ));
         if j > 0 {
             toml.push_str(&format!("depends_on = [\"step-{}\"]\n", j - 1));
         }
@@ -71,7 +74,9 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         tokio::time::sleep(Duration::from_millis(100)).await;
         deadline.tick().await?;
     };
-    let end_ms = run.ended_at_ms.context("an ended run without an end time")?;
+    let end_ms = run
+        .ended_at_ms
+        .context("an ended run without an end time")?;
     let cpu = scheduler.cpu_seconds()? - cpu_before;
     // The leader deletes a persisted run's keys: count those writes too.
     let runs_prefix = format!("{}runs/", rig.prefix);
@@ -98,22 +103,62 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     r.figure("items", args.items, "");
     r.figure("jobs", args.jobs, "");
     r.figure("run_state", run.state.to_string(), "");
-    r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
-    r.figure("end_to_end_s", round3(secs), "s (trigger written → run ended)");
+    r.figure(
+        "raw_etcd_puts_per_s",
+        round3(raw),
+        "puts/s (sequential, same etcd)",
+    );
+    r.figure(
+        "end_to_end_s",
+        round3(secs),
+        "s (trigger written → run ended)",
+    );
     r.figure("run_s", round3(run_secs), "s (run created → ended)");
     r.figure("items_per_s", round3(items / secs), "items/s");
-    r.figure("items_per_s_over_raw_put_rate", round3(items / secs / raw), "x");
+    r.figure(
+        "items_per_s_over_raw_put_rate",
+        round3(items / secs / raw),
+        "x",
+    );
     r.figure("item_attempts_started", started, "");
-    r.figure("scheduler_cpu_s", round3(cpu), "s (child process, user+sys)");
-    r.figure("scheduler_cpu_us_per_item", round3(cpu * 1e6 / items), "µs/item");
+    r.figure(
+        "scheduler_cpu_s",
+        round3(cpu),
+        "s (child process, user+sys)",
+    );
+    r.figure(
+        "scheduler_cpu_us_per_item",
+        round3(cpu * 1e6 / items),
+        "µs/item",
+    );
     r.figure("scheduler_peak_rss_mib", round3(rss), "MiB (VmHWM)");
     r.figure("etcd_revisions", revisions, "write requests");
     r.figure("etcd_writes_per_item", round3(per_item), "");
     r.figure("run_keys_removed", cleaned, "");
-    r.target("run succeeded", "succeeded", run.state.to_string(), run.state == RunState::Succeeded);
+    r.target(
+        "run succeeded",
+        "succeeded",
+        run.state.to_string(),
+        run.state == RunState::Succeeded,
+    );
     let rate = items / secs;
-    r.target("throughput", "≥ 20,000 items/s (100,000 items over 50 executors in ≤ 5 s)", format!("{rate:.0} items/s"), rate >= 20_000.0);
-    r.target("etcd writes per item", "≤ 0.1", format!("{per_item:.3}"), per_item <= 0.1);
-    r.target("scheduler RSS", "≤ 150 MiB", format!("{rss:.0} MiB"), rss <= 150.0);
+    r.target(
+        "throughput",
+        "≥ 20,000 items/s (100,000 items over 50 executors in ≤ 5 s)",
+        format!("{rate:.0} items/s"),
+        rate >= 20_000.0,
+    );
+    r.target(
+        "etcd writes per item",
+        "≤ 0.1",
+        format!("{per_item:.3}"),
+        per_item <= 0.1,
+    );
+    r.target(
+        "scheduler RSS",
+        "≤ 150 MiB",
+        format!("{rss:.0} MiB"),
+        rss <= 150.0,
+    );
     Ok(r)
 }

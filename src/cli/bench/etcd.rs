@@ -31,11 +31,19 @@ pub struct BenchEtcd {
 impl BenchEtcd {
     /// Spawns etcd and waits until it answers a read.
     pub async fn start() -> anyhow::Result<BenchEtcd> {
-        let dir = tempfile::Builder::new().prefix("nightshift-bench-etcd-").tempdir().context("creating etcd data dir")?;
+        let dir = tempfile::Builder::new()
+            .prefix("nightshift-bench-etcd-")
+            .tempdir()
+            .context("creating etcd data dir")?;
         let [client, peer] = free_ports()?;
         let endpoint = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let mut etcd = BenchEtcd { child: None, endpoint, peer_url, dir };
+        let mut etcd = BenchEtcd {
+            child: None,
+            endpoint,
+            peer_url,
+            dir,
+        };
         etcd.spawn()?;
         etcd.wait_ready().await?;
         Ok(etcd)
@@ -53,12 +61,27 @@ impl BenchEtcd {
             .arg("bench")
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &self.endpoint, "--advertise-client-urls", &self.endpoint])
-            .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
+            .args([
+                "--listen-client-urls",
+                &self.endpoint,
+                "--advertise-client-urls",
+                &self.endpoint,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &self.peer_url,
+                "--initial-advertise-peer-urls",
+                &self.peer_url,
+            ])
             .arg("--initial-cluster")
             .arg(format!("bench={}", self.peer_url))
             // Large enough that a 1,000,000-item assignment fits in one request.
-            .args(["--max-request-bytes", "33554432", "--quota-backend-bytes", "8589934592"])
+            .args([
+                "--max-request-bytes",
+                "33554432",
+                "--quota-backend-bytes",
+                "8589934592",
+            ])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,7 +120,10 @@ impl BenchEtcd {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait().context("checking etcd")? {
-                    bail!("etcd exited during startup ({status}); see {}", self.dir.path().join("etcd.log").display());
+                    bail!(
+                        "etcd exited during startup ({status}); see {}",
+                        self.dir.path().join("etcd.log").display()
+                    );
                 }
             }
             let config = EtcdConfig::new(vec![self.endpoint.clone()]);
@@ -107,7 +133,10 @@ impl BenchEtcd {
                 }
             }
             if Instant::now() >= deadline {
-                bail!("etcd at {} not ready after {READY_TIMEOUT:?}", self.endpoint);
+                bail!(
+                    "etcd at {} not ready after {READY_TIMEOUT:?}",
+                    self.endpoint
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

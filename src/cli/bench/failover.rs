@@ -9,9 +9,9 @@ use super::process::NightshiftChild;
 use super::report::{round3, Report};
 use super::rig::{Deadline, Rig};
 use anyhow::{bail, Context as _};
+use nightshift_core::duration::parse_duration;
 use nightshift_core::ids::RunId;
 use nightshift_core::keyspace::{decode, AssignmentRecord, ItemSet};
-use nightshift_core::duration::parse_duration;
 use std::time::{Duration, Instant};
 
 /// Flags of `bench failover`.
@@ -52,23 +52,59 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let ttl = args.lease_ttl.as_secs_f64();
     let mut r = Report::new("failover");
     r.figure("lease_ttl_s", round3(ttl), "s");
-    r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
+    r.figure(
+        "raw_etcd_puts_per_s",
+        round3(raw),
+        "puts/s (sequential, same etcd)",
+    );
     r.figure("sigkill_items_moved", kill.items, "");
-    r.figure("sigkill_reassigned_s", round3(kill.reassigned.as_secs_f64()), "s (SIGKILL → survivor owns every item)");
-    r.figure("sigkill_started_s", round3(kill.started.as_secs_f64()), "s (SIGKILL → survivor started them)");
+    r.figure(
+        "sigkill_reassigned_s",
+        round3(kill.reassigned.as_secs_f64()),
+        "s (SIGKILL → survivor owns every item)",
+    );
+    r.figure(
+        "sigkill_started_s",
+        round3(kill.started.as_secs_f64()),
+        "s (SIGKILL → survivor started them)",
+    );
     r.figure("sigterm_items_moved", term.items, "");
-    r.figure("sigterm_reassigned_s", round3(term.reassigned.as_secs_f64()), "s (SIGTERM → survivor owns every item)");
-    r.figure("sigterm_started_s", round3(term.started.as_secs_f64()), "s (SIGTERM → survivor started them)");
+    r.figure(
+        "sigterm_reassigned_s",
+        round3(term.reassigned.as_secs_f64()),
+        "s (SIGTERM → survivor owns every item)",
+    );
+    r.figure(
+        "sigterm_started_s",
+        round3(term.started.as_secs_f64()),
+        "s (SIGTERM → survivor started them)",
+    );
     let k = kill.started.as_secs_f64();
     let t = term.started.as_secs_f64();
-    r.target("SIGKILL → running elsewhere", format!("≤ TTL + 0.5 s = {:.1} s", ttl + 0.5), format!("{k:.2} s"), k <= ttl + 0.5);
-    r.target("SIGTERM → running elsewhere", "≤ 0.5 s", format!("{t:.2} s"), t <= 0.5);
+    r.target(
+        "SIGKILL → running elsewhere",
+        format!("≤ TTL + 0.5 s = {:.1} s", ttl + 0.5),
+        format!("{k:.2} s"),
+        k <= ttl + 0.5,
+    );
+    r.target(
+        "SIGTERM → running elsewhere",
+        "≤ 0.5 s",
+        format!("{t:.2} s"),
+        t <= 0.5,
+    );
     Ok(r)
 }
 
 /// Applies a DAG for this round, starts the victim process, runs the DAG,
 /// signals the victim once it holds items and times the move.
-async fn one_round(rig: &Rig, args: &Args, survivor: &Fleet, name: &str, signal: libc::c_int) -> anyhow::Result<Moved> {
+async fn one_round(
+    rig: &Rig,
+    args: &Args,
+    survivor: &Fleet,
+    name: &str,
+    signal: libc::c_int,
+) -> anyhow::Result<Moved> {
     let dag = format!("bench-failover-{name}");
     let toml = format!(
         "description = \"nightshift bench failover\"\ntimezone = \"UTC\"\n\n[jobs.work]\nhandler = \"sleep\"\nshards = {}\nparams = {{ millis = 600000 }}\n",
@@ -80,10 +116,25 @@ async fn one_round(rig: &Rig, args: &Args, survivor: &Fleet, name: &str, signal:
     argv.extend(rig.etcd_args());
     let ttl = format!("{}ms", args.lease_ttl.as_millis());
     let capacity = (args.items * 2).to_string();
-    for a in ["--handlers", "sleep", "--id", &victim_id, "--lease-ttl", &ttl, "--capacity", &capacity, "--drain-grace", "0s"] {
+    for a in [
+        "--handlers",
+        "sleep",
+        "--id",
+        &victim_id,
+        "--lease-ttl",
+        &ttl,
+        "--capacity",
+        &capacity,
+        "--drain-grace",
+        "0s",
+    ] {
         argv.push(a.to_owned());
     }
-    let mut victim = NightshiftChild::spawn("executor", &argv, &rig.dir.path().join(format!("{victim_id}.log")))?;
+    let mut victim = NightshiftChild::spawn(
+        "executor",
+        &argv,
+        &rig.dir.path().join(format!("{victim_id}.log")),
+    )?;
     let victim_key = format!("{}executors/{victim_id}", rig.prefix);
     let deadline = Deadline::new("the victim to register", Duration::from_secs(30));
     loop {
@@ -100,11 +151,18 @@ async fn one_round(rig: &Rig, args: &Args, survivor: &Fleet, name: &str, signal:
     let held = loop {
         let owners = assignments(rig, &run).await?;
         let total: u64 = owners.iter().map(|(_, s)| s.len()).sum();
-        let held = owners.into_iter().find(|(id, _)| *id == victim_id).map(|(_, s)| s).unwrap_or_default();
+        let held = owners
+            .into_iter()
+            .find(|(id, _)| *id == victim_id)
+            .map(|(_, s)| s)
+            .unwrap_or_default();
         if total == u64::from(args.items) && !held.is_empty() {
             break held;
         }
-        deadline.tick().await.with_context(|| format!("round {name}"))?;
+        deadline
+            .tick()
+            .await
+            .with_context(|| format!("round {name}"))?;
     };
     // The victim's own start count is not visible from here: wait until
     // the survivor has started its share (same watch path) instead.
@@ -122,7 +180,11 @@ async fn one_round(rig: &Rig, args: &Args, survivor: &Fleet, name: &str, signal:
     loop {
         if reassigned.is_none() {
             let owners = assignments(rig, &run).await?;
-            let survivor_set = owners.iter().find(|(id, _)| id.starts_with("survivor-")).map(|(_, s)| s.clone()).unwrap_or_default();
+            let survivor_set = owners
+                .iter()
+                .find(|(id, _)| id.starts_with("survivor-"))
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
             if held.difference(&survivor_set).is_empty() {
                 reassigned = Some(t0.elapsed());
             }
@@ -133,7 +195,11 @@ async fn one_round(rig: &Rig, args: &Args, survivor: &Fleet, name: &str, signal:
         deadline.tick().await?;
     }
     let started = t0.elapsed();
-    Ok(Moved { items: held.len(), reassigned: reassigned.unwrap_or(started), started })
+    Ok(Moved {
+        items: held.len(),
+        reassigned: reassigned.unwrap_or(started),
+        started,
+    })
 }
 
 /// Every executor's assigned items of the run's `work` job.

@@ -21,9 +21,18 @@ pub struct Fleet {
 impl Fleet {
     /// Starts `count` executors named `{name}-{n}` with `capacity` each
     /// (default: the SDK's), and waits until all are registered.
-    pub async fn start(rig: &Rig, name: &str, count: u32, capacity: Option<u32>) -> anyhow::Result<Fleet> {
+    pub async fn start(
+        rig: &Rig,
+        name: &str,
+        count: u32,
+        capacity: Option<u32>,
+    ) -> anyhow::Result<Fleet> {
         let (stop, _) = watch::channel(false);
-        let mut fleet = Fleet { stop, tasks: Vec::new(), stats: Vec::new() };
+        let mut fleet = Fleet {
+            stop,
+            tasks: Vec::new(),
+            stats: Vec::new(),
+        };
         for n in 0..count {
             let mut builder = Executor::builder()
                 .etcd(rig.etcd.clone())
@@ -38,9 +47,11 @@ impl Fleet {
             let executor = builder.build().context("building an in-process executor")?;
             fleet.stats.push(executor.stats());
             let mut rx = fleet.stop.subscribe();
-            fleet.tasks.push(tokio::spawn(executor.run_until(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })));
+            fleet
+                .tasks
+                .push(tokio::spawn(executor.run_until(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })));
         }
         let prefix = format!("{}executors/{name}-", rig.prefix);
         let deadline = Deadline::new("the executors to register", Duration::from_secs(60));

@@ -9,9 +9,9 @@
 //! because a target was missed (exit 0, "NOT met" in the output).
 
 mod dispatch;
-mod fleet;
 pub(crate) mod etcd;
 mod failover;
+mod fleet;
 pub(crate) mod process;
 mod report;
 mod rig;

@@ -24,7 +24,12 @@ impl NightshiftChild {
 
     /// Like [`NightshiftChild::spawn`] with `RUST_LOG=filter`, appending to
     /// `log` (a restarted process keeps one log).
-    pub fn spawn_logging(name: &str, args: &[String], log: &Path, filter: &str) -> anyhow::Result<NightshiftChild> {
+    pub fn spawn_logging(
+        name: &str,
+        args: &[String],
+        log: &Path,
+        filter: &str,
+    ) -> anyhow::Result<NightshiftChild> {
         let exe = std::env::current_exe().context("finding the nightshift binary")?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -40,7 +45,10 @@ impl NightshiftChild {
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("spawning nightshift {name}"))?;
-        Ok(NightshiftChild { child, name: name.to_owned() })
+        Ok(NightshiftChild {
+            child,
+            name: name.to_owned(),
+        })
     }
 
     /// The exit status, if the process has exited (reaping it).
@@ -59,7 +67,11 @@ impl NightshiftChild {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
         // own child, not reaped yet (we hold its `Child`).
         if unsafe { libc::kill(pid, signal) } != 0 {
-            bail!("signalling {} ({pid}): {}", self.name, std::io::Error::last_os_error());
+            bail!(
+                "signalling {} ({pid}): {}",
+                self.name,
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -67,19 +79,31 @@ impl NightshiftChild {
     /// Fails when the process has already exited (it should be serving).
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait().context("checking a child process")? {
-            bail!("nightshift {} exited early ({status}); see its log", self.name);
+            bail!(
+                "nightshift {} exited early ({status}); see its log",
+                self.name
+            );
         }
         Ok(())
     }
 
     /// CPU seconds (user + system) used so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).context("reading /proc/PID/stat")?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .context("reading /proc/PID/stat")?;
         // Fields after the parenthesised command name, which may hold spaces.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc/PID/stat")?;
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("malformed /proc/PID/stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
-        let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc/PID/stat")?.parse::<f64>()?) };
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields
+                .get(i)
+                .context("short /proc/PID/stat")?
+                .parse::<f64>()?)
+        };
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let hz = if hz > 0 { hz as f64 } else { 100.0 };
@@ -88,9 +112,17 @@ impl NightshiftChild {
 
     /// Peak resident set size (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).context("reading /proc/PID/status")?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/PID/status")?;
-        let kib: f64 = line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .context("reading /proc/PID/status")?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("no VmHWM in /proc/PID/status")?;
+        let kib: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed VmHWM")?
+            .parse()?;
         Ok(kib / 1024.0)
     }
 }

@@ -21,7 +21,11 @@ struct Target {
 impl Report {
     /// An empty report for `scenario`.
     pub fn new(scenario: &'static str) -> Report {
-        Report { scenario, figures: Vec::new(), targets: Vec::new() }
+        Report {
+            scenario,
+            figures: Vec::new(),
+            targets: Vec::new(),
+        }
     }
 
     /// Adds a figure (`key` is also its JSON field name).
@@ -30,8 +34,19 @@ impl Report {
     }
 
     /// Adds a target: `met` is decided by the caller from the figures.
-    pub fn target(&mut self, name: &str, limit: impl Into<String>, measured: impl Into<String>, met: bool) {
-        self.targets.push(Target { name: name.to_owned(), limit: limit.into(), measured: measured.into(), met });
+    pub fn target(
+        &mut self,
+        name: &str,
+        limit: impl Into<String>,
+        measured: impl Into<String>,
+        met: bool,
+    ) {
+        self.targets.push(Target {
+            name: name.to_owned(),
+            limit: limit.into(),
+            measured: measured.into(),
+            met,
+        });
     }
 
     /// The JSON object (`scenario`, every figure by key, `targets`).
@@ -44,7 +59,9 @@ impl Report {
         let targets: Vec<Value> = self
             .targets
             .iter()
-            .map(|t| json!({"name": t.name, "limit": t.limit, "measured": t.measured, "met": t.met}))
+            .map(
+                |t| json!({"name": t.name, "limit": t.limit, "measured": t.measured, "met": t.met}),
+            )
             .collect();
         map.insert("targets".into(), Value::Array(targets));
         Value::Object(map)
@@ -52,7 +69,13 @@ impl Report {
 
     /// The human table.
     pub fn table(&self) -> String {
-        let width = self.figures.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0).max(6);
+        let width = self
+            .figures
+            .iter()
+            .map(|(k, _, _)| k.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
         let mut out = format!("nightshift bench {}\n", self.scenario);
         for (key, value, unit) in &self.figures {
             let value = match value {
@@ -66,7 +89,10 @@ impl Report {
             out.push_str("targets:\n");
             for t in &self.targets {
                 let verdict = if t.met { "met" } else { "NOT met" };
-                out.push_str(&format!("  {:<7} {}: {} (target {})\n", verdict, t.name, t.measured, t.limit));
+                out.push_str(&format!(
+                    "  {:<7} {}: {} (target {})\n",
+                    verdict, t.name, t.measured, t.limit
+                ));
             }
         }
         out

@@ -43,9 +43,22 @@ impl Rig {
             (None, etcd.to_vec())
         };
         let coord = connect(&etcd).await?;
-        let dir = tempfile::Builder::new().prefix("nightshift-bench-").tempdir().context("creating a temp dir")?;
-        let prefix = format!("/nightshift-bench-{}-{}/", std::process::id(), chrono::Utc::now().timestamp_millis());
-        Ok(Rig { etcd, prefix, coord, dir, _etcd: own })
+        let dir = tempfile::Builder::new()
+            .prefix("nightshift-bench-")
+            .tempdir()
+            .context("creating a temp dir")?;
+        let prefix = format!(
+            "/nightshift-bench-{}-{}/",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        );
+        Ok(Rig {
+            etcd,
+            prefix,
+            coord,
+            dir,
+            _etcd: own,
+        })
     }
 
     /// `sqlite:///abs/path` of the bench's store.
@@ -55,7 +68,12 @@ impl Rig {
 
     /// `--etcd URLS --prefix P`, the flags every child needs.
     pub fn etcd_args(&self) -> Vec<String> {
-        vec!["--etcd".into(), self.etcd.join(","), "--prefix".into(), self.prefix.clone()]
+        vec![
+            "--etcd".into(),
+            self.etcd.join(","),
+            "--prefix".into(),
+            self.prefix.clone(),
+        ]
     }
 
     /// Writes `toml` as `{name}.toml` and runs `nightshift apply` on it.
@@ -72,7 +90,10 @@ impl Rig {
             .output()
             .context("running nightshift apply")?;
         if !out.status.success() {
-            bail!("nightshift apply failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "nightshift apply failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     }
@@ -81,8 +102,14 @@ impl Rig {
     pub async fn scheduler(&self) -> anyhow::Result<NightshiftChild> {
         let mut args = vec!["scheduler".to_owned()];
         args.extend(self.etcd_args());
-        args.extend(["--database".into(), self.database(), "--id".into(), "bench".into()]);
-        let mut child = NightshiftChild::spawn("scheduler", &args, &self.dir.path().join("scheduler.log"))?;
+        args.extend([
+            "--database".into(),
+            self.database(),
+            "--id".into(),
+            "bench".into(),
+        ]);
+        let mut child =
+            NightshiftChild::spawn("scheduler", &args, &self.dir.path().join("scheduler.log"))?;
         let leader = format!("{}leader/", self.prefix);
         let deadline = Deadline::new("the scheduler to lead", Duration::from_secs(30));
         loop {
@@ -119,11 +146,15 @@ impl Rig {
         let start = Instant::now();
         let mut n = 0u64;
         while start.elapsed() < window {
-            self.coord.put(&format!("{}raw/{n}", self.prefix), vec![b'x'; 64], None).await?;
+            self.coord
+                .put(&format!("{}raw/{n}", self.prefix), vec![b'x'; 64], None)
+                .await?;
             n += 1;
         }
         let rate = n as f64 / start.elapsed().as_secs_f64();
-        self.coord.delete_prefix(&format!("{}raw/", self.prefix)).await?;
+        self.coord
+            .delete_prefix(&format!("{}raw/", self.prefix))
+            .await?;
         Ok(rate)
     }
 
@@ -136,14 +167,25 @@ impl Rig {
 
 /// A client of `etcd`.
 pub async fn connect(etcd: &[String]) -> anyhow::Result<Arc<dyn Coordinator>> {
-    let c = EtcdCoordinator::connect(EtcdConfig::new(etcd.to_vec())).await.context("connecting to etcd")?;
+    let c = EtcdCoordinator::connect(EtcdConfig::new(etcd.to_vec()))
+        .await
+        .context("connecting to etcd")?;
     Ok(Arc::new(c))
 }
 
 /// The runs of `dag` that have ended, newest first.
 pub async fn ended_runs(store: &Store, dag: &str) -> anyhow::Result<Vec<Run>> {
-    let filter = RunFilter { dag: Some(DagName::new(dag)), limit: Some(10_000), ..Default::default() };
-    Ok(store.list_runs(&filter).await?.into_iter().filter(|r| r.state.is_terminal()).collect())
+    let filter = RunFilter {
+        dag: Some(DagName::new(dag)),
+        limit: Some(10_000),
+        ..Default::default()
+    };
+    Ok(store
+        .list_runs(&filter)
+        .await?
+        .into_iter()
+        .filter(|r| r.state.is_terminal())
+        .collect())
 }
 
 /// A polling deadline: [`tick`](Self::tick) waits 5 ms, or fails once the
@@ -157,7 +199,11 @@ pub struct Deadline {
 impl Deadline {
     /// Starts now.
     pub fn new(what: &'static str, limit: Duration) -> Deadline {
-        Deadline { what, limit, at: Instant::now() + limit }
+        Deadline {
+            what,
+            limit,
+            at: Instant::now() + limit,
+        }
     }
 
     /// Waits a little before the next check, or fails when time is up.

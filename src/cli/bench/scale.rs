@@ -43,7 +43,9 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let mut toml = String::from("description = \"nightshift bench scale\"\ntimezone = \"UTC\"\n");
     for j in 0..jobs {
         let share = args.items / jobs + u32::from(j < args.items % jobs);
-        toml.push_str(&format!("\n[jobs.work-{j}]\nhandler = \"noop\"\nshards = {share}\n"));
+        toml.push_str(&format!(
+            "\n[jobs.work-{j}]\nhandler = \"noop\"\nshards = {share}\n"
+        ));
     }
     rig.apply("bench-scale", &toml)?;
     let mut scheduler = rig.scheduler().await?;
@@ -55,10 +57,22 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let job_prefix = format!("{}runs/{run}/jobs/", rig.prefix);
     let want = (args.executors.min(args.items / jobs) * jobs) as usize;
     let is_assign = |key: &str| key.contains("/assign/");
-    let deadline = Deadline::new("every assignment to be written", Duration::from_secs(args.timeout_secs));
+    let deadline = Deadline::new(
+        "every assignment to be written",
+        Duration::from_secs(args.timeout_secs),
+    );
     loop {
         scheduler.ensure_running()?;
-        if rig.coord.get_prefix(&job_prefix).await?.0.iter().filter(|kv| is_assign(&kv.key)).count() >= want {
+        if rig
+            .coord
+            .get_prefix(&job_prefix)
+            .await?
+            .0
+            .iter()
+            .filter(|kv| is_assign(&kv.key))
+            .count()
+            >= want
+        {
             break;
         }
         deadline.tick().await?;
@@ -67,24 +81,53 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let cpu = scheduler.cpu_seconds()? - cpu_before;
     let rss = scheduler.peak_rss_mib()?;
     let revisions = rig.coord.current_revision().await? - rev_before;
-    let (keys, bytes) = footprint(rig, &[format!("{}runs/", rig.prefix), format!("{}assignments/", rig.prefix)], |_| true).await?;
+    let (keys, bytes) = footprint(
+        rig,
+        &[
+            format!("{}runs/", rig.prefix),
+            format!("{}assignments/", rig.prefix),
+        ],
+        |_| true,
+    )
+    .await?;
     let (assign_keys, assign_bytes) = footprint(rig, &[job_prefix], is_assign).await?;
 
     let mut r = Report::new("scale");
     r.figure("executors", args.executors, "");
     r.figure("items", args.items, "");
     r.figure("jobs", jobs, "(parallel, ≤ 1,000,000 items each)");
-    r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
-    r.figure("register_s", round3(register_s), "s (bench writing leases + executor keys)");
-    r.figure("reshard_s", round3(reshard), "s (trigger written → every assignment in etcd)");
+    r.figure(
+        "raw_etcd_puts_per_s",
+        round3(raw),
+        "puts/s (sequential, same etcd)",
+    );
+    r.figure(
+        "register_s",
+        round3(register_s),
+        "s (bench writing leases + executor keys)",
+    );
+    r.figure(
+        "reshard_s",
+        round3(reshard),
+        "s (trigger written → every assignment in etcd)",
+    );
     r.figure("etcd_revisions", revisions, "write requests");
     r.figure("run_keys", keys, "keys (runs/ + assignments/)");
     r.figure("run_bytes", bytes, "bytes (keys + values)");
     r.figure("assignment_keys", assign_keys, "keys");
     r.figure("assignment_bytes", assign_bytes, "bytes (keys + values)");
-    r.figure("scheduler_cpu_s", round3(cpu), "s (child process, user+sys)");
+    r.figure(
+        "scheduler_cpu_s",
+        round3(cpu),
+        "s (child process, user+sys)",
+    );
     r.figure("scheduler_peak_rss_mib", round3(rss), "MiB (VmHWM)");
-    r.target("scheduler RSS", "≤ 150 MiB", format!("{rss:.0} MiB"), rss <= 150.0);
+    r.target(
+        "scheduler RSS",
+        "≤ 150 MiB",
+        format!("{rss:.0} MiB"),
+        rss <= 150.0,
+    );
     Ok(r)
 }
 
@@ -109,7 +152,13 @@ async fn register(rig: &Rig, count: u32) -> anyhow::Result<()> {
                     version: env!("CARGO_PKG_VERSION").into(),
                     started_at_ms: chrono::Utc::now().timestamp_millis(),
                 };
-                coord.put(&format!("{prefix}executors/{id}"), encode(&info)?, Some(LeaseId(lease.0))).await?;
+                coord
+                    .put(
+                        &format!("{prefix}executors/{id}"),
+                        encode(&info)?,
+                        Some(LeaseId(lease.0)),
+                    )
+                    .await?;
             }
             Ok::<_, anyhow::Error>(())
         });
@@ -121,13 +170,20 @@ async fn register(rig: &Rig, count: u32) -> anyhow::Result<()> {
 }
 
 /// Keys and bytes (key + value) under `prefixes` whose key passes `keep`.
-async fn footprint(rig: &Rig, prefixes: &[String], keep: impl Fn(&str) -> bool) -> anyhow::Result<(usize, usize)> {
+async fn footprint(
+    rig: &Rig,
+    prefixes: &[String],
+    keep: impl Fn(&str) -> bool,
+) -> anyhow::Result<(usize, usize)> {
     let (mut keys, mut bytes) = (0, 0);
     for p in prefixes {
         let (kvs, _) = rig.coord.get_prefix(p).await?;
         let kvs: Vec<_> = kvs.into_iter().filter(|kv| keep(&kv.key)).collect();
         keys += kvs.len();
-        bytes += kvs.iter().map(|kv| kv.key.len() + kv.value.len()).sum::<usize>();
+        bytes += kvs
+            .iter()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum::<usize>();
     }
     Ok((keys, bytes))
 }

@@ -44,7 +44,11 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         scheduler.ensure_running()?;
         let mut count = 0;
         for d in 0..args.dags {
-            count += ended_runs(&store, &format!("bench-tick-{d}")).await?.iter().filter(|r| r.scheduled_for_ms.is_some_and(|s| s >= from_ms)).count();
+            count += ended_runs(&store, &format!("bench-tick-{d}"))
+                .await?
+                .iter()
+                .filter(|r| r.scheduled_for_ms.is_some_and(|s| s >= from_ms))
+                .count();
         }
         if count >= args.fires as usize {
             break;
@@ -54,7 +58,9 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     }
     for d in 0..args.dags {
         for run in ended_runs(&store, &format!("bench-tick-{d}")).await? {
-            let Some(scheduled) = run.scheduled_for_ms.filter(|s| *s >= from_ms) else { continue };
+            let Some(scheduled) = run.scheduled_for_ms.filter(|s| *s >= from_ms) else {
+                continue;
+            };
             let attempts = store.attempts(&run.run_id, &work, None).await?;
             if let Some(first) = attempts.iter().map(|a| a.started_at_ms).min() {
                 delays.push(first - scheduled);
@@ -71,10 +77,19 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let mut r = Report::new("trigger");
     r.figure("dags", args.dags, "");
     r.figure("fires_measured", delays.len(), "");
-    r.figure("raw_etcd_puts_per_s", round3(raw), "puts/s (sequential, same etcd)");
+    r.figure(
+        "raw_etcd_puts_per_s",
+        round3(raw),
+        "puts/s (sequential, same etcd)",
+    );
     r.figure("fire_to_first_item_p50_ms", p50, "ms");
     r.figure("fire_to_first_item_p99_ms", p99, "ms");
     r.figure("fire_to_first_item_max_ms", max, "ms");
-    r.target("schedule instant → first item started, p99", "≤ 50 ms", format!("{p99} ms"), p99 <= 50);
+    r.target(
+        "schedule instant → first item started, p99",
+        "≤ 50 ms",
+        format!("{p99} ms"),
+        p99 <= 50,
+    );
     Ok(r)
 }

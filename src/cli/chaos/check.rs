@@ -26,7 +26,8 @@ pub struct RunHistory {
 /// counted once in a terminal bucket.
 pub fn all_terminal(triggered: &[RunId], histories: &[RunHistory]) -> Vec<String> {
     let mut out = Vec::new();
-    let known: BTreeMap<&RunId, &RunHistory> = histories.iter().map(|h| (&h.run.run_id, h)).collect();
+    let known: BTreeMap<&RunId, &RunHistory> =
+        histories.iter().map(|h| (&h.run.run_id, h)).collect();
     for run in triggered {
         if !known.contains_key(run) {
             out.push(format!("run {run} was triggered but never recorded"));
@@ -37,8 +38,14 @@ pub fn all_terminal(triggered: &[RunId], histories: &[RunHistory]) -> Vec<String
             out.push(format!("run {} is still {}", h.run.run_id, h.run.state));
         }
         for j in &h.jobs {
-            if !matches!(j.state, JobState::Succeeded | JobState::Failed | JobState::Skipped | JobState::Cancelled) {
-                out.push(format!("job {} of run {} is still {}", j.job, h.run.run_id, j.state));
+            if !matches!(
+                j.state,
+                JobState::Succeeded | JobState::Failed | JobState::Skipped | JobState::Cancelled
+            ) {
+                out.push(format!(
+                    "job {} of run {} is still {}",
+                    j.job, h.run.run_id, j.state
+                ));
             }
             let counted = j.succeeded + j.failed + j.skipped + j.cancelled;
             if counted != j.shards && j.state != JobState::Skipped {
@@ -58,7 +65,14 @@ pub fn all_succeeded(histories: &[RunHistory]) -> Vec<String> {
     histories
         .iter()
         .filter(|h| h.run.state != RunState::Succeeded)
-        .map(|h| format!("run {} ended {}: {}", h.run.run_id, h.run.state, h.run.error.as_deref().unwrap_or("no error recorded")))
+        .map(|h| {
+            format!(
+                "run {} ended {}: {}",
+                h.run.run_id,
+                h.run.state,
+                h.run.error.as_deref().unwrap_or("no error recorded")
+            )
+        })
         .collect()
 }
 
@@ -82,7 +96,10 @@ pub fn no_overlapping_attempts(histories: &[RunHistory]) -> Vec<String> {
             attempts.sort_by_key(|a| (a.started_at_ms, a.attempt));
             for a in &attempts {
                 if a.ended_at_ms.is_none() {
-                    out.push(format!("run {} job {job} item {item}: attempt {} by {} never ended", h.run.run_id, a.attempt, a.executor));
+                    out.push(format!(
+                        "run {} job {job} item {item}: attempt {} by {} never ended",
+                        h.run.run_id, a.attempt, a.executor
+                    ));
                 }
             }
             for pair in attempts.windows(2) {
@@ -103,7 +120,8 @@ pub fn no_overlapping_attempts(histories: &[RunHistory]) -> Vec<String> {
                         b.started_at_ms
                     ));
                 }
-                let newer = b.fencing_token > a.fencing_token || (b.executor == a.executor && b.fencing_token == a.fencing_token);
+                let newer = b.fencing_token > a.fencing_token
+                    || (b.executor == a.executor && b.fencing_token == a.fencing_token);
                 if reported_by_executor(b) && !newer {
                     out.push(format!(
                         "run {} job {job} item {item}: attempt {} by {} has token {}, not newer than attempt {} by {} (token {})",
@@ -128,12 +146,19 @@ pub fn succeeded_once(histories: &[RunHistory]) -> Vec<String> {
     let mut out = Vec::new();
     for h in histories {
         let mut succeeded: BTreeMap<(&JobName, ItemIndex), usize> = BTreeMap::new();
-        for a in h.attempts.iter().filter(|a| a.outcome == Some(AttemptOutcome::Succeeded)) {
+        for a in h
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Some(AttemptOutcome::Succeeded))
+        {
             *succeeded.entry((&a.job, a.item)).or_default() += 1;
         }
         for ((job, item), n) in &succeeded {
             if *n > 1 {
-                out.push(format!("run {} job {job} item {item}: {n} succeeded attempts", h.run.run_id));
+                out.push(format!(
+                    "run {} job {job} item {item}: {n} succeeded attempts",
+                    h.run.run_id
+                ));
             }
         }
         for j in &h.jobs {
@@ -152,12 +177,24 @@ pub fn succeeded_once(histories: &[RunHistory]) -> Vec<String> {
 /// Alerts still open (or acknowledged) once everything is healed must have
 /// a cause that still holds: only a failed job of a failed run qualifies.
 pub fn no_alert_without_cause(alerts: &[Alert], histories: &[RunHistory]) -> Vec<String> {
-    let failed: BTreeSet<&RunId> = histories.iter().filter(|h| h.run.state == RunState::Failed).map(|h| &h.run.run_id).collect();
+    let failed: BTreeSet<&RunId> = histories
+        .iter()
+        .filter(|h| h.run.state == RunState::Failed)
+        .map(|h| &h.run.run_id)
+        .collect();
     alerts
         .iter()
         .filter(|a| a.state != AlertState::Resolved)
-        .filter(|a| !(a.rule == AlertRule::ItemFailed && a.run_id.as_ref().is_some_and(|r| failed.contains(r))))
-        .map(|a| format!("alert {} ({}, {}) still {} without cause: {}", a.id, a.rule, a.dedupe_key, a.state, a.message))
+        .filter(|a| {
+            !(a.rule == AlertRule::ItemFailed
+                && a.run_id.as_ref().is_some_and(|r| failed.contains(r)))
+        })
+        .map(|a| {
+            format!(
+                "alert {} ({}, {}) still {} without cause: {}",
+                a.id, a.rule, a.dedupe_key, a.state, a.message
+            )
+        })
         .collect()
 }
 
@@ -201,7 +238,14 @@ mod tests {
         }
     }
 
-    fn attempt(item: u32, n: u32, exec: &str, token: i64, span: (i64, i64), outcome: AttemptOutcome) -> Attempt {
+    fn attempt(
+        item: u32,
+        n: u32,
+        exec: &str,
+        token: i64,
+        span: (i64, i64),
+        outcome: AttemptOutcome,
+    ) -> Attempt {
         Attempt {
             id: AttemptId(i64::from(item * 100 + n)),
             run_id: RunId::new("r"),
@@ -219,7 +263,11 @@ mod tests {
     }
 
     fn history(attempts: Vec<Attempt>, succeeded: u32) -> Vec<RunHistory> {
-        vec![RunHistory { run: run("r", RunState::Succeeded), jobs: vec![job("r", 2, succeeded)], attempts }]
+        vec![RunHistory {
+            run: run("r", RunState::Succeeded),
+            jobs: vec![job("r", 2, succeeded)],
+            attempts,
+        }]
     }
 
     #[test]
@@ -256,7 +304,10 @@ mod tests {
     #[test]
     fn a_new_owner_with_an_old_token_is_reported() {
         let h = history(
-            vec![attempt(0, 1, "e1", 10, (0, 50), AttemptOutcome::Lost), attempt(0, 2, "e2", 10, (60, 90), AttemptOutcome::Succeeded)],
+            vec![
+                attempt(0, 1, "e1", 10, (0, 50), AttemptOutcome::Lost),
+                attempt(0, 2, "e2", 10, (60, 90), AttemptOutcome::Succeeded),
+            ],
             1,
         );
         assert_eq!(no_overlapping_attempts(&h).len(), 1);
@@ -275,12 +326,20 @@ mod tests {
             ],
             2,
         );
-        assert!(no_overlapping_attempts(&h).is_empty(), "{:?}", no_overlapping_attempts(&h));
+        assert!(
+            no_overlapping_attempts(&h).is_empty(),
+            "{:?}",
+            no_overlapping_attempts(&h)
+        );
         h[0].attempts[1].started_at_ms = 40;
         assert_eq!(no_overlapping_attempts(&h).len(), 1, "times still count");
         h[0].attempts[1].started_at_ms = 50;
         h[0].attempts[2].fencing_token = FencingToken(10);
-        assert_eq!(no_overlapping_attempts(&h).len(), 1, "a reported attempt's token still counts");
+        assert_eq!(
+            no_overlapping_attempts(&h).len(),
+            1,
+            "a reported attempt's token still counts"
+        );
     }
 
     #[test]
@@ -294,20 +353,34 @@ mod tests {
             2,
         );
         let v = succeeded_once(&h);
-        assert!(v.iter().any(|m| m.contains("2 succeeded attempts")), "{v:?}");
+        assert!(
+            v.iter().any(|m| m.contains("2 succeeded attempts")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn a_missing_success_and_a_lost_run_are_reported() {
-        let h = history(vec![attempt(0, 1, "e1", 10, (0, 50), AttemptOutcome::Succeeded)], 2);
+        let h = history(
+            vec![attempt(0, 1, "e1", 10, (0, 50), AttemptOutcome::Succeeded)],
+            2,
+        );
         assert_eq!(succeeded_once(&h).len(), 1);
         let lost = all_terminal(&[RunId::new("r"), RunId::new("gone")], &h);
-        assert_eq!(lost, vec!["run gone was triggered but never recorded".to_owned()]);
+        assert_eq!(
+            lost,
+            vec!["run gone was triggered but never recorded".to_owned()]
+        );
         let mut running = h.clone();
         running[0].run.state = RunState::Running;
         running[0].jobs[0].state = JobState::Running;
         running[0].jobs[0].succeeded = 1;
-        assert_eq!(all_terminal(&[], &running).len(), 3, "{:?}", all_terminal(&[], &running));
+        assert_eq!(
+            all_terminal(&[], &running).len(),
+            3,
+            "{:?}",
+            all_terminal(&[], &running)
+        );
         assert_eq!(all_succeeded(&running).len(), 1);
     }
 
@@ -336,13 +409,20 @@ mod tests {
     #[test]
     fn only_a_failed_run_keeps_an_alert_open() {
         let mut h = history(vec![], 0);
-        h.push(RunHistory { run: run("f", RunState::Failed), jobs: vec![], attempts: vec![] });
+        h.push(RunHistory {
+            run: run("f", RunState::Failed),
+            jobs: vec![],
+            attempts: vec![],
+        });
         let alerts = vec![
             alert(AlertRule::ItemFailed, AlertState::Open, "f"),
             alert(AlertRule::ExecutorLost, AlertState::Resolved, "r"),
         ];
         assert!(no_alert_without_cause(&alerts, &h).is_empty());
-        let stale = vec![alert(AlertRule::ExecutorLost, AlertState::Open, "r"), alert(AlertRule::ItemFailed, AlertState::Acknowledged, "r")];
+        let stale = vec![
+            alert(AlertRule::ExecutorLost, AlertState::Open, "r"),
+            alert(AlertRule::ItemFailed, AlertState::Acknowledged, "r"),
+        ];
         assert_eq!(no_alert_without_cause(&stale, &h).len(), 2);
     }
 }

@@ -33,7 +33,9 @@ pub struct PgUrl {
 impl PgUrl {
     /// Parses `postgres://[user[:password]@]host[:port][/db][?query]`.
     pub fn parse(url: &str) -> anyhow::Result<PgUrl> {
-        let (scheme, rest) = url.split_once("://").context("expected postgres://user@host:port/db")?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .context("expected postgres://user@host:port/db")?;
         if scheme != "postgres" && scheme != "postgresql" {
             bail!("expected a postgres:// URL, got {scheme}://...");
         }
@@ -47,36 +49,69 @@ impl PgUrl {
             None => (None, authority),
         };
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().context("the port of the postgres URL is not a number")?),
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .context("the port of the postgres URL is not a number")?,
+            ),
             None => (hostport, 5432),
         };
         if host.is_empty() {
             bail!("the postgres URL has no host (a TCP host is needed to proxy it)");
         }
-        Ok(PgUrl { scheme: scheme.to_owned(), userinfo, host: host.to_owned(), port, database: database.to_owned(), query })
+        Ok(PgUrl {
+            scheme: scheme.to_owned(),
+            userinfo,
+            host: host.to_owned(),
+            port,
+            database: database.to_owned(),
+            query,
+        })
     }
 
     /// The same server and credentials, another database.
     pub fn with_database(&self, database: &str) -> PgUrl {
-        PgUrl { database: database.to_owned(), ..self.clone() }
+        PgUrl {
+            database: database.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// The same database, reached at `addr`.
     pub fn via(&self, addr: SocketAddr) -> PgUrl {
-        PgUrl { host: addr.ip().to_string(), port: addr.port(), ..self.clone() }
+        PgUrl {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            ..self.clone()
+        }
     }
 
     /// The server's address.
     pub async fn addr(&self) -> anyhow::Result<SocketAddr> {
-        let mut addrs = tokio::net::lookup_host((self.host.as_str(), self.port)).await.with_context(|| format!("resolving {}", self.host))?;
-        addrs.next().with_context(|| format!("{} has no address", self.host))
+        let mut addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .with_context(|| format!("resolving {}", self.host))?;
+        addrs
+            .next()
+            .with_context(|| format!("{} has no address", self.host))
     }
 
     /// The URL, credentials included: for child processes, never for logs.
     pub fn secret_url(&self) -> String {
-        let user = self.userinfo.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
-        let query = self.query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
-        format!("{}://{user}{}:{}/{}{query}", self.scheme, self.host, self.port, self.database)
+        let user = self
+            .userinfo
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let query = self
+            .query
+            .as_ref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        format!(
+            "{}://{user}{}:{}/{}{query}",
+            self.scheme, self.host, self.port, self.database
+        )
     }
 
     /// The database name.
@@ -95,9 +130,18 @@ pub struct ChaosDb {
 impl ChaosDb {
     /// Creates `nightshift_chaos_{pid}_{millis}`.
     pub async fn create(admin: PgUrl) -> anyhow::Result<ChaosDb> {
-        let name = format!("nightshift_chaos_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis());
-        let mut conn = sqlx::PgConnection::connect(&admin.secret_url()).await.context("connecting with the admin URL")?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.context("creating the chaos database")?;
+        let name = format!(
+            "nightshift_chaos_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin.secret_url())
+            .await
+            .context("connecting with the admin URL")?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .context("creating the chaos database")?;
         let _ = conn.close().await;
         let direct = admin.with_database(&name);
         Ok(ChaosDb { admin, direct })
@@ -105,7 +149,9 @@ impl ChaosDb {
 
     /// Terminates every server-side connection of the database but ours.
     pub async fn drop_connections(&self) -> anyhow::Result<u64> {
-        let mut conn = sqlx::PgConnection::connect(&self.admin.secret_url()).await.context("connecting with the admin URL")?;
+        let mut conn = sqlx::PgConnection::connect(&self.admin.secret_url())
+            .await
+            .context("connecting with the admin URL")?;
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
         )
@@ -119,11 +165,16 @@ impl ChaosDb {
 
     /// Drops the database (and whatever is still connected to it).
     pub async fn drop_database(&self) -> anyhow::Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&self.admin.secret_url()).await.context("connecting with the admin URL")?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.direct.database()))
-            .execute(&mut conn)
+        let mut conn = sqlx::PgConnection::connect(&self.admin.secret_url())
             .await
-            .context("dropping the chaos database")?;
+            .context("connecting with the admin URL")?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.direct.database()
+        ))
+        .execute(&mut conn)
+        .await
+        .context("dropping the chaos database")?;
         let _ = conn.close().await;
         Ok(())
     }
@@ -145,13 +196,23 @@ pub struct Member {
 impl Member {
     fn new(name: String, args: Vec<String>, dir: &Path, etcd_proxy: Option<Proxy>) -> Member {
         let log = dir.join(format!("{name}.log"));
-        Member { name, args, log, child: None, stopped: false, etcd_proxy, starts: 0 }
+        Member {
+            name,
+            args,
+            log,
+            child: None,
+            stopped: false,
+            etcd_proxy,
+            starts: 0,
+        }
     }
 
     /// Starts the process (again).
     pub fn start(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
-        self.child = Some(NightshiftChild::spawn_logging(&self.name, &self.args, &self.log, "info")?);
+        self.child = Some(NightshiftChild::spawn_logging(
+            &self.name, &self.args, &self.log, "info",
+        )?);
         self.stopped = false;
         Ok(())
     }
@@ -171,7 +232,10 @@ impl Member {
 
     /// SIGSTOP (`true`) or SIGCONT (`false`).
     pub fn pause(&mut self, stop: bool) -> anyhow::Result<()> {
-        let child = self.child.as_ref().with_context(|| format!("{} is not running", self.name))?;
+        let child = self
+            .child
+            .as_ref()
+            .with_context(|| format!("{} is not running", self.name))?;
         child.signal(if stop { libc::SIGSTOP } else { libc::SIGCONT })?;
         self.stopped = stop;
         Ok(())
@@ -241,7 +305,9 @@ impl Cluster {
     pub async fn prepare(dir: &Path, admin: PgUrl, shape: &Shape) -> anyhow::Result<Cluster> {
         let etcd = BenchEtcd::start().await?;
         let coord: Arc<dyn Coordinator> = Arc::new(
-            EtcdCoordinator::connect(EtcdConfig::new(vec![etcd.endpoint().to_owned()])).await.context("connecting to etcd")?,
+            EtcdCoordinator::connect(EtcdConfig::new(vec![etcd.endpoint().to_owned()]))
+                .await
+                .context("connecting to etcd")?,
         );
         let db = ChaosDb::create(admin).await?;
         let pg_proxy = Proxy::start(db.direct.addr().await?).await?;
@@ -257,10 +323,22 @@ impl Cluster {
             .map(|i| {
                 let name = format!("scheduler-{i}");
                 let args = strings(&[
-                    "scheduler", "--etcd", etcd.endpoint(), "--prefix", &prefix, "--database", &proxied_db, "--id", &name,
-                    "--lease-ttl", &ttl, "--tick", "200ms",
+                    "scheduler",
+                    "--etcd",
+                    etcd.endpoint(),
+                    "--prefix",
+                    &prefix,
+                    "--database",
+                    &proxied_db,
+                    "--id",
+                    &name,
+                    "--lease-ttl",
+                    &ttl,
+                    "--tick",
+                    "200ms",
                     // Outage alerts resolve well within the check's wait.
-                    "--store-alert-linger", "5s",
+                    "--store-alert-linger",
+                    "5s",
                 ]);
                 Member::new(name, args, dir, None)
             })
@@ -271,12 +349,32 @@ impl Cluster {
             let name = format!("executor-{i}");
             let url = format!("http://{}", proxy.addr());
             let args = strings(&[
-                "demo", "executor", "--etcd", &url, "--prefix", &prefix, "--database", &proxied_db, "--id", &name,
-                "--lease-ttl", &ttl, "--capacity", &shape.capacity.to_string(),
+                "demo",
+                "executor",
+                "--etcd",
+                &url,
+                "--prefix",
+                &prefix,
+                "--database",
+                &proxied_db,
+                "--id",
+                &name,
+                "--lease-ttl",
+                &ttl,
+                "--capacity",
+                &shape.capacity.to_string(),
             ]);
             executors.push(Member::new(name, args, dir, Some(proxy)));
         }
-        Ok(Cluster { etcd, coord, prefix, db, pg_proxy, schedulers, executors })
+        Ok(Cluster {
+            etcd,
+            coord,
+            prefix,
+            db,
+            pg_proxy,
+            schedulers,
+            executors,
+        })
     }
 
     /// Every managed process.
@@ -286,20 +384,29 @@ impl Cluster {
 
     /// The id of the leading scheduler, if one leads.
     pub async fn leader(&self) -> anyhow::Result<Option<String>> {
-        let election = nightshift_coord::election::Election::new(self.coord.clone(), format!("{}leader/", self.prefix));
+        let election = nightshift_coord::election::Election::new(
+            self.coord.clone(),
+            format!("{}leader/", self.prefix),
+        );
         let kv = election.leader().await.context("reading the leader")?;
         Ok(kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
     }
 
     /// Number of executors registered in etcd.
     pub async fn registered_executors(&self) -> anyhow::Result<usize> {
-        let (kvs, _) = self.coord.get_prefix(&format!("{}executors/", self.prefix)).await?;
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&format!("{}executors/", self.prefix))
+            .await?;
         Ok(kvs.len())
     }
 
     /// Number of keys of live runs still in etcd.
     pub async fn live_run_keys(&self) -> anyhow::Result<usize> {
-        let (kvs, _) = self.coord.get_prefix(&format!("{}runs/", self.prefix)).await?;
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&format!("{}runs/", self.prefix))
+            .await?;
         Ok(kvs.len())
     }
 }
@@ -314,10 +421,19 @@ mod tests {
 
     #[test]
     fn postgres_urls_are_re_pointed_without_losing_credentials() {
-        let url = PgUrl::parse("postgres://app:s3cret@db.example:6432/postgres?sslmode=disable").unwrap();
-        let other = url.with_database("chaos").via("127.0.0.1:4000".parse().unwrap());
-        assert_eq!(other.secret_url(), "postgres://app:s3cret@127.0.0.1:4000/chaos?sslmode=disable");
-        assert_eq!(PgUrl::parse("postgresql://u@h/db").unwrap().secret_url(), "postgresql://u@h:5432/db");
+        let url =
+            PgUrl::parse("postgres://app:s3cret@db.example:6432/postgres?sslmode=disable").unwrap();
+        let other = url
+            .with_database("chaos")
+            .via("127.0.0.1:4000".parse().unwrap());
+        assert_eq!(
+            other.secret_url(),
+            "postgres://app:s3cret@127.0.0.1:4000/chaos?sslmode=disable"
+        );
+        assert_eq!(
+            PgUrl::parse("postgresql://u@h/db").unwrap().secret_url(),
+            "postgresql://u@h:5432/db"
+        );
         assert!(PgUrl::parse("sqlite://x.db").is_err());
         assert!(PgUrl::parse("postgres://u@:5432/db").is_err());
         assert!(PgUrl::parse("postgres://u@h:port/db").is_err());

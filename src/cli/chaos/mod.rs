@@ -65,16 +65,32 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// Runs the chaos suite; Ctrl-C or SIGTERM stops it and everything it started.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.executors < 2 {
-        return crate::cli::conn::bad_input("--executors must be at least 2: failover needs somewhere to go");
+        return crate::cli::conn::bad_input(
+            "--executors must be at least 2: failover needs somewhere to go",
+        );
     }
-    let admin = PgUrl::parse(&args.pg_admin_url).map_err(|e| crate::cli::conn::BadInput(format!("--pg-admin-url: {e}")))?;
+    let admin = PgUrl::parse(&args.pg_admin_url)
+        .map_err(|e| crate::cli::conn::BadInput(format!("--pg-admin-url: {e}")))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
         let seed = args.seed.unwrap_or_else(rand::random);
-        let dir = tempfile::Builder::new().prefix("nightshift-chaos-").tempdir().context("creating the work dir")?;
-        println!("chaos: seed {seed}, {} of faults, {} executors, logs in {}", humane(args.duration), args.executors, dir.path().display());
-        let shape = Shape { executors: args.executors, lease_ttl: args.lease_ttl, capacity: 4 };
+        let dir = tempfile::Builder::new()
+            .prefix("nightshift-chaos-")
+            .tempdir()
+            .context("creating the work dir")?;
+        println!(
+            "chaos: seed {seed}, {} of faults, {} executors, logs in {}",
+            humane(args.duration),
+            args.executors,
+            dir.path().display()
+        );
+        let shape = Shape {
+            executors: args.executors,
+            lease_ttl: args.lease_ttl,
+            capacity: 4,
+        };
         let mut cluster = Cluster::prepare(dir.path(), admin, &shape).await?;
         let outcome = tokio::select! {
             r = chaos(&mut cluster, &args, seed, dir.path()) => r,
@@ -88,16 +104,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let keep = args.keep || !matches!(&outcome, Ok(r) if r.passed());
         if keep {
             let kept = dir.keep();
-            eprintln!("chaos: kept logs in {} and database {}", kept.display(), cluster.db.direct.database());
+            eprintln!(
+                "chaos: kept logs in {} and database {}",
+                kept.display(),
+                cluster.db.direct.database()
+            );
         } else if let Err(e) = cluster.db.drop_database().await {
-            eprintln!("chaos: could not drop database {}: {e:#}", cluster.db.direct.database());
+            eprintln!(
+                "chaos: could not drop database {}: {e:#}",
+                cluster.db.direct.database()
+            );
         }
         let report = outcome?;
         print!("{}", report.table());
         if args.json {
             println!("{}", report.to_json());
         }
-        Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+        Ok(if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        })
     })
 }
 
@@ -106,10 +133,21 @@ fn humane(d: Duration) -> String {
 }
 
 /// Sets up the work, injects the plan, heals, settles and checks.
-async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::Path) -> anyhow::Result<Report> {
-    let store = nightshift_store::Store::connect(&cluster.db.direct.secret_url()).await.context("opening the chaos database")?;
-    let demo = nightshift_demo::DemoDb::connect(&cluster.db.direct.secret_url()).await.context("opening the demo ledger")?;
-    nightshift_demo::seed(&demo, args.accounts).await.context("seeding the demo ledger")?;
+async fn chaos(
+    cluster: &mut Cluster,
+    args: &Args,
+    seed: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<Report> {
+    let store = nightshift_store::Store::connect(&cluster.db.direct.secret_url())
+        .await
+        .context("opening the chaos database")?;
+    let demo = nightshift_demo::DemoDb::connect(&cluster.db.direct.secret_url())
+        .await
+        .context("opening the demo ledger")?;
+    nightshift_demo::seed(&demo, args.accounts)
+        .await
+        .context("seeding the demo ledger")?;
     let dag_file = dir.join(format!("{}.toml", workload::DAG));
     std::fs::write(&dag_file, workload::DAG_TOML).context("writing the chaos DAG")?;
     let validated = nightshift_core::dag::load_dags(std::slice::from_ref(&dag_file));
@@ -118,18 +156,35 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
         anyhow::bail!("the chaos DAG does not validate:\n{}", rendered.join("\n"));
     }
     for loaded in crate::cli::applied::with_sources(&[dag_file])? {
-        crate::cli::apply::apply_one(cluster.coord.as_ref(), &store, &cluster.prefix, &loaded, false).await?;
+        crate::cli::apply::apply_one(
+            cluster.coord.as_ref(),
+            &store,
+            &cluster.prefix,
+            &loaded,
+            false,
+        )
+        .await?;
     }
     for m in cluster.members() {
         m.start()?;
     }
-    wait_for("executors to register and a scheduler to lead", Duration::from_secs(60), || async {
-        Ok(cluster.registered_executors().await? == args.executors && cluster.leader().await?.is_some())
-    })
+    wait_for(
+        "executors to register and a scheduler to lead",
+        Duration::from_secs(60),
+        || async {
+            Ok(cluster.registered_executors().await? == args.executors
+                && cluster.leader().await?.is_some())
+        },
+    )
     .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let work = tokio::spawn(workload::drive(cluster.coord.clone(), store.clone(), cluster.prefix.clone(), stop_rx));
+    let work = tokio::spawn(workload::drive(
+        cluster.coord.clone(),
+        store.clone(),
+        cluster.prefix.clone(),
+        stop_rx,
+    ));
     let steps = plan::plan(seed, args.duration, args.executors, args.lease_ttl);
     let started = Instant::now();
     let mut faults = Vec::new();
@@ -137,7 +192,12 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
     for step in &steps {
         watch_until(cluster, started + step.at, &mut crashes).await?;
         let record = inject(cluster, step, started).await;
-        println!("chaos: {:>7.1}s  {:<20} {}", record.at_ms as f64 / 1000.0, record.kind, record.detail);
+        println!(
+            "chaos: {:>7.1}s  {:<20} {}",
+            record.at_ms as f64 / 1000.0,
+            record.kind,
+            record.detail
+        );
         let injected = record.injected;
         faults.push(record);
         watch_until(cluster, Instant::now() + step.hold, &mut crashes).await?;
@@ -146,16 +206,28 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
         }
     }
     watch_until(cluster, started + args.duration, &mut crashes).await?;
-    println!("chaos: faults over after {:.1}s; letting the work finish", started.elapsed().as_secs_f64());
+    println!(
+        "chaos: faults over after {:.1}s; letting the work finish",
+        started.elapsed().as_secs_f64()
+    );
 
     stop_tx.send_replace(true);
     let triggered = match tokio::time::timeout(args.settle, work).await {
         Ok(joined) => joined.context("the workload task failed")?,
-        Err(_) => anyhow::bail!("the last run did not end within --settle {}", humane(args.settle)),
+        Err(_) => anyhow::bail!(
+            "the last run did not end within --settle {}",
+            humane(args.settle)
+        ),
     };
     // A run stuck in etcd is reported by the checks below (not terminal),
     // with the rest of the evidence, rather than ending the suite here.
-    if let Err(e) = wait_for("the live run keys to be cleared from etcd", Duration::from_secs(60), || async { Ok(cluster.live_run_keys().await? == 0) }).await {
+    if let Err(e) = wait_for(
+        "the live run keys to be cleared from etcd",
+        Duration::from_secs(60),
+        || async { Ok(cluster.live_run_keys().await? == 0) },
+    )
+    .await
+    {
         println!("chaos: {e:#}");
     }
     // Run history is final once the runs' keys are gone (it is stored
@@ -164,12 +236,27 @@ async fn chaos(cluster: &mut Cluster, args: &Args, seed: u64, dir: &std::path::P
     let histories = report::read_histories(&store).await?;
     let mut alerts = report::read_alerts(&store).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !check::no_alert_without_cause(&alerts, &histories).is_empty() && Instant::now() < deadline {
+    while !check::no_alert_without_cause(&alerts, &histories).is_empty()
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(250)).await;
         alerts = report::read_alerts(&store).await?;
     }
-    let mut report = Report::gather(&demo, histories, &alerts, &triggered, faults, crashes.evidence(), seed, args.duration).await?;
-    report.restarts = cluster.members().map(|m| (m.name.clone(), m.restarts())).collect();
+    let mut report = Report::gather(
+        &demo,
+        histories,
+        &alerts,
+        &triggered,
+        faults,
+        crashes.evidence(),
+        seed,
+        args.duration,
+    )
+    .await?;
+    report.restarts = cluster
+        .members()
+        .map(|m| (m.name.clone(), m.restarts()))
+        .collect();
     Ok(report)
 }
 
@@ -180,22 +267,36 @@ struct Crashes(std::collections::BTreeMap<String, (u32, String)>);
 
 impl Crashes {
     fn record(&mut self, process: &str, evidence: impl FnOnce() -> String) {
-        let entry = self.0.entry(process.to_owned()).or_insert_with(|| (0, evidence()));
+        let entry = self
+            .0
+            .entry(process.to_owned())
+            .or_insert_with(|| (0, evidence()));
         entry.0 += 1;
     }
 
     fn evidence(&self) -> Vec<String> {
-        self.0.iter().map(|(process, (n, first))| format!("{process} exited on its own {n} time(s); the first: {first}")).collect()
+        self.0
+            .iter()
+            .map(|(process, (n, first))| {
+                format!("{process} exited on its own {n} time(s); the first: {first}")
+            })
+            .collect()
     }
 }
 
 /// Waits until `until`, restarting (and recording) any process that exited
 /// without being told to: that is a violation, and the run goes on.
-async fn watch_until(cluster: &mut Cluster, until: Instant, crashes: &mut Crashes) -> anyhow::Result<()> {
+async fn watch_until(
+    cluster: &mut Cluster,
+    until: Instant,
+    crashes: &mut Crashes,
+) -> anyhow::Result<()> {
     loop {
         for m in cluster.members() {
             if let Some(status) = m.exited_on_its_own() {
-                crashes.record(&m.name, || format!("{status}; its last log lines:\n{}", m.log_tail(12)));
+                crashes.record(&m.name, || {
+                    format!("{status}; its last log lines:\n{}", m.log_tail(12))
+                });
                 m.start()?;
             }
         }
@@ -214,7 +315,11 @@ async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRe
             FaultKind::KillExecutor => {
                 let m = executor(cluster, step)?;
                 m.kill();
-                Ok(format!("SIGKILL {}; restart in {}", m.name, humane(step.hold)))
+                Ok(format!(
+                    "SIGKILL {}; restart in {}",
+                    m.name,
+                    humane(step.hold)
+                ))
             }
             FaultKind::StopExecutor => {
                 let m = executor(cluster, step)?;
@@ -223,17 +328,34 @@ async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRe
             }
             FaultKind::PartitionExecutor => {
                 let m = executor(cluster, step)?;
-                m.etcd_proxy.as_ref().context("executor without a proxy")?.cut();
-                Ok(format!("{} cut off from etcd for {}", m.name, humane(step.hold)))
+                m.etcd_proxy
+                    .as_ref()
+                    .context("executor without a proxy")?
+                    .cut();
+                Ok(format!(
+                    "{} cut off from etcd for {}",
+                    m.name,
+                    humane(step.hold)
+                ))
             }
             FaultKind::KillLeader => {
                 // Right after another fault (an etcd restart) the schedulers
                 // may still be campaigning: wait for the leader to exist.
-                wait_for("a scheduler to lead", Duration::from_secs(20), || async { Ok(cluster.leader().await?.is_some()) }).await?;
+                wait_for("a scheduler to lead", Duration::from_secs(20), || async {
+                    Ok(cluster.leader().await?.is_some())
+                })
+                .await?;
                 let leader = cluster.leader().await?.context("no scheduler leads")?;
-                let m = cluster.schedulers.iter_mut().find(|m| m.name == leader).with_context(|| format!("leader {leader} is not ours"))?;
+                let m = cluster
+                    .schedulers
+                    .iter_mut()
+                    .find(|m| m.name == leader)
+                    .with_context(|| format!("leader {leader} is not ours"))?;
                 m.kill();
-                Ok(format!("SIGKILL leader {leader}; restart in {}", humane(step.hold)))
+                Ok(format!(
+                    "SIGKILL leader {leader}; restart in {}",
+                    humane(step.hold)
+                ))
             }
             FaultKind::RestartEtcd => {
                 cluster.etcd.kill();
@@ -241,7 +363,10 @@ async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRe
             }
             FaultKind::CutDatabase => {
                 cluster.pg_proxy.cut();
-                Ok(format!("every connection to PostgreSQL dropped and refused for {}", humane(step.hold)))
+                Ok(format!(
+                    "every connection to PostgreSQL dropped and refused for {}",
+                    humane(step.hold)
+                ))
             }
             FaultKind::DropDbConnections => {
                 let n = cluster.db.drop_connections().await?;
@@ -251,8 +376,18 @@ async fn inject(cluster: &mut Cluster, step: &Step, started: Instant) -> FaultRe
     }
     .await;
     match result {
-        Ok(detail) => FaultRecord { at_ms, kind: step.kind, detail, injected: true },
-        Err(e) => FaultRecord { at_ms, kind: step.kind, detail: format!("not injected: {e:#}"), injected: false },
+        Ok(detail) => FaultRecord {
+            at_ms,
+            kind: step.kind,
+            detail,
+            injected: true,
+        },
+        Err(e) => FaultRecord {
+            at_ms,
+            kind: step.kind,
+            detail: format!("not injected: {e:#}"),
+            injected: false,
+        },
     }
 }
 
@@ -279,7 +414,10 @@ async fn heal(cluster: &mut Cluster, step: &Step) -> anyhow::Result<()> {
 
 fn executor<'a>(cluster: &'a mut Cluster, step: &Step) -> anyhow::Result<&'a mut cluster::Member> {
     let i = step.executor.context("executor fault without a target")?;
-    cluster.executors.get_mut(i).with_context(|| format!("no executor {i}"))
+    cluster
+        .executors
+        .get_mut(i)
+        .with_context(|| format!("no executor {i}"))
 }
 
 /// Polls `ready` until it says yes (errors count as "not yet"), or fails

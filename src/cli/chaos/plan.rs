@@ -59,7 +59,10 @@ impl FaultKind {
 
     /// Whether the fault targets one executor.
     pub fn targets_executor(self) -> bool {
-        matches!(self, FaultKind::KillExecutor | FaultKind::StopExecutor | FaultKind::PartitionExecutor)
+        matches!(
+            self,
+            FaultKind::KillExecutor | FaultKind::StopExecutor | FaultKind::PartitionExecutor
+        )
     }
 
     /// How long the fault lasts before it is healed. Faults meant to outlive
@@ -123,7 +126,12 @@ pub fn plan(seed: u64, duration: Duration, executors: usize, lease_ttl: Duration
         }
         cycle.pop();
         let executor = kind.targets_executor().then(|| rng.gen_range(0..executors));
-        steps.push(Step { at, kind, executor, hold });
+        steps.push(Step {
+            at,
+            kind,
+            executor,
+            hold,
+        });
         at += hold + Duration::from_millis(rng.gen_range(500..1500));
     }
 }

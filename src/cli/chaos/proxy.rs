@@ -23,7 +23,9 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> anyhow::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the proxy port")?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the proxy port")?;
         let addr = listener.local_addr().context("reading the proxy address")?;
         let (cut, cut_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, upstream, cut_rx));
@@ -62,7 +64,9 @@ impl Drop for Proxy {
 
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: watch::Receiver<bool>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
         if *cut.borrow() {
             drop(client);
             continue;
@@ -73,7 +77,9 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: watch::Re
 
 /// Copies both ways until either side closes or the proxy is cut.
 async fn forward(mut client: TcpStream, upstream: SocketAddr, mut cut: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     tokio::select! {
@@ -95,7 +101,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(async move {
                     let mut buf = [0u8; 64];
                     while let Ok(n) = s.read(&mut buf).await {
@@ -130,9 +138,17 @@ mod tests {
         assert!(proxy.is_cut());
         // The open connection is closed by the proxy: EOF or a reset.
         let mut buf = [0u8; 8];
-        let read = tokio::time::timeout(std::time::Duration::from_secs(5), open.read(&mut buf)).await.unwrap();
-        assert!(matches!(read, Ok(0) | Err(_)), "open connection still alive: {read:?}");
-        assert!(roundtrip(proxy.addr()).await.is_err(), "a new connection got through a cut proxy");
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), open.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "open connection still alive: {read:?}"
+        );
+        assert!(
+            roundtrip(proxy.addr()).await.is_err(),
+            "a new connection got through a cut proxy"
+        );
 
         proxy.restore();
         assert_eq!(roundtrip(proxy.addr()).await.unwrap(), b"ping");

@@ -56,23 +56,45 @@ pub struct Report {
 
 /// Every run of the chaos DAG with its job rows and attempts.
 pub async fn read_histories(store: &Store) -> anyhow::Result<Vec<RunHistory>> {
-    let filter = RunFilter { dag: Some(DagName::new(workload::DAG)), limit: Some(100_000), ..Default::default() };
+    let filter = RunFilter {
+        dag: Some(DagName::new(workload::DAG)),
+        limit: Some(100_000),
+        ..Default::default()
+    };
     let runs = store.list_runs(&filter).await.context("listing runs")?;
     let mut histories = Vec::new();
     for run in runs {
-        let jobs = store.job_runs(&run.run_id).await.context("reading job runs")?;
+        let jobs = store
+            .job_runs(&run.run_id)
+            .await
+            .context("reading job runs")?;
         let mut attempts = Vec::new();
         for j in &jobs {
-            attempts.extend(store.attempts(&run.run_id, &j.job, None).await.context("reading attempts")?);
+            attempts.extend(
+                store
+                    .attempts(&run.run_id, &j.job, None)
+                    .await
+                    .context("reading attempts")?,
+            );
         }
-        histories.push(RunHistory { run, jobs, attempts });
+        histories.push(RunHistory {
+            run,
+            jobs,
+            attempts,
+        });
     }
     Ok(histories)
 }
 
 /// Every alert, in any state.
 pub async fn read_alerts(store: &Store) -> anyhow::Result<Vec<Alert>> {
-    store.list_alerts(&AlertFilter { limit: Some(100_000), ..Default::default() }).await.context("reading alerts")
+    store
+        .list_alerts(&AlertFilter {
+            limit: Some(100_000),
+            ..Default::default()
+        })
+        .await
+        .context("reading alerts")
 }
 
 impl Report {
@@ -90,16 +112,44 @@ impl Report {
     ) -> anyhow::Result<Report> {
         let triggered_ids: Vec<_> = triggered.runs.iter().map(|(r, _)| r.clone()).collect();
         let ledger = ledger_violations(demo, &histories).await?;
-        let injected: Vec<String> = faults.iter().filter(|f| !f.injected).map(|f| format!("{}: {}", f.kind, f.detail)).collect();
+        let injected: Vec<String> = faults
+            .iter()
+            .filter(|f| !f.injected)
+            .map(|f| format!("{}: {}", f.kind, f.detail))
+            .collect();
         let checks = vec![
-            CheckResult { name: "every fault injected", violations: injected },
-            CheckResult { name: "no process exited on its own", violations: crashes },
-            CheckResult { name: "every run and item terminal", violations: check::all_terminal(&triggered_ids, &histories) },
-            CheckResult { name: "every run succeeded", violations: check::all_succeeded(&histories) },
-            CheckResult { name: "no overlapping attempts", violations: check::no_overlapping_attempts(&histories) },
-            CheckResult { name: "every succeeded item recorded once", violations: check::succeeded_once(&histories) },
-            CheckResult { name: "ledger reconciles, each item applied once", violations: ledger },
-            CheckResult { name: "no alert open without cause", violations: check::no_alert_without_cause(alerts, &histories) },
+            CheckResult {
+                name: "every fault injected",
+                violations: injected,
+            },
+            CheckResult {
+                name: "no process exited on its own",
+                violations: crashes,
+            },
+            CheckResult {
+                name: "every run and item terminal",
+                violations: check::all_terminal(&triggered_ids, &histories),
+            },
+            CheckResult {
+                name: "every run succeeded",
+                violations: check::all_succeeded(&histories),
+            },
+            CheckResult {
+                name: "no overlapping attempts",
+                violations: check::no_overlapping_attempts(&histories),
+            },
+            CheckResult {
+                name: "every succeeded item recorded once",
+                violations: check::succeeded_once(&histories),
+            },
+            CheckResult {
+                name: "ledger reconciles, each item applied once",
+                violations: ledger,
+            },
+            CheckResult {
+                name: "no alert open without cause",
+                violations: check::no_alert_without_cause(alerts, &histories),
+            },
         ];
         let all_attempts = histories.iter().flat_map(|h| &h.attempts);
         Ok(Report {
@@ -107,10 +157,20 @@ impl Report {
             duration,
             faults,
             runs: histories.len(),
-            succeeded: histories.iter().filter(|h| h.run.state == RunState::Succeeded).count(),
-            items: histories.iter().flat_map(|h| &h.jobs).map(|j| u64::from(j.shards)).sum(),
+            succeeded: histories
+                .iter()
+                .filter(|h| h.run.state == RunState::Succeeded)
+                .count(),
+            items: histories
+                .iter()
+                .flat_map(|h| &h.jobs)
+                .map(|j| u64::from(j.shards))
+                .sum(),
             attempts: all_attempts.clone().count(),
-            lost: all_attempts.clone().filter(|a| a.outcome == Some(AttemptOutcome::Lost)).count(),
+            lost: all_attempts
+                .clone()
+                .filter(|a| a.outcome == Some(AttemptOutcome::Lost))
+                .count(),
             moved: all_attempts.filter(|a| a.moved_from.is_some()).count(),
             unanswered: triggered.unanswered.clone(),
             checks,
@@ -126,21 +186,35 @@ impl Report {
     /// The human report.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "\nchaos: seed {} ({} s of faults, {} injected)", self.seed, self.duration.as_secs(), self.faults.iter().filter(|f| f.injected).count());
+        let _ = writeln!(
+            out,
+            "\nchaos: seed {} ({} s of faults, {} injected)",
+            self.seed,
+            self.duration.as_secs(),
+            self.faults.iter().filter(|f| f.injected).count()
+        );
         let _ = writeln!(
             out,
             "work:  {} runs ({} succeeded), {} items, {} attempts, {} lost to faults, {} moved to another executor",
             self.runs, self.succeeded, self.items, self.attempts, self.lost, self.moved
         );
         if !self.restarts.is_empty() {
-            let list: Vec<String> = self.restarts.iter().map(|(n, r)| format!("{n}×{r}")).collect();
+            let list: Vec<String> = self
+                .restarts
+                .iter()
+                .map(|(n, r)| format!("{n}×{r}"))
+                .collect();
             let _ = writeln!(out, "restarts: {}", list.join(", "));
         }
         for u in &self.unanswered {
             let _ = writeln!(out, "note:  {u}");
         }
         for c in &self.checks {
-            let verdict = if c.violations.is_empty() { "ok  " } else { "FAIL" };
+            let verdict = if c.violations.is_empty() {
+                "ok  "
+            } else {
+                "FAIL"
+            };
             let _ = writeln!(out, "{verdict}  {}", c.name);
             for v in c.violations.iter().take(20) {
                 let _ = writeln!(out, "        {}", v.replace('\n', "\n        "));
@@ -183,9 +257,15 @@ impl Report {
 /// effects applied exactly once (one `demo_effects` row per item).
 async fn ledger_violations(demo: &DemoDb, histories: &[RunHistory]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    for h in histories.iter().filter(|h| h.run.state == RunState::Succeeded) {
+    for h in histories
+        .iter()
+        .filter(|h| h.run.state == RunState::Succeeded)
+    {
         let date = h.run.business_date.format("%Y-%m-%d").to_string();
-        let check = demo.check_ledger(&date).await.context("checking the ledger")?;
+        let check = demo
+            .check_ledger(&date)
+            .await
+            .context("checking the ledger")?;
         if !check.is_ok() {
             out.push(format!("{date} (run {}): {}", h.run.run_id, check.report()));
         }
@@ -193,7 +273,10 @@ async fn ledger_violations(demo: &DemoDb, histories: &[RunHistory]) -> anyhow::R
             let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM demo_effects WHERE job = '{job}' AND business_date = '{date}'");
             let applied = demo.scalar(&sql).await.context("counting applied items")?;
             if applied != shards {
-                out.push(format!("{date} (run {}): {applied} of {shards} {job} items applied", h.run.run_id));
+                out.push(format!(
+                    "{date} (run {}): {applied} of {shards} {job} items applied",
+                    h.run.run_id
+                ));
             }
         }
     }

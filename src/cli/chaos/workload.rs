@@ -51,7 +51,11 @@ shards = 1
 "#;
 
 /// Jobs whose items write the ledger exactly once each, and their shards.
-pub const LEDGER_JOBS: [(&str, i64); 3] = [("interest-accrual", 8), ("nightly-debits", 8), ("ledger-postings", 8)];
+pub const LEDGER_JOBS: [(&str, i64); 3] = [
+    ("interest-accrual", 8),
+    ("nightly-debits", 8),
+    ("ledger-postings", 8),
+];
 
 /// What the workload asked for.
 #[derive(Debug, Default)]
@@ -65,7 +69,12 @@ pub struct Triggered {
 /// Triggers runs one after another until `stop` turns true, then waits for
 /// the last one to end. Failures to reach etcd or SQL are retried: the
 /// workload is a client, and clients see the faults too.
-pub async fn drive(coord: Arc<dyn Coordinator>, store: Store, prefix: String, mut stop: watch::Receiver<bool>) -> Triggered {
+pub async fn drive(
+    coord: Arc<dyn Coordinator>,
+    store: Store,
+    prefix: String,
+    mut stop: watch::Receiver<bool>,
+) -> Triggered {
     let dag = DagName::new(DAG);
     let first = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap_or_default();
     let mut out = Triggered::default();
@@ -73,7 +82,13 @@ pub async fn drive(coord: Arc<dyn Coordinator>, store: Store, prefix: String, mu
     while !*stop.borrow() {
         let date = first + chrono::Days::new(day);
         day += 1;
-        let command = Command::Trigger { dag: dag.clone(), business_date: Some(date), params: None, rerun: false, source: TriggerSource::Manual };
+        let command = Command::Trigger {
+            dag: dag.clone(),
+            business_date: Some(date),
+            params: None,
+            rerun: false,
+            source: TriggerSource::Manual,
+        };
         let id = loop {
             match issue(coord.as_ref(), &prefix, command.clone()).await {
                 Ok(id) => break Some(id),
@@ -93,7 +108,9 @@ pub async fn drive(coord: Arc<dyn Coordinator>, store: Store, prefix: String, mu
                 tracing::debug!(run = %run, %date, %state, "chaos workload: run ended");
                 out.runs.push((run, date));
             }
-            None => out.unanswered.push(format!("trigger {id} for {date}: no run {run} appeared")),
+            None => out
+                .unanswered
+                .push(format!("trigger {id} for {date}: no run {run} appeared")),
         }
     }
     out
@@ -125,17 +142,33 @@ mod tests {
 
     #[test]
     fn the_chaos_dag_is_valid_and_its_ledger_jobs_match_the_checks() {
-        let spec = parse_dag(Path::new("chaos-settlement.toml"), DAG_TOML, &CalendarSet::new())
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let spec = parse_dag(
+            Path::new("chaos-settlement.toml"),
+            DAG_TOML,
+            &CalendarSet::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
         for (job, shards) in LEDGER_JOBS {
-            let found = spec.job(&JobName::new(job)).unwrap_or_else(|| panic!("no job {job}"));
+            let found = spec
+                .job(&JobName::new(job))
+                .unwrap_or_else(|| panic!("no job {job}"));
             assert_eq!(i64::from(found.shards), shards, "{job}");
-            assert_eq!(found.handler.as_str(), job, "{job} must run the demo's own handler");
+            assert_eq!(
+                found.handler.as_str(),
+                job,
+                "{job} must run the demo's own handler"
+            );
         }
         let handlers: Vec<&str> = spec.jobs.iter().map(|j| j.handler.as_str()).collect();
-        assert!(handlers.contains(&"sleep"), "slow items for faults to catch: {handlers:?}");
+        assert!(
+            handlers.contains(&"sleep"),
+            "slow items for faults to catch: {handlers:?}"
+        );
         for h in handlers {
-            assert!(nightshift_demo::HANDLERS.contains(&h) || h == "sleep", "the demo executor does not serve {h}");
+            assert!(
+                nightshift_demo::HANDLERS.contains(&h) || h == "sleep",
+                "the demo executor does not serve {h}"
+            );
         }
     }
 }

@@ -54,8 +54,12 @@ pub async fn restore(coord: &dyn Coordinator, path: &Path) -> anyhow::Result<usi
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let file: SnapshotFile = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a coordination snapshot (delete it to start afresh)", path.display()))?;
+    let file: SnapshotFile = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a coordination snapshot (delete it to start afresh)",
+            path.display()
+        )
+    })?;
     for entry in &file.keys {
         coord
             .put(&entry.key, entry.value.clone().into_bytes(), None)
@@ -75,24 +79,37 @@ pub struct Snapshotter {
 impl Snapshotter {
     /// A snapshotter that has written nothing yet.
     pub fn new(path: PathBuf, prefix: String) -> Self {
-        Snapshotter { path, prefix, last_revision: -1 }
+        Snapshotter {
+            path,
+            prefix,
+            last_revision: -1,
+        }
     }
 
     /// Writes a snapshot if the store changed since the last one.
     pub async fn write_if_changed(&mut self, coord: &dyn Coordinator) -> anyhow::Result<()> {
-        let (kvs, revision) = coord.get_prefix(&self.prefix).await.context("reading the coordination store")?;
+        let (kvs, revision) = coord
+            .get_prefix(&self.prefix)
+            .await
+            .context("reading the coordination store")?;
         if revision == self.last_revision {
             return Ok(());
         }
         let keys = kvs
             .into_iter()
             .filter(|kv| kv.lease.is_none())
-            .filter_map(|kv| String::from_utf8(kv.value).ok().map(|value| Entry { key: kv.key, value }))
+            .filter_map(|kv| {
+                String::from_utf8(kv.value)
+                    .ok()
+                    .map(|value| Entry { key: kv.key, value })
+            })
             .collect();
-        let text = serde_json::to_string(&SnapshotFile { revision, keys }).context("encoding the snapshot")?;
+        let text = serde_json::to_string(&SnapshotFile { revision, keys })
+            .context("encoding the snapshot")?;
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("renaming {} into place", tmp.display()))?;
         self.last_revision = revision;
         Ok(())
     }
@@ -107,7 +124,10 @@ pub struct Persisted {
 impl Persisted {
     /// Wraps `inner`, snapshotting keys under `prefix` to `path`.
     pub fn new(inner: Arc<dyn Coordinator>, path: PathBuf, prefix: String) -> Self {
-        Persisted { inner, snapshotter: tokio::sync::Mutex::new(Snapshotter::new(path, prefix)) }
+        Persisted {
+            inner,
+            snapshotter: tokio::sync::Mutex::new(Snapshotter::new(path, prefix)),
+        }
     }
 
     /// Writes the snapshot if the store changed. The lock makes the last
@@ -142,7 +162,12 @@ impl Coordinator for Persisted {
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
         self.inner.lease_time_to_live(lease).await
     }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision, CoordError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, CoordError> {
         let result = self.inner.put(key, value, lease).await;
         if lease.is_some() {
             return result;
@@ -173,7 +198,11 @@ impl Coordinator for Persisted {
     async fn current_revision(&self) -> Result<Revision, CoordError> {
         self.inner.current_revision().await
     }
-    async fn watch_prefix(&self, prefix: &str, start_revision: Option<Revision>) -> Result<WatchStream, CoordError> {
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: Option<Revision>,
+    ) -> Result<WatchStream, CoordError> {
         self.inner.watch_prefix(prefix, start_revision).await
     }
 }
@@ -188,9 +217,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("coordination.json");
         let before = MemoryCoordinator::new();
-        before.put("/p/runs/r1/state", b"{\"a\":1}".to_vec(), None).await.unwrap();
+        before
+            .put("/p/runs/r1/state", b"{\"a\":1}".to_vec(), None)
+            .await
+            .unwrap();
         let lease = before.grant_lease(Duration::from_secs(30)).await.unwrap();
-        before.put("/p/executors/e1", b"{}".to_vec(), Some(lease)).await.unwrap();
+        before
+            .put("/p/executors/e1", b"{}".to_vec(), Some(lease))
+            .await
+            .unwrap();
         before.put("/other/x", b"1".to_vec(), None).await.unwrap();
         let mut snap = Snapshotter::new(path.clone(), "/p/".into());
         snap.write_if_changed(&before).await.unwrap();
@@ -199,20 +234,42 @@ mod tests {
         assert_eq!(restore(&after, &path).await.unwrap(), 1);
         let state = after.get("/p/runs/r1/state").await.unwrap().unwrap();
         assert_eq!(state.value, b"{\"a\":1}");
-        assert!(after.get("/p/executors/e1").await.unwrap().is_none(), "leased keys are not restored");
-        assert!(after.get("/other/x").await.unwrap().is_none(), "only the prefix is kept");
-        assert_eq!(restore(&after, &dir.path().join("missing.json")).await.unwrap(), 0);
+        assert!(
+            after.get("/p/executors/e1").await.unwrap().is_none(),
+            "leased keys are not restored"
+        );
+        assert!(
+            after.get("/other/x").await.unwrap().is_none(),
+            "only the prefix is kept"
+        );
+        assert_eq!(
+            restore(&after, &dir.path().join("missing.json"))
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
     async fn every_write_is_on_disk_before_it_returns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("coordination.json");
-        let coord = Persisted::new(Arc::new(MemoryCoordinator::new()), path.clone(), "/p/".into());
+        let coord = Persisted::new(
+            Arc::new(MemoryCoordinator::new()),
+            path.clone(),
+            "/p/".into(),
+        );
         for i in 0..5 {
-            coord.put(&format!("/p/commands/{i}"), b"{}".to_vec(), None).await.unwrap();
+            coord
+                .put(&format!("/p/commands/{i}"), b"{}".to_vec(), None)
+                .await
+                .unwrap();
             let copy = MemoryCoordinator::new();
-            assert_eq!(restore(&copy, &path).await.unwrap(), i + 1, "write {i} is in the snapshot");
+            assert_eq!(
+                restore(&copy, &path).await.unwrap(),
+                i + 1,
+                "write {i} is in the snapshot"
+            );
         }
         coord.delete("/p/commands/0").await.unwrap();
         assert_eq!(restore(&MemoryCoordinator::new(), &path).await.unwrap(), 4);

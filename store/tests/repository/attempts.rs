@@ -142,40 +142,75 @@ pub async fn ended_attempts_are_recorded_in_bulk_and_only_once(store: &Store) {
         ended_at_ms: at,
         error: (outcome != AttemptOutcome::Succeeded).then(|| format!("item {item} broke")),
     };
-    let first: Vec<EndedAttempt> = (0..2500).map(|i| ended(i, AttemptOutcome::Succeeded, 100_000)).collect();
+    let first: Vec<EndedAttempt> = (0..2500)
+        .map(|i| ended(i, AttemptOutcome::Succeeded, 100_000))
+        .collect();
     // Item 3 was already started by a crashed leader, not ended: it gets
     // this end. Item 4 already ended: it keeps its first outcome.
     let id3 = store.start_attempt(&first[3].new).await.unwrap();
     let id4 = store.start_attempt(&first[4].new).await.unwrap();
-    store.finish_attempt(id4, AttemptOutcome::Lost, 50, Some("lease ended")).await.unwrap();
+    store
+        .finish_attempt(id4, AttemptOutcome::Lost, 50, Some("lease ended"))
+        .await
+        .unwrap();
     store.record_ended_attempts(&first).await.unwrap();
     // Recording the same batch again (a new leader redoing it) and a
     // conflicting late report change nothing.
     store.record_ended_attempts(&first).await.unwrap();
-    store.record_ended_attempts(&[ended(0, AttemptOutcome::Failed, 200_000)]).await.unwrap();
+    store
+        .record_ended_attempts(&[ended(0, AttemptOutcome::Failed, 200_000)])
+        .await
+        .unwrap();
 
     let stored = store.attempts(&run, &job, None).await.unwrap();
     assert_eq!(stored.len(), 2500);
     for a in &stored {
         match a.item.0 {
-            3 => assert_eq!((a.id, a.outcome, a.ended_at_ms), (id3, Some(AttemptOutcome::Succeeded), Some(100_000))),
-            4 => assert_eq!((a.id, a.outcome, a.ended_at_ms, a.error.as_deref()), (id4, Some(AttemptOutcome::Lost), Some(50), Some("lease ended"))),
+            3 => assert_eq!(
+                (a.id, a.outcome, a.ended_at_ms),
+                (id3, Some(AttemptOutcome::Succeeded), Some(100_000))
+            ),
+            4 => assert_eq!(
+                (a.id, a.outcome, a.ended_at_ms, a.error.as_deref()),
+                (
+                    id4,
+                    Some(AttemptOutcome::Lost),
+                    Some(50),
+                    Some("lease ended")
+                )
+            ),
             _ => {
-                assert_eq!((a.outcome, a.ended_at_ms, a.error.as_deref()), (Some(AttemptOutcome::Succeeded), Some(100_000), None), "{a:?}");
-                assert_eq!((a.executor.as_str(), a.fencing_token, a.attempt), ("ex-a", FencingToken(1000 + i64::from(a.item.0)), 1));
+                assert_eq!(
+                    (a.outcome, a.ended_at_ms, a.error.as_deref()),
+                    (Some(AttemptOutcome::Succeeded), Some(100_000), None),
+                    "{a:?}"
+                );
+                assert_eq!(
+                    (a.executor.as_str(), a.fencing_token, a.attempt),
+                    ("ex-a", FencingToken(1000 + i64::from(a.item.0)), 1)
+                );
             }
         }
     }
     // An end before the start (clock skew between hosts) is raised to it.
     let mut skewed = ended(7, AttemptOutcome::Failed, 0);
     skewed.new.attempt = 2;
-    store.record_ended_attempts(&[skewed.clone()]).await.unwrap();
-    let two = store.attempts(&run, &job, Some(ItemIndex(7))).await.unwrap();
+    store
+        .record_ended_attempts(&[skewed.clone()])
+        .await
+        .unwrap();
+    let two = store
+        .attempts(&run, &job, Some(ItemIndex(7)))
+        .await
+        .unwrap();
     assert_eq!(two[1].ended_at_ms, Some(skewed.new.started_at_ms));
     assert_eq!(two[1].error.as_deref(), Some("item 7 broke"));
 
     let mut orphan = ended(0, AttemptOutcome::Succeeded, 1);
     orphan.new.run_id = RunId::new("ghost");
-    assert!(matches!(store.record_ended_attempts(&[orphan]).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.record_ended_attempts(&[orphan]).await,
+        Err(StoreError::NotFound { .. })
+    ));
     store.record_ended_attempts(&[]).await.unwrap();
 }
