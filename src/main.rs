@@ -55,7 +55,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    cli::logging::init();
     // Usage errors are bad input (exit 1) like every other bad input;
     // `--help` and `--version` still exit 0.
     let cli = match Cli::try_parse() {
@@ -69,6 +68,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    // `dev` logs to a file in its state directory (it sets up its own).
+    if !matches!(cli.command, Command::Dev(_)) {
+        cli::logging::init();
+    }
     let result = match cli.command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Executor(args) => cli::executor::run(args),
