@@ -49,11 +49,11 @@ fn the_first_screen_is_the_banner_and_the_runs_progress() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting nightshift dev");
-    let _guard = KillOnDrop(child.id());
     // Both streams into one channel: the terminal shows them interleaved.
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
+    let _guard = KillOnDrop(child);
     for stream in [
         Box::new(stdout) as Box<dyn std::io::Read + Send>,
         Box::new(stderr),
@@ -145,11 +145,12 @@ fn the_first_screen_is_the_banner_and_the_runs_progress() {
     );
 }
 
-struct KillOnDrop(u32);
+/// SIGKILLs and reaps the child, even when an assertion panics.
+struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
