@@ -30,8 +30,13 @@ enum Command {
     Pause(cli::pause::Args),
     /// Resume the scheduled runs of a paused DAG.
     Resume(cli::pause::Args),
-    /// Ask the scheduler to start a run of a DAG now; prints the command id.
+    /// Ask the scheduler to start a run of a DAG now; prints the run id
+    /// (--wait follows it to its end).
     Trigger(cli::trigger::Args),
+    /// Operator commands on a run: cancel, retry, skip a job, mark an item
+    /// succeeded (with --database, waits for the leader's outcome).
+    #[command(subcommand)]
+    Runs(cli::runs::RunsCommand),
     /// Trigger one run per business day of a date range, oldest first.
     Backfill(cli::backfill::Args),
     /// Show the assignment the next run of a DAG would get, without running it.
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => Ok(cli::pause::run(args, true)),
         Command::Resume(args) => Ok(cli::pause::run(args, false)),
         Command::Trigger(args) => Ok(cli::trigger::run(args)),
+        Command::Runs(verb) => Ok(cli::runs::run(verb)),
         Command::Backfill(args) => Ok(cli::backfill::run(args)),
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),

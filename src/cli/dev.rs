@@ -14,12 +14,12 @@
 //! It is a development tool: one SQLite writer, one token printed on the
 //! terminal. Production runs the pieces separately (see the README).
 
-mod narrate;
 mod snapshot;
 
 use crate::cli::applied;
 use crate::cli::apply::apply_one;
 use crate::cli::conn::{DatabaseArgs, EtcdArgs};
+use crate::cli::follow::{follow_run, RunEnd};
 use crate::cli::issue::issue;
 use crate::cli::logging::{self, DevLog};
 use anyhow::Context as _;
@@ -257,14 +257,14 @@ async fn dev(args: Args, log_file: PathBuf) -> anyhow::Result<ExitCode> {
         let id = issue(coord.as_ref(), &prefix, command).await?;
         tracing::info!(dag = %dag, command = %id, "run requested");
         let run = trigger_run_id(&dag_name, &id);
-        tasks.spawn(narrate::follow(
-            store.clone(),
-            dag.clone(),
-            id,
-            run,
-            console.clone(),
-            stop_rx.clone(),
-        ));
+        let (store, console, stop) = (store.clone(), console.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            let print = |line: &str| println!("{line}");
+            let end = follow_run(&store, &dag_name, &id, &run, Some(&console), stop, print).await;
+            if let RunEnd::Rejected(reason) = end {
+                println!("trigger of {dag_name} {reason}");
+            }
+        });
     }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

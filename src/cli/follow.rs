@@ -1,17 +1,17 @@
-//! The terminal lines `nightshift dev` prints for the runs it triggered: one
-//! line per state change — the run started, each job ended (with its item
-//! counts), the run ended (with its duration and a console link) — and
-//! nothing else, so a newcomer's first screen stays readable while the full
-//! log goes to a file.
+//! Following what an operator asked for: the outcome the leader recorded for
+//! a command, and the progress of a run, one terminal line per state change —
+//! the run started, each job ended (with its item counts), the run ended
+//! (with its duration and a console link). `nightshift dev` prints these for
+//! the run it triggers, `trigger --wait` and the `runs` verbs for theirs.
 //!
 //! [`Narrator`] is pure: it compares what the store says now with what it
-//! said before and returns the lines to print. [`follow`] is the thin loop
-//! that polls the store for one run and prints them.
+//! said before and returns the lines to print. [`follow_run`] is the thin
+//! loop that polls the store for one run and prints them.
 
-use nightshift_core::ids::{JobName, RunId};
+use nightshift_core::ids::{DagName, JobName, RunId};
 use nightshift_core::keyspace::CommandId;
 use nightshift_core::state::{JobState, RunState};
-use nightshift_store::{EventFilter, JobRun, Run, Store};
+use nightshift_store::{EventFilter, JobRun, Run, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,8 +25,8 @@ pub struct Narrator {
 
 impl Narrator {
     /// The lines that tell what changed since the last call. `console` is the
-    /// console's base URL (`http://addr`), used for the link to the run.
-    pub fn observe(&mut self, run: &Run, jobs: &[JobRun], console: &str) -> Vec<String> {
+    /// console's base URL (`http://addr`), for a link to the run.
+    pub fn observe(&mut self, run: &Run, jobs: &[JobRun], console: Option<&str>) -> Vec<String> {
         let mut lines = Vec::new();
         let started = matches!(run.state, RunState::Running) || run.state.is_terminal();
         if self.run.is_none() && started {
@@ -51,9 +51,12 @@ impl Narrator {
                 .as_deref()
                 .map(|e| format!(": {}", first_line(e)))
                 .unwrap_or_default();
+            let link = console
+                .map(|c| format!(" — {c}/runs/{}", run.run_id))
+                .unwrap_or_default();
             lines.push(format!(
-                "run {} {} {}{took}{why} — {console}/runs/{}",
-                run.dag, run.business_date, run.state, run.run_id
+                "run {} {} {}{took}{why}{link}",
+                run.dag, run.business_date, run.state
             ));
         }
         if started {
@@ -94,70 +97,90 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// Prints the progress of the run a trigger `command` creates until it ends,
-/// the leader rejects the trigger, or `stop` is raised. Store errors are
-/// logged and retried: this is a view, it must never stop `dev`.
-pub async fn follow(
-    store: Store,
-    dag: String,
-    command: CommandId,
-    run: RunId,
-    console: String,
+/// How following a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The run reached this terminal state.
+    Ended(RunState),
+    /// The leader rejected the trigger (its reason); no run was created.
+    Rejected(String),
+    /// Following stopped first (`stop` was raised).
+    Stopped,
+}
+
+/// Tells `print` the progress of `run` — created by the trigger `command` —
+/// until it ends, the leader rejects the trigger, or `stop` is raised. Store
+/// errors are logged and retried: this is a view, it never gives up on its
+/// own.
+pub async fn follow_run(
+    store: &Store,
+    dag: &DagName,
+    command: &CommandId,
+    run: &RunId,
+    console: Option<&str>,
     mut stop: watch::Receiver<bool>,
-) {
+    mut print: impl FnMut(&str),
+) -> RunEnd {
     let mut narrator = Narrator::default();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return RunEnd::Stopped,
             _ = tick.tick() => {}
         }
-        match store.get_run(&run).await {
+        match store.get_run(run).await {
             Ok(Some(row)) => {
-                let jobs = match store.job_runs(&run).await {
+                let jobs = match store.job_runs(run).await {
                     Ok(jobs) => jobs,
                     Err(e) => {
-                        tracing::warn!(error = %e, run = %run, "reading job runs for the terminal");
+                        tracing::warn!(error = %e, run = %run, "reading job runs to follow a run");
                         continue;
                     }
                 };
-                for line in narrator.observe(&row, &jobs, &console) {
-                    println!("{line}");
+                for line in narrator.observe(&row, &jobs, console) {
+                    print(&line);
                 }
                 if row.state.is_terminal() {
-                    return;
+                    return RunEnd::Ended(row.state);
                 }
             }
-            Ok(None) => {
-                if let Some(reason) = rejection(&store, &command).await {
-                    println!("trigger of {dag} {reason}");
-                    return;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, run = %run, "reading the run for the terminal"),
+            Ok(None) => match command_outcome(store, "trigger", Some(dag), command).await {
+                Ok(Some(outcome)) if is_rejection(&outcome) => return RunEnd::Rejected(outcome),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reading command outcomes"),
+            },
+            Err(e) => tracing::warn!(error = %e, run = %run, "reading a run to follow it"),
         }
     }
 }
 
-/// The leader's reason if it rejected the trigger `command`.
-async fn rejection(store: &Store, command: &CommandId) -> Option<String> {
+/// Whether a recorded command outcome says the leader refused the command.
+pub fn is_rejection(outcome: &str) -> bool {
+    outcome.starts_with("rejected")
+}
+
+/// The outcome the leader recorded for `command` of `kind` (the `outcome` of
+/// its `command_{kind}` event), if it has recorded one yet.
+pub async fn command_outcome(
+    store: &Store,
+    kind: &str,
+    dag: Option<&DagName>,
+    command: &CommandId,
+) -> Result<Option<String>, StoreError> {
+    // Commands are carried out after they are issued; a minute of slack
+    // covers clocks that disagree between the CLI and the leader.
+    let since = command.issued_at_ms().unwrap_or(0).saturating_sub(60_000);
     let filter = EventFilter {
-        kind: Some("command_trigger".into()),
-        newest_first: true,
-        limit: Some(50),
+        dag: dag.cloned(),
+        kind: Some(format!("command_{kind}")),
+        from_ms: Some(since),
         ..EventFilter::default()
     };
-    let events = store.events(&filter).await.ok()?;
-    events.into_iter().find_map(|e| {
-        let detail = &e.event.detail;
-        if detail["command_id"].as_str() != Some(command.as_str()) {
-            return None;
-        }
-        detail["outcome"]
-            .as_str()
-            .filter(|o| o.starts_with("rejected"))
-            .map(str::to_owned)
-    })
+    let events = store.events(&filter).await?;
+    Ok(events
+        .iter()
+        .find(|e| e.event.detail["command_id"] == command.as_str())
+        .and_then(|e| e.event.detail["outcome"].as_str().map(str::to_owned)))
 }
 
 #[cfg(test)]
@@ -203,7 +226,7 @@ mod tests {
     #[test]
     fn each_change_is_told_once() {
         let mut n = Narrator::default();
-        let console = "http://127.0.0.1:8080";
+        let console = Some("http://127.0.0.1:8080");
         assert!(n
             .observe(&run(RunState::Pending, None), &[], console)
             .is_empty());
@@ -241,10 +264,10 @@ mod tests {
         let lines = n.observe(
             &run(RunState::Succeeded, Some(3_000)),
             &[job("a", JobState::Succeeded, 4, 0)],
-            "http://x",
+            None,
         );
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0].contains("started"));
-        assert!(lines[2].starts_with("run eod 2026-03-05 succeeded in 2.0 s"));
+        assert_eq!(lines[2], "run eod 2026-03-05 succeeded in 2.0 s");
     }
 }
