@@ -43,6 +43,13 @@ enum Command {
     Plan(cli::plan::Args),
     /// Show recent runs, or one run's per-job progress.
     Status(cli::status::Args),
+    /// Applied DAGs (`dags list`).
+    #[command(subcommand)]
+    Dags(cli::inventory::DagsCommand),
+    /// Live executors: handlers, capacity, labels, host.
+    Executors(cli::inventory::ExecutorsArgs),
+    /// Open alerts (`--all`: resolved ones too).
+    Alerts(cli::inventory::AlertsArgs),
     /// Serve the web console and JSON API (reads SQL and etcd; actions are
     /// commands for the scheduler leader).
     Console(cli::console::Args),
@@ -89,6 +96,9 @@ fn main() -> ExitCode {
         Command::Backfill(args) => Ok(cli::backfill::run(args)),
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),
+        Command::Dags(command) => Ok(cli::inventory::dags(command)),
+        Command::Executors(args) => Ok(cli::inventory::executors(args)),
+        Command::Alerts(args) => Ok(cli::inventory::alerts(args)),
         Command::Console(args) => Ok(cli::console::run(args)),
         Command::Dev(args) => cli::dev::run(args),
         Command::Demo(command) => cli::demo::run(command),

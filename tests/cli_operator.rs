@@ -31,13 +31,25 @@ handler = "noop"
 depends_on = ["work"]
 "#;
 
+/// `nightshift ARGS --etcd .. --prefix .. --database ..`.
 fn nightshift(cluster: &Cluster, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nightshift"))
-        .args(args)
-        .args(["--etcd", &cluster.etcd.endpoint(), "--prefix", PREFIX])
-        .args(["--database", &cluster.db_url])
-        .env("NO_COLOR", "1")
+    nightshift_with(cluster, args, true, true)
+}
+
+/// `nightshift ARGS` with the etcd and/or database flags.
+fn nightshift_with(cluster: &Cluster, args: &[&str], etcd: bool, database: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightshift"));
+    cmd.args(args);
+    if etcd {
+        cmd.args(["--etcd", &cluster.etcd.endpoint(), "--prefix", PREFIX]);
+    }
+    if database {
+        cmd.args(["--database", &cluster.db_url]);
+    }
+    cmd.env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        .env_remove("NIGHTSHIFT_ETCD")
+        .env_remove("NIGHTSHIFT_DATABASE_URL")
         .output()
         .expect("running nightshift")
 }

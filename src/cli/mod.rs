@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dev;
 pub mod executor;
 pub mod follow;
+pub mod inventory;
 pub mod issue;
 pub mod live;
 pub mod logging;
