@@ -4,7 +4,7 @@
 //! [`JobSlot`] is pure bookkeeping (no I/O, no clock): the session feeds it
 //! assignment rewrites and finished items, and asks it what to start and what
 //! to record. Its rules are the executor half of the protocol in
-//! `nightshift_core::keyspace`:
+//! `nightshift_protocol::keyspace`:
 //!
 //! - only owned items (listed in the current assignment, at the attempt the
 //!   assignment names) are started or recorded;
@@ -15,8 +15,8 @@
 //!   reported as cancelled (or as whatever it finished with first).
 
 use crate::job::{ItemOutcome, JobError};
-use nightshift_core::ids::{ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{AssignmentRecord, ItemResult, ItemSet, ResultOutcome};
+use nightshift_protocol::ids::{ItemIndex, JobName, RunId};
+use nightshift_protocol::keyspace::{AssignmentRecord, ItemResult, ItemSet, ResultOutcome};
 use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 

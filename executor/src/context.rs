@@ -8,8 +8,8 @@
 use crate::assignment::JobRef;
 use crate::progress::ProgressBoard;
 use chrono::NaiveDate;
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{self, ItemProgress};
+use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_protocol::keyspace::{self, ItemProgress};
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;

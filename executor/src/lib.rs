@@ -25,7 +25,7 @@
 //! it merely cannot confirm it, it cancels its running items and records
 //! nothing more, so a stale executor can never overwrite what the new owner
 //! of an item does. The protocol is documented in
-//! [`nightshift_core::keyspace`].
+//! [`nightshift_protocol::keyspace`].
 //!
 //! Handlers can be unit-tested without etcd with [`testing::run_item`].
 //!
@@ -64,6 +64,6 @@ pub use stats::{StatsHandle, StatsSnapshot};
 pub use async_trait::async_trait;
 
 /// Ids used in the SDK's API, re-exported for convenience.
-pub use nightshift_core::ids::{
+pub use nightshift_protocol::ids::{
     DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId,
 };

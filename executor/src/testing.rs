@@ -23,8 +23,8 @@
 use crate::context::{ItemContext, ItemFacts, ProgressSink};
 use crate::job::{ItemOutcome, Job, JobError};
 use chrono::NaiveDate;
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::ItemProgress;
+use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_protocol::keyspace::ItemProgress;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
