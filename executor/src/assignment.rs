@@ -254,6 +254,15 @@ impl JobSlot {
             Finish::Returned(Ok(ItemOutcome::Skipped(reason))) => {
                 (ResultOutcome::Skipped, false, Some(reason))
             }
+            Finish::Returned(Ok(ItemOutcome::Cancelled)) if fate == Fate::CancelRequested => {
+                (ResultOutcome::Cancelled, false, None)
+            }
+            // Nobody cancelled it: the work is not done, so a retry may do it.
+            Finish::Returned(Ok(ItemOutcome::Cancelled)) => (
+                ResultOutcome::Failed,
+                true,
+                Some("the handler returned Cancelled but the item was not cancelled".to_owned()),
+            ),
             Finish::Returned(Err(e)) if fate == Fate::CancelRequested => {
                 (ResultOutcome::Cancelled, false, Some(e.to_string()))
             }
