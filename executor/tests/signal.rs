@@ -1,7 +1,7 @@
 //! `Executor::run_until_signal` in a real process against a real etcd: a
-//! SIGTERM mid-run drains (the running items finish and are recorded, the
-//! rest is released at once), and once the released items run elsewhere no
-//! item has run twice. The child process is this test binary, re-run with
+//! SIGTERM (or SIGINT) mid-run drains (the running items finish and are
+//! recorded, the rest is released at once), and once the released items run
+//! elsewhere no item has run twice. The child process is this test binary, re-run with
 //! `CHILD_ENV` set so that its ignored `child_executor` test becomes an
 //! executor service; the test plays the scheduler leader.
 
@@ -46,10 +46,10 @@ fn recording_job(runs: PathBuf) -> impl nightshift_executor::Job {
 
 /// Not a test of its own: the executor service of the child process.
 #[test]
-#[ignore = "the child process of a_sigterm_drains_and_no_item_runs_twice"]
+#[ignore = "the child process of the signal tests below"]
 fn child_executor() -> Result<()> {
     let (Ok(etcd), Ok(runs)) = (std::env::var(CHILD_ENV), std::env::var(RUNS_ENV)) else {
-        anyhow::bail!("run only as the child of a_sigterm_drains_and_no_item_runs_twice");
+        anyhow::bail!("run only as the child process of the signal tests");
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter("nightshift_executor=debug")
@@ -83,6 +83,17 @@ fn runs_by_item(path: &Path) -> Result<BTreeMap<u32, Vec<String>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_drains_and_no_item_runs_twice() -> Result<()> {
+    drains_on(libc::SIGTERM, "SIGTERM").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigint_drains_and_no_item_runs_twice() -> Result<()> {
+    drains_on(libc::SIGINT, "SIGINT").await
+}
+
+/// Sends `signal` to an executor process mid-run, then lets another
+/// executor take what it released.
+async fn drains_on(signal: libc::c_int, name: &str) -> Result<()> {
     let etcd = EtcdServer::start().await?;
     let coord = EtcdCoordinator::connect(EtcdConfig {
         endpoints: etcd.endpoints(),
@@ -117,13 +128,17 @@ async fn a_sigterm_drains_and_no_item_runs_twice() -> Result<()> {
 
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
     // own child, not yet reaped (we wait for it below), so it names no other process.
-    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    let rc = unsafe { libc::kill(pid, signal) };
     anyhow::ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
     let status = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || child.wait()))
         .await
-        .with_context(|| format!("child did not exit after SIGTERM:\n{}", logs()))???;
+        .with_context(|| format!("child did not exit after {name}:\n{}", logs()))???;
     assert!(status.success(), "child exited with {status}:\n{}", logs());
-    assert!(logs().contains("SIGTERM received: draining"), "{}", logs());
+    assert!(
+        logs().contains(&format!("{name} received: draining")),
+        "{}",
+        logs()
+    );
     // The drain released the assignment (the lease was revoked, not left to expire).
     assert!(!leader.assignment_exists("r1", "accrue", "child").await);
 
@@ -131,7 +146,7 @@ async fn a_sigterm_drains_and_no_item_runs_twice() -> Result<()> {
     let recorded = leader.results("r1", "accrue").await?;
     assert!(
         (1..ITEMS as usize).contains(&started.len()),
-        "SIGTERM came mid-run: {} items started",
+        "{name} came mid-run: {} items started",
         started.len()
     );
     // Every item the child started finished and was recorded during the drain.
