@@ -27,6 +27,9 @@ pub enum RunError {
     /// etcd could not be set up (bad endpoint or TLS file).
     #[error("cannot connect to etcd: {0}")]
     Connect(String),
+    /// The signal handlers of [`Executor::run_until_signal`] could not be installed.
+    #[error("cannot install the signal handler for {0}")]
+    Signal(String),
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
