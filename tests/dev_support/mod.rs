@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const TOKEN: &str = "dev-test-token-0123456789abcdef";
+pub const TOKEN: &str = "dev-test-token-0123456789abcdef-0123";
 
 /// A child process of the `nightshift` binary, SIGKILLed on drop.
 pub struct Proc {
