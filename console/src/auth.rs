@@ -25,7 +25,7 @@ pub const MIN_TOKEN_LEN: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No token at all was configured.
-    #[error("no token configured: use --operator-token, --viewer-token or --token-file")]
+    #[error("no token configured: use --operator-token-file, --viewer-token-file, --token-file or NIGHTSHIFT_OPERATOR_TOKEN")]
     NoToken,
     /// A token is too short or contains whitespace.
     #[error("token {line}: a token must be at least {MIN_TOKEN_LEN} characters without spaces")]

@@ -63,7 +63,7 @@ pub struct EtcdArgs {
 }
 
 /// How to reach the SQL store.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Store URL: sqlite://path/to/file.db or postgres://user@host/db.
     #[arg(
@@ -162,6 +162,15 @@ impl EtcdArgs {
         )
         .await?;
         Ok(Arc::new(coordinator))
+    }
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    // The URL may carry a password (`user:pw@`, `?password=`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database", &nightshift_store::redact_url(&self.database))
+            .finish()
     }
 }
 
@@ -288,5 +297,19 @@ pub fn block_on<F: Future<Output = anyhow::Result<std::process::ExitCode>>>(
         Err(e) => exit_code(Err(
             anyhow::Error::new(e).context("starting the async runtime")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_redacted_in_debug_output() {
+        let args = DatabaseArgs {
+            database: "postgres://ns:userinfo-secret@db/ns?password=query-secret".into(),
+        };
+        let text = format!("{args:?}");
+        assert!(!text.contains("secret") && text.contains("db/ns"), "{text}");
     }
 }

@@ -18,5 +18,6 @@ pub mod pause;
 pub mod plan;
 pub mod scheduler;
 pub mod status;
+pub mod tokens;
 pub mod trigger;
 pub mod validate;
