@@ -134,6 +134,8 @@ impl EtcdArgs {
         let mut config = EtcdConfig::new(self.etcd.iter().map(|e| e.trim().to_owned()).collect());
         config.username = self.etcd_user.clone();
         config.password = password;
+        // A least-privilege user may read only under the prefix.
+        config.probe_key = self.key_prefix()?;
         config.tls = match (&self.etcd_ca, &self.etcd_cert) {
             (Some(ca), _) => Some(TlsFiles {
                 ca: ca.clone(),

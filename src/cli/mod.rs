@@ -10,6 +10,7 @@ pub mod conn;
 pub mod console;
 pub mod demo;
 pub mod dev;
+pub mod etcd_roles;
 pub mod executor;
 pub mod issue;
 pub mod live;
