@@ -156,7 +156,12 @@ impl EtcdArgs {
             return bad_input("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD");
         }
         let config = self.config().map_err(|e| BadInput(format!("{e:#}")))?;
-        let what = format!("etcd at {}", self.etcd.join(","));
+        let endpoints: Vec<String> = self
+            .etcd
+            .iter()
+            .map(|e| nightshift_store::redact_url(e))
+            .collect();
+        let what = format!("etcd at {}", endpoints.join(","));
         let coordinator = retry(
             &what,
             || EtcdCoordinator::connect(config.clone()),
