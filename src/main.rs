@@ -64,6 +64,9 @@ enum Command {
     /// Run the finance demo on real etcd + PostgreSQL while injecting
     /// faults, then check nothing was lost or done twice.
     Chaos(cli::chaos::Args),
+    /// Print (or --apply) least-privilege etcd roles and users, one per
+    /// component.
+    EtcdRoles(cli::etcd_roles::Args),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Demo(command) => cli::demo::run(command),
         Command::Bench(args) => cli::bench::run(args),
         Command::Chaos(args) => Ok(cli::conn::exit_code(cli::chaos::run(args))),
+        Command::EtcdRoles(args) => Ok(cli::etcd_roles::run(args)),
     };
     match result {
         Ok(code) => code,

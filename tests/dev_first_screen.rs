@@ -28,14 +28,7 @@ fn the_first_screen_is_the_banner_and_the_runs_progress() {
     let dags = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
     let mut child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
         .args(["dev", "--listen", "127.0.0.1:0", "--executors", "2"])
-        .args([
-            "--accounts",
-            "500",
-            "--token",
-            TOKEN,
-            "--run-now",
-            "nightly-settlement",
-        ])
+        .args(["--accounts", "500", "--run-now", "nightly-settlement"])
         .arg("--state-dir")
         .arg(state.path())
         .arg("--dags")
@@ -44,7 +37,7 @@ fn the_first_screen_is_the_banner_and_the_runs_progress() {
         .env_remove("NIGHTSHIFT_LOG_FORMAT")
         .env_remove("NIGHTSHIFT_ETCD")
         .env_remove("NIGHTSHIFT_DATABASE_URL")
-        .env_remove("NIGHTSHIFT_OPERATOR_TOKEN")
+        .env("NIGHTSHIFT_OPERATOR_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

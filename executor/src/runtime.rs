@@ -100,7 +100,7 @@ impl Executor {
             Source::Coordinator(c) => Ok(Some(c.clone())),
             Source::Etcd(settings) => tokio::select! {
                 _ = stop.cancelled() => Ok(None),
-                c = crate::connect::etcd(settings) => c.map(Some),
+                c = crate::connect::etcd(settings, &self.config.prefix) => c.map(Some),
             },
         }
     }

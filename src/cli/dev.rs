@@ -71,14 +71,19 @@ pub struct Args {
     /// Trigger a run of this DAG as soon as everything is up.
     #[arg(long, value_name = "DAG")]
     pub run_now: Option<String>,
-    /// Operator token for the console (default: a fresh random one, printed).
+    /// File holding the console's operator token (default: a fresh random
+    /// one, printed). Or set NIGHTSHIFT_OPERATOR_TOKEN.
+    #[arg(long, env = "NIGHTSHIFT_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// The operator token (deprecated: visible in `ps`; `--token` is its
+    /// old name).
     #[arg(
         long,
-        env = "NIGHTSHIFT_OPERATOR_TOKEN",
+        alias = "token",
         value_name = "TOKEN",
-        hide_env_values = true
+        conflicts_with = "operator_token_file"
     )]
-    pub token: Option<String>,
+    pub operator_token: Option<crate::cli::tokens::Secret>,
     /// Show the log on the terminal too, with this filter (e.g. `info`,
     /// `debug,sqlx=warn`); `RUST_LOG` does the same. Without either, the
     /// log goes only to `nightshift.log` in the state directory.
@@ -198,10 +203,14 @@ async fn dev(args: Args, log_file: PathBuf) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let token = args
-        .token
-        .clone()
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let token = crate::cli::tokens::load(
+        "operator-token",
+        args.operator_token.as_ref(),
+        args.operator_token_file.as_deref(),
+        crate::cli::tokens::OPERATOR_TOKEN_ENV,
+        |name| std::env::var(name).ok(),
+    )?
+    .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     let auth =
         AuthConfig::operators([("operator", token.clone())]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
