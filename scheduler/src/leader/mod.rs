@@ -14,6 +14,7 @@ mod dispatch;
 pub mod health;
 pub mod history;
 mod intake;
+mod owned;
 mod pass;
 mod retry;
 mod runs;
@@ -201,6 +202,8 @@ pub struct Leader {
     store_health: Option<keyspace::StoreHealth>,
     /// Delay before retrying after a failed pass.
     retry: health::Backoff,
+    /// Assignment keys as read at the start of the current pass.
+    owned: owned::Owned,
 }
 
 /// One live run: its record and what was last written of it.
@@ -244,6 +247,7 @@ impl Leader {
             store_trouble: None,
             store_health: None,
             retry: Default::default(),
+            owned: Default::default(),
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader
@@ -266,13 +270,14 @@ impl Leader {
                 }
             }
         }
-        let cron_prefix = format!("{prefix}cron/");
-        let (kvs, _) = leader.coord.get_prefix(&cron_prefix).await?;
+        let (kvs, _) = leader
+            .coord
+            .get_prefix(&keyspace::cron_prefix(&prefix))
+            .await?;
         for kv in kvs {
-            let Some(name) = kv.key.strip_prefix(&cron_prefix) else {
+            let Some(name) = keyspace::parse_cron_key(&prefix, &kv.key) else {
                 continue;
             };
-            let name = DagName::new(name);
             if let Some(rec) = leader
                 .decode_or_report::<CronRecord>(&kv, "ignored: the schedule restarts from now")
             {
@@ -383,7 +388,7 @@ pub async fn run_scheduler(
     config: SchedulerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LeaderError> {
-    let election = Election::new(coord.clone(), format!("{}leader/", config.prefix));
+    let election = Election::new(coord.clone(), keyspace::leader_prefix(&config.prefix));
     loop {
         if *shutdown.borrow() {
             return Ok(());

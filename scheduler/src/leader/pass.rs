@@ -15,6 +15,8 @@ impl Leader {
         self.store_trouble = None;
         self.load_dags().await?;
         let executors = self.live_executors().await?;
+        // Before any result batch is read (see `owned`).
+        self.owned = self.read_owned().await?;
         let step = async {
             self.run_commands().await?;
             self.run_cron().await
