@@ -198,6 +198,13 @@ pub fn store_health_key(prefix: &str) -> String {
     format!("{prefix}health/store")
 }
 
+/// `{p}health/coord`: written (and deleted right after) by the leader to
+/// prove that etcd accepts writes again after it was full (its NOSPACE
+/// alarm). Its value is the write time; nothing reads it.
+pub fn coord_probe_key(prefix: &str) -> String {
+    format!("{prefix}health/coord")
+}
+
 /// `health/store`: a SQL store outage, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreHealth {

@@ -210,6 +210,53 @@ impl EtcdServer {
         Ok(())
     }
 
+    /// What an operator does about etcd's NOSPACE alarm ("database space
+    /// exceeded"), after deleting what filled it: compacts the history up
+    /// to the current revision, defragments the member (shrinking its
+    /// file) and disarms every alarm.
+    pub async fn free_space(&self) -> anyhow::Result<()> {
+        if self.options.tls.is_some() {
+            bail!("EtcdServer::free_space supports plain-text servers only");
+        }
+        let mut client = etcd_client::Client::connect(self.endpoints(), None)
+            .await
+            .context("connecting to etcd to free space")?;
+        let status = client.status().await.context("reading etcd's status")?;
+        let revision = status
+            .header()
+            .map(|h| h.revision())
+            .context("etcd status without a header")?;
+        client
+            .compact(
+                revision,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
+            .await
+            .with_context(|| format!("compacting etcd at revision {revision}"))?;
+        client.defragment().await.context("defragmenting etcd")?;
+        let alarms = client
+            .alarm(
+                etcd_client::AlarmAction::Get,
+                etcd_client::AlarmType::None,
+                None,
+            )
+            .await
+            .context("listing etcd's alarms")?;
+        for alarm in alarms.alarms() {
+            let mut options = etcd_client::AlarmOptions::new();
+            options.with_member(alarm.member_id());
+            client
+                .alarm(
+                    etcd_client::AlarmAction::Deactivate,
+                    alarm.alarm(),
+                    Some(options),
+                )
+                .await
+                .context("disarming an etcd alarm")?;
+        }
+        Ok(())
+    }
+
     fn child_slot(&self) -> MutexGuard<'_, Option<Child>> {
         // A panic while holding this lock cannot leave the Option invalid.
         self.child

@@ -10,6 +10,7 @@
 //! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
 
 mod bad_keys;
+mod coord_full;
 mod dispatch;
 pub mod health;
 pub mod history;
@@ -204,6 +205,10 @@ pub struct Leader {
     retry: health::Backoff,
     /// Assignment keys as read at the start of the current pass.
     owned: owned::Owned,
+    /// The first write etcd refused as full during the current pass.
+    coord_trouble: Option<String>,
+    /// etcd full (NOSPACE) on record: its alert is open.
+    coord_full: Option<coord_full::Full>,
 }
 
 /// One live run: its record and what was last written of it.
@@ -248,6 +253,8 @@ impl Leader {
             store_health: None,
             retry: Default::default(),
             owned: Default::default(),
+            coord_trouble: None,
+            coord_full: None,
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader
@@ -337,7 +344,7 @@ impl Leader {
                     true
                 }
             };
-            let retry_in = if failed || self.store_is_down() {
+            let retry_in = if failed || self.store_is_down() || self.coord_is_full() {
                 Some(self.retry.fail())
             } else {
                 self.retry.reset();
