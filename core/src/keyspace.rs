@@ -23,6 +23,7 @@
 //! | `{p}dags/{dag}` | [`AppliedDag`] (`nightshift apply`; see [`dags`]) | the CLI, the leader (pause) | none |
 //! | `{p}commands/{id}` | [`CommandRecord`] (operator commands; see [`commands`]) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
+//! | `{p}health/coord` | the write time (a probe, deleted at once, after etcd was full) | the leader, fenced | none |
 //!
 //! # Protocol
 //!
