@@ -195,6 +195,7 @@ async fn etcd_least_privilege_roles_run_a_dag_and_refuse_what_a_component_may_no
             key: certs.join("server.key"),
             ca: certs.join("ca.pem"),
         }),
+        ..EtcdOptions::default()
     })
     .await
     .unwrap();

@@ -228,7 +228,7 @@ async fn coordination(state: &AppState, out: &mut String) -> Result<(), ApiError
     // with the lowest create revision leads; its value is its id.
     let (mut candidates, _) = state
         .coord
-        .get_prefix(&format!("{}leader/", state.prefix))
+        .get_prefix(&nightshift_core::keyspace::leader_prefix(&state.prefix))
         .await?;
     candidates.sort_by_key(|kv| kv.create_revision);
     samples(

@@ -235,12 +235,23 @@ pub enum CoordError {
     /// Authentication or permission failure.
     #[error("coordination access denied: {0}")]
     Denied(String),
+    /// etcd's database is full (its NOSPACE alarm, "database space
+    /// exceeded"): it refuses every write but deletes until an operator
+    /// compacts its history, defragments it and disarms the alarm. Reads,
+    /// deletes and lease renewals still work.
+    #[error(
+        "coordination service full: {0}; compact etcd's history, defragment it, then disarm the NOSPACE alarm"
+    )]
+    Full(String),
 }
 
 impl CoordError {
-    /// Whether retrying the same call later may succeed.
+    /// Whether retrying the same call later may succeed. [`CoordError::Full`]
+    /// is: writes succeed again as soon as an operator has freed space, so
+    /// callers keep what they hold and retry with backoff — but it is never
+    /// silent: the scheduler raises a `coordination_full` alert for it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CoordError::Unavailable(_))
+        matches!(self, CoordError::Unavailable(_) | CoordError::Full(_))
     }
 }
 

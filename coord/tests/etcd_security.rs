@@ -115,9 +115,12 @@ async fn etcd_tls_with_client_certificate_connects_and_without_it_is_refused() {
         key: path(dir, "server.key"),
         ca: path(dir, "ca.pem"),
     };
-    let server = EtcdServer::start_with(EtcdOptions { tls: Some(tls) })
-        .await
-        .unwrap();
+    let server = EtcdServer::start_with(EtcdOptions {
+        tls: Some(tls),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(server.endpoint().starts_with("https://"));
 
     let mut config = EtcdConfig::new(server.endpoints());

@@ -230,6 +230,9 @@ string_enum! {
         /// The SQL store refused writes for a while (opened at the start of
         /// the outage, resolved when writes succeeded again).
         StoreUnavailable => "store_unavailable",
+        /// etcd's database is full (its NOSPACE alarm) and refuses writes
+        /// until an operator compacts, defragments and disarms it.
+        CoordinationFull => "coordination_full",
     }
 }
 

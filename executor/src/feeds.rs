@@ -2,7 +2,8 @@
 //! background task so that the session loop never blocks on the network
 //! (it must keep watching its lease while etcd is slow or down):
 //!
-//! - [`connect_watch`]: list `{p}runs/`, then watch it from the next
+//! - [`connect_watch`]: list `{p}owners/{executor}/` (this executor's
+//!   assignments, nothing else), then watch it from the next
 //!   revision; re-run whenever the watch stream fails or ends, so the session
 //!   re-derives its state from a full listing (same as a `Resync`).
 //! - [`fetch_spec`]: read a job's [`JobRunSpec`] once per assignment.
@@ -18,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// A fresh listing of `{p}runs/` and a watch continuing after it.
+/// A fresh listing of the executor's assignments and a watch continuing
+/// after it.
 pub(crate) struct WatchReady {
     pub kvs: Vec<KeyValue>,
     pub revision: Revision,

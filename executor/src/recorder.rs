@@ -182,17 +182,13 @@ mod tests {
             targets,
             vec![
                 (
-                    "/n/runs/r/jobs/j/assign/e1",
+                    "/n/owners/e1/r/j",
                     CmpOp::Equal,
                     &CompareTarget::ModRevision(42)
                 ),
+                ("/n/owners/e1/r/j", CmpOp::Equal, &CompareTarget::Lease(7)),
                 (
-                    "/n/runs/r/jobs/j/assign/e1",
-                    CmpOp::Equal,
-                    &CompareTarget::Lease(7)
-                ),
-                (
-                    "/n/runs/r/jobs/j/results/e1/s1",
+                    "/n/results/r/j/e1/s1",
                     CmpOp::Equal,
                     &CompareTarget::CreateRevision(0)
                 ),

@@ -93,7 +93,6 @@ pub(crate) struct Session {
     draining: Option<Instant>,
     grace_over: bool,
     end: Option<SessionEnd>,
-    assign_suffix: String,
     watch: Option<WatchStream>,
     items_tx: mpsc::UnboundedSender<ItemDone>,
     flushes_tx: mpsc::UnboundedSender<(Batch, Written)>,
@@ -148,7 +147,6 @@ pub(crate) async fn run(
             executor: config.id.clone(),
             lease,
         },
-        assign_suffix: format!("/assign/{}", config.id),
         status: keeper.status(),
         config,
         stats,
@@ -410,7 +408,9 @@ impl Session {
 
     fn reconnect_watch(&mut self) {
         self.watch = None;
-        let prefix = keyspace::runs_prefix(&self.config.prefix);
+        // Only this executor's assignments: nothing another executor does,
+        // no result batch and no run state reaches this watch.
+        let prefix = keyspace::owner_prefix(&self.config.prefix, &self.config.id);
         tokio::spawn(feeds::connect_watch(
             self.coord.clone(),
             prefix,

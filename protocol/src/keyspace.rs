@@ -17,12 +17,13 @@
 //! |---|---|---|---|
 //! | `{p}executors/{executor}` | [`ExecutorInfo`] | the executor | its own |
 //! | `{p}runs/{run}/jobs/{job}/spec` | [`JobRunSpec`] | the leader | none |
-//! | `{p}runs/{run}/jobs/{job}/assign/{executor}` | [`AssignmentRecord`] | the leader | **the executor's** |
-//! | `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}` | [`ResultBatch`] | the executor, fenced | none |
+//! | `{p}owners/{executor}/{run}/{job}` | [`AssignmentRecord`] | the leader | **the executor's** |
+//! | `{p}results/{run}/{job}/{executor}/{seq}` | [`ResultBatch`] | the executor, fenced | none |
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
 //! | `{p}dags/{dag}` | `AppliedDag` (`nightshift apply`; in `nightshift_core::keyspace::dags`) | the CLI, the leader (pause) | none |
 //! | `{p}commands/{id}` | `CommandRecord` (operator commands; in `nightshift_core::keyspace::commands`) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
+//! | `{p}health/coord` | the write time (a probe, deleted at once, after etcd was full) | the leader, fenced | none |
 //!
 //! # Protocol
 //!
@@ -35,6 +36,12 @@
 //! **Dispatch.** For each job it starts, the leader writes the
 //! [`JobRunSpec`] once, then one assignment per executor, **attached to that
 //! executor's lease** (etcd accepts a put with another client's lease id).
+//! Assignments live under the executor (`{p}owners/{executor}/`), and that
+//! prefix is all an executor watches: nothing another executor does, no
+//! result batch and no run state ever reaches its watch, so the etcd egress
+//! of dispatch grows with items, not with executors × items. The executor
+//! reads the job's spec once per assignment with a plain `get` (its key
+//! follows from the run and job in the assignment key).
 //! Consequences the leader relies on:
 //! - when the executor dies, etcd deletes its assignments with its lease; the
 //!   leader sees the delete on its watch and moves the items that have no
@@ -61,7 +68,7 @@
 //! else get assign_key, get result_key
 //! ```
 //!
-//! `result_key` is `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}` with
+//! `result_key` is `{p}results/{run}/{job}/{executor}/{seq}` with
 //! `seq` = [`result_seq`]`(lease, counter)`, unique per registration, so a
 //! retried txn after an ambiguous failure reuses its key and never writes the
 //! batch twice. If the guard fails and the result key exists, the earlier try
@@ -99,8 +106,9 @@
 //! `(run, job, item)` across attempts and owners — because an item can run
 //! again after a failover.
 
-// `commands` and `dags` (AppliedDag needs the DAG model) are scheduler-side
-// records: they live in nightshift-core's `keyspace`, which re-exports this one.
+// `commands`, `dags` (AppliedDag needs the DAG model) and `leader` (the
+// election, run state, last assignments, cron) are scheduler-side: they live
+// in nightshift-core's `keyspace`, which re-exports this one.
 mod item_set;
 pub mod records;
 
@@ -182,6 +190,13 @@ pub fn store_health_key(prefix: &str) -> String {
     format!("{prefix}health/store")
 }
 
+/// `{p}health/coord`: written (and deleted right after) by the leader to
+/// prove that etcd accepts writes again after it was full (its NOSPACE
+/// alarm). Its value is the write time; nothing reads it.
+pub fn coord_probe_key(prefix: &str) -> String {
+    format!("{prefix}health/coord")
+}
+
 /// `health/store`: a SQL store outage, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreHealth {
@@ -221,32 +236,49 @@ pub fn spec_key(prefix: &str, run: &RunId, job: &JobName) -> String {
     format!("{prefix}runs/{run}/jobs/{job}/spec")
 }
 
-/// `{p}runs/{run}/jobs/{job}/assign/`
-pub fn assign_prefix(prefix: &str, run: &RunId, job: &JobName) -> String {
-    format!("{prefix}runs/{run}/jobs/{job}/assign/")
+/// `{p}owners/`: every executor's assignments.
+pub fn owners_prefix(prefix: &str) -> String {
+    format!("{prefix}owners/")
 }
 
-/// `{p}runs/{run}/jobs/{job}/assign/{executor}`
+/// `{p}owners/{executor}/`: the assignments of one executor, the only
+/// prefix that executor watches.
+pub fn owner_prefix(prefix: &str, executor: &ExecutorId) -> String {
+    format!("{prefix}owners/{executor}/")
+}
+
+/// `{p}owners/{executor}/{run}/{job}`: the items of `(run, job)` the
+/// executor owns, attached to its lease.
 pub fn assign_key(prefix: &str, run: &RunId, job: &JobName, executor: &ExecutorId) -> String {
-    format!("{prefix}runs/{run}/jobs/{job}/assign/{executor}")
+    format!("{prefix}owners/{executor}/{run}/{job}")
 }
 
-/// `{p}runs/{run}/jobs/{job}/results/`
+/// `{p}results/`: every result batch not yet consumed by the leader.
+pub fn all_results_prefix(prefix: &str) -> String {
+    format!("{prefix}results/")
+}
+
+/// `{p}results/{run}/`
+pub fn run_results_prefix(prefix: &str, run: &RunId) -> String {
+    format!("{prefix}results/{run}/")
+}
+
+/// `{p}results/{run}/{job}/`
 pub fn results_prefix(prefix: &str, run: &RunId, job: &JobName) -> String {
-    format!("{prefix}runs/{run}/jobs/{job}/results/")
+    format!("{prefix}results/{run}/{job}/")
 }
 
-/// `{p}runs/{run}/jobs/{job}/results/{executor}/`
+/// `{p}results/{run}/{job}/{executor}/`
 pub fn executor_results_prefix(
     prefix: &str,
     run: &RunId,
     job: &JobName,
     executor: &ExecutorId,
 ) -> String {
-    format!("{prefix}runs/{run}/jobs/{job}/results/{executor}/")
+    format!("{prefix}results/{run}/{job}/{executor}/")
 }
 
-/// `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}`
+/// `{p}results/{run}/{job}/{executor}/{seq}`
 pub fn result_key(
     prefix: &str,
     run: &RunId,
@@ -254,7 +286,7 @@ pub fn result_key(
     executor: &ExecutorId,
     seq: &str,
 ) -> String {
-    format!("{prefix}runs/{run}/jobs/{job}/results/{executor}/{seq}")
+    format!("{prefix}results/{run}/{job}/{executor}/{seq}")
 }
 
 /// The `{seq}` of a result key: the lease in hex, then a per-registration
@@ -280,17 +312,19 @@ pub fn idempotency_key(run: &RunId, job: &JobName, item: ItemIndex) -> String {
     format!("{run}/{job}/{item}")
 }
 
-/// A key under `{p}runs/{run}/jobs/{job}/`, split into its parts.
+/// A key about one job of one run, split into its parts: a spec or
+/// progress key under `{p}runs/`, an assignment under `{p}owners/`, a result
+/// batch under `{p}results/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobKey {
-    /// `.../spec`
+    /// `runs/{run}/jobs/{job}/spec`
     Spec {
         /// Run id.
         run: RunId,
         /// Job name.
         job: JobName,
     },
-    /// `.../assign/{executor}`
+    /// `owners/{executor}/{run}/{job}`
     Assign {
         /// Run id.
         run: RunId,
@@ -299,7 +333,7 @@ pub enum JobKey {
         /// Executor the items are assigned to.
         executor: ExecutorId,
     },
-    /// `.../results/{executor}/{seq}`
+    /// `results/{run}/{job}/{executor}/{seq}`
     Result {
         /// Run id.
         run: RunId,
@@ -310,7 +344,7 @@ pub enum JobKey {
         /// Batch sequence ([`result_seq`]).
         seq: String,
     },
-    /// `.../progress/{executor}`
+    /// `runs/{run}/jobs/{job}/progress/{executor}`
     Progress {
         /// Run id.
         run: RunId,
@@ -321,34 +355,47 @@ pub enum JobKey {
     },
 }
 
-/// Splits a key under `{p}runs/` into its parts; `None` for any other key,
-/// including keys whose segments are not valid ids.
+/// Splits a spec, progress, assignment or result key into its parts; `None`
+/// for any other key, including keys whose segments are not valid ids.
 pub fn parse_job_key(prefix: &str, key: &str) -> Option<JobKey> {
-    let rest = key.strip_prefix(prefix)?.strip_prefix("runs/")?;
+    let rest = key.strip_prefix(prefix)?;
+    let (root, rest) = rest.split_once('/')?;
     let parts: Vec<&str> = rest.split('/').collect();
     let valid = |s: &str| validate_segment("segment", s).is_ok();
-    if parts.len() < 4 || parts[1] != "jobs" || !valid(parts[0]) || !valid(parts[2]) {
+    if !parts.iter().all(|s| valid(s)) {
         return None;
     }
-    let (run, job) = (RunId::new(parts[0]), JobName::new(parts[2]));
-    match parts[3..] {
-        ["spec"] => Some(JobKey::Spec { run, job }),
-        ["assign", e] if valid(e) => Some(JobKey::Assign {
-            run,
-            job,
-            executor: ExecutorId::new(e),
-        }),
-        ["progress", e] if valid(e) => Some(JobKey::Progress {
-            run,
-            job,
-            executor: ExecutorId::new(e),
-        }),
-        ["results", e, seq] if valid(e) && valid(seq) => Some(JobKey::Result {
-            run,
-            job,
-            executor: ExecutorId::new(e),
-            seq: seq.to_owned(),
-        }),
+    let ids = |r: &str, j: &str| (RunId::new(r), JobName::new(j));
+    match (root, parts.as_slice()) {
+        ("runs", [r, "jobs", j, "spec"]) => {
+            let (run, job) = ids(r, j);
+            Some(JobKey::Spec { run, job })
+        }
+        ("runs", [r, "jobs", j, "progress", e]) => {
+            let (run, job) = ids(r, j);
+            Some(JobKey::Progress {
+                run,
+                job,
+                executor: ExecutorId::new(*e),
+            })
+        }
+        ("owners", [e, r, j]) => {
+            let (run, job) = ids(r, j);
+            Some(JobKey::Assign {
+                run,
+                job,
+                executor: ExecutorId::new(*e),
+            })
+        }
+        ("results", [r, j, e, seq]) => {
+            let (run, job) = ids(r, j);
+            Some(JobKey::Result {
+                run,
+                job,
+                executor: ExecutorId::new(*e),
+                seq: (*seq).to_owned(),
+            })
+        }
         _ => None,
     }
 }
@@ -419,9 +466,36 @@ mod tests {
             // Each kind of key parses only as itself.
             prop_assert_eq!(parse_assign_key(&p, &spec_key(&p, &run, &job)), None);
             prop_assert_eq!(parse_assign_key(&p, &progress_key(&p, &run, &job, &exec)), None);
-            prop_assert!(assign_key(&p, &run, &job, &exec).starts_with(&job_prefix(&p, &run, &job)));
+            prop_assert_eq!(parse_assign_key(&p, &result_key(&p, &run, &job, &exec, &seq)), None);
+            prop_assert_eq!(parse_result_key(&p, &assign_key(&p, &run, &job, &exec)), None);
+            prop_assert!(assign_key(&p, &run, &job, &exec).starts_with(&owner_prefix(&p, &exec)));
+            prop_assert!(owner_prefix(&p, &exec).starts_with(&owners_prefix(&p)));
+            prop_assert!(result_key(&p, &run, &job, &exec, &seq).starts_with(&run_results_prefix(&p, &run)));
+            prop_assert!(run_results_prefix(&p, &run).starts_with(&all_results_prefix(&p)));
             prop_assert!(job_prefix(&p, &run, &job).starts_with(&run_prefix(&p, &run)));
             prop_assert!(run_prefix(&p, &run).starts_with(&runs_prefix(&p)));
+        }
+
+        /// An executor watches only `owner_prefix(itself)`: no key of
+        /// another executor's assignments, no result batch and no run key
+        /// falls under it.
+        #[test]
+        fn an_executors_prefix_holds_only_its_own_assignments(run in SEGMENT, job in SEGMENT, me in SEGMENT, other in SEGMENT, seq in SEGMENT) {
+            prop_assume!(me != other);
+            let p = DEFAULT_PREFIX;
+            let (run, job, me, other) = (RunId::new(run), JobName::new(job), ExecutorId::new(me), ExecutorId::new(other));
+            let mine = owner_prefix(p, &me);
+            prop_assert!(assign_key(p, &run, &job, &me).starts_with(&mine));
+            for key in [
+                assign_key(p, &run, &job, &other),
+                result_key(p, &run, &job, &me, &seq),
+                result_key(p, &run, &job, &other, &seq),
+                spec_key(p, &run, &job),
+                progress_key(p, &run, &job, &me),
+                executor_key(p, &me),
+            ] {
+                prop_assert!(!key.starts_with(&mine), "{key} is under {mine}");
+            }
         }
 
         #[test]
@@ -437,11 +511,18 @@ mod tests {
             assert!(err.to_string().starts_with("invalid run id"), "{err}");
         }
         validate_segment("run id", "daily-2024-03-31T02:00:00Z").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/a/b"), None);
-        assert_eq!(parse_assign_key("/n/", "/n/runs/r/jobs/j/assign/"), None);
+        assert_eq!(parse_assign_key("/n/", "/n/owners/e/r/j/x"), None);
+        assert_eq!(parse_assign_key("/n/", "/n/owners/e/r/"), None);
+        assert_eq!(parse_assign_key("/n/", "/n/owners/e/r/j d"), None);
+        assert_eq!(parse_assign_key("/n/", "/other/owners/e/r/j"), None);
         assert_eq!(
-            parse_assign_key("/n/", "/other/runs/r/jobs/j/assign/e"),
-            None
+            assign_key(
+                "/n/",
+                &RunId::new("r"),
+                &JobName::new("j"),
+                &ExecutorId::new("e")
+            ),
+            "/n/owners/e/r/j"
         );
     }
 

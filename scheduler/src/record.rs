@@ -11,34 +11,17 @@
 
 use chrono::NaiveDate;
 use nightshift_core::dag::{DagSpec, JobSpec};
-use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
+use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{ItemSet, Record};
 use nightshift_core::state::{JobState, RunState, TriggerSource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `{p}runs/{run}/state`
-pub fn run_state_key(prefix: &str, run: &RunId) -> String {
-    format!("{prefix}runs/{run}/state")
-}
-
-/// The run id of a `{p}runs/{run}/state` key.
-pub fn parse_run_state_key(prefix: &str, key: &str) -> Option<RunId> {
-    let rest = key.strip_prefix(prefix)?.strip_prefix("runs/")?;
-    let run = rest.strip_suffix("/state")?;
-    nightshift_core::keyspace::validate_segment("run id", run).ok()?;
-    Some(RunId::new(run))
-}
-
-/// `{p}assignments/{dag}/{job}`
-pub fn last_assignment_key(prefix: &str, dag: &DagName, job: &JobName) -> String {
-    format!("{prefix}assignments/{dag}/{job}")
-}
-
-/// `{p}cron/{dag}`
-pub fn cron_key(prefix: &str, dag: &DagName) -> String {
-    format!("{prefix}cron/{dag}")
-}
+// The keys are defined with the rest of the keyspace; re-exported here
+// next to the records stored under them.
+pub use nightshift_core::keyspace::{
+    cron_key, last_assignment_key, parse_run_state_key, run_state_key,
+};
 
 /// `{p}runs/{run}/state`: one live run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

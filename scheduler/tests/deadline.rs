@@ -103,7 +103,7 @@ async fn a_run_past_its_deadline_raises_an_alert_that_resolves_when_it_ends() {
     let t0 = 1_709_272_740_000;
     let clock = Arc::new(FakeClock(AtomicI64::new(t0)));
     let lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
-    let leadership = Election::new(coord.clone(), format!("{PREFIX}leader/"))
+    let leadership = Election::new(coord.clone(), keyspace::leader_prefix(PREFIX))
         .campaign(b"s".to_vec(), lease)
         .await
         .unwrap();

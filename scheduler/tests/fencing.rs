@@ -80,7 +80,7 @@ async fn a_deposed_leader_writes_nothing_and_its_successor_carries_on() {
     let db = nightshift_testkit::db::fresh_sqlite();
     let store = Store::connect(&db.url).await.unwrap();
     setup(&coord, &store).await;
-    let election = Election::new(coord.clone(), format!("{PREFIX}leader/"));
+    let election = Election::new(coord.clone(), keyspace::leader_prefix(PREFIX));
     let config = SchedulerConfig::new("old", PREFIX);
 
     let lease1 = coord.grant_lease(Duration::from_secs(30)).await.unwrap();

@@ -107,7 +107,7 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
         .await
         .unwrap();
 
-    let election = Election::new(coord.clone(), format!("{PREFIX}leader/"));
+    let election = Election::new(coord.clone(), keyspace::leader_prefix(PREFIX));
     let leader_lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
     let leadership = election
         .campaign(b"s".to_vec(), leader_lease)
@@ -203,11 +203,14 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
         "the batch is consumed"
     );
     assert_eq!(leader.live_runs().count(), 0, "the finished run left etcd");
-    let (left, _) = coord
-        .get_prefix(&keyspace::run_prefix(PREFIX, &run))
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "{left:?}");
+    for gone in [
+        keyspace::run_prefix(PREFIX, &run),
+        keyspace::run_results_prefix(PREFIX, &run),
+        keyspace::owners_prefix(PREFIX),
+    ] {
+        let (left, _) = coord.get_prefix(&gone).await.unwrap();
+        assert!(left.is_empty(), "{gone}: {left:?}");
+    }
     assert_eq!(
         store.get_run(&run).await.unwrap().unwrap().state,
         RunState::Succeeded
@@ -238,7 +241,7 @@ async fn a_new_leader_records_the_outage_its_predecessor_saw() {
         )
         .await
         .unwrap();
-    let election = Election::new(coord.clone(), format!("{PREFIX}leader/"));
+    let election = Election::new(coord.clone(), keyspace::leader_prefix(PREFIX));
     let lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
     let leadership = election.campaign(b"s".to_vec(), lease).await.unwrap();
     let mut config = SchedulerConfig::new("s", PREFIX);

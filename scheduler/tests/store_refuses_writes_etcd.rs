@@ -239,9 +239,14 @@ async fn checks(
         "job a to be dispatched",
         || async {
             coord
-                .get_prefix(&keyspace::assign_prefix(PREFIX, &run, &a))
+                .get_prefix(&keyspace::owners_prefix(PREFIX))
                 .await
-                .is_ok_and(|(kvs, _)| !kvs.is_empty())
+                .is_ok_and(|(kvs, _)| {
+                    kvs.iter().any(|kv| {
+                        keyspace::parse_assign_key(PREFIX, &kv.key)
+                            .is_some_and(|(r, j, _)| r == run && j == a)
+                    })
+                })
         },
     )
     .await?;

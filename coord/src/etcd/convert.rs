@@ -104,6 +104,11 @@ fn status_error(status: &tonic::Status, lease: Option<LeaseId>) -> CoordError {
     if msg.contains("requested lease not found") || msg.contains("lease not found") {
         return CoordError::LeaseNotFound(lease.unwrap_or(LeaseId(0)));
     }
+    if msg.contains("database space exceeded") {
+        // The NOSPACE alarm (gRPC ResourceExhausted): distinct from an
+        // outage, because only an operator can end it.
+        return CoordError::Full(text);
+    }
     if msg.contains("required revision has been compacted") {
         // Unary calls do not say which revision; the watch path builds a
         // precise Compacted from the watch response instead.
@@ -131,7 +136,8 @@ fn status_error(status: &tonic::Status, lease: Option<LeaseId>) -> CoordError {
         | Code::Unimplemented => CoordError::Invalid(text),
         Code::PermissionDenied | Code::Unauthenticated => CoordError::Denied(text),
         // Unavailable, DeadlineExceeded (request timed out, leader changed),
-        // Cancelled, Unknown, Aborted, ResourceExhausted (quota), Internal.
+        // Cancelled, Unknown, Aborted, ResourceExhausted (other than the
+        // NOSPACE alarm above), Internal.
         _ => CoordError::Unavailable(text),
     }
 }
@@ -219,5 +225,15 @@ mod tests {
             ) == CoordError::LeaseNotFound(LeaseId(7))
         );
         assert!(error(ec::Error::WatchError("stream closed".into()), None).is_transient());
+        let full = error(
+            grpc(
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            None,
+        );
+        assert!(matches!(full, CoordError::Full(_)), "{full:?}");
+        assert!(full.is_transient(), "kept and retried until space is freed");
+        assert!(full.to_string().contains("defragment"), "{full}");
     }
 }

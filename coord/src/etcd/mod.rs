@@ -225,6 +225,7 @@ fn in_context(e: CoordError, endpoints: &str) -> CoordError {
         CoordError::Unavailable(m) => CoordError::Unavailable(format!("etcd at {endpoints}: {m}")),
         CoordError::Denied(m) => CoordError::Denied(format!("etcd at {endpoints}: {m}")),
         CoordError::Invalid(m) => CoordError::Invalid(format!("etcd at {endpoints}: {m}")),
+        CoordError::Full(m) => CoordError::Full(format!("etcd at {endpoints}: {m}")),
         other => other,
     }
 }

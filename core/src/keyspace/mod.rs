@@ -1,18 +1,23 @@
 //! The coordination keyspace. The keys and records executors use live in
 //! [`nightshift_protocol::keyspace`] (re-exported here whole, so every path
 //! stays `nightshift_core::keyspace::…`); the records only the scheduler side
-//! reads or writes — applied DAGs, which need the DAG model, and operator
-//! commands — are defined here.
+//! reads or writes — applied DAGs, which need the DAG model, operator
+//! commands, and the leader's own keys ([`leader`]) — are defined here.
 
 pub use nightshift_protocol::keyspace::*;
 
 pub mod commands;
 pub mod dags;
+pub mod leader;
 
 pub use commands::{
     command_key, commands_prefix, parse_command_key, Command, CommandId, CommandRecord,
 };
 pub use dags::{dag_checksum, dag_key, dags_prefix, parse_dag_key, AppliedDag};
+pub use leader::{
+    cron_key, cron_prefix, last_assignment_key, last_assignments_prefix, leader_prefix,
+    parse_cron_key, parse_run_state_key, run_state_key,
+};
 
 #[cfg(test)]
 mod tests {

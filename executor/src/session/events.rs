@@ -195,7 +195,7 @@ impl Session {
         }
     }
 
-    /// Replaces what the session knew with a full listing of `{p}runs/`.
+    /// Replaces what the session knew with a full listing of its assignments.
     fn resync(&mut self, kvs: Vec<KeyValue>) {
         let ours: HashMap<JobRef, KeyValue> = kvs
             .into_iter()
@@ -216,9 +216,6 @@ impl Session {
     }
 
     fn our_assign_key(&self, key: &str) -> Option<JobRef> {
-        if !key.ends_with(&self.assign_suffix) {
-            return None;
-        }
         let (run, job, executor) = keyspace::parse_assign_key(&self.config.prefix, key)?;
         (executor == self.config.id).then(|| JobRef::new(run, job))
     }

@@ -163,7 +163,7 @@ impl Record for JobRunSpec {
     const KIND: &'static str = "job spec";
 }
 
-/// `runs/{run}/jobs/{job}/assign/{executor}`: the items one executor owns,
+/// `owners/{executor}/{run}/{job}`: the items one executor owns,
 /// written by the leader attached to the executor's lease. The key's
 /// mod_revision is the fencing token of every result recorded for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +226,7 @@ pub struct ItemResult {
     pub ended_at_ms: i64,
 }
 
-/// `runs/{run}/jobs/{job}/results/{executor}/{seq}`: finished items, written
+/// `results/{run}/{job}/{executor}/{seq}`: finished items, written
 /// by the executor in a txn fenced by its assignment's mod_revision, without a
 /// lease; the leader consumes and deletes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

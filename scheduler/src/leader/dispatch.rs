@@ -175,17 +175,14 @@ impl Leader {
         // crashed mid-dispatch) are deleted key by key in the same txn as
         // the new ones, not by prefix: etcd refuses a txn whose delete range
         // overlaps its puts, and one txn keeps the dispatch atomic.
-        let (existing, _) = self
-            .coord
-            .get_prefix(&keyspace::assign_prefix(&prefix, &rec.run, name))
-            .await?;
+        let existing = self.owned.of(&rec.run, name);
         let mut main: Vec<TxnOp> = spec_op(&prefix, rec, name)?.into_iter().collect();
         if let Some(job) = rec.jobs.get(name) {
-            for kv in existing {
-                let stale = keyspace::parse_assign_key(&prefix, &kv.key)
-                    .is_none_or(|(_, _, e)| !job.owners.contains_key(&e));
-                if stale {
-                    main.push(TxnOp::Delete { key: kv.key });
+            for exec in existing.keys() {
+                if !job.owners.contains_key(exec) {
+                    main.push(TxnOp::Delete {
+                        key: keyspace::assign_key(&prefix, &rec.run, name, exec),
+                    });
                 }
             }
             for (exec, owner) in &job.owners {

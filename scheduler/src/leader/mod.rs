@@ -10,10 +10,12 @@
 //! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
 
 mod bad_keys;
+mod coord_full;
 mod dispatch;
 pub mod health;
 pub mod history;
 mod intake;
+mod owned;
 mod pass;
 mod retry;
 mod runs;
@@ -201,6 +203,12 @@ pub struct Leader {
     store_health: Option<keyspace::StoreHealth>,
     /// Delay before retrying after a failed pass.
     retry: health::Backoff,
+    /// Assignment keys as read at the start of the current pass.
+    owned: owned::Owned,
+    /// The first write etcd refused as full during the current pass.
+    coord_trouble: Option<String>,
+    /// etcd full (NOSPACE) on record: its alert is open.
+    coord_full: Option<coord_full::Full>,
 }
 
 /// One live run: its record and what was last written of it.
@@ -244,6 +252,9 @@ impl Leader {
             store_trouble: None,
             store_health: None,
             retry: Default::default(),
+            owned: Default::default(),
+            coord_trouble: None,
+            coord_full: None,
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader
@@ -266,13 +277,14 @@ impl Leader {
                 }
             }
         }
-        let cron_prefix = format!("{prefix}cron/");
-        let (kvs, _) = leader.coord.get_prefix(&cron_prefix).await?;
+        let (kvs, _) = leader
+            .coord
+            .get_prefix(&keyspace::cron_prefix(&prefix))
+            .await?;
         for kv in kvs {
-            let Some(name) = kv.key.strip_prefix(&cron_prefix) else {
+            let Some(name) = keyspace::parse_cron_key(&prefix, &kv.key) else {
                 continue;
             };
-            let name = DagName::new(name);
             if let Some(rec) = leader
                 .decode_or_report::<CronRecord>(&kv, "ignored: the schedule restarts from now")
             {
@@ -332,7 +344,7 @@ impl Leader {
                     true
                 }
             };
-            let retry_in = if failed || self.store_is_down() {
+            let retry_in = if failed || self.store_is_down() || self.coord_is_full() {
                 Some(self.retry.fail())
             } else {
                 self.retry.reset();
@@ -383,7 +395,7 @@ pub async fn run_scheduler(
     config: SchedulerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LeaderError> {
-    let election = Election::new(coord.clone(), format!("{}leader/", config.prefix));
+    let election = Election::new(coord.clone(), keyspace::leader_prefix(&config.prefix));
     loop {
         if *shutdown.borrow() {
             return Ok(());

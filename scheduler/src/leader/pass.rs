@@ -15,6 +15,8 @@ impl Leader {
         self.store_trouble = None;
         self.load_dags().await?;
         let executors = self.live_executors().await?;
+        // Before any result batch is read (see `owned`).
+        self.owned = self.read_owned().await?;
         let step = async {
             self.run_commands().await?;
             self.run_cron().await
@@ -24,7 +26,7 @@ impl Leader {
                 tracing::warn!(error = %e, "sql store unavailable; commands and cron wait");
                 self.store_failed(e);
             }
-            other => other?,
+            other => self.unless_full(other)?,
         }
         // Every run's assignments first, then every run's SQL history: SQL
         // round trips never delay another run's dispatch.
@@ -37,14 +39,18 @@ impl Leader {
             let result = self.persist_run(run).await;
             self.absorb(run, "persisting the run", result)?;
         }
+        // Before the flush, so a new coordination_full alert goes out now.
+        self.check_coord().await?;
         if let Err(e) = self.outbox.flush(&self.store).await {
             self.store_failed(super::health::describe(&e));
         }
-        self.check_store().await
+        let checked = self.check_store().await;
+        self.unless_full(checked)
     }
 
     /// What one run's failure means for the pass: a deposed leader stops;
-    /// an unavailable store is recorded (the run waits, etcd holds it);
+    /// an unavailable store is recorded (the run waits, etcd holds it), and
+    /// so is a full etcd (the run waits; see `coord_full`);
     /// anything else — e.g. an executor's lease ended between reading it and
     /// attaching an assignment to it — is logged and the run is redone from
     /// its unchanged record next pass while the other runs go on.
@@ -57,6 +63,10 @@ impl Leader {
         match result {
             Ok(()) => {}
             Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
+            Err(e) if super::coord_full::is_full(&e) => {
+                tracing::warn!(run = %run, error = %e, "{what}: etcd is full; the run waits");
+                self.unless_full(Err(e))?;
+            }
             Err(LeaderError::Store(e)) => {
                 tracing::warn!(run = %run, error = %e, "{what}: sql store unavailable; the run waits (nothing is lost: etcd holds it)");
                 self.store_failed(e);

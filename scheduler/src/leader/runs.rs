@@ -84,7 +84,20 @@ impl Leader {
         self.advance_jobs(&mut rec, executors, now, &mut w).await?;
         // Terminal jobs hold no assignments: the executors stop and forget them.
         for (name, job) in rec.jobs.iter_mut() {
-            if job.state.is_terminal() && !job.owners.is_empty() {
+            if !job.state.is_terminal() {
+                continue;
+            }
+            // Keys of executors that are no longer owners (an earlier
+            // leader's leftovers) go too.
+            let mut keys: BTreeSet<ExecutorId> =
+                self.owned.of(&rec.run, name).into_keys().collect();
+            keys.extend(job.owners.keys().cloned());
+            for exec in &keys {
+                w.main.push(TxnOp::Delete {
+                    key: keyspace::assign_key(&self.config.prefix, &rec.run, name, exec),
+                });
+            }
+            if !job.owners.is_empty() {
                 // Items stopped by the leader (run cancel, job timeout, an
                 // operator's skip) end their attempt here: the executor
                 // reports nothing for them. An item that already reported
@@ -116,9 +129,6 @@ impl Leader {
                     .await
                     .map_err(store_err)?;
                 job.owners.clear();
-                w.main.push(TxnOp::DeletePrefix {
-                    prefix: keyspace::assign_prefix(&self.config.prefix, &rec.run, name),
-                });
             }
         }
         if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending)
@@ -241,21 +251,12 @@ impl Leader {
         };
         let mut dirty: BTreeSet<ExecutorId> = BTreeSet::new();
 
-        // Assignments are read BEFORE result batches: an assignment found
-        // gone vanished with its lease, and the executor could only write
-        // batches while the lease lived — so every batch it ever wrote is
-        // visible to the read below, and none of its finished items is
-        // taken for lost.
-        let (assigns, _) = self
-            .coord
-            .get_prefix(&keyspace::assign_prefix(&prefix, &run, name))
-            .await?;
-        let present: BTreeMap<ExecutorId, i64> = assigns
-            .iter()
-            .filter_map(|kv| {
-                keyspace::parse_assign_key(&prefix, &kv.key).map(|(_, _, e)| (e, kv.mod_revision))
-            })
-            .collect();
+        // Assignments were read at the start of the pass, BEFORE result
+        // batches: an assignment found gone vanished with its lease, and the
+        // executor could only write batches while the lease lived — so every
+        // batch it ever wrote is visible to the read below, and none of its
+        // finished items is taken for lost.
+        let present: BTreeMap<ExecutorId, i64> = self.owned.of(&run, name);
         // 1. Result batches (before failover: a dead executor's last results count).
         let (batches, _) = self
             .coord
@@ -680,12 +681,25 @@ impl Leader {
         };
         let dag = live.rec.spec.name.clone();
         let state = live.rec.state;
-        // `runs/{run}/` holds the state record, specs, leftovers of all jobs.
-        self.fenced
-            .commit(vec![TxnOp::DeletePrefix {
-                prefix: keyspace::run_prefix(&self.config.prefix, run),
-            }])
-            .await?;
+        // `runs/{run}/` holds the state record, specs and progress;
+        // `results/{run}/` unconsumed batches; assignments left by a leader
+        // that crashed are deleted key by key (they live under executors).
+        let prefix = &self.config.prefix;
+        let mut ops = vec![
+            TxnOp::DeletePrefix {
+                prefix: keyspace::run_prefix(prefix, run),
+            },
+            TxnOp::DeletePrefix {
+                prefix: keyspace::run_results_prefix(prefix, run),
+            },
+        ];
+        ops.extend(
+            self.owned
+                .keys_of_run(prefix, run)
+                .into_iter()
+                .map(|key| TxnOp::Delete { key }),
+        );
+        self.fenced.commit(ops).await?;
         self.outbox
             .push(history::Pending::Resolve(format!("deadline:{run}"), now));
         for job in live.rec.jobs.keys() {

@@ -66,7 +66,7 @@ impl Bed {
             )
             .await
             .unwrap();
-        let election = Election::new(coord.clone(), format!("{PREFIX}leader/"));
+        let election = Election::new(coord.clone(), keyspace::leader_prefix(PREFIX));
         let lease = coord.grant_lease(Duration::from_secs(60)).await.unwrap();
         let leadership = election.campaign(b"s".to_vec(), lease).await.unwrap();
         let leader = Leader::recover(

@@ -2,13 +2,15 @@
 //! `--items` no-op items in total, over `--executors` in-process executors
 //! and one scheduler child process. Measures the run end to end (trigger
 //! command written → run ended, by the scheduler's clock), the scheduler's
-//! CPU seconds and peak RSS, and etcd revisions (one per write request)
-//! per item.
+//! CPU seconds and peak RSS, etcd revisions (one per write request) per
+//! item, and the bytes etcd sent its clients per item (from its `/metrics`).
 
+use super::egress;
 use super::fleet::Fleet;
 use super::report::{round3, Report};
 use super::rig::{ended_runs, Deadline, Rig};
 use anyhow::{bail, Context as _};
+use nightshift_core::keyspace;
 use nightshift_core::state::RunState;
 use std::time::Duration;
 
@@ -59,6 +61,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let store = rig.store().await?;
 
     let rev_before = rig.coord.current_revision().await?;
+    let sent_before = egress::sent_bytes(&rig.etcd).await?;
     let cpu_before = scheduler.cpu_seconds()?;
     let triggered_ms = chrono::Utc::now().timestamp_millis();
     rig.trigger(DAG).await?;
@@ -79,10 +82,18 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         .context("an ended run without an end time")?;
     let cpu = scheduler.cpu_seconds()? - cpu_before;
     // The leader deletes a persisted run's keys: count those writes too.
-    let runs_prefix = format!("{}runs/", rig.prefix);
+    let live = [
+        keyspace::runs_prefix(&rig.prefix),
+        keyspace::owners_prefix(&rig.prefix),
+        keyspace::all_results_prefix(&rig.prefix),
+    ];
     let deadline = Deadline::new("the run's keys to be removed", Duration::from_secs(30));
     let cleaned = loop {
-        if rig.coord.get_prefix(&runs_prefix).await?.0.is_empty() {
+        let mut empty = true;
+        for prefix in &live {
+            empty &= rig.coord.get_prefix(prefix).await?.0.is_empty();
+        }
+        if empty {
             break true;
         }
         if deadline.tick().await.is_err() {
@@ -90,6 +101,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         }
     };
     let revisions = rig.coord.current_revision().await? - rev_before;
+    let sent_after = egress::sent_bytes(&rig.etcd).await?;
     let rss = scheduler.peak_rss_mib()?;
     let started = fleet.items_started();
     fleet.stop().await?;
@@ -134,6 +146,21 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     r.figure("scheduler_peak_rss_mib", round3(rss), "MiB (VmHWM)");
     r.figure("etcd_revisions", revisions, "write requests");
     r.figure("etcd_writes_per_item", round3(per_item), "");
+    // Everything etcd sent its clients during the run: watch events,
+    // reads, txn answers and keep-alives of every executor and the leader.
+    if let (Some(before), Some(after)) = (sent_before, sent_after) {
+        let bytes = after.saturating_sub(before);
+        r.figure(
+            "etcd_egress_bytes",
+            bytes,
+            "bytes (etcd_network_client_grpc_sent_bytes_total)",
+        );
+        r.figure(
+            "etcd_egress_bytes_per_item",
+            round3(bytes as f64 / items),
+            "bytes/item",
+        );
+    }
     r.figure("run_keys_removed", cleaned, "");
     r.target(
         "run succeeded",

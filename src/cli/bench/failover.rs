@@ -10,8 +10,8 @@ use super::report::{round3, Report};
 use super::rig::{Deadline, Rig};
 use anyhow::{bail, Context as _};
 use nightshift_core::duration::parse_duration;
-use nightshift_core::ids::RunId;
-use nightshift_core::keyspace::{decode, AssignmentRecord, ItemSet};
+use nightshift_core::ids::{ExecutorId, RunId};
+use nightshift_core::keyspace::{self, decode, AssignmentRecord, ItemSet};
 use std::time::{Duration, Instant};
 
 /// Flags of `bench failover`.
@@ -135,7 +135,7 @@ async fn one_round(
         &argv,
         &rig.dir.path().join(format!("{victim_id}.log")),
     )?;
-    let victim_key = format!("{}executors/{victim_id}", rig.prefix);
+    let victim_key = keyspace::executor_key(&rig.prefix, &ExecutorId::new(victim_id.as_str()));
     let deadline = Deadline::new("the victim to register", Duration::from_secs(30));
     loop {
         victim.ensure_running()?;
@@ -204,12 +204,21 @@ async fn one_round(
 
 /// Every executor's assigned items of the run's `work` job.
 async fn assignments(rig: &Rig, run: &RunId) -> anyhow::Result<Vec<(String, ItemSet)>> {
-    let prefix = format!("{}runs/{run}/jobs/work/assign/", rig.prefix);
-    let (kvs, _) = rig.coord.get_prefix(&prefix).await?;
+    let (kvs, _) = rig
+        .coord
+        .get_prefix(&keyspace::owners_prefix(&rig.prefix))
+        .await?;
     let mut out = Vec::new();
     for kv in kvs {
-        let id = kv.key.strip_prefix(&prefix).unwrap_or(&kv.key).to_owned();
-        out.push((id, decode::<AssignmentRecord>(&kv.value)?.items));
+        let Some((r, job, exec)) = keyspace::parse_assign_key(&rig.prefix, &kv.key) else {
+            continue;
+        };
+        if &r == run && job.as_str() == "work" {
+            out.push((
+                exec.to_string(),
+                decode::<AssignmentRecord>(&kv.value)?.items,
+            ));
+        }
     }
     Ok(out)
 }

@@ -4,6 +4,7 @@
 
 use super::rig::{Deadline, Rig};
 use anyhow::Context as _;
+use nightshift_core::keyspace;
 use nightshift_executor::builtin::{Noop, Sleep};
 use nightshift_executor::{Executor, StatsHandle};
 use std::time::Duration;
@@ -53,9 +54,21 @@ impl Fleet {
                     let _ = rx.wait_for(|stop| *stop).await;
                 })));
         }
-        let prefix = format!("{}executors/{name}-", rig.prefix);
+        let ours = format!("{name}-");
         let deadline = Deadline::new("the executors to register", Duration::from_secs(60));
-        while rig.coord.get_prefix(&prefix).await?.0.len() < count as usize {
+        loop {
+            let (kvs, _) = rig
+                .coord
+                .get_prefix(&keyspace::executors_prefix(&rig.prefix))
+                .await?;
+            let registered = kvs
+                .iter()
+                .filter_map(|kv| keyspace::parse_executor_key(&rig.prefix, &kv.key))
+                .filter(|id| id.as_str().starts_with(&ours))
+                .count();
+            if registered >= count as usize {
+                break;
+            }
             deadline.tick().await?;
         }
         Ok(fleet)

@@ -9,6 +9,7 @@
 //! because a target was missed (exit 0, "NOT met" in the output).
 
 mod dispatch;
+mod egress;
 pub(crate) mod etcd;
 mod failover;
 mod fleet;

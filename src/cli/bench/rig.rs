@@ -110,7 +110,7 @@ impl Rig {
         ]);
         let mut child =
             NightshiftChild::spawn("scheduler", &args, &self.dir.path().join("scheduler.log"))?;
-        let leader = format!("{}leader/", self.prefix);
+        let leader = nightshift_core::keyspace::leader_prefix(&self.prefix);
         let deadline = Deadline::new("the scheduler to lead", Duration::from_secs(30));
         loop {
             child.ensure_running()?;

@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use nightshift_coord::LeaseId;
 use nightshift_core::dag::MAX_SHARDS;
 use nightshift_core::ids::{ExecutorId, HandlerName};
-use nightshift_core::keyspace::{encode, ExecutorInfo};
+use nightshift_core::keyspace::{self, encode, ExecutorInfo};
 use std::time::{Duration, Instant};
 
 /// Flags of `bench scale`.
@@ -54,9 +54,10 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let cpu_before = scheduler.cpu_seconds()?;
     let t0 = Instant::now();
     let run = rig.trigger("bench-scale").await?;
-    let job_prefix = format!("{}runs/{run}/jobs/", rig.prefix);
+    let owners = keyspace::owners_prefix(&rig.prefix);
     let want = (args.executors.min(args.items / jobs) * jobs) as usize;
-    let is_assign = |key: &str| key.contains("/assign/");
+    let is_assign =
+        |key: &str| keyspace::parse_assign_key(&rig.prefix, key).is_some_and(|(r, _, _)| r == run);
     let deadline = Deadline::new(
         "every assignment to be written",
         Duration::from_secs(args.timeout_secs),
@@ -65,7 +66,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         scheduler.ensure_running()?;
         if rig
             .coord
-            .get_prefix(&job_prefix)
+            .get_prefix(&owners)
             .await?
             .0
             .iter()
@@ -84,13 +85,14 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let (keys, bytes) = footprint(
         rig,
         &[
-            format!("{}runs/", rig.prefix),
-            format!("{}assignments/", rig.prefix),
+            keyspace::runs_prefix(&rig.prefix),
+            keyspace::owners_prefix(&rig.prefix),
+            keyspace::last_assignments_prefix(&rig.prefix),
         ],
         |_| true,
     )
     .await?;
-    let (assign_keys, assign_bytes) = footprint(rig, &[job_prefix], is_assign).await?;
+    let (assign_keys, assign_bytes) = footprint(rig, &[owners], is_assign).await?;
 
     let mut r = Report::new("scale");
     r.figure("executors", args.executors, "");
@@ -112,7 +114,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         "s (trigger written → every assignment in etcd)",
     );
     r.figure("etcd_revisions", revisions, "write requests");
-    r.figure("run_keys", keys, "keys (runs/ + assignments/)");
+    r.figure("run_keys", keys, "keys (runs/ + owners/ + assignments/)");
     r.figure("run_bytes", bytes, "bytes (keys + values)");
     r.figure("assignment_keys", assign_keys, "keys");
     r.figure("assignment_bytes", assign_bytes, "bytes (keys + values)");
@@ -154,7 +156,7 @@ async fn register(rig: &Rig, count: u32) -> anyhow::Result<()> {
                 };
                 coord
                     .put(
-                        &format!("{prefix}executors/{id}"),
+                        &keyspace::executor_key(&prefix, &id),
                         encode(&info)?,
                         Some(LeaseId(lease.0)),
                     )

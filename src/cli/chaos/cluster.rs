@@ -12,6 +12,7 @@ use crate::cli::bench::process::NightshiftChild;
 use anyhow::{bail, Context as _};
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::Coordinator;
+use nightshift_core::keyspace;
 use sqlx::Connection as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -386,7 +387,7 @@ impl Cluster {
     pub async fn leader(&self) -> anyhow::Result<Option<String>> {
         let election = nightshift_coord::election::Election::new(
             self.coord.clone(),
-            format!("{}leader/", self.prefix),
+            keyspace::leader_prefix(&self.prefix),
         );
         let kv = election.leader().await.context("reading the leader")?;
         Ok(kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
@@ -396,18 +397,23 @@ impl Cluster {
     pub async fn registered_executors(&self) -> anyhow::Result<usize> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&format!("{}executors/", self.prefix))
+            .get_prefix(&keyspace::executors_prefix(&self.prefix))
             .await?;
         Ok(kvs.len())
     }
 
-    /// Number of keys of live runs still in etcd.
+    /// Number of keys of live runs still in etcd: run state, assignments
+    /// and unconsumed result batches.
     pub async fn live_run_keys(&self) -> anyhow::Result<usize> {
-        let (kvs, _) = self
-            .coord
-            .get_prefix(&format!("{}runs/", self.prefix))
-            .await?;
-        Ok(kvs.len())
+        let mut keys = 0;
+        for prefix in [
+            keyspace::runs_prefix(&self.prefix),
+            keyspace::owners_prefix(&self.prefix),
+            keyspace::all_results_prefix(&self.prefix),
+        ] {
+            keys += self.coord.get_prefix(&prefix).await?.0.len();
+        }
+        Ok(keys)
     }
 }
 
