@@ -348,6 +348,18 @@ async fn etcd_least_privilege_roles_run_a_dag_and_refuse_what_a_component_may_no
         matches!(refused, Err(CoordError::Denied(_))),
         "executor wrote a DAG: {refused:?}"
     );
+    // Assignments are the leader's: an executor cannot hand itself work.
+    let forged = nightshift_core::keyspace::assign_key(
+        PREFIX,
+        &RunId::new(run_id.as_str()),
+        &nightshift_core::ids::JobName::new("forged"),
+        &nightshift_core::ids::ExecutorId::new("intruder"),
+    );
+    let refused = executor.put(&forged, b"{}".to_vec(), None).await;
+    assert!(
+        matches!(refused, Err(CoordError::Denied(_))),
+        "executor wrote an assignment: {refused:?}"
+    );
     let console_user = env.coord("nightshift-console").await.unwrap();
     let state_key =
         nightshift_scheduler::record::run_state_key(PREFIX, &RunId::new(run_id.as_str()));

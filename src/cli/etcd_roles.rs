@@ -9,8 +9,9 @@
 //!
 //! - `nightshift-scheduler`: read and write the whole prefix (it leads).
 //! - `nightshift-executor`: read the prefix; write its registration
-//!   (`executors/`) and the run keys it records outcomes and progress in
-//!   (`runs/`). Not commands, DAGs, the leader key or cron state.
+//!   (`executors/`), its result batches (`results/`) and item progress
+//!   (under `runs/`). Not commands, DAGs, assignments (`owners/`), the
+//!   leader key or cron state.
 //! - `nightshift-console`: read the prefix; write only `commands/`.
 //! - `nightshift-operator` (the CLI: `apply`, `trigger`, `pause`, …): read
 //!   the prefix; write `dags/` and `commands/`.
@@ -65,6 +66,8 @@ pub fn roles(prefix: &str) -> Vec<RoleSpec> {
             vec![
                 read(prefix),
                 write(keyspace::executors_prefix(prefix)),
+                write(keyspace::all_results_prefix(prefix)),
+                // item progress is kept under the job's run keys
                 write(keyspace::runs_prefix(prefix)),
             ],
         ),
