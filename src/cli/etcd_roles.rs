@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(writes("nightshift-console"), ["/ns/commands/"]);
         assert_eq!(
             writes("nightshift-executor"),
-            ["/ns/executors/", "/ns/runs/"]
+            ["/ns/executors/", "/ns/results/", "/ns/runs/"]
         );
         assert_eq!(writes("nightshift-scheduler"), ["/ns/"]);
         let script = etcdctl_script("/ns/", &roles);
