@@ -192,6 +192,13 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Registers a program handler: items of jobs naming `name` run
+    /// `program` (see [`crate::program`]). The same as `.handler(name, program)`.
+    #[cfg(unix)]
+    pub fn program(self, name: impl Into<String>, program: crate::program::ProgramJob) -> Self {
+        self.handler(name, program)
+    }
+
     /// TTL of the executor's lease (default 10 s, at least 2 s): how long
     /// after a crash its items wait before moving to another executor.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {

@@ -49,21 +49,30 @@ pub(crate) fn spawn(
     );
     let (item, attempt) = (ctx.item().0, ctx.attempt());
     let cancel = ctx.cancellation_token();
+    let stop_grace = job.stop_grace();
     let task = async move {
         let started_ms = now_ms();
         let call = AssertUnwindSafe(job.run(ctx)).catch_unwind();
         let finish = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(ended) => from_call(ended),
-                Err(_) => {
-                    // The handler's future is dropped here; cancel the token
-                    // too, for work it spawned that listens to it.
-                    cancel.cancel();
-                    Finish::TimedOut {
-                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            Some(limit) => {
+                tokio::pin!(call);
+                match tokio::time::timeout(limit, &mut call).await {
+                    Ok(ended) => from_call(ended),
+                    Err(_) => {
+                        // Cancel the token, for work the handler spawned that
+                        // listens to it, and give the handler its stop grace
+                        // (a program's process group is stopped in it) before
+                        // its future is dropped.
+                        cancel.cancel();
+                        if !stop_grace.is_zero() {
+                            let _ = tokio::time::timeout(stop_grace, &mut call).await;
+                        }
+                        Finish::TimedOut {
+                            after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        }
                     }
                 }
-            },
+            }
             None => from_call(call.await),
         };
         match &finish {

@@ -44,6 +44,8 @@ mod feeds;
 mod host;
 mod item;
 mod job;
+#[cfg(unix)]
+pub mod program;
 mod progress;
 mod recorder;
 mod runtime;

@@ -331,7 +331,7 @@ impl Session {
             board: self.board.clone(),
             job: job_ref.clone(),
         };
-        let ctx = ItemContext::new(facts, start.cancel, sink);
+        let ctx = ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone());
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
         item::spawn(
             job.clone(),
