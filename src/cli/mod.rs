@@ -11,6 +11,7 @@ pub mod console;
 pub mod demo;
 pub mod dev;
 pub mod executor;
+pub mod executor_config;
 pub mod issue;
 pub mod live;
 pub mod logging;
