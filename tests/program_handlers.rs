@@ -140,7 +140,10 @@ retry_backoff = "1s"
             "NIGHTSHIFT_IDEMPOTENCY_KEY",
             "NIGHTSHIFT_FENCING_TOKEN",
         ] {
-            assert!(value(name).is_some(), "{name} missing for item {item}:\n{text}");
+            assert!(
+                value(name).is_some(),
+                "{name} missing for item {item}:\n{text}"
+            );
         }
         assert_eq!(value("NIGHTSHIFT_RUN_ID").as_deref(), Some(run.as_str()));
         assert_eq!(value("NIGHTSHIFT_DAG").as_deref(), Some("programs"));
@@ -190,7 +193,11 @@ retry_backoff = "1s"
     // Any other exit: permanent (not retried despite `retries = 2`), and the
     // error is the last stderr line.
     let broken = cluster.attempts(&run, "broken").await?;
-    assert_eq!(broken.len(), 1, "a permanent failure was retried: {broken:?}");
+    assert_eq!(
+        broken.len(),
+        1,
+        "a permanent failure was retried: {broken:?}"
+    );
     assert_eq!(broken[0].outcome, Some(AttemptOutcome::Failed));
     assert_eq!(
         broken[0].error.as_deref(),
@@ -246,9 +253,11 @@ item_timeout = "1s"
     assert!(took >= 2_400, "attempt ended {took} ms after it started");
     let events = std::fs::read_to_string(out.join("events")).unwrap_or_default();
     assert!(events.contains("term"), "no SIGTERM before the SIGKILL");
-    wait_for(Duration::from_secs(5), "the whole process group gone", || async {
-        ids.iter().all(|&p| !running(p))
-    })
+    wait_for(
+        Duration::from_secs(5),
+        "the whole process group gone",
+        || async { ids.iter().all(|&p| !running(p)) },
+    )
     .await?;
     Ok(())
 }

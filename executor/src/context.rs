@@ -8,9 +8,9 @@
 use crate::assignment::JobRef;
 use crate::progress::ProgressBoard;
 use chrono::NaiveDate;
+use nightshift_coord::lease::LeaseStatus;
 use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_core::keyspace::{self, ItemProgress};
-use nightshift_coord::lease::LeaseStatus;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;

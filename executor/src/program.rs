@@ -140,7 +140,10 @@ pub(crate) fn environment(ctx: &ItemContext) -> Vec<(&'static str, String)> {
         ("NIGHTSHIFT_BUSINESS_DATE", ctx.business_date().to_string()),
         ("NIGHTSHIFT_ATTEMPT", ctx.attempt().to_string()),
         ("NIGHTSHIFT_IDEMPOTENCY_KEY", ctx.idempotency_key()),
-        ("NIGHTSHIFT_FENCING_TOKEN", ctx.fencing_token().0.to_string()),
+        (
+            "NIGHTSHIFT_FENCING_TOKEN",
+            ctx.fencing_token().0.to_string(),
+        ),
     ]
 }
 
@@ -161,13 +164,21 @@ impl Job for ProgramJob {
             Err(e) => {
                 drop(group);
                 let _ = child.wait().await;
-                return Err(JobError::retryable(format!("cannot watch the program: {e}")));
+                return Err(JobError::retryable(format!(
+                    "cannot watch the program: {e}"
+                )));
             }
         };
         tracing::info!(program = %self.path.display(), pid = pgid, "program started");
         let readers = [
-            (child.stdout.take().map(|r| Box::new(r) as Box<dyn Reader>), Stream::Stdout),
-            (child.stderr.take().map(|r| Box::new(r) as Box<dyn Reader>), Stream::Stderr),
+            (
+                child.stdout.take().map(|r| Box::new(r) as Box<dyn Reader>),
+                Stream::Stdout,
+            ),
+            (
+                child.stderr.take().map(|r| Box::new(r) as Box<dyn Reader>),
+                Stream::Stderr,
+            ),
         ]
         .map(|(reader, stream)| {
             reader.map(|r| {
@@ -180,7 +191,8 @@ impl Job for ProgramJob {
         let ended = supervise(&mut child, &ctx, group, &watchdog, &mut lease, self.grace).await;
         watchdog.release();
         let (_, last_stderr) = tokio::join!(drain(stdout), drain(stderr));
-        let status = ended.map_err(|e| JobError::retryable(format!("waiting for the program: {e}")))?;
+        let status =
+            ended.map_err(|e| JobError::retryable(format!("waiting for the program: {e}")))?;
         classify(status.status, status.stopped, last_stderr.as_deref())
     }
 
@@ -344,8 +356,7 @@ impl LeaseDeadline {
     }
 
     fn kill_at(&self) -> Option<Instant> {
-        self.until
-            .map(|u| u.checked_sub(LEASE_MARGIN).unwrap_or(u))
+        self.until.map(|u| u.checked_sub(LEASE_MARGIN).unwrap_or(u))
     }
 
     async fn changed(&mut self) {

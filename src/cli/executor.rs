@@ -330,10 +330,19 @@ mod tests {
         assert_eq!(s.lease_ttl, Duration::from_secs(4));
         assert_eq!(s.labels.len(), 2);
         let clash = Settings::from_args(
-            args(&["--program", &format!("noop={}", prog.display()), "--handlers", "noop"]),
+            args(&[
+                "--program",
+                &format!("noop={}", prog.display()),
+                "--handlers",
+                "noop",
+            ]),
             None,
         );
-        assert!(clash.err().unwrap().to_string().contains("both a built-in and a program"));
+        assert!(clash
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("both a built-in and a program"));
     }
 
     #[test]

@@ -117,11 +117,9 @@ pub fn programs(
         if specs.contains_key(name) {
             bail!("program `{name}` is given both by --program and in the config file");
         }
-        let grace = FileConfig::duration(
-            &format!("programs.{name}.grace"),
-            program.grace.as_deref(),
-        )?
-        .unwrap_or(default_grace);
+        let grace =
+            FileConfig::duration(&format!("programs.{name}.grace"), program.grace.as_deref())?
+                .unwrap_or(default_grace);
         let spec = ProgramSpec {
             name: name.clone(),
             path: file.dir.join(&program.path),
@@ -202,7 +200,10 @@ grace = "3s"
         assert_eq!(config.labels.get("zone").map(String::as_str), Some("a"));
         let specs = programs(
             &[("extract".into(), flag_prog.display().to_string())],
-            &[("extract".into(), "--all".into()), ("extract".into(), "x y".into())],
+            &[
+                ("extract".into(), "--all".into()),
+                ("extract".into(), "x y".into()),
+            ],
             &config,
             Duration::from_secs(10),
         )
@@ -225,7 +226,9 @@ grace = "3s"
         let none = FileConfig::default();
         let err = |flags: &[(&str, &str)], args: &[(&str, &str)]| {
             let own = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-                v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+                v.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect()
             };
             format!(
                 "{:#}",

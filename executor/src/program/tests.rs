@@ -33,7 +33,10 @@ async fn wait_file(path: &Path) -> String {
                 return text;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "{path:?} never written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path:?} never written"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -75,7 +78,10 @@ async fn a_program_gets_every_variable_and_its_fixed_arguments_only() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
-    assert!(!text.contains("hunter2"), "the executor's secrets leaked:\n{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the executor's secrets leaked:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -100,16 +106,24 @@ async fn exit_codes_map_to_outcomes_with_the_last_stderr_line() {
     let run = run_item(&ProgramJob::new(fail), TestItem::new(0)).await;
     assert_eq!(
         run.result,
-        Err(JobError::Permanent("account 17 closed (exit status 3)".into()))
+        Err(JobError::Permanent(
+            "account 17 closed (exit status 3)".into()
+        ))
     );
     assert_eq!(run.progress.len(), 1);
     assert_eq!(run.progress[0].message.as_deref(), Some("halfway"));
     let run = run_item(&ProgramJob::new(killed), TestItem::new(0)).await;
     assert_eq!(
         run.result,
-        Err(JobError::Permanent("program failed (killed by signal 9)".into()))
+        Err(JobError::Permanent(
+            "program failed (killed by signal 9)".into()
+        ))
     );
-    let run = run_item(&ProgramJob::new(dir.path().join("missing")), TestItem::new(0)).await;
+    let run = run_item(
+        &ProgramJob::new(dir.path().join("missing")),
+        TestItem::new(0),
+    )
+    .await;
     assert!(
         matches!(run.result, Err(JobError::Permanent(ref m)) if m.contains("cannot start")),
         "{:?}",
@@ -139,7 +153,10 @@ while true; do sleep 0.1; done"#,
     let job = ProgramJob::new(prog).grace(grace);
     let run = tokio::spawn(async move { run_item(&job, item).await });
     let text = wait_file(&pids).await;
-    let ids: Vec<i32> = text.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let ids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert!(ids.iter().all(|&p| running(p)), "{ids:?}");
     let cancelled_at = std::time::Instant::now();
     cancel.cancel();
@@ -150,13 +167,19 @@ while true; do sleep 0.1; done"#,
         "{:?}",
         run.result
     );
-    assert!(took >= grace, "SIGKILL came after {took:?}, before the grace");
+    assert!(
+        took >= grace,
+        "SIGKILL came after {took:?}, before the grace"
+    );
     let events = std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
     assert!(events.contains("term"), "SIGTERM was not delivered first");
     // The shell is reaped; its child (which ignored SIGTERM too) is gone.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while ids.iter().any(|&p| running(p)) {
-        assert!(std::time::Instant::now() < deadline, "{ids:?} still running");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ids:?} still running"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -189,8 +212,11 @@ fn the_watchdog_kills_the_group_at_its_deadline_or_when_the_pipe_closes() {
         // Deadline passes unrenewed: killed then, not before.
         let mut a = spawn();
         let start = std::time::Instant::now();
-        let dog = Watchdog::start(a.id() as i32, Some(Instant::now() + Duration::from_millis(400)))
-            .unwrap();
+        let dog = Watchdog::start(
+            a.id() as i32,
+            Some(Instant::now() + Duration::from_millis(400)),
+        )
+        .unwrap();
         let at = gone(&mut a);
         assert!(at - start >= Duration::from_millis(350), "{:?}", at - start);
         drop(dog);
@@ -203,11 +229,17 @@ fn the_watchdog_kills_the_group_at_its_deadline_or_when_the_pipe_closes() {
         gone(&mut b);
         // Released: the group is left alone.
         let mut c = spawn();
-        let dog = Watchdog::start(c.id() as i32, Some(Instant::now() + Duration::from_millis(200)))
-            .unwrap();
+        let dog = Watchdog::start(
+            c.id() as i32,
+            Some(Instant::now() + Duration::from_millis(200)),
+        )
+        .unwrap();
         dog.release();
         std::thread::sleep(Duration::from_millis(500));
-        assert!(c.try_wait().unwrap().is_none(), "a released watchdog killed");
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "a released watchdog killed"
+        );
         c.kill().unwrap();
         c.wait().unwrap();
     });

@@ -43,7 +43,9 @@ impl Watchdog {
     pub(crate) fn start(pgid: libc::pid_t, deadline: Option<Instant>) -> io::Result<Watchdog> {
         if pgid <= 1 {
             // killpg(0 or 1, ..) would name our own group or init's.
-            return Err(io::Error::other(format!("refusing to watch process group {pgid}")));
+            return Err(io::Error::other(format!(
+                "refusing to watch process group {pgid}"
+            )));
         }
         let deadline_ms = deadline.map_or(NEVER, to_monotonic_ms);
         let mut fds = [0 as libc::c_int; 2];
