@@ -57,6 +57,11 @@ struct JobPlan {
     moved: usize,
     /// Why no assignment can be made (no live executor offers the handler).
     waiting: Option<String>,
+    /// The job's `executor_labels` as `k=v,...` (absent: any executor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor_labels: Option<String>,
+    /// Live executors eligible for the job (its handler and its labels).
+    matching_executors: Vec<String>,
     executors: Vec<ExecutorPlan>,
 }
 
@@ -164,13 +169,21 @@ fn plan_job(
         has_previous: previous.is_some(),
         moved: 0,
         waiting: None,
+        executor_labels: (!job.executor_labels.is_empty()).then(|| job.label_selector()),
+        matching_executors: slots.iter().map(|s| s.id.to_string()).collect(),
         executors: Vec::new(),
     };
     if slots.is_empty() {
-        plan.waiting = Some(format!(
-            "no live executor offers handler `{}`: the job would wait for one",
-            job.handler
-        ));
+        plan.waiting = Some(match &plan.executor_labels {
+            Some(labels) => format!(
+                "no live executor offers handler `{}` with labels {labels}: the job would wait for one",
+                job.handler
+            ),
+            None => format!(
+                "no live executor offers handler `{}`: the job would wait for one",
+                job.handler
+            ),
+        });
         return Ok(plan);
     }
     let next =
@@ -222,6 +235,17 @@ fn render(plan: &Plan) -> String {
             "\njob {} ({} items, handler {}, strategy {})",
             job.job, job.items, job.handler, job.strategy
         );
+        if let Some(labels) = &job.executor_labels {
+            let _ = writeln!(
+                out,
+                "  executor labels {labels}: matching executors {}",
+                if job.matching_executors.is_empty() {
+                    "none".to_owned()
+                } else {
+                    job.matching_executors.join(", ")
+                }
+            );
+        }
         if let Some(why) = &job.waiting {
             let _ = writeln!(out, "  {why}");
             continue;

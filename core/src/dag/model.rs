@@ -84,6 +84,10 @@ pub struct JobSpec {
     /// Whether a dead executor's unfinished items move to live executors
     /// within the same run.
     pub failover: bool,
+    /// Labels an executor must carry (all of them, with these values) to be
+    /// given this job's items; empty: any executor serving the handler.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub executor_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl JobSpec {
@@ -136,7 +140,25 @@ impl JobSpec {
             item_timeout: None,
             strategy: Strategy::default(),
             failover: DEFAULT_FAILOVER,
+            executor_labels: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether an executor with `labels` may run this job's items: it carries
+    /// every label of [`JobSpec::executor_labels`] with the same value.
+    pub fn accepts_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.executor_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The label selector as `k=v,k=v` (empty when there is none).
+    pub fn label_selector(&self) -> String {
+        self.executor_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

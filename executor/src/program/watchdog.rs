@@ -122,9 +122,9 @@ fn monotonic_ms() -> i64 {
     };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as i64)
+    ts.tv_sec
         .saturating_mul(1000)
-        .saturating_add(ts.tv_nsec as i64 / 1_000_000)
+        .saturating_add(ts.tv_nsec / 1_000_000)
 }
 
 /// A tokio instant as `CLOCK_MONOTONIC` milliseconds (std's `Instant` is
