@@ -11,6 +11,7 @@ use crate::context::ItemContext;
 use crate::job::Job;
 use crate::stats::Stats;
 use futures::FutureExt;
+use nightshift_core::ids::HandlerName;
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub(crate) struct ItemDone {
     pub started_ms: i64,
     pub ended_ms: i64,
     pub finish: Finish,
+    /// The item's handler, when it has a capacity of its own to give back.
+    pub handler: Option<HandlerName>,
 }
 
 /// Runs `job` for the item of `ctx` on a new task; sends [`ItemDone`] when
@@ -36,6 +39,7 @@ pub(crate) fn spawn(
     ctx: ItemContext,
     timeout: Option<Duration>,
     job_ref: JobRef,
+    handler: Option<HandlerName>,
     done: mpsc::UnboundedSender<ItemDone>,
     stats: Arc<Stats>,
 ) {
@@ -91,6 +95,7 @@ pub(crate) fn spawn(
             started_ms,
             ended_ms: now_ms(),
             finish,
+            handler,
         });
     };
     tokio::spawn(task.instrument(span));

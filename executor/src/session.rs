@@ -28,7 +28,7 @@ use crate::recorder::{Batch, Recorder, Written, MAX_BATCH_BYTES, MAX_BATCH_RESUL
 use crate::stats::Stats;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, WatchEvent, WatchStream};
-use nightshift_core::ids::{FencingToken, ItemIndex};
+use nightshift_core::ids::{FencingToken, HandlerName, ItemIndex};
 use nightshift_core::keyspace::{self, AssignmentRecord, JobRunSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,6 +85,8 @@ pub(crate) struct Session {
     slots: HashMap<JobRef, Slot>,
     /// Spawned item tasks not yet returned, including voided ones.
     in_flight: usize,
+    /// The same, per handler with a limit of its own.
+    in_flight_by_handler: HashMap<HandlerName, usize>,
     rr: usize,
     seq: u64,
     next_slot: u64,
@@ -158,6 +160,7 @@ pub(crate) async fn run(
         tasks,
         slots: HashMap::new(),
         in_flight: 0,
+        in_flight_by_handler: HashMap::new(),
         rr: 0,
         seq: 0,
         next_slot: 0,
@@ -229,6 +232,7 @@ async fn register(
         handlers: config.handlers.keys().cloned().collect(),
         capacity: config.capacity,
         labels: config.labels.clone(),
+        handler_capacity: config.handler_capacity.clone(),
         host: crate::host::hostname(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -311,6 +315,13 @@ impl Session {
         let Runnable::Ready { spec, job, params } = &slot.runnable else {
             return false;
         };
+        let limited = self.config.handler_capacity.get(&spec.handler).copied();
+        if let Some(limit) = limited {
+            let running = self.in_flight_by_handler.get(&spec.handler).copied();
+            if running.unwrap_or(0) >= limit as usize {
+                return false;
+            }
+        }
         let Some(start) = slot.state.start_next() else {
             return false;
         };
@@ -333,15 +344,20 @@ impl Session {
         };
         let ctx = ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone());
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
+        let handler = limited.map(|_| spec.handler.clone());
         item::spawn(
             job.clone(),
             ctx,
             timeout,
             job_ref.clone(),
+            handler.clone(),
             self.items_tx.clone(),
             self.stats.clone(),
         );
         self.in_flight += 1;
+        if let Some(handler) = handler {
+            *self.in_flight_by_handler.entry(handler).or_default() += 1;
+        }
         Stats::add(&self.stats.items_started, 1);
         true
     }

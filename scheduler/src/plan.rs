@@ -14,7 +14,8 @@ pub fn eligible(job: &JobSpec, executor: &ExecutorInfo) -> bool {
     executor.handlers.iter().any(|h| h == &job.handler) && job.accepts_labels(&executor.labels)
 }
 
-/// Live executors eligible for `job` (see [`eligible`]), weighted by capacity.
+/// Live executors eligible for `job` (see [`eligible`]), weighted by the
+/// capacity they have for its handler.
 pub fn slots_for<'a>(
     job: &JobSpec,
     executors: impl IntoIterator<Item = &'a ExecutorInfo>,
@@ -22,7 +23,7 @@ pub fn slots_for<'a>(
     executors
         .into_iter()
         .filter(|e| eligible(job, e))
-        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity.max(1)))
+        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity_for(&job.handler)))
         .collect()
 }
 
@@ -82,6 +83,7 @@ mod tests {
             pid: 1,
             version: "t".into(),
             started_at_ms: 0,
+            handler_capacity: BTreeMap::new(),
         }
     }
 

@@ -72,6 +72,10 @@ pub struct Args {
     /// Items run at once across all jobs (default: number of CPUs).
     #[arg(long, value_name = "N")]
     pub capacity: Option<u32>,
+    /// Most items of handler NAME at once, within --capacity (repeatable):
+    /// a slow handler cannot take every slot from the others.
+    #[arg(long = "handler-capacity", value_parser = handler_capacity, value_name = "NAME=N")]
+    pub handler_capacity: Vec<(String, u32)>,
     /// Executor id (default: {hostname}-{pid}).
     #[arg(long, env = "NIGHTSHIFT_EXECUTOR_ID", value_name = "ID")]
     pub id: Option<String>,
@@ -88,6 +92,14 @@ pub struct Args {
 
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn handler_capacity(text: &str) -> Result<(String, u32), String> {
+    let (name, n) = executor_config::pair(text)?;
+    match n.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok((name, n)),
+        _ => Err(format!("expected NAME=N with N at least 1, got `{text}`")),
+    }
 }
 
 fn label(text: &str) -> Result<(String, String), String> {
@@ -109,6 +121,7 @@ struct Settings {
     labels: BTreeMap<String, String>,
     builtins: Vec<String>,
     programs: Vec<ProgramSpec>,
+    handler_capacity: BTreeMap<String, u32>,
 }
 
 impl Settings {
@@ -144,6 +157,16 @@ impl Settings {
             bail!("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD");
         }
         let etcd = args.etcd.config_with(password_env)?;
+        let mut handler_capacity = file.handler_capacity.clone();
+        handler_capacity.extend(args.handler_capacity.iter().cloned());
+        for (name, limit) in &handler_capacity {
+            if *limit == 0 {
+                bail!("handler capacity of `{name}` must be at least 1");
+            }
+            if !builtins.contains(name) && !programs.iter().any(|p| &p.name == name) {
+                bail!("handler capacity for `{name}`, which this executor does not serve");
+            }
+        }
         let mut labels = file.labels.clone();
         labels.extend(args.labels.iter().cloned());
         let lease_ttl = match args.lease_ttl {
@@ -166,6 +189,7 @@ impl Settings {
             labels,
             builtins,
             programs,
+            handler_capacity,
         })
     }
 
@@ -191,6 +215,9 @@ impl Settings {
         }
         for (k, v) in s.labels {
             builder = builder.label(k, v);
+        }
+        for (name, limit) in s.handler_capacity {
+            builder = builder.handler_capacity(name, limit);
         }
         for name in &s.builtins {
             builder = match name.as_str() {
@@ -293,6 +320,12 @@ mod tests {
         assert!(err(args(&["--handlers", ""]), None)
             .unwrap()
             .contains("nothing to serve"));
+        assert!(err(args(&["--handler-capacity", "accrue=2"]), None)
+            .unwrap()
+            .contains("does not serve"));
+        assert!(Cmd::try_parse_from(["x", "--handler-capacity", "sleep=0"]).is_err());
+        let s = Settings::from_args(args(&["--handler-capacity", "sleep=2"]), None).unwrap();
+        assert_eq!(s.handler_capacity.get("sleep"), Some(&2));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) fn receivers(
         .map(|e| Receiver {
             id: e.id.clone(),
             lease: e.lease,
-            weight: e.capacity.max(1),
+            weight: e.capacity_for(&spec.handler),
             load: job
                 .owners
                 .get(&e.id)
