@@ -182,6 +182,9 @@ pub(crate) async fn run(
         watch,
     };
     let end = session.run_loop(&mut inputs, stop).await;
+    if end == SessionEnd::Shutdown {
+        session.wind_down(&mut inputs).await;
+    }
 
     session.tasks.cancel();
     for slot in session.slots.values_mut() {
@@ -253,6 +256,30 @@ impl Session {
                 Instant::now() + self.config.lease_ttl / 3 < confirmed_until
             }
             LeaseStatus::Expiring | LeaseStatus::Lost => false,
+        }
+    }
+
+    /// Before the lease is revoked (and the items handed to others), waits
+    /// up to the handlers' stop grace for cancelled items that are still
+    /// winding down — a program's process group being stopped — so they
+    /// never overlap with their next owner.
+    async fn wind_down(&mut self, inputs: &mut Inputs) {
+        let grace = self
+            .config
+            .handlers
+            .values()
+            .map(|j| j.stop_grace())
+            .max()
+            .unwrap_or_default();
+        if grace.is_zero() {
+            return;
+        }
+        let until = Instant::now() + grace;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(until, inputs.items.recv()).await {
+                Ok(Some(_)) => self.in_flight -= 1,
+                _ => break,
+            }
         }
     }
 

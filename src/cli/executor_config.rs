@@ -218,6 +218,20 @@ grace = "3s"
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/executor.toml.example");
+        let config = FileConfig::read(&path).unwrap();
+        assert_eq!(config.programs.len(), 2);
+        assert_eq!(config.handler_capacity.get("partner-upload"), Some(&2));
+        assert!(
+            FileConfig::duration("program_grace", config.program_grace.as_deref())
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
     fn refuses_what_could_surprise_an_operator() {
         let dir = tempfile::tempdir().unwrap();
         let ok = exe(dir.path(), "ok.sh").display().to_string();
