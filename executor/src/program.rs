@@ -65,6 +65,7 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 pub struct ProgramJob {
     path: PathBuf,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     grace: Duration,
 }
 
@@ -75,6 +76,7 @@ impl ProgramJob {
         ProgramJob {
             path: path.into(),
             args: Vec::new(),
+            env: Vec::new(),
             grace: DEFAULT_GRACE,
         }
     }
@@ -92,6 +94,13 @@ impl ProgramJob {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the program (operator settings such
+    /// as a database URL; a `NIGHTSHIFT_*` name is overridden by the item's).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -119,6 +128,7 @@ impl ProgramJob {
                 cmd.env_remove(name);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.envs(environment(ctx));
         cmd
     }

@@ -227,7 +227,10 @@ impl Settings {
         }
         for p in s.programs {
             tracing::info!(handler = %p.name, program = %p.path.display(), args = ?p.args, "serving a program");
-            let job = ProgramJob::new(p.path).args(p.args).grace(p.grace);
+            let mut job = ProgramJob::new(p.path).args(p.args).grace(p.grace);
+            for (k, v) in p.env {
+                job = job.env(k, v);
+            }
             builder = builder.program(p.name, job);
         }
         Ok(builder.build()?)

@@ -16,6 +16,7 @@
 //! [programs.settlement-report]
 //! path = "/opt/batch/settlement-report.sh"   # relative: to this file's folder
 //! args = ["--out", "/var/lib/reports"]
+//! env = { REPORT_LANG = "en" }               # extra environment, optional
 //! grace = "30s"                              # overrides program_grace
 //! ```
 //!
@@ -58,6 +59,9 @@ pub struct FileProgram {
     pub path: PathBuf,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Extra environment variables (operator settings, never from a DAG).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     pub grace: Option<String>,
 }
 
@@ -88,6 +92,7 @@ pub struct ProgramSpec {
     pub name: String,
     pub path: PathBuf,
     pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
     pub grace: Duration,
 }
 
@@ -107,6 +112,7 @@ pub fn programs(
             name: name.clone(),
             path: PathBuf::from(path),
             args: Vec::new(),
+            env: BTreeMap::new(),
             grace: default_grace,
         };
         if specs.insert(name.clone(), spec).is_some() {
@@ -124,6 +130,7 @@ pub fn programs(
             name: name.clone(),
             path: file.dir.join(&program.path),
             args: program.args.clone(),
+            env: program.env.clone(),
             grace,
         };
         specs.insert(name.clone(), spec);
@@ -191,6 +198,7 @@ zone = "a"
 [programs.report]
 path = "report.sh"
 args = ["--quiet"]
+env = { REPORT_LANG = "en" }
 grace = "3s"
 "#,
         )
@@ -213,6 +221,10 @@ grace = "3s"
         assert_eq!(specs[0].args, vec!["--all", "x y"]);
         assert_eq!(specs[0].grace, Duration::from_secs(10));
         assert_eq!(specs[1].args, vec!["--quiet"]);
+        assert_eq!(
+            specs[1].env.get("REPORT_LANG").map(String::as_str),
+            Some("en")
+        );
         assert_eq!(specs[1].grace, Duration::from_secs(3));
         assert!(specs[1].path.is_absolute() && specs[1].path.ends_with("report.sh"));
     }
