@@ -23,7 +23,7 @@
 mod db;
 mod jobs;
 pub mod range;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub mod report;
 mod seed;
 

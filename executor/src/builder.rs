@@ -201,7 +201,7 @@ impl ExecutorBuilder {
 
     /// Registers a program handler: items of jobs naming `name` run
     /// `program` (see [`crate::program`]). The same as `.handler(name, program)`.
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     pub fn program(self, name: impl Into<String>, program: crate::program::ProgramJob) -> Self {
         self.handler(name, program)
     }

@@ -44,7 +44,7 @@ mod feeds;
 mod host;
 mod item;
 mod job;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub mod program;
 mod progress;
 mod recorder;

@@ -40,6 +40,9 @@ pub struct DagSpec {
     /// Local time (in `timezone`) by which a run must have finished, else an
     /// alert is raised.
     pub deadline: Option<NaiveTime>,
+    /// Which date a run is for, from its fire instant.
+    #[serde(default, skip_serializing_if = "BusinessDatePolicy::is_default")]
+    pub business_date: BusinessDatePolicy,
     /// The jobs, in the order the file lists them.
     pub jobs: Vec<JobSpec>,
 }
@@ -247,6 +250,28 @@ config_enum!(
         Replace => "replace",
     }
 );
+
+config_enum!(
+    /// Which date a scheduled run is for. A nightly batch that starts at
+    /// 01:30 on the 4th usually settles the 3rd.
+    BusinessDatePolicy, "business date policy", {
+        /// The local date of the fire instant (the default).
+        #[default]
+        FireDate => "fire_date",
+        /// The last business day of the DAG's calendar before the fire date
+        /// (needs a `calendar`).
+        PreviousBusinessDay => "previous_business_day",
+        /// The calendar day before the fire date.
+        PreviousDay => "previous_day",
+    }
+);
+
+impl BusinessDatePolicy {
+    /// Whether this is the default (`fire_date`), left out of JSON.
+    pub fn is_default(&self) -> bool {
+        *self == BusinessDatePolicy::FireDate
+    }
+}
 
 config_enum!(
     /// What happens to schedule instants missed while no scheduler was up.

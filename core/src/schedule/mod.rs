@@ -43,7 +43,8 @@
 //! # Business dates and calendars
 //!
 //! A run's business date is the local date of its schedule instant
-//! ([`business_date`]). [`Schedule::next_business_after`] skips fire instants
+//! ([`business_date`]), or the day / business day before it under the DAG's
+//! `business_date` policy ([`business_date_for`]). [`Schedule::next_business_after`] skips fire instants
 //! whose business date is not a business day of a [`Calendar`], looking at
 //! most ten years ahead.
 
@@ -53,6 +54,7 @@ mod parse;
 mod tests;
 
 use crate::calendar::Calendar;
+use crate::dag::BusinessDatePolicy;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use std::fmt;
@@ -103,6 +105,36 @@ pub fn business_date(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
     local_time::wall_clock(&tz, instant)
         .unwrap_or(instant.naive_utc())
         .date()
+}
+
+/// The business date of a run fired at `instant` under `policy`: the local
+/// fire date (`fire_date`), the day before (`previous_day`), or the last
+/// business day of `calendar` before the fire date (`previous_business_day`;
+/// without a calendar every day is a business day). Scheduled fires are kept
+/// to business days of the calendar, so under `previous_business_day` every
+/// business day is settled exactly once, by the next business day's run.
+pub fn business_date_for(
+    instant: DateTime<Utc>,
+    tz: Tz,
+    policy: BusinessDatePolicy,
+    calendar: Option<&Calendar>,
+) -> NaiveDate {
+    let fire = business_date(instant, tz);
+    match policy {
+        BusinessDatePolicy::FireDate => fire,
+        BusinessDatePolicy::PreviousDay => fire.pred_opt().unwrap_or(fire),
+        BusinessDatePolicy::PreviousBusinessDay => {
+            let mut day = fire;
+            for _ in 0..BUSINESS_HORIZON_DAYS {
+                let Some(before) = day.pred_opt() else { break };
+                day = before;
+                if calendar.is_none_or(|c| c.is_business_day(day)) {
+                    return day;
+                }
+            }
+            fire.pred_opt().unwrap_or(fire)
+        }
+    }
 }
 
 /// A cron expression bound to a time zone.
