@@ -5,7 +5,7 @@
 //! business day is settled exactly once. Bad combinations are explained by
 //! validation at `file:line:col`.
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{Datelike, NaiveDate, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use nightshift_core::calendar::Calendar;
 use nightshift_core::dag::{parse_dag, BusinessDatePolicy, CalendarSet, Severity};
@@ -151,4 +151,67 @@ fn validation_explains_bad_combinations() {
             .is_empty()
     );
     assert!(errors("business_date = \"previous_day\"\n[jobs.a]\n").is_empty());
+}
+
+/// The brute-force Nth business day of a month (1-based; negative from the end).
+fn nth_business_day(cal: &Calendar, year: i32, month: u32, n: i32) -> Option<NaiveDate> {
+    let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(year, month, 1)?
+        .iter_days()
+        .take_while(|d| d.month() == month)
+        .filter(|&d| cal.is_business_day(d))
+        .collect();
+    if n > 0 {
+        days.get(usize::try_from(n - 1).ok()?).copied()
+    } else {
+        days.len()
+            .checked_sub(usize::try_from(-n).ok()?)
+            .and_then(|i| days.get(i).copied())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `schedule_business_day = N`: over a year, exactly one fire a month, on
+    /// the Nth (or, negative, Nth-from-last) business day, at the cron's time.
+    #[test]
+    fn a_business_day_of_month_schedule_fires_once_a_month_on_that_day(
+        holidays in proptest::collection::btree_set(0u32..365, 0..20),
+        working in proptest::collection::btree_set(0u32..365, 0..10),
+        zone in 0usize..2,
+        n in prop_oneof![Just(1i32), Just(-1), Just(2), Just(-3), Just(5)],
+    ) {
+        let tz = ZONES[zone];
+        let cal = calendar(&holidays, &working);
+        let schedule = Schedule::new("0 30 2 * * *", tz).unwrap().on_business_day_of_month(n);
+        let fires = fires(&schedule, tz, Some(&cal));
+        prop_assert_eq!(fires.len(), 12, "{:?}", fires);
+        for (i, fire) in fires.iter().enumerate() {
+            let date = business_date(*fire, tz);
+            let month = u32::try_from(i).unwrap() + 1;
+            prop_assert_eq!(date.month(), month);
+            prop_assert_eq!(Some(date), nth_business_day(&cal, 2026, month, n));
+            let local = fire.with_timezone(&tz);
+            // 02:30, or 03:00 when 02:30 falls in the spring-forward gap.
+            prop_assert!(matches!((local.hour(), local.minute()), (2, 30) | (3, 0)), "{local}");
+        }
+    }
+}
+
+#[test]
+fn schedule_business_day_needs_a_calendar_and_counts_from_one() {
+    let found = errors("schedule = \"0 30 1 * * *\"\nschedule_business_day = -1\n[jobs.a]\n");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].0, found[0].1), (2, 25));
+    assert!(found[0].2.contains("needs a `calendar`"), "{found:#?}");
+    let found = errors(
+        "schedule = \"0 30 1 * * *\"\ncalendar = \"cn\"\nschedule_business_day = 0\n[jobs.a]\n",
+    );
+    assert!(found[0].2.contains("counts from 1"), "{found:#?}");
+    let found = errors("calendar = \"cn\"\nschedule_business_day = 1\n[jobs.a]\n");
+    assert!(found[0].2.contains("needs a `schedule`"), "{found:#?}");
+    assert!(errors(
+        "schedule = \"0 30 1 * * *\"\ncalendar = \"cn\"\nschedule_business_day = -1\n[jobs.a]\n"
+    )
+    .is_empty());
 }

@@ -121,6 +121,7 @@ fn a_valid_file_becomes_the_expected_model() {
         misfire: MisfirePolicy::CatchUp,
         deadline: Some(NaiveTime::from_hms_opt(5, 0, 0).unwrap()),
         business_date: Default::default(),
+        schedule_business_day: None,
         jobs: vec![accrual, debits, ledger],
     };
     assert_eq!(dag, expected);

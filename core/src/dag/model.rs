@@ -43,6 +43,10 @@ pub struct DagSpec {
     /// Which date a run is for, from its fire instant.
     #[serde(default, skip_serializing_if = "BusinessDatePolicy::is_default")]
     pub business_date: BusinessDatePolicy,
+    /// Fire only on the Nth business day of the month of `calendar` (1 =
+    /// first, -1 = last), at the times of day of `schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_business_day: Option<i32>,
     /// The jobs, in the order the file lists them.
     pub jobs: Vec<JobSpec>,
 }

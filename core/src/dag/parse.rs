@@ -34,6 +34,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "misfire",
     "deadline",
     "business_date",
+    "schedule_business_day",
     "defaults",
     "params",
     "jobs",
@@ -76,6 +77,7 @@ pub(crate) fn parse(
         misfire: MisfirePolicy::default(),
         deadline: None,
         business_date: BusinessDatePolicy::default(),
+        schedule_business_day: None,
         jobs: Vec::new(),
     };
     let mut business_date_span: Option<Range<usize>> = None;
@@ -101,6 +103,28 @@ pub(crate) fn parse(
             }
             "misfire" => dag.misfire = read_enum(&mut reader, key_text, value).unwrap_or_default(),
             "deadline" => dag.deadline = read_deadline(&mut reader, value),
+            "schedule_business_day" => {
+                let n = reader
+                    .expect_int_in(key_text, value, -31, 31)
+                    .and_then(|n| i32::try_from(n).ok());
+                if n == Some(0) {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` counts from 1 (the first business day of the month) or from -1 (the last)",
+                    );
+                } else if field(root, "calendar").is_none() {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` needs a `calendar` to say which days are business days",
+                    );
+                } else if field(root, "schedule").is_none() {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` needs a `schedule` for the time of day (e.g. \"0 30 1 * * *\")",
+                    );
+                }
+                dag.schedule_business_day = n.filter(|&n| n != 0);
+            }
             "business_date" => {
                 dag.business_date = read_enum(&mut reader, key_text, value).unwrap_or_default();
                 business_date_span = Some(value.span());

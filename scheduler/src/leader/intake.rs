@@ -202,7 +202,11 @@ impl Leader {
                 self.cron.insert(name, rec);
                 continue;
             };
-            let schedule = match Schedule::new(expr, applied.spec.timezone) {
+            let schedule = match applied
+                .spec
+                .cron_schedule()
+                .unwrap_or_else(|| Schedule::new(expr, applied.spec.timezone))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(dag = %name, error = %e, "bad schedule in applied dag");
