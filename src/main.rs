@@ -30,14 +30,26 @@ enum Command {
     Pause(cli::pause::Args),
     /// Resume the scheduled runs of a paused DAG.
     Resume(cli::pause::Args),
-    /// Ask the scheduler to start a run of a DAG now; prints the command id.
+    /// Ask the scheduler to start a run of a DAG now; prints the run id
+    /// (--wait follows it to its end).
     Trigger(cli::trigger::Args),
+    /// Operator commands on a run: cancel, retry, skip a job, mark an item
+    /// succeeded (with --database, waits for the leader's outcome).
+    #[command(subcommand)]
+    Runs(cli::runs::RunsCommand),
     /// Trigger one run per business day of a date range, oldest first.
     Backfill(cli::backfill::Args),
     /// Show the assignment the next run of a DAG would get, without running it.
     Plan(cli::plan::Args),
     /// Show recent runs, or one run's per-job progress.
     Status(cli::status::Args),
+    /// Applied DAGs (`dags list`).
+    #[command(subcommand)]
+    Dags(cli::inventory::DagsCommand),
+    /// Live executors: handlers, capacity, labels, host.
+    Executors(cli::inventory::ExecutorsArgs),
+    /// Open alerts (`--all`: resolved ones too).
+    Alerts(cli::inventory::AlertsArgs),
     /// Serve the web console and JSON API (reads SQL and etcd; actions are
     /// commands for the scheduler leader).
     Console(cli::console::Args),
@@ -52,10 +64,12 @@ enum Command {
     /// Run the finance demo on real etcd + PostgreSQL while injecting
     /// faults, then check nothing was lost or done twice.
     Chaos(cli::chaos::Args),
+    /// Print (or --apply) least-privilege etcd roles and users, one per
+    /// component.
+    EtcdRoles(cli::etcd_roles::Args),
 }
 
 fn main() -> ExitCode {
-    cli::logging::init();
     // Usage errors are bad input (exit 1) like every other bad input;
     // `--help` and `--version` still exit 0.
     let cli = match Cli::try_parse() {
@@ -69,6 +83,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    // `dev` logs to a file in its state directory (it sets up its own).
+    if !matches!(cli.command, Command::Dev(_)) {
+        cli::logging::init();
+    }
     let result = match cli.command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Executor(args) => cli::executor::run(args),
@@ -77,14 +95,19 @@ fn main() -> ExitCode {
         Command::Pause(args) => Ok(cli::pause::run(args, true)),
         Command::Resume(args) => Ok(cli::pause::run(args, false)),
         Command::Trigger(args) => Ok(cli::trigger::run(args)),
+        Command::Runs(verb) => Ok(cli::runs::run(verb)),
         Command::Backfill(args) => Ok(cli::backfill::run(args)),
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),
+        Command::Dags(command) => Ok(cli::inventory::dags(command)),
+        Command::Executors(args) => Ok(cli::inventory::executors(args)),
+        Command::Alerts(args) => Ok(cli::inventory::alerts(args)),
         Command::Console(args) => Ok(cli::console::run(args)),
         Command::Dev(args) => cli::dev::run(args),
         Command::Demo(command) => cli::demo::run(command),
         Command::Bench(args) => cli::bench::run(args),
         Command::Chaos(args) => Ok(cli::conn::exit_code(cli::chaos::run(args))),
+        Command::EtcdRoles(args) => Ok(cli::etcd_roles::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -133,6 +133,41 @@ async fn etcd_apply_prune_removes_dags_whose_files_are_gone() {
         1,
         "history kept"
     );
+    // Who published and who pruned: audit events naming the user.
+    let events = store
+        .events(&nightshift_store::EventFilter::default())
+        .await
+        .unwrap();
+    let audit: Vec<(String, String, Option<String>)> = events
+        .iter()
+        .filter(|e| e.event.kind.starts_with("dag_"))
+        .map(|e| {
+            (
+                e.event.kind.clone(),
+                e.event.actor.clone(),
+                e.event.dag.as_ref().map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    for expected in [
+        ("dag_applied", "gone"),
+        ("dag_applied", "keep"),
+        ("dag_pruned", "gone"),
+    ] {
+        assert!(
+            audit.contains(&(
+                expected.0.to_owned(),
+                "tester".to_owned(),
+                Some(expected.1.to_owned())
+            )),
+            "{expected:?} missing from {audit:?}"
+        );
+    }
+    assert_eq!(
+        audit.iter().filter(|a| a.0 == "dag_applied").count(),
+        2,
+        "an unchanged apply is not an event: {audit:?}"
+    );
 }
 
 #[tokio::test]

@@ -42,8 +42,10 @@ async fn etcd_trigger_writes_a_well_formed_command() {
         r#"{"region":"eu"}"#,
         "--rerun",
     ]);
-    let id = out.ok().trim().to_owned();
-    let id = CommandId::parse(&id).unwrap_or_else(|| panic!("not a command id: {id:?}"));
+    // stdout is the id of the run the command creates: `{dag}-{command id}`
+    let run = out.ok().trim().to_owned();
+    let id = run.strip_prefix("daily-").unwrap_or_default();
+    let id = CommandId::parse(id).unwrap_or_else(|| panic!("not a run id: {run:?}"));
     let kv = env
         .coord()
         .await

@@ -52,7 +52,8 @@
   // The session cookie (HttpOnly) authenticates; every change also carries
   // the session's CSRF token, read from its (script-readable) cookie.
   function csrf() {
-    var m = document.cookie.match(/(?:^|;\s*)nightshift_csrf=([^;]+)/);
+    // `__Host-nightshift_csrf` when the console runs with --secure-cookies.
+    var m = document.cookie.match(/(?:^|;\s*)(?:__Host-)?nightshift_csrf=([^;]+)/);
     return m ? m[1] : "";
   }
   function toLogin() {

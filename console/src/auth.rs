@@ -17,14 +17,15 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Shortest accepted token: anything shorter is guessable.
-pub const MIN_TOKEN_LEN: usize = 16;
+/// Shortest accepted token: anything shorter is guessable (32 characters
+/// is 128 bits as hex, what `nightshift` generates).
+pub const MIN_TOKEN_LEN: usize = 32;
 
 /// A token configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No token at all was configured.
-    #[error("no token configured: use --operator-token, --viewer-token or --token-file")]
+    #[error("no token configured: use --operator-token-file, --viewer-token-file, --token-file or NIGHTSHIFT_OPERATOR_TOKEN")]
     NoToken,
     /// A token is too short or contains whitespace.
     #[error("token {line}: a token must be at least {MIN_TOKEN_LEN} characters without spaces")]
@@ -327,30 +328,33 @@ mod tests {
     #[test]
     fn token_file_lines_name_users_roles_and_skip_comments() {
         let auth = AuthConfig::from_token_file(
-            "# ops\nalice:0123456789abcdef0\n\nfedcba98765432100\nviewer:bob:bbbbbbbbbbbbbbbbbbbb\n",
+            "# ops\nalice:0123456789abcdef0123456789abcdef0\n\nfedcba9876543210fedcba9876543210a\nviewer:bob:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
         )
         .unwrap();
         assert_eq!(
-            auth.identify("0123456789abcdef0"),
+            auth.identify("0123456789abcdef0123456789abcdef0"),
             Some(("alice".into(), Role::Operator))
         );
         assert_eq!(
-            auth.identify("fedcba98765432100"),
+            auth.identify("fedcba9876543210fedcba9876543210a"),
             Some(("operator".into(), Role::Operator))
         );
         assert_eq!(
-            auth.identify("bbbbbbbbbbbbbbbbbbbb"),
+            auth.identify("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
             Some(("bob".into(), Role::Viewer))
         );
-        assert_eq!(auth.identify("0123456789abcdef"), None);
+        assert_eq!(auth.identify("0123456789abcdef0123456789abcdef"), None);
         assert_eq!(auth.identify(""), None);
     }
 
     #[test]
     fn comma_separated_lists_and_digests() {
         let mut auth = AuthConfig::new();
-        auth.add_list(Role::Viewer, "vvvvvvvvvvvvvvvvvv1, vvvvvvvvvvvvvvvvvv2")
-            .unwrap();
+        auth.add_list(
+            Role::Viewer,
+            "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv1, vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv2",
+        )
+        .unwrap();
         assert!(!auth.has_operator());
         auth.add_digest(
             "operator",
@@ -358,7 +362,7 @@ mod tests {
             token_digest("boot-token-0123456789"),
         );
         assert_eq!(
-            auth.identify("vvvvvvvvvvvvvvvvvv2"),
+            auth.identify("vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv2"),
             Some(("viewer".into(), Role::Viewer))
         );
         assert_eq!(
@@ -366,7 +370,10 @@ mod tests {
             Some(("operator".into(), Role::Operator))
         );
         assert_eq!(
-            auth.add_list(Role::Operator, "ok-ok-ok-ok-ok-ok-ok,short"),
+            auth.add_list(
+                Role::Operator,
+                "ok-ok-ok-ok-ok-ok-ok-ok-ok-ok-ok-ok-ok,short"
+            ),
             Err(AuthError::WeakToken { line: 2 })
         );
     }
@@ -382,15 +389,28 @@ mod tests {
             AuthError::WeakToken { line: 1 }
         );
         assert_eq!(
-            AuthConfig::from_token_file("\nb o b:0123456789abcdef0").unwrap_err(),
+            AuthConfig::from_token_file("\nb o b:0123456789abcdef0123456789abcdef0").unwrap_err(),
             AuthError::InvalidUser { line: 2 }
         );
         assert!(AuthConfig::operators(Vec::<(String, String)>::new()).is_err());
     }
 
     #[test]
+    fn tokens_shorter_than_32_characters_are_refused() {
+        let mut auth = AuthConfig::new();
+        let short = "a".repeat(MIN_TOKEN_LEN - 1);
+        assert_eq!(
+            auth.add(1, "alice", Role::Operator, &short),
+            Err(AuthError::WeakToken { line: 1 })
+        );
+        assert!(auth
+            .add(1, "alice", Role::Operator, &"a".repeat(MIN_TOKEN_LEN))
+            .is_ok());
+    }
+
+    #[test]
     fn debug_output_never_shows_tokens() {
-        let auth = AuthConfig::operators([("alice", "0123456789abcdef-secret")]).unwrap();
+        let auth = AuthConfig::operators([("alice", "0123456789abcdef0123456789-secret")]).unwrap();
         let text = format!("{auth:?}");
         assert!(text.contains("alice") && !text.contains("secret"), "{text}");
     }

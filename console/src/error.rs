@@ -39,6 +39,10 @@ pub enum ApiError {
     /// The body is not `application/json` (415).
     #[error("expected a JSON body (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// Too many failed logins from this address, or too many open event
+    /// streams for this user (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The coordination service or database cannot be reached (503). The
     /// detail is logged, not sent.
     #[error("a backing service is unavailable")]
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,6 +107,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -35,11 +35,14 @@ mod auth;
 pub mod bootstrap;
 mod error;
 mod extract;
+pub mod headers;
+pub mod limits;
 mod live;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
+mod server;
 pub mod session;
 mod stream;
 mod time;
@@ -85,6 +88,13 @@ pub struct AppState {
     /// Cancelled when the server shuts down, so that endless event streams
     /// end and graceful shutdown can complete.
     pub closing: CancellationToken,
+    /// Mark session cookies `Secure` and name them `__Host-…` (the console
+    /// is reached over HTTPS, directly or through a proxy).
+    pub secure_cookies: bool,
+    /// Failed authentications per client address.
+    pub throttle: Arc<limits::LoginThrottle>,
+    /// Open event streams per user.
+    pub streams: limits::StreamSlots,
 }
 
 impl AppState {
@@ -106,6 +116,9 @@ impl AppState {
             notifier: None,
             poll_interval: Duration::from_millis(500),
             closing: CancellationToken::new(),
+            secure_cookies: false,
+            throttle: Arc::default(),
+            streams: limits::StreamSlots::default(),
         }
     }
 }
@@ -115,6 +128,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("prefix", &self.prefix)
             .field("auth", &self.auth)
+            .field("secure_cookies", &self.secure_cookies)
             .finish_non_exhaustive()
     }
 }
@@ -150,15 +164,32 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/login", get(session::login_form).post(session::login))
+        // The stylesheet and script hold nothing secret, and the login
+        // page needs the stylesheet before anyone is logged in.
+        .merge(pages::assets())
         .merge(guarded)
         // Applies to every body extractor: oversized bodies get 413 before
         // any JSON parsing.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost first: headers on every answer, the 408 included.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(headers::security_headers))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    limits::REQUEST_TIMEOUT,
+                ))
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits::MAX_CONCURRENT_REQUESTS,
+                )),
+        )
         .with_state(state)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (server-sent event streams end with it).
+/// Connections that do not send complete headers within
+/// [`limits::HEADER_READ_TIMEOUT`] are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -168,13 +199,12 @@ pub async fn serve(
     if let Some(notifier) = state.notifier.clone() {
         tokio::spawn(notifier.run(state.clone()));
     }
-    let shutdown = async move {
+    let cancel = closing.clone();
+    tokio::spawn(async move {
         shutdown.await;
-        closing.cancel();
-    };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+        cancel.cancel();
+    });
+    server::run(listener, router(state), closing).await
 }
 
 async fn healthz() -> Json<Health> {

@@ -1,28 +1,41 @@
 //! Browser sessions and the authentication gate in front of every route
-//! but `/healthz` and the login form.
+//! but `/healthz`, the login form and the static assets.
 //!
 //! `POST /login` with a valid token creates a session (a random 32-byte id,
 //! kept in memory, expiring after [`SESSION_TTL`]) and sets two cookies,
 //! both `SameSite=Strict`: `nightshift_session` (the id, `HttpOnly`) and
 //! `nightshift_csrf` (the session's CSRF token, readable by the page's
-//! script). A cookie-authenticated request that changes anything must echo
-//! that token in the `X-Nightshift-CSRF` header, which another site cannot
+//! script). With `--secure-cookies` they are `Secure` and named
+//! `__Host-nightshift_session` / `__Host-nightshift_csrf`, which browsers
+//! accept only from HTTPS, for the whole host and no subdomain. A
+//! cookie-authenticated request that changes anything must echo the CSRF
+//! token in the `X-Nightshift-CSRF` header, which another site cannot
 //! read or set; bearer-token requests are exempt (browsers never send
 //! bearer tokens on their own). Sessions live in this process: a restart
-//! logs everyone out, and replicas do not share sessions.
+//! logs everyone out, and replicas do not share sessions. One token holds
+//! at most [`MAX_SESSIONS_PER_TOKEN`] sessions, so mass logins with one
+//! token cannot evict anyone else's.
+//!
+//! Wrong tokens (form or bearer) are counted per client address
+//! ([`crate::limits::LoginThrottle`]): past the limit every attempt from
+//! that address gets 429 for the rest of the window, and each failure is
+//! logged with the address. Logins and logouts are audit events.
 
-use crate::auth::{Principal, Role};
+use crate::auth::{token_digest, Principal, Role};
 use crate::error::ApiError;
+use crate::limits::client_addr;
 use crate::AppState;
-use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
+use nightshift_store::NewEvent;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -31,16 +44,33 @@ use subtle::ConstantTimeEq;
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions kept at once; the oldest goes first beyond that.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most sessions one token holds; its oldest goes first beyond that.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 64;
 /// Name of the session cookie (`HttpOnly`).
 pub const SESSION_COOKIE: &str = "nightshift_session";
 /// Name of the cookie holding the CSRF token (readable by the script).
 pub const CSRF_COOKIE: &str = "nightshift_csrf";
+/// The session cookie's name with `--secure-cookies`.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-nightshift_session";
+/// The CSRF cookie's name with `--secure-cookies`.
+pub const SECURE_CSRF_COOKIE: &str = "__Host-nightshift_csrf";
+
+/// `(session cookie, csrf cookie)` names.
+fn cookie_names(secure: bool) -> (&'static str, &'static str) {
+    if secure {
+        (SECURE_SESSION_COOKIE, SECURE_CSRF_COOKIE)
+    } else {
+        (SESSION_COOKIE, CSRF_COOKIE)
+    }
+}
 /// Header a cookie-authenticated mutating request must carry.
 pub const CSRF_HEADER: &str = "x-nightshift-csrf";
 
 struct Session {
     user: String,
     role: Role,
+    /// Which token logged in (a prefix of its digest), for the per-token cap.
+    token: [u8; 8],
     csrf: String,
     expires: Instant,
 }
@@ -67,15 +97,28 @@ fn random_hex() -> String {
 }
 
 impl Sessions {
-    /// A new session for `user`; returns `(session id, csrf token)`.
-    pub fn create(&self, user: &str, role: Role) -> (String, String) {
+    /// A new session for `user`, logged in with the token whose digest is
+    /// `digest`; returns `(session id, csrf token)`.
+    pub fn create(&self, user: &str, role: Role, digest: &[u8; 32]) -> (String, String) {
         let (id, csrf) = (random_hex(), random_hex());
         let now = Instant::now();
+        let mut token = [0u8; 8];
+        token.copy_from_slice(&digest[..8]);
         let mut map = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, s| s.expires > now);
+        if map.values().filter(|s| s.token == token).count() >= MAX_SESSIONS_PER_TOKEN {
+            if let Some(oldest) = map
+                .iter()
+                .filter(|(_, s)| s.token == token)
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
             if let Some(oldest) = map
                 .iter()
@@ -90,6 +133,7 @@ impl Sessions {
             Session {
                 user: user.to_owned(),
                 role,
+                token,
                 csrf: csrf.clone(),
                 expires: now + SESSION_TTL,
             },
@@ -109,6 +153,21 @@ impl Sessions {
             role: s.role,
             csrf: Some(s.csrf.clone()),
         })
+    }
+
+    /// Live sessions (for tests and metrics).
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        let map = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values().filter(|s| s.expires > now).count()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Ends a session.
@@ -144,7 +203,51 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
             csrf: None,
         });
     }
-    state.sessions.get(cookie(headers, SESSION_COOKIE)?)
+    let (session_cookie, _) = cookie_names(state.secure_cookies);
+    state.sessions.get(cookie(headers, session_cookie)?)
+}
+
+/// How a client address is written in logs.
+fn shown(addr: Option<IpAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+}
+
+/// The 429 for an address that used up its failed attempts.
+fn throttled(addr: Option<IpAddr>, wait: Duration, page: Option<&str>) -> Response {
+    let secs = wait.as_secs().max(1);
+    tracing::warn!(client = %shown(addr), retry_after_s = secs, "too many failed logins: refused");
+    let message = format!("Too many failed logins from this address; try again in {secs} s.");
+    let mut res = match page {
+        Some(next) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(login_page(next, Some(&message))),
+        )
+            .into_response(),
+        None => ApiError::TooManyRequests(message).into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(RETRY_AFTER, v);
+    }
+    res
+}
+
+/// Appends a console audit event (best effort: a store outage must not
+/// lock operators out, so a failure is logged and the action goes on).
+async fn audit(state: &AppState, kind: &str, user: &str, detail: serde_json::Value) {
+    let event = NewEvent {
+        at_ms: crate::time::now_ms(),
+        kind: kind.to_owned(),
+        actor: user.to_owned(),
+        dag: None,
+        run_id: None,
+        job: None,
+        item: None,
+        executor: None,
+        detail,
+    };
+    if let Err(e) = state.store.append_event(&event).await {
+        tracing::warn!(kind, user, error = %e, "could not record the audit event");
+    }
 }
 
 /// Whether an unauthenticated request is a person's browser asking for a
@@ -161,9 +264,17 @@ fn wants_page(req: &Request) -> bool {
 /// request without the matching CSRF header; otherwise the [`Principal`]
 /// goes into the request's extensions.
 pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let addr = client_addr(req.extensions());
+    let bearer = req.headers().contains_key(AUTHORIZATION);
+    if bearer {
+        if let Err(wait) = state.throttle.check(addr) {
+            return throttled(addr, wait, None);
+        }
+    }
     let Some(principal) = principal(&state, req.headers()) else {
-        if req.headers().contains_key(AUTHORIZATION) {
-            tracing::warn!(path = %req.uri().path(), "rejected an invalid token");
+        if bearer {
+            state.throttle.failed(addr);
+            tracing::warn!(client = %shown(addr), path = %req.uri().path(), "rejected an invalid token");
         }
         if wants_page(&req) {
             let next = req
@@ -200,10 +311,21 @@ pub struct LoginForm {
     pub next: Option<String>,
 }
 
-/// Only local absolute paths, so the login form cannot redirect elsewhere.
+/// Whether `path` is a path on this site and nothing else: it starts with
+/// one `/` (not `//`, which browsers read as another host), and has only
+/// visible ASCII without backslashes (browsers drop tabs and newlines and
+/// read `\` as `/`, so `/\t/evil.example` would become `//evil.example`).
+pub fn is_local_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.first() == Some(&b'/')
+        && bytes.get(1) != Some(&b'/')
+        && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\')
+}
+
+/// Only local paths, so the login form cannot redirect elsewhere.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        Some(p) if is_local_path(p) => p,
         _ => "/",
     }
 }
@@ -223,32 +345,52 @@ pub async fn login_form(axum::extract::Query(q): axum::extract::Query<LoginQuery
 
 /// `POST /login`: a session and its cookies, then a redirect; 401 and the
 /// form again with a wrong token.
-pub async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
+pub async fn login(State(state): State<AppState>, req: Request) -> Response {
+    let addr = client_addr(req.extensions());
+    let headers = req.headers().clone();
+    let form = match Form::<LoginForm>::from_request(req, &state).await {
+        Ok(Form(form)) => form,
+        Err(rejection) => return rejection.into_response(),
+    };
     let next = local_path(form.next.as_deref()).to_owned();
-    let Some((user, role)) = state.auth.identify(form.token.trim()) else {
-        tracing::warn!("failed console login");
+    if let Err(wait) = state.throttle.check(addr) {
+        return throttled(addr, wait, Some(&next));
+    }
+    let token = form.token.trim();
+    let Some((user, role)) = state.auth.identify(token) else {
+        state.throttle.failed(addr);
+        tracing::warn!(client = %shown(addr), "failed console login");
         return (
             StatusCode::UNAUTHORIZED,
             Html(login_page(&next, Some("Unknown token."))),
         )
             .into_response();
     };
-    let (id, csrf) = state.sessions.create(&user, role);
-    tracing::info!(user = %user, role = role.as_str(), "console login");
+    let (id, csrf) = state.sessions.create(&user, role, &token_digest(token));
+    tracing::info!(user = %user, role = role.as_str(), client = %shown(addr), "console login");
+    audit(
+        &state,
+        "console_login",
+        &user,
+        serde_json::json!({ "role": role.as_str(), "client": shown(addr) }),
+    )
+    .await;
     let age = SESSION_TTL.as_secs();
-    // Behind a TLS-terminating proxy the cookies are marked `Secure`; a
-    // console on plain HTTP (localhost, a lab) could not use them then.
+    // `--secure-cookies` marks them `Secure` with `__Host-` names; without
+    // it, a TLS-terminating proxy that says so still gets `Secure` (a
+    // console on plain HTTP — localhost, a lab — could not use them then).
     let https = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    let secure = if https { "; Secure" } else { "" };
+    let secure = if state.secure_cookies || https {
+        "; Secure"
+    } else {
+        ""
+    };
+    let (session_name, csrf_name) = cookie_names(state.secure_cookies);
     let session =
-        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}");
-    let csrf = format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={age}{secure}");
+        format!("{session_name}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}");
+    let csrf = format!("{csrf_name}={csrf}; Path=/; SameSite=Strict; Max-Age={age}{secure}");
     let (Ok(session), Ok(csrf), Ok(location)) = (
         HeaderValue::from_str(&session),
         HeaderValue::from_str(&csrf),
@@ -265,15 +407,30 @@ pub async fn login(
 }
 
 /// `POST /logout` (CSRF-checked by [`gate`] like every cookie mutation).
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+pub async fn logout(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    req: Request,
+) -> Response {
+    let addr = client_addr(req.extensions());
+    let (session_name, csrf_name) = cookie_names(state.secure_cookies);
+    if let Some(id) = cookie(req.headers(), session_name) {
         state.sessions.remove(id);
     }
+    tracing::info!(user = %principal.user, client = %shown(addr), "console logout");
+    audit(
+        &state,
+        "console_logout",
+        &principal.user,
+        serde_json::json!({ "client": shown(addr) }),
+    )
+    .await;
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     let mut res = StatusCode::NO_CONTENT.into_response();
-    for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{name}=; Path=/; SameSite=Strict; Max-Age=0"))
-        {
+    for name in [session_name, csrf_name] {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{name}=; Path=/; SameSite=Strict; Max-Age=0{secure}"
+        )) {
             res.headers_mut().append(SET_COOKIE, v);
         }
     }
@@ -288,8 +445,7 @@ pub fn login_page(next: &str, error: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in · Nightshift</title>\
-<style>body{{font-family:sans-serif;max-width:24rem;margin:4rem auto}}input{{width:100%;margin:.5rem 0}}\
-.error{{color:#b00}}</style></head><body><h1>Nightshift</h1>{error}\
+<link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body class=\"login\"><h1>Nightshift</h1>{error}\
 <form method=\"post\" action=\"/login\" id=\"login\"><label>Token <input type=\"password\" name=\"token\" \
 autocomplete=\"current-password\" autofocus></label><input type=\"hidden\" name=\"next\" value=\"{}\">\
 <button type=\"submit\">Log in</button></form></body></html>\n",

@@ -12,9 +12,13 @@
 //! The stream ends when the client goes away or the server shuts down
 //! ([`AppState::closing`]).
 
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::limits::MAX_STREAMS_PER_USER;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures::{Stream, StreamExt};
 use nightshift_coord::{WatchEvent, WatchStream};
 use nightshift_core::keyspace::{
@@ -65,21 +69,31 @@ impl Change {
     }
 }
 
-/// `GET /api/v1/stream`.
+/// `GET /api/v1/stream`; 429 when the user already holds
+/// [`MAX_STREAMS_PER_USER`] streams (each holds a watch and a poll loop).
 pub async fn stream(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    Extension(principal): Extension<Principal>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Some(slot) = state.streams.acquire(&principal.user) else {
+        tracing::warn!(user = %principal.user, "event stream refused: too many open");
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {MAX_STREAMS_PER_USER} open event streams per user"
+        )));
+    };
     let (tx, rx) = mpsc::channel::<Change>(256);
     tokio::spawn(feed(state, tx));
-    let events = futures::stream::unfold(rx, |mut rx| async move {
+    // The slot lives in the stream's state: it is given back when the
+    // client goes away (hyper drops the body) or the stream ends.
+    let events = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
         let change = rx.recv().await?;
         let event = Event::default()
             .event("changed")
             .json_data(&change)
             .unwrap_or_else(|_| Event::default());
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, slot)))
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 async fn watch(state: &AppState, prefix: &str) -> Option<WatchStream> {

@@ -151,7 +151,7 @@ async fn actions_need_a_valid_token() {
         "/api/v1/dags/settlement/trigger",
         ack.as_str(),
     ] {
-        for token in [None, Some("alice-token-012345678X"), Some("")] {
+        for token in [None, Some("alice-token-0123456789abcdefghijkX"), Some("")] {
             let (status, headers, text) = f.call(Method::POST, path, token, None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {token:?}: {text}");
             assert_eq!(headers["www-authenticate"], "Bearer");

@@ -16,7 +16,8 @@
 pub mod calendar;
 pub mod dag;
 pub mod duration;
-pub mod ids;
+/// The newtype ids, defined in `nightshift-protocol` (the SDK's small wire crate).
+pub use nightshift_protocol::ids;
 pub mod keyspace;
 pub mod schedule;
 pub mod sharding;

@@ -16,11 +16,11 @@
 use anyhow::{bail, Context as _, Result};
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::{Coordinator, LeaseId};
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{
+use nightshift_executor::{builtin::Noop, Executor, StatsHandle};
+use nightshift_protocol::ids::{ExecutorId, JobName, RunId};
+use nightshift_protocol::keyspace::{
     self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec, ResultBatch,
 };
-use nightshift_executor::{builtin::Noop, Executor, StatsHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! A complete service running a Nightshift job of its own. Start etcd, then:
 //! `NIGHTSHIFT_ETCD=http://127.0.0.1:2379 cargo run -p nightshift-executor --example quickstart`
 use nightshift_executor::{async_trait, Executor, ItemContext, ItemOutcome, Job, JobError};
+use std::time::Duration;
 
 #[derive(serde::Deserialize)]
 struct Params {
@@ -16,10 +17,12 @@ impl Job for AccrueInterest {
         let branch = ctx.item_param().unwrap_or("all").to_owned();
         for page in 1..=10 {
             if ctx.is_cancelled() {
-                return Err(JobError::retryable("cancelled"));
+                return Ok(ItemOutcome::Cancelled); // recorded as cancelled, not failed
             }
             // Post this page's accruals for `branch` on ctx.business_date() at
-            // params.rate_bps, keyed by ctx.idempotency_key() so a re-run is harmless.
+            // params.rate_bps, keyed by ctx.idempotency_key() so a re-run is harmless
+            // (the sleep stands for that work). Any std error converts with `?`.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             ctx.progress(
                 page,
                 10,
@@ -38,11 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .etcd(etcd.split(','))
         .handler("accrue-interest", AccrueInterest)
         .build()?;
-    // Ctrl-C drains: running items finish (up to 30 s), outcomes are recorded, the lease is released.
-    executor
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // SIGTERM (Kubernetes, systemd) or Ctrl-C drains: running items finish
+    // (up to 30 s), outcomes are recorded, the lease is released.
+    executor.run_until_signal().await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! [`JobSlot`] is pure bookkeeping (no I/O, no clock): the session feeds it
 //! assignment rewrites and finished items, and asks it what to start and what
 //! to record. Its rules are the executor half of the protocol in
-//! `nightshift_core::keyspace`:
+//! `nightshift_protocol::keyspace`:
 //!
 //! - only owned items (listed in the current assignment, at the attempt the
 //!   assignment names) are started or recorded;
@@ -15,8 +15,8 @@
 //!   reported as cancelled (or as whatever it finished with first).
 
 use crate::job::{ItemOutcome, JobError};
-use nightshift_core::ids::{ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{AssignmentRecord, ItemResult, ItemSet, ResultOutcome};
+use nightshift_protocol::ids::{ItemIndex, JobName, RunId};
+use nightshift_protocol::keyspace::{AssignmentRecord, ItemResult, ItemSet, ResultOutcome};
 use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 
@@ -254,6 +254,15 @@ impl JobSlot {
             Finish::Returned(Ok(ItemOutcome::Skipped(reason))) => {
                 (ResultOutcome::Skipped, false, Some(reason))
             }
+            Finish::Returned(Ok(ItemOutcome::Cancelled)) if fate == Fate::CancelRequested => {
+                (ResultOutcome::Cancelled, false, None)
+            }
+            // Nobody cancelled it: the work is not done, so a retry may do it.
+            Finish::Returned(Ok(ItemOutcome::Cancelled)) => (
+                ResultOutcome::Failed,
+                true,
+                Some("the handler returned Cancelled but the item was not cancelled".to_owned()),
+            ),
             Finish::Returned(Err(e)) if fate == Fate::CancelRequested => {
                 (ResultOutcome::Cancelled, false, Some(e.to_string()))
             }

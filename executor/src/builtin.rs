@@ -75,7 +75,7 @@ impl Job for Sleep {
         ctx.progress(0, params.millis, "sleeping");
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(params.millis)) => {}
-            _ = ctx.cancelled() => return Err(JobError::retryable("cancelled while sleeping")),
+            _ = ctx.cancelled() => return Ok(ItemOutcome::Cancelled),
         }
         if params.fail_items.contains(&ctx.item().0) {
             return Err(JobError::retryable(format!(
@@ -133,10 +133,7 @@ mod tests {
         let item = TestItem::new(0).params(json!({"millis": 60_000}));
         item.cancellation_token().cancel();
         let cancelled = run_item(&Sleep, item).await;
-        assert_eq!(
-            cancelled.result,
-            Err(JobError::Retryable("cancelled while sleeping".into()))
-        );
+        assert_eq!(cancelled.result, Ok(ItemOutcome::Cancelled));
     }
 
     #[tokio::test]

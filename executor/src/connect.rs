@@ -11,9 +11,15 @@ use nightshift_coord::Coordinator;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Connects to etcd, retrying while it is unavailable.
-pub(crate) async fn etcd(settings: &EtcdSettings) -> Result<Arc<dyn Coordinator>, RunError> {
+/// Connects to etcd, retrying while it is unavailable. `prefix` is the
+/// key read to learn the revision: a least-privilege executor user may
+/// read nothing outside it.
+pub(crate) async fn etcd(
+    settings: &EtcdSettings,
+    prefix: &str,
+) -> Result<Arc<dyn Coordinator>, RunError> {
     let mut config = EtcdConfig::new(settings.endpoints.clone());
+    config.probe_key = prefix.to_owned();
     if let Some((user, password)) = &settings.credentials {
         config.username = Some(user.clone());
         config.password = Some(password.clone());

@@ -9,8 +9,8 @@ use crate::assignment::JobRef;
 use crate::progress::ProgressBoard;
 use chrono::NaiveDate;
 use nightshift_coord::lease::LeaseStatus;
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{self, ItemProgress};
+use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_protocol::keyspace::{self, ItemProgress};
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -96,12 +96,14 @@ impl ItemContext {
         &self.facts.job
     }
 
-    /// Index of the item, in `0..total_items()`.
+    /// Index of the item, in `0..total_items()` (compare with
+    /// `ctx.item().get() < ctx.total_items()`).
     pub fn item(&self) -> ItemIndex {
         self.facts.item
     }
 
-    /// Number of items of the job.
+    /// Number of items of the job (a count, hence a plain `u32`; indices
+    /// are [`ItemIndex`]).
     pub fn total_items(&self) -> u32 {
         self.facts.total_items
     }
@@ -128,12 +130,28 @@ impl ItemContext {
         self.facts.business_date
     }
 
-    /// Attempt number, from 1.
+    /// Attempt number, from 1: how many times the item has been started in
+    /// this run, counting both retries after a failure and moves to another
+    /// executor after its owner was lost. A move uses no retry of the job's
+    /// retry policy, but it is a new attempt in the history: the previous
+    /// owner may have done part of the work, so treat any attempt above 1
+    /// as "maybe partly done before" and rely on
+    /// [`idempotency_key`](Self::idempotency_key) and
+    /// [`fencing_token`](Self::fencing_token).
     pub fn attempt(&self) -> u32 {
         self.facts.attempt
     }
 
-    /// Fencing token of the assignment when the item started.
+    /// Fencing token of this item's ownership: the revision of the
+    /// assignment that gave this executor the item, as it stood when the
+    /// item started.
+    ///
+    /// For one `(run, job, item)` it **strictly increases** from one owner or
+    /// attempt to the next, so a store you write to can refuse a stale owner:
+    /// keep the highest token seen per [`idempotency_key`](Self::idempotency_key)
+    /// and reject writes carrying a lower one (see the crate docs for a
+    /// complete SQL example). Results sent to the scheduler are fenced by the
+    /// SDK already; this is for your own writes.
     pub fn fencing_token(&self) -> FencingToken {
         self.facts.token
     }
@@ -153,7 +171,8 @@ impl ItemContext {
     /// Resolves when the item is cancelled: by the scheduler, because it was
     /// moved away, or because this executor lost its lease or is shutting
     /// down past its grace period. Its result will not be recorded (except
-    /// for a scheduler cancel, reported as cancelled).
+    /// for a scheduler cancel, reported as cancelled): stop and return
+    /// [`ItemOutcome::Cancelled`](crate::ItemOutcome::Cancelled).
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }

@@ -9,7 +9,7 @@
 
 use crate::assignment::JobRef;
 use nightshift_coord::{CoordError, Coordinator, KeyValue, Revision, WatchStream};
-use nightshift_core::keyspace::{self, JobRunSpec};
+use nightshift_protocol::keyspace::{self, JobRunSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

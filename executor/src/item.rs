@@ -8,10 +8,10 @@
 use crate::assignment::{Finish, JobRef};
 use crate::clock::now_ms;
 use crate::context::ItemContext;
-use crate::job::Job;
+use crate::job::{ItemOutcome, Job};
 use crate::stats::Stats;
 use futures::FutureExt;
-use nightshift_core::ids::HandlerName;
+use nightshift_protocol::ids::HandlerName;
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -80,6 +80,14 @@ pub(crate) fn spawn(
             None => from_call(call.await),
         };
         match &finish {
+            // A cancelled item stopping is expected, not a failure, whatever
+            // it returned: say so, so that logs do not cry wolf.
+            Finish::Returned(Ok(ItemOutcome::Cancelled)) => {
+                tracing::info!("item stopped: cancelled")
+            }
+            Finish::Returned(Err(e)) if cancel.is_cancelled() => {
+                tracing::info!(returned = %e, "item stopped: cancelled")
+            }
             Finish::Returned(Ok(_)) => tracing::debug!("item finished"),
             Finish::Returned(Err(e)) => tracing::info!(error = %e, "item failed"),
             Finish::Panicked(msg) => tracing::error!(panic = %msg, "item handler panicked"),
@@ -101,9 +109,7 @@ pub(crate) fn spawn(
     tokio::spawn(task.instrument(span));
 }
 
-fn from_call(
-    ended: Result<Result<crate::ItemOutcome, crate::JobError>, Box<dyn Any + Send>>,
-) -> Finish {
+fn from_call(ended: Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {
     match ended {
         Ok(result) => Finish::Returned(result),
         Err(payload) => Finish::Panicked(panic_message(payload.as_ref())),

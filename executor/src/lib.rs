@@ -1,8 +1,9 @@
 //! The Nightshift executor SDK: what a batch developer embeds in their own
 //! service to run Nightshift jobs.
 //!
-//! Implement [`Job`] (or wrap an async closure with [`job_fn`]), register it
-//! under a handler name, and run the [`Executor`]:
+//! Implement [`Job`] (or wrap an async closure with [`job_fn`], or
+//! [`job_fn_with`] when it needs a pool or client), register it under a
+//! handler name, and run the [`Executor`]:
 //!
 //! ```no_run
 //! use nightshift_executor::{job_fn, Executor, ItemContext, ItemOutcome};
@@ -15,23 +16,153 @@
 //!         Ok(ItemOutcome::Succeeded)
 //!     }))
 //!     .build()?;
-//! executor.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! // Drains on SIGTERM (Kubernetes, systemd) and SIGINT (Ctrl-C).
+//! executor.run_until_signal().await?;
 //! # Ok(()) }
 //! ```
 //!
 //! The executor registers in etcd with a lease, runs the shard items the
 //! scheduler assigns to it (up to its capacity, across all jobs), and records
-//! their outcomes in batches with fenced writes: once its lease is gone, or
-//! it merely cannot confirm it, it cancels its running items and records
-//! nothing more, so a stale executor can never overwrite what the new owner
-//! of an item does. The protocol is documented in
-//! [`nightshift_core::keyspace`].
+//! their outcomes in batches with fenced writes. Handlers can be unit-tested
+//! without etcd with [`testing::run_item`]. The mistakes the compiler
+//! catches, and their fixes, are in [`mistakes`].
 //!
-//! Handlers can be unit-tested without etcd with [`testing::run_item`].
+//! # Ownership
 //!
-//! **Architecture invariant:** this crate must not depend on sqlx, axum or
-//! the scheduler crate: services embed it, and it must stay small. It talks
-//! to the scheduler only through the coordination keyspace.
+//! The scheduler's leader gives each item of a running job to one executor
+//! at a time, in an *assignment* attached to that executor's lease. An
+//! executor owns an item exactly while its assignment lists it and its lease
+//! is alive. When the lease ends (the process died, was frozen, or lost etcd
+//! for longer than the lease TTL) its assignments vanish with it and the
+//! leader hands the unfinished items to live executors. An executor that
+//! cannot confirm its lease in time *self-fences*: it cancels its running
+//! items and records nothing more, before the lease can have expired, so by
+//! the time another executor starts an item the previous owner has been told
+//! to stop. "Told to stop" is not "stopped": a handler that ignores
+//! [`ItemContext::cancelled`] keeps running, and its writes to your own
+//! systems are not stopped by the SDK. That is what fencing is for.
+//!
+//! # Fencing
+//!
+//! [`ItemContext::fencing_token`] is the revision of the assignment that
+//! gave the item to this executor. For one `(run, job, item)` it **strictly
+//! increases** from one owner or attempt to the next: every token is the
+//! etcd revision of a write by the leader that gave the item to that owner,
+//! ownership periods of an item never overlap, and etcd revisions only
+//! increase. Outcomes sent to the scheduler are fenced by the SDK (a stale
+//! owner's write fails). Your own writes are fenced if your store keeps the
+//! highest token seen for the item and refuses lower ones, in the same
+//! transaction as the write — see the example below.
+//!
+//! # Attempts and owners
+//!
+//! [`ItemContext::attempt`] counts how many times the item was started in
+//! this run: a retry after a failure and a move to another executor after
+//! its owner was lost are both new attempts. Only failures consume the job's
+//! retry budget (`retries` in the DAG); a move does not. Either way a new
+//! attempt may follow one that did part of the work (a crash between your
+//! commit and the outcome's recording is enough), so write handlers that are
+//! safe to run again.
+//!
+//! # Idempotency
+//!
+//! [`ItemContext::idempotency_key`] (`"{run}/{job}/{item}"`) is the same for
+//! every attempt and owner of an item. Key your side effects by it (a unique
+//! constraint, an API's idempotency header) so that running an item again
+//! changes nothing that the earlier run did. Idempotency makes a repeat
+//! harmless; fencing keeps a stale owner that is still running from
+//! interleaving with the new one.
+//!
+//! # Errors and cancellation
+//!
+//! A handler returns [`ItemOutcome::Succeeded`] or
+//! [`ItemOutcome::Skipped`], or fails with a [`JobError`]: `?` turns any
+//! error into a **retryable** failure (retried within the job's policy);
+//! mark the ones a retry cannot fix with [`JobResultExt::permanent`]. When
+//! the item is cancelled it returns [`ItemOutcome::Cancelled`]: an
+//! operator's cancel is recorded as cancelled, anything else (a move, a lost
+//! lease, a drain past its grace) records nothing, and the log says
+//! "cancelled", not "failed". A panic is a failure.
+//!
+//! # Example: an item that fences its database writes
+//!
+//! With [`job_fn_with`] passing a `sqlx::PgPool` to each item. Each page is
+//! one transaction that first claims the item for this token — the row lock
+//! orders the claims, so a stale owner still running after a failover finds
+//! a higher token and stops before writing — and writes its page under the
+//! idempotency key, so a page an earlier attempt committed is not written
+//! twice.
+//!
+//! ```no_run
+//! use nightshift_executor::{job_fn_with, Executor, ItemContext, ItemOutcome, JobError};
+//! use sqlx::PgPool;
+//!
+//! // CREATE TABLE item_fence (item_key TEXT PRIMARY KEY, token BIGINT NOT NULL);
+//! // CREATE TABLE accruals (item_key TEXT, page BIGINT, cents BIGINT,
+//! //                        PRIMARY KEY (item_key, page));
+//! async fn accrue(pool: PgPool, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+//!     let key = ctx.idempotency_key();
+//!     let token = ctx.fencing_token().get();
+//!     let pages = 10u32;
+//!     for page in 0..pages {
+//!         if ctx.is_cancelled() {
+//!             return Ok(ItemOutcome::Cancelled);
+//!         }
+//!         let mut tx = pool.begin().await?; // sqlx::Error: retryable through `?`
+//!         let claimed = sqlx::query(
+//!             "INSERT INTO item_fence (item_key, token) VALUES ($1, $2)
+//!              ON CONFLICT (item_key) DO UPDATE SET token = EXCLUDED.token
+//!              WHERE item_fence.token <= EXCLUDED.token",
+//!         )
+//!         .bind(&key)
+//!         .bind(token)
+//!         .execute(&mut *tx)
+//!         .await?
+//!         .rows_affected();
+//!         if claimed == 0 {
+//!             // A newer owner has claimed the item: this one is stale. What
+//!             // it returns now is not recorded; stop without writing.
+//!             return Err(JobError::retryable(format!("fenced: {key} has a newer owner")));
+//!         }
+//!         sqlx::query(
+//!             "INSERT INTO accruals (item_key, page, cents) VALUES ($1, $2, $3)
+//!              ON CONFLICT (item_key, page) DO NOTHING",
+//!         )
+//!         .bind(&key)
+//!         .bind(i64::from(page))
+//!         .bind(125_i64)
+//!         .execute(&mut *tx)
+//!         .await?;
+//!         tx.commit().await?;
+//!         ctx.progress(u64::from(page) + 1, u64::from(pages), "");
+//!     }
+//!     Ok(ItemOutcome::Succeeded)
+//! }
+//!
+//! # async fn main_() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = PgPool::connect("postgres://localhost/bank").await?;
+//! Executor::builder()
+//!     .etcd(["http://127.0.0.1:2379"])
+//!     .handler("accrue-interest", job_fn_with(pool, accrue))
+//!     .build()?
+//!     .run_until_signal()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Shutdown
+//!
+//! [`Executor::run_until_signal`] drains on SIGTERM and SIGINT: it stops
+//! taking items, lets running ones finish within the drain grace, records
+//! them and revokes its lease so the scheduler reassigns the rest at once.
+//! [`Executor::run_until`] does the same on any future you give it.
+//!
+//! The protocol underneath is documented in [`nightshift_protocol::keyspace`].
+//!
+//! **Architecture invariant:** this crate depends on neither sqlx, axum, the
+//! scheduler nor `nightshift-core` (DAG parsing): services embed it, and it
+//! must stay small. It talks to the scheduler only through the coordination
+//! keyspace of `nightshift-protocol`.
 #![deny(missing_docs)]
 
 mod assignment;
@@ -44,21 +175,24 @@ mod feeds;
 mod host;
 mod item;
 mod job;
+pub mod mistakes;
 #[cfg(target_os = "linux")]
 pub mod program;
 mod progress;
 mod recorder;
 mod runtime;
 mod session;
+mod signal;
 mod stats;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
 pub use context::ItemContext;
-pub use job::{job_fn, ItemOutcome, Job, JobError, JobFn, JobResultExt};
+pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith, JobResultExt};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;
+pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
 
 /// The attribute that lets [`Job`] have an async method, re-exported so
@@ -66,6 +200,26 @@ pub use stats::{StatsHandle, StatsSnapshot};
 pub use async_trait::async_trait;
 
 /// Ids used in the SDK's API, re-exported for convenience.
-pub use nightshift_core::ids::{
+pub use nightshift_protocol::ids::{
     DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId,
 };
+
+// Every other type that appears in a public signature of this crate, so that
+// using the SDK never needs a dependency of its own to name them.
+
+/// The business date's type ([`ItemContext::business_date`]).
+pub use chrono::NaiveDate;
+/// The coordination crate, for its backends (`coord::memory::MemoryCoordinator`
+/// runs an executor in-process, as `nightshift dev` does).
+pub use nightshift_coord as coord;
+/// The coordination backend trait ([`ExecutorBuilder::coordinator`]) and its
+/// error ([`RunError::Coordination`]).
+pub use nightshift_coord::{CoordError, Coordinator};
+/// An item's progress report ([`testing::TestRun::progress`]).
+pub use nightshift_protocol::keyspace::ItemProgress;
+/// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
+pub use nightshift_protocol::keyspace::KeyError;
+/// The JSON crate of [`ItemContext::params`] (`serde_json::Value`).
+pub use serde_json;
+/// The token of [`ItemContext::cancellation_token`].
+pub use tokio_util::sync::CancellationToken;

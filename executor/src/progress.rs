@@ -11,8 +11,8 @@
 
 use crate::assignment::JobRef;
 use nightshift_coord::{Coordinator, LeaseId};
-use nightshift_core::ids::ExecutorId;
-use nightshift_core::keyspace::{self, ItemProgress, ProgressRecord};
+use nightshift_protocol::ids::ExecutorId;
+use nightshift_protocol::keyspace::{self, ItemProgress, ProgressRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -11,8 +11,8 @@ use crate::assignment::JobRef;
 use nightshift_coord::{
     Compare, CoordError, Coordinator, KeyValue, LeaseId, Txn, TxnOp, TxnOpResult,
 };
-use nightshift_core::ids::{ExecutorId, FencingToken};
-use nightshift_core::keyspace::{self, ItemResult, ResultBatch};
+use nightshift_protocol::ids::{ExecutorId, FencingToken};
+use nightshift_protocol::keyspace::{self, ItemResult, ResultBatch};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -27,6 +27,9 @@ pub enum RunError {
     /// etcd could not be set up (bad endpoint or TLS file).
     #[error("cannot connect to etcd: {0}")]
     Connect(String),
+    /// The signal handlers of [`Executor::run_until_signal`] could not be installed.
+    #[error("cannot install the signal handler for {0}")]
+    Signal(String),
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -97,7 +100,7 @@ impl Executor {
             Source::Coordinator(c) => Ok(Some(c.clone())),
             Source::Etcd(settings) => tokio::select! {
                 _ = stop.cancelled() => Ok(None),
-                c = crate::connect::etcd(settings) => c.map(Some),
+                c = crate::connect::etcd(settings, &self.config.prefix) => c.map(Some),
             },
         }
     }

@@ -28,8 +28,8 @@ use crate::recorder::{Batch, Recorder, Written, MAX_BATCH_BYTES, MAX_BATCH_RESUL
 use crate::stats::Stats;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, WatchEvent, WatchStream};
-use nightshift_core::ids::{FencingToken, HandlerName, ItemIndex};
-use nightshift_core::keyspace::{self, AssignmentRecord, JobRunSpec};
+use nightshift_protocol::ids::{FencingToken, HandlerName, ItemIndex};
+use nightshift_protocol::keyspace::{self, AssignmentRecord, JobRunSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,8 +23,8 @@
 use crate::context::{ItemContext, ItemFacts, ProgressSink};
 use crate::job::{ItemOutcome, Job, JobError};
 use chrono::NaiveDate;
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::ItemProgress;
+use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+pub use nightshift_protocol::keyspace::ItemProgress;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
@@ -34,31 +34,40 @@ pub struct TestItem {
     run: RunId,
     dag: DagName,
     job: JobName,
-    item: u32,
+    item: ItemIndex,
     total_items: u32,
     item_param: Option<String>,
     params: serde_json::Value,
     business_date: NaiveDate,
     attempt: u32,
-    token: i64,
+    token: FencingToken,
     cancel: CancellationToken,
 }
 
 impl TestItem {
+    /// The business date a `TestItem` has unless set: a fixed date, so that
+    /// a test gives the same result whatever day it runs.
+    pub const DEFAULT_BUSINESS_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2024, 1, 31) {
+        Some(date) => date,
+        None => NaiveDate::MIN,
+    };
+
     /// Item `item` of run `test-run`, job `test-job` of DAG `test-dag`,
-    /// attempt 1, no params, business date today (UTC).
+    /// `item + 1` items, attempt 1, fencing token 1, no params, business
+    /// date [`DEFAULT_BUSINESS_DATE`](Self::DEFAULT_BUSINESS_DATE).
     pub fn new(item: u32) -> Self {
+        let item = ItemIndex(item);
         TestItem {
             run: RunId::new("test-run"),
             dag: DagName::new("test-dag"),
             job: JobName::new("test-job"),
             item,
-            total_items: item.saturating_add(1),
+            total_items: item.get().saturating_add(1),
             item_param: None,
             params: serde_json::Value::Null,
-            business_date: chrono::Utc::now().date_naive(),
+            business_date: Self::DEFAULT_BUSINESS_DATE,
             attempt: 1,
-            token: 1,
+            token: FencingToken(1),
             cancel: CancellationToken::new(),
         }
     }
@@ -112,7 +121,7 @@ impl TestItem {
     }
 
     /// Sets the fencing token.
-    pub fn fencing_token(mut self, token: i64) -> Self {
+    pub fn fencing_token(mut self, token: FencingToken) -> Self {
         self.token = token;
         self
     }
@@ -129,7 +138,7 @@ impl TestItem {
 pub struct TestRun {
     /// What it returned.
     pub result: Result<ItemOutcome, JobError>,
-    /// Every progress report it made, in order.
+    /// Every progress report it made, in order (`done`, `total`, `message`).
     pub progress: Vec<ItemProgress>,
 }
 
@@ -141,16 +150,52 @@ pub async fn run_item<J: Job + ?Sized>(job: &J, item: TestItem) -> TestRun {
         run: item.run,
         dag: item.dag,
         job: item.job,
-        item: ItemIndex(item.item),
+        item: item.item,
         total_items: item.total_items,
         item_param: item.item_param,
         params: Arc::new(item.params),
         business_date: item.business_date,
         attempt: item.attempt,
-        token: FencingToken(item.token),
+        token: item.token,
     };
     let ctx = ItemContext::new(facts, item.cancel, ProgressSink::Log(log.clone()));
     let result = job.run(ctx).await;
     let progress = log.lock().map(|l| l.clone()).unwrap_or_default();
     TestRun { result, progress }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::job_fn;
+
+    #[tokio::test]
+    async fn a_test_item_has_the_same_facts_whatever_day_the_test_runs() {
+        let job = job_fn(|ctx: ItemContext| async move {
+            let facts = format!(
+                "{} {} {}/{} {}",
+                ctx.business_date(),
+                ctx.fencing_token(),
+                ctx.item(),
+                ctx.total_items(),
+                ctx.attempt()
+            );
+            ctx.progress(1, 2, facts);
+            Ok(ItemOutcome::Succeeded)
+        });
+        let run = run_item(&job, TestItem::new(4)).await;
+        assert_eq!(run.progress.len(), 1);
+        assert_eq!(
+            run.progress[0].message.as_deref(),
+            Some("2024-01-31 1 4/5 1")
+        );
+        // The token a test sets is the type the context returns.
+        let token: FencingToken = FencingToken(42);
+        let job = job_fn(move |ctx: ItemContext| async move {
+            assert_eq!(ctx.fencing_token(), token);
+            Ok(ItemOutcome::Succeeded)
+        });
+        let run = run_item(&job, TestItem::new(0).fencing_token(token)).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
+    }
 }

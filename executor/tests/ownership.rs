@@ -7,10 +7,12 @@
 mod support;
 
 use nightshift_coord::LeaseId;
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, AssignmentRecord, ItemSet, ProgressRecord, ResultOutcome};
 use nightshift_executor::builtin::Sleep;
 use nightshift_executor::{job_fn, ItemContext, ItemOutcome, JobError};
+use nightshift_protocol::ids::{ExecutorId, JobName, RunId};
+use nightshift_protocol::keyspace::{
+    self, AssignmentRecord, ItemSet, ProgressRecord, ResultOutcome,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

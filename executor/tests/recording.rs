@@ -5,8 +5,8 @@
 
 mod support;
 
-use nightshift_core::keyspace::{AssignmentRecord, ItemSet, ResultOutcome};
 use nightshift_executor::{builtin::Noop, job_fn, ItemContext, ItemOutcome, JobError};
+use nightshift_protocol::keyspace::{AssignmentRecord, ItemSet, ResultOutcome};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use support::{start, Leader};

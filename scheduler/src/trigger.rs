@@ -121,6 +121,44 @@ pub fn admit(policy: ConcurrencyPolicy, live: &[RunId]) -> Admission {
     }
 }
 
+/// When a run must be done by, as epoch milliseconds, or `None` when the
+/// DAG's `deadline` does not apply to it.
+///
+/// The deadline is the SLA of a night's batch for *its own* business date:
+/// scheduled and caught-up runs, and manual triggers or retries of the
+/// current (or a future) business date. Backfills, and manual runs or
+/// retries of a past date, are catch-up work whose deadline passed long ago:
+/// raising `run_deadline_missed` for them pages someone the moment they
+/// start, for nothing. `created` is when the run is created (its schedule
+/// instant for scheduled runs); a deadline earlier than that on the business
+/// date is taken on the next day (a 23:00 batch with a 05:00 deadline).
+pub fn deadline_ms(
+    deadline: Option<chrono::NaiveTime>,
+    tz: chrono_tz::Tz,
+    source: TriggerSource,
+    business_date: chrono::NaiveDate,
+    created: DateTime<Utc>,
+) -> Option<i64> {
+    use chrono::TimeZone as _;
+    let own_date = nightshift_core::schedule::business_date(created, tz);
+    let applies = match source {
+        TriggerSource::Schedule | TriggerSource::CatchUp => true,
+        TriggerSource::Manual | TriggerSource::Retry => business_date >= own_date,
+        TriggerSource::Backfill => false,
+    };
+    if !applies {
+        return None;
+    }
+    let local = tz
+        .from_local_datetime(&business_date.and_time(deadline?))
+        .earliest()?;
+    let mut ms = local.timestamp_millis();
+    if ms < created.timestamp_millis() {
+        ms += 86_400_000;
+    }
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +304,82 @@ mod tests {
             if misfire == MisfirePolicy::CatchUp {
                 let expected: Vec<_> = (1..).map(|k| t(2 * k)).take_while(|&i| i <= now).collect();
                 prop_assert_eq!(fired, expected);
+            }
+        }
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn the_deadline_is_for_a_nights_own_business_date() {
+        let tz: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
+        let five = chrono::NaiveTime::from_hms_opt(5, 0, 0);
+        // 2026-03-05 01:30 in Shanghai
+        let created = Utc.with_ymd_and_hms(2026, 3, 4, 17, 30, 0).unwrap();
+        let due = Utc
+            .with_ymd_and_hms(2026, 3, 4, 21, 0, 0)
+            .unwrap()
+            .timestamp_millis();
+        let today = date(2026, 3, 5);
+        for source in [
+            TriggerSource::Schedule,
+            TriggerSource::CatchUp,
+            TriggerSource::Manual,
+            TriggerSource::Retry,
+        ] {
+            assert_eq!(
+                deadline_ms(five, tz, source, today, created),
+                Some(due),
+                "{source}"
+            );
+        }
+        // a backfill of any date, or a manual run / retry of a past one, never pages
+        for (source, day) in [
+            (TriggerSource::Backfill, today),
+            (TriggerSource::Backfill, date(2026, 1, 2)),
+            (TriggerSource::Manual, date(2026, 3, 4)),
+            (TriggerSource::Retry, date(2025, 12, 31)),
+        ] {
+            assert_eq!(
+                deadline_ms(five, tz, source, day, created),
+                None,
+                "{source} {day}"
+            );
+        }
+        assert_eq!(
+            deadline_ms(None, tz, TriggerSource::Schedule, today, created),
+            None
+        );
+        // a 23:00 batch with a 05:00 deadline is due the next morning
+        let late = Utc.with_ymd_and_hms(2026, 3, 5, 15, 0, 0).unwrap();
+        assert_eq!(
+            deadline_ms(five, tz, TriggerSource::Schedule, today, late),
+            Some(due + 86_400_000)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_run_of_a_past_date_gets_a_deadline(
+            days_back in 1i64..4000,
+            hour in 0u32..24,
+            secs in 0i64..(400 * 86_400),
+            source in prop::sample::select(vec![
+                TriggerSource::Schedule, TriggerSource::CatchUp, TriggerSource::Manual,
+                TriggerSource::Retry, TriggerSource::Backfill,
+            ]),
+        ) {
+            let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+            let created = t(0) + chrono::Duration::seconds(secs);
+            let own = nightshift_core::schedule::business_date(created, tz);
+            let past = own - chrono::Duration::days(days_back);
+            let at = chrono::NaiveTime::from_hms_opt(hour, 0, 0);
+            let got = deadline_ms(at, tz, source, past, created);
+            // (scheduled runs keep theirs: their date is their instant's)
+            if !matches!(source, TriggerSource::Schedule | TriggerSource::CatchUp) {
+                prop_assert_eq!(got, None);
             }
         }
     }

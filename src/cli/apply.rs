@@ -16,7 +16,7 @@ use nightshift_coord::Coordinator;
 use nightshift_core::dag::load_dags;
 use nightshift_core::ids::DagName;
 use nightshift_core::keyspace::{dag_checksum, AppliedDag};
-use nightshift_store::{NewDagVersion, Store, StoreError};
+use nightshift_store::{NewDagVersion, NewEvent, Store, StoreError};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -155,6 +155,14 @@ pub(crate) async fn apply_one(
         )
         .await?
         {
+            audit(
+                store,
+                "dag_applied",
+                &applied_by,
+                name,
+                serde_json::json!({ "version": recorded.version, "checksum": checksum }),
+            )
+            .await;
             return Ok(match (recorded.created, recorded.version) {
                 (true, 1) => format!("{name}: created v1"),
                 (true, v) => format!("{name}: updated to v{v}"),
@@ -165,6 +173,25 @@ pub(crate) async fn apply_one(
         }
     }
     anyhow::bail!("{name}: the etcd record kept changing while being applied; try again")
+}
+
+/// Appends an audit event for a DAG published or pruned. Best effort: the
+/// change is already made, so a failure is a warning, not a failed apply.
+async fn audit(store: &Store, kind: &str, actor: &str, dag: &DagName, detail: serde_json::Value) {
+    let event = NewEvent {
+        at_ms: conn::now_ms(),
+        kind: kind.to_owned(),
+        actor: actor.to_owned(),
+        dag: Some(dag.clone()),
+        run_id: None,
+        job: None,
+        item: None,
+        executor: None,
+        detail,
+    };
+    if let Err(e) = store.append_event(&event).await {
+        tracing::warn!(kind, dag = %dag, error = %e, "could not record the audit event");
+    }
 }
 
 /// Removes applied DAGs not in `keep`; returns the lines to print.
@@ -202,6 +229,14 @@ async fn prune(
                     return Err(anyhow::Error::new(e).context(format!("marking {name} removed")))
                 }
             }
+            audit(
+                store,
+                "dag_pruned",
+                &conn::user_name(),
+                &name,
+                serde_json::Value::Null,
+            )
+            .await;
         }
         lines.push(if dry_run {
             format!("{name}: would be pruned")

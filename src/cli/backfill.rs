@@ -13,6 +13,7 @@
 use crate::cli::applied;
 use crate::cli::backfill_days::business_days;
 use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::follow::{command_outcome, is_rejection};
 use crate::cli::issue::issue;
 use crate::cli::trigger::{dag_name, parse_date};
 use anyhow::Context as _;
@@ -21,7 +22,7 @@ use nightshift_coord::Coordinator;
 use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace::{self, Command, CommandId};
 use nightshift_core::state::{RunState, TriggerSource};
-use nightshift_store::{EventFilter, Store};
+use nightshift_store::Store;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -243,8 +244,11 @@ async fn poll(
         return Ok(None);
     }
     // The leader deletes a command it refuses and records why in an event.
-    if let Some(outcome) = command_outcome(store, dag, &day.command).await? {
-        if outcome.starts_with("rejected") {
+    let outcome = command_outcome(store, "trigger", Some(dag), &day.command)
+        .await
+        .context("reading events")?;
+    if let Some(outcome) = outcome {
+        if is_rejection(&outcome) {
             return Ok(Some((format!("command {} {outcome}", day.command), false)));
         }
     }
@@ -258,25 +262,4 @@ async fn poll(
             false,
         )
     }))
-}
-
-/// The outcome the leader recorded for a trigger command (the `outcome` of
-/// its `command_trigger` event), if it has recorded one yet.
-async fn command_outcome(
-    store: &Store,
-    dag: &DagName,
-    command: &CommandId,
-) -> anyhow::Result<Option<String>> {
-    let since = command.issued_at_ms().unwrap_or(0).saturating_sub(60_000);
-    let filter = EventFilter {
-        dag: Some(dag.clone()),
-        kind: Some("command_trigger".to_owned()),
-        from_ms: Some(since),
-        ..EventFilter::default()
-    };
-    let events = store.events(&filter).await.context("reading events")?;
-    Ok(events
-        .iter()
-        .find(|e| e.event.detail["command_id"] == command.as_str())
-        .and_then(|e| e.event.detail["outcome"].as_str().map(str::to_owned)))
 }

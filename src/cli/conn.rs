@@ -63,7 +63,7 @@ pub struct EtcdArgs {
 }
 
 /// How to reach the SQL store.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Store URL: sqlite://path/to/file.db or postgres://user@host/db.
     #[arg(
@@ -134,6 +134,8 @@ impl EtcdArgs {
         let mut config = EtcdConfig::new(self.etcd.iter().map(|e| e.trim().to_owned()).collect());
         config.username = self.etcd_user.clone();
         config.password = password;
+        // A least-privilege user may read only under the prefix.
+        config.probe_key = self.key_prefix()?;
         config.tls = match (&self.etcd_ca, &self.etcd_cert) {
             (Some(ca), _) => Some(TlsFiles {
                 ca: ca.clone(),
@@ -154,7 +156,12 @@ impl EtcdArgs {
             return bad_input("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD");
         }
         let config = self.config().map_err(|e| BadInput(format!("{e:#}")))?;
-        let what = format!("etcd at {}", self.etcd.join(","));
+        let endpoints: Vec<String> = self
+            .etcd
+            .iter()
+            .map(|e| nightshift_store::redact_url(e))
+            .collect();
+        let what = format!("etcd at {}", endpoints.join(","));
         let coordinator = retry(
             &what,
             || EtcdCoordinator::connect(config.clone()),
@@ -162,6 +169,15 @@ impl EtcdArgs {
         )
         .await?;
         Ok(Arc::new(coordinator))
+    }
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    // The URL may carry a password (`user:pw@`, `?password=`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database", &nightshift_store::redact_url(&self.database))
+            .finish()
     }
 }
 
@@ -288,5 +304,19 @@ pub fn block_on<F: Future<Output = anyhow::Result<std::process::ExitCode>>>(
         Err(e) => exit_code(Err(
             anyhow::Error::new(e).context("starting the async runtime")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_redacted_in_debug_output() {
+        let args = DatabaseArgs {
+            database: "postgres://ns:userinfo-secret@db/ns?password=query-secret".into(),
+        };
+        let text = format!("{args:?}");
+        assert!(!text.contains("secret") && text.contains("db/ns"), "{text}");
     }
 }

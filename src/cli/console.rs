@@ -1,25 +1,23 @@
 //! `nightshift console --etcd URLS --database URL --listen ADDR
-//! [--operator-token T,..] [--viewer-token T,..] [--token-file F]
-//! [--state-dir DIR] [--read-only]`: serve the web console and JSON API.
+//! [--operator-token-file F] [--viewer-token-file F] [--token-file F]
+//! [--state-dir DIR] [--read-only] [--secure-cookies]`: serve the web
+//! console and JSON API.
 //!
 //! Every page and API call but `/healthz` needs a token. There is no
-//! default token: tokens come from the flags or `NIGHTSHIFT_OPERATOR_TOKEN`
-//! / `NIGHTSHIFT_VIEWER_TOKEN` (comma-separated) or a token file; when no
-//! operator token is configured, the console generates one on first start,
-//! keeps only its SHA-256 in `--state-dir`, and prints it once to stdout.
-//! Tokens are never logged. Ctrl-C or SIGTERM stops it gracefully.
+//! default token: tokens come from files, `NIGHTSHIFT_OPERATOR_TOKEN` /
+//! `NIGHTSHIFT_VIEWER_TOKEN` (comma-separated), a `user:token` file, or the
+//! deprecated bare flags (see [`crate::cli::tokens`]); when no operator
+//! token is configured, the console generates one on first start, keeps
+//! only its SHA-256 in `--state-dir`, and prints it once to stdout. Tokens
+//! are never logged. Ctrl-C or SIGTERM stops it gracefully.
 
 use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::tokens::{self, Secret, OPERATOR_TOKEN_ENV, VIEWER_TOKEN_ENV};
 use anyhow::Context as _;
 use nightshift_console::{AppState, AuthConfig, Role};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Environment variable of operator tokens (comma-separated).
-pub const OPERATOR_TOKEN_ENV: &str = "NIGHTSHIFT_OPERATOR_TOKEN";
-/// Environment variable of viewer tokens (comma-separated).
-pub const VIEWER_TOKEN_ENV: &str = "NIGHTSHIFT_VIEWER_TOKEN";
 
 /// Flags of `nightshift console`.
 #[derive(Debug, clap::Args)]
@@ -27,12 +25,21 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Operator tokens (read and act), comma-separated.
-    #[arg(long, env = OPERATOR_TOKEN_ENV, value_name = "TOKENS", hide_env_values = true)]
-    pub operator_token: Option<String>,
-    /// Viewer tokens (read only), comma-separated.
-    #[arg(long, env = VIEWER_TOKEN_ENV, value_name = "TOKENS", hide_env_values = true)]
-    pub viewer_token: Option<String>,
+    /// File of operator tokens (read and act), one per line or
+    /// comma-separated. Or set NIGHTSHIFT_OPERATOR_TOKEN.
+    #[arg(long, env = "NIGHTSHIFT_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// File of viewer tokens (read only). Or set NIGHTSHIFT_VIEWER_TOKEN.
+    #[arg(long, env = "NIGHTSHIFT_VIEWER_TOKEN_FILE", value_name = "FILE")]
+    pub viewer_token_file: Option<PathBuf>,
+    /// Operator tokens, comma-separated (deprecated: visible in `ps`; use
+    /// --operator-token-file or NIGHTSHIFT_OPERATOR_TOKEN).
+    #[arg(long, value_name = "TOKENS", conflicts_with = "operator_token_file")]
+    pub operator_token: Option<Secret>,
+    /// Viewer tokens, comma-separated (deprecated: visible in `ps`; use
+    /// --viewer-token-file or NIGHTSHIFT_VIEWER_TOKEN).
+    #[arg(long, value_name = "TOKENS", conflicts_with = "viewer_token_file")]
+    pub viewer_token: Option<Secret>,
     /// File of tokens, one per line: `user:token`, `token`, or
     /// `viewer:user:token`.
     #[arg(long, value_name = "FILE")]
@@ -47,6 +54,10 @@ pub struct Args {
     /// Refuse every action with 403 (reading still needs a token).
     #[arg(long)]
     pub read_only: bool,
+    /// The console is reached over HTTPS (directly or through a proxy):
+    /// session cookies are `Secure` and named `__Host-…`.
+    #[arg(long, env = "NIGHTSHIFT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     #[command(flatten)]
     pub etcd: EtcdArgs,
     #[command(flatten)]
@@ -136,9 +147,24 @@ pub fn notifier(
 pub fn run(args: Args) -> ExitCode {
     conn::block_on(async move {
         let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+        let var = |name: &str| std::env::var(name).ok();
+        let operator_tokens = tokens::load(
+            "operator-token",
+            args.operator_token.as_ref(),
+            args.operator_token_file.as_deref(),
+            OPERATOR_TOKEN_ENV,
+            var,
+        )?;
+        let viewer_tokens = tokens::load(
+            "viewer-token",
+            args.viewer_token.as_ref(),
+            args.viewer_token_file.as_deref(),
+            VIEWER_TOKEN_ENV,
+            var,
+        )?;
         let (auth, new_token) = auth_config(
-            args.operator_token.as_deref(),
-            args.viewer_token.as_deref(),
+            operator_tokens.as_deref(),
+            viewer_tokens.as_deref(),
             args.token_file.as_deref(),
             args.read_only,
             &state_dir,
@@ -157,6 +183,7 @@ pub fn run(args: Args) -> ExitCode {
             crate::cli::conn::until_reachable("the database", || args.database.connect()).await?;
         let read_only = auth.is_read_only();
         let mut state = AppState::new(store, coord, &prefix, auth);
+        state.secure_cookies = args.secure_cookies;
         state.notifier = notifier(args.notify_config.as_deref())?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -191,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (auth, token) = auth_config(
             None,
-            Some("viewer-token-0123456789"),
+            Some("viewer-token-0123456789abcdef0123456789"),
             None,
             false,
             dir.path(),
@@ -203,7 +230,7 @@ mod tests {
             Some(("operator".to_owned(), Role::Operator))
         );
         assert_eq!(
-            auth.identify("viewer-token-0123456789"),
+            auth.identify("viewer-token-0123456789abcdef0123456789"),
             Some(("viewer".to_owned(), Role::Viewer))
         );
         let stored = std::fs::read_to_string(
@@ -224,7 +251,7 @@ mod tests {
     fn configured_operator_tokens_need_no_bootstrap() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, token) = auth_config(
-            Some("op-token-0123456789a,op-token-0123456789b"),
+            Some("op-token-0123456789abcdef0123456789a,op-token-0123456789abcdef0123456789b"),
             None,
             None,
             false,
@@ -232,7 +259,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(token, None);
-        assert!(auth.identify("op-token-0123456789b").is_some());
+        assert!(auth
+            .identify("op-token-0123456789abcdef0123456789b")
+            .is_some());
         assert!(!dir
             .path()
             .join(nightshift_console::bootstrap::BOOTSTRAP_FILE)

@@ -154,15 +154,7 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
         .context("installing the settlement-report script")?;
     let builder = builder.program(nightshift_demo::report::SETTLEMENT_REPORT, report);
     let executor = nightshift_demo::register(builder, db).build()?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received: draining"),
-            _ = term.recv() => tracing::info!("sigterm received: draining"),
-        }
-    };
     tracing::info!(executor = %executor.id(), "demo executor starting");
-    executor.run_until(shutdown).await?;
+    executor.run_until_signal().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,13 +19,16 @@ mod snapshot;
 use crate::cli::applied;
 use crate::cli::apply::apply_one;
 use crate::cli::conn::{DatabaseArgs, EtcdArgs};
+use crate::cli::follow::{follow_run, RunEnd};
 use crate::cli::issue::issue;
+use crate::cli::logging::{self, DevLog};
 use anyhow::Context as _;
 use nightshift_console::{AppState, AuthConfig};
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::Coordinator;
 use nightshift_core::dag::load_dags;
 use nightshift_core::ids::DagName;
+use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::Command;
 use nightshift_core::state::TriggerSource;
 use nightshift_demo::DemoDb;
@@ -68,27 +71,45 @@ pub struct Args {
     /// Trigger a run of this DAG as soon as everything is up.
     #[arg(long, value_name = "DAG")]
     pub run_now: Option<String>,
-    /// Operator token for the console (default: a fresh random one, printed).
+    /// File holding the console's operator token (default: a fresh random
+    /// one, printed). Or set NIGHTSHIFT_OPERATOR_TOKEN.
+    #[arg(long, env = "NIGHTSHIFT_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// The operator token (deprecated: visible in `ps`; `--token` is its
+    /// old name).
     #[arg(
         long,
-        env = "NIGHTSHIFT_OPERATOR_TOKEN",
+        alias = "token",
         value_name = "TOKEN",
-        hide_env_values = true
+        conflicts_with = "operator_token_file"
     )]
-    pub token: Option<String>,
+    pub operator_token: Option<crate::cli::tokens::Secret>,
+    /// Show the log on the terminal too, with this filter (e.g. `info`,
+    /// `debug,sqlx=warn`); `RUST_LOG` does the same. Without either, the
+    /// log goes only to `nightshift.log` in the state directory.
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
 }
 
 /// Runs `nightshift dev` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(dev(args))
-}
-
-async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
+    let log_file = args.state_dir.join("nightshift.log");
+    let rust_log = std::env::var("RUST_LOG").ok();
+    logging::init_dev(
+        &log_file,
+        &DevLog::choose(args.log_level.as_deref(), rust_log.as_deref()),
+    )
+    .with_context(|| format!("opening the log {}", log_file.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(dev(args, log_file))
+}
+
+async fn dev(args: Args, log_file: PathBuf) -> anyhow::Result<ExitCode> {
+    let mut notes = Vec::new();
     let database = args.database.clone().unwrap_or_else(|| {
         format!(
             "sqlite://{}",
@@ -96,23 +117,25 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
         )
     });
     let prefix = args.etcd.key_prefix()?;
-    let (coord, snapshot_path): (Arc<dyn Coordinator>, Option<PathBuf>) =
-        if args.etcd.is_configured() {
-            (args.etcd.connect().await?, None)
-        } else {
-            let memory = MemoryCoordinator::new();
-            let path = args.state_dir.join("coordination.json");
-            let restored = snapshot::restore(&memory, &path).await?;
-            if restored > 0 {
-                eprintln!(
-                    "resuming: {restored} coordination keys restored from {}",
-                    path.display()
-                );
-            }
-            let persisted =
-                snapshot::Persisted::new(Arc::new(memory), path.clone(), prefix.clone());
-            (Arc::new(persisted), Some(path))
-        };
+    let (coord, snapshot_path): (Arc<dyn Coordinator>, Option<PathBuf>) = if args
+        .etcd
+        .is_configured()
+    {
+        (args.etcd.connect().await?, None)
+    } else {
+        let memory = MemoryCoordinator::new();
+        let path = args.state_dir.join("coordination.json");
+        let restored = snapshot::restore(&memory, &path).await?;
+        if restored > 0 {
+            tracing::info!(keys = restored, path = %path.display(), "coordination keys restored");
+            notes.push(format!(
+                "resumed: {restored} coordination keys restored from {}",
+                path.display()
+            ));
+        }
+        let persisted = snapshot::Persisted::new(Arc::new(memory), path.clone(), prefix.clone());
+        (Arc::new(persisted), Some(path))
+    };
     let store = DatabaseArgs {
         database: database.clone(),
     }
@@ -130,9 +153,11 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
         let report = nightshift_demo::seed(&demo, args.accounts)
             .await
             .context("seeding the demo")?;
-        eprintln!(
-            "demo seeded: {} accounts, {} loans, {} installments",
-            report.accounts, report.loans, report.installments
+        tracing::info!(
+            accounts = report.accounts,
+            loans = report.loans,
+            installments = report.installments,
+            "demo seeded"
         );
     }
     let mut dag_mtimes = mtimes(&args.dags);
@@ -183,10 +208,14 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let token = args
-        .token
-        .clone()
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let token = crate::cli::tokens::load(
+        "operator-token",
+        args.operator_token.as_ref(),
+        args.operator_token_file.as_deref(),
+        crate::cli::tokens::OPERATOR_TOKEN_ENV,
+        |name| std::env::var(name).ok(),
+    )?
+    .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     let auth =
         AuthConfig::operators([("operator", token.clone())]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -202,20 +231,55 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    let console = format!("http://{addr}");
+    let stop_hint = if snapshot_path.is_some() {
+        "Ctrl-C (the next start resumes where this one stopped)"
+    } else {
+        "Ctrl-C"
+    };
+    let mut banner = vec![
+        format!(
+            "nightshift dev: {} executors, database {}",
+            args.executors,
+            // a --database URL may carry a password: never print it
+            if args.database.is_some() {
+                "from --database"
+            } else {
+                database.as_str()
+            }
+        ),
+        format!("console: {console}/"),
+        format!("token:   {token}"),
+        format!("api:     curl -H 'Authorization: Bearer {token}' {console}/api/v1/runs"),
+        format!(
+            "log:     {}  (--log-level info or RUST_LOG shows it here)",
+            log_file.display()
+        ),
+        format!("stop:    {stop_hint}"),
+    ];
+    banner.extend(notes);
+    println!("{}", banner.join("\n"));
     if let Some(dag) = &args.run_now {
+        let dag_name = DagName::new(dag.as_str());
         let command = Command::Trigger {
-            dag: DagName::new(dag.as_str()),
+            dag: dag_name.clone(),
             business_date: None,
             params: None,
             rerun: true,
             source: TriggerSource::Manual,
         };
         let id = issue(coord.as_ref(), &prefix, command).await?;
-        eprintln!("run of {dag} requested (command {id})");
+        tracing::info!(dag = %dag, command = %id, "run requested");
+        let run = trigger_run_id(&dag_name, &id);
+        let (store, console, stop) = (store.clone(), console.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            let print = |line: &str| println!("{line}");
+            let end = follow_run(&store, &dag_name, &id, &run, Some(&console), stop, print).await;
+            if let RunEnd::Rejected(reason) = end {
+                println!("trigger of {dag_name} {reason}");
+            }
+        });
     }
-    println!("console: http://{addr}/");
-    println!("token:   {token}");
-    println!("api:     curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/runs");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -235,7 +299,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
                 let now = mtimes(&args.dags);
                 if now != dag_mtimes {
                     dag_mtimes = now;
-                    eprintln!("{} changed: applying", args.dags.display());
+                    eprintln!("{} changed: applying it again", args.dags.display());
                     apply_folder(coord.as_ref(), &store, &prefix, &args.dags).await;
                 }
             }
@@ -302,7 +366,7 @@ async fn apply_folder(coord: &dyn Coordinator, store: &Store, prefix: &str, dir:
     };
     for dag in &dags {
         match apply_one(coord, store, prefix, dag, false).await {
-            Ok(line) => eprintln!("{line}"),
+            Ok(line) => tracing::info!(dag = %dag.spec.name, "{line}"),
             Err(e) => eprintln!("applying {}: {e:#}", dag.spec.name),
         }
     }

@@ -243,29 +243,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let executor = settings.executor()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let shutdown = shutdown_signal()?;
         tracing::info!(executor = %executor.id(), "executor starting");
-        executor.run_until(shutdown).await?;
+        // The SDK's own helper, the one services embedding it use: the
+        // process tests of SIGTERM drain (tests/executor_process.rs) go through it.
+        executor.run_until_signal().await?;
         tracing::info!("executor stopped");
         Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Resolves on the first SIGTERM or Ctrl-C. The handlers are installed
-/// before returning, so a signal arriving during startup drains too.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    Ok(async move {
-        #[cfg(unix)]
-        let term = term.recv();
-        #[cfg(not(unix))]
-        let term = std::future::pending::<Option<()>>();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received: draining"),
-            _ = term => tracing::info!("sigterm received: draining"),
-        }
     })
 }
 

@@ -2,17 +2,21 @@
 //! ask the leader to start a run now.
 //!
 //! The DAG must be applied and `--params` must be a JSON object; either
-//! mistake is reported before anything is written (exit 1). The command id
-//! is printed alone on stdout (for scripts); the leader records the run it
-//! creates with that command id in the event log.
+//! mistake is reported before anything is written (exit 1). The id of the
+//! run the command creates is printed alone on stdout (for scripts). With
+//! `--wait` it follows the run in the store and exits 0 when it succeeded, 3
+//! when it failed or was cancelled, and 4 when the leader rejected the
+//! trigger (with the leader's reason).
 
 use crate::cli::applied;
-use crate::cli::conn::{self, bad_input, EtcdArgs};
+use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::follow::{follow_run, RunEnd};
 use crate::cli::issue::issue;
 use chrono::NaiveDate;
 use nightshift_core::ids::DagName;
+use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::{validate_segment, Command};
-use nightshift_core::state::TriggerSource;
+use nightshift_core::state::{RunState, TriggerSource};
 use std::process::ExitCode;
 
 /// Flags of `nightshift trigger`.
@@ -31,9 +35,22 @@ pub struct Args {
     /// Run even if a run of this business date already succeeded.
     #[arg(long)]
     pub rerun: bool,
+    /// Follow the run until it ends, one line per change on stderr: exit 0
+    /// when it succeeded, 3 when it failed or was cancelled, 4 when the
+    /// leader rejected the trigger. Needs the store (--database).
+    #[arg(long)]
+    pub wait: bool,
+    /// Store URL, read to follow the run with --wait.
+    #[arg(long, env = "NIGHTSHIFT_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
 }
+
+/// Exit code of a followed run that failed or was cancelled.
+pub const EXIT_RUN_FAILED: u8 = 3;
+/// Exit code of a command the leader rejected.
+pub const EXIT_REJECTED: u8 = 4;
 
 /// Runs `nightshift trigger`.
 pub fn run(args: Args) -> ExitCode {
@@ -42,6 +59,13 @@ pub fn run(args: Args) -> ExitCode {
         let dag = dag_name(&args.dag)?;
         let business_date = args.business_date.as_deref().map(parse_date).transpose()?;
         let params = args.params.as_deref().map(parse_params).transpose()?;
+        let store = match (args.wait, &args.database) {
+            (false, _) => None,
+            (true, Some(url)) => Some(DatabaseArgs { database: url.clone() }.connect().await?),
+            (true, None) => {
+                return bad_input("--wait reads the run from the store: give --database URL (or NIGHTSHIFT_DATABASE_URL)")
+            }
+        };
         let coord = args.etcd.connect().await?;
         applied::require(coord.as_ref(), &prefix, &dag).await?;
         let command = Command::Trigger {
@@ -56,9 +80,24 @@ pub fn run(args: Args) -> ExitCode {
             || "today's business date".to_owned(),
             |d| format!("business date {d}"),
         );
-        eprintln!("trigger of {dag} ({date}) requested: command {id}");
-        println!("{id}");
-        Ok(ExitCode::SUCCESS)
+        let run = trigger_run_id(&dag, &id);
+        eprintln!("trigger of {dag} ({date}) requested: command {id}, run {run}");
+        println!("{run}");
+        let Some(store) = store else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        let print = |line: &str| eprintln!("{line}");
+        Ok(
+            match follow_run(&store, &dag, &id, &run, None, never, print).await {
+                RunEnd::Ended(RunState::Succeeded) => ExitCode::SUCCESS,
+                RunEnd::Ended(_) | RunEnd::Stopped => ExitCode::from(EXIT_RUN_FAILED),
+                RunEnd::Rejected(reason) => {
+                    eprintln!("error: the leader {reason}");
+                    ExitCode::from(EXIT_REJECTED)
+                }
+            },
+        )
     })
 }
 

@@ -129,26 +129,61 @@ pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreEr
     move |source| StoreError::Query { op, source }
 }
 
-/// The URL with any password replaced by `***`, safe to log and show.
-pub(crate) fn redact(url: &str) -> String {
+/// The URL with any password replaced by `***`, safe to log and show: the
+/// user-info password (`user:pw@host`) and the values of query parameters
+/// that hold secrets (`?password=`, `sslpassword=`, `token=`, …).
+pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
+    let mut out = url[..scheme_end + 3].to_owned();
     match authority.rfind('@') {
         Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end + 3],
-                &authority[..colon],
-                &url[scheme_end + 3 + at..]
-            ),
-            None => url.to_owned(),
+            Some(colon) => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
         },
-        None => url.to_owned(),
+        None => out.push_str(authority),
     }
+    let tail = &rest[authority_end..];
+    let Some(q) = tail.find('?') else {
+        out.push_str(tail);
+        return out;
+    };
+    out.push_str(&tail[..=q]);
+    let query = &tail[q + 1..];
+    let (query, fragment) = match query.find('#') {
+        Some(h) => (&query[..h], &query[h..]),
+        None => (query, ""),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if secret_key(key) => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    out.push_str(&params.join("&"));
+    out.push_str(fragment);
+    out
+}
+
+/// Whether a query parameter's value is a secret.
+fn secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "pwd", "secret", "token", "key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+pub(crate) fn redact(url: &str) -> String {
+    redact_url(url)
 }
 
 #[cfg(test)]
@@ -164,5 +199,13 @@ mod tests {
         assert_eq!(redact("postgres://ns@db/ns"), "postgres://ns@db/ns");
         assert_eq!(redact("sqlite://data/ns.db"), "sqlite://data/ns.db");
         assert_eq!(redact("nonsense"), "nonsense");
+        assert_eq!(
+            redact("postgres://db/ns?user=ns&password=s3cret&sslmode=require"),
+            "postgres://db/ns?user=ns&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://ns:pw@db/ns?sslpassword=k#frag"),
+            "postgres://ns:***@db/ns?sslpassword=***#frag"
+        );
     }
 }

@@ -53,7 +53,7 @@ pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
 pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};
-pub use error::StoreError;
+pub use error::{redact_url, StoreError};
 pub use events::{Event, EventFilter, NewEvent};
 pub use jobs::JobRun;
 pub use runs::{NewRun, Run, RunFilter};

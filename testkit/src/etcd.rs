@@ -406,6 +406,27 @@ fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
+/// Whether every thread of `pid` is in the stopped state (`T` in
+/// `/proc/PID/task/TID/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the parenthesised command name, which may hold spaces.
+            .and_then(|stat| {
+                stat.rsplit_once(')').and_then(|(_, rest)| {
+                    rest.split_whitespace()
+                        .next()
+                        .map(|st| st == "T" || st == "t")
+                })
+            })
+            .unwrap_or(false)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,25 +511,4 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("compacted"), "{err}");
     }
-}
-
-/// Whether every thread of `pid` is in the stopped state (`T` in
-/// `/proc/PID/task/TID/stat`).
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().all(|task| {
-        std::fs::read_to_string(task.path().join("stat"))
-            .ok()
-            // The state follows the parenthesised command name, which may hold spaces.
-            .and_then(|stat| {
-                stat.rsplit_once(')').and_then(|(_, rest)| {
-                    rest.split_whitespace()
-                        .next()
-                        .map(|st| st == "T" || st == "t")
-                })
-            })
-            .unwrap_or(false)
-    })
 }

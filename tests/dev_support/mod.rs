@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const TOKEN: &str = "dev-test-token-0123456789abcdef";
+pub const TOKEN: &str = "dev-test-token-0123456789abcdef-0123";
 
 /// A child process of the `nightshift` binary, SIGKILLed on drop.
 pub struct Proc {
@@ -70,6 +70,11 @@ pub fn start_dev(state: &Path, extra: &[&str], log_name: &str) -> Result<(Proc, 
     let dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
     let state_s = state.display().to_string();
     let dags_s = dags.display().to_string();
+    // The token from a file: the form the README shows first.
+    let token_file = state.join("operator-token");
+    std::fs::create_dir_all(state)?;
+    std::fs::write(&token_file, format!("{TOKEN}\n"))?;
+    let token_file_s = token_file.display().to_string();
     let mut args = vec![
         "dev",
         "--state-dir",
@@ -78,8 +83,8 @@ pub fn start_dev(state: &Path, extra: &[&str], log_name: &str) -> Result<(Proc, 
         &dags_s,
         "--listen",
         "127.0.0.1:0",
-        "--token",
-        TOKEN,
+        "--operator-token-file",
+        &token_file_s,
     ];
     args.extend_from_slice(extra);
     let mut proc = Proc::start(&args, &state.join(log_name), true)?;

@@ -16,12 +16,21 @@ pub enum ConfigError {
 }
 
 /// One webhook (JSON body, see README "Alert notifications") or Slack-compatible
-/// incoming webhook.
-#[derive(Debug, Clone, Deserialize)]
+/// incoming webhook. Its `Debug` shows only the host: webhook URLs carry
+/// secrets in their user-info, path and query.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST.
     pub url: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("host", &super::send::host(&self.url))
+            .finish_non_exhaustive()
+    }
 }
 
 /// How to talk to the SMTP server.
@@ -37,8 +46,8 @@ pub enum SmtpTls {
     None,
 }
 
-/// Email over SMTP.
-#[derive(Debug, Clone, Deserialize)]
+/// Email over SMTP. Its `Debug` never shows the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// SMTP server host.
@@ -61,8 +70,23 @@ pub struct EmailConfig {
     pub to: Vec<String>,
 }
 
-/// All notification settings.
-#[derive(Debug, Clone, Deserialize)]
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish()
+    }
+}
+
+/// All notification settings (`Debug` redacts secrets: see the channel
+/// types and `proxy`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// An open alert is notified again after this many seconds (dedupe).
@@ -94,6 +118,25 @@ pub struct NotifyConfig {
     /// Email.
     #[serde(default)]
     pub email: Option<EmailConfig>,
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyConfig")
+            .field("repeat_interval_secs", &self.repeat_interval_secs)
+            .field("poll_interval_secs", &self.poll_interval_secs)
+            .field("attempts", &self.attempts)
+            .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("console_url", &self.console_url)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(nightshift_store::redact_url),
+            )
+            .field("webhook", &self.webhook)
+            .field("slack", &self.slack)
+            .field("email", &self.email)
+            .finish()
+    }
 }
 
 fn default_repeat() -> u64 {
@@ -206,11 +249,12 @@ impl NotifyConfig {
         if !(1..=10).contains(&self.attempts) {
             return bad("attempts must be 1 to 10".into());
         }
-        for hook in self.webhook.iter().chain(&self.slack) {
+        for (i, hook) in self.webhook.iter().chain(&self.slack).enumerate() {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                // Not the URL itself: it may hold a secret.
                 return bad(format!(
-                    "webhook url `{}` must start with http:// or https://",
-                    hook.url
+                    "webhook url #{} must start with http:// or https://",
+                    i + 1
                 ));
             }
         }
@@ -255,5 +299,26 @@ mod tests {
         let c = NotifyConfig::from_env(env).unwrap().unwrap();
         assert_eq!((c.slack.len(), c.repeat_interval_secs), (2, 120));
         assert!(NotifyConfig::from_env(|_| None).unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_output_redacts_every_secret() {
+        let c = NotifyConfig::from_toml(
+            "proxy = \"http://pu:proxysecret@proxy:3128\"\n\
+             [[webhook]]\nurl = \"https://u:hooksecret@hooks.example/T/pathsecret?password=qsecret\"\n\
+             [email]\nsmtp_host = \"mail\"\nusername = \"ns\"\npassword = \"smtpsecret\"\n\
+             from = \"ns@bank\"\nto = [\"ops@bank\"]\n",
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(
+            text.contains("hooks.example") && text.contains("mail"),
+            "{text}"
+        );
+        let err = NotifyConfig::from_toml("[[webhook]]\nurl = \"ftp://u:ftpsecret@x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
     }
 }

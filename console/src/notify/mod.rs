@@ -43,7 +43,7 @@ pub struct Notification {
 /// The outcome of sending to one channel.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    /// `webhook:<url>`, `slack:<host>` or `email`.
+    /// `webhook:<host[:port]>`, `slack:<host[:port]>` or `email`.
     pub channel: String,
     /// Whether it was delivered.
     pub ok: bool,
@@ -75,12 +75,20 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// A notifier for `config`.
     pub fn new(config: NotifyConfig) -> Result<Self, ConfigError> {
+        // Redirects are not followed: a webhook that answers 3xx could send
+        // the alert (and its URL's credentials) anywhere.
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(proxy) = &config.proxy {
-            let proxy = reqwest::Proxy::all(proxy)
-                .map_err(|e| ConfigError::Invalid(format!("proxy `{proxy}`: {e}")))?;
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "proxy `{}`: {}",
+                    nightshift_store::redact_url(proxy),
+                    e.without_url()
+                ))
+            })?;
             builder = builder.proxy(proxy);
         }
         let client = builder

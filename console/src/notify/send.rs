@@ -16,10 +16,14 @@ pub(super) enum Channel<'a> {
     Email(&'a EmailConfig),
 }
 
-/// The host of a URL (never the path, which may hold a secret).
-fn host(url: &str) -> &str {
+/// The `host[:port]` of a URL: never the user-info (`user:secret@`), the
+/// path or the query, which may all hold secrets.
+pub(super) fn host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?']).next().unwrap_or(rest)
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 impl Channel<'_> {
@@ -141,5 +145,13 @@ mod tests {
         };
         assert_eq!(Channel::Slack(&hook).name(), "slack:hooks.slack.com");
         assert_eq!(host("http://127.0.0.1:9000/x?token=1"), "127.0.0.1:9000");
+        let with_user = WebhookConfig {
+            url: "http://user:secret@hooks.example:8443/path?password=p".into(),
+        };
+        assert_eq!(
+            Channel::Webhook(&with_user).name(),
+            "webhook:hooks.example:8443"
+        );
+        assert!(!format!("{with_user:?}").contains("secret"));
     }
 }

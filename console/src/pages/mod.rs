@@ -30,7 +30,7 @@ pub use html::{esc, url};
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
 
-/// Routes of every page and of the embedded assets.
+/// Routes of every page.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(overview::page))
@@ -39,6 +39,11 @@ pub fn router() -> Router<AppState> {
         .route("/executors", get(lists::executors))
         .route("/alerts", get(lists::alerts))
         .route("/events", get(lists::events))
+}
+
+/// Routes of the embedded stylesheet and script (served without a token).
+pub fn assets() -> Router<AppState> {
+    Router::new()
         .route(
             "/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 /// The operator token of [`operators`].
-pub const TOKEN: &str = "alice-token-0123456789";
+pub const TOKEN: &str = "alice-token-0123456789abcdefghijkl";
 /// The key prefix tests use.
 pub const PREFIX: &str = "/ns-test/";
 
@@ -55,7 +55,7 @@ depends_on = ["settle"]
 "#;
 
 /// The viewer token of [`operators`].
-pub const VIEWER_TOKEN: &str = "victor-viewer-token-0123";
+pub const VIEWER_TOKEN: &str = "victor-viewer-token-0123456789abcdef";
 
 /// Operator `alice` with [`TOKEN`] and viewer `victor` with
 /// [`VIEWER_TOKEN`].

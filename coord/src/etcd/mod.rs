@@ -17,8 +17,11 @@
 //!   answers pings more frequent than `--grpc-keepalive-min-time` (5 s) with
 //!   GOAWAY, hence not faster.
 
+mod admin;
 mod convert;
 mod watch;
+
+pub use admin::{Grant, RoleSpec};
 
 use crate::api::{
     CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
@@ -51,6 +54,11 @@ pub struct EtcdConfig {
     pub connect_timeout: Duration,
     /// Limit on each unary request (get, put, txn, lease calls).
     pub request_timeout: Duration,
+    /// The key read (count only) to learn the store's revision at connect
+    /// time and for "from now" watches. A user restricted to a key range
+    /// (least-privilege roles) must be allowed to read it, so services set
+    /// it to their key prefix; the default is `"\0"`, a key nobody uses.
+    pub probe_key: String,
 }
 
 impl EtcdConfig {
@@ -63,6 +71,7 @@ impl EtcdConfig {
             tls: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            probe_key: "\0".to_owned(),
         }
     }
 }
@@ -105,6 +114,7 @@ pub struct TlsFiles {
 pub struct EtcdCoordinator {
     client: ec::Client,
     request_timeout: Duration,
+    probe_key: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for EtcdCoordinator {
@@ -157,6 +167,7 @@ impl EtcdCoordinator {
         let coordinator = EtcdCoordinator {
             client,
             request_timeout: config.request_timeout,
+            probe_key: config.probe_key.clone().into_bytes().into(),
         };
         coordinator
             .current_revision()
@@ -368,10 +379,11 @@ impl Coordinator for EtcdCoordinator {
     async fn current_revision(&self) -> Result<Revision, CoordError> {
         let mut kv = self.kv();
         // Any read returns the store revision in its header; count-only on
-        // a key nobody uses keeps it tiny.
+        // one key keeps it tiny.
         let options = ec::GetOptions::new().with_count_only();
+        let key = self.probe_key.to_vec();
         let resp = self
-            .call(None, async move { kv.get(vec![0u8], Some(options)).await })
+            .call(None, async move { kv.get(key, Some(options)).await })
             .await?;
         header_revision(resp.header())
     }

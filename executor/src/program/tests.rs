@@ -57,7 +57,7 @@ async fn a_program_gets_every_variable_and_its_fixed_arguments_only() {
         .item_param("EUR; rm -rf /")
         .params(serde_json::json!({"region": "$(reboot)"}))
         .attempt(3)
-        .fencing_token(42)
+        .fencing_token(crate::FencingToken(42))
         .business_date(chrono::NaiveDate::from_ymd_opt(2024, 3, 29).unwrap());
     let run = run_item(&job, item).await;
     assert_eq!(run.result, Ok(ItemOutcome::Succeeded));

@@ -11,7 +11,7 @@ use crate::recorder::{Batch, Written};
 use crate::stats::Stats;
 use nightshift_coord::lease::LeaseStatus;
 use nightshift_coord::{CoordError, KeyValue, WatchEvent};
-use nightshift_core::keyspace::{self, AssignmentRecord};
+use nightshift_protocol::keyspace::{self, AssignmentRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::time::Instant;

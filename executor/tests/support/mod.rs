@@ -9,11 +9,11 @@ use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{
     CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
 };
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{
+use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
+use nightshift_protocol::ids::{ExecutorId, JobName, RunId};
+use nightshift_protocol::keyspace::{
     self, AssignmentRecord, ExecutorInfo, ItemResult, ItemSet, JobRunSpec, ResultBatch,
 };
-use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
 use nightshift_testkit::wait::{wait_for, wait_for_value};
 use std::collections::BTreeMap;
 use std::future::Future;

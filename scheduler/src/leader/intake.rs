@@ -122,17 +122,8 @@ impl Leader {
             },
             Err(e) => return Err(store_down(e)),
         }
-        let deadline_ms = spec.deadline.and_then(|t| {
-            let local = spec
-                .timezone
-                .from_local_datetime(&day.and_time(t))
-                .earliest()?;
-            let mut ms = local.timestamp_millis();
-            if ms < at.timestamp_millis() {
-                ms += 86_400_000;
-            }
-            Some(ms)
-        });
+        let deadline_ms =
+            crate::trigger::deadline_ms(spec.deadline, spec.timezone, req.source, day, at);
         let rec = RunRecord {
             run: req.run.clone(),
             dag_version: version,

@@ -32,9 +32,12 @@ pub struct Args {
     #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
     pub duration: Duration,
     /// PostgreSQL URL able to CREATE DATABASE; the run creates a fresh
-    /// database there and drops it at the end (unless --keep).
+    /// database there and drops it at the end (unless --keep). Default: the
+    /// test suite's admin URL, $NIGHTSHIFT_TEST_PG_ADMIN_URL, else
+    /// postgres://postgres@127.0.0.1:5432/postgres (what scripts/test and
+    /// scripts/ensure-services set up).
     #[arg(long, env = "NIGHTSHIFT_CHAOS_PG_ADMIN_URL", value_name = "URL")]
-    pub pg_admin_url: String,
+    pub pg_admin_url: Option<String>,
     /// Executor processes.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub executors: usize,
@@ -58,6 +61,12 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The test suite's admin URL variable (testkit's `PG_ADMIN_URL_ENV`; the
+/// CLI does not depend on the testkit).
+const TEST_PG_ADMIN_URL_ENV: &str = "NIGHTSHIFT_TEST_PG_ADMIN_URL";
+/// What scripts/ensure-services makes answer.
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
@@ -69,7 +78,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "--executors must be at least 2: failover needs somewhere to go",
         );
     }
-    let admin = PgUrl::parse(&args.pg_admin_url)
+    let admin_url = args.pg_admin_url.clone().unwrap_or_else(|| {
+        std::env::var(TEST_PG_ADMIN_URL_ENV).unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
+    });
+    let admin = PgUrl::parse(&admin_url)
         .map_err(|e| crate::cli::conn::BadInput(format!("--pg-admin-url: {e}")))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -20,8 +20,8 @@
 //! | `{p}runs/{run}/jobs/{job}/assign/{executor}` | [`AssignmentRecord`] | the leader | **the executor's** |
 //! | `{p}runs/{run}/jobs/{job}/results/{executor}/{seq}` | [`ResultBatch`] | the executor, fenced | none |
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
-//! | `{p}dags/{dag}` | [`AppliedDag`] (`nightshift apply`; see [`dags`]) | the CLI, the leader (pause) | none |
-//! | `{p}commands/{id}` | [`CommandRecord`] (operator commands; see [`commands`]) | the CLI / console | none |
+//! | `{p}dags/{dag}` | `AppliedDag` (`nightshift apply`; in `nightshift_core::keyspace::dags`) | the CLI, the leader (pause) | none |
+//! | `{p}commands/{id}` | `CommandRecord` (operator commands; in `nightshift_core::keyspace::commands`) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
 //!
 //! # Protocol
@@ -99,15 +99,10 @@
 //! `(run, job, item)` across attempts and owners — because an item can run
 //! again after a failover.
 
-pub mod commands;
-pub mod dags;
+// `commands` and `dags` (AppliedDag needs the DAG model) are scheduler-side
+// records: they live in nightshift-core's `keyspace`, which re-exports this one.
 mod item_set;
 pub mod records;
-
-pub use commands::{
-    command_key, commands_prefix, parse_command_key, Command, CommandId, CommandRecord,
-};
-pub use dags::{dag_checksum, dag_key, dags_prefix, parse_dag_key, AppliedDag};
 
 pub use item_set::{ItemSet, ItemSetError};
 pub use records::{
@@ -456,11 +451,8 @@ mod tests {
         assert_eq!(key, "/n/health/store");
         assert_eq!(parse_executor_key("/n/", &key), None);
         assert_eq!(parse_job_key("/n/", &key), None);
-        assert!(
-            !key.starts_with(&runs_prefix("/n/"))
-                && !key.starts_with(&dags_prefix("/n/"))
-                && !key.starts_with(&commands_prefix("/n/"))
-        );
+        // (dags/ and commands/ are checked in nightshift-core, which defines them.)
+        assert!(!key.starts_with(&runs_prefix("/n/")));
         let health = StoreHealth {
             down_since_ms: 5,
             last_error: "refused".into(),

@@ -71,6 +71,25 @@ string_id!(
 #[serde(transparent)]
 pub struct ItemIndex(pub u32);
 
+impl ItemIndex {
+    /// The index as a number, to compare with a count of items (`u32`).
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for ItemIndex {
+    fn from(index: u32) -> Self {
+        ItemIndex(index)
+    }
+}
+
+impl From<ItemIndex> for u32 {
+    fn from(index: ItemIndex) -> Self {
+        index.0
+    }
+}
+
 impl fmt::Display for ItemIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -79,9 +98,22 @@ impl fmt::Display for ItemIndex {
 
 /// Proof of ownership of an assignment: the mod revision of the assignment key
 /// in the coordination store. A write fenced by a stale token fails.
+///
+/// For one item of a job run, every later owner or attempt holds a strictly
+/// greater token than any earlier one: each token is the revision of a write
+/// by the leader that gave the item to that owner, ownership periods do not
+/// overlap, and the store's revisions only increase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FencingToken(pub i64);
+
+impl FencingToken {
+    /// The token as a number, to store next to what it guards (a SQL
+    /// `BIGINT` column) and compare there.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
 
 impl fmt::Display for FencingToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
