@@ -20,7 +20,7 @@ struct Cli {
 enum Command {
     /// Validate DAG files (files or folders) and report every error.
     Validate(cli::validate::Args),
-    /// Run a stand-alone executor with the built-in noop and sleep handlers.
+    /// Run a stand-alone executor serving programs (--program) and/or the built-in noop and sleep handlers.
     Executor(cli::executor::Args),
     /// Run a scheduler replica (one of the replicas leads; the others stand by).
     Scheduler(cli::scheduler::Args),

@@ -30,6 +30,7 @@ async fn register(coord: &impl Coordinator, id: &str, capacity: u32) {
         pid: 1,
         version: "0".into(),
         started_at_ms: 0,
+        handler_capacity: Default::default(),
     };
     coord
         .put(

@@ -46,6 +46,22 @@ fn dev_runs_the_settlement_and_resumes_after_sigkill() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_owned();
     runtime.block_on(assert_ledger_reconciled(&url, &date1))?;
+    // settlement-report is a program handler (a shell script): it wrote the
+    // day's report from the ledger.
+    let report = std::fs::read_to_string(
+        state
+            .path()
+            .join("reports")
+            .join(format!("settlement-{date1}.txt")),
+    )?;
+    assert!(
+        report.starts_with(&format!("settlement report for business date {date1}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("postings (count|debit|credit): "),
+        "{report}"
+    );
 
     // 2. Another business date, killed once its interest has accrued.
     let date2 = "2026-03-05";

@@ -60,6 +60,8 @@ fn etcd_postgres_settlement_survives_a_killed_executor() -> anyhow::Result<()> {
         false,
     )?;
     let mut executors = Vec::new();
+    let reports = dir.path().join("demo-reports");
+    let report_dir = reports.display().to_string();
     for i in 0..3 {
         let id = format!("demo-{i}");
         let args = [
@@ -72,6 +74,8 @@ fn etcd_postgres_settlement_survives_a_killed_executor() -> anyhow::Result<()> {
                 "2s",
                 "--capacity",
                 "4",
+                "--report-dir",
+                report_dir.as_str(),
             ][..],
             &conn,
         ]
@@ -162,6 +166,17 @@ fn etcd_postgres_settlement_survives_a_killed_executor() -> anyhow::Result<()> {
         Some("succeeded")
     );
     runtime.block_on(assert_ledger_reconciled(&pg.url, date))?;
+    // settlement-report ran as a program (a shell script reading PostgreSQL
+    // with psql) and wrote the day's report.
+    let report = std::fs::read_to_string(
+        reports
+            .join("reports")
+            .join(format!("settlement-{date}.txt")),
+    )?;
+    assert!(
+        report.starts_with(&format!("settlement report for business date {date}")),
+        "{report}"
+    );
     eprintln!("etcd test took {:?}", started.elapsed());
     drop(executors);
     drop(console);

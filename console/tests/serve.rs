@@ -100,6 +100,7 @@ async fn serves_http_and_streams_changes_on_a_real_port_then_shuts_down() {
         pid: 1,
         version: "0".into(),
         started_at_ms: 1,
+        handler_capacity: Default::default(),
     };
     f.coord
         .put(

@@ -120,6 +120,8 @@ fn a_valid_file_becomes_the_expected_model() {
         concurrency: ConcurrencyPolicy::Replace,
         misfire: MisfirePolicy::CatchUp,
         deadline: Some(NaiveTime::from_hms_opt(5, 0, 0).unwrap()),
+        business_date: Default::default(),
+        schedule_business_day: None,
         jobs: vec![accrual, debits, ledger],
     };
     assert_eq!(dag, expected);

@@ -10,6 +10,8 @@
 //! Four handlers ([`register`]) do the nightly work:
 //! `interest-accrual`, `nightly-debits`, `ledger-postings` (items partition
 //! accounts by id range, see [`range`]) and `reconciliation` (fan-in).
+//! The fifth, `settlement-report`, is a shell script run as a program
+//! handler ([`report`]).
 //!
 //! **Exactly-once effects.** Each item does all its writes in one
 //! transaction that starts by inserting the item's idempotency key into
@@ -21,6 +23,8 @@
 mod db;
 mod jobs;
 pub mod range;
+#[cfg(target_os = "linux")]
+pub mod report;
 mod seed;
 
 pub use db::{DemoDb, DemoError, LedgerCheck};

@@ -33,6 +33,8 @@ pub(crate) struct Config {
     pub drain_grace: Duration,
     pub labels: BTreeMap<String, String>,
     pub handlers: BTreeMap<HandlerName, Arc<dyn Job>>,
+    /// Handlers with their own limit on items at once (within `capacity`).
+    pub handler_capacity: BTreeMap<HandlerName, u32>,
     /// How long an outcome may wait for others to share its batch.
     pub linger: Duration,
     /// Shortest interval between two progress writes of a job.
@@ -81,6 +83,9 @@ pub enum BuildError {
     /// Capacity 0 would never run an item.
     #[error("capacity must be at least 1")]
     ZeroCapacity,
+    /// `.handler_capacity(name, ..)` for a handler that is not registered.
+    #[error("handler capacity for `{0}`, which is not a registered handler")]
+    UnknownHandlerCapacity(String),
     /// The lease TTL is below [`MIN_LEASE_TTL`].
     #[error("lease ttl {0:?} is too short (minimum 2s)")]
     LeaseTtlTooShort(Duration),
@@ -103,6 +108,7 @@ pub struct ExecutorBuilder {
     drain_grace: Duration,
     labels: BTreeMap<String, String>,
     handlers: Vec<(String, Arc<dyn Job>)>,
+    handler_capacity: Vec<(String, u32)>,
     linger: Duration,
 }
 
@@ -122,6 +128,7 @@ impl Executor {
             drain_grace: Duration::from_secs(30),
             labels: BTreeMap::new(),
             handlers: Vec::new(),
+            handler_capacity: Vec::new(),
             linger: Duration::from_millis(25),
         }
     }
@@ -192,6 +199,22 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Registers a program handler: items of jobs naming `name` run
+    /// `program` (see [`crate::program`]). The same as `.handler(name, program)`.
+    #[cfg(target_os = "linux")]
+    pub fn program(self, name: impl Into<String>, program: crate::program::ProgramJob) -> Self {
+        self.handler(name, program)
+    }
+
+    /// Most items of handler `name` run at once (within [`Self::capacity`]):
+    /// a slow handler (a partner that answers slowly) then cannot take every
+    /// slot from the others. Published in the registration, so the
+    /// scheduler weighs this executor by it for that handler's jobs.
+    pub fn handler_capacity(mut self, name: impl Into<String>, limit: u32) -> Self {
+        self.handler_capacity.push((name.into(), limit));
+        self
+    }
+
     /// TTL of the executor's lease (default 10 s, at least 2 s): how long
     /// after a crash its items wait before moving to another executor.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
@@ -237,6 +260,17 @@ impl ExecutorBuilder {
         if capacity == 0 {
             return Err(BuildError::ZeroCapacity);
         }
+        let mut handler_capacity = BTreeMap::new();
+        for (name, limit) in self.handler_capacity {
+            let handler = HandlerName::new(name.clone());
+            if !handlers.contains_key(&handler) {
+                return Err(BuildError::UnknownHandlerCapacity(name));
+            }
+            if limit == 0 {
+                return Err(BuildError::ZeroCapacity);
+            }
+            handler_capacity.insert(handler, limit);
+        }
         if self.lease_ttl < MIN_LEASE_TTL {
             return Err(BuildError::LeaseTtlTooShort(self.lease_ttl));
         }
@@ -256,6 +290,7 @@ impl ExecutorBuilder {
             drain_grace: self.drain_grace,
             labels: self.labels,
             handlers,
+            handler_capacity,
             linger: self.linger,
             progress_interval: Duration::from_secs(1),
         };
@@ -312,6 +347,13 @@ mod tests {
         assert!(err(base().handler("noop", Noop)).contains("registered twice"));
         assert!(err(Executor::builder().handler("noop", Noop)).contains("no coordination service"));
         assert!(err(base().prefix("")).contains("invalid key prefix"));
+        assert!(err(base().handler_capacity("sleep", 2)).contains("not a registered handler"));
+        assert_eq!(
+            err(base().handler_capacity("noop", 0)),
+            "capacity must be at least 1"
+        );
+        let limited = base().handler_capacity("noop", 2).build().unwrap();
+        assert_eq!(limited.config.handler_capacity.len(), 1);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! There is deliberately no "shell" handler: an executor that runs commands
 //! named in a DAG file lets whoever can apply a DAG run anything on every
-//! executor host. Write a [`crate::Job`] instead.
+//! executor host. Write a [`crate::Job`], or have the executor's operator
+//! map a handler name to a program ([`crate::program`]).
 
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job, JobError};

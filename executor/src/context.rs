@@ -8,10 +8,12 @@
 use crate::assignment::JobRef;
 use crate::progress::ProgressBoard;
 use chrono::NaiveDate;
+use nightshift_coord::lease::LeaseStatus;
 use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_protocol::keyspace::{self, ItemProgress};
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::JobError;
@@ -52,6 +54,10 @@ pub struct ItemContext {
     facts: Arc<ItemFacts>,
     cancel: CancellationToken,
     progress: ProgressSink,
+    /// The registration's lease status, so that work running outside this
+    /// process (a [`crate::program::ProgramJob`]) can be stopped before the
+    /// lease could have expired. `None` outside an executor (tests).
+    lease: Option<watch::Receiver<LeaseStatus>>,
 }
 
 impl ItemContext {
@@ -60,7 +66,19 @@ impl ItemContext {
             facts: Arc::new(facts),
             cancel,
             progress,
+            lease: None,
         }
+    }
+
+    /// Attaches the registration's lease status.
+    pub(crate) fn with_lease(mut self, lease: watch::Receiver<LeaseStatus>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The registration's lease status, when the item runs in an executor.
+    pub(crate) fn lease_status(&self) -> Option<watch::Receiver<LeaseStatus>> {
+        self.lease.clone()
     }
 
     /// Run this item belongs to.

@@ -11,6 +11,7 @@ use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job};
 use crate::stats::Stats;
 use futures::FutureExt;
+use nightshift_protocol::ids::HandlerName;
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub(crate) struct ItemDone {
     pub started_ms: i64,
     pub ended_ms: i64,
     pub finish: Finish,
+    /// The item's handler, when it has a capacity of its own to give back.
+    pub handler: Option<HandlerName>,
 }
 
 /// Runs `job` for the item of `ctx` on a new task; sends [`ItemDone`] when
@@ -36,6 +39,7 @@ pub(crate) fn spawn(
     ctx: ItemContext,
     timeout: Option<Duration>,
     job_ref: JobRef,
+    handler: Option<HandlerName>,
     done: mpsc::UnboundedSender<ItemDone>,
     stats: Arc<Stats>,
 ) {
@@ -49,21 +53,30 @@ pub(crate) fn spawn(
     );
     let (item, attempt) = (ctx.item().0, ctx.attempt());
     let cancel = ctx.cancellation_token();
+    let stop_grace = job.stop_grace();
     let task = async move {
         let started_ms = now_ms();
         let call = AssertUnwindSafe(job.run(ctx)).catch_unwind();
         let finish = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(ended) => from_call(ended),
-                Err(_) => {
-                    // The handler's future is dropped here; cancel the token
-                    // too, for work it spawned that listens to it.
-                    cancel.cancel();
-                    Finish::TimedOut {
-                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            Some(limit) => {
+                tokio::pin!(call);
+                match tokio::time::timeout(limit, &mut call).await {
+                    Ok(ended) => from_call(ended),
+                    Err(_) => {
+                        // Cancel the token, for work the handler spawned that
+                        // listens to it, and give the handler its stop grace
+                        // (a program's process group is stopped in it) before
+                        // its future is dropped.
+                        cancel.cancel();
+                        if !stop_grace.is_zero() {
+                            let _ = tokio::time::timeout(stop_grace, &mut call).await;
+                        }
+                        Finish::TimedOut {
+                            after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        }
                     }
                 }
-            },
+            }
             None => from_call(call.await),
         };
         match &finish {
@@ -90,6 +103,7 @@ pub(crate) fn spawn(
             started_ms,
             ended_ms: now_ms(),
             finish,
+            handler,
         });
     };
     tokio::spawn(task.instrument(span));

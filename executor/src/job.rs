@@ -37,12 +37,25 @@ use std::sync::Arc;
 pub trait Job: Send + Sync + 'static {
     /// Runs one item. `Err` is a failure; a panic is reported as a failure too.
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError>;
+
+    /// How long the handler may take to wind down after its item timed out:
+    /// the item's cancellation token is cancelled at the timeout and `run`
+    /// gets this long to return before its future is dropped. Default zero
+    /// (dropped at once); [`crate::program::ProgramJob`] uses it to stop its
+    /// process group (SIGTERM, then SIGKILL after its grace).
+    fn stop_grace(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 #[async_trait]
 impl<J: Job + ?Sized> Job for Arc<J> {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         (**self).run(ctx).await
+    }
+
+    fn stop_grace(&self) -> std::time::Duration {
+        (**self).stop_grace()
     }
 }
 

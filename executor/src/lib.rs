@@ -176,6 +176,8 @@ mod host;
 mod item;
 mod job;
 pub mod mistakes;
+#[cfg(target_os = "linux")]
+pub mod program;
 mod progress;
 mod recorder;
 mod runtime;

@@ -28,7 +28,7 @@ use crate::recorder::{Batch, Recorder, Written, MAX_BATCH_BYTES, MAX_BATCH_RESUL
 use crate::stats::Stats;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, WatchEvent, WatchStream};
-use nightshift_protocol::ids::{FencingToken, ItemIndex};
+use nightshift_protocol::ids::{FencingToken, HandlerName, ItemIndex};
 use nightshift_protocol::keyspace::{self, AssignmentRecord, JobRunSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,6 +85,8 @@ pub(crate) struct Session {
     slots: HashMap<JobRef, Slot>,
     /// Spawned item tasks not yet returned, including voided ones.
     in_flight: usize,
+    /// The same, per handler with a limit of its own.
+    in_flight_by_handler: HashMap<HandlerName, usize>,
     rr: usize,
     seq: u64,
     next_slot: u64,
@@ -156,6 +158,7 @@ pub(crate) async fn run(
         tasks,
         slots: HashMap::new(),
         in_flight: 0,
+        in_flight_by_handler: HashMap::new(),
         rr: 0,
         seq: 0,
         next_slot: 0,
@@ -177,6 +180,9 @@ pub(crate) async fn run(
         watch,
     };
     let end = session.run_loop(&mut inputs, stop).await;
+    if end == SessionEnd::Shutdown {
+        session.wind_down(&mut inputs).await;
+    }
 
     session.tasks.cancel();
     for slot in session.slots.values_mut() {
@@ -227,6 +233,7 @@ async fn register(
         handlers: config.handlers.keys().cloned().collect(),
         capacity: config.capacity,
         labels: config.labels.clone(),
+        handler_capacity: config.handler_capacity.clone(),
         host: crate::host::hostname(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -247,6 +254,30 @@ impl Session {
                 Instant::now() + self.config.lease_ttl / 3 < confirmed_until
             }
             LeaseStatus::Expiring | LeaseStatus::Lost => false,
+        }
+    }
+
+    /// Before the lease is revoked (and the items handed to others), waits
+    /// up to the handlers' stop grace for cancelled items that are still
+    /// winding down — a program's process group being stopped — so they
+    /// never overlap with their next owner.
+    async fn wind_down(&mut self, inputs: &mut Inputs) {
+        let grace = self
+            .config
+            .handlers
+            .values()
+            .map(|j| j.stop_grace())
+            .max()
+            .unwrap_or_default();
+        if grace.is_zero() {
+            return;
+        }
+        let until = Instant::now() + grace;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(until, inputs.items.recv()).await {
+                Ok(Some(_)) => self.in_flight -= 1,
+                _ => break,
+            }
         }
     }
 
@@ -309,6 +340,13 @@ impl Session {
         let Runnable::Ready { spec, job, params } = &slot.runnable else {
             return false;
         };
+        let limited = self.config.handler_capacity.get(&spec.handler).copied();
+        if let Some(limit) = limited {
+            let running = self.in_flight_by_handler.get(&spec.handler).copied();
+            if running.unwrap_or(0) >= limit as usize {
+                return false;
+            }
+        }
         let Some(start) = slot.state.start_next() else {
             return false;
         };
@@ -329,17 +367,22 @@ impl Session {
             board: self.board.clone(),
             job: job_ref.clone(),
         };
-        let ctx = ItemContext::new(facts, start.cancel, sink);
+        let ctx = ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone());
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
+        let handler = limited.map(|_| spec.handler.clone());
         item::spawn(
             job.clone(),
             ctx,
             timeout,
             job_ref.clone(),
+            handler.clone(),
             self.items_tx.clone(),
             self.stats.clone(),
         );
         self.in_flight += 1;
+        if let Some(handler) = handler {
+            *self.in_flight_by_handler.entry(handler).or_default() += 1;
+        }
         Stats::add(&self.stats.items_started, 1);
         true
     }

@@ -8,15 +8,22 @@ use nightshift_core::ids::{DagName, ItemIndex};
 use nightshift_core::keyspace::ExecutorInfo;
 use nightshift_core::sharding::{assign, Assignment, ExecutorSlot, ShardingError};
 
-/// Live executors that registered `job`'s handler, weighted by capacity.
+/// Whether `executor` may run `job`'s items: it registered the job's
+/// handler and carries every label of the job's `executor_labels`.
+pub fn eligible(job: &JobSpec, executor: &ExecutorInfo) -> bool {
+    executor.handlers.iter().any(|h| h == &job.handler) && job.accepts_labels(&executor.labels)
+}
+
+/// Live executors eligible for `job` (see [`eligible`]), weighted by the
+/// capacity they have for its handler.
 pub fn slots_for<'a>(
     job: &JobSpec,
     executors: impl IntoIterator<Item = &'a ExecutorInfo>,
 ) -> Vec<ExecutorSlot> {
     executors
         .into_iter()
-        .filter(|e| e.handlers.iter().any(|h| h == &job.handler))
-        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity.max(1)))
+        .filter(|e| eligible(job, e))
+        .map(|e| ExecutorSlot::new(e.id.clone(), e.capacity_for(&job.handler)))
         .collect()
 }
 
@@ -76,6 +83,7 @@ mod tests {
             pid: 1,
             version: "t".into(),
             started_at_ms: 0,
+            handler_capacity: BTreeMap::new(),
         }
     }
 
@@ -101,7 +109,57 @@ mod tests {
         assert!(plan_job(&DagName::new("d"), &job, &execs[1..], None).is_err());
     }
 
+    #[test]
+    fn only_executors_carrying_every_label_get_items() {
+        let mut job = JobSpec::new("j");
+        job.handler = HandlerName::new("sleep");
+        job.shards = 12;
+        job.executor_labels = [("zone".to_owned(), "a".to_owned())].into();
+        let mut a = exec("a", &["sleep"], 1);
+        a.labels.insert("zone".into(), "a".into());
+        a.labels.insert("tier".into(), "batch".into());
+        let mut b = exec("b", &["sleep"], 1);
+        b.labels.insert("zone".into(), "b".into());
+        let c = exec("c", &["sleep"], 1);
+        let mut d = exec("d", &["noop"], 1);
+        d.labels.insert("zone".into(), "a".into());
+        let execs = [a, b, c, d];
+        let plan = plan_job(&DagName::new("d"), &job, &execs, None).unwrap();
+        assert_eq!(plan.items_of(&ExecutorId::new("a")).len(), 12);
+        assert!(plan_job(&DagName::new("d"), &job, &execs[1..], None).is_err());
+    }
+
     proptest! {
+        /// The planner gives items only to eligible executors, and to some
+        /// executor whenever one is eligible.
+        #[test]
+        fn plans_follow_the_label_filter(
+            shards in 1u32..50,
+            zones in proptest::collection::vec(0u8..3, 1..6),
+            wanted in proptest::option::of(0u8..3),
+        ) {
+            let mut job = JobSpec::new("j");
+            job.shards = shards;
+            if let Some(w) = wanted {
+                job.executor_labels.insert("zone".into(), format!("z{w}"));
+            }
+            let execs: Vec<ExecutorInfo> = zones.iter().enumerate().map(|(i, z)| {
+                let mut e = exec(&format!("e{i}"), &["j"], 1 + (i as u32 % 3));
+                e.labels.insert("zone".into(), format!("z{z}"));
+                e
+            }).collect();
+            let matching: Vec<&ExecutorInfo> = execs.iter().filter(|e| wanted.is_none_or(|w| e.labels["zone"] == format!("z{w}"))).collect();
+            match plan_job(&DagName::new("d"), &job, &execs, None) {
+                Ok(plan) => {
+                    prop_assert!(!matching.is_empty());
+                    for (owner, items) in plan.iter() {
+                        prop_assert!(items.is_empty() || matching.iter().any(|e| &e.id == owner), "{} is not eligible", owner);
+                    }
+                }
+                Err(_) => prop_assert!(matching.is_empty()),
+            }
+        }
+
         /// Reshard before the next run, sticky: with the same members the
         /// plan is stable; when one leaves and another joins, the items of
         /// the ones that stayed do not move.

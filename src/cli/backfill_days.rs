@@ -4,12 +4,14 @@
 //! A day is selected when the DAG's schedule fires on it (its business date,
 //! in the DAG's time zone) and the calendar counts it as a business day. A
 //! DAG without a schedule selects every business day of its calendar, or
-//! every day without one.
+//! every day without one. The DAG's `business_date` policy maps each fire
+//! to the day it is for (under `previous_business_day`, Monday's fire runs
+//! Friday), and `schedule_business_day` keeps one fire a month.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use nightshift_core::dag::DagSpec;
-use nightshift_core::schedule::{business_date, Schedule, ScheduleError};
+use nightshift_core::schedule::{business_date, business_date_for, ScheduleError};
 
 /// The selected days in `[from, to]`, oldest first, each once.
 pub fn business_days(
@@ -18,26 +20,29 @@ pub fn business_days(
     to: NaiveDate,
 ) -> Result<Vec<NaiveDate>, ScheduleError> {
     let calendar = spec.calendar.as_ref();
-    let Some(expr) = &spec.schedule else {
+    let Some(schedule) = spec.cron_schedule() else {
         return Ok(from
             .iter_days()
             .take_while(|d| *d <= to)
             .filter(|d| calendar.is_none_or(|c| c.is_business_day(*d)))
             .collect());
     };
-    let schedule = Schedule::new(expr, spec.timezone)?;
+    let schedule = schedule?;
     let mut days: Vec<NaiveDate> = Vec::new();
     let mut cursor = start_of_day(spec.timezone, from) - Duration::nanoseconds(1);
     while let Some(fire) = schedule.next_business_after(cursor, calendar) {
-        let day = business_date(fire, spec.timezone);
+        let fire_day = business_date(fire, spec.timezone);
+        let day = business_date_for(fire, spec.timezone, spec.business_date, calendar);
         if day > to {
             break;
         }
         if day >= from && days.last().is_none_or(|last| *last < day) {
             days.push(day);
         }
-        // Jump to the next local day: only one run per business date.
-        let Some(next) = day.succ_opt() else { break };
+        // Jump to the next local day: only one run per fire date.
+        let Some(next) = fire_day.succ_opt() else {
+            break;
+        };
         cursor = fire.max(start_of_day(spec.timezone, next) - Duration::nanoseconds(1));
     }
     Ok(days)
@@ -77,6 +82,21 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn the_business_date_policy_maps_fires_to_the_days_they_are_for() {
+        let spec = dag("schedule = \"0 30 1 * * *\"\nbusiness_date = \"previous_day\"");
+        // Each day is run by the next day's fire, including the range's
+        // last day (its fire is after the range).
+        let days = business_days(&spec, day(2024, 3, 28), day(2024, 4, 1)).unwrap();
+        assert_eq!(
+            days,
+            (28..=31)
+                .map(|d| day(2024, 3, d))
+                .chain([day(2024, 4, 1)])
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct ExecutorArgs {
     /// Lease TTL: how long after a crash the executor's items move elsewhere.
     #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
     pub lease_ttl: Duration,
+    /// Where the settlement-report program and its reports go (default:
+    /// the system temp dir's nightshift-demo/).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<std::path::PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -142,6 +146,13 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
         .lease_ttl(args.lease_ttl)
         .handler("noop", Noop)
         .handler("sleep", Sleep);
+    let report_dir = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("nightshift-demo"));
+    let report = nightshift_demo::report::settlement_report(&report_dir, &args.db.database)
+        .context("installing the settlement-report script")?;
+    let builder = builder.program(nightshift_demo::report::SETTLEMENT_REPORT, report);
     let executor = nightshift_demo::register(builder, db).build()?;
     tracing::info!(executor = %executor.id(), "demo executor starting");
     executor.run_until_signal().await?;

@@ -194,7 +194,12 @@ async fn dev(args: Args, log_file: PathBuf) -> anyhow::Result<ExitCode> {
             .capacity(args.capacity)
             .label("mode", "dev")
             .handler("noop", Noop)
-            .handler("sleep", Sleep);
+            .handler("sleep", Sleep)
+            .program(
+                nightshift_demo::report::SETTLEMENT_REPORT,
+                nightshift_demo::report::settlement_report(&args.state_dir, &database)
+                    .context("installing the settlement-report script")?,
+            );
         let executor = nightshift_demo::register(builder, demo.clone()).build()?;
         let rx = stop_rx.clone();
         tasks.spawn(async move {

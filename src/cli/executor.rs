@@ -1,19 +1,25 @@
 //! `nightshift executor`: a stand-alone executor serving the built-in `noop`
-//! and `sleep` handlers — for trying Nightshift out, for tests that need a
-//! real executor process, and for benchmarks. Real jobs run in your own
-//! service, which embeds `nightshift-executor` with its own handlers.
+//! and `sleep` handlers and the operator's **programs** (`--program
+//! NAME=PATH`, or `[programs.NAME]` in `--config FILE`): each item of a job
+//! whose handler is NAME runs PATH in its own process group
+//! ([`nightshift_executor::program`]). Rust handlers run in your own
+//! service, which embeds `nightshift-executor`.
 //!
 //! Flags are parsed in two stages: clap fills [`Args`], then [`Settings`]
-//! checks them and reads secrets (the etcd password comes from a file or the
-//! environment, never from a flag, and is never printed). SIGTERM and Ctrl-C
-//! start a graceful drain.
+//! merges the config file, checks everything and reads secrets (the etcd
+//! password comes from a file or the environment, never from a flag, and is
+//! never printed). SIGTERM and Ctrl-C start a graceful drain.
 
 use crate::cli::conn::{EtcdArgs, PASSWORD_ENV};
+use crate::cli::executor_config::{self, FileConfig, ProgramSpec};
 use anyhow::{bail, Context as _};
 use nightshift_coord::etcd::EtcdConfig;
 use nightshift_core::duration::parse_duration;
 use nightshift_executor::builtin::{Noop, Sleep};
+use nightshift_executor::program::{ProgramJob, DEFAULT_GRACE};
 use nightshift_executor::Executor;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,10 +32,18 @@ Built-in handlers:
          `fail_rate` (0..1) and `fail_items` ([..]) make items fail; stops
          when the item is cancelled.
 
-There is deliberately no shell handler: an executor that runs commands named
-in DAG files lets anyone who can apply a DAG execute anything on every
-executor host. Write a Job in your own service with the nightshift-executor
-crate instead.
+Program handlers: --program NAME=PATH serves handler NAME by running PATH for
+each item (no shell; fixed arguments from --program-arg NAME=ARG, in order).
+The executor's operator chooses programs; DAG authors only choose handler
+names, and nothing from a DAG reaches a command line. The item arrives in
+NIGHTSHIFT_RUN_ID, NIGHTSHIFT_DAG, NIGHTSHIFT_JOB, NIGHTSHIFT_ITEM,
+NIGHTSHIFT_ITEM_COUNT, NIGHTSHIFT_ITEM_PARAM, NIGHTSHIFT_PARAMS (JSON),
+NIGHTSHIFT_BUSINESS_DATE, NIGHTSHIFT_ATTEMPT, NIGHTSHIFT_IDEMPOTENCY_KEY and
+NIGHTSHIFT_FENCING_TOKEN. Exit 0 = succeeded, 75 = retryable failure, other
+= permanent failure (the last stderr line is the error). A stdout line
+`::progress DONE/TOTAL message` reports progress. A stopped item's process
+group gets SIGTERM, then SIGKILL after --program-grace; it is always killed
+before the executor's lease could expire.
 
 The etcd password is read from --etcd-password-file or NIGHTSHIFT_ETCD_PASSWORD,
 never from the command line. SIGTERM or Ctrl-C drains the executor: no new
@@ -38,26 +52,39 @@ pub struct Args {
     /// How to reach etcd (endpoints, auth, TLS, key prefix).
     #[command(flatten)]
     pub etcd: EtcdArgs,
-    /// Handlers to serve, comma-separated: noop, sleep.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "noop,sleep",
-        value_name = "NAMES"
-    )]
-    pub handlers: Vec<String>,
+    /// Executor configuration file (TOML): id, capacity, labels, handlers,
+    /// programs, handler capacities. Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Built-in handlers to serve, comma-separated: noop, sleep (default:
+    /// both when no program is configured, else none).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub handlers: Option<Vec<String>>,
+    /// Serve handler NAME by running the program at PATH (repeatable).
+    #[arg(long = "program", value_parser = executor_config::pair, value_name = "NAME=PATH")]
+    pub programs: Vec<(String, String)>,
+    /// A fixed argument for program NAME (repeatable, in order).
+    #[arg(long = "program-arg", value_parser = executor_config::pair, value_name = "NAME=ARG")]
+    pub program_args: Vec<(String, String)>,
+    /// Time between SIGTERM and SIGKILL when a program's item is stopped (default 10s).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub program_grace: Option<Duration>,
     /// Items run at once across all jobs (default: number of CPUs).
     #[arg(long, value_name = "N")]
     pub capacity: Option<u32>,
+    /// Most items of handler NAME at once, within --capacity (repeatable):
+    /// a slow handler cannot take every slot from the others.
+    #[arg(long = "handler-capacity", value_parser = handler_capacity, value_name = "NAME=N")]
+    pub handler_capacity: Vec<(String, u32)>,
     /// Executor id (default: {hostname}-{pid}).
     #[arg(long, env = "NIGHTSHIFT_EXECUTOR_ID", value_name = "ID")]
     pub id: Option<String>,
-    /// Lease TTL: how long after a crash the executor's items move elsewhere.
-    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
-    pub lease_ttl: Duration,
-    /// How long a shutdown waits for running items.
-    #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
-    pub drain_grace: Duration,
+    /// Lease TTL: how long after a crash the executor's items move elsewhere (default 10s).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub lease_ttl: Option<Duration>,
+    /// How long a shutdown waits for running items (default 30s).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub drain_grace: Option<Duration>,
     /// A label published with the registration, `key=value` (repeatable).
     #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
     pub labels: Vec<(String, String)>,
@@ -67,6 +94,14 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
 }
 
+fn handler_capacity(text: &str) -> Result<(String, u32), String> {
+    let (name, n) = executor_config::pair(text)?;
+    match n.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok((name, n)),
+        _ => Err(format!("expected NAME=N with N at least 1, got `{text}`")),
+    }
+}
+
 fn label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
@@ -74,54 +109,129 @@ fn label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Checked flags, with the etcd configuration (and its password) read. No
-/// `Debug`: it holds a secret.
+/// Checked flags merged with the config file, with the etcd configuration
+/// (and its password) read. No `Debug`: it holds a secret.
 struct Settings {
-    args: Args,
+    etcd_args: EtcdArgs,
     etcd: EtcdConfig,
+    id: Option<String>,
+    capacity: Option<u32>,
+    lease_ttl: Duration,
+    drain_grace: Duration,
+    labels: BTreeMap<String, String>,
+    builtins: Vec<String>,
+    programs: Vec<ProgramSpec>,
+    handler_capacity: BTreeMap<String, u32>,
 }
 
 impl Settings {
     fn from_args(args: Args, password_env: Option<String>) -> anyhow::Result<Settings> {
-        for name in &args.handlers {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let program_grace = match args.program_grace {
+            Some(g) => g,
+            None => FileConfig::duration("program_grace", file.program_grace.as_deref())?
+                .unwrap_or(DEFAULT_GRACE),
+        };
+        let programs =
+            executor_config::programs(&args.programs, &args.program_args, &file, program_grace)?;
+        let builtins = match args.handlers.clone().or_else(|| file.handlers.clone()) {
+            Some(names) => names.into_iter().filter(|n| !n.trim().is_empty()).collect(),
+            None if programs.is_empty() => vec!["noop".to_owned(), "sleep".to_owned()],
+            None => Vec::new(),
+        };
+        for name in &builtins {
             if !matches!(name.as_str(), "noop" | "sleep") {
-                bail!("unknown handler `{name}`: the built-in handlers are noop and sleep");
+                bail!("unknown handler `{name}`: the built-in handlers are noop and sleep (serve a program with --program NAME=PATH)");
             }
+            if programs.iter().any(|p| &p.name == name) {
+                bail!("handler `{name}` is both a built-in and a program");
+            }
+        }
+        if builtins.is_empty() && programs.is_empty() {
+            bail!("nothing to serve: no built-in handler and no program");
         }
         if !args.etcd.is_configured() {
             bail!("no etcd endpoints: pass --etcd URLS or set NIGHTSHIFT_ETCD");
         }
         let etcd = args.etcd.config_with(password_env)?;
-        Ok(Settings { args, etcd })
+        let mut handler_capacity = file.handler_capacity.clone();
+        handler_capacity.extend(args.handler_capacity.iter().cloned());
+        for (name, limit) in &handler_capacity {
+            if *limit == 0 {
+                bail!("handler capacity of `{name}` must be at least 1");
+            }
+            if !builtins.contains(name) && !programs.iter().any(|p| &p.name == name) {
+                bail!("handler capacity for `{name}`, which this executor does not serve");
+            }
+        }
+        let mut labels = file.labels.clone();
+        labels.extend(args.labels.iter().cloned());
+        let lease_ttl = match args.lease_ttl {
+            Some(t) => t,
+            None => FileConfig::duration("lease_ttl", file.lease_ttl.as_deref())?
+                .unwrap_or(Duration::from_secs(10)),
+        };
+        let drain_grace = match args.drain_grace {
+            Some(t) => t,
+            None => FileConfig::duration("drain_grace", file.drain_grace.as_deref())?
+                .unwrap_or(Duration::from_secs(30)),
+        };
+        Ok(Settings {
+            etcd_args: args.etcd,
+            etcd,
+            id: args.id.or(file.id),
+            capacity: args.capacity.or(file.capacity),
+            lease_ttl,
+            drain_grace,
+            labels,
+            builtins,
+            programs,
+            handler_capacity,
+        })
     }
 
     fn executor(self) -> anyhow::Result<Executor> {
-        let (a, etcd) = (self.args, self.etcd);
+        let s = self;
+        let etcd = s.etcd;
         let mut builder = Executor::builder()
             .etcd(etcd.endpoints)
-            .lease_ttl(a.lease_ttl)
-            .drain_grace(a.drain_grace)
-            .prefix(a.etcd.prefix);
+            .lease_ttl(s.lease_ttl)
+            .drain_grace(s.drain_grace)
+            .prefix(s.etcd_args.prefix);
         if let (Some(user), Some(password)) = (etcd.username, etcd.password) {
             builder = builder.credentials(user, password);
         }
         if let Some(tls) = etcd.tls {
             builder = builder.tls(tls);
         }
-        if let Some(id) = a.id {
+        if let Some(id) = s.id {
             builder = builder.id(id);
         }
-        if let Some(capacity) = a.capacity {
+        if let Some(capacity) = s.capacity {
             builder = builder.capacity(capacity);
         }
-        for (k, v) in a.labels {
+        for (k, v) in s.labels {
             builder = builder.label(k, v);
         }
-        for name in &a.handlers {
+        for (name, limit) in s.handler_capacity {
+            builder = builder.handler_capacity(name, limit);
+        }
+        for name in &s.builtins {
             builder = match name.as_str() {
                 "noop" => builder.handler("noop", Noop),
                 _ => builder.handler("sleep", Sleep),
             };
+        }
+        for p in s.programs {
+            tracing::info!(handler = %p.name, program = %p.path.display(), args = ?p.args, "serving a program");
+            let mut job = ProgramJob::new(p.path).args(p.args).grace(p.grace);
+            for (k, v) in p.env {
+                job = job.env(k, v);
+            }
+            builder = builder.program(p.name, job);
         }
         Ok(builder.build()?)
     }
@@ -163,10 +273,13 @@ mod tests {
     fn parses_lists_and_durations() {
         let a = args(&["--lease-ttl", "2s", "--label", "zone=eu-1"]);
         assert_eq!(a.etcd.etcd, vec!["http://a:2379", "http://b:2379"]);
-        assert_eq!(a.handlers, vec!["noop", "sleep"]);
-        assert_eq!(a.lease_ttl, Duration::from_secs(2));
-        assert_eq!(a.drain_grace, Duration::from_secs(30));
+        assert_eq!(a.handlers, None);
+        assert_eq!(a.lease_ttl, Some(Duration::from_secs(2)));
+        assert_eq!(a.drain_grace, None);
         assert_eq!(a.labels, vec![("zone".to_owned(), "eu-1".to_owned())]);
+        let s = Settings::from_args(a, None).unwrap();
+        assert_eq!(s.builtins, vec!["noop", "sleep"]);
+        assert_eq!(s.drain_grace, Duration::from_secs(30));
         assert!(
             Cmd::try_parse_from(["x", "--etcd", "h", "--lease-ttl", "10"]).is_err(),
             "a bare number is ambiguous"
@@ -190,6 +303,65 @@ mod tests {
             .unwrap()
             .contains("without --etcd-user"));
         assert!(err(args(&["--etcd-user", "root"]), Some("pw")).is_none());
+        assert!(err(args(&["--handlers", ""]), None)
+            .unwrap()
+            .contains("nothing to serve"));
+        assert!(err(args(&["--handler-capacity", "accrue=2"]), None)
+            .unwrap()
+            .contains("does not serve"));
+        assert!(Cmd::try_parse_from(["x", "--handler-capacity", "sleep=0"]).is_err());
+        let s = Settings::from_args(args(&["--handler-capacity", "sleep=2"]), None).unwrap();
+        assert_eq!(s.handler_capacity.get("sleep"), Some(&2));
+    }
+
+    #[test]
+    fn programs_replace_the_default_builtins_and_the_file_fills_in_flags() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("report.sh");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = dir.path().join("executor.toml");
+        std::fs::write(
+            &file,
+            "capacity = 3\nlease_ttl = \"4s\"\nprogram_grace = \"2s\"\n[labels]\nzone = \"a\"\n",
+        )
+        .unwrap();
+        let spec = format!("report={}", prog.display());
+        let s = Settings::from_args(
+            args(&[
+                "--config",
+                file.to_str().unwrap(),
+                "--program",
+                &spec,
+                "--label",
+                "tier=batch",
+                "--capacity",
+                "5",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(s.builtins.is_empty());
+        assert_eq!(s.programs.len(), 1);
+        assert_eq!(s.programs[0].grace, Duration::from_secs(2));
+        assert_eq!(s.capacity, Some(5), "the flag wins over the file");
+        assert_eq!(s.lease_ttl, Duration::from_secs(4));
+        assert_eq!(s.labels.len(), 2);
+        let clash = Settings::from_args(
+            args(&[
+                "--program",
+                &format!("noop={}", prog.display()),
+                "--handlers",
+                "noop",
+            ]),
+            None,
+        );
+        assert!(clash
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("both a built-in and a program"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dev;
 pub mod etcd_roles;
 pub mod executor;
+pub mod executor_config;
 pub mod follow;
 pub mod inventory;
 pub mod issue;

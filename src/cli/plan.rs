@@ -41,7 +41,43 @@ struct Plan {
     dag: String,
     version: u32,
     live_executors: Vec<String>,
+    /// The next five scheduled fires (RFC 3339, in the DAG's zone) with the
+    /// business date each run is for.
+    next_fires: Vec<NextFire>,
     jobs: Vec<JobPlan>,
+}
+
+#[derive(Debug, Serialize)]
+struct NextFire {
+    at: String,
+    business_date: String,
+}
+
+/// The next `n` fires of the DAG's schedule after now (none when it has no
+/// schedule), with their business dates under its policy.
+fn next_fires(spec: &DagSpec, n: usize) -> Vec<NextFire> {
+    let Some(Ok(schedule)) = spec.cron_schedule() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cursor = chrono::Utc::now();
+    while out.len() < n {
+        let Some(fire) = schedule.next_business_after(cursor, spec.calendar.as_ref()) else {
+            break;
+        };
+        let day = nightshift_core::schedule::business_date_for(
+            fire,
+            spec.timezone,
+            spec.business_date,
+            spec.calendar.as_ref(),
+        );
+        out.push(NextFire {
+            at: fire.with_timezone(&spec.timezone).to_rfc3339(),
+            business_date: day.to_string(),
+        });
+        cursor = fire;
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +93,11 @@ struct JobPlan {
     moved: usize,
     /// Why no assignment can be made (no live executor offers the handler).
     waiting: Option<String>,
+    /// The job's `executor_labels` as `k=v,...` (absent: any executor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor_labels: Option<String>,
+    /// Live executors eligible for the job (its handler and its labels).
+    matching_executors: Vec<String>,
     executors: Vec<ExecutorPlan>,
 }
 
@@ -140,6 +181,7 @@ async fn make_plan(
         dag: spec.name.to_string(),
         version,
         live_executors: executors.iter().map(|e| e.id.to_string()).collect(),
+        next_fires: next_fires(spec, 5),
         jobs,
     })
 }
@@ -164,13 +206,21 @@ fn plan_job(
         has_previous: previous.is_some(),
         moved: 0,
         waiting: None,
+        executor_labels: (!job.executor_labels.is_empty()).then(|| job.label_selector()),
+        matching_executors: slots.iter().map(|s| s.id.to_string()).collect(),
         executors: Vec::new(),
     };
     if slots.is_empty() {
-        plan.waiting = Some(format!(
-            "no live executor offers handler `{}`: the job would wait for one",
-            job.handler
-        ));
+        plan.waiting = Some(match &plan.executor_labels {
+            Some(labels) => format!(
+                "no live executor offers handler `{}` with labels {labels}: the job would wait for one",
+                job.handler
+            ),
+            None => format!(
+                "no live executor offers handler `{}`: the job would wait for one",
+                job.handler
+            ),
+        });
         return Ok(plan);
     }
     let next =
@@ -216,12 +266,29 @@ fn render(plan: &Plan) -> String {
         plan.version,
         plan.live_executors.len()
     );
+    if !plan.next_fires.is_empty() {
+        let _ = writeln!(out, "next fires (business date):");
+        for fire in &plan.next_fires {
+            let _ = writeln!(out, "  {} ({})", fire.at, fire.business_date);
+        }
+    }
     for job in &plan.jobs {
         let _ = writeln!(
             out,
             "\njob {} ({} items, handler {}, strategy {})",
             job.job, job.items, job.handler, job.strategy
         );
+        if let Some(labels) = &job.executor_labels {
+            let _ = writeln!(
+                out,
+                "  executor labels {labels}: matching executors {}",
+                if job.matching_executors.is_empty() {
+                    "none".to_owned()
+                } else {
+                    job.matching_executors.join(", ")
+                }
+            );
+        }
         if let Some(why) = &job.waiting {
             let _ = writeln!(out, "  {why}");
             continue;
@@ -271,4 +338,36 @@ fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod next_fire_tests {
+    use super::*;
+    use nightshift_core::dag::{parse_dag, CalendarSet};
+
+    #[test]
+    fn shows_five_fires_with_the_dates_they_are_for() {
+        let spec = parse_dag(
+            std::path::Path::new("nightly.toml"),
+            "schedule = \"0 30 1 * * *\"\ntimezone = \"Asia/Shanghai\"\nbusiness_date = \"previous_day\"\n[jobs.a]\n",
+            &CalendarSet::new(),
+        )
+        .unwrap();
+        let fires = next_fires(&spec, 5);
+        assert_eq!(fires.len(), 5);
+        for fire in &fires {
+            let at = chrono::DateTime::parse_from_rfc3339(&fire.at).unwrap();
+            assert!(fire.at.ends_with("01:30:00+08:00"), "{}", fire.at);
+            let day = at.date_naive().pred_opt().unwrap().to_string();
+            assert_eq!(fire.business_date, day);
+        }
+        assert!(fires.windows(2).all(|w| w[0].at < w[1].at));
+        let unscheduled = parse_dag(
+            std::path::Path::new("t.toml"),
+            "[jobs.a]\n",
+            &CalendarSet::new(),
+        )
+        .unwrap();
+        assert!(next_fires(&unscheduled, 5).is_empty());
+    }
 }

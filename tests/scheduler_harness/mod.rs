@@ -170,7 +170,12 @@ impl Cluster {
     }
 
     pub fn executor(&self, id: &str, capacity: u32) -> Result<Proc> {
-        let args: Vec<String> = [
+        self.executor_with(id, capacity, &["--handlers", "sleep,noop"])
+    }
+
+    /// An executor process with `extra` flags (handlers, programs, labels).
+    pub fn executor_with(&self, id: &str, capacity: u32, extra: &[&str]) -> Result<Proc> {
+        let mut args: Vec<String> = [
             "executor",
             "--etcd",
             &self.etcd.endpoint(),
@@ -180,8 +185,6 @@ impl Cluster {
             "2s",
             "--prefix",
             PREFIX,
-            "--handlers",
-            "sleep,noop",
             "--capacity",
             &capacity.to_string(),
             "--drain-grace",
@@ -190,6 +193,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         self.spawn(&format!("executor-{id}"), &args)
     }
 

@@ -17,7 +17,6 @@ use axum::{Json, Router};
 use chrono::Utc;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::DagName;
-use nightshift_core::schedule::Schedule;
 use nightshift_core::state::{AlertState, RunState};
 use nightshift_store::{AlertFilter, RunFilter};
 use serde::Serialize;
@@ -222,8 +221,9 @@ pub(crate) async fn overview(
     let now = now_ms();
     let spec = &known.spec;
     let next = match (&spec.schedule, known.paused) {
-        (Some(expr), false) => Schedule::new(expr, spec.timezone)
-            .ok()
+        (Some(_), false) => spec
+            .cron_schedule()
+            .and_then(Result::ok)
             .and_then(|s| s.next_business_after(Utc::now(), spec.calendar.as_ref())),
         _ => None,
     };

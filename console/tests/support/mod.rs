@@ -354,6 +354,7 @@ pub async fn seed(f: &Fixture) -> i64 {
         pid: 4242,
         version: "0.1.0".into(),
         started_at_ms: t0,
+        handler_capacity: Default::default(),
     };
     f.coord
         .put(

@@ -13,6 +13,22 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 impl DagSpec {
+    /// The DAG's schedule in its zone, restricted to its business day of the
+    /// month when it has one; `None` for a DAG that only runs when triggered.
+    pub fn cron_schedule(
+        &self,
+    ) -> Option<Result<crate::schedule::Schedule, crate::schedule::ScheduleError>> {
+        let expr = self.schedule.as_deref()?;
+        Some(
+            crate::schedule::Schedule::new(expr, self.timezone).map(|s| {
+                match self.schedule_business_day {
+                    Some(n) => s.on_business_day_of_month(n),
+                    None => s,
+                }
+            }),
+        )
+    }
+
     /// The job named `name`.
     pub fn job(&self, name: &JobName) -> Option<&JobSpec> {
         self.jobs.iter().find(|j| j.name == *name)

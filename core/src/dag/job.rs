@@ -39,6 +39,7 @@ const JOB_ONLY_KEYS: &[&str] = &[
     "params",
     "depends_on",
     "trigger_rule",
+    "executor_labels",
 ];
 
 /// Settings a job may inherit; `None` where this table does not set them.
@@ -117,6 +118,7 @@ pub(crate) fn read_job(
                 }
             }
             "depends_on" => deps = read_depends_on(reader, value),
+            "executor_labels" => spec.executor_labels = read_labels(reader, value),
             "trigger_rule" => {
                 if let Some(rule) = read_enum::<TriggerRule>(reader, key, value) {
                     spec.trigger_rule = rule;
@@ -311,6 +313,57 @@ fn read_depends_on(reader: &mut Reader<'_>, value: &Value<'_>) -> Vec<(JobName, 
         deps.push((name, item.span()));
     }
     deps
+}
+
+/// Longest label key or value accepted in `executor_labels`.
+const MAX_LABEL_LEN: usize = 63;
+
+/// `executor_labels = { zone = "a" }`: string values, keys and values of
+/// letters, digits, `-`, `_`, `.` (and `/` in keys), each at most 63 long.
+fn read_labels(
+    reader: &mut Reader<'_>,
+    value: &Value<'_>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let Some(table) = reader.expect_table("executor_labels", value) else {
+        return labels;
+    };
+    if table.is_empty() {
+        reader.warning(
+            value.span(),
+            "`executor_labels` is empty: any executor serving the handler can run the job",
+        );
+    }
+    for (key, v) in in_file_order(table) {
+        let name: &str = key.get_ref();
+        if !is_valid_label(name, true) {
+            reader.error(
+                key.span(),
+                format!("invalid label key `{name}`: use 1-63 letters, digits, `-`, `_`, `.`, `/`"),
+            );
+            continue;
+        }
+        let Some(text) = reader.expect_str(&format!("executor_labels.{name}"), v) else {
+            continue;
+        };
+        if !is_valid_label(text, false) {
+            reader.error(
+                v.span(),
+                format!("invalid label value \"{text}\" for `{name}`: use 1-63 letters, digits, `-`, `_`, `.`"),
+            );
+            continue;
+        }
+        labels.insert(name.to_owned(), text.to_owned());
+    }
+    labels
+}
+
+fn is_valid_label(text: &str, key: bool) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_LABEL_LEN
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') || (key && b == b'/')
+        })
 }
 
 /// Handler names also allow `.` and `:` so that executors can namespace them

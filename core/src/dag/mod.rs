@@ -34,8 +34,8 @@ pub use calendar_file::{CalendarLookup, CalendarSet};
 pub use diagnostic::{Diagnostic, Severity, SourceText};
 pub use load::{load_dags, LoadReport};
 pub use model::{
-    ConcurrencyPolicy, DagSpec, JobSpec, MisfirePolicy, Strategy, TriggerRule, UnknownVariant,
-    DEFAULT_FAILOVER, DEFAULT_MAX_BACKOFF, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
+    BusinessDatePolicy, ConcurrencyPolicy, DagSpec, JobSpec, MisfirePolicy, Strategy, TriggerRule,
+    UnknownVariant, DEFAULT_FAILOVER, DEFAULT_MAX_BACKOFF, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
     MAX_CATCH_UP_RUNS, MAX_RETRIES, MAX_SHARDS,
 };
 

@@ -40,6 +40,13 @@ pub struct DagSpec {
     /// Local time (in `timezone`) by which a run must have finished, else an
     /// alert is raised.
     pub deadline: Option<NaiveTime>,
+    /// Which date a run is for, from its fire instant.
+    #[serde(default, skip_serializing_if = "BusinessDatePolicy::is_default")]
+    pub business_date: BusinessDatePolicy,
+    /// Fire only on the Nth business day of the month of `calendar` (1 =
+    /// first, -1 = last), at the times of day of `schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_business_day: Option<i32>,
     /// The jobs, in the order the file lists them.
     pub jobs: Vec<JobSpec>,
 }
@@ -84,6 +91,10 @@ pub struct JobSpec {
     /// Whether a dead executor's unfinished items move to live executors
     /// within the same run.
     pub failover: bool,
+    /// Labels an executor must carry (all of them, with these values) to be
+    /// given this job's items; empty: any executor serving the handler.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub executor_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl JobSpec {
@@ -136,7 +147,25 @@ impl JobSpec {
             item_timeout: None,
             strategy: Strategy::default(),
             failover: DEFAULT_FAILOVER,
+            executor_labels: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether an executor with `labels` may run this job's items: it carries
+    /// every label of [`JobSpec::executor_labels`] with the same value.
+    pub fn accepts_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.executor_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The label selector as `k=v,k=v` (empty when there is none).
+    pub fn label_selector(&self) -> String {
+        self.executor_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -225,6 +254,28 @@ config_enum!(
         Replace => "replace",
     }
 );
+
+config_enum!(
+    /// Which date a scheduled run is for. A nightly batch that starts at
+    /// 01:30 on the 4th usually settles the 3rd.
+    BusinessDatePolicy, "business date policy", {
+        /// The local date of the fire instant (the default).
+        #[default]
+        FireDate => "fire_date",
+        /// The last business day of the DAG's calendar before the fire date
+        /// (needs a `calendar`).
+        PreviousBusinessDay => "previous_business_day",
+        /// The calendar day before the fire date.
+        PreviousDay => "previous_day",
+    }
+);
+
+impl BusinessDatePolicy {
+    /// Whether this is the default (`fire_date`), left out of JSON.
+    pub fn is_default(&self) -> bool {
+        *self == BusinessDatePolicy::FireDate
+    }
+}
 
 config_enum!(
     /// What happens to schedule instants missed while no scheduler was up.

@@ -9,7 +9,7 @@
 use super::calendar_file::{CalendarLookup, CalendarSet};
 use super::diagnostic::{Diagnostic, SourceText};
 use super::job::{read_defaults, read_enum, read_job, JobDraft, Settings};
-use super::model::{ConcurrencyPolicy, DagSpec, MisfirePolicy};
+use super::model::{BusinessDatePolicy, ConcurrencyPolicy, DagSpec, MisfirePolicy};
 use super::suggest::did_you_mean;
 use super::validate::check_graph;
 use super::values::{
@@ -33,6 +33,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "concurrency",
     "misfire",
     "deadline",
+    "business_date",
+    "schedule_business_day",
     "defaults",
     "params",
     "jobs",
@@ -74,8 +76,11 @@ pub(crate) fn parse(
         concurrency: ConcurrencyPolicy::default(),
         misfire: MisfirePolicy::default(),
         deadline: None,
+        business_date: BusinessDatePolicy::default(),
+        schedule_business_day: None,
         jobs: Vec::new(),
     };
+    let mut business_date_span: Option<Range<usize>> = None;
     let mut defaults = Settings::default();
     let mut dag_params = serde_json::Map::new();
     let mut jobs_value: Option<(Range<usize>, &Value<'_>)> = None;
@@ -98,6 +103,32 @@ pub(crate) fn parse(
             }
             "misfire" => dag.misfire = read_enum(&mut reader, key_text, value).unwrap_or_default(),
             "deadline" => dag.deadline = read_deadline(&mut reader, value),
+            "schedule_business_day" => {
+                let n = reader
+                    .expect_int_in(key_text, value, -31, 31)
+                    .and_then(|n| i32::try_from(n).ok());
+                if n == Some(0) {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` counts from 1 (the first business day of the month) or from -1 (the last)",
+                    );
+                } else if field(root, "calendar").is_none() {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` needs a `calendar` to say which days are business days",
+                    );
+                } else if field(root, "schedule").is_none() {
+                    reader.error(
+                        value.span(),
+                        "`schedule_business_day` needs a `schedule` for the time of day (e.g. \"0 30 1 * * *\")",
+                    );
+                }
+                dag.schedule_business_day = n.filter(|&n| n != 0);
+            }
+            "business_date" => {
+                dag.business_date = read_enum(&mut reader, key_text, value).unwrap_or_default();
+                business_date_span = Some(value.span());
+            }
             "defaults" => {
                 if let Some(t) = reader.expect_table(key_text, value) {
                     defaults = read_defaults(&mut reader, t);
@@ -109,6 +140,21 @@ pub(crate) fn parse(
                 }
             }
             "jobs" => jobs_value = Some((key.span(), value)),
+            _ => {}
+        }
+    }
+
+    if let Some(span) = business_date_span {
+        let has_calendar = field(root, "calendar").is_some();
+        match dag.business_date {
+            BusinessDatePolicy::PreviousBusinessDay if !has_calendar => reader.error(
+                span,
+                "`business_date = \"previous_business_day\"` needs a `calendar` to say which days are business days (without one, use \"previous_day\")",
+            ),
+            BusinessDatePolicy::PreviousDay if has_calendar => reader.error(
+                span,
+                "`business_date = \"previous_day\"` with a `calendar` would give non-business days as business dates (Monday's run would be for Sunday): use \"previous_business_day\"",
+            ),
             _ => {}
         }
     }

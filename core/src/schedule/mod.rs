@@ -43,7 +43,8 @@
 //! # Business dates and calendars
 //!
 //! A run's business date is the local date of its schedule instant
-//! ([`business_date`]). [`Schedule::next_business_after`] skips fire instants
+//! ([`business_date`]), or the day / business day before it under the DAG's
+//! `business_date` policy ([`business_date_for`]). [`Schedule::next_business_after`] skips fire instants
 //! whose business date is not a business day of a [`Calendar`], looking at
 //! most ten years ahead.
 
@@ -53,6 +54,7 @@ mod parse;
 mod tests;
 
 use crate::calendar::Calendar;
+use crate::dag::BusinessDatePolicy;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use std::fmt;
@@ -105,6 +107,36 @@ pub fn business_date(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
         .date()
 }
 
+/// The business date of a run fired at `instant` under `policy`: the local
+/// fire date (`fire_date`), the day before (`previous_day`), or the last
+/// business day of `calendar` before the fire date (`previous_business_day`;
+/// without a calendar every day is a business day). Scheduled fires are kept
+/// to business days of the calendar, so under `previous_business_day` every
+/// business day is settled exactly once, by the next business day's run.
+pub fn business_date_for(
+    instant: DateTime<Utc>,
+    tz: Tz,
+    policy: BusinessDatePolicy,
+    calendar: Option<&Calendar>,
+) -> NaiveDate {
+    let fire = business_date(instant, tz);
+    match policy {
+        BusinessDatePolicy::FireDate => fire,
+        BusinessDatePolicy::PreviousDay => fire.pred_opt().unwrap_or(fire),
+        BusinessDatePolicy::PreviousBusinessDay => {
+            let mut day = fire;
+            for _ in 0..BUSINESS_HORIZON_DAYS {
+                let Some(before) = day.pred_opt() else { break };
+                day = before;
+                if calendar.is_none_or(|c| c.is_business_day(day)) {
+                    return day;
+                }
+            }
+            fire.pred_opt().unwrap_or(fire)
+        }
+    }
+}
+
 /// A cron expression bound to a time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
@@ -113,6 +145,8 @@ pub struct Schedule {
     /// One crate schedule, or two whose fire times are merged (day-of-month
     /// OR day-of-week); evaluated in UTC to get wall-clock candidates.
     arms: Vec<cron::Schedule>,
+    /// Only on the Nth business day of the month (negative: from the end).
+    business_day_of_month: Option<i32>,
 }
 
 impl Schedule {
@@ -133,7 +167,45 @@ impl Schedule {
             expr: expr.trim().to_owned(),
             tz,
             arms,
+            business_day_of_month: None,
         })
+    }
+
+    /// Restricts the schedule to the `n`-th business day of each month
+    /// (1 = first, -1 = last; business days of the calendar passed to
+    /// [`Schedule::next_business_after`]), at the cron's times of day. A
+    /// month with fewer business days has no fire.
+    pub fn on_business_day_of_month(mut self, n: i32) -> Self {
+        self.business_day_of_month = (n != 0).then_some(n);
+        self
+    }
+
+    /// Whether fires on local date `date` are kept: a business day of
+    /// `calendar` (every day without one) and, with a business day of the
+    /// month set, that very business day.
+    fn keeps(&self, date: NaiveDate, calendar: Option<&Calendar>) -> bool {
+        let business = |d: NaiveDate| calendar.is_none_or(|c| c.is_business_day(d));
+        if !business(date) {
+            return false;
+        }
+        let Some(n) = self.business_day_of_month else {
+            return true;
+        };
+        let month: Vec<NaiveDate> = date
+            .with_day(1)
+            .into_iter()
+            .flat_map(|first| first.iter_days())
+            .take_while(|d| d.month() == date.month())
+            .filter(|&d| business(d))
+            .collect();
+        let index = if n > 0 {
+            usize::try_from(n - 1).ok()
+        } else {
+            usize::try_from(-n)
+                .ok()
+                .and_then(|back| month.len().checked_sub(back))
+        };
+        index.and_then(|i| month.get(i)) == Some(&date)
     }
 
     /// The expression as given (trimmed).
@@ -175,9 +247,9 @@ impl Schedule {
         after: DateTime<Utc>,
         calendar: Option<&Calendar>,
     ) -> Option<DateTime<Utc>> {
-        let Some(calendar) = calendar else {
+        if calendar.is_none() && self.business_day_of_month.is_none() {
             return self.next_after(after);
-        };
+        }
         let horizon = after.checked_add_signed(Duration::days(BUSINESS_HORIZON_DAYS))?;
         let mut cursor = after;
         // Each round either returns or moves past a whole non-business local
@@ -189,7 +261,7 @@ impl Schedule {
                 return None;
             }
             let date = business_date(fire, self.tz);
-            if calendar.is_business_day(date) {
+            if self.keeps(date, calendar) {
                 return Some(fire);
             }
             let next_day = date.succ_opt()?.and_hms_opt(0, 0, 0)?;

@@ -36,6 +36,11 @@ impl Session {
 
     pub(super) fn on_item_done(&mut self, done: ItemDone) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(handler) = &done.handler {
+            if let Some(n) = self.in_flight_by_handler.get_mut(handler) {
+                *n = n.saturating_sub(1);
+            }
+        }
         self.board.finish(&done.job, done.item);
         // A pause (GC, SIGSTOP, overload) may have outlived the lease while
         // the handler ran: fence first, so this outcome is voided.

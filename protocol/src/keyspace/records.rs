@@ -116,6 +116,20 @@ pub struct ExecutorInfo {
     pub version: String,
     /// When this registration started, Unix epoch milliseconds.
     pub started_at_ms: i64,
+    /// Handlers with their own limit on items at once (within `capacity`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handler_capacity: BTreeMap<HandlerName, u32>,
+}
+
+impl ExecutorInfo {
+    /// How many items of `handler` it can run at once: its handler limit
+    /// if it has one, capped by its capacity; at least 1.
+    pub fn capacity_for(&self, handler: &HandlerName) -> u32 {
+        self.handler_capacity
+            .get(handler)
+            .map_or(self.capacity, |&limit| limit.min(self.capacity))
+            .max(1)
+    }
 }
 
 impl Record for ExecutorInfo {

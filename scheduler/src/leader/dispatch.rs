@@ -8,29 +8,30 @@
 
 use super::{put, Leader, LeaderError};
 use crate::failover::Receiver;
-use crate::plan::plan_job;
+use crate::plan::{eligible, plan_job};
 use crate::record::{self, JobRecord, LastAssignment, Owner, RunRecord};
 use nightshift_coord::TxnOp;
+use nightshift_core::dag::JobSpec;
 use nightshift_core::ids::{ExecutorId, JobName};
 use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec};
 use nightshift_core::sharding::ShardingError;
 use std::collections::BTreeMap;
 
-/// Live executors serving `handler`, as failover receivers with their load
-/// in `job` (unfinished items they hold).
+/// Live executors eligible for `spec` (its handler, its labels), as failover
+/// receivers with their load in `job` (unfinished items they hold).
 pub(super) fn receivers(
     executors: &BTreeMap<ExecutorId, ExecutorInfo>,
-    handler: &str,
+    spec: &JobSpec,
     job: &JobRecord,
 ) -> Vec<Receiver> {
     let done = job.done();
     executors
         .values()
-        .filter(|e| e.handlers.iter().any(|h| h.as_str() == handler))
+        .filter(|e| eligible(spec, e))
         .map(|e| Receiver {
             id: e.id.clone(),
             lease: e.lease,
-            weight: e.capacity.max(1),
+            weight: e.capacity_for(&spec.handler),
             load: job
                 .owners
                 .get(&e.id)

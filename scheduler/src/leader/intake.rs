@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace::{self, AppliedDag, Command, CommandRecord};
-use nightshift_core::schedule::{business_date, Schedule};
+use nightshift_core::schedule::{business_date_for, Schedule};
 use nightshift_core::state::{JobState, RunState, TriggerSource};
 use nightshift_store::{NewRun, StoreError};
 use serde_json::json;
@@ -89,9 +89,14 @@ impl Leader {
                 .single()
                 .unwrap_or_else(Utc::now)
         });
-        let day = req
-            .business_date
-            .unwrap_or_else(|| business_date(at, spec.timezone));
+        let day = req.business_date.unwrap_or_else(|| {
+            business_date_for(
+                at,
+                spec.timezone,
+                spec.business_date,
+                spec.calendar.as_ref(),
+            )
+        });
         let new = NewRun {
             run_id: req.run.clone(),
             dag: req.dag.clone(),
@@ -188,7 +193,11 @@ impl Leader {
                 self.cron.insert(name, rec);
                 continue;
             };
-            let schedule = match Schedule::new(expr, applied.spec.timezone) {
+            let schedule = match applied
+                .spec
+                .cron_schedule()
+                .unwrap_or_else(|| Schedule::new(expr, applied.spec.timezone))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(dag = %name, error = %e, "bad schedule in applied dag");

@@ -400,7 +400,7 @@ impl Leader {
                 ));
             }
             if spec.failover {
-                let recv: Vec<_> = receivers(executors, spec.handler.as_str(), job)
+                let recv: Vec<_> = receivers(executors, spec, job)
                     .into_iter()
                     .filter(|r| !vanished.contains(&r.id))
                     .collect();
@@ -426,7 +426,7 @@ impl Leader {
         }
         // 4. Items nobody owns (no receiver earlier) try again.
         if !job.unowned.is_empty() {
-            let recv = receivers(executors, spec.handler.as_str(), job);
+            let recv = receivers(executors, spec, job);
             let moved = fail_over(job, None, &recv, now);
             dirty.extend(moved.to.into_keys());
         }
@@ -627,6 +627,7 @@ impl Leader {
                 }
                 Started::NoExecutor => {
                     let timeout = rec.job_spec(&name).and_then(|s| s.timeout);
+                    let why = no_executor_message(rec.job_spec(&name), &name);
                     let Some(job) = rec.jobs.get_mut(&name) else {
                         continue;
                     };
@@ -640,7 +641,7 @@ impl Leader {
                         Some(&run),
                         Some(&name),
                         None,
-                        format!("no live executor serves the handler of job {name}"),
+                        why,
                         now,
                     ));
                     if let Some(limit) = timeout {
@@ -739,4 +740,17 @@ fn fail_waiting(job: &mut JobRecord, now: i64) {
     job.failed = ItemSet::range(0, job.shards).difference(&job.done());
     job.ended_at_ms = Some(now);
     job.error = Some("no live executor served its handler before its timeout".into());
+}
+
+/// Why a job waits for an executor: nobody serves its handler, or nobody
+/// serving it carries the labels it requires.
+fn no_executor_message(spec: Option<&nightshift_core::dag::JobSpec>, name: &JobName) -> String {
+    match spec {
+        Some(spec) if !spec.executor_labels.is_empty() => format!(
+            "no live executor serves handler {} of job {name} with labels {}",
+            spec.handler,
+            spec.label_selector()
+        ),
+        _ => format!("no live executor serves the handler of job {name}"),
+    }
 }

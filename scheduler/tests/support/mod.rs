@@ -105,6 +105,7 @@ impl Bed {
             pid: 1,
             version: "t".into(),
             started_at_ms: 1,
+            handler_capacity: Default::default(),
         };
         self.coord
             .put(

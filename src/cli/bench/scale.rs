@@ -153,6 +153,7 @@ async fn register(rig: &Rig, count: u32) -> anyhow::Result<()> {
                     pid: std::process::id(),
                     version: env!("CARGO_PKG_VERSION").into(),
                     started_at_ms: chrono::Utc::now().timestamp_millis(),
+                    handler_capacity: Default::default(),
                 };
                 coord
                     .put(
