@@ -1,6 +1,7 @@
 //! Running one item: a spawned task that calls the handler inside a tracing
-//! span, turns a panic into a failure, applies the job's item timeout, and
-//! reports how it ended to the session.
+//! span, turns a panic into a failure, applies the job's item timeout, drops
+//! the handler once the item must stop ([`crate::stop`]), and reports how it
+//! ended to the session.
 //!
 //! This module decides nothing about recording: it only reports. Whether the
 //! outcome is recorded is the session's call ([`crate::assignment`]).
@@ -10,6 +11,7 @@ use crate::clock::now_ms;
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job};
 use crate::stats::Stats;
+use crate::stop;
 use futures::FutureExt;
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -49,12 +51,13 @@ pub(crate) fn spawn(
     );
     let (item, attempt) = (ctx.item().0, ctx.attempt());
     let cancel = ctx.cancellation_token();
+    let clock = ctx.stop_clock();
     let task = async move {
         let started_ms = now_ms();
-        let call = AssertUnwindSafe(job.run(ctx)).catch_unwind();
+        let call = stop::guarded(AssertUnwindSafe(job.run(ctx)).catch_unwind(), clock.clone());
         let finish = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(ended) => from_call(ended),
+                Ok(ended) => from_guarded(ended),
                 Err(_) => {
                     // The handler's future is dropped here; cancel the token
                     // too, for work it spawned that listens to it.
@@ -64,8 +67,10 @@ pub(crate) fn spawn(
                     }
                 }
             },
-            None => from_call(call.await),
+            None => from_guarded(call.await),
         };
+        // Blocking work the handler left behind is bounded from now on.
+        clock.item_ended();
         match &finish {
             // A cancelled item stopping is expected, not a failure, whatever
             // it returned: say so, so that logs do not cry wolf.
@@ -79,6 +84,9 @@ pub(crate) fn spawn(
             Finish::Returned(Err(e)) => tracing::info!(error = %e, "item failed"),
             Finish::Panicked(msg) => tracing::error!(panic = %msg, "item handler panicked"),
             Finish::TimedOut { after_ms } => tracing::warn!(after_ms, "item timed out"),
+            Finish::Stopped(why) => {
+                tracing::warn!(reason = %why, "item handler dropped by the executor: {why}")
+            }
         }
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
@@ -93,6 +101,18 @@ pub(crate) fn spawn(
         });
     };
     tokio::spawn(task.instrument(span));
+}
+
+fn from_guarded(
+    ended: Result<
+        Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>,
+        stop::StopReason,
+    >,
+) -> Finish {
+    match ended {
+        Ok(call) => from_call(call),
+        Err(why) => Finish::Stopped(why),
+    }
 }
 
 fn from_call(ended: Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {

@@ -182,6 +182,7 @@ mod runtime;
 mod session;
 mod signal;
 mod stats;
+mod stop;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
@@ -192,6 +193,7 @@ pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;
 pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
+pub use stop::EXIT_BLOCKING_OVERRUN;
 
 /// The attribute that lets [`Job`] have an async method, re-exported so
 /// that implementing `Job` needs no extra dependency.

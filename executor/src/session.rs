@@ -26,6 +26,7 @@ use crate::job::Job;
 use crate::progress::{self, ProgressBoard};
 use crate::recorder::{Batch, Recorder, Written, MAX_BATCH_BYTES, MAX_BATCH_RESULTS};
 use crate::stats::Stats;
+use crate::stop::StopRules;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, WatchEvent, WatchStream};
 use nightshift_protocol::ids::{FencingToken, ItemIndex};
@@ -331,7 +332,9 @@ impl Session {
             board: self.board.clone(),
             job: job_ref.clone(),
         };
-        let ctx = ItemContext::new(facts, start.cancel, sink);
+        let rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
+        let ctx =
+            ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone(), rules);
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
         item::spawn(
             job.clone(),
