@@ -24,7 +24,11 @@ Built-in handlers:
   noop   succeeds at once.
   sleep  sleeps `millis` (job param, default 100) then succeeds; job params
          `fail_rate` (0..1) and `fail_items` ([..]) make items fail; stops
-         when the item is cancelled.
+         when the item is cancelled. `steps` splits the sleep in steps,
+         `ignore_cancel` keeps stepping when cancelled (the executor then
+         drops the item after its grace), and `journal` (a file name) appends
+         a line per step to that file in --sleep-journal-dir (refused
+         without it: a DAG never chooses a path on this host).
 
 There is deliberately no shell handler: an executor that runs commands named
 in DAG files lets anyone who can apply a DAG execute anything on every
@@ -61,6 +65,10 @@ pub struct Args {
     /// A label published with the registration, `key=value` (repeatable).
     #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
     pub labels: Vec<(String, String)>,
+    /// Directory where the `sleep` handler's `journal` param may create
+    /// files (test and chaos tooling); without it, `journal` is refused.
+    #[arg(long, env = "NIGHTSHIFT_SLEEP_JOURNAL_DIR", value_name = "DIR")]
+    pub sleep_journal_dir: Option<std::path::PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -120,7 +128,10 @@ impl Settings {
         for name in &a.handlers {
             builder = match name.as_str() {
                 "noop" => builder.handler("noop", Noop),
-                _ => builder.handler("sleep", Sleep),
+                _ => match &a.sleep_journal_dir {
+                    Some(dir) => builder.handler("sleep", Sleep::journaling_into(dir)),
+                    None => builder.handler("sleep", Sleep),
+                },
             };
         }
         Ok(builder.build()?)
