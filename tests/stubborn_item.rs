@@ -1,11 +1,15 @@
 //! Issue 13, "Done when" (first part): a stubborn item — a `sleep` that
-//! ignores cancellation and journals every step — on an executor process
-//! that is SIGSTOPped past its lease TTL moves to a second executor; after
-//! SIGCONT the first executor must not take another step. The journal (one
-//! line per step, appended by both processes) shows that the steps of the
-//! two owners never interleave in time and that the old owner wrote nothing
-//! after its lease deadline.
+//! ignores cancellation and journals every step — moves to a second
+//! executor when its executor process is SIGSTOPped past its lease TTL, or
+//! cut off from etcd (a TCP proxy between them is cut) for as long. When the
+//! first executor is resumed (SIGCONT, or the proxy restored) it must not
+//! take another step. The journal (one line per step, appended by both
+//! processes) shows that the steps of the two owners never interleave in
+//! time and that the old owner wrote nothing after its lease deadline.
 
+#[allow(dead_code)]
+#[path = "../src/cli/chaos/proxy.rs"]
+mod proxy;
 mod scheduler_harness;
 
 use anyhow::{Context as _, Result};
@@ -62,12 +66,13 @@ fn steps_of<'a>(journal: &'a [Step], executor: &str) -> Vec<&'a Step> {
     journal.iter().filter(|s| s.executor == executor).collect()
 }
 
-/// `nightshift executor` serving `sleep` with journals allowed in `dir`.
-fn executor(cluster: &Cluster, id: &str, dir: &Path) -> Result<Proc> {
+/// `nightshift executor` serving `sleep` with journals allowed in `dir`,
+/// reaching etcd at `etcd`.
+fn executor(cluster: &Cluster, id: &str, dir: &Path, etcd: &str) -> Result<Proc> {
     let args: Vec<String> = [
         "executor",
         "--etcd",
-        &cluster.etcd.endpoint(),
+        etcd,
         "--id",
         id,
         "--lease-ttl",
@@ -89,14 +94,31 @@ fn executor(cluster: &Cluster, id: &str, dir: &Path) -> Result<Proc> {
     cluster.spawn(&format!("executor-{id}"), &args)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_a_frozen_stubborn_item_never_interleaves_with_its_next_owner() -> Result<()> {
+/// How the first owner is taken away from etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGSTOP, then SIGCONT.
+    Freeze,
+    /// Its etcd connections are cut, then let through again.
+    Partition,
+}
+
+async fn stubborn_item_moves_without_interleaving(fault: Fault) -> Result<()> {
     let cluster = Cluster::start(Db::Sqlite).await?;
     let dir = cluster.dir.path().join("journals");
     std::fs::create_dir_all(&dir)?;
     let journal = dir.join("steps.log");
+    let endpoint = cluster.etcd.endpoint();
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .context("etcd endpoint address")?;
+    let link = proxy::Proxy::start(upstream).await?;
     let _scheduler = cluster.scheduler("s1")?;
-    let e1 = executor(&cluster, "e1", &dir)?;
+    let e1 = match fault {
+        Fault::Freeze => executor(&cluster, "e1", &dir, &endpoint)?,
+        Fault::Partition => executor(&cluster, "e1", &dir, &format!("http://{}", link.addr()))?,
+    };
     cluster.apply("stubborn", DAG)?;
     cluster.trigger("stubborn")?;
     let run = cluster
@@ -106,26 +128,32 @@ async fn etcd_a_frozen_stubborn_item_never_interleaves_with_its_next_owner() -> 
         steps_of(&read_journal(&journal), "e1").len() >= 3
     })
     .await?;
-    let _e2 = executor(&cluster, "e2", &dir)?;
+    let _e2 = executor(&cluster, "e2", &dir, &endpoint)?;
     wait_for(Duration::from_secs(10), "e2 to register", || async {
         cluster.executor_ids().await.contains(&"e2".to_owned())
     })
     .await?;
 
-    e1.signal(libc::SIGSTOP)?;
-    let stopped_ms = now_ms();
+    match fault {
+        Fault::Freeze => e1.signal(libc::SIGSTOP)?,
+        Fault::Partition => link.cut(),
+    }
+    let cut_ms = now_ms();
     wait_for(
         Duration::from_secs(30),
         "e2 to take over the item",
         || async { steps_of(&read_journal(&journal), "e2").len() >= 3 },
     )
     .await?;
-    e1.signal(libc::SIGCONT)?;
+    match fault {
+        Fault::Freeze => e1.signal(libc::SIGCONT)?,
+        Fault::Partition => link.restore(),
+    }
     let resumed_ms = now_ms();
     // Give the resumed e1 every chance to misbehave: e2 keeps stepping.
     wait_for(
         Duration::from_secs(20),
-        "e2 to step on after SIGCONT",
+        "e2 to step on after e1 resumed",
         || async {
             steps_of(&read_journal(&journal), "e2")
                 .iter()
@@ -154,11 +182,11 @@ async fn etcd_a_frozen_stubborn_item_never_interleaves_with_its_next_owner() -> 
         old_last < new_first,
         "steps interleave: e1's last at {old_last}, e2's first at {new_first}"
     );
-    // e1's lease was last confirmed before the freeze, so it ends at the
+    // e1's lease was last confirmed before the fault, so it ends at the
     // latest a TTL after it; e1 took no step after that, nor once resumed.
     assert!(
-        old_last < stopped_ms + TTL_MS,
-        "e1 stepped at {old_last}, after its lease deadline (frozen at {stopped_ms})"
+        old_last < cut_ms + TTL_MS,
+        "e1 stepped at {old_last}, after its lease deadline (fault at {cut_ms})"
     );
     assert!(old.iter().all(|s| s.at_ms < resumed_ms), "{old:?}");
     // The history agrees: the first attempt was lost, the second succeeded.
@@ -171,5 +199,20 @@ async fn etcd_a_frozen_stubborn_item_never_interleaves_with_its_next_owner() -> 
     };
     assert_eq!(outcome(1), Some(AttemptOutcome::Lost), "{attempts:?}");
     assert_eq!(outcome(2), Some(AttemptOutcome::Succeeded), "{attempts:?}");
+    // The stubborn handler was dropped by its executor, not left running.
+    assert!(
+        e1.logs().contains("item handler dropped by the executor"),
+        "e1 never dropped its handler"
+    );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_frozen_stubborn_item_never_interleaves_with_its_next_owner() -> Result<()> {
+    stubborn_item_moves_without_interleaving(Fault::Freeze).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_partitioned_stubborn_item_never_interleaves_with_its_next_owner() -> Result<()> {
+    stubborn_item_moves_without_interleaving(Fault::Partition).await
 }
