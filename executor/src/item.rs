@@ -103,19 +103,17 @@ pub(crate) fn spawn(
     tokio::spawn(task.instrument(span));
 }
 
-fn from_guarded(
-    ended: Result<
-        Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>,
-        stop::StopReason,
-    >,
-) -> Finish {
+/// What the handler's call gave: its result, or a panic's payload.
+type Called = Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>;
+
+fn from_guarded(ended: Result<Called, stop::StopReason>) -> Finish {
     match ended {
         Ok(call) => from_call(call),
         Err(why) => Finish::Stopped(why),
     }
 }
 
-fn from_call(ended: Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {
+fn from_call(ended: Called) -> Finish {
     match ended {
         Ok(result) => Finish::Returned(result),
         Err(payload) => Finish::Panicked(panic_message(payload.as_ref())),
