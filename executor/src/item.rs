@@ -84,9 +84,7 @@ pub(crate) fn spawn(
             Finish::Returned(Err(e)) => tracing::info!(error = %e, "item failed"),
             Finish::Panicked(msg) => tracing::error!(panic = %msg, "item handler panicked"),
             Finish::TimedOut { after_ms } => tracing::warn!(after_ms, "item timed out"),
-            Finish::Stopped(why) => {
-                tracing::warn!(reason = %why, "item handler dropped by the executor: {why}")
-            }
+            Finish::Stopped(why) => tracing::warn!("item handler dropped by the executor: {why}"),
         }
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
