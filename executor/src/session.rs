@@ -180,6 +180,9 @@ pub(crate) async fn run(
         watch,
     };
     let end = session.run_loop(&mut inputs, stop).await;
+    if end == SessionEnd::Shutdown {
+        session.wind_down(&mut inputs).await;
+    }
 
     session.tasks.cancel();
     for slot in session.slots.values_mut() {
@@ -250,6 +253,21 @@ impl Session {
                 Instant::now() + self.config.lease_ttl / 3 < confirmed_until
             }
             LeaseStatus::Expiring | LeaseStatus::Lost => false,
+        }
+    }
+
+    /// Before the lease is revoked (and the items handed to others), waits
+    /// for the items still in flight — all cancelled by now — to return or
+    /// be dropped at the end of their grace, so that a handler that stops
+    /// cleanly gets to, and none overlaps with its next owner.
+    async fn wind_down(&mut self, inputs: &mut Inputs) {
+        let rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
+        let until = Instant::now() + rules.grace + Duration::from_millis(100);
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(until, inputs.items.recv()).await {
+                Ok(Some(_)) => self.in_flight -= 1,
+                _ => break,
+            }
         }
     }
 
