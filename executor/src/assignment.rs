@@ -15,6 +15,7 @@
 //!   reported as cancelled (or as whatever it finished with first).
 
 use crate::job::{ItemOutcome, JobError};
+use crate::stop::StopReason;
 use nightshift_protocol::ids::{ItemIndex, JobName, RunId};
 use nightshift_protocol::keyspace::{AssignmentRecord, ItemResult, ItemSet, ResultOutcome};
 use std::collections::HashMap;
@@ -57,6 +58,9 @@ pub(crate) enum Finish {
     Panicked(String),
     /// It ran past the job's item timeout (its future was dropped).
     TimedOut { after_ms: u64 },
+    /// The executor dropped it: the item had to stop (lease deadline, or
+    /// the grace after its cancellation passed).
+    Stopped(StopReason),
 }
 
 struct Running {
@@ -224,8 +228,13 @@ impl JobSlot {
         if run.attempt != attempt {
             return false;
         }
-        let fate = run.fate;
+        let mut fate = run.fate;
         self.running.remove(&item);
+        if matches!(finish, Finish::Stopped(_)) && fate == Fate::Record {
+            // Stopped at the lease deadline before the session fenced: the
+            // item was not finished, and is not ours to record any more.
+            fate = Fate::Discard;
+        }
         if fate == Fate::Discard {
             // Its outcome is void; if the item is ours again (it was removed
             // then given back, or its attempt changed), handle it afresh.
@@ -273,6 +282,12 @@ impl JobSlot {
                 ResultOutcome::Failed,
                 false,
                 Some(format!("handler panicked: {msg}")),
+            ),
+            // Only a requested cancel reaches here: record what was asked.
+            Finish::Stopped(why) => (
+                ResultOutcome::Cancelled,
+                false,
+                Some(format!("handler dropped: {why}")),
             ),
             Finish::TimedOut { after_ms } => (
                 ResultOutcome::TimedOut,

@@ -44,6 +44,33 @@ fn completed_items_are_not_rerun_when_the_assignment_grows() {
 }
 
 #[test]
+fn a_dropped_handler_records_only_a_requested_cancel() {
+    let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 2), ItemSet::new(), &[]), 0);
+    drain_starts(&mut slot);
+    // Item 1: the leader asks to stop it; its stubborn handler is dropped.
+    slot.apply(
+        11,
+        assignment(ItemSet::range(0, 2), ItemSet::range(1, 2), &[]),
+        1,
+    );
+    assert!(slot.finish(1, 1, 0, 2, Finish::Stopped(StopReason::Grace)));
+    // Item 0: dropped at the lease deadline before the session fenced: not
+    // recorded, and waiting to run again should the lease be confirmed.
+    assert!(!slot.finish(0, 1, 0, 2, Finish::Stopped(StopReason::LeaseDeadline)));
+    let (batch, _) = slot.take_batch(100, 1 << 20);
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(
+        (batch[0].item.0, batch[0].outcome),
+        (1, ResultOutcome::Cancelled)
+    );
+    assert!(batch[0]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("grace")));
+    assert_eq!(slot.start_next().map(|s| s.item), Some(0));
+}
+
+#[test]
 fn a_higher_attempt_reruns_a_completed_item() {
     let mut slot = JobSlot::new(10, assignment(ItemSet::range(0, 1), ItemSet::new(), &[]), 0);
     let s = slot.start_next().unwrap();

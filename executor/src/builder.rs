@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub linger: Duration,
     /// Shortest interval between two progress writes of a job.
     pub progress_interval: Duration,
+    /// How long a cancelled item's handler may run on (`None`: TTL/6).
+    pub cancel_grace: Option<Duration>,
 }
 
 /// Where the coordination service is.
@@ -110,6 +112,7 @@ pub struct ExecutorBuilder {
     handlers: Vec<(String, Arc<dyn Job>)>,
     handler_capacity: Vec<(String, u32)>,
     linger: Duration,
+    cancel_grace: Option<Duration>,
 }
 
 impl Executor {
@@ -130,6 +133,7 @@ impl Executor {
             handlers: Vec::new(),
             handler_capacity: Vec::new(),
             linger: Duration::from_millis(25),
+            cancel_grace: None,
         }
     }
 
@@ -234,6 +238,15 @@ impl ExecutorBuilder {
         self
     }
 
+    /// How long a cancelled item's handler may go on before the executor
+    /// drops its future (default TTL/6). Whatever it is, a handler is never
+    /// polled once the lease could expire unrenewed (see the crate docs,
+    /// "Ownership").
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = Some(grace);
+        self
+    }
+
     /// How long a finished item's outcome may wait for others to share an
     /// etcd write (default 25 ms). Larger: fewer writes; smaller: fresher.
     pub fn batch_linger(mut self, linger: Duration) -> Self {
@@ -293,6 +306,7 @@ impl ExecutorBuilder {
             handler_capacity,
             linger: self.linger,
             progress_interval: Duration::from_secs(1),
+            cancel_grace: self.cancel_grace,
         };
         Ok(Executor {
             config: Arc::new(config),

@@ -7,10 +7,13 @@
 //! executor host. Write a [`crate::Job`], or have the executor's operator
 //! map a handler name to a program ([`crate::program`]).
 
+use crate::clock::now_ms;
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job, JobError};
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Succeeds at once. Job params are ignored.
@@ -28,10 +31,37 @@ impl Job for Noop {
 /// retryable failure) when the item is cancelled.
 ///
 /// Params (all optional): `millis` (default 100), `fail_rate` in `0..=1`
-/// (a deterministic share of `(item, attempt)`s fails, retryably), and
-/// `fail_items` (items that always fail, retryably).
+/// (a deterministic share of `(item, attempt)`s fails, retryably),
+/// `fail_items` (items that always fail, retryably), `steps` (default 1:
+/// the sleep is done in that many equal steps, each reported as progress),
+/// `ignore_cancel` (default false: keep stepping when cancelled — a
+/// stubborn handler, for testing that the executor stops it) and `journal`
+/// (a file name: see [`Sleep::journaling_into`]; refused by a plain `Sleep`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sleep;
+
+impl Sleep {
+    /// A `Sleep` that honours the `journal` param: after each step it
+    /// appends the line `run job item attempt executor step unix_ms` to the
+    /// file of that name in `dir`, flushed line by line (one `write` per
+    /// line, so that several executors may share a journal).
+    ///
+    /// **Security:** the journal is a file on the executor's host chosen by
+    /// whoever writes the DAG, so it is confined to `dir`, which the
+    /// executor's operator chooses (`nightshift executor --sleep-journal-dir`):
+    /// the param must be a plain file name (`[A-Za-z0-9][A-Za-z0-9._-]*`, at
+    /// most 128 bytes), never a path. Point `dir` at a directory that holds
+    /// nothing else.
+    pub fn journaling_into(dir: impl Into<PathBuf>) -> JournalingSleep {
+        JournalingSleep { dir: dir.into() }
+    }
+}
+
+/// [`Sleep`] that may journal its steps; see [`Sleep::journaling_into`].
+#[derive(Debug, Clone)]
+pub struct JournalingSleep {
+    dir: PathBuf,
+}
 
 /// Params of [`Sleep`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,11 +73,24 @@ struct SleepParams {
     fail_rate: f64,
     #[serde(default)]
     fail_items: Vec<u32>,
+    #[serde(default = "default_steps")]
+    steps: u32,
+    #[serde(default)]
+    ignore_cancel: bool,
+    #[serde(default)]
+    journal: Option<String>,
 }
 
 fn default_millis() -> u64 {
     100
 }
+
+fn default_steps() -> u32 {
+    1
+}
+
+/// Longest journal file name.
+const MAX_JOURNAL_NAME: usize = 128;
 
 impl SleepParams {
     fn from_value(params: &serde_json::Value) -> Result<Self, JobError> {
@@ -64,36 +107,131 @@ impl SleepParams {
                 parsed.fail_rate
             )));
         }
+        if parsed.steps == 0 {
+            return Err(JobError::permanent(
+                "bad sleep params: steps must be at least 1",
+            ));
+        }
         Ok(parsed)
+    }
+}
+
+/// The journal file for `name` in `dir`, if `name` is a plain file name.
+fn journal_path(dir: Option<&Path>, name: &str) -> Result<PathBuf, JobError> {
+    let Some(dir) = dir else {
+        return Err(JobError::permanent(
+            "sleep param `journal` is refused: this executor has no journal directory \
+             (its operator enables it with --sleep-journal-dir)",
+        ));
+    };
+    let plain = name.len() <= MAX_JOURNAL_NAME
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !plain {
+        return Err(JobError::permanent(format!(
+            "bad sleep params: journal `{name}` is not a plain file name \
+             ([A-Za-z0-9][A-Za-z0-9._-]*, at most {MAX_JOURNAL_NAME} bytes)"
+        )));
+    }
+    Ok(dir.join(name))
+}
+
+/// Appends one line per step to a journal file.
+struct Journal {
+    file: std::fs::File,
+}
+
+impl Journal {
+    fn open(path: &Path) -> Result<Self, JobError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| JobError::retryable(format!("cannot open the sleep journal: {e}")))?;
+        Ok(Journal { file })
+    }
+
+    fn step(&mut self, ctx: &ItemContext, step: u32) -> Result<(), JobError> {
+        let line = format!(
+            "{} {} {} {} {} {} {}\n",
+            ctx.run_id(),
+            ctx.job(),
+            ctx.item(),
+            ctx.attempt(),
+            ctx.executor_id(),
+            step,
+            now_ms()
+        );
+        // One write of the whole line (O_APPEND): lines of several writers
+        // never mix. `File` has no buffer: the line is in the file on return.
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| JobError::retryable(format!("cannot write the sleep journal: {e}")))
     }
 }
 
 #[async_trait]
 impl Job for Sleep {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
-        let params = SleepParams::from_value(ctx.params())?;
-        ctx.progress(0, params.millis, "sleeping");
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(params.millis)) => {}
-            _ = ctx.cancelled() => return Ok(ItemOutcome::Cancelled),
-        }
-        if params.fail_items.contains(&ctx.item().0) {
-            return Err(JobError::retryable(format!(
-                "item {} is listed in fail_items",
-                ctx.item()
-            )));
-        }
-        if params.fail_rate > 0.0
-            && unit_hash(&ctx.idempotency_key(), ctx.attempt()) < params.fail_rate
-        {
-            return Err(JobError::retryable(format!(
-                "item {} failed by fail_rate {}",
-                ctx.item(),
-                params.fail_rate
-            )));
-        }
-        Ok(ItemOutcome::Succeeded)
+        sleep(ctx, None).await
     }
+}
+
+#[async_trait]
+impl Job for JournalingSleep {
+    async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+        sleep(ctx, Some(&self.dir)).await
+    }
+}
+
+async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutcome, JobError> {
+    let params = SleepParams::from_value(ctx.params())?;
+    let mut journal = match &params.journal {
+        Some(name) => Some(Journal::open(&journal_path(journal_dir, name)?)?),
+        None => None,
+    };
+    ctx.progress(0, params.millis, "sleeping");
+    let steps = params.steps;
+    for step in 1..=steps {
+        // Step k ends at k/steps of the total, so the steps add up exactly.
+        let from = params.millis * u64::from(step - 1) / u64::from(steps);
+        let to = params.millis * u64::from(step) / u64::from(steps);
+        let pause = tokio::time::sleep(Duration::from_millis(to - from));
+        if params.ignore_cancel {
+            pause.await;
+        } else {
+            tokio::select! {
+                _ = pause => {}
+                _ = ctx.cancelled() => return Ok(ItemOutcome::Cancelled),
+            }
+        }
+        if let Some(journal) = &mut journal {
+            journal.step(&ctx, step)?;
+        }
+        if steps > 1 {
+            ctx.progress(to, params.millis, format!("step {step}/{steps}"));
+        }
+    }
+    if params.fail_items.contains(&ctx.item().0) {
+        return Err(JobError::retryable(format!(
+            "item {} is listed in fail_items",
+            ctx.item()
+        )));
+    }
+    if params.fail_rate > 0.0 && unit_hash(&ctx.idempotency_key(), ctx.attempt()) < params.fail_rate
+    {
+        return Err(JobError::retryable(format!(
+            "item {} failed by fail_rate {}",
+            ctx.item(),
+            params.fail_rate
+        )));
+    }
+    Ok(ItemOutcome::Succeeded)
 }
 
 /// A number in `[0, 1)` fixed by `(key, attempt)` (FNV-1a): the same item
@@ -150,6 +288,85 @@ mod tests {
                 run.result
             );
         }
+    }
+
+    #[tokio::test]
+    async fn sleep_journals_each_step_into_the_operators_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = Sleep::journaling_into(dir.path());
+        let params = json!({"millis": 30, "steps": 3, "journal": "steps.log"});
+        let run = run_item(&job, TestItem::new(2).attempt(4).params(params)).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
+        let text = std::fs::read_to_string(dir.path().join("steps.log")).unwrap();
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (k, fields) in lines.iter().enumerate() {
+            assert_eq!(
+                fields[..6],
+                [
+                    "test-run",
+                    "test-job",
+                    "2",
+                    "4",
+                    "test-executor",
+                    &(k + 1).to_string()
+                ],
+                "{text}"
+            );
+            assert!(
+                fields[6].parse::<i64>().unwrap() > 1_600_000_000_000,
+                "{text}"
+            );
+        }
+        // Progress reports each step.
+        assert_eq!(run.progress.last().map(|p| p.done), Some(30));
+    }
+
+    #[tokio::test]
+    async fn a_journal_is_refused_without_a_directory_or_outside_it() {
+        let refused = run_item(&Sleep, TestItem::new(0).params(json!({"journal": "j"}))).await;
+        assert!(
+            matches!(refused.result, Err(JobError::Permanent(ref m)) if m.contains("--sleep-journal-dir")),
+            "{:?}",
+            refused.result
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let job = Sleep::journaling_into(dir.path().join("journals"));
+        let long = "a".repeat(129);
+        for name in [
+            "../j",
+            "/etc/passwd",
+            "a/b",
+            ".hidden",
+            "",
+            "..",
+            long.as_str(),
+        ] {
+            let run = run_item(&job, TestItem::new(0).params(json!({"journal": name}))).await;
+            assert!(
+                matches!(run.result, Err(JobError::Permanent(ref m)) if m.contains("plain file name")),
+                "{name}: {:?}",
+                run.result
+            );
+        }
+        assert!(!dir.path().join("j").exists());
+        assert!(!dir.path().join("journals").exists());
+    }
+
+    #[tokio::test]
+    async fn a_stubborn_sleep_keeps_stepping_when_cancelled() {
+        let params = json!({"millis": 30, "steps": 3, "ignore_cancel": true});
+        let item = TestItem::new(0).params(params);
+        item.cancellation_token().cancel();
+        let run = run_item(&Sleep, item).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
+        assert_eq!(run.progress.len(), 4, "{:?}", run.progress);
+        let item = TestItem::new(0).params(json!({"millis": 30, "steps": 3}));
+        item.cancellation_token().cancel();
+        let run = run_item(&Sleep, item).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Cancelled));
+        let zero = run_item(&Sleep, TestItem::new(0).params(json!({"steps": 0}))).await;
+        assert!(matches!(zero.result, Err(JobError::Permanent(_))));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 
 use crate::assignment::JobRef;
 use crate::progress::ProgressBoard;
+use crate::stop::{StopClock, StopRules};
 use chrono::NaiveDate;
 use nightshift_coord::lease::LeaseStatus;
 use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_protocol::keyspace::{self, ItemProgress};
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::job::JobError;
@@ -48,7 +50,21 @@ pub(crate) struct ItemFacts {
     pub token: FencingToken,
 }
 
+/// Grace of blocking work after its item ends, outside an executor
+/// ([`crate::testing`]), where an overrun is only logged.
+const UNLEASED_GRACE: Duration = Duration::from_secs(1);
+
 /// What a handler knows about the item it runs. Cheap to clone.
+///
+/// # When the item's work stops
+///
+/// In an executor, the handler's future is polled only while the item is
+/// safely this executor's: it is dropped (never polled again) once the
+/// executor's lease could expire unrenewed, at once when the lease is lost,
+/// and at the latest a short grace (TTL/6 by default) after the item is
+/// cancelled. Watch [`cancelled`](Self::cancelled) to stop cleanly within
+/// the grace; blocking work goes through [`spawn_blocking`](Self::spawn_blocking).
+/// The crate docs ("Ownership") state the guarantee exactly.
 #[derive(Clone)]
 pub struct ItemContext {
     facts: Arc<ItemFacts>,
@@ -58,20 +74,27 @@ pub struct ItemContext {
     /// process (a [`crate::program::ProgramJob`]) can be stopped before the
     /// lease could have expired. `None` outside an executor (tests).
     lease: Option<watch::Receiver<LeaseStatus>>,
+    stop: Arc<StopClock>,
 }
 
 impl ItemContext {
     pub(crate) fn new(facts: ItemFacts, cancel: CancellationToken, progress: ProgressSink) -> Self {
         Self {
             facts: Arc::new(facts),
+            stop: Arc::new(StopClock::unleased(cancel.clone(), UNLEASED_GRACE)),
             cancel,
             progress,
             lease: None,
         }
     }
 
-    /// Attaches the registration's lease status.
-    pub(crate) fn with_lease(mut self, lease: watch::Receiver<LeaseStatus>) -> Self {
+    /// Binds the item's deadline to the registration's lease.
+    pub(crate) fn with_lease(
+        mut self,
+        lease: watch::Receiver<LeaseStatus>,
+        rules: StopRules,
+    ) -> Self {
+        self.stop = Arc::new(StopClock::leased(self.cancel.clone(), lease.clone(), rules));
         self.lease = Some(lease);
         self
     }
@@ -79,6 +102,11 @@ impl ItemContext {
     /// The registration's lease status, when the item runs in an executor.
     pub(crate) fn lease_status(&self) -> Option<watch::Receiver<LeaseStatus>> {
         self.lease.clone()
+    }
+
+    /// The item's stop clock.
+    pub(crate) fn stop_clock(&self) -> Arc<StopClock> {
+        self.stop.clone()
     }
 
     /// Run this item belongs to.
@@ -172,7 +200,8 @@ impl ItemContext {
     /// moved away, or because this executor lost its lease or is shutting
     /// down past its grace period. Its result will not be recorded (except
     /// for a scheduler cancel, reported as cancelled): stop and return
-    /// [`ItemOutcome::Cancelled`](crate::ItemOutcome::Cancelled).
+    /// [`ItemOutcome::Cancelled`](crate::ItemOutcome::Cancelled). A handler
+    /// still running a short grace later is dropped by the executor.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }
@@ -185,6 +214,65 @@ impl ItemContext {
     /// The item's cancellation token, to hand to code that takes one.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// The monotonic instant by which all of this item's work must have
+    /// ended, as known now: the lease's conservative end less a margin, or
+    /// the end of the grace after a cancellation. It moves later while the
+    /// lease is renewed and the item is not cancelled. `None` outside an
+    /// executor until the item is cancelled.
+    pub fn stop_deadline(&self) -> Option<std::time::Instant> {
+        self.stop.deadline().map(tokio::time::Instant::into_std)
+    }
+
+    /// Whether the item should stop now: it is cancelled, or its
+    /// [`stop_deadline`](Self::stop_deadline) has passed. Cheap and
+    /// synchronous: blocking code should check it between steps (after a
+    /// process freeze, a thread runs on before anything can stop it).
+    pub fn should_stop(&self) -> bool {
+        self.is_cancelled() || self.stop.passed().is_some()
+    }
+
+    /// Runs blocking work `f` (a synchronous driver, file or CPU work) on
+    /// the runtime's blocking threads and waits for it. A panic in `f` is a
+    /// panic of the handler.
+    ///
+    /// Use this rather than `tokio::task::spawn_blocking`: the executor
+    /// tracks the work. A thread cannot be stopped, so if `f` is still
+    /// running when the item must stop (its
+    /// [`stop_deadline`](Self::stop_deadline), even if the handler has
+    /// returned or was dropped meanwhile), **the executor process exits**
+    /// with status 70 rather than let the work overlap with the item's next
+    /// owner. Keep each call short, or check [`should_stop`](Self::should_stop)
+    /// inside `f`. Outside an executor ([`crate::testing`]) an overrun is
+    /// only logged.
+    ///
+    /// Fails (retryably) without running `f` when the item should stop already.
+    pub async fn spawn_blocking<F, T>(&self, f: F) -> Result<T, JobError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.should_stop() {
+            return Err(JobError::retryable(
+                "the item is stopping: blocking work not started",
+            ));
+        }
+        let (done_tx, done) = oneshot::channel::<()>();
+        let task = tokio::task::spawn_blocking(move || {
+            // Dropped when `f` returns or unwinds: either way the work is over.
+            let _done = done_tx;
+            f()
+        });
+        self.stop
+            .watch_blocking(done, format!("item {}", self.idempotency_key()));
+        match task.await {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(JobError::retryable(format!(
+                "blocking work did not finish: {e}"
+            ))),
+        }
     }
 
     /// Reports progress (`done` of `total` units, 0 = unknown total, and a

@@ -1,6 +1,7 @@
 //! Running one item: a spawned task that calls the handler inside a tracing
-//! span, turns a panic into a failure, applies the job's item timeout, and
-//! reports how it ended to the session.
+//! span, turns a panic into a failure, applies the job's item timeout, drops
+//! the handler once the item must stop ([`crate::stop`]), and reports how it
+//! ended to the session.
 //!
 //! This module decides nothing about recording: it only reports. Whether the
 //! outcome is recorded is the session's call ([`crate::assignment`]).
@@ -10,6 +11,7 @@ use crate::clock::now_ms;
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job};
 use crate::stats::Stats;
+use crate::stop;
 use futures::FutureExt;
 use nightshift_protocol::ids::HandlerName;
 use std::any::Any;
@@ -54,19 +56,21 @@ pub(crate) fn spawn(
     let (item, attempt) = (ctx.item().0, ctx.attempt());
     let cancel = ctx.cancellation_token();
     let stop_grace = job.stop_grace();
+    let clock = ctx.stop_clock();
     let task = async move {
         let started_ms = now_ms();
-        let call = AssertUnwindSafe(job.run(ctx)).catch_unwind();
+        let call = stop::guarded(AssertUnwindSafe(job.run(ctx)).catch_unwind(), clock.clone());
         let finish = match timeout {
             Some(limit) => {
                 tokio::pin!(call);
                 match tokio::time::timeout(limit, &mut call).await {
-                    Ok(ended) => from_call(ended),
+                    Ok(ended) => from_guarded(ended),
                     Err(_) => {
                         // Cancel the token, for work the handler spawned that
                         // listens to it, and give the handler its stop grace
                         // (a program's process group is stopped in it) before
-                        // its future is dropped.
+                        // its future is dropped; the stop clock still drops
+                        // it at the lease deadline.
                         cancel.cancel();
                         if !stop_grace.is_zero() {
                             let _ = tokio::time::timeout(stop_grace, &mut call).await;
@@ -77,8 +81,10 @@ pub(crate) fn spawn(
                     }
                 }
             }
-            None => from_call(call.await),
+            None => from_guarded(call.await),
         };
+        // Blocking work the handler left behind is bounded from now on.
+        clock.item_ended();
         match &finish {
             // A cancelled item stopping is expected, not a failure, whatever
             // it returned: say so, so that logs do not cry wolf.
@@ -92,6 +98,7 @@ pub(crate) fn spawn(
             Finish::Returned(Err(e)) => tracing::info!(error = %e, "item failed"),
             Finish::Panicked(msg) => tracing::error!(panic = %msg, "item handler panicked"),
             Finish::TimedOut { after_ms } => tracing::warn!(after_ms, "item timed out"),
+            Finish::Stopped(why) => tracing::warn!("item handler dropped by the executor: {why}"),
         }
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
@@ -109,7 +116,17 @@ pub(crate) fn spawn(
     tokio::spawn(task.instrument(span));
 }
 
-fn from_call(ended: Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>) -> Finish {
+/// What the handler's call gave: its result, or a panic's payload.
+type Called = Result<Result<ItemOutcome, crate::JobError>, Box<dyn Any + Send>>;
+
+fn from_guarded(ended: Result<Called, stop::StopReason>) -> Finish {
+    match ended {
+        Ok(call) => from_call(call),
+        Err(why) => Finish::Stopped(why),
+    }
+}
+
+fn from_call(ended: Called) -> Finish {
     match ended {
         Ok(result) => Finish::Returned(result),
         Err(payload) => Finish::Panicked(panic_message(payload.as_ref())),

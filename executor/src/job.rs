@@ -24,9 +24,16 @@ use std::sync::Arc;
 /// cancelled (by an operator, a reassignment or the executor losing its
 /// lease) its result is no longer recorded (except for an operator's cancel,
 /// recorded as cancelled), so work past that point is wasted — return
-/// [`ItemOutcome::Cancelled`]. Side effects should be guarded by
+/// [`ItemOutcome::Cancelled`]. A handler that does not is stopped anyway:
+/// the executor drops its future a short grace after the cancellation
+/// (default TTL/6), and never polls it once the executor's lease could
+/// expire unrenewed — checked before every poll, so also right after the
+/// process resumes from a freeze. A poll that is running is not interrupted:
+/// run blocking work with [`ItemContext::spawn_blocking`] (the process exits
+/// if it outlives the item). Side effects should be guarded by
 /// [`ItemContext::idempotency_key`] and fenced with
-/// [`ItemContext::fencing_token`] (see the [crate docs](crate)).
+/// [`ItemContext::fencing_token`]; the [crate docs](crate) ("Ownership")
+/// state exactly what is and is not guaranteed.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Nightshift job handler",
     label = "this does not implement `nightshift_executor::Job`",

@@ -36,11 +36,60 @@
 //! for longer than the lease TTL) its assignments vanish with it and the
 //! leader hands the unfinished items to live executors. An executor that
 //! cannot confirm its lease in time *self-fences*: it cancels its running
-//! items and records nothing more, before the lease can have expired, so by
-//! the time another executor starts an item the previous owner has been told
-//! to stop. "Told to stop" is not "stopped": a handler that ignores
-//! [`ItemContext::cancelled`] keeps running, and its writes to your own
-//! systems are not stopped by the SDK. That is what fencing is for.
+//! items and records nothing more, before the lease can have expired.
+//!
+//! Cancelling is not left to the handler. The SDK runs every handler's
+//! future inside a guard that, **immediately before each poll**, reads the
+//! monotonic clock and drops the future instead of polling it once the item
+//! must stop, that is at the earliest of:
+//!
+//! - `confirmed_until − TTL/6`, where `confirmed_until` is the send time of
+//!   the last lease renewal etcd confirmed plus the TTL (the lease cannot
+//!   have expired on etcd before it, see `nightshift_coord::lease`);
+//! - a short grace after the item is cancelled, for any reason — by an
+//!   operator, a move, a self-fence or a drain past its grace
+//!   ([`ExecutorBuilder::cancel_grace`], default TTL/6);
+//! - the moment the executor knows its lease is lost (revoked, not found, or
+//!   no longer kept when a registration ends).
+//!
+//! The guarantee: **no handler future of this executor is polled at or
+//! after its item's deadline**, and the deadline comes before the lease can
+//! expire (TTL/6 to spare, which also covers the monotonic clock running up
+//! to 1/6 slower than etcd's). Dropping the future runs its destructors; the
+//! item then ends without an outcome (an operator's cancel is recorded as
+//! cancelled), and the leader's own bookkeeping of the lost or cancelled
+//! attempt stands. So by the time another executor can be given the item,
+//! the previous owner's handler has stopped.
+//!
+//! What the guard cannot do, and what is therefore yours to handle:
+//!
+//! - **A poll already running** is not interrupted: code between two
+//!   `.await`s (a CPU loop, a blocking call) runs on. Put blocking work in
+//!   [`ItemContext::spawn_blocking`]: the executor tracks it, and if it is
+//!   still running at its item's deadline, **the process exits** (status
+//!   [`EXIT_BLOCKING_OVERRUN`]) instead of registering again, because a
+//!   thread cannot be stopped. Check [`ItemContext::should_stop`] inside
+//!   long blocking work.
+//! - **Work handed elsewhere** — a `tokio::spawn`ed task, a thread you
+//!   started, another process, a request already sent to a database or an
+//!   API — is not stopped by dropping the future, and a request sent before
+//!   the deadline may be applied after it. Pass
+//!   [`ItemContext::cancellation_token`] to your own tasks, and fence writes
+//!   at the resource (below).
+//! - **A paused process** (SIGSTOP, a VM freeze, heavy swapping) runs
+//!   nothing, so it cannot stop anything: while paused it takes no step, but
+//!   its lease may expire and the item move. On resuming, the deadline check
+//!   comes before any poll, so no handler is polled again — a frozen
+//!   executor's handlers never take a step after the freeze. Blocking
+//!   threads resume at once, though, and may take a step before the
+//!   executor exits; and writes in flight at the freeze may land late. If
+//!   the monotonic clock does not advance during the pause (some
+//!   hypervisors, host suspend), the executor cannot see that time passed:
+//!   it learns that the lease is gone from its next renewal, at most TTL/3
+//!   later, and stops then.
+//!
+//! That is what fencing is for: it makes a stale owner harmless even when
+//! one of these lets it act late.
 //!
 //! # Fencing
 //!
@@ -82,7 +131,8 @@
 //! the item is cancelled it returns [`ItemOutcome::Cancelled`]: an
 //! operator's cancel is recorded as cancelled, anything else (a move, a lost
 //! lease, a drain past its grace) records nothing, and the log says
-//! "cancelled", not "failed". A panic is a failure.
+//! "cancelled", not "failed". A handler that has not returned a short grace
+//! after its cancellation is dropped (see "Ownership"). A panic is a failure.
 //!
 //! # Example: an item that fences its database writes
 //!
@@ -184,6 +234,7 @@ mod runtime;
 mod session;
 mod signal;
 mod stats;
+mod stop;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
@@ -194,6 +245,7 @@ pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;
 pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
+pub use stop::EXIT_BLOCKING_OVERRUN;
 
 /// The attribute that lets [`Job`] have an async method, re-exported so
 /// that implementing `Job` needs no extra dependency.

@@ -43,7 +43,12 @@ impl Executor {
     ///
     /// Returns `Ok` after a drain; `Err` only when the coordination service
     /// refuses the executor for good. Connection loss is not an error: the
-    /// executor self-fences and keeps trying to register.
+    /// executor self-fences and keeps trying to register. One fault is not
+    /// survivable: blocking work started with
+    /// [`ItemContext::spawn_blocking`](crate::ItemContext::spawn_blocking)
+    /// still running at its item's deadline makes the process exit with
+    /// status [`EXIT_BLOCKING_OVERRUN`](crate::EXIT_BLOCKING_OVERRUN) rather
+    /// than register again.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,

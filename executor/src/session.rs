@@ -26,6 +26,7 @@ use crate::job::Job;
 use crate::progress::{self, ProgressBoard};
 use crate::recorder::{Batch, Recorder, Written, MAX_BATCH_BYTES, MAX_BATCH_RESULTS};
 use crate::stats::Stats;
+use crate::stop::StopRules;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::{CoordError, Coordinator, KeyValue, LeaseId, WatchEvent, WatchStream};
 use nightshift_protocol::ids::{FencingToken, HandlerName, ItemIndex};
@@ -258,21 +259,21 @@ impl Session {
     }
 
     /// Before the lease is revoked (and the items handed to others), waits
-    /// up to the handlers' stop grace for cancelled items that are still
-    /// winding down — a program's process group being stopped — so they
-    /// never overlap with their next owner.
+    /// for the items still in flight — all cancelled by now — to return or
+    /// be dropped at the end of their grace (the longer of the cancel grace
+    /// and the handlers' stop grace: a program's process group being
+    /// stopped), so that a handler that stops cleanly gets to, and none
+    /// overlaps with its next owner.
     async fn wind_down(&mut self, inputs: &mut Inputs) {
-        let grace = self
+        let handlers_grace = self
             .config
             .handlers
             .values()
             .map(|j| j.stop_grace())
             .max()
             .unwrap_or_default();
-        if grace.is_zero() {
-            return;
-        }
-        let until = Instant::now() + grace;
+        let rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
+        let until = Instant::now() + rules.grace.max(handlers_grace) + Duration::from_millis(100);
         while self.in_flight > 0 {
             match tokio::time::timeout_at(until, inputs.items.recv()).await {
                 Ok(Some(_)) => self.in_flight -= 1,
@@ -367,7 +368,13 @@ impl Session {
             board: self.board.clone(),
             job: job_ref.clone(),
         };
-        let ctx = ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone());
+        // A cancelled item gets the longer of the cancel grace and its
+        // handler's stop grace (a program's SIGTERM-to-SIGKILL window); the
+        // lease deadline still caps both.
+        let mut rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
+        rules.grace = rules.grace.max(job.stop_grace());
+        let ctx =
+            ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone(), rules);
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
         let handler = limited.map(|_| spec.handler.clone());
         item::spawn(

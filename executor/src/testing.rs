@@ -198,4 +198,35 @@ mod tests {
         let run = run_item(&job, TestItem::new(0).fencing_token(token)).await;
         assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
     }
+
+    #[tokio::test]
+    async fn blocking_work_runs_through_the_context_and_refuses_a_stopping_item() {
+        let job = job_fn(|ctx: ItemContext| async move {
+            let sum = ctx.spawn_blocking(|| (1..=10u64).sum::<u64>()).await?;
+            ctx.progress(sum, 0, "");
+            Ok(ItemOutcome::Succeeded)
+        });
+        let run = run_item(&job, TestItem::new(0)).await;
+        assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
+        assert_eq!(run.progress[0].done, 55);
+
+        let item = TestItem::new(0);
+        item.cancellation_token().cancel();
+        let run = run_item(&job, item).await;
+        assert!(
+            matches!(run.result, Err(JobError::Retryable(ref m)) if m.contains("stopping")),
+            "{:?}",
+            run.result
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "blocking boom")]
+    async fn a_panic_in_blocking_work_is_a_panic_of_the_handler() {
+        let job = job_fn(|ctx: ItemContext| async move {
+            ctx.spawn_blocking(|| panic!("blocking boom")).await?;
+            Ok(ItemOutcome::Succeeded)
+        });
+        run_item(&job, TestItem::new(0)).await;
+    }
 }

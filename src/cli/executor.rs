@@ -30,7 +30,11 @@ Built-in handlers:
   noop   succeeds at once.
   sleep  sleeps `millis` (job param, default 100) then succeeds; job params
          `fail_rate` (0..1) and `fail_items` ([..]) make items fail; stops
-         when the item is cancelled.
+         when the item is cancelled. `steps` splits the sleep in steps,
+         `ignore_cancel` keeps stepping when cancelled (the executor then
+         drops the item after its grace), and `journal` (a file name) appends
+         a line per step to that file in --sleep-journal-dir (refused
+         without it: a DAG never chooses a path on this host).
 
 Program handlers: --program NAME=PATH serves handler NAME by running PATH for
 each item (no shell; fixed arguments from --program-arg NAME=ARG, in order).
@@ -88,6 +92,10 @@ pub struct Args {
     /// A label published with the registration, `key=value` (repeatable).
     #[arg(long = "label", value_parser = label, value_name = "KEY=VALUE")]
     pub labels: Vec<(String, String)>,
+    /// Directory where the `sleep` handler's `journal` param may create
+    /// files (test and chaos tooling); without it, `journal` is refused.
+    #[arg(long, env = "NIGHTSHIFT_SLEEP_JOURNAL_DIR", value_name = "DIR")]
+    pub sleep_journal_dir: Option<std::path::PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -120,6 +128,8 @@ struct Settings {
     drain_grace: Duration,
     labels: BTreeMap<String, String>,
     builtins: Vec<String>,
+    /// Where the built-in `sleep` may write its journals (operator's choice).
+    sleep_journal_dir: Option<std::path::PathBuf>,
     programs: Vec<ProgramSpec>,
     handler_capacity: BTreeMap<String, u32>,
 }
@@ -188,6 +198,7 @@ impl Settings {
             drain_grace,
             labels,
             builtins,
+            sleep_journal_dir: args.sleep_journal_dir,
             programs,
             handler_capacity,
         })
@@ -222,7 +233,10 @@ impl Settings {
         for name in &s.builtins {
             builder = match name.as_str() {
                 "noop" => builder.handler("noop", Noop),
-                _ => builder.handler("sleep", Sleep),
+                _ => match &s.sleep_journal_dir {
+                    Some(dir) => builder.handler("sleep", Sleep::journaling_into(dir)),
+                    None => builder.handler("sleep", Sleep),
+                },
             };
         }
         for p in s.programs {
