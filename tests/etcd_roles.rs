@@ -12,6 +12,7 @@ use nightshift_coord::{CoordError, Coordinator};
 use nightshift_core::ids::RunId;
 use nightshift_core::keyspace::{command_key, dag_key, CommandId};
 use nightshift_testkit::etcd::{EtcdOptions, EtcdServer, EtcdTls};
+use nightshift_testkit::tls::certificates;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,99 +21,6 @@ const PREFIX: &str = "/secured/";
 const DAG: &str = "name = \"secured\"\nschedule = \"0 2 * * *\"\ntimezone = \"UTC\"\n\
                    [jobs.load]\nhandler = \"noop\"\nshards = 8\n\
                    [jobs.report]\nhandler = \"noop\"\ndepends_on = [\"load\"]\n";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Signs a P-256 certificate `name.pem`/`name.key` with the test CA.
-fn issue(dir: &Path, name: &str, extensions: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
-    let (key, csr, pem, ext) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-    );
-    let subject = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subject,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            &pem,
-            "-extfile",
-            &ext,
-        ],
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate
-/// whose name is no etcd user (so it grants nothing by itself).
-fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=nightshift-test-ca",
-        ],
-    );
-    issue(
-        dir,
-        "server",
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    );
-    issue(dir, "tls-client", "extendedKeyUsage=clientAuth\n");
-}
 
 struct Secured {
     etcd: EtcdServer,
@@ -188,7 +96,8 @@ async fn etcd_least_privilege_roles_run_a_dag_and_refuse_what_a_component_may_no
     let passwords = dir.path().join("passwords");
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::create_dir_all(&passwords).unwrap();
-    certificates(&certs);
+    // a client certificate whose name is no etcd user grants nothing by itself
+    certificates(&certs, "tls-client");
     let etcd = EtcdServer::start_with(EtcdOptions {
         tls: Some(EtcdTls {
             cert: certs.join("server.pem"),

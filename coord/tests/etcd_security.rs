@@ -6,100 +6,9 @@
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator, TlsFiles};
 use nightshift_coord::{CoordError, Coordinator};
 use nightshift_testkit::etcd::{EtcdOptions, EtcdServer, EtcdTls};
+use nightshift_testkit::tls::certificates;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Signs a P-256 certificate `name.pem`/`name.key` with the test CA.
-fn issue(dir: &Path, name: &str, extensions: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
-    let (key, csr, pem, ext) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            &pem,
-            "-extfile",
-            &ext,
-        ],
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate.
-fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=nightshift-test-ca",
-        ],
-    );
-    issue(
-        dir,
-        "server",
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    );
-    issue(dir, "client", "extendedKeyUsage=clientAuth\n");
-}
 
 fn path(dir: &Path, file: &str) -> PathBuf {
     dir.join(file)
@@ -108,7 +17,7 @@ fn path(dir: &Path, file: &str) -> PathBuf {
 #[tokio::test]
 async fn etcd_tls_with_client_certificate_connects_and_without_it_is_refused() {
     let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path());
+    certificates(certs.path(), "client");
     let dir = certs.path();
     let tls = EtcdTls {
         cert: path(dir, "server.pem"),

@@ -5,9 +5,11 @@
 //! database or a fresh SQLite file. Every handle cleans up on drop, so a
 //! panicking test still kills its etcd and drops its database. [`wait`]
 //! polls a condition with a deadline, so no test sleeps to synchronise.
+//! [`tls`] makes throwaway certificates for a secured etcd.
 //!
 //! Used only as a dev-dependency; nothing in production links it.
 
 pub mod db;
 pub mod etcd;
+pub mod tls;
 pub mod wait;
