@@ -119,6 +119,19 @@ async fn every_page_renders_the_seeded_state_escaped() {
     assert!(dag.contains("[jobs.settle]"), "applied TOML shown");
     assert!(dag.contains("data-path=\"/api/v1/dags/settlement/trigger\""));
     assert!(dag.contains("data-confirm=\"Trigger a run of settlement?\""));
+    // The next five fires at 02:00 Paris time, each with its business date
+    // (fire_date: the fire's own date in the DAG's zone).
+    let (status, api) = f.get_json("/api/v1/dags/settlement").await;
+    assert_eq!(status, 200, "{api}");
+    let fires = api["next_fires"].as_array().expect("next_fires");
+    assert_eq!(fires.len(), 5, "{api}");
+    for fire in fires {
+        let local = fire["at_local"].as_str().unwrap_or_default();
+        let day = fire["business_date"].as_str().unwrap_or_default();
+        assert!(local.starts_with(day) && local.contains("02:00"), "{fire}");
+        assert!(dag.contains(&format!("<td>{day}</td>")), "{day} not on the page");
+    }
+    assert!(dag.contains("<h2>Next fires</h2>"));
 
     let run = page(&f, "/runs/r1").await;
     assert!(run.contains("class=\"gantt\""));

@@ -56,28 +56,13 @@ struct NextFire {
 /// The next `n` fires of the DAG's schedule after now (none when it has no
 /// schedule), with their business dates under its policy.
 fn next_fires(spec: &DagSpec, n: usize) -> Vec<NextFire> {
-    let Some(Ok(schedule)) = spec.cron_schedule() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut cursor = chrono::Utc::now();
-    while out.len() < n {
-        let Some(fire) = schedule.next_business_after(cursor, spec.calendar.as_ref()) else {
-            break;
-        };
-        let day = nightshift_core::schedule::business_date_for(
-            fire,
-            spec.timezone,
-            spec.business_date,
-            spec.calendar.as_ref(),
-        );
-        out.push(NextFire {
+    spec.next_fires(chrono::Utc::now(), n)
+        .into_iter()
+        .map(|(fire, day)| NextFire {
             at: fire.with_timezone(&spec.timezone).to_rfc3339(),
             business_date: day.to_string(),
-        });
-        cursor = fire;
-    }
-    out
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]

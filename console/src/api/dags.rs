@@ -33,6 +33,17 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// One upcoming scheduled fire.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextFire {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The same instant in the DAG's zone, for people.
+    pub at_local: String,
+    /// The business date its run is for (`YYYY-MM-DD`).
+    pub business_date: String,
+}
+
 /// A DAG with its schedule and latest runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct DagOverview {
@@ -48,6 +59,9 @@ pub struct DagOverview {
     pub next_fire_at: Option<String>,
     /// The same instant in the DAG's zone, for people.
     pub next_fire_local: Option<String>,
+    /// The next five scheduled fires with the business date each run is
+    /// for; empty when paused or unscheduled.
+    pub next_fires: Vec<NextFire>,
     /// Whether scheduled runs are paused.
     pub paused: bool,
     /// Applied version.
@@ -220,13 +234,11 @@ pub(crate) async fn overview(
 ) -> Result<DagOverview, ApiError> {
     let now = now_ms();
     let spec = &known.spec;
-    let next = match (&spec.schedule, known.paused) {
-        (Some(_), false) => spec
-            .cron_schedule()
-            .and_then(Result::ok)
-            .and_then(|s| s.next_business_after(Utc::now(), spec.calendar.as_ref())),
-        _ => None,
+    let fires = match known.paused {
+        false => spec.next_fires(Utc::now(), 5),
+        true => Vec::new(),
     };
+    let next = fires.first().map(|(fire, _)| *fire);
     let recent = RunFilter {
         dag: Some(spec.name.clone()),
         limit: Some(1),
@@ -269,6 +281,14 @@ pub(crate) async fn overview(
         timezone: spec.timezone.name().to_owned(),
         next_fire_at: next.map(rfc3339),
         next_fire_local: next.map(|t| local(t, spec.timezone)),
+        next_fires: fires
+            .iter()
+            .map(|(fire, day)| NextFire {
+                at: rfc3339(*fire),
+                at_local: local(*fire, spec.timezone),
+                business_date: day.to_string(),
+            })
+            .collect(),
         paused: known.paused,
         version: known.version,
         applied_at_ms: known.applied_at_ms,

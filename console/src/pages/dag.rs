@@ -107,6 +107,18 @@ pub async fn page(
         esc(&o.applied_by),
         if o.paused { format!(" · {}", badge("paused")) } else { String::new() }
     );
+    if !o.next_fires.is_empty() {
+        body.push_str("<section id=\"next-fires\"><h2>Next fires</h2><table><thead><tr><th>At (DAG zone)</th><th>Business date</th></tr></thead><tbody>");
+        for fire in &o.next_fires {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&fire.at_local),
+                esc(&fire.business_date)
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
     let api = format!("/api/v1/dags/{}", url(&o.name));
     let trigger_fields = "<label>Business date <input name=\"business_date\" type=\"date\"></label>\
         <label>Params (JSON object) <input name=\"params\" data-json placeholder='{\"region\":\"eu\"}'></label>";

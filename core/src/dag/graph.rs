@@ -29,6 +29,36 @@ impl DagSpec {
         )
     }
 
+    /// The next `n` schedule instants strictly after `after`, each with the
+    /// business date its run is for (under the DAG's `business_date` policy
+    /// and calendar); empty for a DAG without a schedule. `nightshift plan`
+    /// and the console's DAG page show these.
+    pub fn next_fires(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        n: usize,
+    ) -> Vec<(chrono::DateTime<chrono::Utc>, chrono::NaiveDate)> {
+        let Some(Ok(schedule)) = self.cron_schedule() else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(n);
+        let mut cursor = after;
+        while out.len() < n {
+            let Some(fire) = schedule.next_business_after(cursor, self.calendar.as_ref()) else {
+                break;
+            };
+            let day = crate::schedule::business_date_for(
+                fire,
+                self.timezone,
+                self.business_date,
+                self.calendar.as_ref(),
+            );
+            out.push((fire, day));
+            cursor = fire;
+        }
+        out
+    }
+
     /// The job named `name`.
     pub fn job(&self, name: &JobName) -> Option<&JobSpec> {
         self.jobs.iter().find(|j| j.name == *name)
