@@ -129,7 +129,10 @@ async fn every_page_renders_the_seeded_state_escaped() {
         let local = fire["at_local"].as_str().unwrap_or_default();
         let day = fire["business_date"].as_str().unwrap_or_default();
         assert!(local.starts_with(day) && local.contains("02:00"), "{fire}");
-        assert!(dag.contains(&format!("<td>{day}</td>")), "{day} not on the page");
+        assert!(
+            dag.contains(&format!("<td>{day}</td>")),
+            "{day} not on the page"
+        );
     }
     assert!(dag.contains("<h2>Next fires</h2>"));
 
