@@ -97,6 +97,19 @@ pub fn bad_input<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(BadInput(message.into()).into())
 }
 
+/// An id from the command line (a DAG name, run id, job name), checked as a
+/// key segment and wrapped by `make`; a bad one is [`BadInput`].
+pub fn checked_id<T>(
+    kind: &'static str,
+    text: &str,
+    make: impl FnOnce(String) -> T,
+) -> anyhow::Result<T> {
+    match nightshift_core::keyspace::validate_segment(kind, text) {
+        Ok(()) => Ok(make(text.to_owned())),
+        Err(e) => bad_input(e.to_string()),
+    }
+}
+
 impl EtcdArgs {
     /// Whether any endpoint was given.
     pub fn is_configured(&self) -> bool {

@@ -8,13 +8,13 @@
 //! reason on stderr), 2 when no leader carried it out in time. Without the
 //! store it prints the command id and exits 0 once the command is written.
 
-use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::conn::{self, DatabaseArgs, EtcdArgs};
 use crate::cli::follow::{command_outcome, is_rejection};
 use crate::cli::issue::issue;
 use crate::cli::trigger::EXIT_REJECTED;
 use anyhow::Context as _;
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
-use nightshift_core::keyspace::{validate_segment, Command};
+use nightshift_core::keyspace::Command;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -165,15 +165,9 @@ fn command_of(verb: RunsCommand) -> anyhow::Result<(Command, Common)> {
 }
 
 fn run_id(text: &str) -> anyhow::Result<RunId> {
-    match validate_segment("run id", text) {
-        Ok(()) => Ok(RunId::new(text)),
-        Err(e) => bad_input(e.to_string()),
-    }
+    conn::checked_id("run id", text, RunId::new)
 }
 
 fn job_name(text: &str) -> anyhow::Result<JobName> {
-    match validate_segment("job name", text) {
-        Ok(()) => Ok(JobName::new(text)),
-        Err(e) => bad_input(e.to_string()),
-    }
+    conn::checked_id("job name", text, JobName::new)
 }

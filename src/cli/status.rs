@@ -14,7 +14,6 @@ use clap::ValueEnum;
 use nightshift_coord::etcd::EtcdCoordinator;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
-use nightshift_core::keyspace::validate_segment;
 use nightshift_store::{JobRun, Run, RunFilter, Store};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -128,10 +127,7 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn one(store: &Store, args: &Args, run: &str) -> anyhow::Result<ExitCode> {
-    if let Err(e) = validate_segment("run id", run) {
-        return bad_input(e.to_string());
-    }
-    let run_id = RunId::new(run);
+    let run_id = conn::checked_id("run id", run, RunId::new)?;
     let Some(run) = store.get_run(&run_id).await.context("reading the run")? else {
         return bad_input(format!("unknown run `{run_id}`"));
     };

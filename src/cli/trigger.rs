@@ -15,7 +15,7 @@ use crate::cli::issue::issue;
 use chrono::NaiveDate;
 use nightshift_core::ids::DagName;
 use nightshift_core::keyspace::commands::trigger_run_id;
-use nightshift_core::keyspace::{validate_segment, Command};
+use nightshift_core::keyspace::Command;
 use nightshift_core::state::{RunState, TriggerSource};
 use std::process::ExitCode;
 
@@ -103,10 +103,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// A DAG name from the command line, checked as a key segment.
 pub fn dag_name(text: &str) -> anyhow::Result<DagName> {
-    match validate_segment("dag name", text) {
-        Ok(()) => Ok(DagName::new(text)),
-        Err(e) => bad_input(e.to_string()),
-    }
+    conn::checked_id("dag name", text, DagName::new)
 }
 
 /// A `YYYY-MM-DD` date from the command line.
