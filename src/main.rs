@@ -30,6 +30,9 @@ enum Command {
     Pause(cli::pause::Args),
     /// Resume the scheduled runs of a paused DAG.
     Resume(cli::pause::Args),
+    /// Move an idle keyspace to this build's format (after an upgrade that
+    /// changed it; schedulers and executors say when it is needed).
+    Migrate(cli::migrate::Args),
     /// Ask the scheduler to start a run of a DAG now; prints the run id
     /// (--wait follows it to its end).
     Trigger(cli::trigger::Args),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => Ok(cli::apply::run(args)),
         Command::Pause(args) => Ok(cli::pause::run(args, true)),
         Command::Resume(args) => Ok(cli::pause::run(args, false)),
+        Command::Migrate(args) => Ok(cli::migrate::run(args)),
         Command::Trigger(args) => Ok(cli::trigger::run(args)),
         Command::Runs(verb) => Ok(cli::runs::run(verb)),
         Command::Backfill(args) => Ok(cli::backfill::run(args)),

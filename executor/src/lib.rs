@@ -222,6 +222,7 @@ mod clock;
 mod connect;
 mod context;
 mod feeds;
+mod format;
 mod host;
 mod item;
 mod job;
@@ -267,6 +268,8 @@ pub use nightshift_coord as coord;
 /// The coordination backend trait ([`ExecutorBuilder::coordinator`]) and its
 /// error ([`RunError::Coordination`]).
 pub use nightshift_coord::{CoordError, Coordinator};
+/// A keyspace laid out by another build ([`RunError::KeyspaceFormat`]).
+pub use nightshift_protocol::keyspace::format::FormatMismatch;
 /// An item's progress report ([`testing::TestRun::progress`]).
 pub use nightshift_protocol::keyspace::ItemProgress;
 /// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).

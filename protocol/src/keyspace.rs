@@ -24,6 +24,7 @@
 //! | `{p}commands/{id}` | `CommandRecord` (operator commands; in `nightshift_core::keyspace::commands`) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
 //! | `{p}health/coord` | the write time (a probe, deleted at once, after etcd was full) | the leader, fenced | none |
+//! | `{p}format` | [`format::FormatRecord`] (the layout's number, [`format::KEYSPACE_FORMAT`]) | the first leader; `nightshift migrate` | none |
 //!
 //! # Protocol
 //!
@@ -109,6 +110,7 @@
 // `commands`, `dags` (AppliedDag needs the DAG model) and `leader` (the
 // election, run state, last assignments, cron) are scheduler-side: they live
 // in nightshift-core's `keyspace`, which re-exports this one.
+pub mod format;
 mod item_set;
 pub mod records;
 

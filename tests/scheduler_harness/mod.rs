@@ -79,6 +79,11 @@ impl Proc {
         anyhow::bail!("{} did not exit within 6 s of SIGTERM", self.name)
     }
 
+    /// The exit status, once the process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

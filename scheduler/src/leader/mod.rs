@@ -12,6 +12,7 @@
 mod bad_keys;
 mod coord_full;
 mod dispatch;
+pub mod format;
 pub mod health;
 pub mod history;
 mod intake;
@@ -104,6 +105,10 @@ pub enum LeaderError {
     /// The SQL store failed; the step is retried on the next pass.
     #[error("sql store: {0}")]
     Store(String),
+    /// The keyspace follows another build's format: this replica does not
+    /// lead it (the process stops with the message).
+    #[error(transparent)]
+    KeyspaceFormat(#[from] keyspace::format::FormatMismatch),
 }
 
 /// What wakes the leader loop.
@@ -396,6 +401,24 @@ pub async fn run_scheduler(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LeaderError> {
     let election = Election::new(coord.clone(), keyspace::leader_prefix(&config.prefix));
+    let written_by = format!(
+        "nightshift-scheduler {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.id
+    );
+    // A standby of another build learns it at start, not when it is elected.
+    // Only a refusal stops it here: an unreachable etcd is waited for below.
+    if let Err(e @ LeaderError::KeyspaceFormat(_)) = format::settle(
+        coord.as_ref(),
+        &config.prefix,
+        None,
+        &written_by,
+        clock.now_ms(),
+    )
+    .await
+    {
+        return Err(e);
+    }
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -423,6 +446,29 @@ pub async fn run_scheduler(
             }
         };
         tracing::info!(id = %config.id, lease = lease.0, "elected leader");
+        match format::settle(
+            coord.as_ref(),
+            &config.prefix,
+            Some(leadership.fence()),
+            &written_by,
+            clock.now_ms(),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(e @ LeaderError::KeyspaceFormat(_)) => {
+                let _ = leadership.resign().await;
+                let _ = keeper.revoke().await;
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot settle the keyspace format; campaigning again");
+                let _ = leadership.resign().await;
+                let _ = keeper.revoke().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
         // Self-fence: stop leading as soon as the lease cannot be vouched for.
         let mut status = keeper.status();
         let (stop_tx, stop_rx) = watch::channel(false);
