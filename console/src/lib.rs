@@ -95,7 +95,14 @@ pub struct AppState {
     pub throttle: Arc<limits::LoginThrottle>,
     /// Open event streams per user.
     pub streams: limits::StreamSlots,
+    /// Renders the process's own metrics recorder (the Prometheus exporter
+    /// the binary installed), appended to `/metrics`: in `nightshift dev`
+    /// that is the scheduler's and the executors' metrics too.
+    pub process_metrics: Option<ProcessMetrics>,
 }
+
+/// Renders a process's metrics in the Prometheus text format.
+pub type ProcessMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AppState {
     /// State for a console over `store` and `coord` with keys under `prefix`
@@ -119,6 +126,7 @@ impl AppState {
             secure_cookies: false,
             throttle: Arc::default(),
             streams: limits::StreamSlots::default(),
+            process_metrics: None,
         }
     }
 }

@@ -54,6 +54,8 @@ pub(crate) fn spawn(
         attempt = ctx.attempt(),
     );
     let (item, attempt) = (ctx.item().0, ctx.attempt());
+    let (dag, job_name) = (ctx.dag().to_string(), ctx.job().to_string());
+    crate::telemetry::item_started(&dag, &job_name);
     let cancel = ctx.cancellation_token();
     let stop_grace = job.stop_grace();
     let clock = ctx.stop_clock();
@@ -103,12 +105,19 @@ pub(crate) fn spawn(
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
         Stats::add(&stats.items_finished, 1);
+        let ended_ms = now_ms();
+        crate::telemetry::item_finished(
+            &dag,
+            &job_name,
+            crate::telemetry::outcome(&finish, cancel.is_cancelled()),
+            Duration::from_millis(u64::try_from(ended_ms - started_ms).unwrap_or(0)),
+        );
         let _ = done.send(ItemDone {
             job: job_ref,
             item,
             attempt,
             started_ms,
-            ended_ms: now_ms(),
+            ended_ms,
             finish,
             handler,
         });

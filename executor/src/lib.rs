@@ -236,6 +236,7 @@ mod session;
 mod signal;
 mod stats;
 mod stop;
+mod telemetry;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};

@@ -126,6 +126,7 @@ pub(crate) async fn run(
         return Err(e);
     }
     Stats::add(&stats.registrations, 1);
+    crate::telemetry::registered();
     tracing::info!(executor = %config.id, lease = lease.0, capacity = config.capacity, "executor registered");
 
     let (items_tx, items) = mpsc::unbounded_channel();
@@ -296,6 +297,7 @@ impl Session {
         }
         self.fenced = true;
         Stats::add(&self.stats.self_fences, 1);
+        crate::telemetry::self_fenced();
         let cancelled: usize = self
             .slots
             .values_mut()
@@ -391,6 +393,7 @@ impl Session {
             *self.in_flight_by_handler.entry(handler).or_default() += 1;
         }
         Stats::add(&self.stats.items_started, 1);
+        crate::telemetry::in_flight(self.in_flight);
         true
     }
 
@@ -429,6 +432,9 @@ impl Session {
         };
         let (results, dropped) = slot.state.take_batch(MAX_BATCH_RESULTS, MAX_BATCH_BYTES);
         Stats::add(&self.stats.results_dropped, dropped);
+        if dropped > 0 {
+            crate::telemetry::results_dropped(dropped);
+        }
         slot.buffered_since = None;
         if results.is_empty() {
             return;

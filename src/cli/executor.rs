@@ -60,6 +60,11 @@ pub struct Args {
     /// programs, handler capacities. Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics (items started and finished by outcome,
+    /// durations, result batches, lease renewals, self-fences) on this
+    /// address, at `/metrics`.
+    #[arg(long, env = "NIGHTSHIFT_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Built-in handlers to serve, comma-separated: noop, sleep (default:
     /// both when no program is configured, else none).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -253,11 +258,15 @@ impl Settings {
 
 /// Runs the executor until SIGTERM or Ctrl-C, then drains.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let metrics_listen = args.metrics_listen;
     let settings = Settings::from_args(args, std::env::var(PASSWORD_ENV).ok())?;
     let executor = settings.executor()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         tracing::info!(executor = %executor.id(), "executor starting");
+        if let Some(addr) = metrics_listen {
+            crate::cli::prometheus::serve(addr).await?;
+        }
         // The SDK's own helper, the one services embedding it use: the
         // process tests of SIGTERM drain (tests/executor_process.rs) go through it.
         executor.run_until_signal().await?;

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod migrate;
 pub mod pause;
 pub mod plan;
+pub mod prometheus;
 pub mod runs;
 pub mod scheduler;
 pub mod status;

@@ -151,7 +151,12 @@ impl Cluster {
     }
 
     pub fn scheduler(&self, id: &str) -> Result<Proc> {
-        let args: Vec<String> = [
+        self.scheduler_with(id, &[])
+    }
+
+    /// A scheduler process with `extra` flags.
+    pub fn scheduler_with(&self, id: &str, extra: &[&str]) -> Result<Proc> {
+        let mut args: Vec<String> = [
             "scheduler",
             "--etcd",
             &self.etcd.endpoint(),
@@ -171,6 +176,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         self.spawn(&format!("scheduler-{id}"), &args)
     }
 

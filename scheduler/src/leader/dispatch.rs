@@ -194,6 +194,11 @@ impl Leader {
                     Some(owner.lease),
                 )?);
                 tracing::info!(run = %rec.run, job = %name, executor = %exec, items = %value.items, "assigned");
+                super::telemetry::items_assigned(
+                    rec.spec.name.as_str(),
+                    name.as_str(),
+                    value.items.len(),
+                );
             }
         }
         main.push(put(last_key, &last, None)?);

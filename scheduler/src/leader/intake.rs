@@ -322,6 +322,7 @@ impl Leader {
             let now = self.clock.now_ms();
             let (dag, run, outcome) = self.execute(&cmd, delete).await?;
             tracing::info!(command = %cmd.id, kind = cmd.command.kind(), by = %cmd.issued_by, outcome = %outcome, "command carried out");
+            super::telemetry::command(cmd.command.kind(), outcome.starts_with("rejected"));
             self.outbox.push(Pending::Event(nightshift_store::NewEvent {
                 at_ms: now,
                 kind: format!("command_{}", cmd.command.kind()),

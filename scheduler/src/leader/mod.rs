@@ -20,6 +20,7 @@ mod owned;
 mod pass;
 mod retry;
 mod runs;
+mod telemetry;
 
 use crate::record::{self, CronRecord, RunRecord};
 use futures::StreamExt;
@@ -165,7 +166,9 @@ impl Fenced {
                     success: chunk,
                     failure: vec![],
                 })
-                .await?;
+                .await
+                .inspect_err(|e| telemetry::txn(Some(telemetry::error_kind(e))))?;
+            telemetry::txn(None);
             if !resp.succeeded {
                 return Err(LeaderError::Deposed);
             }
@@ -341,6 +344,7 @@ impl Leader {
         let lost = leadership.lost();
         tokio::pin!(lost);
         loop {
+            let started = std::time::Instant::now();
             let failed = match self.pass().await {
                 Ok(()) => false,
                 Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
@@ -349,6 +353,8 @@ impl Leader {
                     true
                 }
             };
+            telemetry::pass(started.elapsed(), !failed);
+            telemetry::live_runs(self.runs.len());
             let retry_in = if failed || self.store_is_down() || self.coord_is_full() {
                 Some(self.retry.fail())
             } else {
@@ -446,6 +452,7 @@ pub async fn run_scheduler(
             }
         };
         tracing::info!(id = %config.id, lease = lease.0, "elected leader");
+        telemetry::leading(true);
         match format::settle(
             coord.as_ref(),
             &config.prefix,
@@ -504,6 +511,8 @@ pub async fn run_scheduler(
             Err(e) => Err(e),
         };
         guard.abort();
+        telemetry::leading(false);
+        telemetry::live_runs(0);
         let shutting_down = *shutdown.borrow();
         match &result {
             Ok(()) if shutting_down => tracing::info!("shutting down: resigning leadership"),

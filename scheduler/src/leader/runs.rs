@@ -293,7 +293,16 @@ impl Leader {
                     }
                     _ => r.error.clone(),
                 };
-                finished.push(ended(new, attempt_outcome(r.outcome), r.ended_at_ms, error));
+                let outcome = attempt_outcome(r.outcome);
+                super::telemetry::attempt(
+                    dag.as_str(),
+                    name.as_str(),
+                    outcome,
+                    std::time::Duration::from_millis(
+                        u64::try_from(r.ended_at_ms - r.started_at_ms).unwrap_or(0),
+                    ),
+                );
+                finished.push(ended(new, outcome, r.ended_at_ms, error));
                 job.moved_from.remove(&item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
@@ -359,6 +368,14 @@ impl Leader {
             let lost: Vec<EndedAttempt> = lost
                 .into_iter()
                 .map(|new| {
+                    super::telemetry::attempt(
+                        dag.as_str(),
+                        name.as_str(),
+                        AttemptOutcome::Lost,
+                        std::time::Duration::from_millis(
+                            u64::try_from(now - new.started_at_ms).unwrap_or(0),
+                        ),
+                    );
                     ended(
                         new,
                         AttemptOutcome::Lost,
@@ -682,6 +699,7 @@ impl Leader {
         };
         let dag = live.rec.spec.name.clone();
         let state = live.rec.state;
+        super::telemetry::run_finished(dag.as_str(), state);
         // `runs/{run}/` holds the state record, specs and progress;
         // `results/{run}/` unconsumed batches; assignments left by a leader
         // that crashed are deleted key by key (they live under executors).
