@@ -224,7 +224,9 @@ mod context;
 mod feeds;
 mod host;
 mod item;
+mod item_log;
 mod job;
+mod log_tail;
 pub mod mistakes;
 #[cfg(target_os = "linux")]
 pub mod program;
@@ -239,7 +241,9 @@ pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
 pub use context::ItemContext;
+pub use item_log::ItemLogLayer;
 pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith, JobResultExt};
+pub use log_tail::{LogLevel, MAX_TAIL_BYTES};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;
