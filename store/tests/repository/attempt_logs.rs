@@ -60,7 +60,9 @@ pub async fn attempt_logs_round_trip_once_per_attempt(store: &Store) {
     );
 
     // Many at once (more than one statement's worth).
-    let many: Vec<AttemptLog> = (10..210).map(|i| log(&run, i, 1, &format!("item {i}\n"))).collect();
+    let many: Vec<AttemptLog> = (10..210)
+        .map(|i| log(&run, i, 1, &format!("item {i}\n")))
+        .collect();
     store.record_attempt_logs(&many).await.unwrap();
     assert_eq!(got(209, 1).await.unwrap().as_deref(), Some("item 209\n"));
     assert_eq!(got(10, 1).await.unwrap().as_deref(), Some("item 10\n"));
