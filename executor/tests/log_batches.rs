@@ -7,7 +7,6 @@
 mod support;
 
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
-use nightshift_coord::Coordinator;
 use nightshift_executor::{job_fn, ItemContext, ItemOutcome, LogLevel, MAX_TAIL_BYTES};
 use nightshift_protocol::ids::{JobName, RunId};
 use nightshift_protocol::keyspace::{self, ItemSet};
