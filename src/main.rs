@@ -46,6 +46,9 @@ enum Command {
     Plan(cli::plan::Args),
     /// Show recent runs, or one run's per-job progress.
     Status(cli::status::Args),
+    /// Print an item attempt's log (the latest ended attempt unless
+    /// --attempt; --follow prints each attempt's log as it ends).
+    Logs(cli::logs::Args),
     /// Applied DAGs (`dags list`).
     #[command(subcommand)]
     Dags(cli::inventory::DagsCommand),
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Backfill(args) => Ok(cli::backfill::run(args)),
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),
+        Command::Logs(args) => Ok(cli::logs::run(args)),
         Command::Dags(command) => Ok(cli::inventory::dags(command)),
         Command::Executors(args) => Ok(cli::inventory::executors(args)),
         Command::Alerts(args) => Ok(cli::inventory::alerts(args)),

@@ -109,6 +109,29 @@
     if (bad) { toast(bad, true); return null; }
     return body;
   }
+  // The attempt log (text/plain from the API), always inserted as text.
+  function showLog(panel, path, attempt) {
+    var box = document.createElement("div");
+    box.className = "log";
+    box.textContent = "\nloading the log of attempt " + attempt + "…";
+    panel.appendChild(box);
+    fetch(path, { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { toLogin(); return null; }
+        return r.text().then(function (t) { return { ok: r.ok, text: t }; });
+      })
+      .then(function (res) {
+        if (!res) return;
+        if (res.ok) {
+          box.textContent = "\n— log of attempt " + attempt + " —\n" + res.text;
+          return;
+        }
+        var message = "no log";
+        try { message = JSON.parse(res.text).error.message; } catch (e) { /* not JSON */ }
+        box.textContent = "\n" + message;
+      })
+      .catch(function (err) { box.textContent = "\nlog unavailable: " + err; });
+  }
   document.addEventListener("click", function (e) {
     var btn = e.target.closest("button.act");
     if (btn && !btn.disabled) {
@@ -125,6 +148,11 @@
       if (panel) {
         panel.hidden = false;
         panel.textContent = cell.getAttribute("title");
+        var attempt = cell.getAttribute("data-attempt");
+        if (grid && attempt) {
+          showLog(panel, grid.getAttribute("data-mark-base") + cell.getAttribute("data-item") +
+            "/attempts/" + attempt + "/log", attempt);
+        }
         if (grid && grid.getAttribute("data-read-only") !== "true") {
           var b = document.createElement("button");
           b.textContent = "Mark item " + cell.getAttribute("data-item") + " succeeded";

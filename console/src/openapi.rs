@@ -243,6 +243,30 @@ pub fn document() -> Value {
             "202",
         ),
     );
+    let attempt = param(
+        "attempt",
+        "path",
+        "the attempt number, from 1",
+        json!({ "type": "integer", "minimum": 1 }),
+    );
+    let item = param(
+        "item",
+        "path",
+        "the item index, 0 to the job's shards - 1",
+        json!({ "type": "integer", "minimum": 0 }),
+    );
+    let mut log = op(
+        "an attempt's log tail (text/plain, the last 64 KiB; arrives when the attempt ends; 404 when it has none)",
+        vec![run(), job(), item, attempt],
+        "200",
+        None,
+    );
+    log["responses"]["200"] = json!({ "description": "the log, one line per line", "content": { "text/plain": { "schema": { "type": "string" } } } });
+    add(
+        "/runs/{run}/jobs/{job}/items/{item}/attempts/{attempt}/log",
+        "get",
+        log,
+    );
     add(
         "/executors",
         "get",
@@ -374,6 +398,7 @@ mod tests {
         include_str!("api/dags.rs"),
         include_str!("api/runs.rs"),
         include_str!("api/items.rs"),
+        include_str!("api/logs.rs"),
         include_str!("api/executors.rs"),
         include_str!("api/alerts.rs"),
         include_str!("api/events.rs"),

@@ -191,6 +191,7 @@ impl Job for JournalingSleep {
 
 async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutcome, JobError> {
     let params = SleepParams::from_value(ctx.params())?;
+    ctx.log_info(format!("sleeping {} ms", params.millis));
     let mut journal = match &params.journal {
         Some(name) => Some(Journal::open(&journal_path(journal_dir, name)?)?),
         None => None,
@@ -267,6 +268,8 @@ mod tests {
         .await;
         assert_eq!(ok.result, Ok(ItemOutcome::Succeeded));
         assert_eq!(ok.progress.len(), 1);
+        let log = ok.log.unwrap_or_default();
+        assert!(log.contains("INFO  sleeping 1 ms"), "{log}");
 
         let item = TestItem::new(0).params(json!({"millis": 60_000}));
         item.cancellation_token().cancel();

@@ -75,6 +75,8 @@ pub struct ItemContext {
     /// lease could have expired. `None` outside an executor (tests).
     lease: Option<watch::Receiver<LeaseStatus>>,
     stop: Arc<StopClock>,
+    /// This attempt's log ([`crate::item_log`]).
+    pub(crate) item_log: crate::log_tail::ItemLog,
 }
 
 impl ItemContext {
@@ -85,6 +87,7 @@ impl ItemContext {
             cancel,
             progress,
             lease: None,
+            item_log: Default::default(),
         }
     }
 

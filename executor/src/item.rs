@@ -30,6 +30,8 @@ pub(crate) struct ItemDone {
     pub started_ms: i64,
     pub ended_ms: i64,
     pub finish: Finish,
+    /// The attempt's log tail ([`crate::log_tail`]).
+    pub log: Option<String>,
     /// The item's handler, when it has a capacity of its own to give back.
     pub handler: Option<HandlerName>,
 }
@@ -45,14 +47,9 @@ pub(crate) fn spawn(
     done: mpsc::UnboundedSender<ItemDone>,
     stats: Arc<Stats>,
 ) {
-    let span = tracing::info_span!(
-        "item",
-        executor = %ctx.executor_id(),
-        run = %ctx.run_id(),
-        job = %ctx.job(),
-        item = ctx.item().0,
-        attempt = ctx.attempt(),
-    );
+    let span = item_span(&ctx);
+    let item_log = ctx.item_log.clone();
+    crate::item_log::attach(&span, &item_log);
     let (item, attempt) = (ctx.item().0, ctx.attempt());
     let (dag, job_name) = (ctx.dag().to_string(), ctx.job().to_string());
     crate::telemetry::item_started(&dag, &job_name);
@@ -119,10 +116,24 @@ pub(crate) fn spawn(
             started_ms,
             ended_ms,
             finish,
+            log: item_log.render(),
             handler,
         });
     };
     tokio::spawn(task.instrument(span));
+}
+
+/// The span an item runs in (its events carry the item's ids, and
+/// [`crate::ItemLogLayer`] finds the attempt log through it).
+pub(crate) fn item_span(ctx: &ItemContext) -> tracing::Span {
+    tracing::info_span!(
+        "item",
+        executor = %ctx.executor_id(),
+        run = %ctx.run_id(),
+        job = %ctx.job(),
+        item = ctx.item().0,
+        attempt = ctx.attempt(),
+    )
 }
 
 /// What the handler's call gave: its result, or a panic's payload.

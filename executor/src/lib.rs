@@ -200,6 +200,38 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Attempt logs
+//!
+//! Each attempt keeps a log that operators read in the console (the item
+//! panel), the API and `nightshift logs`: lines written with
+//! [`ItemContext::log`], and the `tracing` events emitted inside the item's
+//! span when the subscriber your service installs has an [`ItemLogLayer`]
+//! (the SDK installs no global subscriber of its own):
+//!
+//! ```
+//! use nightshift_executor::{job_fn, ItemContext, ItemLogLayer, ItemOutcome, LogLevel};
+//! use tracing_subscriber::prelude::*;
+//!
+//! // In `main`, once: your formatter and filter, plus the item log layer.
+//! let _subscriber = tracing_subscriber::registry().with(ItemLogLayer::new());
+//! // (`.with(tracing_subscriber::fmt::layer()).init()` in a real service.)
+//!
+//! let job = job_fn(|ctx: ItemContext| async move {
+//!     ctx.log(LogLevel::Info, "posting 12 accounts"); // always kept
+//!     tracing::warn!(account = 17, "account closed"); // kept with the layer
+//!     Ok(ItemOutcome::Succeeded)
+//! });
+//! # let _ = job;
+//! ```
+//!
+//! Lines are `TIMESTAMP LEVEL message fields`. The last [`MAX_TAIL_BYTES`]
+//! (64 KiB) of them travel with the attempt's result when it ends, with a
+//! marker line at the top when earlier lines were dropped; the log is not
+//! streamed while the attempt runs. Events of work spawned onto other tasks
+//! are kept only if the task is instrumented with the item's span
+//! (`.in_current_span()`). [`testing::TestRun::log`] has the same log in
+//! tests.
+//!
 //! # Shutdown
 //!
 //! [`Executor::run_until_signal`] drains on SIGTERM and SIGINT: it stops
@@ -225,7 +257,9 @@ mod feeds;
 mod format;
 mod host;
 mod item;
+mod item_log;
 mod job;
+mod log_tail;
 pub mod mistakes;
 #[cfg(target_os = "linux")]
 pub mod program;
@@ -241,7 +275,9 @@ pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
 pub use context::ItemContext;
+pub use item_log::ItemLogLayer;
 pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith, JobResultExt};
+pub use log_tail::{LogLevel, MAX_TAIL_BYTES};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
 pub use runtime::RunError;

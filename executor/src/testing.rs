@@ -27,6 +27,7 @@ use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, Job
 pub use nightshift_protocol::keyspace::ItemProgress;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// An item to run a handler on, with every context field settable.
 #[derive(Debug, Clone)]
@@ -140,6 +141,10 @@ pub struct TestRun {
     pub result: Result<ItemOutcome, JobError>,
     /// Every progress report it made, in order (`done`, `total`, `message`).
     pub progress: Vec<ItemProgress>,
+    /// The attempt log it would ship ([`ItemContext::log`] lines, and its
+    /// `tracing` events when the test's subscriber has an
+    /// [`ItemLogLayer`](crate::ItemLogLayer)); `None` when it logged nothing.
+    pub log: Option<String>,
 }
 
 /// Runs `job` on `item` in the current task (a panic propagates to the test).
@@ -159,9 +164,18 @@ pub async fn run_item<J: Job + ?Sized>(job: &J, item: TestItem) -> TestRun {
         token: item.token,
     };
     let ctx = ItemContext::new(facts, item.cancel, ProgressSink::Log(log.clone()));
-    let result = job.run(ctx).await;
+    let item_log = ctx.item_log.clone();
+    // The same span an executor runs items in, so that an
+    // `ItemLogLayer` in the test's subscriber captures the handler's events.
+    let span = crate::item::item_span(&ctx);
+    crate::item_log::attach(&span, &item_log);
+    let result = job.run(ctx).instrument(span).await;
     let progress = log.lock().map(|l| l.clone()).unwrap_or_default();
-    TestRun { result, progress }
+    TestRun {
+        result,
+        progress,
+        log: item_log.render(),
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod failover;
+pub mod first_error;
 pub mod leader;
 pub mod orchestration;
 pub mod plan;

@@ -142,6 +142,11 @@ pub struct JobRecord {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The first error line of the first item that failed for good
+    /// (`item N: line`, [`crate::first_error`]), for the job's failure
+    /// message and its alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 impl JobRecord {
@@ -165,6 +170,7 @@ impl JobRecord {
             timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
+            first_error: None,
         }
     }
 

@@ -150,6 +150,7 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
             error: None,
             started_at_ms: 10,
             ended_at_ms: 20,
+            log: None,
         })
         .collect();
     let batch = ResultBatch {

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod issue;
 pub mod live;
 pub mod logging;
+pub mod logs;
 pub mod migrate;
 pub mod pause;
 pub mod plan;

@@ -6,7 +6,7 @@
 //! `postgres://…`), opens a pool, and applies the embedded migrations from
 //! `migrations/sqlite` or `migrations/postgres`. Everything else is a method on
 //! [`Store`], grouped by table: [`dags`], [`runs`], [`jobs`], [`attempts`],
-//! [`events`], [`alerts`].
+//! [`attempt_logs`], [`events`], [`alerts`].
 //!
 //! # Why one implementation per backend, not `sqlx::Any`
 //!
@@ -41,6 +41,7 @@ mod connect;
 #[macro_use]
 mod filter;
 pub mod alerts;
+pub mod attempt_logs;
 pub mod attempts;
 pub mod dags;
 mod error;
@@ -50,6 +51,7 @@ mod rows;
 pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
+pub use attempt_logs::AttemptLog;
 pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};

@@ -14,6 +14,7 @@ pub mod dags;
 pub mod events;
 pub mod executors;
 pub mod items;
+pub mod logs;
 pub mod notifications;
 pub mod runs;
 
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(dags::router())
         .merge(runs::router())
         .merge(items::router())
+        .merge(logs::router())
         .merge(executors::router())
         .merge(alerts::router())
         .merge(events::router())

@@ -1,7 +1,8 @@
 //! The run page: per job a progress bar, counts, throughput and ETA; a Gantt
 //! chart of the jobs; the grid of one job's items coloured by state, each
 //! with its executor, attempts, error and last progress in a tooltip (and in
-//! a detail panel on click); the same job's item attempts on a time axis
+//! a detail panel on click, with the latest ended attempt's log, fetched
+//! from the logs API and inserted as text); the same job's item attempts on a time axis
 //! ([`super::item_timeline`], paged); actions on the run, its jobs and
 //! items.
 
@@ -197,9 +198,17 @@ pub async fn page(
         let list = items(&state, &r.run_id, &job).await?;
         let mut cells = String::new();
         for item in list.iter().take(MAX_CELLS) {
+            // The latest ended attempt: the detail panel fetches its log.
+            let attempt = item
+                .attempts
+                .iter()
+                .filter(|a| a.ended_at_ms.is_some())
+                .map(|a| a.attempt)
+                .max()
+                .map_or_else(String::new, |n| format!(" data-attempt=\"{n}\""));
             let _ = write!(
                 cells,
-                "<button class=\"cell st-{}\" data-item=\"{}\" title=\"{}\"></button>",
+                "<button class=\"cell st-{}\" data-item=\"{}\"{attempt} title=\"{}\"></button>",
                 esc(item.state),
                 item.item,
                 esc(&item_tooltip(item))

@@ -47,12 +47,12 @@ impl Session {
         // the handler ran: fence first, so this outcome is voided.
         self.can_write();
         if let Some(slot) = self.slots.get_mut(&done.job) {
-            slot.state.finish(
+            slot.state.finish_with_log(
                 done.item,
                 done.attempt,
-                done.started_ms,
-                done.ended_ms,
+                (done.started_ms, done.ended_ms),
                 done.finish,
+                done.log,
             );
         }
     }

@@ -238,6 +238,11 @@ pub struct ItemResult {
     pub started_at_ms: i64,
     /// End, Unix epoch milliseconds.
     pub ended_at_ms: i64,
+    /// The attempt's log tail (the SDK keeps the last 64 KiB of lines, with
+    /// a marker line at the top when earlier ones were dropped); absent when
+    /// it logged nothing, and in records of SDKs older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// `results/{run}/{job}/{executor}/{seq}`: finished items, written
@@ -367,10 +372,24 @@ mod tests {
                 error: Some("took too long".into()),
                 started_at_ms: 1,
                 ended_at_ms: 2,
+                log: Some("2024-01-31T00:00:00.000Z INFO sleeping 5 ms\n".into()),
             }],
         };
         let bytes = encode(&batch).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains("\"outcome\":\"timed_out\""));
         assert_eq!(decode::<ResultBatch>(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn results_without_a_log_still_decode() {
+        // Written by an SDK from before attempt logs.
+        let old = br#"{"v":1,"executor":"e1","token":3,"results":[{"item":0,"attempt":1,
+            "outcome":"failed","retryable":false,"error":"boom","started_at_ms":1,"ended_at_ms":2}]}"#;
+        let batch = decode::<ResultBatch>(old).unwrap();
+        assert_eq!(batch.results[0].log, None);
+        assert_eq!(batch.results[0].error.as_deref(), Some("boom"));
+        // And a result without a log writes no `log` key.
+        let bytes = encode(&batch).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("\"log\""));
     }
 }

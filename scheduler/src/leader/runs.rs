@@ -13,6 +13,7 @@ use super::dispatch::{assignment_of, receivers, Started};
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
 use crate::failover::fail_over;
+use crate::first_error::{first_error_line, job_failure};
 use crate::orchestration::{
     apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision,
 };
@@ -263,6 +264,7 @@ impl Leader {
             .get_prefix(&keyspace::results_prefix(&prefix, &run, name))
             .await?;
         let mut finished = Vec::new();
+        let mut logs = Vec::new();
         for kv in batches {
             let Some(batch) =
                 self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied")
@@ -303,6 +305,15 @@ impl Leader {
                     ),
                 );
                 finished.push(ended(new, outcome, r.ended_at_ms, error));
+                if let Some(text) = &r.log {
+                    logs.push(nightshift_store::AttemptLog {
+                        run_id: run.clone(),
+                        job: name.clone(),
+                        item: r.item,
+                        attempt: r.attempt,
+                        log: text.clone(),
+                    });
+                }
                 job.moved_from.remove(&item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
@@ -310,6 +321,10 @@ impl Leader {
                 }
                 if effect == ItemEffect::FailedForGood {
                     tracing::warn!(run = %run, job = %name, item, error = ?r.error, "item failed for good");
+                    if job.first_error.is_none() {
+                        job.first_error = first_error_line(r.error.as_deref(), r.log.as_deref())
+                            .map(|line| format!("item {item}: {line}"));
+                    }
                 }
             }
             w.after.push(TxnOp::Delete { key: kv.key });
@@ -321,6 +336,11 @@ impl Leader {
         // dispatch (2 statements per item).
         self.store
             .record_ended_attempts(&finished)
+            .await
+            .map_err(store_err)?;
+        // Their logs too: once the batch is deleted, they exist nowhere else.
+        self.store
+            .record_attempt_logs(&logs)
             .await
             .map_err(store_err)?;
 
@@ -536,7 +556,7 @@ impl Leader {
                 job.state = end;
                 job.ended_at_ms = Some(now);
                 if end == JobState::Failed {
-                    job.error = Some(format!("{} item(s) failed", job.failed.len()));
+                    job.error = Some(job_failure(job.failed.len(), job.first_error.as_deref()));
                 }
                 tracing::info!(run = %run, job = %name, state = %end, "job ended");
                 let emit = Emit { actor: &self.actor };

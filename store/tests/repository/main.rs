@@ -4,6 +4,7 @@
 //! `nightshift_testkit::db`; `scripts/test` makes sure the server runs).
 
 mod alerts;
+mod attempt_logs;
 mod attempts;
 mod dags;
 mod events;
@@ -56,6 +57,7 @@ suite! {
     attempts::attempts_start_and_finish_exactly_once,
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
+    attempt_logs::attempt_logs_round_trip_once_per_attempt,
     events::events_round_trip_and_increase,
     events::events_filter_by_every_field,
     events::events_page_forwards_and_backwards,
