@@ -151,6 +151,10 @@ mod tests {
             item: n,
             state: "running",
             executor: None,
+            attempt: None,
+            cancelling: false,
+            last_progress_at_ms: None,
+            last_progress_age_ms: None,
             attempts,
             progress: None,
         }

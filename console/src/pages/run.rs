@@ -49,6 +49,15 @@ fn item_tooltip(item: &ItemView) -> String {
     if let Some(e) = &item.executor {
         let _ = write!(t, " · on {e}");
     }
+    if let Some(n) = item.attempt {
+        let _ = write!(t, " · attempt {n}");
+    }
+    if item.cancelling {
+        t.push_str(" · stopping");
+    }
+    if let Some(age) = item.last_progress_age_ms {
+        let _ = write!(t, "\nlast progress {} ago", duration(age));
+    }
     for a in &item.attempts {
         let took = a
             .ended_at_ms
@@ -197,11 +206,16 @@ pub async fn page(
         let list = items(&state, &r.run_id, &job).await?;
         let mut cells = String::new();
         for item in list.iter().take(MAX_CELLS) {
+            let stale = item
+                .last_progress_age_ms
+                .is_some_and(|age| age > super::running_now::STALE_AFTER_MS);
             let _ = write!(
                 cells,
-                "<button class=\"cell st-{}\" data-item=\"{}\" title=\"{}\"></button>",
+                "<button class=\"cell st-{}{}\" data-item=\"{}\" data-executor=\"{}\" title=\"{}\"></button>",
                 esc(item.state),
+                if stale { " stale" } else { "" },
                 item.item,
+                esc(item.executor.as_deref().unwrap_or("")),
                 esc(&item_tooltip(item))
             );
         }
