@@ -42,6 +42,7 @@ mod connect;
 mod filter;
 pub mod alerts;
 pub mod attempts;
+pub mod command_outcomes;
 pub mod dags;
 mod error;
 pub mod events;
@@ -51,6 +52,7 @@ pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
 pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
+pub use command_outcomes::RecordedOutcome;
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};
 pub use error::{redact_url, StoreError};

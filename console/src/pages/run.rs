@@ -5,7 +5,9 @@
 //! ([`super::item_timeline`], paged); actions on the run, its jobs and
 //! items.
 
-use super::html::{action, action_form, badge, bar, esc, layout, took, url, when};
+use super::html::{action_form_unless, action_unless, badge, bar, esc, layout, took, url, when};
+use crate::api::applicable;
+use nightshift_core::state::JobState;
 use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
@@ -120,18 +122,25 @@ pub async fn page(
     if let Some(err) = &r.error {
         let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
     }
-    body.push_str("<section class=\"actions\">");
-    body.push_str(&action(
+    let run_state = run.state;
+    let job_state = |j: &JobProgress| j.state.parse::<JobState>().unwrap_or(JobState::Pending);
+    let job_states: Vec<JobState> = d.jobs.iter().map(job_state).collect();
+    body.push_str("<section class=\"actions\" id=\"run-actions\" data-live>");
+    body.push_str(&action_unless(
         "Cancel run",
         &format!("{api}/cancel"),
         Some(&format!("Cancel run {}?", r.run_id)),
         ro,
+        applicable::cancel_run(run_state).as_deref(),
+        true,
     ));
-    body.push_str(&action(
+    body.push_str(&action_unless(
         "Retry failed items",
         &format!("{api}/retry"),
         Some(&format!("Retry every failed item of run {}?", r.run_id)),
         ro,
+        applicable::retry_run(run_state, &job_states).as_deref(),
+        true,
     ));
     body.push_str("</section>");
 
@@ -144,18 +153,21 @@ pub async fn page(
             .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}/min"));
         let eta = j.eta_ms.map_or_else(|| "-".to_owned(), duration);
         let japi = format!("{api}/jobs/{}", url(&j.job));
-        let skip = action(
+        let skip = action_unless(
             "Skip",
             &format!("{japi}/skip"),
             Some(&format!("Skip job {} of run {}?", j.job, r.run_id)),
             ro,
+            applicable::skip_job(run_state, job_state(j)).as_deref(),
+            false,
         );
-        let retry = action_form(
+        let retry = action_form_unless(
             &format!("{api}/retry"),
             Some(&format!("Retry the failed items of job {}?", j.job)),
             ro,
             &format!("<input type=\"hidden\" name=\"job\" value=\"{jn}\">"),
             "Retry",
+            applicable::retry_job(job_state(j)).as_deref(),
         );
         let _ = write!(
             rows,
@@ -204,6 +216,12 @@ pub async fn page(
         .or_else(|| d.jobs.first().map(|j| j.job.clone()));
     if let Some(job) = selected {
         let list = items(&state, &r.run_id, &job).await?;
+        let mark_why_not = d
+            .jobs
+            .iter()
+            .find(|j| j.job == job)
+            .and_then(|j| applicable::mark_item_succeeded(run_state, job_state(j)))
+            .unwrap_or_default();
         let mut cells = String::new();
         for item in list.iter().take(MAX_CELLS) {
             let stale = item
@@ -230,10 +248,11 @@ pub async fn page(
         let _ = write!(
             body,
             "<h2>Items of {}</h2><section id=\"items\" data-live><div class=\"grid\" data-mark-base=\"{api}/jobs/{}/items/\" \
-             data-read-only=\"{ro}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>\
+             data-read-only=\"{ro}\" data-mark-why-not=\"{}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>\
              <h2>Item timeline of {}</h2><section id=\"item-timeline\" data-live>{}</section>",
             esc(&job),
             url(&job),
+            esc(&mark_why_not),
             esc(&job),
             item_timeline(&job, &list, q.offset.unwrap_or(0) as usize, now_ms())
         );

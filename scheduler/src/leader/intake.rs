@@ -324,7 +324,7 @@ impl Leader {
             tracing::info!(command = %cmd.id, kind = cmd.command.kind(), by = %cmd.issued_by, outcome = %outcome, "command carried out");
             self.outbox.push(Pending::Event(nightshift_store::NewEvent {
                 at_ms: now,
-                kind: format!("command_{}", cmd.command.kind()),
+                kind: keyspace::commands::outcome_event_kind(cmd.command.kind()),
                 actor: cmd.issued_by.clone(),
                 dag,
                 run_id: run,
