@@ -183,7 +183,10 @@ pub async fn job_assignments(
 pub async fn all_assignments(
     state: &AppState,
 ) -> Result<BTreeMap<(RunId, JobName), BTreeMap<u32, LiveItem>>, ApiError> {
-    let (kvs, _) = state.coord.get_prefix(&owners_prefix(&state.prefix)).await?;
+    let (kvs, _) = state
+        .coord
+        .get_prefix(&owners_prefix(&state.prefix))
+        .await?;
     let mut out: BTreeMap<(RunId, JobName), BTreeMap<u32, LiveItem>> = BTreeMap::new();
     for kv in &kvs {
         let Some((run, job, executor)) = parse_assign_key(&state.prefix, &kv.key) else {

@@ -62,19 +62,18 @@ impl Store {
             dag: dag.cloned(),
             kind: kind.map(outcome_event_kind),
             from_ms: Some(since),
-            to_ms: kind.is_none().then(|| since + CLOCK_SLACK_MS + UNKNOWN_KIND_WINDOW_MS),
+            to_ms: kind
+                .is_none()
+                .then(|| since + CLOCK_SLACK_MS + UNKNOWN_KIND_WINDOW_MS),
             limit: Some(PAGE),
             ..EventFilter::default()
         };
         for _ in 0..MAX_PAGES {
             let events = self.events(&filter).await?;
-            if let Some(e) = events
-                .iter()
-                .find(|e| {
-                    e.event.kind.starts_with(COMMAND_EVENT_PREFIX)
-                        && e.event.detail["command_id"] == id.as_str()
-                })
-            {
+            if let Some(e) = events.iter().find(|e| {
+                e.event.kind.starts_with(COMMAND_EVENT_PREFIX)
+                    && e.event.detail["command_id"] == id.as_str()
+            }) {
                 let text = e.event.detail["outcome"]
                     .as_str()
                     .unwrap_or_default()

@@ -76,8 +76,8 @@ pub async fn command_status(
     kind: Option<&str>,
 ) -> Result<CommandStatus, ApiError> {
     id_segment("command id", id)?;
-    let id = CommandId::parse(id)
-        .ok_or_else(|| ApiError::bad(format!("`{id}` is not a command id")))?;
+    let id =
+        CommandId::parse(id).ok_or_else(|| ApiError::bad(format!("`{id}` is not a command id")))?;
     if let Some(kind) = kind {
         let well_formed = !kind.is_empty()
             && kind.len() <= 40

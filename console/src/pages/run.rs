@@ -6,11 +6,10 @@
 //! items.
 
 use super::html::{action_form_unless, action_unless, badge, bar, esc, layout, took, url, when};
-use crate::api::applicable;
-use nightshift_core::state::JobState;
 use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
+use crate::api::applicable;
 use crate::api::items::{items, ItemView};
 use crate::api::runs::{detail, get_run, JobProgress};
 use crate::auth::CanAct;
@@ -19,6 +18,7 @@ use crate::time::{duration, now_ms};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
+use nightshift_core::state::JobState;
 use serde::Deserialize;
 use std::fmt::Write as _;
 

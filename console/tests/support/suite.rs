@@ -192,7 +192,9 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
             // A blank date is today's business date, named in the command
             // so that the leader refuses to re-run it once it succeeded.
             Box::new(|c| {
-                let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+                let today = chrono::Utc::now()
+                    .with_timezone(&chrono_tz::Europe::Paris)
+                    .date_naive();
                 matches!(
                     c,
                     Command::Trigger {
