@@ -22,7 +22,7 @@ pub fn quiet_for(last_seen_ms: Option<i64>, now_ms: i64) -> (String, bool) {
     match last_seen_ms {
         Some(at) => {
             let age = (now_ms - at).max(0);
-            (duration(age), age > STALE_AFTER_MS)
+            (format!("{} ago", duration(age)), age > STALE_AFTER_MS)
         }
         None => ("-".to_owned(), false),
     }
