@@ -57,6 +57,11 @@
       try { change = JSON.parse(e.data); } catch (err) { return; }
       if (relevant(change) && !refreshTimer) refreshTimer = setTimeout(refresh, 700);
     });
+    // A page left for another (or kept in the back-forward cache) must not
+    // keep its stream: a browser opens at most 6 connections to one host,
+    // and streams left open stall the next page's loading.
+    window.addEventListener("pagehide", function () { source.close(); });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
   }
 
   // --- actions ---

@@ -637,3 +637,128 @@ async fn an_operator_sees_items_running_and_a_rejection_in_a_real_browser() {
     scheduler.join().unwrap();
     drop(etcd);
 }
+
+/// Whether the page is wider than the window (horizontal overflow).
+const OVERFLOWS: &str = "return document.documentElement.scrollWidth > window.innerWidth";
+
+/// Issue 14 ("unusable on a phone", "dark only"): at 400 px wide the login
+/// page (with its viewport tag), the run page and the other pages do not
+/// overflow sideways; the pages follow the system's light or dark
+/// preference. Screenshots `login-400.png`, `run-400.png`,
+/// `overview-400.png`, `run-light.png`, `run-dark.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fit_a_phone_and_follow_the_system_theme() {
+    let f = Fixture::memory(support::operators()).await;
+    seed(&f).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(nightshift_console::serve(
+        listener,
+        f.state.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let browser = Browser::start().await.unwrap();
+    browser.set_window_size(400, 900).await.unwrap();
+
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the login form",
+            "return !!document.querySelector('form#login')",
+        )
+        .await
+        .unwrap();
+    let width = browser.exec("return window.innerWidth").await.unwrap();
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 420),
+        "the window is not phone-sized: {width}"
+    );
+    assert_eq!(
+        browser
+            .exec("var m = document.querySelector('meta[name=viewport]'); return m ? m.content : null")
+            .await
+            .unwrap(),
+        "width=device-width, initial-scale=1"
+    );
+    assert_eq!(
+        browser.exec(OVERFLOWS).await.unwrap(),
+        false,
+        "the login page"
+    );
+    browser
+        .screenshot(&shots().join("login-400.png"))
+        .await
+        .unwrap();
+
+    log_in(&browser, &base).await;
+    for (path, shot) in [
+        ("/events", None),
+        ("/runs/r1", Some("run-400.png")),
+        ("/runs/r1?job=extract", None),
+        ("/", Some("overview-400.png")),
+        ("/dags/settlement", None),
+        ("/executors", None),
+        ("/alerts", None),
+    ] {
+        browser.goto(&format!("{base}{path}")).await.unwrap();
+        browser
+            .wait_true(
+                30,
+                path,
+                "return document.readyState === 'complete' && !!document.querySelector('main h1')",
+            )
+            .await
+            .unwrap();
+        let sizes = browser
+            .exec("return [document.documentElement.scrollWidth, window.innerWidth]")
+            .await
+            .unwrap();
+        assert_eq!(
+            browser.exec(OVERFLOWS).await.unwrap(),
+            false,
+            "{path} overflows at 400 px: [scrollWidth, innerWidth] = {sizes}"
+        );
+        if let Some(shot) = shot {
+            browser.screenshot(&shots().join(shot)).await.unwrap();
+        }
+    }
+
+    // Themes: the system preference decides.
+    browser.set_window_size(1280, 900).await.unwrap();
+    for (scheme, background, shot) in [
+        ("light", "rgb(245, 247, 250)", "run-light.png"),
+        ("dark", "rgb(15, 20, 25)", "run-dark.png"),
+    ] {
+        browser.prefer_color_scheme(scheme).await.unwrap();
+        browser.goto(&format!("{base}/runs/r1")).await.unwrap();
+        browser
+            .wait_true(
+                30,
+                "the run page",
+                "return !!document.querySelector('.grid')",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            browser
+                .exec("return getComputedStyle(document.body).backgroundColor")
+                .await
+                .unwrap(),
+            background,
+            "{scheme}"
+        );
+        browser.screenshot(&shots().join(shot)).await.unwrap();
+    }
+
+    drop(browser);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod attempts;
+mod command_outcomes;
 mod dags;
 mod events;
 mod fixtures;
@@ -56,6 +57,7 @@ suite! {
     attempts::attempts_start_and_finish_exactly_once,
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
+    command_outcomes::outcomes_are_found_by_command_id,
     events::events_round_trip_and_increase,
     events::events_filter_by_every_field,
     events::events_page_forwards_and_backwards,
