@@ -553,6 +553,17 @@ async fn an_operator_sees_items_running_and_a_rejection_in_a_real_browser() {
             && tooltip.contains("last progress"),
         "{tooltip}"
     );
+    // Its detail panel names the executor and attempt (in the screenshot).
+    browser.click(".cell.st-running").await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the running item's detail",
+            "var d = document.getElementById('item-detail'); \
+             return !d.hidden && d.textContent.includes('running · on exec-1 · attempt 1')",
+        )
+        .await
+        .unwrap();
     browser
         .screenshot(&shots().join("run-items-running.png"))
         .await
