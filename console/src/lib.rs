@@ -38,6 +38,7 @@ mod extract;
 pub mod headers;
 pub mod limits;
 mod live;
+pub mod live_items;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

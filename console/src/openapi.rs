@@ -204,7 +204,25 @@ pub fn document() -> Value {
     add(
         "/runs/{run}/jobs/{job}/items",
         "get",
-        op("items of a job", vec![run(), job()], "200", None),
+        op(
+            "items of a job: state (`running` with executor, attempt and last_progress_age_ms for items in flight, from the live assignments), attempts, progress",
+            vec![run(), job()],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/commands/{id}",
+        "get",
+        op(
+            "what became of an operator command: {command_id, kind, state: pending|applied|rejected, reason, outcome, run_id}",
+            vec![
+                path_param("id"),
+                query("kind", "the command's kind as the action answered it (narrows the search)"),
+            ],
+            "200",
+            None,
+        ),
     );
     add(
         "/runs/{run}/cancel",
@@ -403,6 +421,7 @@ mod tests {
         include_str!("api/alerts.rs"),
         include_str!("api/events.rs"),
         include_str!("api/actions.rs"),
+        include_str!("api/commands.rs"),
         include_str!("api/notifications.rs"),
     ];
 

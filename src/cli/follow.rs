@@ -9,9 +9,10 @@
 //! loop that polls the store for one run and prints them.
 
 use nightshift_core::ids::{DagName, JobName, RunId};
+use nightshift_core::keyspace::commands::CommandOutcome;
 use nightshift_core::keyspace::CommandId;
 use nightshift_core::state::{JobState, RunState};
-use nightshift_store::{EventFilter, JobRun, Run, Store, StoreError};
+use nightshift_store::{JobRun, Run, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -156,31 +157,22 @@ pub async fn follow_run(
 
 /// Whether a recorded command outcome says the leader refused the command.
 pub fn is_rejection(outcome: &str) -> bool {
-    outcome.starts_with("rejected")
+    CommandOutcome::read(outcome).is_rejection()
 }
 
 /// The outcome the leader recorded for `command` of `kind` (the `outcome` of
-/// its `command_{kind}` event), if it has recorded one yet.
+/// its `command_{kind}` event), if it has recorded one yet. The console
+/// reads it through the same [`Store::command_outcome`].
 pub async fn command_outcome(
     store: &Store,
     kind: &str,
     dag: Option<&DagName>,
     command: &CommandId,
 ) -> Result<Option<String>, StoreError> {
-    // Commands are carried out after they are issued; a minute of slack
-    // covers clocks that disagree between the CLI and the leader.
-    let since = command.issued_at_ms().unwrap_or(0).saturating_sub(60_000);
-    let filter = EventFilter {
-        dag: dag.cloned(),
-        kind: Some(format!("command_{kind}")),
-        from_ms: Some(since),
-        ..EventFilter::default()
-    };
-    let events = store.events(&filter).await?;
-    Ok(events
-        .iter()
-        .find(|e| e.event.detail["command_id"] == command.as_str())
-        .and_then(|e| e.event.detail["outcome"].as_str().map(str::to_owned)))
+    Ok(store
+        .command_outcome(command, Some(kind), dag)
+        .await?
+        .map(|o| o.text))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! exactly one [`CommandRecord`] to `{p}commands/{id}`, naming the operator,
 //! for the scheduler leader to carry out; it answers 202 with the command
 //! id. The console never writes run state (invariant 6): whether the command
-//! worked shows up later in the run and in the event log.
+//! worked is the leader's to say, and `GET /commands/{id}`
+//! ([`super::commands`]) reads it back; the pages follow every action to
+//! that outcome.
 //!
 //! Unknown fields and values out of range are a 400 naming the field and
 //! the allowed range, before anything is written. Actions without
@@ -25,6 +27,7 @@ use nightshift_coord::{Compare, Txn, TxnOp};
 use nightshift_core::ids::{DagName, ItemIndex, JobName};
 use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
+use nightshift_core::schedule::business_date_for;
 use nightshift_core::state::TriggerSource;
 use nightshift_store::Run;
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
     /// Business date (`YYYY-MM-DD`, years [`BUSINESS_DATE_YEARS`]); default:
-    /// today's in the DAG's zone.
+    /// today's in the DAG's zone (under its business-date policy and
+    /// calendar), written into the command so that a settled date is not
+    /// re-run without `rerun`.
     #[serde(default)]
     pub business_date: Option<NaiveDate>,
     /// Run parameters: a JSON object of at most [`MAX_PARAMS_BYTES`].
@@ -199,14 +204,27 @@ async fn issue_trigger(
     req.check()?;
     id_segment("dag name", dag)?;
     let dag = DagName::new(dag);
-    if super::dags::known_dag(state, &dag).await?.paused {
+    let known = super::dags::known_dag(state, &dag).await?;
+    if known.paused {
         return Err(ApiError::Conflict(format!(
             "DAG `{dag}` is paused; resume it before triggering a run"
         )));
     }
+    // A blank date means today's business date; the command names it, so
+    // the leader's "already succeeded" check applies to it too and a settled
+    // date is re-run only when `rerun` asks for it.
+    let business_date = req.business_date.unwrap_or_else(|| {
+        let spec = &known.spec;
+        business_date_for(
+            chrono::Utc::now(),
+            spec.timezone,
+            spec.business_date,
+            spec.calendar.as_ref(),
+        )
+    });
     let command = Command::Trigger {
         dag: dag.clone(),
-        business_date: req.business_date,
+        business_date: Some(business_date),
         params: req.params,
         rerun: req.rerun,
         source: TriggerSource::Manual,

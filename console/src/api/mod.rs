@@ -10,6 +10,8 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod applicable;
+pub mod commands;
 pub mod dags;
 pub mod events;
 pub mod executors;
@@ -43,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(alerts::router())
         .merge(events::router())
         .merge(actions::router())
+        .merge(commands::router())
         .merge(notifications::router())
         .route("/stream", get(crate::stream::stream))
         // The same stream under the name the API list uses.

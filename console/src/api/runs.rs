@@ -5,7 +5,7 @@ use super::{id_segment, limit, RunBrief};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::now_ms;
-use crate::AppState;
+use crate::{live_items, AppState};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -113,13 +113,26 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
     let now = now_ms();
     let spec = run_spec(state, run).await?;
     let job_runs = state.store.job_runs(&run.run_id).await?;
+    // Running items are in the live assignments, not in SQL (which learns
+    // of an attempt when it ends): count them for every job not over.
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    for attempt in state
-        .store
-        .unfinished_attempts(Some(&run.run_id), None)
-        .await?
-    {
-        *running.entry(attempt.job.to_string()).or_default() += 1;
+    for jr in job_runs.iter().filter(|j| !j.state.is_terminal()) {
+        let live = live_items::job_assignments(state, &run.run_id, &jr.job).await?;
+        if live.is_empty() {
+            continue;
+        }
+        let attempts = live_items::by_item(state.store.attempts(&run.run_id, &jr.job, None).await?);
+        let n = live_items::running_of_job(
+            &run.run_id,
+            &jr.job,
+            jr.state,
+            jr.started_at_ms,
+            &attempts,
+            &live,
+            &BTreeMap::new(),
+        )
+        .len();
+        running.insert(jr.job.to_string(), n as u64);
     }
     // Jobs in topological order from the spec, then any job the spec does
     // not name (it should not happen, but history must still show).

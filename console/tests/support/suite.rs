@@ -189,13 +189,19 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
         (
             "/api/v1/dags/settlement/trigger",
             None,
+            // A blank date is today's business date, named in the command
+            // so that the leader refuses to re-run it once it succeeded.
             Box::new(|c| {
+                let today = chrono::Utc::now()
+                    .with_timezone(&chrono_tz::Europe::Paris)
+                    .date_naive();
                 matches!(
                     c,
                     Command::Trigger {
-                        business_date: None,
+                        business_date: Some(d),
+                        rerun: false,
                         ..
-                    }
+                    } if (*d - today).num_days().abs() <= 1
                 )
             }),
         ),

@@ -175,6 +175,45 @@ pub fn parse_command_key(prefix: &str, key: &str) -> Option<CommandId> {
     CommandId::parse(id)
 }
 
+/// The kind of the SQL event in which the leader records what it did with
+/// a command of `kind` ([`Command::kind`]): `command_{kind}`. Its `detail`
+/// holds `command_id` and `outcome` (`rejected: {reason}` when refused).
+pub fn outcome_event_kind(kind: &str) -> String {
+    format!("command_{kind}")
+}
+
+/// What the leader did with a command, read from the `outcome` text of its
+/// event: refused (with the reason), or carried out (with what it said).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Carried out; the leader's words (`triggered`, `cancelled`, ...).
+    Applied(String),
+    /// Refused, and why.
+    Rejected(String),
+}
+
+impl CommandOutcome {
+    /// Reads an event's `outcome`: `rejected: why` is a refusal.
+    pub fn read(outcome: &str) -> Self {
+        match outcome.strip_prefix("rejected") {
+            Some(rest) => {
+                let why = rest.trim_start_matches(':').trim();
+                Self::Rejected(if why.is_empty() {
+                    "rejected".to_owned()
+                } else {
+                    why.to_owned()
+                })
+            }
+            None => Self::Applied(outcome.to_owned()),
+        }
+    }
+
+    /// Whether the leader refused the command.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::Rejected(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +340,23 @@ mod tests {
         ] {
             assert_eq!(parse_command_key("/n/", key), None, "{key}");
         }
+    }
+
+    #[test]
+    fn outcomes_read_as_applied_or_rejected_with_the_reason() {
+        assert_eq!(
+            CommandOutcome::read("rejected: a run for 2026-03-05 already succeeded (use rerun)"),
+            CommandOutcome::Rejected("a run for 2026-03-05 already succeeded (use rerun)".into())
+        );
+        assert_eq!(
+            CommandOutcome::read("rejected"),
+            CommandOutcome::Rejected("rejected".into())
+        );
+        assert_eq!(
+            CommandOutcome::read("triggered"),
+            CommandOutcome::Applied("triggered".into())
+        );
+        assert!(!CommandOutcome::read("reopened 1 job(s)").is_rejection());
+        assert_eq!(outcome_event_kind("cancel_run"), "command_cancel_run");
     }
 }

@@ -325,7 +325,7 @@ impl Leader {
             super::telemetry::command(cmd.command.kind(), outcome.starts_with("rejected"));
             self.outbox.push(Pending::Event(nightshift_store::NewEvent {
                 at_ms: now,
-                kind: format!("command_{}", cmd.command.kind()),
+                kind: keyspace::commands::outcome_event_kind(cmd.command.kind()),
                 actor: cmd.issued_by.clone(),
                 dag,
                 run_id: run,

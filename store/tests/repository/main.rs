@@ -6,6 +6,7 @@
 mod alerts;
 mod attempt_logs;
 mod attempts;
+mod command_outcomes;
 mod dags;
 mod events;
 mod fixtures;
@@ -58,6 +59,7 @@ suite! {
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
     attempt_logs::attempt_logs_round_trip_once_per_attempt,
+    command_outcomes::outcomes_are_found_by_command_id,
     events::events_round_trip_and_increase,
     events::events_filter_by_every_field,
     events::events_page_forwards_and_backwards,
