@@ -218,6 +218,7 @@
 mod assignment;
 mod builder;
 pub mod builtin;
+mod checkpoint;
 mod clock;
 mod connect;
 mod context;
@@ -269,6 +270,9 @@ pub use nightshift_coord as coord;
 pub use nightshift_coord::{CoordError, Coordinator};
 /// An item's progress report ([`testing::TestRun::progress`]).
 pub use nightshift_protocol::keyspace::ItemProgress;
+/// The work identity behind [`ItemContext::idempotency_key`], and the
+/// checkpoint size limit of [`ItemContext::checkpoint`].
+pub use nightshift_protocol::keyspace::{WorkKey, MAX_CHECKPOINT_BYTES};
 /// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
 pub use nightshift_protocol::keyspace::KeyError;
 /// The JSON crate of [`ItemContext::params`] (`serde_json::Value`).
