@@ -6,7 +6,8 @@
 //! `postgres://…`), opens a pool, and applies the embedded migrations from
 //! `migrations/sqlite` or `migrations/postgres`. Everything else is a method on
 //! [`Store`], grouped by table: [`dags`], [`runs`], [`jobs`], [`attempts`],
-//! [`events`], [`alerts`].
+//! [`events`], [`alerts`], [`checkpoints`] (run redo generations and item
+//! checkpoints).
 //!
 //! # Why one implementation per backend, not `sqlx::Any`
 //!
@@ -42,6 +43,7 @@ mod connect;
 mod filter;
 pub mod alerts;
 pub mod attempts;
+pub mod checkpoints;
 pub mod dags;
 mod error;
 pub mod events;
@@ -51,6 +53,7 @@ pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
 pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
+pub use checkpoints::StoredCheckpoint;
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};
 pub use error::{redact_url, StoreError};
