@@ -203,7 +203,9 @@ async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutco
     ctx.progress(0, params.millis, "sleeping");
     let steps = params.steps;
     let first = if params.checkpoint {
-        ctx.last_checkpoint::<u32>().await?.map_or(1, |done| done + 1)
+        ctx.last_checkpoint::<u32>()
+            .await?
+            .map_or(1, |done| done + 1)
     } else {
         1
     };
@@ -238,7 +240,11 @@ async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutco
             ctx.item()
         )));
     }
-    if params.fail_rate > 0.0 && unit_hash(&format!("{}/{}/{}", ctx.run_id(), ctx.job(), ctx.item()), ctx.attempt()) < params.fail_rate
+    if params.fail_rate > 0.0
+        && unit_hash(
+            &format!("{}/{}/{}", ctx.run_id(), ctx.job(), ctx.item()),
+            ctx.attempt(),
+        ) < params.fail_rate
     {
         return Err(JobError::retryable(format!(
             "item {} failed by fail_rate {}",
@@ -294,7 +300,10 @@ mod tests {
         let params = json!({"millis": 4, "steps": 4, "checkpoint": true});
         let fresh = run_item(&Sleep, TestItem::new(0).params(params.clone())).await;
         assert_eq!(fresh.result, Ok(ItemOutcome::Succeeded));
-        assert_eq!(fresh.checkpoints, vec![json!(1), json!(2), json!(3), json!(4)]);
+        assert_eq!(
+            fresh.checkpoints,
+            vec![json!(1), json!(2), json!(3), json!(4)]
+        );
         let resumed = run_item(&Sleep, TestItem::new(0).params(params).checkpoint(&2)).await;
         assert_eq!(resumed.result, Ok(ItemOutcome::Succeeded));
         assert_eq!(resumed.checkpoints, vec![json!(3), json!(4)]);

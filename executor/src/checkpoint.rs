@@ -126,9 +126,7 @@ impl Checkpoints {
 
     async fn read(&self, owner: &Owner) -> Result<Option<serde_json::Value>, JobError> {
         match &self.store {
-            CheckpointStore::Memory(cell) => {
-                Ok(cell.lock().ok().and_then(|c| c.last().cloned()))
-            }
+            CheckpointStore::Memory(cell) => Ok(cell.lock().ok().and_then(|c| c.last().cloned())),
             CheckpointStore::Coord { coord, prefix, .. } => {
                 let key = keyspace::checkpoint_key(prefix, &owner.run, &owner.job, owner.item);
                 let kv = coord

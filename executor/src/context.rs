@@ -90,7 +90,9 @@ impl ItemContext {
             cancel,
             progress,
             lease: None,
-            checkpoints: Arc::new(Checkpoints::new(CheckpointStore::Memory(Default::default()))),
+            checkpoints: Arc::new(Checkpoints::new(
+                CheckpointStore::Memory(Default::default()),
+            )),
         }
     }
 

@@ -270,11 +270,11 @@ pub use nightshift_coord as coord;
 pub use nightshift_coord::{CoordError, Coordinator};
 /// An item's progress report ([`testing::TestRun::progress`]).
 pub use nightshift_protocol::keyspace::ItemProgress;
+/// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
+pub use nightshift_protocol::keyspace::KeyError;
 /// The work identity behind [`ItemContext::idempotency_key`], and the
 /// checkpoint size limit of [`ItemContext::checkpoint`].
 pub use nightshift_protocol::keyspace::{WorkKey, MAX_CHECKPOINT_BYTES};
-/// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
-pub use nightshift_protocol::keyspace::KeyError;
 /// The JSON crate of [`ItemContext::params`] (`serde_json::Value`).
 pub use serde_json;
 /// The token of [`ItemContext::cancellation_token`].

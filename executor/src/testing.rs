@@ -292,7 +292,11 @@ mod tests {
     async fn the_idempotency_key_is_the_work_not_the_run_and_a_redo_changes_it() {
         let key = |item: TestItem| async move {
             let job = job_fn(|ctx: ItemContext| async move {
-                ctx.progress(0, 0, format!("{}|{}", ctx.idempotency_key(), ctx.attempt_id()));
+                ctx.progress(
+                    0,
+                    0,
+                    format!("{}|{}", ctx.idempotency_key(), ctx.attempt_id()),
+                );
                 Ok(ItemOutcome::Succeeded)
             });
             let run = run_item(&job, item).await;
@@ -301,12 +305,18 @@ mod tests {
         let first = key(TestItem::new(2).run("r1")).await;
         let retry = key(TestItem::new(2).run("r2").attempt(3)).await;
         let (work, attempt) = first.split_once('|').unwrap_or_default();
-        assert!(work.starts_with("test-dag/2024-01-31/test-job/2/"), "{work}");
+        assert!(
+            work.starts_with("test-dag/2024-01-31/test-job/2/"),
+            "{work}"
+        );
         assert_eq!(attempt, "r1/test-job/2/1");
         assert_eq!(retry.split_once('|').map(|p| p.0), Some(work));
         assert_eq!(retry.split_once('|').map(|p| p.1), Some("r2/test-job/2/3"));
         let redo = key(TestItem::new(2).run("r3").redo(1)).await;
-        assert_eq!(redo.split_once('|').map(|p| p.0), Some(&*format!("{work}/redo-1")));
+        assert_eq!(
+            redo.split_once('|').map(|p| p.0),
+            Some(&*format!("{work}/redo-1"))
+        );
         let other = key(TestItem::new(2).params(json!({"rate": 1}))).await;
         assert_ne!(other.split_once('|').map(|p| p.0), Some(work));
     }

@@ -121,8 +121,8 @@ pub mod records;
 pub mod work;
 
 pub use checkpoint::{
-    all_checkpoints_prefix, checkpoint_key, parse_checkpoint_key, run_checkpoints_prefix,
-    CheckpointRecord, MAX_CHECKPOINT_BYTES,
+    all_checkpoints_prefix, checkpoint_key, job_checkpoints_prefix, parse_checkpoint_key,
+    run_checkpoints_prefix, CheckpointRecord, MAX_CHECKPOINT_BYTES,
 };
 pub use work::{params_hash, WorkKey};
 

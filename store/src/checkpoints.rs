@@ -155,7 +155,9 @@ impl Store {
                 );
                 insert.build().execute(pool).await.map(|r| r.rows_affected())
             })
-            .op("save checkpoints", || format!("{} checkpoints", chunk.len()))
+            .op("save checkpoints", || {
+                format!("{} checkpoints", chunk.len())
+            })
             .map_err(missing_parent(|| "the checkpoints' run".to_owned()))?;
         }
         Ok(())
@@ -193,6 +195,24 @@ impl Store {
         }
         latest.retain(|c| c.resumable);
         Ok(latest)
+    }
+
+    /// The stored checkpoints of a finished run's job, by item.
+    pub async fn job_checkpoints(
+        &self,
+        run_id: &RunId,
+        job: &JobName,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM item_checkpoints WHERE run_id = $1 AND job = $2 ORDER BY item"
+        );
+        let rows: Vec<CheckpointRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(run_id.as_str())
+            .bind(job.as_str())
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("list job checkpoints"))?;
+        rows.into_iter().map(StoredCheckpoint::try_from).collect()
     }
 
     /// The stored checkpoint of one item of a finished run.

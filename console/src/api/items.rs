@@ -1,6 +1,7 @@
 //! `GET /runs/{run}/jobs/{job}/items`: one object per shard item with its
-//! state (derived from the attempts in SQL), its attempts and its live
-//! progress (from the coordination service).
+//! state (derived from the attempts in SQL), its attempts, its live
+//! progress (from the coordination service) and its last checkpoint (from
+//! the coordination service while the run is live, from SQL after).
 
 use super::id_segment;
 use super::runs::{get_run, run_spec};
@@ -46,6 +47,23 @@ pub struct ItemView {
     pub attempts: Vec<AttemptView>,
     /// Latest reported progress, while running.
     pub progress: Option<ProgressView>,
+    /// The item's last checkpoint: where its next attempt resumes.
+    pub checkpoint: Option<CheckpointView>,
+}
+
+/// An item's last checkpoint (`ctx.checkpoint(value)`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointView {
+    /// The handler's value.
+    pub value: serde_json::Value,
+    /// Run whose attempt stored it (an earlier run's when seeded from it).
+    pub run_id: String,
+    /// Attempt (of that run) that stored it.
+    pub attempt: u32,
+    /// Executor that stored it.
+    pub executor: String,
+    /// When it was stored (epoch ms).
+    pub saved_at_ms: i64,
 }
 
 /// One attempt at an item.
@@ -132,6 +150,39 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
     let job_state = job_run.as_ref().map_or(JobState::Pending, |j| j.state);
     let attempts = state.store.attempts(&run.run_id, &job, None).await?;
     let mut progress = live::progress(state, &run.run_id, &job).await?;
+    let mut checkpoints = if run.state.is_terminal() {
+        state
+            .store
+            .job_checkpoints(&run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run_id.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (c.item.0, view)
+            })
+            .collect()
+    } else {
+        live::checkpoints(state, &run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|(item, c)| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (item, view)
+            })
+            .collect::<std::collections::BTreeMap<u32, CheckpointView>>()
+    };
     let mut by_item: Vec<Vec<Attempt>> = vec![Vec::new(); shards as usize];
     for a in attempts {
         if let Some(slot) = by_item.get_mut(a.item.0 as usize) {
@@ -177,6 +228,7 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
                     })
                     .collect(),
                 progress,
+                checkpoint: checkpoints.remove(&item),
             }
         })
         .collect())

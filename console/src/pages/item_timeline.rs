@@ -153,6 +153,7 @@ mod tests {
             executor: None,
             attempts,
             progress: None,
+            checkpoint: None,
         }
     }
 

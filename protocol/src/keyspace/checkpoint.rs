@@ -58,6 +58,11 @@ pub fn run_checkpoints_prefix(prefix: &str, run: &RunId) -> String {
     format!("{prefix}checkpoints/{run}/")
 }
 
+/// `{p}checkpoints/{run}/{job}/`
+pub fn job_checkpoints_prefix(prefix: &str, run: &RunId, job: &JobName) -> String {
+    format!("{prefix}checkpoints/{run}/{job}/")
+}
+
 /// `{p}checkpoints/{run}/{job}/{item}`
 pub fn checkpoint_key(prefix: &str, run: &RunId, job: &JobName, item: ItemIndex) -> String {
     format!("{prefix}checkpoints/{run}/{job}/{item}")
@@ -91,7 +96,8 @@ mod tests {
             let (run, job, item) = (RunId::new(run), JobName::new(job), ItemIndex(item));
             let key = checkpoint_key(p, &run, &job, item);
             prop_assert_eq!(parse_checkpoint_key(p, &key), Some((run.clone(), job.clone(), item)));
-            prop_assert!(key.starts_with(&run_checkpoints_prefix(p, &run)));
+            prop_assert!(key.starts_with(&job_checkpoints_prefix(p, &run, &job)));
+            prop_assert!(job_checkpoints_prefix(p, &run, &job).starts_with(&run_checkpoints_prefix(p, &run)));
             prop_assert!(run_checkpoints_prefix(p, &run).starts_with(&all_checkpoints_prefix(p)));
             prop_assert!(!key.starts_with(&owner_prefix(p, &ExecutorId::new(exec))));
             prop_assert!(!key.starts_with(&super::super::runs_prefix(p)));

@@ -184,8 +184,14 @@ mod tests {
         // FNV-1a of `null` then the tag byte 0, computed independently.
         assert_eq!(params_hash(&json!(null), None), 0x2ab8_2c9a_3142_1b6c);
         assert_eq!(
-            params_hash(&json!({"b": [1, "x"], "a": {"d": true, "c": null}}), Some("p")),
-            params_hash(&json!({"a": {"c": null, "d": true}, "b": [1, "x"]}), Some("p"))
+            params_hash(
+                &json!({"b": [1, "x"], "a": {"d": true, "c": null}}),
+                Some("p")
+            ),
+            params_hash(
+                &json!({"a": {"c": null, "d": true}, "b": [1, "x"]}),
+                Some("p")
+            )
         );
     }
 

@@ -69,7 +69,11 @@ pub async fn checkpoints_round_trip_and_seed_only_unfinished_work(store: &Store)
         .resumable_checkpoints(&dag, day(1), &JobName::new("accrue"))
         .await
         .unwrap();
-    assert_eq!(seeds, vec![a2], "the latest per work key, finished work left out");
+    assert_eq!(
+        seeds,
+        vec![a2],
+        "the latest per work key, finished work left out"
+    );
     // A third run finished A: nothing left to resume.
     let r3 = seed_run(store, &dag, "r3", 3).await.run_id;
     store
