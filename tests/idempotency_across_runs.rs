@@ -58,7 +58,11 @@ fn ledger(dir: &Path) -> Vec<(String, String, u32)> {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            Some((f.first()?.to_string(), f.get(1)?.to_string(), f.get(2)?.parse().ok()?))
+            Some((
+                f.first()?.to_string(),
+                f.get(1)?.to_string(),
+                f.get(2)?.parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -84,11 +88,8 @@ async fn etcd_a_retry_and_a_rerun_apply_nothing_twice_and_only_a_redo_applies_ag
     let _scheduler = cluster.scheduler("s1")?;
     let program = format!("post={}", script.display());
     let arg = format!("post={}", dir.display());
-    let _executor = cluster.executor_with(
-        "e1",
-        4,
-        &["--program", &program, "--program-arg", &arg],
-    )?;
+    let _executor =
+        cluster.executor_with("e1", 4, &["--program", &program, "--program-arg", &arg])?;
     cluster.apply("ledger", DAG)?;
     let day = "2024-03-29";
 
@@ -117,7 +118,11 @@ async fn etcd_a_retry_and_a_rerun_apply_nothing_twice_and_only_a_redo_applies_ag
         retried.iter().any(|a| a.item.0 == 2),
         "item 2 ran again in the retry: {retried:?}"
     );
-    assert_eq!(ledger(&dir), after_first, "the retry applied an effect twice");
+    assert_eq!(
+        ledger(&dir),
+        after_first,
+        "the retry applied an effect twice"
+    );
 
     // 3. A rerun of the same day runs every item again: nothing new applies.
     cluster.cli_with(
@@ -128,7 +133,11 @@ async fn etcd_a_retry_and_a_rerun_apply_nothing_twice_and_only_a_redo_applies_ag
     let end = cluster.wait_run_end(&rerun, WAIT).await?;
     assert_eq!(end.state, RunState::Succeeded, "{end:?}");
     assert_eq!(cluster.attempts(&rerun, "post").await?.len(), 4);
-    assert_eq!(ledger(&dir), after_first, "the rerun applied an effect twice");
+    assert_eq!(
+        ledger(&dir),
+        after_first,
+        "the rerun applied an effect twice"
+    );
 
     // 4. A redo is the deliberate way to apply the day's work again.
     cluster.cli_with(
