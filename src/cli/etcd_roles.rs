@@ -190,7 +190,12 @@ mod tests {
         assert_eq!(writes("nightshift-console"), ["/ns/commands/"]);
         assert_eq!(
             writes("nightshift-executor"),
-            ["/ns/executors/", "/ns/results/", "/ns/runs/"]
+            [
+                "/ns/executors/",
+                "/ns/results/",
+                "/ns/checkpoints/",
+                "/ns/runs/"
+            ]
         );
         assert_eq!(writes("nightshift-scheduler"), ["/ns/"]);
         let script = etcdctl_script("/ns/", &roles);
