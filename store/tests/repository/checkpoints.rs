@@ -46,7 +46,10 @@ pub async fn checkpoints_round_trip_and_seed_only_unfinished_work(store: &Store)
         .await
         .unwrap();
     // Saving again (a leader redoing a crashed one's work) replaces.
-    store.save_checkpoints(&[a1.clone()]).await.unwrap();
+    store
+        .save_checkpoints(std::slice::from_ref(&a1))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .item_checkpoint(&r1, &JobName::new("accrue"), ItemIndex(0))
