@@ -195,7 +195,7 @@ pub fn document() -> Value {
         "/runs/{run}/items",
         "get",
         op(
-            "items of a job: job, item, state, executor, attempts",
+            "items of a job: job, item, state, executor, attempts, progress, checkpoint",
             vec![run(), query("job", "the job (required)")],
             "200",
             None,
@@ -204,7 +204,13 @@ pub fn document() -> Value {
     add(
         "/runs/{run}/jobs/{job}/items",
         "get",
-        op("items of a job", vec![run(), job()], "200", None),
+        op(
+            "items of a job: job, item, state, executor, attempts, progress, \
+             checkpoint (the item's last ctx.checkpoint value: run_id, attempt, executor, saved_at_ms, value)",
+            vec![run(), job()],
+            "200",
+            None,
+        ),
     );
     add(
         "/runs/{run}/cancel",
