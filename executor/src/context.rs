@@ -190,7 +190,9 @@ impl ItemContext {
     /// item started.
     ///
     /// For one `(run, job, item)` it **strictly increases** from one owner or
-    /// attempt to the next, so a store you write to can refuse a stale owner:
+    /// attempt to the next — and, being an etcd revision, from one run of
+    /// the same work to the next — so a store you write to can refuse a
+    /// stale owner:
     /// keep the highest token seen per [`idempotency_key`](Self::idempotency_key)
     /// and reject writes carrying a lower one (see the crate docs for a
     /// complete SQL example). Results sent to the scheduler are fenced by the
