@@ -195,7 +195,7 @@ pub fn document() -> Value {
         "/runs/{run}/items",
         "get",
         op(
-            "items of a job: job, item, state, executor, attempts",
+            "items of a job: job, item, state, executor, attempts, progress, checkpoint",
             vec![run(), query("job", "the job (required)")],
             "200",
             None,
@@ -205,7 +205,8 @@ pub fn document() -> Value {
         "/runs/{run}/jobs/{job}/items",
         "get",
         op(
-            "items of a job: state (`running` with executor, attempt and last_progress_age_ms for items in flight, from the live assignments), attempts, progress",
+            "items of a job: state (`running` with executor, attempt and last_progress_age_ms for items in flight, from the live assignments), attempts, progress, \
+             checkpoint (the item's last ctx.checkpoint value: run_id, attempt, executor, saved_at_ms, value)",
             vec![run(), job()],
             "200",
             None,

@@ -3,6 +3,12 @@
 //! run of the same item (retry, failover, a crash after commit) finds the
 //! key and writes nothing. The statements are set-based over the item's
 //! account range, so an item costs a handful of round trips whatever its size.
+//!
+//! `interest-accrual` works through its range in pages of
+//! [`ACCRUAL_PAGE`] accounts: each page is one such transaction (claimed
+//! under `{idempotency key}/page-{n}`), followed by a checkpoint of the
+//! pages done, so a moved, retried or re-run item resumes after its last
+//! page instead of starting over.
 
 use crate::db::{on_db, DemoDb, DemoError};
 use crate::range::account_range;
@@ -171,10 +177,67 @@ macro_rules! ranged_job {
     };
 }
 
-ranged_job!(
-    /// `interest-accrual`: daily interest on the item's accounts, credited to their balance.
-    InterestAccrual, "interest-accrual", ACCRUE
-);
+/// Accounts per page of an `interest-accrual` item.
+pub const ACCRUAL_PAGE: i64 = 100;
+
+/// `interest-accrual`: daily interest on the item's accounts, credited to
+/// their balance, page by page with a checkpoint after each page.
+pub struct InterestAccrual {
+    db: Arc<DemoDb>,
+}
+
+impl InterestAccrual {
+    /// The handler, over the demo database `db`.
+    pub fn new(db: Arc<DemoDb>) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Job for InterestAccrual {
+    async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+        let db = &self.db;
+        let total = db.account_count().await.map_err(JobError::retryable)?;
+        let range = account_range(ctx.item().0, ctx.total_items(), total);
+        let date = ctx.business_date().format("%Y-%m-%d").to_string();
+        let key = ctx.idempotency_key();
+        let pages = u32::try_from((range.1 - range.0 + ACCRUAL_PAGE - 1) / ACCRUAL_PAGE)
+            .map_err(|_| JobError::permanent("too many pages in one item"))?;
+        // The checkpoint is the number of pages done.
+        let done = ctx.last_checkpoint::<u32>().await?.unwrap_or(0);
+        if done > 0 {
+            tracing::info!(%key, done, pages, "resuming after the last checkpointed page");
+        }
+        for page in done..pages {
+            if ctx.is_cancelled() {
+                return Ok(ItemOutcome::Cancelled);
+            }
+            let start = range.0 + i64::from(page) * ACCRUAL_PAGE;
+            let part = (start, (start + ACCRUAL_PAGE).min(range.1));
+            let page_key = format!("{key}/page-{page}");
+            apply_once(db, "interest-accrual-page", &page_key, &date, part, ACCRUE)
+                .await
+                .map_err(JobError::retryable)?;
+            // After the page's commit: a death in between redoes a page
+            // (its claim makes that a no-op), never skips one.
+            ctx.checkpoint(&(page + 1)).await?;
+            ctx.progress(
+                u64::from(page + 1),
+                u64::from(pages),
+                format!("page {}/{pages}: accounts {}..{}", page + 1, part.0, part.1),
+            );
+        }
+        // One row per item, as for the other jobs: the item is done.
+        match apply_once(db, "interest-accrual", &key, &date, range, &[]).await {
+            Ok(Some(_)) => Ok(ItemOutcome::Succeeded),
+            Ok(None) => {
+                tracing::info!(%key, "item already applied: nothing written");
+                Ok(ItemOutcome::Succeeded)
+            }
+            Err(e) => Err(JobError::retryable(e)),
+        }
+    }
+}
 ranged_job!(
     /// `nightly-debits`: collects the installments due on the business date;
     /// an account that cannot pay gets a failed collection (not an error).

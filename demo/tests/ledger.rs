@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use nightshift_demo::{
-    seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation,
+    seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, ACCRUAL_PAGE,
 };
 use nightshift_executor::testing::{run_item, TestItem};
 use nightshift_executor::{ItemOutcome, Job};
@@ -71,6 +71,41 @@ async fn scenario(url: &str) {
         after_once, after_twice,
         "a second run of the same item changed balances"
     );
+
+    // An accrual item resumes from its checkpoint: given "2 pages done",
+    // it accrues only from the third page on, and checkpoints each page.
+    let resumed = run_item(&accrual, item("interest-accrual", 1, 4).checkpoint(&2u32)).await;
+    assert_eq!(resumed.result, Ok(ItemOutcome::Succeeded));
+    let (start, end) = nightshift_demo::range::account_range(1, 4, ACCOUNTS);
+    let pages = u32::try_from((end - start + ACCRUAL_PAGE - 1) / ACCRUAL_PAGE).unwrap();
+    assert_eq!(
+        resumed.checkpoints,
+        (3..=pages)
+            .map(|p| serde_json::json!(p))
+            .collect::<Vec<_>>()
+    );
+    let accrued = |from: i64, to: i64| {
+        let db = db.clone();
+        async move {
+            db.scalar(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals WHERE account_id >= {from} AND account_id < {to}"
+            ))
+            .await
+            .unwrap()
+        }
+    };
+    let skipped_to = start + 2 * ACCRUAL_PAGE;
+    assert_eq!(
+        accrued(start, skipped_to).await,
+        0,
+        "pages the checkpoint says are done were accrued again"
+    );
+    assert!(accrued(skipped_to, end).await > 0);
+    // From scratch, the same item accrues the two skipped pages and
+    // nothing twice (the other pages' claims are there).
+    let fresh = run_item(&accrual, item("interest-accrual", 1, 4)).await;
+    assert_eq!(fresh.result, Ok(ItemOutcome::Succeeded));
+    assert!(accrued(start, skipped_to).await > 0);
 
     full_day(&db).await;
     let legs = db

@@ -115,12 +115,45 @@
 //!
 //! # Idempotency
 //!
-//! [`ItemContext::idempotency_key`] (`"{run}/{job}/{item}"`) is the same for
-//! every attempt and owner of an item. Key your side effects by it (a unique
-//! constraint, an API's idempotency header) so that running an item again
-//! changes nothing that the earlier run did. Idempotency makes a repeat
-//! harmless; fencing keeps a stale owner that is still running from
-//! interleaving with the new one.
+//! [`ItemContext::idempotency_key`] names the item's *work*:
+//! `"{dag}/{business_date}/{job}/{item}/{params hash}"` ([`WorkKey`]). It is
+//! the same for every attempt and owner of an item, for the retry of a
+//! failed run (a new run id), a `trigger --rerun` and a backfill of a day
+//! already done. Key your side effects by it (a unique constraint, an API's
+//! idempotency header) so that running the work again changes nothing that
+//! an earlier run did. The one exception is deliberate and visible: `nightshift
+//! trigger --redo` gives the run a new redo generation
+//! ([`ItemContext::redo`]) that changes the key (`…/redo-{n}`), for when the
+//! effects must be applied again. Log with [`ItemContext::attempt_id`]
+//! (`"{run}/{job}/{item}/{attempt}"`), which is unique per attempt.
+//!
+//! Idempotency makes a repeat harmless; fencing keeps a stale owner that is
+//! still running from interleaving with the new one. The fencing token keeps
+//! increasing across runs too (it is an etcd revision), so "the highest
+//! token per idempotency key" works for retries in new runs.
+//!
+//! # Checkpoints
+//!
+//! A long item can store where it got to with [`ItemContext::checkpoint`]
+//! (a small JSON value, at most [`MAX_CHECKPOINT_BYTES`]) and start from
+//! there with [`ItemContext::last_checkpoint`]. The next attempt sees the
+//! last checkpoint after a failover, a retry, or in a new run of the same
+//! work (the scheduler seeds it from its history); a redo starts without
+//! one. A checkpoint is written under the same fence as the item's outcome:
+//! a stale owner cannot store one. Store it *after* the effects it covers:
+//!
+//! ```no_run
+//! # use nightshift_executor::{ItemContext, ItemOutcome, JobError};
+//! # async fn post_page(_key: &str, _page: u32) -> Result<(), JobError> { Ok(()) }
+//! async fn accrue(ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+//!     let first = ctx.last_checkpoint::<u32>().await?.map_or(1, |done| done + 1);
+//!     for page in first..=10 {
+//!         post_page(&ctx.idempotency_key(), page).await?; // idempotent per (key, page)
+//!         ctx.checkpoint(&page).await?;
+//!     }
+//!     Ok(ItemOutcome::Succeeded)
+//! }
+//! ```
 //!
 //! # Errors and cancellation
 //!
@@ -250,6 +283,7 @@
 mod assignment;
 mod builder;
 pub mod builtin;
+mod checkpoint;
 mod clock;
 mod connect;
 mod context;
@@ -311,6 +345,9 @@ pub use nightshift_protocol::keyspace::format::FormatMismatch;
 pub use nightshift_protocol::keyspace::ItemProgress;
 /// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
 pub use nightshift_protocol::keyspace::KeyError;
+/// The work identity behind [`ItemContext::idempotency_key`], and the
+/// checkpoint size limit of [`ItemContext::checkpoint`].
+pub use nightshift_protocol::keyspace::{WorkKey, MAX_CHECKPOINT_BYTES};
 /// The JSON crate of [`ItemContext::params`] (`serde_json::Value`).
 pub use serde_json;
 /// The token of [`ItemContext::cancellation_token`].

@@ -150,6 +150,7 @@ pub(crate) fn environment(ctx: &ItemContext) -> Vec<(&'static str, String)> {
         ("NIGHTSHIFT_BUSINESS_DATE", ctx.business_date().to_string()),
         ("NIGHTSHIFT_ATTEMPT", ctx.attempt().to_string()),
         ("NIGHTSHIFT_IDEMPOTENCY_KEY", ctx.idempotency_key()),
+        ("NIGHTSHIFT_ATTEMPT_ID", ctx.attempt_id()),
         (
             "NIGHTSHIFT_FENCING_TOKEN",
             ctx.fencing_token().0.to_string(),

@@ -365,6 +365,7 @@ impl Session {
             business_date: spec.business_date,
             attempt: start.attempt,
             token: FencingToken(slot.state.token),
+            redo: spec.redo,
         };
         let sink = ProgressSink::Board {
             board: self.board.clone(),
@@ -375,8 +376,13 @@ impl Session {
         // lease deadline still caps both.
         let mut rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
         rules.grace = rules.grace.max(job.stop_grace());
-        let ctx =
-            ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone(), rules);
+        let ctx = ItemContext::new(facts, start.cancel, sink)
+            .with_lease(self.status.clone(), rules)
+            .with_checkpoints(crate::checkpoint::CheckpointStore::Coord {
+                coord: self.coord.clone(),
+                prefix: self.config.prefix.clone(),
+                lease: self.lease,
+            });
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
         let handler = limited.map(|_| spec.handler.clone());
         item::spawn(

@@ -60,6 +60,10 @@ pub struct RunRecord {
     /// (stalled items), resolved when their item ends or the run does.
     #[serde(default)]
     pub open_alerts: std::collections::BTreeSet<String>,
+    /// Redo generation (0 unless `trigger --redo`): part of every item's
+    /// work key, handed to executors in each job's spec.
+    #[serde(default)]
+    pub redo: u32,
 }
 
 impl Record for RunRecord {

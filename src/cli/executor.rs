@@ -35,6 +35,8 @@ Built-in handlers:
          drops the item after its grace), and `journal` (a file name) appends
          a line per step to that file in --sleep-journal-dir (refused
          without it: a DAG never chooses a path on this host).
+         `checkpoint = true` stores the step as the item's checkpoint after
+         each step and resumes after the last one (after a failover/retry).
 
 Program handlers: --program NAME=PATH serves handler NAME by running PATH for
 each item (no shell; fixed arguments from --program-arg NAME=ARG, in order).

@@ -4,6 +4,8 @@
 //! service ([`crate::live_items`]): SQL learns of an attempt only when it
 //! ends, so an item in flight is `running` with its executor and attempt
 //! only thanks to its owner's assignment key.
+//! Its last checkpoint comes from the coordination service while the run
+//! is live, from SQL after.
 
 use super::id_segment;
 use super::runs::{get_run, run_spec};
@@ -61,6 +63,23 @@ pub struct ItemView {
     pub attempts: Vec<AttemptView>,
     /// Latest reported progress, while running.
     pub progress: Option<ProgressView>,
+    /// The item's last checkpoint: where its next attempt resumes.
+    pub checkpoint: Option<CheckpointView>,
+}
+
+/// An item's last checkpoint (`ctx.checkpoint(value)`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointView {
+    /// The handler's value.
+    pub value: serde_json::Value,
+    /// Run whose attempt stored it (an earlier run's when seeded from it).
+    pub run_id: String,
+    /// Attempt (of that run) that stored it.
+    pub attempt: u32,
+    /// Executor that stored it.
+    pub executor: String,
+    /// When it was stored (epoch ms).
+    pub saved_at_ms: i64,
 }
 
 /// One attempt at an item.
@@ -157,6 +176,39 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
         )
     };
     let now = now_ms();
+    let mut checkpoints = if run.state.is_terminal() {
+        state
+            .store
+            .job_checkpoints(&run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run_id.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (c.item.0, view)
+            })
+            .collect()
+    } else {
+        live::checkpoints(state, &run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|(item, c)| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (item, view)
+            })
+            .collect::<std::collections::BTreeMap<u32, CheckpointView>>()
+    };
     let mut by_item: Vec<Vec<Attempt>> = vec![Vec::new(); shards as usize];
     for a in attempts {
         if let Some(slot) = by_item.get_mut(a.item.0 as usize) {
@@ -214,6 +266,7 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
                     })
                     .collect(),
                 progress,
+                checkpoint: checkpoints.remove(&item),
             }
         })
         .collect())

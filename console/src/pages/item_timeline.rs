@@ -166,6 +166,7 @@ mod tests {
             last_progress_age_ms: None,
             attempts,
             progress: None,
+            checkpoint: None,
         }
     }
 

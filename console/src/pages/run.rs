@@ -86,6 +86,13 @@ fn item_tooltip(item: &ItemView) -> String {
             let _ = write!(t, ": {m}");
         }
     }
+    if let Some(c) = &item.checkpoint {
+        let _ = write!(
+            t,
+            "\ncheckpoint (attempt {} of run {} on {}): {}",
+            c.attempt, c.run_id, c.executor, c.value
+        );
+    }
     t
 }
 
@@ -122,6 +129,19 @@ pub async fn page(
     );
     if let Some(err) = &r.error {
         let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
+    }
+    let redo = state
+        .store
+        .run_redo(&run.run_id)
+        .await
+        .map_err(crate::error::ApiError::from)?;
+    if redo > 0 {
+        // A redo applies the day's effects again: say so where it is seen.
+        let _ = write!(
+            body,
+            "<p class=\"sub\">redo {redo} of {}: its items have new idempotency keys</p>",
+            esc(&r.business_date)
+        );
     }
     let run_state = run.state;
     let job_state = |j: &JobProgress| j.state.parse::<JobState>().unwrap_or(JobState::Pending);

@@ -418,6 +418,22 @@ pub async fn seed(f: &Fixture) -> i64 {
         )
         .await
         .unwrap();
+    let checkpoint = nightshift_core::keyspace::CheckpointRecord {
+        value: serde_json::json!({"page": 4}),
+        run: r1.clone(),
+        attempt: 1,
+        executor: info.id.clone(),
+        token: FencingToken(9),
+        saved_at_ms: t0 + 7_000,
+    };
+    f.coord
+        .put(
+            &nightshift_core::keyspace::checkpoint_key(PREFIX, &r1, &settle, ItemIndex(3)),
+            encode(&checkpoint).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
 
     f.store
         .append_event(&NewEvent {

@@ -118,6 +118,11 @@ pub async fn reads(f: &Fixture, alert_id: i64) {
     );
     assert_eq!(items[3]["progress"]["done"], 5);
     assert_eq!(items[3]["progress"]["executor"], "e1");
+    // The live run's checkpoint, read from the coordination store.
+    assert_eq!(items[3]["checkpoint"]["value"]["page"], 4);
+    assert_eq!(items[3]["checkpoint"]["executor"], "e1");
+    assert_eq!(items[3]["checkpoint"]["attempt"], 1);
+    assert!(items[2]["checkpoint"].is_null());
     assert_eq!(items[4]["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(items[4]["attempts"][1]["moved_from"], "e2");
     assert_eq!(items[4]["executor"], "e1");

@@ -93,6 +93,21 @@ pub enum Command {
         /// Why: [`TriggerSource::Manual`] or [`TriggerSource::Backfill`].
         source: TriggerSource,
     },
+    /// Start a run of `dag` for `business_date` that applies the work's
+    /// effects again: it gets the next redo generation of that date (one
+    /// more than any run of it so far), which changes every item's work key
+    /// (`ctx.idempotency_key()`) and starts without checkpoints. The one
+    /// deliberate way to redo work already done; named apart from
+    /// [`Command::Trigger`] so that it stands out in the event log.
+    Redo {
+        /// The DAG to run.
+        dag: DagName,
+        /// The business date whose work is redone.
+        business_date: NaiveDate,
+        /// Run parameters (a JSON object) merged over the jobs' params.
+        #[serde(default)]
+        params: Option<serde_json::Value>,
+    },
     /// Cancel a run: running items are cancelled, pending jobs never start.
     CancelRun {
         /// The run.
@@ -140,6 +155,7 @@ impl Command {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Trigger { .. } => "trigger",
+            Self::Redo { .. } => "redo",
             Self::CancelRun { .. } => "cancel_run",
             Self::Retry { .. } => "retry",
             Self::MarkItemSucceeded { .. } => "mark_item_succeeded",
@@ -150,7 +166,7 @@ impl Command {
     }
 }
 
-/// The id of the run a [`Command::Trigger`] with command id `id` creates:
+/// The id of the run a [`Command::Trigger`] (or [`Command::Redo`]) with command id `id` creates:
 /// `{dag}-{id}`. One definition shared by the leader (which names the run)
 /// and the console (which answers a trigger with the run id at once);
 /// command ids are unique, so this run id is too.
@@ -256,6 +272,11 @@ mod tests {
                 params: Some(serde_json::json!({"region": "eu"})),
                 rerun: true,
                 source: TriggerSource::Backfill,
+            },
+            Command::Redo {
+                dag: dag.clone(),
+                business_date: NaiveDate::from_ymd_opt(2024, 3, 29).unwrap_or_default(),
+                params: None,
             },
             Command::CancelRun { run: run.clone() },
             Command::Retry {

@@ -161,9 +161,30 @@ pub struct JobRunSpec {
     /// Time limit of one item attempt, in milliseconds.
     #[serde(default)]
     pub item_timeout_ms: Option<u64>,
+    /// Redo generation of the run (0 unless triggered with `--redo`): part
+    /// of every item's [`WorkKey`](super::WorkKey).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redo: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobRunSpec {
+    /// The work key of `item`: what it does, whatever run does it.
+    pub fn work_key(&self, item: ItemIndex) -> super::WorkKey {
+        super::WorkKey::new(
+            self.dag.clone(),
+            self.business_date,
+            self.job.clone(),
+            item,
+            &self.params,
+            self.item_param(item),
+            self.redo,
+        )
+    }
+
     /// The item's own parameter, when the job defines them.
     pub fn item_param(&self, item: ItemIndex) -> Option<&str> {
         let params = self.shard_params.as_ref()?;

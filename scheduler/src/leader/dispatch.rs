@@ -55,17 +55,12 @@ pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord 
     }
 }
 
-/// Ops writing a job's spec.
-pub(super) fn spec_op(
-    prefix: &str,
-    rec: &RunRecord,
-    job: &JobName,
-) -> Result<Option<TxnOp>, LeaderError> {
-    let Some(spec) = rec.job_spec(job) else {
-        return Ok(None);
-    };
+/// The spec executors read for `job` of `rec`: handler, merged params,
+/// shard params, timeout, redo generation.
+pub(super) fn job_run_spec(rec: &RunRecord, job: &JobName) -> Option<JobRunSpec> {
+    let spec = rec.job_spec(job)?;
     let params = merge(&spec.params, &rec.params);
-    let run_spec = JobRunSpec {
+    Some(JobRunSpec {
         run: rec.run.clone(),
         dag: rec.spec.name.clone(),
         job: job.clone(),
@@ -77,6 +72,18 @@ pub(super) fn spec_op(
         item_timeout_ms: spec
             .item_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        redo: rec.redo,
+    })
+}
+
+/// Ops writing a job's spec.
+pub(super) fn spec_op(
+    prefix: &str,
+    rec: &RunRecord,
+    job: &JobName,
+) -> Result<Option<TxnOp>, LeaderError> {
+    let Some(run_spec) = job_run_spec(rec, job) else {
+        return Ok(None);
     };
     Ok(Some(put(
         keyspace::spec_key(prefix, &rec.run, job),
@@ -172,6 +179,7 @@ impl Leader {
         job.state = nightshift_core::state::JobState::Running;
         job.started_at_ms.get_or_insert(now_ms);
         job.waiting_since_ms = None;
+        self.seed_checkpoints(rec, name, &open).await?;
         // Assignments left by an earlier start of this job (a leader that
         // crashed mid-dispatch) are deleted key by key in the same txn as
         // the new ones, not by prefix: etcd refuses a txn whose delete range

@@ -25,6 +25,8 @@ pub(super) struct RunRequest {
     pub params: serde_json::Value,
     pub source: TriggerSource,
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// Redo generation of the run (0 unless a redo, or a retry of one).
+    pub redo: u32,
 }
 
 impl Leader {
@@ -122,6 +124,13 @@ impl Leader {
             },
             Err(e) => return Err(store_down(e)),
         }
+        if req.redo > 0 {
+            // Before the etcd record: a retry of this run reads it back.
+            self.store
+                .set_run_redo(&req.run, req.redo)
+                .await
+                .map_err(store_down)?;
+        }
         let deadline_ms =
             crate::trigger::deadline_ms(spec.deadline, spec.timezone, req.source, day, at);
         let rec = RunRecord {
@@ -137,6 +146,7 @@ impl Leader {
             jobs,
             lost_executors: Default::default(),
             open_alerts: Default::default(),
+            redo: req.redo,
             spec,
         };
         let mut ops = vec![put(
@@ -156,7 +166,7 @@ impl Leader {
             Some(&rec.run),
             None,
             None,
-            json!({"source": req.source.as_str(), "business_date": day.to_string()}),
+            json!({"source": req.source.as_str(), "business_date": day.to_string(), "redo": req.redo}),
         ));
         self.runs.insert(
             rec.run.clone(),
@@ -257,6 +267,7 @@ impl Leader {
                     params: json!({}),
                     source: fire.source,
                     scheduled_for: Some(fire.instant),
+                    redo: 0,
                 };
                 let extra: Vec<TxnOp> = if i + 1 == fires {
                     cron_put.take().into_iter().collect()
@@ -385,12 +396,52 @@ impl Leader {
                     params: params.clone().unwrap_or(serde_json::Value::Null),
                     source: *source,
                     scheduled_for: None,
+                    redo: 0,
                 };
                 let created = self.create_run(req, vec![delete.clone()]).await?;
                 if created.is_none() {
                     self.fenced.commit(vec![delete]).await?;
                 }
                 Ok((Some(dag.clone()), Some(run), "triggered".into()))
+            }
+            Command::Redo {
+                dag,
+                business_date,
+                params,
+            } => {
+                if !self.dags.contains_key(dag) {
+                    self.fenced.commit(vec![delete]).await?;
+                    return Ok((
+                        Some(dag.clone()),
+                        None,
+                        format!("rejected: dag {dag} is not applied"),
+                    ));
+                }
+                let redo = self
+                    .store
+                    .max_redo(dag, *business_date)
+                    .await
+                    .map_err(store_down)?
+                    .saturating_add(1);
+                let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
+                let req = RunRequest {
+                    run: run.clone(),
+                    dag: dag.clone(),
+                    business_date: Some(*business_date),
+                    params: params.clone().unwrap_or(serde_json::Value::Null),
+                    source: TriggerSource::Manual,
+                    scheduled_for: None,
+                    redo,
+                };
+                let created = self.create_run(req, vec![delete.clone()]).await?;
+                if created.is_none() {
+                    self.fenced.commit(vec![delete]).await?;
+                }
+                Ok((
+                    Some(dag.clone()),
+                    Some(run),
+                    format!("triggered as redo {redo} of {business_date}"),
+                ))
             }
             Command::CancelRun { run } => {
                 let dag = run_dag(self, run);

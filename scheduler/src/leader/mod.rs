@@ -10,6 +10,7 @@
 //! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
 
 mod bad_keys;
+mod checkpoints;
 mod coord_full;
 mod dispatch;
 pub mod format;

@@ -94,6 +94,8 @@ impl Leader {
             params: old.params.clone(),
             source: TriggerSource::Retry,
             scheduled_for: None,
+            // A retry finishes the same work: a redo's retry stays that redo.
+            redo: self.store.run_redo(run).await.map_err(store_down)?,
         };
         match self
             .create_run_with(req, spec, old.dag_version, jobs, vec![delete])

@@ -714,6 +714,11 @@ impl Leader {
 
     /// A persisted, finished run: resolve its conditions, drop its etcd keys.
     async fn finish_run(&mut self, run: &RunId, now: i64) -> Result<(), LeaderError> {
+        if !self.runs.contains_key(run) {
+            return Ok(());
+        }
+        // Into SQL before the txn below deletes them from etcd.
+        let checkpoints = self.save_run_checkpoints(run).await?;
         let Some(live) = self.runs.get(run) else {
             return Ok(());
         };
@@ -725,6 +730,7 @@ impl Leader {
         // that crashed are deleted key by key (they live under executors).
         let prefix = &self.config.prefix;
         let mut ops = vec![
+            checkpoints,
             TxnOp::DeletePrefix {
                 prefix: keyspace::run_prefix(prefix, run),
             },

@@ -7,6 +7,7 @@ mod alerts;
 mod attempt_logs;
 mod attempts;
 mod command_outcomes;
+mod checkpoints;
 mod dags;
 mod events;
 mod fixtures;
@@ -69,4 +70,6 @@ suite! {
     alerts::concurrent_opens_create_one_alert,
     alerts::list_alerts_filters_and_orders,
     alerts::silences_cover_rule_and_dag_until_expiry,
+    checkpoints::runs_carry_a_redo_generation,
+    checkpoints::checkpoints_round_trip_and_seed_only_unfinished_work,
 }
