@@ -226,6 +226,7 @@ mod host;
 mod item;
 mod job;
 pub mod mistakes;
+mod params;
 #[cfg(target_os = "linux")]
 pub mod program;
 mod progress;
@@ -242,7 +243,12 @@ pub use context::ItemContext;
 pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith, JobResultExt};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
+pub use params::ParamsSchema;
 pub use runtime::RunError;
+/// The derive for params types (`#[derive(JsonSchema)]`); with it comes
+/// the `schemars` crate, for `#[schemars(crate = "nightshift_executor::schemars")]`
+/// when your crate does not depend on schemars itself.
+pub use schemars::{self, JsonSchema};
 pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
 pub use stop::EXIT_BLOCKING_OVERRUN;

@@ -115,7 +115,8 @@ pub mod records;
 pub use item_set::{ItemSet, ItemSetError};
 pub use records::{
     decode, encode, AssignmentRecord, ExecutorInfo, ItemProgress, ItemResult, JobRunSpec,
-    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, SCHEMA_VERSION,
+    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, MAX_PARAMS_SCHEMA_BYTES,
+    SCHEMA_VERSION,
 };
 
 use crate::ids::{ExecutorId, ItemIndex, JobName, RunId};

@@ -119,7 +119,20 @@ pub struct ExecutorInfo {
     /// Handlers with their own limit on items at once (within `capacity`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handler_capacity: BTreeMap<HandlerName, u32>,
+    /// JSON Schema of the params of each handler that declares a params
+    /// type (absent: the handler takes any params). `nightshift apply` and
+    /// the leader check a job's merged params against it before a run.
+    /// Bounded by the SDK ([`MAX_PARAMS_SCHEMA_BYTES`] each) so that the
+    /// record stays small.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params_schemas: BTreeMap<HandlerName, serde_json::Value>,
 }
+
+/// Largest JSON Schema (compact JSON, in bytes) an executor publishes for
+/// one handler's params; a larger one is refused when the executor is
+/// built. Every executor record is read on each leader pass, so records
+/// stay a few KiB.
+pub const MAX_PARAMS_SCHEMA_BYTES: usize = 8 * 1024;
 
 impl ExecutorInfo {
     /// How many items of `handler` it can run at once: its handler limit
