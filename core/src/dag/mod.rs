@@ -26,7 +26,7 @@ mod job;
 pub mod load;
 pub mod model;
 mod parse;
-mod suggest;
+pub(crate) mod suggest;
 mod validate;
 mod values;
 
