@@ -175,7 +175,9 @@ mod tests {
         assert_eq!(s.declared(&HandlerName::new("other")), Declared::Unknown);
         assert_eq!(s.declared(&HandlerName::new("noop")), Declared::Untyped);
         // The same schema from two executors is one schema.
-        assert!(matches!(s.declared(&HandlerName::new("sleep")), Declared::Typed(l) if l.len() == 1));
+        assert!(
+            matches!(s.declared(&HandlerName::new("sleep")), Declared::Typed(l) if l.len() == 1)
+        );
     }
 
     #[test]
@@ -190,7 +192,10 @@ mod tests {
         // `b` is known to the newer executor only: the older one would refuse it.
         let errors = s.check(&h, &json!({"a": 1, "b": 2}));
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].message.starts_with("unknown param `b`"), "{errors:?}");
+        assert!(
+            errors[0].message.starts_with("unknown param `b`"),
+            "{errors:?}"
+        );
     }
 
     #[test]

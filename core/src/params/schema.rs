@@ -308,7 +308,9 @@ impl<'s> Checker<'s> {
                 (_, rest) => (&[], rest),
             };
         for (i, item) in items.iter().enumerate() {
-            let schema = prefix.get(i).or(if i >= prefix.len() { rest } else { None });
+            let schema = prefix
+                .get(i)
+                .or(if i >= prefix.len() { rest } else { None });
             if let Some(schema) = schema {
                 self.path.push(PathSegment::Index(i));
                 self.check(schema, item, depth + 1);
@@ -317,7 +319,12 @@ impl<'s> Checker<'s> {
         }
     }
 
-    fn check_object(&mut self, map: &'s Map<String, Value>, fields: &Map<String, Value>, depth: usize) {
+    fn check_object(
+        &mut self,
+        map: &'s Map<String, Value>,
+        fields: &Map<String, Value>,
+        depth: usize,
+    ) {
         let props = match map.get("properties") {
             Some(Value::Object(p)) => Some(p),
             _ => None,

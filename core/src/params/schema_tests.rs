@@ -64,7 +64,10 @@ fn messages(value: Value) -> Vec<String> {
 
 #[test]
 fn fitting_params_have_no_errors() {
-    assert_eq!(messages(json!({"small": 3, "mode": "fast"})), Vec::<String>::new());
+    assert_eq!(
+        messages(json!({"small": 3, "mode": "fast"})),
+        Vec::<String>::new()
+    );
     let full = json!({"small": 255, "label": null, "flags": [true], "mode": "slow",
         "inner": {"rate": 1.5, "codes": [-1]}, "shape": {"circle": {"r": 2}}});
     assert_eq!(messages(full), Vec::<String>::new());
@@ -77,8 +80,14 @@ fn a_misspelt_key_is_unknown_and_the_right_one_suggested() {
         .iter()
         .map(|e| (e.kind, path_text(&e.path)))
         .collect();
-    assert!(kinds.contains(&(ErrorKind::MissingKey, "params".to_owned())), "{errors:?}");
-    assert!(kinds.contains(&(ErrorKind::UnknownKey, "smal".to_owned())), "{errors:?}");
+    assert!(
+        kinds.contains(&(ErrorKind::MissingKey, "params".to_owned())),
+        "{errors:?}"
+    );
+    assert!(
+        kinds.contains(&(ErrorKind::UnknownKey, "smal".to_owned())),
+        "{errors:?}"
+    );
     let unknown = errors.iter().find(|e| e.kind == ErrorKind::UnknownKey);
     assert_eq!(
         unknown.map(|e| e.message.as_str()),
@@ -163,8 +172,14 @@ fn near_params() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         (-3i64..300).prop_map(|n| json!(n)),
         prop_oneof![Just(1.0f64), Just(2.5), Just(-0.5)].prop_map(|f| json!(f)),
-        prop_oneof![Just("fast"), Just("slow"), Just("x"), Just("point"), Just("")]
-            .prop_map(|s| json!(s)),
+        prop_oneof![
+            Just("fast"),
+            Just("slow"),
+            Just("x"),
+            Just("point"),
+            Just("")
+        ]
+        .prop_map(|s| json!(s)),
     ];
     let value = leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
@@ -209,10 +224,8 @@ fn near_params() -> impl Strategy<Value = Value> {
         others,
     )
         .prop_map(|(small, mode, others)| {
-            let mut m: serde_json::Map<String, Value> = others
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
+            let mut m: serde_json::Map<String, Value> =
+                others.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
             if let Some(v) = small {
                 m.insert("small".into(), v);
             }
