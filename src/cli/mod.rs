@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod issue;
 pub mod live;
 pub mod logging;
+pub mod params;
 pub mod pause;
 pub mod plan;
 pub mod runs;

@@ -16,6 +16,7 @@ pub mod health;
 pub mod history;
 mod intake;
 mod owned;
+mod params;
 mod pass;
 mod retry;
 mod runs;

@@ -76,7 +76,9 @@ impl Leader {
         Ok(())
     }
 
-    async fn live_executors(&mut self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
+    pub(super) async fn live_executors(
+        &mut self,
+    ) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
         let (kvs, _) = self
             .coord
             .get_prefix(&keyspace::executors_prefix(&self.config.prefix))
