@@ -22,6 +22,7 @@
 
 mod db;
 mod jobs;
+pub mod params;
 pub mod range;
 #[cfg(target_os = "linux")]
 pub mod report;
