@@ -440,6 +440,58 @@ mod tests {
         assert_eq!(limited.config.handler_capacity.len(), 1);
     }
 
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Declared {
+        rate_table: String,
+    }
+
+    /// A job whose declared params schema is too large to publish.
+    struct Bloated;
+
+    #[async_trait::async_trait]
+    impl Job for Bloated {
+        async fn run(
+            &self,
+            _ctx: crate::ItemContext,
+        ) -> Result<crate::ItemOutcome, crate::JobError> {
+            Ok(crate::ItemOutcome::Succeeded)
+        }
+
+        fn params_schema(&self) -> Option<ParamsSchema> {
+            let big = "x".repeat(keyspace::MAX_PARAMS_SCHEMA_BYTES);
+            Some(ParamsSchema::from_json(
+                serde_json::json!({ "enum": [big] }),
+            ))
+        }
+    }
+
+    #[test]
+    fn declared_params_schemas_are_published_per_handler() {
+        let executor = base()
+            .handler_with_params::<Declared>("accrue", Noop)
+            .handler("sleep", crate::builtin::Sleep)
+            .build()
+            .unwrap();
+        let schemas = &executor.config.params_schemas;
+        let names: Vec<&str> = schemas.keys().map(HandlerName::as_str).collect();
+        // `noop` declares nothing; `sleep` declares through `Job::params_schema`.
+        assert_eq!(names, ["accrue", "sleep"]);
+        assert_eq!(
+            schemas[&HandlerName::new("accrue")]["required"],
+            serde_json::json!(["rate_table"])
+        );
+        assert_eq!(
+            schemas[&HandlerName::new("sleep")]["additionalProperties"],
+            serde_json::json!(false)
+        );
+        let err = base().handler("big", Bloated).build().err();
+        assert!(
+            matches!(&err, Some(BuildError::ParamsSchemaTooLarge { handler, .. }) if handler == "big"),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn defaults_are_usable() {
         let executor = base().build().unwrap();

@@ -56,6 +56,12 @@ impl ParamsSchema {
         self.0
     }
 
+    /// A schema as given (tests of the size bound).
+    #[cfg(test)]
+    pub(crate) fn from_json(schema: Value) -> Self {
+        Self(schema)
+    }
+
     /// Size of the compact JSON, in bytes.
     pub(crate) fn encoded_len(&self) -> usize {
         serde_json::to_vec(&self.0).map_or(usize::MAX, |v| v.len())
@@ -159,6 +165,35 @@ mod tests {
         assert!(props.get("description").is_some(), "{json}");
         assert_eq!(json["required"], serde_json::json!(["mode"]));
         assert!(schema.fits(), "{} bytes", schema.encoded_len());
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Typed {
+        #[serde(default)]
+        millis: u64,
+    }
+
+    #[tokio::test]
+    async fn ctx_params_decodes_the_declared_type_and_refuses_a_typo_permanently() {
+        use crate::testing::{run_item, TestItem};
+        use crate::{job_fn, ItemContext, ItemOutcome, JobError};
+        let job = job_fn(|ctx: ItemContext| async move {
+            let params: Typed = ctx.params()?;
+            assert_eq!(ctx.params_json().is_null(), params.millis == 0);
+            Ok::<_, JobError>(ItemOutcome::Succeeded)
+        });
+        // No params at all: `{}`, and the defaults apply.
+        assert!(run_item(&job, TestItem::new(0)).await.result.is_ok());
+        let ok = TestItem::new(0).params(serde_json::json!({"millis": 5}));
+        assert!(run_item(&job, ok).await.result.is_ok());
+        let typo = TestItem::new(0).params(serde_json::json!({"milis": 5}));
+        let err = run_item(&job, typo).await.result.err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| !e.is_retryable() && e.message().contains("unknown field `milis`")),
+            "{err:?}"
+        );
     }
 
     #[test]
