@@ -50,7 +50,9 @@ fn the_sdk_pulls_no_dag_parser_store_or_scheduler_crates() {
     assert!(crates.contains(&"nightshift-protocol"), "{crates:?}");
     let found: Vec<&&str> = FORBIDDEN.iter().filter(|c| crates.contains(c)).collect();
     assert!(found.is_empty(), "the SDK depends on {found:?}");
-    // BENCHMARKS.md ("Executor SDK build") states 98 with the SDK itself;
-    // a jump means a heavy new dependency worth a second look.
+    // 103 here since typed params (schemars without default features: +6
+    // small crates; 97 before). BENCHMARKS.md ("Executor SDK build") counts
+    // a service using the SDK: 105. A jump means a heavy new dependency
+    // worth a second look.
     assert!(crates.len() <= 110, "{} crates: {crates:?}", crates.len());
 }
