@@ -108,9 +108,7 @@ fn locate(
     for seg in &error.path[1..] {
         let next = match (seg, value.get_ref()) {
             (PathSegment::Key(k), DeValue::Table(t)) => field(t, k).map(|(k, v)| (k.span(), v)),
-            (PathSegment::Index(i), DeValue::Array(items)) => {
-                items.iter().nth(*i).map(|v| (v.span(), v))
-            }
+            (PathSegment::Index(i), DeValue::Array(items)) => items.get(*i).map(|v| (v.span(), v)),
             _ => None,
         };
         match next {
