@@ -322,6 +322,24 @@ mod tests {
     }
 
     #[test]
+    fn executor_records_without_params_schemas_still_decode() {
+        // Written by an executor from before typed params.
+        let old = br#"{"v":1,"id":"e1","lease":7,"handlers":["sleep"],"capacity":2,"host":"h","pid":1,"version":"0.1.0","started_at_ms":5}"#;
+        let info = decode::<ExecutorInfo>(old).unwrap();
+        assert!(info.params_schemas.is_empty());
+        // No schema declared: the field is left out, so old readers see the old record.
+        let text = String::from_utf8(encode(&info).unwrap()).unwrap();
+        assert!(!text.contains("params_schemas"), "{text}");
+        let mut typed = info;
+        typed.params_schemas.insert(
+            HandlerName::new("sleep"),
+            serde_json::json!({"type": "object", "additionalProperties": false}),
+        );
+        let bytes = encode(&typed).unwrap();
+        assert_eq!(decode::<ExecutorInfo>(&bytes).unwrap(), typed);
+    }
+
+    #[test]
     fn newer_schema_versions_are_refused_with_a_clear_error() {
         let err = decode::<AssignmentRecord>(br#"{"v":2,"items":[]}"#).unwrap_err();
         assert_eq!(
