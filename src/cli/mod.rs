@@ -19,7 +19,6 @@ pub mod issue;
 pub mod live;
 pub mod logging;
 pub mod params;
-pub mod params;
 pub mod pause;
 pub mod plan;
 pub mod runs;
