@@ -20,12 +20,19 @@ impl Leader {
             return Ok(None);
         };
         let spec = applied.spec.clone();
-        let executors = self.live_executors().await?;
-        let schemas = HandlerSchemas::from_executors(executors.values());
-        Ok(refuse_run_params(
+        let schemas = match self.params_schemas.take() {
+            Some(schemas) => schemas,
+            None => {
+                let executors = self.live_executors().await?;
+                HandlerSchemas::from_executors(executors.values())
+            }
+        };
+        let refusal = refuse_run_params(
             &schemas,
             spec.jobs.iter().map(|j| (&j.name, &j.handler, &j.params)),
             run_params,
-        ))
+        );
+        self.params_schemas = Some(schemas);
+        Ok(refusal)
     }
 }
