@@ -286,7 +286,10 @@ impl Job for Reconciliation {
 /// Adds the four demo handlers to an executor being built.
 pub fn register(builder: ExecutorBuilder, db: Arc<DemoDb>) -> ExecutorBuilder {
     builder
-        .handler("interest-accrual", InterestAccrual::new(db.clone()))
+        .handler(
+            "interest-accrual",
+            crate::params::DeclaredAccrual(InterestAccrual::new(db.clone())),
+        )
         .handler("nightly-debits", NightlyDebits::new(db.clone()))
         .handler("ledger-postings", LedgerPostings::new(db.clone()))
         .handler("reconciliation", Reconciliation::new(db))

@@ -24,6 +24,7 @@
 
 mod db;
 mod jobs;
+pub mod params;
 pub mod range;
 #[cfg(target_os = "linux")]
 pub mod report;

@@ -10,7 +10,9 @@
 use crate::clock::now_ms;
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job, JobError};
+use crate::params::ParamsSchema;
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,17 +68,20 @@ pub struct JournalingSleep {
     dir: PathBuf,
 }
 
-/// Params of [`Sleep`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Params of [`Sleep`], published as its params schema: `nightshift
+/// apply` refuses a misspelt or mistyped key before the job runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SleepParams {
     #[serde(default = "default_millis")]
     millis: u64,
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     fail_rate: f64,
     #[serde(default)]
     fail_items: Vec<u32>,
     #[serde(default = "default_steps")]
+    #[schemars(range(min = 1))]
     steps: u32,
     #[serde(default)]
     ignore_cancel: bool,
@@ -185,6 +190,10 @@ impl Job for Sleep {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         sleep(ctx, None).await
     }
+
+    fn params_schema(&self) -> Option<ParamsSchema> {
+        Some(ParamsSchema::of::<SleepParams>())
+    }
 }
 
 #[async_trait]
@@ -192,10 +201,14 @@ impl Job for JournalingSleep {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         sleep(ctx, Some(&self.dir)).await
     }
+
+    fn params_schema(&self) -> Option<ParamsSchema> {
+        Some(ParamsSchema::of::<SleepParams>())
+    }
 }
 
 async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutcome, JobError> {
-    let params = SleepParams::from_value(ctx.params())?;
+    let params = SleepParams::from_value(ctx.params_json())?;
     ctx.log_info(format!("sleeping {} ms", params.millis));
     let mut journal = match &params.journal {
         Some(name) => Some(Journal::open(&journal_path(journal_dir, name)?)?),

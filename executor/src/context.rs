@@ -158,16 +158,28 @@ impl ItemContext {
         self.facts.item_param.as_deref()
     }
 
-    /// The job's parameters (JSON, `null` when the job has none).
-    pub fn params(&self) -> &serde_json::Value {
+    /// The job's parameters (DAG, job and run params merged) decoded into
+    /// the handler's params type; a mismatch is a permanent failure
+    /// (retrying will not fix the DAG). A job without params decodes as
+    /// `{}`. Declare the type with
+    /// [`ExecutorBuilder::handler_with_params`](crate::ExecutorBuilder::handler_with_params)
+    /// or [`Job::params_schema`](crate::Job::params_schema) so that
+    /// `nightshift apply` refuses params that would not decode.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(crate::params::as_object_or_null(&self.facts.params))
+            .map_err(|e| JobError::permanent(format!("bad job params: {e}")))
+    }
+
+    /// The job's parameters as raw JSON (`null` when the job has none), for
+    /// handlers that pass them on untyped (a program's `NIGHTSHIFT_PARAMS`).
+    pub fn params_json(&self) -> &serde_json::Value {
         &self.facts.params
     }
 
-    /// The job's parameters decoded into your own type; a mismatch is a
-    /// permanent failure (retrying will not fix the DAG).
+    /// Same as [`params`](Self::params); kept for code written before
+    /// params were typed.
     pub fn params_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
-        serde_json::from_value(self.facts.params.as_ref().clone())
-            .map_err(|e| JobError::permanent(format!("bad job params: {e}")))
+        self.params()
     }
 
     /// Business date of the run: the date the batch is *for*, not today.

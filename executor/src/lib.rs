@@ -295,6 +295,7 @@ mod item_log;
 mod job;
 mod log_tail;
 pub mod mistakes;
+mod params;
 #[cfg(target_os = "linux")]
 pub mod program;
 mod progress;
@@ -314,7 +315,12 @@ pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith,
 pub use log_tail::{LogLevel, MAX_TAIL_BYTES};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
+pub use params::ParamsSchema;
 pub use runtime::RunError;
+/// The derive for params types (`#[derive(JsonSchema)]`); with it comes
+/// the `schemars` crate, for `#[schemars(crate = "nightshift_executor::schemars")]`
+/// when your crate does not depend on schemars itself.
+pub use schemars::{self, JsonSchema};
 pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
 pub use stop::EXIT_BLOCKING_OVERRUN;

@@ -236,6 +236,7 @@ async fn register(
         capacity: config.capacity,
         labels: config.labels.clone(),
         handler_capacity: config.handler_capacity.clone(),
+        params_schemas: config.params_schemas.clone(),
         host: crate::host::hostname(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -116,8 +116,8 @@
 // `commands`, `dags` (AppliedDag needs the DAG model) and `leader` (the
 // election, run state, last assignments, cron) are scheduler-side: they live
 // in nightshift-core's `keyspace`, which re-exports this one.
-pub mod format;
 pub mod checkpoint;
+pub mod format;
 mod item_set;
 pub mod records;
 pub mod work;
@@ -131,7 +131,8 @@ pub use work::{params_hash, WorkKey};
 pub use item_set::{ItemSet, ItemSetError};
 pub use records::{
     decode, encode, AssignmentRecord, ExecutorInfo, ItemProgress, ItemResult, JobRunSpec,
-    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, SCHEMA_VERSION,
+    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, MAX_PARAMS_SCHEMA_BYTES,
+    SCHEMA_VERSION,
 };
 
 use crate::ids::{ExecutorId, ItemIndex, JobName, RunId};

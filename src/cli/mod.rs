@@ -20,6 +20,7 @@ pub mod live;
 pub mod logging;
 pub mod logs;
 pub mod migrate;
+pub mod params;
 pub mod pause;
 pub mod plan;
 pub mod prometheus;

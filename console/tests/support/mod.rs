@@ -375,6 +375,7 @@ pub async fn seed(f: &Fixture) -> i64 {
         version: "0.1.0".into(),
         started_at_ms: t0,
         handler_capacity: Default::default(),
+        params_schemas: Default::default(),
     };
     f.coord
         .put(

@@ -119,7 +119,20 @@ pub struct ExecutorInfo {
     /// Handlers with their own limit on items at once (within `capacity`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handler_capacity: BTreeMap<HandlerName, u32>,
+    /// JSON Schema of the params of each handler that declares a params
+    /// type (absent: the handler takes any params). `nightshift apply` and
+    /// the leader check a job's merged params against it before a run.
+    /// Bounded by the SDK ([`MAX_PARAMS_SCHEMA_BYTES`] each) so that the
+    /// record stays small.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params_schemas: BTreeMap<HandlerName, serde_json::Value>,
 }
+
+/// Largest JSON Schema (compact JSON, in bytes) an executor publishes for
+/// one handler's params; a larger one is refused when the executor is
+/// built. Every executor record is read on each leader pass, so records
+/// stay a few KiB.
+pub const MAX_PARAMS_SCHEMA_BYTES: usize = 8 * 1024;
 
 impl ExecutorInfo {
     /// How many items of `handler` it can run at once: its handler limit
@@ -332,6 +345,24 @@ mod tests {
             decode::<ProgressRecord>(&empty).unwrap(),
             ProgressRecord::default()
         );
+    }
+
+    #[test]
+    fn executor_records_without_params_schemas_still_decode() {
+        // Written by an executor from before typed params.
+        let old = br#"{"v":1,"id":"e1","lease":7,"handlers":["sleep"],"capacity":2,"host":"h","pid":1,"version":"0.1.0","started_at_ms":5}"#;
+        let info = decode::<ExecutorInfo>(old).unwrap();
+        assert!(info.params_schemas.is_empty());
+        // No schema declared: the field is left out, so old readers see the old record.
+        let text = String::from_utf8(encode(&info).unwrap()).unwrap();
+        assert!(!text.contains("params_schemas"), "{text}");
+        let mut typed = info;
+        typed.params_schemas.insert(
+            HandlerName::new("sleep"),
+            serde_json::json!({"type": "object", "additionalProperties": false}),
+        );
+        let bytes = encode(&typed).unwrap();
+        assert_eq!(decode::<ExecutorInfo>(&bytes).unwrap(), typed);
     }
 
     #[test]

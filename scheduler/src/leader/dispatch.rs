@@ -59,7 +59,7 @@ pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord 
 /// shard params, timeout, redo generation.
 pub(super) fn job_run_spec(rec: &RunRecord, job: &JobName) -> Option<JobRunSpec> {
     let spec = rec.job_spec(job)?;
-    let params = merge(&spec.params, &rec.params);
+    let params = nightshift_core::params::merge_run_params(&spec.params, &rec.params);
     Some(JobRunSpec {
         run: rec.run.clone(),
         dag: rec.spec.name.clone(),
@@ -90,21 +90,6 @@ pub(super) fn spec_op(
         &run_spec,
         None,
     )?))
-}
-
-/// Run params over job params (objects merged key by key).
-fn merge(job: &serde_json::Value, run: &serde_json::Value) -> serde_json::Value {
-    match (job, run) {
-        (serde_json::Value::Object(j), serde_json::Value::Object(r)) => {
-            let mut out = j.clone();
-            for (k, v) in r {
-                out.insert(k.clone(), v.clone());
-            }
-            serde_json::Value::Object(out)
-        }
-        (j, serde_json::Value::Null) => j.clone(),
-        (_, r) => r.clone(),
-    }
 }
 
 /// What a start attempt did.

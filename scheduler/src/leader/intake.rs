@@ -373,6 +373,11 @@ impl Leader {
                         format!("rejected: dag {dag} is not applied"),
                     ));
                 }
+                let run_params = params.clone().unwrap_or(serde_json::Value::Null);
+                if let Some(reason) = self.refuse_params(dag, &run_params).await? {
+                    self.fenced.commit(vec![delete]).await?;
+                    return Ok((Some(dag.clone()), None, format!("rejected: {reason}")));
+                }
                 if let (Some(day), false) = (business_date, rerun) {
                     let runs = self
                         .store
@@ -393,7 +398,7 @@ impl Leader {
                     run: run.clone(),
                     dag: dag.clone(),
                     business_date: *business_date,
-                    params: params.clone().unwrap_or(serde_json::Value::Null),
+                    params: run_params,
                     source: *source,
                     scheduled_for: None,
                     redo: 0,

@@ -18,6 +18,7 @@ pub mod health;
 pub mod history;
 mod intake;
 mod owned;
+mod params;
 mod pass;
 mod retry;
 mod runs;
@@ -208,6 +209,9 @@ pub struct Leader {
     bad_keys: bad_keys::BadKeys,
     /// The first SQL error of the current pass.
     store_trouble: Option<String>,
+    /// The executors' params schemas, read at this pass's first trigger
+    /// command (a backfill issues hundreds) and dropped at the next pass.
+    params_schemas: Option<nightshift_core::params::HandlerSchemas>,
     /// The SQL outage on record (`{p}health/store`), if any.
     store_health: Option<keyspace::StoreHealth>,
     /// Delay before retrying after a failed pass.
@@ -259,6 +263,7 @@ impl Leader {
             outbox: Default::default(),
             bad_keys: Default::default(),
             store_trouble: None,
+            params_schemas: None,
             store_health: None,
             retry: Default::default(),
             owned: Default::default(),

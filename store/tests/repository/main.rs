@@ -6,8 +6,8 @@
 mod alerts;
 mod attempt_logs;
 mod attempts;
-mod command_outcomes;
 mod checkpoints;
+mod command_outcomes;
 mod dags;
 mod events;
 mod fixtures;
