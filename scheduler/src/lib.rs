@@ -29,6 +29,7 @@
 //! `nightshift_core::keyspace`).
 #![deny(missing_docs)]
 
+pub mod commands;
 pub mod failover;
 pub mod leader;
 pub mod orchestration;

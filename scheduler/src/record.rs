@@ -60,6 +60,10 @@ pub struct RunRecord {
     /// (stalled items), resolved when their item ends or the run does.
     #[serde(default)]
     pub open_alerts: std::collections::BTreeSet<String>,
+    /// The run this one retries (trigger source `retry`): its failure
+    /// alerts resolve when this run redoes the work.
+    #[serde(default)]
+    pub retry_of: Option<RunId>,
 }
 
 impl Record for RunRecord {

@@ -111,6 +111,27 @@ pub async fn page(
     if let Some(err) = &r.error {
         let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
     }
+    // A retry and the run it retries link to each other.
+    if let Some(origin) = &d.retry_of {
+        let _ = write!(
+            body,
+            "<p id=\"retry-of\">Retry of run <a href=\"/runs/{}\">{}</a></p>",
+            url(origin),
+            esc(origin)
+        );
+    }
+    if !d.retried_by.is_empty() {
+        let links: Vec<String> = d
+            .retried_by
+            .iter()
+            .map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r)))
+            .collect();
+        let _ = write!(
+            body,
+            "<p id=\"retried-by\">Retried by run {}</p>",
+            links.join(", ")
+        );
+    }
     body.push_str("<section class=\"actions\">");
     body.push_str(&action(
         "Cancel run",
@@ -148,10 +169,27 @@ pub async fn page(
             &format!("<input type=\"hidden\" name=\"job\" value=\"{jn}\">"),
             "Retry",
         );
+        // Clear: run the job again in this run (even if the run ended).
+        let jobs_json = serde_json::json!([j.job]).to_string();
+        let clear = action_form(
+            &format!("{api}/clear"),
+            Some(&format!(
+                "Clear job {} of run {}: its items run again (new attempts)?",
+                j.job, r.run_id
+            )),
+            ro,
+            &format!(
+                "<input type=\"hidden\" name=\"jobs\" data-json value=\"{}\">\
+                 <select name=\"downstream\" data-json title=\"also re-run the jobs downstream\">\
+                 <option value=\"true\">+ downstream</option><option value=\"false\">only this job</option></select>",
+                esc(&jobs_json)
+            ),
+            "Clear",
+        );
         let _ = write!(
             rows,
             "<tr><td><a href=\"?job={}\">{jn}</a></td><td>{}</td><td class=\"wide\">{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}{clear}</td></tr>",
             url(&j.job),
             badge(&j.state),
             bar(c.total, &segments(j)),

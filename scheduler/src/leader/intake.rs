@@ -5,14 +5,17 @@
 
 use super::history::{Emit, Pending};
 use super::{put, Leader, LeaderError, LiveRun};
+use crate::commands::{self, RunCommand};
 use crate::record::{self, CronRecord, JobRecord, RunRecord};
 use crate::trigger::{admit, due_fires, Admission};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{DagName, RunId};
-use nightshift_core::keyspace::{self, AppliedDag, Command, CommandRecord};
+use nightshift_core::keyspace::{
+    self, AppliedDag, Command, CommandOutcome, CommandRecord, Effect, Rejection,
+};
 use nightshift_core::schedule::{business_date_for, Schedule};
-use nightshift_core::state::{JobState, RunState, TriggerSource};
+use nightshift_core::state::{RunState, TriggerSource};
 use nightshift_store::{NewRun, StoreError};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -137,6 +140,7 @@ impl Leader {
             jobs,
             lost_executors: Default::default(),
             open_alerts: Default::default(),
+            retry_of: None,
             spec,
         };
         let mut ops = vec![put(
@@ -282,22 +286,7 @@ impl Leader {
         let Some(live) = self.runs.get_mut(run) else {
             return false;
         };
-        if live.rec.state.is_terminal() {
-            return false;
-        }
-        for job in live.rec.jobs.values_mut() {
-            if !job.state.is_terminal() {
-                let open = nightshift_core::keyspace::ItemSet::range(0, job.shards)
-                    .difference(&job.done());
-                if job.state != JobState::Pending {
-                    job.cancelled = job.cancelled.union(&open);
-                }
-                job.state = JobState::Cancelled;
-                job.ended_at_ms = Some(now_ms);
-                job.retry_at.clear();
-            }
-        }
-        true
+        commands::cancel(&mut live.rec, now_ms).is_ok()
     }
 
     /// Carries out and deletes every pending operator command, oldest first.
@@ -331,20 +320,22 @@ impl Leader {
                 job: None,
                 item: None,
                 executor: None,
-                detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome}),
+                // `outcome` is the text shown to people; `result` the typed
+                // outcome that followers read.
+                detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome.to_string(), "result": outcome}),
             }));
         }
         Ok(())
     }
 
     /// Runs one command; its key is deleted in the same txn as its effect.
+    /// Run commands go through the pure [`commands::apply`]; this is only
+    /// the effect layer (find the record, write what it returns).
     async fn execute(
         &mut self,
         cmd: &CommandRecord,
         delete: TxnOp,
-    ) -> Result<(Option<DagName>, Option<RunId>, String), LeaderError> {
-        let now = self.clock.now_ms();
-        let run_dag = |l: &Leader, run: &RunId| l.runs.get(run).map(|r| r.rec.spec.name.clone());
+    ) -> Result<(Option<DagName>, Option<RunId>, CommandOutcome), LeaderError> {
         match &cmd.command {
             Command::Trigger {
                 dag,
@@ -355,11 +346,8 @@ impl Leader {
             } => {
                 if !self.dags.contains_key(dag) {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((
-                        Some(dag.clone()),
-                        None,
-                        format!("rejected: dag {dag} is not applied"),
-                    ));
+                    let reason = Rejection::DagNotApplied { dag: dag.clone() };
+                    return Ok((Some(dag.clone()), None, reason.into()));
                 }
                 if let (Some(day), false) = (business_date, rerun) {
                     let runs = self
@@ -369,11 +357,8 @@ impl Leader {
                         .map_err(store_down)?;
                     if runs.iter().any(|r| r.state == RunState::Succeeded) {
                         self.fenced.commit(vec![delete]).await?;
-                        return Ok((
-                            Some(dag.clone()),
-                            None,
-                            format!("rejected: a run for {day} already succeeded (use rerun)"),
-                        ));
+                        let reason = Rejection::AlreadySucceeded { business_date: *day };
+                        return Ok((Some(dag.clone()), None, reason.into()));
                     }
                 }
                 let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
@@ -389,107 +374,64 @@ impl Leader {
                 if created.is_none() {
                     self.fenced.commit(vec![delete]).await?;
                 }
-                Ok((Some(dag.clone()), Some(run), "triggered".into()))
+                let effect = Effect::Triggered { run: run.clone() };
+                Ok((Some(dag.clone()), Some(run), effect.into()))
             }
             Command::CancelRun { run } => {
-                let dag = run_dag(self, run);
-                let ok = self.cancel_run(run, now);
-                self.commit_run_with(run, delete).await?;
-                Ok((
-                    dag,
-                    Some(run.clone()),
-                    if ok {
-                        "cancelled".into()
-                    } else {
-                        "rejected: run is not live".into()
-                    },
-                ))
+                self.run_command(run, RunCommand::Cancel, delete, false)
+                    .await
+            }
+            Command::Retry { run, job } if self.runs.contains_key(run) => {
+                let command = RunCommand::Retry { job: job.clone() };
+                self.run_command(run, command, delete, false).await
             }
             Command::Retry { run, job } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run) {
-                    Some(live) if !live.rec.state.is_terminal() => {
-                        let mut n = 0;
-                        for (name, rec) in live.rec.jobs.iter_mut() {
-                            let selected = job.as_ref().is_none_or(|j| j == name);
-                            if selected
-                                && matches!(rec.state, JobState::Failed | JobState::UpstreamFailed)
-                            {
-                                for item in rec.failed.iter().collect::<Vec<_>>() {
-                                    rec.failures.remove(&item);
-                                    rec.attempts.insert(item, rec.attempt(item) + 1);
-                                }
-                                rec.failed = Default::default();
-                                rec.state = JobState::Pending;
-                                rec.ended_at_ms = None;
-                                rec.error = None;
-                                n += 1;
-                            }
-                        }
-                        format!("reopened {n} job(s)")
-                    }
-                    Some(_) => "rejected: run is ending".into(),
-                    None => {
-                        // A finished run: a new run redoes only what failed.
-                        let new_run = RunId::new(format!(
-                            "{}-{}",
-                            run_dag_sql(self, run).await?.unwrap_or_default(),
-                            cmd.id
-                        ));
-                        let outcome = self
-                            .retry_finished(run, job.as_ref(), new_run.clone(), delete.clone())
-                            .await?;
-                        if !outcome.starts_with("retried") {
-                            self.fenced.commit(vec![delete]).await?;
-                        }
-                        let dag = run_dag_sql(self, run).await?.map(DagName::new);
-                        return Ok((dag, Some(new_run), outcome));
-                    }
-                };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                // A finished run: a new run redoes only what failed.
+                let dag = run_dag_sql(self, run).await?;
+                let new_run = RunId::new(format!(
+                    "{}-{}",
+                    dag.as_ref().map(|d| d.as_str()).unwrap_or_default(),
+                    cmd.id
+                ));
+                let outcome = self
+                    .retry_finished(run, job.as_ref(), new_run.clone(), delete.clone())
+                    .await?;
+                if outcome.is_rejected() {
+                    self.fenced.commit(vec![delete]).await?;
+                }
+                Ok((dag, Some(new_run), outcome))
             }
             Command::MarkItemSucceeded { run, job, item } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
-                    Some(rec) if !rec.state.is_terminal() && item.0 < rec.shards => {
-                        rec.failed.remove(item.0);
-                        rec.retry_at.remove(&item.0);
-                        rec.unowned.remove(item.0);
-                        rec.succeeded.insert(item.0);
-                        "marked succeeded".to_owned()
-                    }
-                    _ => "rejected: job is not running or item out of range".to_owned(),
+                let command = RunCommand::MarkSucceeded {
+                    job: job.clone(),
+                    item: *item,
                 };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                self.run_command(run, command, delete, true).await
             }
             Command::SkipJob { run, job } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
-                    Some(rec) if !rec.state.is_terminal() => {
-                        let open = nightshift_core::keyspace::ItemSet::range(0, rec.shards)
-                            .difference(&rec.done());
-                        rec.skipped = rec.skipped.union(&open);
-                        rec.retry_at.clear();
-                        rec.state = JobState::Skipped;
-                        rec.ended_at_ms = Some(now);
-                        "skipped".to_owned()
-                    }
-                    _ => "rejected: job is not live".to_owned(),
+                let command = RunCommand::Skip { job: job.clone() };
+                self.run_command(run, command, delete, false).await
+            }
+            Command::Clear {
+                run,
+                jobs,
+                items,
+                downstream,
+            } => {
+                let command = RunCommand::Clear {
+                    jobs: jobs.clone(),
+                    items: items.clone(),
+                    downstream: *downstream,
                 };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                self.run_command(run, command, delete, true).await
             }
             Command::PauseDag { dag } | Command::ResumeDag { dag } => {
+                let now = self.clock.now_ms();
                 let paused = matches!(cmd.command, Command::PauseDag { .. });
                 let Some(mut applied) = self.dags.get(dag).cloned() else {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((
-                        Some(dag.clone()),
-                        None,
-                        format!("rejected: dag {dag} is not applied"),
-                    ));
+                    let reason = Rejection::DagNotApplied { dag: dag.clone() };
+                    return Ok((Some(dag.clone()), None, reason.into()));
                 };
                 self.store
                     .set_dag_paused(dag, paused, now)
@@ -503,17 +445,62 @@ impl Leader {
                     ])
                     .await?;
                 self.dags.insert(dag.clone(), applied);
-                Ok((
-                    Some(dag.clone()),
-                    None,
-                    if paused {
-                        "paused".into()
-                    } else {
-                        "resumed".into()
-                    },
-                ))
+                let effect = if paused {
+                    Effect::Paused
+                } else {
+                    Effect::Resumed
+                };
+                Ok((Some(dag.clone()), None, effect.into()))
             }
         }
+    }
+
+    /// Applies a run command to the run's live record — or, with `reopen`,
+    /// to the record of a finished run rebuilt from SQL (which becomes live
+    /// again if the command re-opens it) — and writes the new record with
+    /// the command's delete in one fenced txn.
+    async fn run_command(
+        &mut self,
+        run: &RunId,
+        command: RunCommand,
+        delete: TxnOp,
+        reopen: bool,
+    ) -> Result<(Option<DagName>, Option<RunId>, CommandOutcome), LeaderError> {
+        let now = self.clock.now_ms();
+        let (current, is_live) = match self.runs.get(run) {
+            Some(live) => (Ok(live.rec.clone()), true),
+            None if reopen => (self.reopen_from_sql(run).await?, false),
+            None => (Err(Rejection::RunNotLive), false),
+        };
+        let current = match current {
+            Ok(rec) => rec,
+            Err(reason) => {
+                self.fenced.commit(vec![delete]).await?;
+                let dag = run_dag_sql(self, run).await.ok().flatten();
+                return Ok((dag, Some(run.clone()), reason.into()));
+            }
+        };
+        let dag = Some(current.spec.name.clone());
+        let (rec, outcome) = commands::apply(&current, &command, now);
+        if outcome.is_rejected() {
+            self.fenced.commit(vec![delete]).await?;
+            return Ok((dag, Some(run.clone()), outcome));
+        }
+        if !is_live {
+            tracing::info!(run = %run, "finished run re-opened by an operator command");
+            self.runs.insert(
+                run.clone(),
+                LiveRun {
+                    rec,
+                    written: Vec::new(),
+                    synced: Default::default(),
+                },
+            );
+        } else if let Some(live) = self.runs.get_mut(run) {
+            live.rec = rec;
+        }
+        self.commit_run_with(run, delete).await?;
+        Ok((dag, Some(run.clone()), outcome))
     }
 
     /// Writes a run's record (if live) together with `op`.
@@ -539,12 +526,8 @@ impl Leader {
 }
 
 /// The DAG of a stored run.
-async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<String>, LeaderError> {
-    Ok(l.store
-        .get_run(run)
-        .await
-        .map_err(store_down)?
-        .map(|r| r.dag.to_string()))
+async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<DagName>, LeaderError> {
+    Ok(l.store.get_run(run).await.map_err(store_down)?.map(|r| r.dag))
 }
 
 /// A store failure that stops this step (it is retried on the next pass).

@@ -17,6 +17,7 @@ pub mod history;
 mod intake;
 mod owned;
 mod pass;
+mod reopen;
 mod retry;
 mod runs;
 

@@ -713,6 +713,9 @@ impl Leader {
             self.outbox
                 .push(history::Pending::Resolve(key.clone(), now));
         }
+        for key in super::reopen::recovered_alerts(&live.rec) {
+            self.outbox.push(history::Pending::Resolve(key, now));
+        }
         for exec in &live.rec.lost_executors {
             self.outbox.push(history::Pending::Resolve(
                 format!("executor_lost:{exec}:{run}"),
