@@ -123,7 +123,7 @@ async fn clear_with_downstream_reruns_a_succeeded_run_in_place() -> Result<()> {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("cleared 3 item(s)") && stdout.contains("load"),
+        stdout.contains("cleared 5 item(s)") && stdout.contains("extract, load"),
         "{stdout}"
     );
     // The run was re-opened (the outcome is recorded after the pass that

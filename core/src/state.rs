@@ -25,8 +25,9 @@
 //!   [`TriggerSource::Retry`] that links back to it.
 //! * **Clear** (an operator re-running chosen work of a run, Airflow's
 //!   "clear") and **mark-succeeded** on a failed job re-open what had ended:
-//!   any terminal job or item → `Pending`, and a finished run → `Running`
-//!   (the same run, with new attempts). [`StateMachine::is_retry`] names
+//!   any terminal job or item → `Pending`, a failed job or item →
+//!   `Succeeded` (marked), and a finished run → `Running` (the same run,
+//!   with new attempts). [`StateMachine::is_retry`] names
 //!   exactly these re-opening moves; nothing else leaves a terminal state.
 //! * **Failover is not a retry.** An item whose owner is lost goes
 //!   `Running → Pending` (it is not terminal yet) and is handed to another
@@ -306,8 +307,10 @@ impl StateMachine for JobState {
         JobState::is_terminal(self)
     }
     fn is_retry(from: Self, to: Self) -> bool {
-        // Retry re-opens failures; clear re-opens any ended job.
-        from.is_terminal() && to == JobState::Pending
+        // Retry re-opens failures; clear re-opens any ended job;
+        // mark-succeeded settles a failed job whose last failure it marks.
+        (from.is_terminal() && to == JobState::Pending)
+            || (from == JobState::Failed && to == JobState::Succeeded)
     }
     fn can_transition(from: Self, to: Self) -> bool {
         use JobState::*;
@@ -347,8 +350,10 @@ impl StateMachine for ItemState {
         ItemState::is_terminal(self)
     }
     fn is_retry(from: Self, to: Self) -> bool {
-        // Retry re-opens a failure; clear re-opens any ended item.
-        from.is_terminal() && to == ItemState::Pending
+        // Retry re-opens a failure; clear re-opens any ended item;
+        // mark-succeeded settles a failed item.
+        (from.is_terminal() && to == ItemState::Pending)
+            || (from == ItemState::Failed && to == ItemState::Succeeded)
     }
     fn can_transition(from: Self, to: Self) -> bool {
         use ItemState::*;

@@ -145,6 +145,12 @@ fn retry_and_clear_reopen_ended_work_and_nothing_else_leaves_terminal() {
         RunState::Running
     ));
     assert!(RunState::is_retry(RunState::Failed, RunState::Running));
+    // Mark-succeeded settles a failed job.
+    assert!(JobState::is_retry(JobState::Failed, JobState::Succeeded));
+    assert!(!JobState::can_transition(
+        JobState::Cancelled,
+        JobState::Succeeded
+    ));
     // Only to pending / running: an ended run never jumps to another end.
     for &to in RunState::ALL {
         if to != RunState::Running {

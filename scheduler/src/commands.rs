@@ -191,8 +191,10 @@ fn mark_succeeded(
             job.failed.remove(i);
             job.cancelled.remove(i);
             job.succeeded.insert(i);
+            // Settled only when nothing failed or was cut short is left
+            // (the state machine's `failed → succeeded`).
             if let Some(end) = job_outcome(job) {
-                if end != JobState::Failed {
+                if end == JobState::Succeeded {
                     job.state = end;
                     job.error = None;
                     job.ended_at_ms = Some(now_ms);

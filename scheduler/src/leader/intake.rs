@@ -486,8 +486,36 @@ impl Leader {
             self.fenced.commit(vec![delete]).await?;
             return Ok((dag, Some(run.clone()), outcome));
         }
+        // Re-opened jobs go back to `pending` in SQL first: the pass may
+        // start them at once, and SQL takes `pending → running`, not a jump
+        // from the job's old end (`succeeded → running`).
+        let reopened: Vec<nightshift_store::JobRun> = rec
+            .jobs
+            .iter()
+            .filter(|(name, job)| {
+                !job.state.is_terminal()
+                    && current.jobs.get(*name).is_some_and(|j| j.state.is_terminal())
+            })
+            .map(|(name, job)| super::history::job_row(run, name, job))
+            .collect();
+        for row in &reopened {
+            match self.store.upsert_job_run(row).await {
+                Ok(()) | Err(nightshift_store::StoreError::IllegalTransition { .. }) => {}
+                Err(e) => return Err(store_down(e)),
+            }
+        }
         if !is_live {
             tracing::info!(run = %run, "finished run re-opened by an operator command");
+            let emit = Emit { actor: &self.actor };
+            self.outbox.push(emit.event(
+                now,
+                "run_reopened",
+                &rec.spec.name,
+                Some(run),
+                None,
+                None,
+                json!({"command": command_kind(&command), "previous_state": current.state.as_str()}),
+            ));
             self.runs.insert(
                 run.clone(),
                 LiveRun {
@@ -522,6 +550,17 @@ impl Leader {
             live.written = bytes;
         }
         Ok(())
+    }
+}
+
+/// The operator command's kind, for events.
+fn command_kind(command: &RunCommand) -> &'static str {
+    match command {
+        RunCommand::Cancel => "cancel_run",
+        RunCommand::Retry { .. } => "retry",
+        RunCommand::Skip { .. } => "skip_job",
+        RunCommand::MarkSucceeded { .. } => "mark_item_succeeded",
+        RunCommand::Clear { .. } => "clear",
     }
 }
 
