@@ -86,7 +86,9 @@ async fn attempts_by_item(
 ) -> Result<BTreeMap<u32, Vec<(u32, Option<AttemptOutcome>)>>> {
     let mut out: BTreeMap<u32, Vec<_>> = BTreeMap::new();
     for a in cluster.attempts(run, job).await? {
-        out.entry(a.item.0).or_default().push((a.attempt, a.outcome));
+        out.entry(a.item.0)
+            .or_default()
+            .push((a.attempt, a.outcome));
     }
     Ok(out)
 }
@@ -118,7 +120,14 @@ async fn clear_with_downstream_reruns_a_succeeded_run_in_place() -> Result<()> {
 
     let out = nightshift(
         &cluster,
-        &["runs", "clear", run.as_str(), "--job", "extract", "--downstream"],
+        &[
+            "runs",
+            "clear",
+            run.as_str(),
+            "--job",
+            "extract",
+            "--downstream",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,7 +164,10 @@ async fn clear_with_downstream_reruns_a_succeeded_run_in_place() -> Result<()> {
         all.iter()
             .filter(|a| a.attempt == 2)
             .fold((i64::MAX, i64::MIN), |(lo, hi), a| {
-                (lo.min(a.started_at_ms), hi.max(a.ended_at_ms.unwrap_or(i64::MAX)))
+                (
+                    lo.min(a.started_at_ms),
+                    hi.max(a.ended_at_ms.unwrap_or(i64::MAX)),
+                )
             })
     };
     let (_, extract_end) = second(cluster.attempts(&run, "extract").await?);
@@ -216,23 +228,46 @@ async fn mark_succeeded_on_a_failed_job_runs_its_downstream() -> Result<()> {
     // An item that did not fail cannot be marked again.
     let out = nightshift(
         &cluster,
-        &["runs", "mark-succeeded", run.as_str(), "--job", "work", "--item", "1"],
+        &[
+            "runs",
+            "mark-succeeded",
+            run.as_str(),
+            "--job",
+            "work",
+            "--item",
+            "1",
+        ],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 
     let out = nightshift(
         &cluster,
-        &["runs", "mark-succeeded", run.as_str(), "--job", "work", "--item", "2"],
+        &[
+            "runs",
+            "mark-succeeded",
+            run.as_str(),
+            "--job",
+            "work",
+            "--item",
+            "2",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "marked succeeded");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "marked succeeded"
+    );
 
     let end = cluster.wait_run_end(&run, Duration::from_secs(30)).await?;
     assert_eq!(end.state, RunState::Succeeded, "{}", scheduler.logs());
     let work_row = cluster.store.job_run(&run, &work).await?.expect("work row");
     assert_eq!(work_row.state, JobState::Succeeded, "{work_row:?}");
     assert_eq!(work_row.succeeded, 4);
-    let after_row = cluster.store.job_run(&run, &after).await?.expect("after row");
+    let after_row = cluster
+        .store
+        .job_run(&run, &after)
+        .await?
+        .expect("after row");
     assert_eq!(after_row.state, JobState::Succeeded, "{after_row:?}");
     // The downstream job really ran: one succeeded attempt per item.
     let ran = attempts_by_item(&cluster, &run, "after").await?;

@@ -359,7 +359,9 @@ pub fn downstream_of(spec: &DagSpec, roots: &BTreeSet<JobName>) -> BTreeSet<JobN
     let mut frontier: Vec<JobName> = roots.iter().cloned().collect();
     while let Some(up) = frontier.pop() {
         for job in &spec.jobs {
-            if job.depends_on.contains(&up) && !roots.contains(&job.name) && out.insert(job.name.clone())
+            if job.depends_on.contains(&up)
+                && !roots.contains(&job.name)
+                && out.insert(job.name.clone())
             {
                 frontier.push(job.name.clone());
             }

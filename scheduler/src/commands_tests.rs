@@ -23,7 +23,11 @@ const RULES: [TriggerRule; 4] = [
 /// and the spec order is a topological order).
 fn dag() -> impl Strategy<Value = DagSpec> {
     proptest::collection::vec(
-        (proptest::collection::vec(any::<bool>(), 6), 0usize..4, 1u32..5),
+        (
+            proptest::collection::vec(any::<bool>(), 6),
+            0usize..4,
+            1u32..5,
+        ),
         1..6,
     )
     .prop_map(|jobs| {
@@ -161,14 +165,24 @@ fn assert_well_formed(rec: &RunRecord) -> Result<(), TestCaseError> {
         prop_assert_eq!(total, job.done().len(), "overlapping item sets in {}", name);
         prop_assert!(job.done().iter().all(|i| i < job.shards), "{}", name);
         if job.state == JobState::Succeeded {
-            prop_assert!(job.failed.is_empty(), "succeeded {} with failed items", name);
+            prop_assert!(
+                job.failed.is_empty(),
+                "succeeded {} with failed items",
+                name
+            );
         }
     }
     Ok(())
 }
 
 fn pick() -> impl Strategy<Value = (u8, usize, u32, bool, bool)> {
-    (any::<u8>(), 0usize..8, 0u32..6, any::<bool>(), prop::bool::weighted(0.1))
+    (
+        any::<u8>(),
+        0usize..8,
+        0u32..6,
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+    )
 }
 
 proptest! {

@@ -219,11 +219,8 @@ const MAX_ITEMS: u64 = 10_000;
 fn parse_items(list: &str) -> anyhow::Result<Vec<ItemIndex>> {
     let mut out = std::collections::BTreeSet::new();
     for part in list.split(',').map(str::trim) {
-        let bad = || {
-            anyhow::anyhow!(
-                "--items: `{part}` is not an item index or range (e.g. `1,2,5-9`)"
-            )
-        };
+        let bad =
+            || anyhow::anyhow!("--items: `{part}` is not an item index or range (e.g. `1,2,5-9`)");
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (
                 a.trim().parse::<u32>().map_err(|_| bad())?,
@@ -259,7 +256,11 @@ mod tests {
 
     #[test]
     fn item_lists_take_indices_and_ranges() {
-        let got: Vec<u32> = parse_items("1, 2,5-7,2").unwrap().iter().map(|i| i.0).collect();
+        let got: Vec<u32> = parse_items("1, 2,5-7,2")
+            .unwrap()
+            .iter()
+            .map(|i| i.0)
+            .collect();
         assert_eq!(got, vec![1, 2, 5, 6, 7]);
         for bad in ["", "x", "3-1", "1-", "-2", "1,,2", "0-4294967295"] {
             assert!(parse_items(bad).is_err(), "{bad}");

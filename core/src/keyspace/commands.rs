@@ -330,7 +330,11 @@ impl fmt::Display for CommandOutcome {
                 Effect::Skipped => f.write_str("skipped"),
                 Effect::Cleared { items, jobs } => {
                     let names: Vec<&str> = jobs.iter().map(|j| j.as_str()).collect();
-                    write!(f, "cleared {items} item(s); jobs re-opened: {}", names.join(", "))
+                    write!(
+                        f,
+                        "cleared {items} item(s); jobs re-opened: {}",
+                        names.join(", ")
+                    )
                 }
                 Effect::Paused => f.write_str("paused"),
                 Effect::Resumed => f.write_str("resumed"),

@@ -357,7 +357,9 @@ impl Leader {
                         .map_err(store_down)?;
                     if runs.iter().any(|r| r.state == RunState::Succeeded) {
                         self.fenced.commit(vec![delete]).await?;
-                        let reason = Rejection::AlreadySucceeded { business_date: *day };
+                        let reason = Rejection::AlreadySucceeded {
+                            business_date: *day,
+                        };
                         return Ok((Some(dag.clone()), None, reason.into()));
                     }
                 }
@@ -494,7 +496,10 @@ impl Leader {
             .iter()
             .filter(|(name, job)| {
                 !job.state.is_terminal()
-                    && current.jobs.get(*name).is_some_and(|j| j.state.is_terminal())
+                    && current
+                        .jobs
+                        .get(*name)
+                        .is_some_and(|j| j.state.is_terminal())
             })
             .map(|(name, job)| super::history::job_row(run, name, job))
             .collect();
@@ -566,7 +571,11 @@ fn command_kind(command: &RunCommand) -> &'static str {
 
 /// The DAG of a stored run.
 async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<DagName>, LeaderError> {
-    Ok(l.store.get_run(run).await.map_err(store_down)?.map(|r| r.dag))
+    Ok(l.store
+        .get_run(run)
+        .await
+        .map_err(store_down)?
+        .map(|r| r.dag))
 }
 
 /// A store failure that stops this step (it is retried on the next pass).

@@ -67,9 +67,10 @@ pub async fn run_state_follows_the_state_machine(store: &Store) {
     assert_eq!(failed.ended_at_ms, Some(300));
     assert_eq!(failed.error.as_deref(), Some("job x failed"));
 
-    // Terminal is final: nothing changes, not even the timestamps.
+    // Terminal is final but for the re-open (a clear): nothing changes,
+    // not even the timestamps.
     for to in [
-        RunState::Running,
+        RunState::Pending,
         RunState::Succeeded,
         RunState::Failed,
         RunState::Cancelled,
@@ -84,6 +85,30 @@ pub async fn run_state_follows_the_state_machine(store: &Store) {
         );
     }
     assert_eq!(store.get_run(&run.run_id).await.unwrap().unwrap(), failed);
+
+    // A clear re-opens the ended run: running again, its first start
+    // kept, its end and error gone until it ends again.
+    let reopened = store
+        .update_run_state(&run.run_id, RunState::Running, 450, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            reopened.state,
+            reopened.started_at_ms,
+            reopened.ended_at_ms,
+            reopened.error
+        ),
+        (RunState::Running, Some(200), None, None)
+    );
+    let again = store
+        .update_run_state(&run.run_id, RunState::Succeeded, 500, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.state, again.ended_at_ms),
+        (RunState::Succeeded, Some(500))
+    );
 
     // Cancelling a pending run ends it without a start time.
     let other = seed_run(store, &dag, "r2", 100).await;
@@ -275,4 +300,31 @@ pub async fn runs_for_business_date_oldest_first(store: &Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn retries_link_both_ways(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let origin = seed_run(store, &dag, "r1", 1).await.run_id;
+    let first = seed_run(store, &dag, "r1-retry-a", 2).await.run_id;
+    let second = seed_run(store, &dag, "r1-retry-b", 3).await.run_id;
+    assert_eq!(store.retry_of(&first).await.unwrap(), None);
+    assert!(store.retries_of(&origin).await.unwrap().is_empty());
+    store.link_retry(&second, &origin).await.unwrap();
+    store.link_retry(&first, &origin).await.unwrap();
+    // Repeating a link is harmless.
+    store.link_retry(&first, &origin).await.unwrap();
+    assert_eq!(store.retry_of(&first).await.unwrap(), Some(origin.clone()));
+    assert_eq!(store.retry_of(&origin).await.unwrap(), None);
+    assert_eq!(
+        store.retries_of(&origin).await.unwrap(),
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+    for (retry, from) in [
+        (RunId::new("ghost"), origin.clone()),
+        (first.clone(), RunId::new("ghost")),
+    ] {
+        let err = store.link_retry(&retry, &from).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    }
 }
