@@ -238,6 +238,9 @@ string_enum! {
         /// etcd's database is full (its NOSPACE alarm) and refuses writes
         /// until an operator compacts, defragments and disarms it.
         CoordinationFull => "coordination_full",
+        /// A run has taken more than 1.5 × the median duration of its DAG's
+        /// last 10 succeeded runs (a warning; resolved when the run ends).
+        RunSlow => "run_slow",
     }
 }
 

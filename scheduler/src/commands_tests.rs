@@ -70,6 +70,7 @@ fn new_run(spec: &DagSpec) -> RunRecord {
         lost_executors: Default::default(),
         open_alerts: Default::default(),
         retry_of: None,
+        slow_after_ms: None,
     }
 }
 

@@ -35,6 +35,7 @@ pub mod leader;
 pub mod orchestration;
 pub mod plan;
 pub mod record;
+pub mod slow;
 pub mod trigger;
 
 pub use leader::{run_scheduler, Clock, SchedulerConfig, SystemClock};

@@ -312,4 +312,20 @@ impl Store {
         .map_err(query_err("list retries"))?;
         Ok(rows.into_iter().map(|(r,)| RunId::new(r)).collect())
     }
+
+    /// Durations (end − start, ms) of the last `limit` succeeded runs of
+    /// `dag`, newest first: the baseline of the "slower than usual" alert.
+    pub async fn recent_run_durations(&self, dag: &DagName, limit: u32) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT ended_at_ms - started_at_ms FROM runs WHERE dag = $1 AND state = $2 \
+             AND started_at_ms IS NOT NULL AND ended_at_ms IS NOT NULL \
+             ORDER BY ended_at_ms DESC, run_id LIMIT $3")
+            .bind(dag.as_str())
+            .bind(RunState::Succeeded.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("recent run durations"))?;
+        Ok(rows.into_iter().map(|(d,)| d).collect())
+    }
 }

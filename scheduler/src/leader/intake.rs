@@ -127,6 +127,19 @@ impl Leader {
         }
         let deadline_ms =
             crate::trigger::deadline_ms(spec.deadline, spec.timezone, req.source, day, at);
+        // The "slower than usual" baseline; without it the run just gets
+        // no such warning (never a failed trigger).
+        let slow_after_ms = match self
+            .store
+            .recent_run_durations(&req.dag, crate::slow::BASELINE_RUNS)
+            .await
+        {
+            Ok(durations) => crate::slow::slow_after_ms(&durations),
+            Err(e) => {
+                tracing::warn!(dag = %req.dag, error = %e, "no run-time baseline; no run_slow alert for this run");
+                None
+            }
+        };
         let rec = RunRecord {
             run: req.run.clone(),
             dag_version: version,
@@ -141,6 +154,7 @@ impl Leader {
             lost_executors: Default::default(),
             open_alerts: Default::default(),
             retry_of: None,
+            slow_after_ms,
             spec,
         };
         let mut ops = vec![put(

@@ -20,6 +20,7 @@ mod pass;
 mod reopen;
 mod retry;
 mod runs;
+mod slow;
 
 use crate::record::{self, CronRecord, RunRecord};
 use futures::StreamExt;

@@ -158,5 +158,6 @@ pub fn rebuild(
         lost_executors: Default::default(),
         open_alerts: Default::default(),
         retry_of: None,
+        slow_after_ms: None,
     }
 }

@@ -199,6 +199,7 @@ impl Leader {
     /// retried on the next pass; the etcd side is already committed.
     pub(super) async fn persist_run(&mut self, run: &RunId) -> Result<(), LeaderError> {
         let now = self.clock.now_ms();
+        self.slow_check(run, now);
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
         };

@@ -328,3 +328,36 @@ pub async fn retries_link_both_ways(store: &Store) {
         assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     }
 }
+
+pub async fn recent_durations_are_of_succeeded_runs_newest_first(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let other = seed_dag(store, "other").await;
+    // (id, dag, start, end, final state)
+    let runs = [
+        ("a", &dag, 100, 1_100, RunState::Succeeded),
+        ("b", &dag, 200, 5_200, RunState::Failed),
+        ("c", &dag, 300, 2_300, RunState::Succeeded),
+        ("d", &other, 400, 9_400, RunState::Succeeded),
+        ("e", &dag, 500, 3_500, RunState::Succeeded),
+    ];
+    for (id, d, start, end, state) in runs {
+        let run = seed_run(store, d, id, start).await.run_id;
+        store
+            .update_run_state(&run, RunState::Running, start, None)
+            .await
+            .unwrap();
+        store
+            .update_run_state(&run, state, end, None)
+            .await
+            .unwrap();
+    }
+    seed_run(store, &dag, "live", 600).await;
+    assert_eq!(
+        store.recent_run_durations(&dag, 10).await.unwrap(),
+        vec![3_000, 2_000, 1_000]
+    );
+    assert_eq!(
+        store.recent_run_durations(&dag, 2).await.unwrap(),
+        vec![3_000, 2_000]
+    );
+}
