@@ -9,7 +9,7 @@
 //! loop that polls the store for one run and prints them.
 
 use nightshift_core::ids::{DagName, JobName, RunId};
-use nightshift_core::keyspace::CommandId;
+use nightshift_core::keyspace::{CommandId, CommandOutcome};
 use nightshift_core::state::{JobState, RunState};
 use nightshift_store::{EventFilter, JobRun, Run, Store, StoreError};
 use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ pub async fn follow_run(
                 }
             }
             Ok(None) => match command_outcome(store, "trigger", Some(dag), command).await {
-                Ok(Some(outcome)) if is_rejection(&outcome) => return RunEnd::Rejected(outcome),
+                Ok(Some(outcome)) if outcome.rejected() => return RunEnd::Rejected(outcome.text),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading command outcomes"),
             },
@@ -154,9 +154,31 @@ pub async fn follow_run(
     }
 }
 
-/// Whether a recorded command outcome says the leader refused the command.
-pub fn is_rejection(outcome: &str) -> bool {
-    outcome.starts_with("rejected")
+/// What the leader recorded for a command: its text for people and, from
+/// leaders that record it, the typed outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOutcome {
+    /// The outcome as text (`marked succeeded`, `rejected: …`).
+    pub text: String,
+    /// The typed outcome (`result` of the event).
+    pub result: Option<CommandOutcome>,
+}
+
+impl RecordedOutcome {
+    /// Whether the leader refused the command. Events of leaders older
+    /// than the typed outcome carry only the text.
+    pub fn rejected(&self) -> bool {
+        match &self.result {
+            Some(r) => r.is_rejected(),
+            None => self.text.starts_with("rejected"),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// The outcome the leader recorded for `command` of `kind` (the `outcome` of
@@ -166,7 +188,7 @@ pub async fn command_outcome(
     kind: &str,
     dag: Option<&DagName>,
     command: &CommandId,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<RecordedOutcome>, StoreError> {
     // Commands are carried out after they are issued; a minute of slack
     // covers clocks that disagree between the CLI and the leader.
     let since = command.issued_at_ms().unwrap_or(0).saturating_sub(60_000);
@@ -180,7 +202,12 @@ pub async fn command_outcome(
     Ok(events
         .iter()
         .find(|e| e.event.detail["command_id"] == command.as_str())
-        .and_then(|e| e.event.detail["outcome"].as_str().map(str::to_owned)))
+        .and_then(|e| {
+            let detail = &e.event.detail;
+            let text = detail["outcome"].as_str()?.to_owned();
+            let result = serde_json::from_value(detail["result"].clone()).ok();
+            Some(RecordedOutcome { text, result })
+        }))
 }
 
 #[cfg(test)]

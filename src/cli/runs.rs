@@ -9,7 +9,7 @@
 //! store it prints the command id and exits 0 once the command is written.
 
 use crate::cli::conn::{self, DatabaseArgs, EtcdArgs};
-use crate::cli::follow::{command_outcome, is_rejection};
+use crate::cli::follow::command_outcome;
 use crate::cli::issue::issue;
 use crate::cli::trigger::EXIT_REJECTED;
 use anyhow::Context as _;
@@ -129,7 +129,7 @@ pub fn run(verb: RunsCommand) -> ExitCode {
                 .await
                 .context("reading the command's outcome")?;
             if let Some(outcome) = outcome {
-                if is_rejection(&outcome) {
+                if outcome.rejected() {
                     eprintln!("error: the leader {outcome} (command {id})");
                     return Ok(ExitCode::from(EXIT_REJECTED));
                 }
