@@ -185,7 +185,7 @@ pub fn document() -> Value {
         "/runs/{run}",
         "get",
         op(
-            "a run with per-job counts, throughput and ETA",
+            "a run with per-job counts, throughput and ETA; `retry_of` (the run it retries) and `retried_by` (runs retrying it)",
             vec![run()],
             "200",
             None,
