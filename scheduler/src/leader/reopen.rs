@@ -161,3 +161,145 @@ pub fn rebuild(
         slow_after_ms: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use nightshift_core::dag::JobSpec;
+    use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex};
+    use nightshift_core::state::{RunState, TriggerSource};
+    use nightshift_store::AttemptId;
+
+    fn spec() -> DagSpec {
+        let mut spec: DagSpec = serde_json::from_value(serde_json::json!({
+            "name": "d", "description": null, "schedule": null, "timezone": "UTC", "calendar": null,
+            "concurrency": "forbid", "misfire": "skip", "deadline": null, "jobs": []
+        }))
+        .unwrap();
+        let mut work = JobSpec::new("work");
+        work.shards = 3;
+        let mut after = JobSpec::new("after");
+        after.depends_on = vec![JobName::new("work")];
+        spec.jobs = vec![work, after];
+        spec
+    }
+
+    fn job_row(job: &str, state: JobState, succeeded: u32, failed: u32) -> JobRun {
+        JobRun {
+            run_id: RunId::new("r"),
+            job: JobName::new(job),
+            state,
+            shards: 3,
+            succeeded,
+            failed,
+            skipped: 0,
+            cancelled: 0,
+            started_at_ms: (state == JobState::Failed).then_some(10),
+            ended_at_ms: Some(20),
+            error: None,
+        }
+    }
+
+    fn attempt(item: u32, n: u32, outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            id: AttemptId(i64::from(item * 10 + n)),
+            run_id: RunId::new("r"),
+            job: JobName::new("work"),
+            item: ItemIndex(item),
+            attempt: n,
+            executor: ExecutorId::new("e"),
+            fencing_token: FencingToken(1),
+            started_at_ms: 10,
+            ended_at_ms: Some(11),
+            outcome: Some(outcome),
+            error: None,
+            moved_from: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_run_is_rebuilt_from_its_last_attempts() {
+        let row = Run {
+            run_id: RunId::new("r"),
+            dag: DagName::new("d"),
+            dag_version: 2,
+            business_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            state: RunState::Failed,
+            trigger_source: TriggerSource::Schedule,
+            params: serde_json::json!({"k": 1}),
+            scheduled_for_ms: Some(5),
+            created_at_ms: 5,
+            started_at_ms: Some(6),
+            ended_at_ms: Some(30),
+            error: Some("failed jobs: work".into()),
+        };
+        let jobs = [
+            job_row("work", JobState::Failed, 2, 1),
+            job_row("after", JobState::UpstreamFailed, 0, 0),
+        ];
+        let attempts = BTreeMap::from([(
+            JobName::new("work"),
+            vec![
+                attempt(0, 1, AttemptOutcome::Succeeded),
+                attempt(1, 1, AttemptOutcome::Failed),
+                attempt(1, 2, AttemptOutcome::Succeeded),
+                attempt(2, 1, AttemptOutcome::Lost),
+                attempt(2, 2, AttemptOutcome::Failed),
+            ],
+        )]);
+        let rec = rebuild(&row, spec(), &jobs, &attempts);
+        assert_eq!((rec.state, rec.dag_version), (RunState::Failed, 2));
+        assert_eq!(
+            rec.deadline_ms, None,
+            "a re-run does not page for the old deadline"
+        );
+        let work = &rec.jobs[&JobName::new("work")];
+        assert_eq!(work.state, JobState::Failed);
+        assert_eq!(work.succeeded.iter().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(work.failed.iter().collect::<Vec<_>>(), vec![2]);
+        // The highest attempt is kept: a re-run item gets attempt 3.
+        assert_eq!(
+            (work.attempt(0), work.attempt(1), work.attempt(2)),
+            (1, 2, 2)
+        );
+        let after = &rec.jobs[&JobName::new("after")];
+        assert_eq!(after.state, JobState::UpstreamFailed);
+        assert!(after.done().is_empty());
+    }
+
+    #[test]
+    fn a_retry_run_that_succeeds_settles_its_origin_alerts() {
+        let row = Run {
+            run_id: RunId::new("r2"),
+            dag: DagName::new("d"),
+            dag_version: 1,
+            business_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            state: RunState::Succeeded,
+            trigger_source: TriggerSource::Retry,
+            params: serde_json::Value::Null,
+            scheduled_for_ms: None,
+            created_at_ms: 5,
+            started_at_ms: Some(6),
+            ended_at_ms: Some(30),
+            error: None,
+        };
+        let mut rec = rebuild(&row, spec(), &[], &BTreeMap::new());
+        for job in rec.jobs.values_mut() {
+            job.state = JobState::Succeeded;
+        }
+        rec.jobs.get_mut(&JobName::new("after")).unwrap().state = JobState::Failed;
+        assert_eq!(
+            recovered_alerts(&rec),
+            vec!["job_failed:r2:work".to_owned()]
+        );
+        rec.retry_of = Some(RunId::new("r1"));
+        assert_eq!(
+            recovered_alerts(&rec),
+            vec![
+                "job_failed:r2:work".to_owned(),
+                "job_failed:r1:work".to_owned()
+            ]
+        );
+    }
+}
