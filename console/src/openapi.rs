@@ -185,7 +185,7 @@ pub fn document() -> Value {
         "/runs/{run}",
         "get",
         op(
-            "a run with per-job counts, throughput and ETA",
+            "a run with per-job counts, throughput and ETA; `retry_of` (the run it retries) and `retried_by` (runs retrying it)",
             vec![run()],
             "200",
             None,
@@ -243,6 +243,29 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/runs/{run}/clear",
+        "post",
+        op(
+            "clear: re-run chosen jobs / items in the same run (new attempts, even if the run ended); \
+             with downstream, every job downstream of a cleared job runs again after it. \
+             400 when nothing is named, 404 naming an unknown job or item",
+            vec![run()],
+            "202",
+            Some(json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "jobs": { "type": "array", "items": { "type": "string" }, "description": "jobs cleared whole" },
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": { "type": "array", "items": { "type": "integer", "minimum": 0 } },
+                        "description": "job -> item indices cleared one by one"
+                    },
+                    "downstream": { "type": "boolean", "default": false }
+                }
+            })),
+        ),
+    );
+    add(
         "/runs/{run}/jobs/{job}/skip",
         "post",
         action("skip a job", vec![run(), job()], "202"),
@@ -257,7 +280,7 @@ pub fn document() -> Value {
         "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
         "post",
         action(
-            "record an item as succeeded",
+            "record an item as succeeded (also on a failed job: its downstream is re-evaluated)",
             vec![run(), job(), item],
             "202",
         ),

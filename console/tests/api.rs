@@ -229,6 +229,58 @@ async fn unknown_things_are_404_and_finished_runs_are_409() {
     assert_eq!(f.keys().await, before);
 }
 
+/// `POST /runs/{run}/clear`: nothing named is a 400, an unknown run, job
+/// or item a 404 naming it; nothing is written for any of them.
+#[tokio::test]
+async fn clear_names_what_it_cannot_find() {
+    let (f, _) = seeded().await;
+    let before = f.keys().await;
+    let cases = [
+        (
+            "/api/v1/runs/r1/clear",
+            "{}",
+            StatusCode::BAD_REQUEST,
+            "nothing to clear",
+        ),
+        (
+            "/api/v1/runs/r1/clear",
+            r#"{"items":{"settle":[]}}"#,
+            StatusCode::BAD_REQUEST,
+            "nothing to clear",
+        ),
+        (
+            "/api/v1/runs/r1/clear",
+            r#"{"jobs":["extract"],"colour":1}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            "/api/v1/runs/r1/clear",
+            r#"{"jobs":["nope"]}"#,
+            StatusCode::NOT_FOUND,
+            "no job `nope`",
+        ),
+        (
+            "/api/v1/runs/r1/clear",
+            r#"{"items":{"settle":[2,8]}}"#,
+            StatusCode::NOT_FOUND,
+            "no item 8",
+        ),
+        (
+            "/api/v1/runs/nope/clear",
+            r#"{"jobs":["settle"]}"#,
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+    ];
+    for (path, body, want, says) in cases {
+        let (status, _, text) = f.call(Method::POST, path, Some(TOKEN), Some(body)).await;
+        assert_eq!(status, want, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    assert_eq!(f.keys().await, before);
+}
+
 #[tokio::test]
 async fn a_json_body_needs_the_json_content_type() {
     let (f, _) = seeded().await;

@@ -64,6 +64,15 @@ pub struct RunRecord {
     /// work key, handed to executors in each job's spec.
     #[serde(default)]
     pub redo: u32,
+    /// The run this one retries (trigger source `retry`): its failure
+    /// alerts resolve when this run redoes the work.
+    #[serde(default)]
+    pub retry_of: Option<RunId>,
+    /// Run time (ms since creation) past which the run is slower than
+    /// usual: 1.5 × the median of its DAG's last 10 succeeded runs, fixed
+    /// when the run is created; `None` without enough history.
+    #[serde(default)]
+    pub slow_after_ms: Option<i64>,
 }
 
 impl Record for RunRecord {

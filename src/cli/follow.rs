@@ -9,9 +9,9 @@
 //! loop that polls the store for one run and prints them.
 
 use nightshift_core::ids::{DagName, JobName, RunId};
-use nightshift_core::keyspace::commands::CommandOutcome;
 use nightshift_core::keyspace::CommandId;
 use nightshift_core::state::{JobState, RunState};
+use nightshift_store::RecordedOutcome;
 use nightshift_store::{JobRun, Run, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -146,18 +146,13 @@ pub async fn follow_run(
                 }
             }
             Ok(None) => match command_outcome(store, "trigger", Some(dag), command).await {
-                Ok(Some(outcome)) if is_rejection(&outcome) => return RunEnd::Rejected(outcome),
+                Ok(Some(outcome)) if outcome.rejected() => return RunEnd::Rejected(outcome.text),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading command outcomes"),
             },
             Err(e) => tracing::warn!(error = %e, run = %run, "reading a run to follow it"),
         }
     }
-}
-
-/// Whether a recorded command outcome says the leader refused the command.
-pub fn is_rejection(outcome: &str) -> bool {
-    CommandOutcome::read(outcome).is_rejection()
 }
 
 /// The outcome the leader recorded for `command` of `kind` (the `outcome` of
@@ -168,11 +163,8 @@ pub async fn command_outcome(
     kind: &str,
     dag: Option<&DagName>,
     command: &CommandId,
-) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .command_outcome(command, Some(kind), dag)
-        .await?
-        .map(|o| o.text))
+) -> Result<Option<RecordedOutcome>, StoreError> {
+    store.command_outcome(command, Some(kind), dag).await
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! What the leader did with an operator command, from the event it records
-//! for it (`command_{kind}`, `detail.command_id`, `detail.outcome`). The
+//! for it (`command_{kind}`, `detail.command_id`, `detail.outcome` and the
+//! typed `detail.result`). The
 //! CLI (`trigger --wait`, `runs`, `backfill`) and the console (which
 //! follows each action to its outcome) read it through this one function.
 
 use crate::{EventFilter, Result, Store};
 use nightshift_core::ids::{DagName, RunId};
-use nightshift_core::keyspace::commands::{outcome_event_kind, CommandOutcome};
+use nightshift_core::keyspace::commands::{outcome_event_kind, CommandOutcome, OutcomeReading};
 use nightshift_core::keyspace::CommandId;
 
 /// Clocks of the issuer and the leader may disagree; the outcome event is
@@ -31,7 +32,9 @@ pub struct RecordedOutcome {
     /// The event kind (`command_trigger`, ...).
     pub event_kind: String,
     /// Applied or rejected, with the leader's words.
-    pub outcome: CommandOutcome,
+    pub outcome: OutcomeReading,
+    /// The typed outcome (`result` of the event), from leaders that record it.
+    pub result: Option<CommandOutcome>,
     /// The outcome text as recorded.
     pub text: String,
     /// The run it concerned or created, if any.
@@ -40,6 +43,19 @@ pub struct RecordedOutcome {
     pub dag: Option<DagName>,
     /// When the leader recorded it (epoch ms).
     pub at_ms: i64,
+}
+
+impl RecordedOutcome {
+    /// Whether the leader refused the command.
+    pub fn rejected(&self) -> bool {
+        self.outcome.is_rejection()
+    }
+}
+
+impl std::fmt::Display for RecordedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl Store {
@@ -78,9 +94,12 @@ impl Store {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
+                let result: Option<CommandOutcome> =
+                    serde_json::from_value(e.event.detail["result"].clone()).ok();
                 return Ok(Some(RecordedOutcome {
                     event_kind: e.event.kind.clone(),
-                    outcome: CommandOutcome::read(&text),
+                    outcome: OutcomeReading::of_event(&text, result.as_ref()),
+                    result,
                     text,
                     run_id: e.event.run_id.clone(),
                     dag: e.event.dag.clone(),

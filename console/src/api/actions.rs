@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/dags/{dag}/resume", post(resume))
         .route("/runs/{run}/cancel", post(cancel))
         .route("/runs/{run}/retry", post(retry))
+        .route("/runs/{run}/clear", post(clear))
         .route("/runs/{run}/jobs/{job}/skip", post(skip))
         .route(
             "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
@@ -83,6 +84,24 @@ pub struct RetryRequest {
     #[serde(default)]
     pub job: Option<String>,
 }
+
+/// `POST /runs/{run}/clear` body: what to run again in the same run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    /// Jobs cleared whole.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// Items cleared one by one: job → item indices.
+    #[serde(default)]
+    pub items: std::collections::BTreeMap<String, Vec<u32>>,
+    /// Also clear every job downstream of a cleared job.
+    #[serde(default)]
+    pub downstream: bool,
+}
+
+/// Most item indices one clear may name (a whole job is named by `jobs`).
+pub const MAX_CLEAR_ITEMS: usize = 10_000;
 
 /// Answer to every action: the command the leader will carry out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,6 +416,54 @@ async fn mark_succeeded(
             run: run.run_id,
             job,
             item: ItemIndex(item),
+        },
+    )
+    .await
+}
+
+/// Clears chosen work of a run (it may have ended): 400 when nothing is
+/// named or too many items are, 404 naming an unknown job or item.
+async fn clear(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(run): Path<String>,
+    OptionalJson(req): OptionalJson<ClearRequest>,
+) -> Result<Accepted, ApiError> {
+    if req.jobs.is_empty() && req.items.values().all(Vec::is_empty) {
+        return Err(ApiError::bad(
+            "nothing to clear: give `jobs` (job names) or `items` ({\"job\": [indices]})",
+        ));
+    }
+    let named: usize = req.items.values().map(Vec::len).sum();
+    if named > MAX_CLEAR_ITEMS {
+        return Err(ApiError::bad(format!(
+            "`items` names {named} items; at most {MAX_CLEAR_ITEMS} (clear the whole job with `jobs`)"
+        )));
+    }
+    let run = get_run(&state, &run).await?;
+    let mut jobs = Vec::new();
+    for job in &req.jobs {
+        jobs.push(job_of(&state, &run, job).await?.0);
+    }
+    let mut items = std::collections::BTreeMap::new();
+    for (job, indices) in &req.items {
+        let (job, shards) = job_of(&state, &run, job).await?;
+        if let Some(bad) = indices.iter().find(|&&i| i >= shards) {
+            return Err(ApiError::NotFound(format!(
+                "job `{job}` has {shards} items; there is no item {bad}"
+            )));
+        }
+        let list: Vec<ItemIndex> = indices.iter().map(|&i| ItemIndex(i)).collect();
+        items.insert(job, list);
+    }
+    accepted(
+        &state,
+        &operator,
+        Command::Clear {
+            run: run.run_id,
+            jobs,
+            items,
+            downstream: req.downstream,
         },
     )
     .await

@@ -16,7 +16,7 @@ use crate::AppState;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use nightshift_core::keyspace::commands::{trigger_run_id, CommandOutcome};
+use nightshift_core::keyspace::commands::{trigger_run_id, OutcomeReading};
 use nightshift_core::keyspace::{command_key, decode, Command, CommandId, CommandRecord};
 use serde::{Deserialize, Serialize};
 
@@ -103,8 +103,8 @@ pub async fn command_status(
     match state.store.command_outcome(&id, kind, None).await? {
         Some(recorded) => {
             let (state_name, reason) = match &recorded.outcome {
-                CommandOutcome::Applied(_) => ("applied", None),
-                CommandOutcome::Rejected(why) => ("rejected", Some(why.clone())),
+                OutcomeReading::Applied(_) => ("applied", None),
+                OutcomeReading::Rejected(why) => ("rejected", Some(why.clone())),
             };
             Ok(CommandStatus {
                 command_id: id.to_string(),

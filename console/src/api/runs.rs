@@ -46,6 +46,10 @@ pub struct RunDetail {
     pub jobs: Vec<JobProgress>,
     /// Item counts over all jobs.
     pub totals: Counts,
+    /// The run this one retries, if it is a retry.
+    pub retry_of: Option<String>,
+    /// The runs that retry this one, oldest first.
+    pub retried_by: Vec<String>,
 }
 
 /// Item counts by state.
@@ -197,10 +201,14 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
             error: jr.and_then(|j| j.error.clone()),
         });
     }
+    let retry_of = state.store.retry_of(&run.run_id).await?;
+    let retried_by = state.store.retries_of(&run.run_id).await?;
     Ok(RunDetail {
         run: RunBrief::new(run, now),
         jobs,
         totals,
+        retry_of: retry_of.map(|r| r.to_string()),
+        retried_by: retried_by.iter().map(|r| r.to_string()).collect(),
     })
 }
 

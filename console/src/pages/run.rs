@@ -6,7 +6,9 @@
 //! ([`super::item_timeline`], paged); actions on the run, its jobs and
 //! items.
 
-use super::html::{action_form_unless, action_unless, badge, bar, esc, layout, took, url, when};
+use super::html::{
+    action_form, action_form_unless, action_unless, badge, bar, esc, layout, took, url, when,
+};
 use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
@@ -143,6 +145,27 @@ pub async fn page(
             esc(&r.business_date)
         );
     }
+    // A retry and the run it retries link to each other.
+    if let Some(origin) = &d.retry_of {
+        let _ = write!(
+            body,
+            "<p id=\"retry-of\">Retry of run <a href=\"/runs/{}\">{}</a></p>",
+            url(origin),
+            esc(origin)
+        );
+    }
+    if !d.retried_by.is_empty() {
+        let links: Vec<String> = d
+            .retried_by
+            .iter()
+            .map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r)))
+            .collect();
+        let _ = write!(
+            body,
+            "<p id=\"retried-by\">Retried by run {}</p>",
+            links.join(", ")
+        );
+    }
     let run_state = run.state;
     let job_state = |j: &JobProgress| j.state.parse::<JobState>().unwrap_or(JobState::Pending);
     let job_states: Vec<JobState> = d.jobs.iter().map(job_state).collect();
@@ -190,10 +213,27 @@ pub async fn page(
             "Retry",
             applicable::retry_job(job_state(j)).as_deref(),
         );
+        // Clear: run the job again in this run (even if the run ended).
+        let jobs_json = serde_json::json!([j.job]).to_string();
+        let clear = action_form(
+            &format!("{api}/clear"),
+            Some(&format!(
+                "Clear job {} of run {}: its items run again (new attempts)?",
+                j.job, r.run_id
+            )),
+            ro,
+            &format!(
+                "<input type=\"hidden\" name=\"jobs\" data-json value=\"{}\">\
+                 <select name=\"downstream\" data-json title=\"also re-run the jobs downstream\">\
+                 <option value=\"true\">+ downstream</option><option value=\"false\">only this job</option></select>",
+                esc(&jobs_json)
+            ),
+            "Clear",
+        );
         let _ = write!(
             rows,
             "<tr><td><a href=\"?job={}\">{jn}</a></td><td>{}</td><td class=\"wide\">{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}{clear}</td></tr>",
             url(&j.job),
             badge(&j.state),
             bar(c.total, &segments(j)),

@@ -247,6 +247,16 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
             None,
             Box::new(|c| matches!(c, Command::MarkItemSucceeded { item, .. } if item.0 == 2)),
         ),
+        (
+            "/api/v1/runs/r1/clear",
+            Some(r#"{"jobs":["extract"],"items":{"settle":[1,3]},"downstream":true}"#),
+            Box::new(|c| {
+                matches!(c, Command::Clear { run, jobs, items, downstream: true }
+                if run.as_str() == "r1" && jobs.len() == 1 && jobs[0].as_str() == "extract"
+                    && items.len() == 1
+                    && items.values().next().is_some_and(|v| v.iter().map(|i| i.0).eq([1, 3])))
+            }),
+        ),
     ];
     for (path, body, check) in cases {
         let before = f.keys().await;

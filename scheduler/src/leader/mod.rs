@@ -20,8 +20,10 @@ mod intake;
 mod owned;
 mod params;
 mod pass;
+mod reopen;
 mod retry;
 mod runs;
+mod slow;
 mod telemetry;
 
 use crate::record::{self, CronRecord, RunRecord};

@@ -200,6 +200,7 @@ impl Leader {
     /// retried on the next pass; the etcd side is already committed.
     pub(super) async fn persist_run(&mut self, run: &RunId) -> Result<(), LeaderError> {
         let now = self.clock.now_ms();
+        self.slow_check(run, now);
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
         };
@@ -756,6 +757,9 @@ impl Leader {
         for key in &live.rec.open_alerts {
             self.outbox
                 .push(history::Pending::Resolve(key.clone(), now));
+        }
+        for key in super::reopen::recovered_alerts(&live.rec) {
+            self.outbox.push(history::Pending::Resolve(key, now));
         }
         for exec in &live.rec.lost_executors {
             self.outbox.push(history::Pending::Resolve(

@@ -3,7 +3,7 @@
 //! without the kind.
 
 use nightshift_core::ids::{DagName, RunId};
-use nightshift_core::keyspace::commands::CommandOutcome;
+use nightshift_core::keyspace::commands::OutcomeReading;
 use nightshift_core::keyspace::CommandId;
 use nightshift_store::{NewEvent, Store};
 use serde_json::json;
@@ -52,7 +52,7 @@ pub async fn outcomes_are_found_by_command_id(store: &Store) {
             .unwrap_or_else(|| panic!("kind {kind:?}: not found"));
         assert_eq!(
             found.outcome,
-            CommandOutcome::Rejected("a run for 2026-03-05 already succeeded (use rerun)".into())
+            OutcomeReading::Rejected("a run for 2026-03-05 already succeeded (use rerun)".into())
         );
         assert_eq!(found.event_kind, "command_trigger");
         assert_eq!(found.run_id, None);
@@ -62,7 +62,7 @@ pub async fn outcomes_are_found_by_command_id(store: &Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.outcome, CommandOutcome::Applied("cancelled".into()));
+    assert_eq!(found.outcome, OutcomeReading::Applied("cancelled".into()));
     assert_eq!(found.run_id, Some(RunId::new("r9")));
     // The wrong kind, or a command nobody answered: nothing.
     assert_eq!(

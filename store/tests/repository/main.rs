@@ -55,6 +55,8 @@ suite! {
     runs::one_run_per_schedule_instant,
     runs::list_runs_pages_newest_first,
     runs::runs_for_business_date_oldest_first,
+    runs::retries_link_both_ways,
+    runs::recent_durations_are_of_succeeded_runs_newest_first,
     jobs::job_runs_track_tallies_and_legal_moves,
     attempts::attempts_start_and_finish_exactly_once,
     attempts::attempts_filter_by_item_and_unfinished,
