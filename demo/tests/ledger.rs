@@ -189,3 +189,88 @@ async fn postgres_ledger_posts_once_and_reconciles() {
     let pg = nightshift_testkit::db::fresh_postgres().await.unwrap();
     scenario(&pg.url).await;
 }
+
+/// A stale owner writes nothing: after a newer owner (higher fencing
+/// token) claimed an item, the old one's attempt is refused by the
+/// database itself, before any effect, even where its idempotency claim
+/// alone would have let it through ("already applied").
+async fn fencing(url: &str) {
+    use nightshift_executor::FencingToken;
+    let db = Arc::new(DemoDb::connect(url).await.unwrap());
+    seed(&db, ACCOUNTS).await.unwrap();
+    let accrual = InterestAccrual::new(db.clone());
+    let owned_by = |token: i64| item("interest-accrual", 0, 4).fencing_token(FencingToken(token));
+
+    let first = run_item(&accrual, owned_by(20)).await;
+    assert_eq!(first.result, Ok(ItemOutcome::Succeeded));
+    let accruals = db
+        .scalar("SELECT COUNT(*) FROM demo_accruals")
+        .await
+        .unwrap();
+    let claims = db
+        .scalar("SELECT COUNT(*) FROM demo_effects")
+        .await
+        .unwrap();
+    assert!(accruals > 0);
+
+    // A failover gave the item to a newer owner, which claimed it.
+    assert_eq!(
+        db.execute("UPDATE demo_item_fence SET token = 25")
+            .await
+            .unwrap(),
+        1
+    );
+    let stale = run_item(&accrual, owned_by(20)).await;
+    let err = stale.result.expect_err("a stale owner is fenced off");
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert!(
+        stale.checkpoints.is_empty(),
+        "nothing done, nothing checkpointed"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_accruals")
+            .await
+            .unwrap(),
+        accruals
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_effects")
+            .await
+            .unwrap(),
+        claims
+    );
+    assert_eq!(
+        db.scalar("SELECT MAX(token) FROM demo_item_fence")
+            .await
+            .unwrap(),
+        25
+    );
+
+    // The current owner (and any later one) goes through.
+    let newer = run_item(&accrual, owned_by(30)).await;
+    assert_eq!(newer.result, Ok(ItemOutcome::Succeeded));
+    assert_eq!(
+        db.scalar("SELECT MAX(token) FROM demo_item_fence")
+            .await
+            .unwrap(),
+        30
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_accruals")
+            .await
+            .unwrap(),
+        accruals
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_stale_owner_is_fenced_off_by_the_database() {
+    let file = nightshift_testkit::db::fresh_sqlite();
+    fencing(&file.url).await;
+}
+
+#[tokio::test]
+async fn postgres_a_stale_owner_is_fenced_off_by_the_database() {
+    let pg = nightshift_testkit::db::fresh_postgres().await.unwrap();
+    fencing(&pg.url).await;
+}

@@ -155,6 +155,19 @@
 //! }
 //! ```
 //!
+//! # Typed params
+//!
+//! A handler can declare the type of its params: register it with
+//! [`ExecutorBuilder::handler_with_params`] (or implement
+//! [`Job::params_schema`]) for a `P: Deserialize + JsonSchema`, and read
+//! them with [`ItemContext::params`]`::<P>()`. The executor publishes the
+//! schema in its registration, so a typo in a DAG's params is caught
+//! before the night: `nightshift apply` and `nightshift validate --against`
+//! report it at the DAG's `file:line:col`, and the scheduler rejects a
+//! trigger whose run params do not fit (the reason is the command's
+//! outcome). A handler nobody serves yet is a warning at `apply`.
+//! [`ItemContext::params_json`] is the raw, merged JSON.
+//!
 //! # Errors and cancellation
 //!
 //! A handler returns [`ItemOutcome::Succeeded`] or
