@@ -145,7 +145,9 @@ pub(crate) async fn apply_once(
         .await?
         .rows_affected();
         if claimed == 0 {
-            tx.rollback().await?;
+            // Committed, not rolled back: the fence this owner raised
+            // stands (a stale owner must not get through after it).
+            tx.commit().await?;
             return Ok(None);
         }
         let mut rows = 0;
