@@ -142,6 +142,10 @@ pub struct JobRecord {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The current start's generation (see `JobRunSpec::generation`):
+    /// its assignments and spec carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 impl JobRecord {
@@ -165,6 +169,7 @@ impl JobRecord {
             timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
+            generation: None,
         }
     }
 

@@ -52,6 +52,7 @@ pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord 
         items,
         attempts,
         cancel: owner.cancel.intersection(&owner.items),
+        generation: job.generation,
     }
 }
 
@@ -77,6 +78,7 @@ pub(super) fn spec_op(
         item_timeout_ms: spec
             .item_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        generation: rec.jobs.get(job).and_then(|j| j.generation),
     };
     Ok(Some(put(
         keyspace::spec_key(prefix, &rec.run, job),
@@ -102,9 +104,14 @@ fn merge(job: &serde_json::Value, run: &serde_json::Value) -> serde_json::Value 
 
 /// What a start attempt did.
 pub(super) enum Started {
-    /// Assigned (owners filled in): the ops to commit — the spec first,
-    /// then stale-assignment deletes, the assignments, the last assignment.
-    Assigned { main: Vec<TxnOp> },
+    /// Assigned (owners filled in): the ops to commit. `staged`: deletes
+    /// of other assignments of the job, the new assignments (under the
+    /// start's generation), the last assignment; `activate`: the spec
+    /// naming the generation (see `commit`).
+    Assigned {
+        staged: Vec<TxnOp>,
+        activate: Vec<TxnOp>,
+    },
     /// No live executor serves the handler.
     NoExecutor,
 }
@@ -172,23 +179,23 @@ impl Leader {
         job.state = nightshift_core::state::JobState::Running;
         job.started_at_ms.get_or_insert(now_ms);
         job.waiting_since_ms = None;
+        job.generation = Some(self.owned.1);
         // Assignments left by an earlier start of this job (a leader that
-        // crashed mid-dispatch) are deleted key by key in the same txn as
-        // the new ones, not by prefix: etcd refuses a txn whose delete range
-        // overlaps its puts, and one txn keeps the dispatch atomic.
+        // crashed before activating its start) are deleted key by key, not
+        // by prefix: etcd refuses a txn whose delete range overlaps its
+        // puts. They go before the activation, like the new ones.
         let existing = self.owned.of(&rec.run, name);
-        let mut main: Vec<TxnOp> = spec_op(&prefix, rec, name)?.into_iter().collect();
+        let mut staged: Vec<TxnOp> = Vec::new();
         if let Some(job) = rec.jobs.get(name) {
-            for exec in existing.keys() {
-                if !job.owners.contains_key(exec) {
-                    main.push(TxnOp::Delete {
-                        key: keyspace::assign_key(&prefix, &rec.run, name, exec),
-                    });
-                }
+            let assigned = job.owners.keys().cloned().collect();
+            for exec in super::commit::orphans(&existing, &assigned) {
+                staged.push(TxnOp::Delete {
+                    key: keyspace::assign_key(&prefix, &rec.run, name, &exec),
+                });
             }
             for (exec, owner) in &job.owners {
                 let value = assignment_of(job, owner);
-                main.push(put(
+                staged.push(put(
                     keyspace::assign_key(&prefix, &rec.run, name, exec),
                     &value,
                     Some(owner.lease),
@@ -196,7 +203,8 @@ impl Leader {
                 tracing::info!(run = %rec.run, job = %name, executor = %exec, items = %value.items, "assigned");
             }
         }
-        main.push(put(last_key, &last, None)?);
-        Ok(Started::Assigned { main })
+        staged.push(put(last_key, &last, None)?);
+        let activate = spec_op(&prefix, rec, name)?.into_iter().collect();
+        Ok(Started::Assigned { staged, activate })
     }
 }
