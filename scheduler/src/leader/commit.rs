@@ -204,8 +204,7 @@ impl Leader {
             }
         }
         let encoded = keyspace::encode(&*rec)?;
-        let changed =
-            !deletes_record && self.runs.get(run).is_none_or(|l| l.written != encoded);
+        let changed = !deletes_record && self.runs.get(run).is_none_or(|l| l.written != encoded);
         let record_op = changed.then(|| TxnOp::Put {
             key: state_key.clone(),
             value: encoded.clone(),
@@ -338,3 +337,126 @@ impl Leader {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn put(key: &str) -> TxnOp {
+        TxnOp::Put {
+            key: key.into(),
+            value: vec![],
+            lease: None,
+        }
+    }
+
+    fn del(key: &str) -> TxnOp {
+        TxnOp::Delete { key: key.into() }
+    }
+
+    fn ops(staged: usize, activate: usize, rewrites: usize, after: usize) -> RunOps {
+        RunOps {
+            staged: (0..staged).map(|i| put(&format!("s{i}"))).collect(),
+            activate: (0..activate).map(|i| put(&format!("spec{i}"))).collect(),
+            rewrites: (0..rewrites).map(|i| put(&format!("w{i}"))).collect(),
+            after: (0..after).map(|i| del(&format!("b{i}"))).collect(),
+            deletes_record: false,
+        }
+    }
+
+    fn keys(ops: &[TxnOp]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => key.clone(),
+                TxnOp::DeletePrefix { prefix } => prefix.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_start_that_fits_is_one_txn_with_the_record_and_the_consumed_batches() {
+        let (before, rest) = before_record(ops(3, 1, 1, 2), 127);
+        assert!(before.is_empty());
+        let (last, after) = record_txn(rest, Some(put("state")), 127);
+        assert_eq!(
+            keys(&last),
+            ["s0", "s1", "s2", "spec0", "w0", "state", "b0", "b1"]
+        );
+        assert!(after.is_empty());
+    }
+
+    #[test]
+    fn a_large_start_is_staged_then_activated_with_the_record() {
+        let (before, rest) = before_record(ops(7, 1, 0, 5), 4);
+        assert_eq!(
+            before.iter().map(|c| keys(c)).collect::<Vec<_>>(),
+            vec![vec!["s0", "s1", "s2", "s3"], vec!["s4", "s5", "s6"]]
+        );
+        let (last, after) = record_txn(rest, Some(put("state")), 4);
+        // The spec (activation) and the record commit together; consumed
+        // batches fill the txn and the rest follow it.
+        assert_eq!(keys(&last), ["spec0", "state", "b0", "b1"]);
+        assert_eq!(
+            after.iter().map(|c| keys(c)).collect::<Vec<_>>(),
+            vec![vec!["b2", "b3", "b4"]]
+        );
+    }
+
+    #[test]
+    fn rewrites_that_do_not_fit_beside_the_record_go_before_it() {
+        let (before, rest) = before_record(ops(0, 1, 5, 0), 4);
+        assert_eq!(keys(&before.concat()), ["w0", "w1", "w2"]);
+        let (last, _) = record_txn(rest, Some(put("state")), 4);
+        assert_eq!(keys(&last), ["spec0", "w3", "w4", "state"]);
+    }
+
+    #[test]
+    fn an_orphan_is_every_key_the_new_start_does_not_overwrite() {
+        let present = BTreeMap::from([(ExecutorId::new("e1"), 5), (ExecutorId::new("e2"), 6)]);
+        let assigned = BTreeSet::from([ExecutorId::new("e2"), ExecutorId::new("e3")]);
+        assert_eq!(orphans(&present, &assigned), vec![ExecutorId::new("e1")]);
+    }
+
+    proptest! {
+        /// Whatever the sizes: no txn exceeds the limit; every op is
+        /// committed exactly once, in an order where staged ops precede the
+        /// record and consumed batches never precede it; the activations and
+        /// the record share one txn.
+        #[test]
+        fn every_op_once_in_order_and_within_the_limit(
+            staged in 0usize..40,
+            activate in 0usize..3,
+            rewrites in 0usize..20,
+            after in 0usize..40,
+            max in 4usize..20,
+            record in any::<bool>(),
+        ) {
+            let (before, rest) = before_record(ops(staged, activate, rewrites, after), max);
+            let (last, post) = record_txn(rest, record.then(|| put("state")), max);
+            for txn in before.iter().chain(std::iter::once(&last)).chain(&post) {
+                prop_assert!(txn.len() <= max);
+            }
+            let all: Vec<String> = before.iter().flatten().chain(&last).chain(post.iter().flatten())
+                .map(|op| keys(std::slice::from_ref(op)).remove(0)).collect();
+            let expected = staged + activate + rewrites + after + usize::from(record);
+            prop_assert_eq!(all.len(), expected);
+            let unique: BTreeSet<&String> = all.iter().collect();
+            prop_assert_eq!(unique.len(), expected);
+            let last_keys = keys(&last);
+            for i in 0..activate {
+                let spec = format!("spec{i}");
+                prop_assert!(last_keys.contains(&spec));
+            }
+            if record {
+                prop_assert!(last_keys.contains(&"state".to_owned()));
+            }
+            let is_staged = |k: &String| k.starts_with('s') && k != "state" && !k.starts_with("spec");
+            let before_keys = keys(&before.concat());
+            prop_assert!(before_keys.iter().all(|k| !k.starts_with('b') && !k.starts_with("spec") && k != "state"));
+            // Staged ops are all in the record's txn or all before it.
+            prop_assert!(before.is_empty() || !last_keys.iter().any(is_staged));
+            let only_deletes = post.iter().flatten().all(|op| matches!(op, TxnOp::Delete { .. }));
+            prop_assert!(only_deletes);
+        }
+    }
+}
