@@ -79,6 +79,11 @@ impl Proc {
         anyhow::bail!("{} did not exit within 6 s of SIGTERM", self.name)
     }
 
+    /// The exit code, once the process has exited by itself.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -129,9 +134,15 @@ impl Cluster {
     }
 
     pub fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
+        self.spawn_env(name, args, &[])
+    }
+
+    /// [`Cluster::spawn`] with extra environment variables.
+    pub fn spawn_env(&self, name: &str, args: &[String], env: &[(&str, &str)]) -> Result<Proc> {
         let log = self.dir.path().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,nightshift_scheduler=debug")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -146,6 +157,11 @@ impl Cluster {
     }
 
     pub fn scheduler(&self, id: &str) -> Result<Proc> {
+        self.scheduler_env(id, &[])
+    }
+
+    /// [`Cluster::scheduler`] with extra environment variables (test settings).
+    pub fn scheduler_env(&self, id: &str, env: &[(&str, &str)]) -> Result<Proc> {
         let args: Vec<String> = [
             "scheduler",
             "--etcd",
@@ -166,7 +182,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        self.spawn(&format!("scheduler-{id}"), &args)
+        self.spawn_env(&format!("scheduler-{id}"), &args, env)
     }
 
     pub fn executor(&self, id: &str, capacity: u32) -> Result<Proc> {
