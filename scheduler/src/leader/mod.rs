@@ -239,6 +239,9 @@ pub struct Leader {
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
     fenced: Fenced,
+    /// This leadership's term: its election key's create revision. SQL
+    /// attempt rows carry it, so a deposed term's late rows are ignored.
+    term: Revision,
     actor: String,
     runs: BTreeMap<RunId, LiveRun>,
     dags: BTreeMap<DagName, AppliedDag>,
@@ -302,6 +305,7 @@ impl Leader {
             clock,
             config,
             fenced,
+            term: leadership.create_revision(),
             actor,
             runs: BTreeMap::new(),
             dags: BTreeMap::new(),

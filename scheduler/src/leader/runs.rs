@@ -124,7 +124,7 @@ impl Leader {
                     }
                 }
                 self.store
-                    .record_ended_attempts(&stopped)
+                    .record_ended_attempts_in_term(&stopped, self.term)
                     .await
                     .map_err(store_err)?;
                 job.owners.clear();
@@ -306,7 +306,7 @@ impl Leader {
         // per statement: a statement per row made SQL the bottleneck of
         // dispatch (2 statements per item).
         self.store
-            .record_ended_attempts(&finished)
+            .record_ended_attempts_in_term(&finished, self.term)
             .await
             .map_err(store_err)?;
 
@@ -363,7 +363,7 @@ impl Leader {
                 })
                 .collect();
             self.store
-                .record_ended_attempts(&lost)
+                .record_ended_attempts_in_term(&lost, self.term)
                 .await
                 .map_err(store_err)?;
             if !unfinished.is_empty() {

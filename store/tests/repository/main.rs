@@ -56,6 +56,7 @@ suite! {
     attempts::attempts_start_and_finish_exactly_once,
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
+    attempts::a_deposed_terms_attempt_rows_never_hide_a_later_terms,
     events::events_round_trip_and_increase,
     events::events_filter_by_every_field,
     events::events_page_forwards_and_backwards,
