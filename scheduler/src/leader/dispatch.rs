@@ -2,9 +2,11 @@
 //! live executors that registered its handler, with the job's strategy and
 //! the previous start's assignment of the same (DAG, job) as input — so a
 //! membership change between runs is applied here, moving as little as the
-//! strategy allows ("reshard before the next run"). The spec is written
-//! first, then one assignment per executor attached to that executor's
-//! lease, then the new assignment is stored for the next start.
+//! strategy allows ("reshard before the next run"). One assignment per
+//! executor, attached to that executor's lease and carrying the start's
+//! generation, and the new assignment stored for the next start are
+//! *staged*; the job's spec naming the generation *activates* them in the
+//! txn that writes the run record (see `commit`).
 
 use super::{put, Leader, LeaderError};
 use crate::failover::Receiver;

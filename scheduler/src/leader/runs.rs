@@ -5,9 +5,11 @@
 //! keys are deleted.
 //!
 //! The pass works on a copy of the run record and replaces the leader's
-//! copy only once its writes committed, so a failed pass leaves nothing
-//! half-applied: result batches are deleted in the same (or a later) txn as
-//! the record that applied them, and SQL writes are idempotent.
+//! copy only once its writes committed (`commit`: every txn compares the
+//! record's revision, a failed or unanswered one makes the leader reload
+//! the run), so a failed pass leaves nothing half-applied: result batches
+//! are deleted in the same (or a later) txn as the record that applied
+//! them, and SQL writes are idempotent.
 
 use super::dispatch::{assignment_of, receivers, Started};
 use super::history::{self, alert, Emit};
