@@ -133,8 +133,10 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
     assert!(is_succeeded(&ended), "{ended:?}");
 
     let attempts = cluster.attempts(&run, "wide").await?;
+    // One successful attempt per item, attempts never overlapping (a busy
+    // machine may still make an executor self-fence and an item move: that
+    // is a recorded attempt, not a hidden one).
     check_exactly_once("wide", SHARDS, &attempts)?;
-    assert_eq!(attempts.len(), SHARDS as usize, "{attempts:#?}");
     for a in &attempts {
         assert!(
             a.started_at_ms >= dead_at,
@@ -153,28 +155,30 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
         "the recorded start is the second scheduler's: {job:?}"
     );
 
-    // The journal: each item stepped by one owner only, the one the
-    // history records, and never before the takeover.
-    let recorded: BTreeMap<u32, (u32, String)> = attempts
+    // The journal: every step was taken under an attempt the history
+    // records (executor and attempt), and none before the takeover.
+    let recorded: BTreeSet<(u32, u32, String)> = attempts
         .iter()
-        .map(|a| (a.item.0, (a.attempt, a.executor.to_string())))
+        .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
         .collect();
     let journal = read_journal(&dir.join("steps.log"));
-    let mut owners: BTreeMap<u32, BTreeSet<(u32, String)>> = BTreeMap::new();
+    let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
     for (item, attempt, exec, at) in &journal {
         assert!(
             *at >= dead_at,
             "item {item} stepped by {exec} at {at}, before the takeover ({dead_at})"
         );
-        owners
-            .entry(*item)
-            .or_default()
-            .insert((*attempt, exec.clone()));
+        assert!(
+            recorded.contains(&(*item, *attempt, exec.clone())),
+            "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
+        );
+        *stepped.entry(*item).or_default() += 1;
     }
     for item in 0..SHARDS {
-        let seen = owners.get(&item).cloned().unwrap_or_default();
-        let expected = recorded.get(&item).cloned().into_iter().collect();
-        assert_eq!(seen, expected, "item {item}: journal owners vs history");
+        assert!(
+            stepped.get(&item).is_some_and(|n| *n >= 3),
+            "item {item} did not run to the end: {stepped:?}"
+        );
     }
     Ok(())
 }

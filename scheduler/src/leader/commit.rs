@@ -253,9 +253,9 @@ impl Leader {
         match self.fenced.txn(&[Compare::absent(key)], ops).await {
             Ok(r) if r.succeeded => Ok(Some(r.revision)),
             Ok(_) => {
-                self.fenced.check().await?;
-                tracing::info!(run = %run, "the run exists already; loading it");
                 self.reload_run(run).await;
+                self.fenced.check().await?;
+                tracing::info!(run = %run, "the run exists already; loaded it");
                 Ok(None)
             }
             Err(e) => {
@@ -275,10 +275,11 @@ impl Leader {
         match resp {
             Ok(r) if r.succeeded => Ok(r.revision),
             Ok(_) => {
-                // The fence or the record's revision: which one?
-                self.fenced.check().await?;
-                tracing::warn!(run = %run, "the run's record changed under this leader; reloading it");
+                // The fence or the record's revision: either way the copy
+                // goes (first, so that a failing check cannot keep it).
                 self.reload_run(run).await;
+                self.fenced.check().await?;
+                tracing::warn!(run = %run, "the run's record changed under this leader; reloaded it");
                 Err(LeaderError::RunChanged(run.clone()))
             }
             Err(e) => {
