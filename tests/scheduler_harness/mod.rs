@@ -162,10 +162,15 @@ impl Cluster {
 
     /// [`Cluster::scheduler`] with extra environment variables (test settings).
     pub fn scheduler_env(&self, id: &str, env: &[(&str, &str)]) -> Result<Proc> {
+        self.scheduler_at(id, &self.etcd.endpoint(), env)
+    }
+
+    /// A scheduler reaching etcd at `etcd` (e.g. through a proxy).
+    pub fn scheduler_at(&self, id: &str, etcd: &str, env: &[(&str, &str)]) -> Result<Proc> {
         let args: Vec<String> = [
             "scheduler",
             "--etcd",
-            &self.etcd.endpoint(),
+            etcd,
             "--database",
             &self.db_url,
             "--prefix",
