@@ -80,8 +80,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Test-only settings from the environment, for real-process tests of the
 /// commit path: `NIGHTSHIFT_TEST_MAX_TXN_OPS` (ops per txn, so job starts
 /// and passes need several txns) and `NIGHTSHIFT_TEST_EXIT_AFTER_STAGED_TXN`
-/// (the process exits with this code after the first staged txn of a job
-/// start, i.e. between a start's txns). Both are logged when set.
+/// (the process exits with this code after the first staged txn of a run
+/// commit — a txn committed before the run record's, such as the first
+/// part of a job start too large for one txn — i.e. between a start's
+/// txns). Both are logged when set.
 fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> anyhow::Result<()> {
     if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_MAX_TXN_OPS") {
         let ops: usize = text
@@ -101,7 +103,7 @@ fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> 
         })?;
         tracing::warn!(
             code,
-            "test setting: exiting after the first staged txn of a job start"
+            "test setting: exiting after the first staged txn of a run commit"
         );
         config.test_hooks.after_staged_txn = Some(Arc::new(move || {
             tracing::warn!(code, "test hook: exiting between the txns of a job start");
