@@ -30,6 +30,9 @@ enum Command {
     Pause(cli::pause::Args),
     /// Resume the scheduled runs of a paused DAG.
     Resume(cli::pause::Args),
+    /// Move an idle keyspace to this build's format (after an upgrade that
+    /// changed it; schedulers and executors say when it is needed).
+    Migrate(cli::migrate::Args),
     /// Ask the scheduler to start a run of a DAG now; prints the run id
     /// (--wait follows it to its end).
     Trigger(cli::trigger::Args),
@@ -43,6 +46,9 @@ enum Command {
     Plan(cli::plan::Args),
     /// Show recent runs, or one run's per-job progress.
     Status(cli::status::Args),
+    /// Print an item attempt's log (the latest ended attempt unless
+    /// --attempt; --follow prints each attempt's log as it ends).
+    Logs(cli::logs::Args),
     /// Applied DAGs (`dags list`).
     #[command(subcommand)]
     Dags(cli::inventory::DagsCommand),
@@ -94,11 +100,13 @@ fn main() -> ExitCode {
         Command::Apply(args) => Ok(cli::apply::run(args)),
         Command::Pause(args) => Ok(cli::pause::run(args, true)),
         Command::Resume(args) => Ok(cli::pause::run(args, false)),
+        Command::Migrate(args) => Ok(cli::migrate::run(args)),
         Command::Trigger(args) => Ok(cli::trigger::run(args)),
         Command::Runs(verb) => Ok(cli::runs::run(verb)),
         Command::Backfill(args) => Ok(cli::backfill::run(args)),
         Command::Plan(args) => Ok(cli::plan::run(args)),
         Command::Status(args) => Ok(cli::status::run(args)),
+        Command::Logs(args) => Ok(cli::logs::run(args)),
         Command::Dags(command) => Ok(cli::inventory::dags(command)),
         Command::Executors(args) => Ok(cli::inventory::executors(args)),
         Command::Alerts(args) => Ok(cli::inventory::alerts(args)),

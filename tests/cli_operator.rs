@@ -2,7 +2,8 @@
 //! `trigger --wait` prints the run id, follows it and exits 0 when it
 //! succeeded, 3 when it failed, 4 (with the leader's reason) when the
 //! leader rejected the trigger; `runs skip|retry|cancel|mark-succeeded`
-//! report the leader's outcome, and a rejected one exits 4.
+//! report the leader's outcome, and a rejected one exits 4; a retry run
+//! and the run it retries link both ways.
 
 mod scheduler_harness;
 
@@ -126,6 +127,18 @@ async fn etcd_trigger_wait_and_run_verbs_report_what_the_leader_did() -> Result<
     assert!(
         !stdout.trim().is_empty() && !stdout.contains("rejected"),
         "{stdout}"
+    );
+    // The retry run and its origin link both ways.
+    let retry = RunId::new(
+        stdout
+            .trim()
+            .strip_prefix("retried as run ")
+            .unwrap_or_else(|| panic!("the outcome names the retry run: {stdout}")),
+    );
+    assert_eq!(cluster.store.retry_of(&retry).await?, Some(failed.clone()));
+    assert_eq!(
+        cluster.store.retries_of(&failed).await?,
+        vec![retry.clone()]
     );
 
     // A bad id is bad input (exit 1) and writes nothing.

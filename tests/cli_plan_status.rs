@@ -31,6 +31,7 @@ async fn register(coord: &impl Coordinator, id: &str, capacity: u32) {
         version: "0".into(),
         started_at_ms: 0,
         handler_capacity: Default::default(),
+        params_schemas: Default::default(),
     };
     coord
         .put(

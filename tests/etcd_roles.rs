@@ -18,9 +18,11 @@ use std::process::Command;
 use std::time::Duration;
 
 const PREFIX: &str = "/secured/";
+// `report` stores checkpoints: the executor user must be able to.
 const DAG: &str = "name = \"secured\"\nschedule = \"0 2 * * *\"\ntimezone = \"UTC\"\n\
                    [jobs.load]\nhandler = \"noop\"\nshards = 8\n\
-                   [jobs.report]\nhandler = \"noop\"\ndepends_on = [\"load\"]\n";
+                   [jobs.report]\nhandler = \"sleep\"\ndepends_on = [\"load\"]\nshards = 2\n\
+                   params = { millis = 20, steps = 2, checkpoint = true }\n";
 
 struct Secured {
     etcd: EtcdServer,

@@ -141,6 +141,7 @@ impl Leader {
             shard_params: None,
             item_timeout_ms: None,
             generation: None,
+            redo: 0,
         };
         self.coord
             .put(

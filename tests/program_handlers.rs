@@ -156,16 +156,27 @@ retry_backoff = "1s"
             Some(r#"{"region":"$(reboot)"}"#)
         );
         assert_eq!(value("NIGHTSHIFT_ATTEMPT").as_deref(), Some("1"));
-        assert_eq!(
-            value("NIGHTSHIFT_IDEMPOTENCY_KEY"),
-            Some(format!("{run}/env/{item}"))
-        );
         let token: i64 = value("NIGHTSHIFT_FENCING_TOKEN")
             .context("token")?
             .parse()?;
         assert!(token > 0);
         let date = value("NIGHTSHIFT_BUSINESS_DATE").context("date")?;
-        chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")?;
+        let date = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")?;
+        // The key names the work (DAG, date, job, item, params), not the run.
+        let work = nightshift_core::keyspace::WorkKey::new(
+            "programs".into(),
+            date,
+            "env".into(),
+            nightshift_core::ids::ItemIndex(item),
+            &serde_json::json!({"region": "$(reboot)"}),
+            Some(param),
+            0,
+        );
+        assert_eq!(value("NIGHTSHIFT_IDEMPOTENCY_KEY"), Some(work.to_string()));
+        assert_eq!(
+            value("NIGHTSHIFT_ATTEMPT_ID"),
+            Some(format!("{run}/env/{item}/1"))
+        );
     }
     let env_attempts = cluster.attempts(&run, "env").await?;
     assert!(

@@ -3,13 +3,24 @@
 // no build step, nothing loaded from elsewhere.
 "use strict";
 (function () {
-  function toast(text, bad) {
+  // The status area. `link` (optional) is {href, text}; `outcome` is
+  // "pending", "applied" or "rejected" for actions followed to the
+  // leader's answer. Text only (textContent): nothing here is parsed as HTML.
+  function toast(text, bad, link, outcome, keepMs) {
     var t = document.getElementById("toast");
     if (!t) return;
     t.textContent = text;
-    t.className = "show" + (bad ? " bad" : "");
+    if (link) {
+      t.appendChild(document.createTextNode(" "));
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      t.appendChild(a);
+    }
+    t.className = "show" + (bad ? " bad" : outcome === "applied" ? " ok" : "");
+    if (outcome) t.setAttribute("data-outcome", outcome); else t.removeAttribute("data-outcome");
     clearTimeout(toast.timer);
-    toast.timer = setTimeout(function () { t.className = ""; }, 6000);
+    toast.timer = setTimeout(function () { t.className = ""; }, keepMs || 6000);
   }
 
   // --- live refresh: refetch this page and swap its [data-live] parts ---
@@ -46,6 +57,11 @@
       try { change = JSON.parse(e.data); } catch (err) { return; }
       if (relevant(change) && !refreshTimer) refreshTimer = setTimeout(refresh, 700);
     });
+    // A page left for another (or kept in the back-forward cache) must not
+    // keep its stream: a browser opens at most 6 connections to one host,
+    // and streams left open stall the next page's loading.
+    window.addEventListener("pagehide", function () { source.close(); });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) location.reload(); });
   }
 
   // --- actions ---
@@ -75,14 +91,45 @@
         if (res.status >= 400) {
           toast((res.json.error && res.json.error.message) || ("failed: HTTP " + res.status), true);
         } else if (res.json.command_id) {
-          toast("Sent " + res.json.kind + " (command " + res.json.command_id + ")" +
-            (res.json.run_id ? ": run " + res.json.run_id : ""));
+          follow(res.json.command_id, res.json.kind);
         } else {
           toast("Done");
           refresh();
         }
       })
       .catch(function (err) { toast("request failed: " + err, true); });
+  }
+  // Follows a command to what the leader did with it: the toast says
+  // "waiting" until then, never "done" before the leader has answered.
+  var words = { trigger: "Trigger", cancel_run: "Cancel", retry: "Retry", skip_job: "Skip",
+    mark_item_succeeded: "Mark succeeded", pause_dag: "Pause", resume_dag: "Resume" };
+  function follow(id, kind) {
+    var what = words[kind] || kind;
+    var started = Date.now();
+    toast(what + " sent; waiting for the scheduler…", false, null, "pending", 120000);
+    function poll() {
+      fetch("/api/v1/commands/" + encodeURIComponent(id) + "?kind=" + encodeURIComponent(kind),
+        { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (c) {
+          if (c && c.state === "rejected") {
+            toast(what + " rejected by the scheduler: " + (c.reason || "no reason given"), true, null, "rejected", 30000);
+            refresh();
+          } else if (c && c.state === "applied") {
+            var link = c.run_id ? { href: "/runs/" + encodeURIComponent(c.run_id), text: "run " + c.run_id } : null;
+            var said = c.outcome ? " (" + c.outcome + ")" : "";
+            toast(what + " applied" + said + (link ? ":" : ""), false, link, "applied", 30000);
+            refresh();
+          } else if (Date.now() - started > 60000) {
+            toast(what + " not answered by the scheduler after a minute (command " + id +
+              "); is a scheduler running?", true, null, "pending", 30000);
+          } else {
+            setTimeout(poll, 500);
+          }
+        })
+        .catch(function () { setTimeout(poll, 1000); });
+    }
+    setTimeout(poll, 300);
   }
   var logout = document.getElementById("logout");
   if (logout) {
@@ -96,6 +143,10 @@
     var body = {};
     var bad = null;
     form.querySelectorAll("[name]").forEach(function (el) {
+      if (el.type === "checkbox") {
+        if (el.checked) body[el.name] = true;
+        return;
+      }
       var v = el.value.trim();
       if (v === "") return;
       if (el.hasAttribute("data-json")) {
@@ -108,6 +159,29 @@
     });
     if (bad) { toast(bad, true); return null; }
     return body;
+  }
+  // The attempt log (text/plain from the API), always inserted as text.
+  function showLog(panel, path, attempt) {
+    var box = document.createElement("div");
+    box.className = "log";
+    box.textContent = "\nloading the log of attempt " + attempt + "…";
+    panel.appendChild(box);
+    fetch(path, { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { toLogin(); return null; }
+        return r.text().then(function (t) { return { ok: r.ok, text: t }; });
+      })
+      .then(function (res) {
+        if (!res) return;
+        if (res.ok) {
+          box.textContent = "\n— log of attempt " + attempt + " —\n" + res.text;
+          return;
+        }
+        var message = "no log";
+        try { message = JSON.parse(res.text).error.message; } catch (e) { /* not JSON */ }
+        box.textContent = "\n" + message;
+      })
+      .catch(function (err) { box.textContent = "\nlog unavailable: " + err; });
   }
   document.addEventListener("click", function (e) {
     var btn = e.target.closest("button.act");
@@ -125,12 +199,24 @@
       if (panel) {
         panel.hidden = false;
         panel.textContent = cell.getAttribute("title");
+        var attempt = cell.getAttribute("data-attempt");
+        if (grid && attempt) {
+          showLog(panel, grid.getAttribute("data-mark-base") + cell.getAttribute("data-item") +
+            "/attempts/" + attempt + "/log", attempt);
+        }
         if (grid && grid.getAttribute("data-read-only") !== "true") {
           var b = document.createElement("button");
           b.textContent = "Mark item " + cell.getAttribute("data-item") + " succeeded";
           b.className = "act";
           b.setAttribute("data-path", grid.getAttribute("data-mark-base") + cell.getAttribute("data-item") + "/mark-succeeded");
           b.setAttribute("data-confirm", "Record item " + cell.getAttribute("data-item") + " as succeeded without running it?");
+          var whyNot = grid.getAttribute("data-mark-why-not") ||
+            (cell.classList.contains("st-succeeded") ? "the item already succeeded" : "");
+          if (whyNot) {
+            b.disabled = true;
+            b.title = whyNot;
+            b.setAttribute("data-why-not", whyNot);
+          }
           panel.appendChild(document.createElement("br"));
           panel.appendChild(b);
         }

@@ -38,6 +38,7 @@ mod extract;
 pub mod headers;
 pub mod limits;
 mod live;
+pub mod live_items;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -95,7 +96,14 @@ pub struct AppState {
     pub throttle: Arc<limits::LoginThrottle>,
     /// Open event streams per user.
     pub streams: limits::StreamSlots,
+    /// Renders the process's own metrics recorder (the Prometheus exporter
+    /// the binary installed), appended to `/metrics`: in `nightshift dev`
+    /// that is the scheduler's and the executors' metrics too.
+    pub process_metrics: Option<ProcessMetrics>,
 }
+
+/// Renders a process's metrics in the Prometheus text format.
+pub type ProcessMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AppState {
     /// State for a console over `store` and `coord` with keys under `prefix`
@@ -119,6 +127,7 @@ impl AppState {
             secure_cookies: false,
             throttle: Arc::default(),
             streams: limits::StreamSlots::default(),
+            process_metrics: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Reads of live state from the coordination service: applied DAGs,
-//! registered executors and item progress. Read-only: the console writes
+//! registered executors, item progress and checkpoints. Read-only: the console writes
 //! nothing here but commands (see [`crate::api::actions`]).
 //!
 //! A record that does not decode (written by a newer version, or damaged)
@@ -48,6 +48,27 @@ pub async fn executors(state: &AppState) -> Result<Vec<ExecutorInfo>, ApiError> 
 
 /// Latest progress of the running items of a job, with the executor that
 /// reported each.
+/// The checkpoints of a live run's job, by item (one range read).
+pub async fn checkpoints(
+    state: &AppState,
+    run: &RunId,
+    job: &JobName,
+) -> Result<BTreeMap<u32, nightshift_core::keyspace::CheckpointRecord>, ApiError> {
+    use nightshift_core::keyspace::{job_checkpoints_prefix, parse_checkpoint_key};
+    let (kvs, _) = state
+        .coord
+        .get_prefix(&job_checkpoints_prefix(&state.prefix, run, job))
+        .await?;
+    Ok(kvs
+        .iter()
+        .filter_map(|kv| {
+            let (_, _, item) = parse_checkpoint_key(&state.prefix, &kv.key)?;
+            Some((item.0, decoded(kv)?))
+        })
+        .collect())
+}
+
+/// The progress of a live run's job, by item.
 pub async fn progress(
     state: &AppState,
     run: &RunId,

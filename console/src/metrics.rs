@@ -1,14 +1,18 @@
-//! `GET /metrics` in the Prometheus text exposition format (version 0.0.4),
-//! written by hand: a few gauges, counters and one histogram do not need a
-//! metrics library. Every name starts with `nightshift_`.
+//! `GET /metrics` in the Prometheus text exposition format (version 0.0.4).
+//! Every name starts with `nightshift_`.
 //!
-//! Gauges are computed per scrape from SQL and the coordination service.
-//! Run counts per state cover the most recent [`RUN_COUNT_CAP`] runs of
-//! each state (the store has no count query yet); the item duration
-//! histogram covers the finished attempts of the live runs and of the
-//! [`RECENT_RUNS`] most recent runs. A section whose source fails is left
-//! out (and counted in the error counters) instead of failing the scrape,
-//! so the error counters stay visible while SQL or etcd is down.
+//! Two parts. The console's own: gauges of the installation's *state*
+//! computed per scrape from SQL and the coordination service (run counts
+//! per state cover the most recent [`RUN_COUNT_CAP`] runs of each state;
+//! item counts only the live runs), and counters of its own errors. Then
+//! the process's recorder ([`AppState::process_metrics`]): counters and
+//! histograms of *events* (attempts by outcome and their durations, leader
+//! passes, commands), recorded where they happen through the `metrics`
+//! facade by the scheduler and the SDK, so a counter never goes down —
+//! the console does not rebuild history into counters. A section whose
+//! source fails is left out (and counted in the error counters) instead of
+//! failing the scrape, so the error counters stay visible while SQL or etcd
+//! is down.
 
 use crate::api::runs::{detail, Counts};
 use crate::error::{ApiError, Backend};
@@ -18,18 +22,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nightshift_core::state::{AlertState, RunState};
-use nightshift_store::{AlertFilter, Run, RunFilter};
+use nightshift_store::{AlertFilter, RunFilter};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most runs counted per state.
 pub const RUN_COUNT_CAP: u32 = 10_000;
-/// Recent runs whose attempts feed the item duration histogram.
-pub const RECENT_RUNS: u32 = 20;
-/// Upper bounds (seconds) of the item duration histogram's buckets.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0,
-];
 
 /// The Prometheus text format's content type.
 const CONTENT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -102,18 +100,6 @@ fn samples(
     }
 }
 
-/// A Prometheus histogram of `values` (seconds).
-pub fn histogram(out: &mut String, name: &str, help: &str, values: &[f64]) {
-    header(out, name, "histogram", help);
-    for bound in DURATION_BUCKETS {
-        let n = values.iter().filter(|v| **v <= *bound).count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", values.len());
-    let _ = writeln!(out, "{name}_sum {}", values.iter().sum::<f64>());
-    let _ = writeln!(out, "{name}_count {}", values.len());
-}
-
 /// Records `e` in the error counters and logs it; the section is skipped.
 fn skipped(state: &AppState, section: &str, e: ApiError) {
     if let Some(backend) = e.backend() {
@@ -166,35 +152,6 @@ async fn runs_and_items(state: &AppState, out: &mut String) -> Result<(), ApiErr
         &item_samples,
     );
 
-    let recent = state
-        .store
-        .list_runs(&RunFilter {
-            limit: Some(RECENT_RUNS),
-            ..RunFilter::default()
-        })
-        .await?;
-    let mut seen: Vec<&Run> = Vec::new();
-    for run in live_runs.iter().chain(recent.iter()) {
-        if !seen.iter().any(|r| r.run_id == run.run_id) {
-            seen.push(run);
-        }
-    }
-    let mut durations = Vec::new();
-    for run in seen {
-        for jr in state.store.job_runs(&run.run_id).await? {
-            for a in state.store.attempts(&run.run_id, &jr.job, None).await? {
-                if let Some(end) = a.ended_at_ms {
-                    durations.push((end - a.started_at_ms).max(0) as f64 / 1000.0);
-                }
-            }
-        }
-    }
-    histogram(
-        out,
-        "nightshift_item_duration_seconds",
-        "Duration of finished item attempts of live and recent runs.",
-        &durations,
-    );
     Ok(())
 }
 
@@ -302,6 +259,9 @@ pub async fn render(state: &AppState) -> String {
         "Coordination service (etcd) errors this console hit.",
         &[(None, coord)],
     );
+    if let Some(process) = &state.process_metrics {
+        out.push_str(&process());
+    }
     out
 }
 
@@ -313,34 +273,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histograms_are_cumulative() {
-        let mut out = String::new();
-        histogram(
-            &mut out,
-            "nightshift_x_seconds",
-            "x",
-            &[0.05, 2.0, 2.0, 20_000.0],
-        );
-        assert!(
-            out.contains("nightshift_x_seconds_bucket{le=\"0.1\"} 1\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("nightshift_x_seconds_bucket{le=\"5\"} 3\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("nightshift_x_seconds_bucket{le=\"14400\"} 3\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("nightshift_x_seconds_bucket{le=\"+Inf\"} 4\n"),
-            "{out}"
-        );
-        assert!(out.contains("nightshift_x_seconds_count 4\n"), "{out}");
-    }
 
     #[test]
     fn label_values_are_escaped() {

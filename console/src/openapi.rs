@@ -185,7 +185,7 @@ pub fn document() -> Value {
         "/runs/{run}",
         "get",
         op(
-            "a run with per-job counts, throughput and ETA",
+            "a run with per-job counts, throughput and ETA; `retry_of` (the run it retries) and `retried_by` (runs retrying it)",
             vec![run()],
             "200",
             None,
@@ -195,7 +195,7 @@ pub fn document() -> Value {
         "/runs/{run}/items",
         "get",
         op(
-            "items of a job: job, item, state, executor, attempts",
+            "items of a job: job, item, state, executor, attempts, progress, checkpoint",
             vec![run(), query("job", "the job (required)")],
             "200",
             None,
@@ -204,7 +204,26 @@ pub fn document() -> Value {
     add(
         "/runs/{run}/jobs/{job}/items",
         "get",
-        op("items of a job", vec![run(), job()], "200", None),
+        op(
+            "items of a job: state (`running` with executor, attempt and last_progress_age_ms for items in flight, from the live assignments), attempts, progress, \
+             checkpoint (the item's last ctx.checkpoint value: run_id, attempt, executor, saved_at_ms, value)",
+            vec![run(), job()],
+            "200",
+            None,
+        ),
+    );
+    add(
+        "/commands/{id}",
+        "get",
+        op(
+            "what became of an operator command: {command_id, kind, state: pending|applied|rejected, reason, outcome, run_id}",
+            vec![
+                path_param("id"),
+                query("kind", "the command's kind as the action answered it (narrows the search)"),
+            ],
+            "200",
+            None,
+        ),
     );
     add(
         "/runs/{run}/cancel",
@@ -224,6 +243,29 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/runs/{run}/clear",
+        "post",
+        op(
+            "clear: re-run chosen jobs / items in the same run (new attempts, even if the run ended); \
+             with downstream, every job downstream of a cleared job runs again after it. \
+             400 when nothing is named, 404 naming an unknown job or item",
+            vec![run()],
+            "202",
+            Some(json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "jobs": { "type": "array", "items": { "type": "string" }, "description": "jobs cleared whole" },
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": { "type": "array", "items": { "type": "integer", "minimum": 0 } },
+                        "description": "job -> item indices cleared one by one"
+                    },
+                    "downstream": { "type": "boolean", "default": false }
+                }
+            })),
+        ),
+    );
+    add(
         "/runs/{run}/jobs/{job}/skip",
         "post",
         action("skip a job", vec![run(), job()], "202"),
@@ -238,10 +280,34 @@ pub fn document() -> Value {
         "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
         "post",
         action(
-            "record an item as succeeded",
+            "record an item as succeeded (also on a failed job: its downstream is re-evaluated)",
             vec![run(), job(), item],
             "202",
         ),
+    );
+    let attempt = param(
+        "attempt",
+        "path",
+        "the attempt number, from 1",
+        json!({ "type": "integer", "minimum": 1 }),
+    );
+    let item = param(
+        "item",
+        "path",
+        "the item index, 0 to the job's shards - 1",
+        json!({ "type": "integer", "minimum": 0 }),
+    );
+    let mut log = op(
+        "an attempt's log tail (text/plain, the last 64 KiB; arrives when the attempt ends; 404 when it has none)",
+        vec![run(), job(), item, attempt],
+        "200",
+        None,
+    );
+    log["responses"]["200"] = json!({ "description": "the log, one line per line", "content": { "text/plain": { "schema": { "type": "string" } } } });
+    add(
+        "/runs/{run}/jobs/{job}/items/{item}/attempts/{attempt}/log",
+        "get",
+        log,
     );
     add(
         "/executors",
@@ -374,10 +440,12 @@ mod tests {
         include_str!("api/dags.rs"),
         include_str!("api/runs.rs"),
         include_str!("api/items.rs"),
+        include_str!("api/logs.rs"),
         include_str!("api/executors.rs"),
         include_str!("api/alerts.rs"),
         include_str!("api/events.rs"),
         include_str!("api/actions.rs"),
+        include_str!("api/commands.rs"),
         include_str!("api/notifications.rs"),
     ];
 

@@ -444,7 +444,8 @@ pub fn login_page(next: &str, error: Option<&str>) -> String {
         .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
         .unwrap_or_default();
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in · Nightshift</title>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Log in · Nightshift</title>\
 <link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body class=\"login\"><h1>Nightshift</h1>{error}\
 <form method=\"post\" action=\"/login\" id=\"login\"><label>Token <input type=\"password\" name=\"token\" \
 autocomplete=\"current-password\" autofocus></label><input type=\"hidden\" name=\"next\" value=\"{}\">\

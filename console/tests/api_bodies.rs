@@ -35,6 +35,7 @@ enum Kind {
     Trigger,
     Retry,
     Silence,
+    Clear,
     NoFields,
 }
 
@@ -44,6 +45,7 @@ impl Kind {
             Kind::Trigger => &["business_date", "params", "rerun"],
             Kind::Retry => &["job"],
             Kind::Silence => &["rule", "dag", "minutes"],
+            Kind::Clear => &["jobs", "items", "downstream"],
             Kind::NoFields => &[],
         }
     }
@@ -103,6 +105,12 @@ fn endpoints(alert: i64) -> Vec<Endpoint> {
             "/runs/{run}/retry",
             "/api/v1/runs/r1/retry".into(),
             Kind::Retry,
+            StatusCode::ACCEPTED,
+        ),
+        e(
+            "/runs/{run}/clear",
+            "/api/v1/runs/r1/clear".into(),
+            Kind::Clear,
             StatusCode::ACCEPTED,
         ),
         e(
@@ -331,6 +339,35 @@ fn accepts(kind: Kind, v: &Value) -> bool {
         Kind::Retry => field("job").is_none_or(|j| {
             j.is_null() || matches!(j.as_str(), Some("extract" | "settle" | "report"))
         }),
+        Kind::Clear => {
+            let jobs_ok = field("jobs").is_none_or(|j| {
+                j.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|n| n.as_str().is_some_and(|n| shards_of(n).is_some()))
+                })
+            });
+            let items_ok = field("items").is_none_or(|i| {
+                i.as_object().is_some_and(|m| {
+                    m.iter().all(|(job, list)| {
+                        list.as_array().is_some_and(|a| {
+                            a.iter().all(|n| n.as_u64().is_some())
+                                && (a.is_empty()
+                                    || shards_of(job).is_some_and(|shards| {
+                                        a.iter().all(|n| n.as_u64().is_some_and(|n| n < shards))
+                                    }))
+                        })
+                    })
+                })
+            });
+            let named = field("jobs")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+                || field("items").and_then(Value::as_object).is_some_and(|m| {
+                    m.values()
+                        .any(|l| l.as_array().is_some_and(|a| !a.is_empty()))
+                });
+            jobs_ok && items_ok && named && field("downstream").is_none_or(Value::is_boolean)
+        }
         Kind::Silence => {
             field("rule")
                 .and_then(Value::as_str)
@@ -344,6 +381,16 @@ fn accepts(kind: Kind, v: &Value) -> bool {
                             .is_some_and(|d| validate_segment("dag", d).is_ok())
                 })
         }
+    }
+}
+
+/// Items of the seeded run's jobs.
+fn shards_of(job: &str) -> Option<u64> {
+    match job {
+        "extract" => Some(4),
+        "settle" => Some(8),
+        "report" => Some(1),
+        _ => None,
     }
 }
 
@@ -467,6 +514,28 @@ fn valid_body(kind: Kind) -> BoxedStrategy<Option<Value>> {
             ]
             .boxed()
         }
+        Kind::Clear => {
+            let job = || prop::sample::select(vec!["extract", "settle", "report"]);
+            let jobs = prop::collection::vec(job(), 0..3);
+            let items =
+                prop::collection::btree_map(job(), prop::collection::vec(0u64..1, 0..3), 0..3);
+            (jobs, items, prop::option::of(any::<bool>()))
+                .prop_filter("names something", |(j, i, _)| {
+                    !j.is_empty() || i.values().any(|l| !l.is_empty())
+                })
+                .prop_map(|(jobs, items, downstream)| {
+                    let mut o = Map::new();
+                    if !jobs.is_empty() {
+                        o.insert("jobs".into(), json!(jobs));
+                    }
+                    if !items.is_empty() {
+                        o.insert("items".into(), json!(items));
+                    }
+                    downstream.map(|d| o.insert("downstream".into(), d.into()));
+                    Some(Value::Object(o))
+                })
+                .boxed()
+        }
         Kind::Silence => {
             let dag = prop_oneof![Just("settlement".to_owned()), "[A-Za-z0-9_.:-]{1,128}"]
                 .prop_map(Value::from)
@@ -516,6 +585,22 @@ fn bad_values(kind: Kind) -> Vec<(&'static str, Value)> {
             "job",
             vec![json!(""), json!("a/b"), long, json!(5), json!(["settle"])],
         )],
+        Kind::Clear => vec![
+            (
+                "jobs",
+                vec![json!("extract"), json!(5), json!([5]), Value::Null],
+            ),
+            (
+                "items",
+                vec![
+                    json!([1]),
+                    json!({"settle": [-1]}),
+                    json!({"settle": "1"}),
+                    json!({"settle": [1.5]}),
+                ],
+            ),
+            ("downstream", vec![json!("yes"), json!(1), Value::Null]),
+        ],
         Kind::Silence => vec![
             (
                 "minutes",
@@ -578,7 +663,7 @@ fn arbitrary_bytes_are_never_a_5xx_and_malformed_json_is_a_400() {
                 // Blank is "no body" except where a body is required; other
                 // JSON is judged by the oracle in the property above.
                 let valid = if blank {
-                    Some(ep.kind != Kind::Silence)
+                    Some(!matches!(ep.kind, Kind::Silence | Kind::Clear))
                 } else if json.is_some() {
                     None
                 } else {

@@ -166,6 +166,42 @@ async fn every_page_renders_the_seeded_state_escaped() {
     assert!(events.contains("run_started") && events.contains("&lt;i&gt;x&lt;/i&gt;"));
 }
 
+/// A retry and its origin link to each other on their run pages, in the
+/// API too; each job row has a Clear form posting to the run's clear
+/// endpoint with the job (escaped) and the downstream choice.
+#[tokio::test]
+async fn run_pages_link_retries_both_ways_and_offer_clear() {
+    let f = Fixture::memory(support::operators()).await;
+    seed(&f).await;
+    f.store
+        .link_retry(&RunId::new("r1"), &RunId::new("r0"))
+        .await
+        .unwrap();
+    let origin = page(&f, "/runs/r0").await;
+    assert!(
+        origin.contains("Retried by run <a href=\"/runs/r1\">r1</a>"),
+        "{origin}"
+    );
+    let retry = page(&f, "/runs/r1").await;
+    assert!(
+        retry.contains("Retry of run <a href=\"/runs/r0\">r0</a>"),
+        "{retry}"
+    );
+    assert!(
+        retry.contains("data-path=\"/api/v1/runs/r1/clear\""),
+        "{retry}"
+    );
+    assert!(
+        retry.contains("name=\"jobs\" data-json value=\"[&quot;extract&quot;]\""),
+        "{retry}"
+    );
+    assert!(retry.contains("<select name=\"downstream\" data-json"));
+    let (_, json) = f.get_json("/api/v1/runs/r1").await;
+    assert_eq!(json["retry_of"], "r0");
+    let (_, json) = f.get_json("/api/v1/runs/r0").await;
+    assert_eq!(json["retried_by"], serde_json::json!(["r1"]));
+}
+
 #[tokio::test]
 async fn page_errors_are_html_with_the_right_status() {
     let f = Fixture::memory(support::operators()).await;

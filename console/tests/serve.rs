@@ -101,6 +101,7 @@ async fn serves_http_and_streams_changes_on_a_real_port_then_shuts_down() {
         version: "0".into(),
         started_at_ms: 1,
         handler_capacity: Default::default(),
+        params_schemas: Default::default(),
     };
     f.coord
         .put(

@@ -265,6 +265,8 @@ async fn keep(
         };
         match result {
             Ok(ttl) => {
+                metrics::histogram!("nightshift_lease_renew_seconds")
+                    .record(sent.elapsed().as_secs_f64());
                 tracker = Tracker {
                     confirmed_until: Some(sent + ttl),
                     ttl,
@@ -280,6 +282,7 @@ async fn keep(
             }
             Err(e) => {
                 tracing::warn!(lease = lease.0, error = %e, "lease renewal failed; retrying");
+                metrics::counter!("nightshift_lease_renew_errors_total").increment(1);
                 let cap = (tracker.ttl / 6).max(Duration::from_millis(1));
                 next_renewal = Instant::now() + retry.min(cap);
                 retry = (retry * 2).min(cap);

@@ -19,6 +19,7 @@ pub mod duration;
 /// The newtype ids, defined in `nightshift-protocol` (the SDK's small wire crate).
 pub use nightshift_protocol::ids;
 pub mod keyspace;
+pub mod params;
 pub mod schedule;
 pub mod sharding;
 pub mod state;

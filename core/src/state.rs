@@ -21,9 +21,14 @@
 //! * **Retry** re-opens a failed job or item: `Failed → Pending` for
 //!   [`JobState`] and [`ItemState`], and `UpstreamFailed → Pending` for a job
 //!   (retrying an upstream job must re-open the jobs that were failed because
-//!   of it). [`StateMachine::is_retry`] names exactly these moves. A *run* is
-//!   never re-opened: retrying a whole run creates a new run with
-//!   [`TriggerSource::Retry`], so a run's history is never rewritten.
+//!   of it). Retrying a whole *finished* run creates a new run with
+//!   [`TriggerSource::Retry`] that links back to it.
+//! * **Clear** (an operator re-running chosen work of a run, Airflow's
+//!   "clear") and **mark-succeeded** on a failed job re-open what had ended:
+//!   any terminal job or item → `Pending`, a failed job or item →
+//!   `Succeeded` (marked), and a finished run → `Running` (the same run,
+//!   with new attempts). [`StateMachine::is_retry`] names
+//!   exactly these re-opening moves; nothing else leaves a terminal state.
 //! * **Failover is not a retry.** An item whose owner is lost goes
 //!   `Running → Pending` (it is not terminal yet) and is handed to another
 //!   executor; the attempt that was cut short is recorded as
@@ -233,6 +238,9 @@ string_enum! {
         /// etcd's database is full (its NOSPACE alarm) and refuses writes
         /// until an operator compacts, defragments and disarms it.
         CoordinationFull => "coordination_full",
+        /// A run has taken more than 1.5 × the median duration of its DAG's
+        /// last 10 succeeded runs (a warning; resolved when the run ends).
+        RunSlow => "run_slow",
     }
 }
 
@@ -265,12 +273,15 @@ impl StateMachine for RunState {
     fn is_terminal(self) -> bool {
         RunState::is_terminal(self)
     }
-    fn is_retry(_: Self, _: Self) -> bool {
-        // Runs are retried by creating a new run, never by re-opening one.
-        false
+    fn is_retry(from: Self, to: Self) -> bool {
+        // A clear (or a mark-succeeded on a failed job) re-opens the run.
+        from.is_terminal() && to == RunState::Running
     }
     fn can_transition(from: Self, to: Self) -> bool {
         use RunState::*;
+        if Self::is_retry(from, to) {
+            return true;
+        }
         match from {
             // Failed straight from pending: the run could not start at all
             // (its DAG version vanished, its parameters were rejected).
@@ -299,13 +310,10 @@ impl StateMachine for JobState {
         JobState::is_terminal(self)
     }
     fn is_retry(from: Self, to: Self) -> bool {
-        matches!(
-            (from, to),
-            (
-                JobState::Failed | JobState::UpstreamFailed,
-                JobState::Pending
-            )
-        )
+        // Retry re-opens failures; clear re-opens any ended job;
+        // mark-succeeded settles a failed job whose last failure it marks.
+        (from.is_terminal() && to == JobState::Pending)
+            || (from == JobState::Failed && to == JobState::Succeeded)
     }
     fn can_transition(from: Self, to: Self) -> bool {
         use JobState::*;
@@ -345,7 +353,10 @@ impl StateMachine for ItemState {
         ItemState::is_terminal(self)
     }
     fn is_retry(from: Self, to: Self) -> bool {
-        matches!((from, to), (ItemState::Failed, ItemState::Pending))
+        // Retry re-opens a failure; clear re-opens any ended item;
+        // mark-succeeded settles a failed item.
+        (from.is_terminal() && to == ItemState::Pending)
+            || (from == ItemState::Failed && to == ItemState::Succeeded)
     }
     fn can_transition(from: Self, to: Self) -> bool {
         use ItemState::*;

@@ -118,7 +118,7 @@ fn terminal_states_have_no_moves_but_retry() {
 }
 
 #[test]
-fn retry_reopens_failed_jobs_and_items_but_never_runs() {
+fn retry_and_clear_reopen_ended_work_and_nothing_else_leaves_terminal() {
     assert!(ItemState::can_transition(
         ItemState::Failed,
         ItemState::Pending
@@ -131,21 +131,40 @@ fn retry_reopens_failed_jobs_and_items_but_never_runs() {
         JobState::UpstreamFailed,
         JobState::Pending
     ));
-    assert!(!ItemState::can_transition(
+    // Clear re-runs succeeded work in the same run.
+    assert!(ItemState::can_transition(
         ItemState::Succeeded,
         ItemState::Pending
     ));
-    assert!(!ItemState::can_transition(
-        ItemState::Cancelled,
-        ItemState::Pending
-    ));
-    assert!(!JobState::can_transition(
+    assert!(JobState::can_transition(
         JobState::Succeeded,
         JobState::Pending
     ));
+    assert!(RunState::can_transition(
+        RunState::Succeeded,
+        RunState::Running
+    ));
+    assert!(RunState::is_retry(RunState::Failed, RunState::Running));
+    // Mark-succeeded settles a failed job.
+    assert!(JobState::is_retry(JobState::Failed, JobState::Succeeded));
+    assert!(!JobState::can_transition(
+        JobState::Cancelled,
+        JobState::Succeeded
+    ));
+    // Only to pending / running: an ended run never jumps to another end.
     for &to in RunState::ALL {
-        assert!(!RunState::can_transition(RunState::Failed, to));
+        if to != RunState::Running {
+            assert!(!RunState::can_transition(RunState::Failed, to), "{to:?}");
+        }
     }
+    assert!(!JobState::can_transition(
+        JobState::Succeeded,
+        JobState::Running
+    ));
+    assert!(!ItemState::can_transition(
+        ItemState::Cancelled,
+        ItemState::Succeeded
+    ));
 }
 
 #[test]

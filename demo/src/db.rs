@@ -31,6 +31,15 @@ pub enum DemoError {
     /// A statement failed.
     #[error("demo database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A newer owner of the item (higher fencing token) has claimed it:
+    /// this one is stale and wrote nothing.
+    #[error("fenced: item {key} was claimed by a newer owner than token {token}")]
+    Fenced {
+        /// The item's idempotency key.
+        key: String,
+        /// This owner's token.
+        token: i64,
+    },
 }
 
 pub(crate) enum Pool {
@@ -124,6 +133,10 @@ const SCHEMA: &[&str] = &[
     // One row per item that committed its effects: the exactly-once guard.
     "CREATE TABLE IF NOT EXISTS demo_effects (
         idem_key TEXT PRIMARY KEY, job TEXT NOT NULL, business_date TEXT NOT NULL, detail TEXT NOT NULL)",
+    // The highest fencing token that claimed each item: a stale owner
+    // (lower token) finds it raised and writes nothing.
+    "CREATE TABLE IF NOT EXISTS demo_item_fence (
+        item_key TEXT PRIMARY KEY, token BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS demo_accruals (
         account_id BIGINT NOT NULL, business_date TEXT NOT NULL, amount BIGINT NOT NULL,
         idem_key TEXT NOT NULL, posted_key TEXT, PRIMARY KEY (account_id, business_date))",

@@ -3,6 +3,18 @@
 //! run of the same item (retry, failover, a crash after commit) finds the
 //! key and writes nothing. The statements are set-based over the item's
 //! account range, so an item costs a handful of round trips whatever its size.
+//!
+//! Every such transaction is also *fenced* (see the SDK's crate docs,
+//! "Fencing"): it first raises the item's row in `demo_item_fence` to the
+//! owner's fencing token, which fails if a newer owner already holds a
+//! higher one, so a stale owner still running after a failover writes
+//! nothing.
+//!
+//! `interest-accrual` works through its range in pages of
+//! [`ACCRUAL_PAGE`] accounts: each page is one such transaction (claimed
+//! under `{idempotency key}/page-{n}`), followed by a checkpoint of the
+//! pages done, so a moved, retried or re-run item resumes after its last
+//! page instead of starting over.
 
 use crate::db::{on_db, DemoDb, DemoError};
 use crate::range::account_range;
@@ -69,11 +81,32 @@ const POST: &[&str] = &[
      WHERE business_date = $1 AND posted_key IS NULL AND account_id >= $3 AND account_id < $4",
 ];
 
-/// Runs `statements` for one item exactly once: `Ok(None)` when the item's
-/// key was already claimed (its effects are committed), else the number of
-/// rows the statements touched.
+/// Who writes: the item (its idempotency key) and the owner's fencing token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner<'a> {
+    pub item_key: &'a str,
+    pub token: i64,
+}
+
+impl<'a> Owner<'a> {
+    pub(crate) fn of(ctx: &ItemContext, item_key: &'a str) -> Self {
+        Owner {
+            item_key,
+            token: ctx.fencing_token().get(),
+        }
+    }
+}
+
+/// Runs `statements` for one item exactly once, as its current owner:
+/// `Ok(None)` when `key` was already claimed (its effects are committed),
+/// else the number of rows the statements touched. Fenced first: in the
+/// same transaction the owner claims the item with its token, which only
+/// succeeds if no higher token has (`DemoError::Fenced` otherwise) — the
+/// row lock orders the claims, so an owner deposed by a failover that is
+/// still running finds the newer token and writes nothing.
 pub(crate) async fn apply_once(
     db: &DemoDb,
+    owner: Owner<'_>,
     job: &str,
     key: &str,
     date: &str,
@@ -82,8 +115,25 @@ pub(crate) async fn apply_once(
 ) -> Result<Option<u64>, DemoError> {
     on_db!(&db.pool, pool => {
         let mut tx = pool.begin().await?;
-        // The claim is the transaction's first write, so on SQLite it takes
+        // The fence is the transaction's first write, so on SQLite it takes
         // the write lock (waiting for it) before anything is read.
+        let current = sqlx::query(
+            "INSERT INTO demo_item_fence (item_key, token) VALUES ($1, $2)
+             ON CONFLICT (item_key) DO UPDATE SET token = excluded.token
+             WHERE demo_item_fence.token <= excluded.token",
+        )
+        .bind(owner.item_key)
+        .bind(owner.token)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if current == 0 {
+            tx.rollback().await?;
+            return Err(DemoError::Fenced {
+                key: owner.item_key.to_owned(),
+                token: owner.token,
+            });
+        }
         let claimed = sqlx::query(
             "INSERT INTO demo_effects (idem_key, job, business_date, detail) VALUES ($1, $2, $3, '')
              ON CONFLICT (idem_key) DO NOTHING",
@@ -130,7 +180,17 @@ async fn ranged_item(
     let range = account_range(ctx.item().0, ctx.total_items(), total);
     let date = ctx.business_date().format("%Y-%m-%d").to_string();
     let key = ctx.idempotency_key();
-    match apply_once(db, job, &key, &date, range, statements).await {
+    match apply_once(
+        db,
+        Owner::of(ctx, &key),
+        job,
+        &key,
+        &date,
+        range,
+        statements,
+    )
+    .await
+    {
         Ok(Some(rows)) => {
             ctx.progress(
                 1,
@@ -171,10 +231,86 @@ macro_rules! ranged_job {
     };
 }
 
-ranged_job!(
-    /// `interest-accrual`: daily interest on the item's accounts, credited to their balance.
-    InterestAccrual, "interest-accrual", ACCRUE
-);
+/// Accounts per page of an `interest-accrual` item.
+pub const ACCRUAL_PAGE: i64 = 100;
+
+/// `interest-accrual`: daily interest on the item's accounts, credited to
+/// their balance, page by page with a checkpoint after each page.
+pub struct InterestAccrual {
+    db: Arc<DemoDb>,
+}
+
+impl InterestAccrual {
+    /// The handler, over the demo database `db`.
+    pub fn new(db: Arc<DemoDb>) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Job for InterestAccrual {
+    async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+        let db = &self.db;
+        let total = db.account_count().await.map_err(JobError::retryable)?;
+        let range = account_range(ctx.item().0, ctx.total_items(), total);
+        let date = ctx.business_date().format("%Y-%m-%d").to_string();
+        let key = ctx.idempotency_key();
+        let pages = u32::try_from((range.1 - range.0 + ACCRUAL_PAGE - 1) / ACCRUAL_PAGE)
+            .map_err(|_| JobError::permanent("too many pages in one item"))?;
+        // The checkpoint is the number of pages done.
+        let done = ctx.last_checkpoint::<u32>().await?.unwrap_or(0);
+        if done > 0 {
+            tracing::info!(%key, done, pages, "resuming after the last checkpointed page");
+        }
+        for page in done..pages {
+            if ctx.is_cancelled() {
+                return Ok(ItemOutcome::Cancelled);
+            }
+            let start = range.0 + i64::from(page) * ACCRUAL_PAGE;
+            let part = (start, (start + ACCRUAL_PAGE).min(range.1));
+            let page_key = format!("{key}/page-{page}");
+            let owner = Owner::of(&ctx, &key);
+            apply_once(
+                db,
+                owner,
+                "interest-accrual-page",
+                &page_key,
+                &date,
+                part,
+                ACCRUE,
+            )
+            .await
+            .map_err(JobError::retryable)?;
+            // After the page's commit: a death in between redoes a page
+            // (its claim makes that a no-op), never skips one.
+            ctx.checkpoint(&(page + 1)).await?;
+            ctx.progress(
+                u64::from(page + 1),
+                u64::from(pages),
+                format!("page {}/{pages}: accounts {}..{}", page + 1, part.0, part.1),
+            );
+        }
+        // One row per item, as for the other jobs: the item is done.
+        match apply_once(
+            db,
+            Owner::of(&ctx, &key),
+            "interest-accrual",
+            &key,
+            &date,
+            range,
+            &[],
+        )
+        .await
+        {
+            Ok(Some(_)) => Ok(ItemOutcome::Succeeded),
+            Ok(None) => {
+                tracing::info!(%key, "item already applied: nothing written");
+                Ok(ItemOutcome::Succeeded)
+            }
+            Err(e) => Err(JobError::retryable(e)),
+        }
+    }
+}
 ranged_job!(
     /// `nightly-debits`: collects the installments due on the business date;
     /// an account that cannot pay gets a failed collection (not an error).
@@ -223,7 +359,10 @@ impl Job for Reconciliation {
 /// Adds the four demo handlers to an executor being built.
 pub fn register(builder: ExecutorBuilder, db: Arc<DemoDb>) -> ExecutorBuilder {
     builder
-        .handler("interest-accrual", InterestAccrual::new(db.clone()))
+        .handler(
+            "interest-accrual",
+            crate::params::DeclaredAccrual(InterestAccrual::new(db.clone())),
+        )
         .handler("nightly-debits", NightlyDebits::new(db.clone()))
         .handler("ledger-postings", LedgerPostings::new(db.clone()))
         .handler("reconciliation", Reconciliation::new(db))

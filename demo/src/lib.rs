@@ -18,10 +18,13 @@
 //! `demo_effects` (a primary key). If the key is already there, the item ran
 //! before and committed: the transaction is rolled back and nothing is
 //! written again. So a retried or failed-over item never posts twice.
+//! `interest-accrual` does this page by page and checkpoints each page
+//! (`ctx.checkpoint`), so a moved or retried item resumes where it stopped.
 #![deny(missing_docs)]
 
 mod db;
 mod jobs;
+pub mod params;
 pub mod range;
 #[cfg(target_os = "linux")]
 pub mod report;
@@ -29,6 +32,7 @@ mod seed;
 
 pub use db::{DemoDb, DemoError, LedgerCheck};
 pub use jobs::{
-    register, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, HANDLERS,
+    register, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, ACCRUAL_PAGE,
+    HANDLERS,
 };
 pub use seed::{seed, SeedReport};

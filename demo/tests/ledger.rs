@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use nightshift_demo::{
-    seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation,
+    seed, DemoDb, InterestAccrual, LedgerPostings, NightlyDebits, Reconciliation, ACCRUAL_PAGE,
 };
 use nightshift_executor::testing::{run_item, TestItem};
 use nightshift_executor::{ItemOutcome, Job};
@@ -71,6 +71,41 @@ async fn scenario(url: &str) {
         after_once, after_twice,
         "a second run of the same item changed balances"
     );
+
+    // An accrual item resumes from its checkpoint: given "2 pages done",
+    // it accrues only from the third page on, and checkpoints each page.
+    let resumed = run_item(&accrual, item("interest-accrual", 1, 4).checkpoint(&2u32)).await;
+    assert_eq!(resumed.result, Ok(ItemOutcome::Succeeded));
+    let (start, end) = nightshift_demo::range::account_range(1, 4, ACCOUNTS);
+    let pages = u32::try_from((end - start + ACCRUAL_PAGE - 1) / ACCRUAL_PAGE).unwrap();
+    assert_eq!(
+        resumed.checkpoints,
+        (3..=pages)
+            .map(|p| serde_json::json!(p))
+            .collect::<Vec<_>>()
+    );
+    let accrued = |from: i64, to: i64| {
+        let db = db.clone();
+        async move {
+            db.scalar(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM demo_accruals WHERE account_id >= {from} AND account_id < {to}"
+            ))
+            .await
+            .unwrap()
+        }
+    };
+    let skipped_to = start + 2 * ACCRUAL_PAGE;
+    assert_eq!(
+        accrued(start, skipped_to).await,
+        0,
+        "pages the checkpoint says are done were accrued again"
+    );
+    assert!(accrued(skipped_to, end).await > 0);
+    // From scratch, the same item accrues the two skipped pages and
+    // nothing twice (the other pages' claims are there).
+    let fresh = run_item(&accrual, item("interest-accrual", 1, 4)).await;
+    assert_eq!(fresh.result, Ok(ItemOutcome::Succeeded));
+    assert!(accrued(start, skipped_to).await > 0);
 
     full_day(&db).await;
     let legs = db
@@ -153,4 +188,89 @@ async fn sqlite_ledger_posts_once_and_reconciles() {
 async fn postgres_ledger_posts_once_and_reconciles() {
     let pg = nightshift_testkit::db::fresh_postgres().await.unwrap();
     scenario(&pg.url).await;
+}
+
+/// A stale owner writes nothing: after a newer owner (higher fencing
+/// token) claimed an item, the old one's attempt is refused by the
+/// database itself, before any effect, even where its idempotency claim
+/// alone would have let it through ("already applied").
+async fn fencing(url: &str) {
+    use nightshift_executor::FencingToken;
+    let db = Arc::new(DemoDb::connect(url).await.unwrap());
+    seed(&db, ACCOUNTS).await.unwrap();
+    let accrual = InterestAccrual::new(db.clone());
+    let owned_by = |token: i64| item("interest-accrual", 0, 4).fencing_token(FencingToken(token));
+
+    let first = run_item(&accrual, owned_by(20)).await;
+    assert_eq!(first.result, Ok(ItemOutcome::Succeeded));
+    let accruals = db
+        .scalar("SELECT COUNT(*) FROM demo_accruals")
+        .await
+        .unwrap();
+    let claims = db
+        .scalar("SELECT COUNT(*) FROM demo_effects")
+        .await
+        .unwrap();
+    assert!(accruals > 0);
+
+    // A failover gave the item to a newer owner, which claimed it.
+    assert_eq!(
+        db.execute("UPDATE demo_item_fence SET token = 25")
+            .await
+            .unwrap(),
+        1
+    );
+    let stale = run_item(&accrual, owned_by(20)).await;
+    let err = stale.result.expect_err("a stale owner is fenced off");
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert!(
+        stale.checkpoints.is_empty(),
+        "nothing done, nothing checkpointed"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_accruals")
+            .await
+            .unwrap(),
+        accruals
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_effects")
+            .await
+            .unwrap(),
+        claims
+    );
+    assert_eq!(
+        db.scalar("SELECT MAX(token) FROM demo_item_fence")
+            .await
+            .unwrap(),
+        25
+    );
+
+    // The current owner (and any later one) goes through.
+    let newer = run_item(&accrual, owned_by(30)).await;
+    assert_eq!(newer.result, Ok(ItemOutcome::Succeeded));
+    assert_eq!(
+        db.scalar("SELECT MAX(token) FROM demo_item_fence")
+            .await
+            .unwrap(),
+        30
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM demo_accruals")
+            .await
+            .unwrap(),
+        accruals
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_stale_owner_is_fenced_off_by_the_database() {
+    let file = nightshift_testkit::db::fresh_sqlite();
+    fencing(&file.url).await;
+}
+
+#[tokio::test]
+async fn postgres_a_stale_owner_is_fenced_off_by_the_database() {
+    let pg = nightshift_testkit::db::fresh_postgres().await.unwrap();
+    fencing(&pg.url).await;
 }

@@ -145,6 +145,7 @@ async fn main() -> Result<()> {
         shard_params: None,
         item_timeout_ms: None,
         generation: None,
+        redo: 0,
     };
     leader
         .put(

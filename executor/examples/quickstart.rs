@@ -1,9 +1,15 @@
 //! A complete service running a Nightshift job of its own. Start etcd, then:
 //! `NIGHTSHIFT_ETCD=http://127.0.0.1:2379 cargo run -p nightshift-executor --example quickstart`
-use nightshift_executor::{async_trait, Executor, ItemContext, ItemOutcome, Job, JobError};
+use nightshift_executor::{
+    async_trait, Executor, ItemContext, ItemOutcome, Job, JobError, JsonSchema,
+};
 use std::time::Duration;
 
-#[derive(serde::Deserialize)]
+/// Published with the executor's registration: `nightshift apply` refuses a
+/// DAG whose params for this handler do not fit (a typo, a missing key).
+#[derive(serde::Deserialize, JsonSchema)]
+#[schemars(crate = "nightshift_executor::schemars")]
+#[serde(deny_unknown_fields)]
 struct Params {
     rate_bps: u32,
 }
@@ -13,7 +19,7 @@ struct AccrueInterest;
 #[async_trait]
 impl Job for AccrueInterest {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
-        let params: Params = ctx.params_as()?; // bad params: a permanent failure
+        let params: Params = ctx.params()?; // bad params: a permanent failure
         let branch = ctx.item_param().unwrap_or("all").to_owned();
         for page in 1..=10 {
             if ctx.is_cancelled() {
@@ -39,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let etcd = std::env::var("NIGHTSHIFT_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
     let executor = Executor::builder()
         .etcd(etcd.split(','))
-        .handler("accrue-interest", AccrueInterest)
+        .handler_with_params::<Params>("accrue-interest", AccrueInterest)
         .build()?;
     // SIGTERM (Kubernetes, systemd) or Ctrl-C drains: running items finish
     // (up to 30 s), outcomes are recorded, the lease is released.

@@ -214,6 +214,27 @@ impl JobSlot {
     }
 
     /// An item's handler ended; returns whether its outcome was buffered.
+    /// [`finish`](Self::finish), shipping the attempt's log tail with the
+    /// outcome it records.
+    pub(crate) fn finish_with_log(
+        &mut self,
+        item: u32,
+        attempt: u32,
+        (started_ms, ended_ms): (i64, i64),
+        finish: Finish,
+        log: Option<String>,
+    ) -> bool {
+        let recorded = self.finish(item, attempt, started_ms, ended_ms, finish);
+        if recorded {
+            if let Some(last) = self.buffer.last_mut() {
+                if last.item.0 == item && last.attempt == attempt {
+                    last.log = log;
+                }
+            }
+        }
+        recorded
+    }
+
     pub(crate) fn finish(
         &mut self,
         item: u32,
@@ -383,9 +404,26 @@ impl JobSlot {
     }
 }
 
-/// Upper estimate of a result's JSON size: fixed fields plus the message.
+/// Upper estimate of a result's JSON size: fixed fields, the message, and
+/// the log tail as JSON escapes it (exactly: a log of control characters
+/// grows up to sixfold, and a batch of 64 KiB tails must stay under etcd's
+/// request limit).
 pub(crate) fn estimated_size(r: &ItemResult) -> usize {
     192 + r.error.as_ref().map_or(0, |e| e.len() * 2)
+        + r.log.as_deref().map_or(0, |l| 10 + json_string_len(l))
+}
+
+/// Bytes of `s` inside a JSON string, as serde_json writes it (non-ASCII
+/// stays UTF-8; quote, backslash and the short control escapes take 2 bytes, other
+/// control characters 6).
+pub(crate) fn json_string_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 fn result(
@@ -405,6 +443,7 @@ fn result(
         error: error.map(truncate_error),
         started_at_ms,
         ended_at_ms,
+        log: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! everything that can be checked before touching the network.
 
 use crate::job::Job;
+use crate::params::ParamsSchema;
 use crate::stats::Stats;
 use nightshift_coord::etcd::TlsFiles;
 use nightshift_coord::Coordinator;
@@ -35,6 +36,8 @@ pub(crate) struct Config {
     pub handlers: BTreeMap<HandlerName, Arc<dyn Job>>,
     /// Handlers with their own limit on items at once (within `capacity`).
     pub handler_capacity: BTreeMap<HandlerName, u32>,
+    /// Params schemas of the handlers that declare a params type.
+    pub params_schemas: BTreeMap<HandlerName, serde_json::Value>,
     /// How long an outcome may wait for others to share its batch.
     pub linger: Duration,
     /// Shortest interval between two progress writes of a job.
@@ -94,6 +97,16 @@ pub enum BuildError {
     /// Neither `.etcd(..)` nor `.coordinator(..)` was called, or no endpoint given.
     #[error("no coordination service: call .etcd(endpoints) or .coordinator(..)")]
     NoCoordinator,
+    /// A handler's params schema is larger than
+    /// [`MAX_PARAMS_SCHEMA_BYTES`](nightshift_protocol::keyspace::MAX_PARAMS_SCHEMA_BYTES):
+    /// it would bloat the executor's registration record.
+    #[error("params schema of handler `{handler}` is {bytes} bytes; at most {max} are published (split the params type, or drop the declaration)", max = keyspace::MAX_PARAMS_SCHEMA_BYTES)]
+    ParamsSchemaTooLarge {
+        /// Handler name.
+        handler: String,
+        /// Size of its schema as compact JSON.
+        bytes: usize,
+    },
     /// An id, handler name or the prefix cannot be used in the keyspace.
     #[error(transparent)]
     InvalidKey(#[from] KeyError),
@@ -110,6 +123,8 @@ pub struct ExecutorBuilder {
     drain_grace: Duration,
     labels: BTreeMap<String, String>,
     handlers: Vec<(String, Arc<dyn Job>)>,
+    /// Params types declared with `handler_with_params` (over the job's own).
+    declared_params: BTreeMap<String, ParamsSchema>,
     handler_capacity: Vec<(String, u32)>,
     linger: Duration,
     cancel_grace: Option<Duration>,
@@ -131,6 +146,7 @@ impl Executor {
             drain_grace: Duration::from_secs(30),
             labels: BTreeMap::new(),
             handlers: Vec::new(),
+            declared_params: BTreeMap::new(),
             handler_capacity: Vec::new(),
             linger: Duration::from_millis(25),
             cancel_grace: None,
@@ -197,7 +213,49 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Registers a handler whose params decode into `P`, and publishes
+    /// `P`'s JSON Schema with the registration: `nightshift apply`,
+    /// `nightshift validate --against` and the leader then refuse a job
+    /// whose params would not decode. In the handler, read them with
+    /// `ctx.params::<P>()`.
+    ///
+    /// ```
+    /// use nightshift_executor::{job_fn, Executor, ItemContext, ItemOutcome, JobError, JsonSchema};
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize, JsonSchema)]
+    /// #[schemars(crate = "nightshift_executor::schemars")]
+    /// #[serde(deny_unknown_fields)] // a misspelt key is refused at apply
+    /// struct AccrualParams {
+    ///     rate_table: String,
+    ///     #[serde(default)]
+    ///     dry_run: bool,
+    /// }
+    ///
+    /// let builder = Executor::builder().handler_with_params::<AccrualParams>(
+    ///     "interest-accrual",
+    ///     job_fn(|ctx: ItemContext| async move {
+    ///         let params: AccrualParams = ctx.params()?;
+    ///         let _ = (params.rate_table, params.dry_run);
+    ///         Ok::<_, JobError>(ItemOutcome::Succeeded)
+    ///     }),
+    /// );
+    /// # let _ = builder;
+    /// ```
+    pub fn handler_with_params<P: schemars::JsonSchema>(
+        mut self,
+        name: impl Into<String>,
+        job: impl Job,
+    ) -> Self {
+        let name = name.into();
+        self.declared_params
+            .insert(name.clone(), ParamsSchema::of::<P>());
+        self.handler(name, job)
+    }
+
     /// Registers the handler that runs the items of jobs naming `name`.
+    /// Its params are checked before runs only if the job declares a type
+    /// ([`Job::params_schema`]; or use [`handler_with_params`](Self::handler_with_params)).
     pub fn handler(mut self, name: impl Into<String>, job: impl Job) -> Self {
         self.handlers.push((name.into(), Arc::new(job)));
         self
@@ -260,8 +318,19 @@ impl ExecutorBuilder {
             return Err(BuildError::NoHandler);
         }
         let mut handlers = BTreeMap::new();
+        let mut params_schemas = BTreeMap::new();
         for (name, job) in self.handlers {
             keyspace::validate_segment("handler name", &name)?;
+            let declared = self.declared_params.get(&name).cloned();
+            if let Some(schema) = declared.or_else(|| job.params_schema()) {
+                if !schema.fits() {
+                    return Err(BuildError::ParamsSchemaTooLarge {
+                        bytes: schema.encoded_len(),
+                        handler: name,
+                    });
+                }
+                params_schemas.insert(HandlerName::new(name.clone()), schema.into_json());
+            }
             if handlers
                 .insert(HandlerName::new(name.clone()), job)
                 .is_some()
@@ -304,6 +373,7 @@ impl ExecutorBuilder {
             labels: self.labels,
             handlers,
             handler_capacity,
+            params_schemas,
             linger: self.linger,
             progress_interval: Duration::from_secs(1),
             cancel_grace: self.cancel_grace,
@@ -368,6 +438,58 @@ mod tests {
         );
         let limited = base().handler_capacity("noop", 2).build().unwrap();
         assert_eq!(limited.config.handler_capacity.len(), 1);
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Declared {
+        rate_table: String,
+    }
+
+    /// A job whose declared params schema is too large to publish.
+    struct Bloated;
+
+    #[async_trait::async_trait]
+    impl Job for Bloated {
+        async fn run(
+            &self,
+            _ctx: crate::ItemContext,
+        ) -> Result<crate::ItemOutcome, crate::JobError> {
+            Ok(crate::ItemOutcome::Succeeded)
+        }
+
+        fn params_schema(&self) -> Option<ParamsSchema> {
+            let big = "x".repeat(keyspace::MAX_PARAMS_SCHEMA_BYTES);
+            Some(ParamsSchema::from_json(
+                serde_json::json!({ "enum": [big] }),
+            ))
+        }
+    }
+
+    #[test]
+    fn declared_params_schemas_are_published_per_handler() {
+        let executor = base()
+            .handler_with_params::<Declared>("accrue", Noop)
+            .handler("sleep", crate::builtin::Sleep)
+            .build()
+            .unwrap();
+        let schemas = &executor.config.params_schemas;
+        let names: Vec<&str> = schemas.keys().map(HandlerName::as_str).collect();
+        // `noop` declares nothing; `sleep` declares through `Job::params_schema`.
+        assert_eq!(names, ["accrue", "sleep"]);
+        assert_eq!(
+            schemas[&HandlerName::new("accrue")]["required"],
+            serde_json::json!(["rate_table"])
+        );
+        assert_eq!(
+            schemas[&HandlerName::new("sleep")]["additionalProperties"],
+            serde_json::json!(false)
+        );
+        let err = base().handler("big", Bloated).build().err();
+        assert!(
+            matches!(&err, Some(BuildError::ParamsSchemaTooLarge { handler, .. }) if handler == "big"),
+            "{err:?}"
+        );
     }
 
     #[test]

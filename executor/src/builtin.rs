@@ -10,7 +10,9 @@
 use crate::clock::now_ms;
 use crate::context::ItemContext;
 use crate::job::{ItemOutcome, Job, JobError};
+use crate::params::ParamsSchema;
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +37,11 @@ impl Job for Noop {
 /// `fail_items` (items that always fail, retryably), `steps` (default 1:
 /// the sleep is done in that many equal steps, each reported as progress),
 /// `ignore_cancel` (default false: keep stepping when cancelled — a
-/// stubborn handler, for testing that the executor stops it) and `journal`
-/// (a file name: see [`Sleep::journaling_into`]; refused by a plain `Sleep`).
+/// stubborn handler, for testing that the executor stops it), `journal`
+/// (a file name: see [`Sleep::journaling_into`]; refused by a plain `Sleep`)
+/// and `checkpoint` (default false: store the step number as the item's
+/// checkpoint after each step, and resume after the last checkpointed step
+/// — for testing resumes after a failover or a retry).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sleep;
 
@@ -63,22 +68,27 @@ pub struct JournalingSleep {
     dir: PathBuf,
 }
 
-/// Params of [`Sleep`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Params of [`Sleep`], published as its params schema: `nightshift
+/// apply` refuses a misspelt or mistyped key before the job runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SleepParams {
     #[serde(default = "default_millis")]
     millis: u64,
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     fail_rate: f64,
     #[serde(default)]
     fail_items: Vec<u32>,
     #[serde(default = "default_steps")]
+    #[schemars(range(min = 1))]
     steps: u32,
     #[serde(default)]
     ignore_cancel: bool,
     #[serde(default)]
     journal: Option<String>,
+    #[serde(default)]
+    checkpoint: bool,
 }
 
 fn default_millis() -> u64 {
@@ -180,6 +190,10 @@ impl Job for Sleep {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         sleep(ctx, None).await
     }
+
+    fn params_schema(&self) -> Option<ParamsSchema> {
+        Some(ParamsSchema::of::<SleepParams>())
+    }
 }
 
 #[async_trait]
@@ -187,17 +201,29 @@ impl Job for JournalingSleep {
     async fn run(&self, ctx: ItemContext) -> Result<ItemOutcome, JobError> {
         sleep(ctx, Some(&self.dir)).await
     }
+
+    fn params_schema(&self) -> Option<ParamsSchema> {
+        Some(ParamsSchema::of::<SleepParams>())
+    }
 }
 
 async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutcome, JobError> {
-    let params = SleepParams::from_value(ctx.params())?;
+    let params = SleepParams::from_value(ctx.params_json())?;
+    ctx.log_info(format!("sleeping {} ms", params.millis));
     let mut journal = match &params.journal {
         Some(name) => Some(Journal::open(&journal_path(journal_dir, name)?)?),
         None => None,
     };
     ctx.progress(0, params.millis, "sleeping");
     let steps = params.steps;
-    for step in 1..=steps {
+    let first = if params.checkpoint {
+        ctx.last_checkpoint::<u32>()
+            .await?
+            .map_or(1, |done| done + 1)
+    } else {
+        1
+    };
+    for step in first..=steps {
         // Step k ends at k/steps of the total, so the steps add up exactly.
         let from = params.millis * u64::from(step - 1) / u64::from(steps);
         let to = params.millis * u64::from(step) / u64::from(steps);
@@ -213,6 +239,11 @@ async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutco
         if let Some(journal) = &mut journal {
             journal.step(&ctx, step)?;
         }
+        // After the step's effect (the journal line), as a handler should:
+        // a death in between redoes the step, never skips it.
+        if params.checkpoint {
+            ctx.checkpoint(&step).await?;
+        }
         if steps > 1 {
             ctx.progress(to, params.millis, format!("step {step}/{steps}"));
         }
@@ -223,7 +254,11 @@ async fn sleep(ctx: ItemContext, journal_dir: Option<&Path>) -> Result<ItemOutco
             ctx.item()
         )));
     }
-    if params.fail_rate > 0.0 && unit_hash(&ctx.idempotency_key(), ctx.attempt()) < params.fail_rate
+    if params.fail_rate > 0.0
+        && unit_hash(
+            &format!("{}/{}/{}", ctx.run_id(), ctx.job(), ctx.item()),
+            ctx.attempt(),
+        ) < params.fail_rate
     {
         return Err(JobError::retryable(format!(
             "item {} failed by fail_rate {}",
@@ -267,11 +302,27 @@ mod tests {
         .await;
         assert_eq!(ok.result, Ok(ItemOutcome::Succeeded));
         assert_eq!(ok.progress.len(), 1);
+        let log = ok.log.unwrap_or_default();
+        assert!(log.contains("INFO  sleeping 1 ms"), "{log}");
 
         let item = TestItem::new(0).params(json!({"millis": 60_000}));
         item.cancellation_token().cancel();
         let cancelled = run_item(&Sleep, item).await;
         assert_eq!(cancelled.result, Ok(ItemOutcome::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn a_checkpointing_sleep_resumes_after_its_last_step() {
+        let params = json!({"millis": 4, "steps": 4, "checkpoint": true});
+        let fresh = run_item(&Sleep, TestItem::new(0).params(params.clone())).await;
+        assert_eq!(fresh.result, Ok(ItemOutcome::Succeeded));
+        assert_eq!(
+            fresh.checkpoints,
+            vec![json!(1), json!(2), json!(3), json!(4)]
+        );
+        let resumed = run_item(&Sleep, TestItem::new(0).params(params).checkpoint(&2)).await;
+        assert_eq!(resumed.result, Ok(ItemOutcome::Succeeded));
+        assert_eq!(resumed.checkpoints, vec![json!(3), json!(4)]);
     }
 
     #[tokio::test]

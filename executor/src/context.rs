@@ -6,13 +6,15 @@
 //! unit-tested with [`crate::testing`] without an executor.
 
 use crate::assignment::JobRef;
+use crate::checkpoint::{CheckpointStore, Checkpoints, Owner};
 use crate::progress::ProgressBoard;
 use crate::stop::{StopClock, StopRules};
 use chrono::NaiveDate;
 use nightshift_coord::lease::LeaseStatus;
 use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
-use nightshift_protocol::keyspace::{self, ItemProgress};
+use nightshift_protocol::keyspace::{self, ItemProgress, WorkKey};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -48,6 +50,8 @@ pub(crate) struct ItemFacts {
     pub business_date: NaiveDate,
     pub attempt: u32,
     pub token: FencingToken,
+    /// Redo generation of the run (part of the work key).
+    pub redo: u32,
 }
 
 /// Grace of blocking work after its item ends, outside an executor
@@ -75,6 +79,9 @@ pub struct ItemContext {
     /// lease could have expired. `None` outside an executor (tests).
     lease: Option<watch::Receiver<LeaseStatus>>,
     stop: Arc<StopClock>,
+    /// This attempt's log ([`crate::item_log`]).
+    pub(crate) item_log: crate::log_tail::ItemLog,
+    checkpoints: Arc<Checkpoints>,
 }
 
 impl ItemContext {
@@ -85,7 +92,17 @@ impl ItemContext {
             cancel,
             progress,
             lease: None,
+            item_log: Default::default(),
+            checkpoints: Arc::new(Checkpoints::new(
+                CheckpointStore::Memory(Default::default()),
+            )),
         }
+    }
+
+    /// Where the item's checkpoints are stored and read.
+    pub(crate) fn with_checkpoints(mut self, store: CheckpointStore) -> Self {
+        self.checkpoints = Arc::new(Checkpoints::new(store));
+        self
     }
 
     /// Binds the item's deadline to the registration's lease.
@@ -141,16 +158,28 @@ impl ItemContext {
         self.facts.item_param.as_deref()
     }
 
-    /// The job's parameters (JSON, `null` when the job has none).
-    pub fn params(&self) -> &serde_json::Value {
+    /// The job's parameters (DAG, job and run params merged) decoded into
+    /// the handler's params type; a mismatch is a permanent failure
+    /// (retrying will not fix the DAG). A job without params decodes as
+    /// `{}`. Declare the type with
+    /// [`ExecutorBuilder::handler_with_params`](crate::ExecutorBuilder::handler_with_params)
+    /// or [`Job::params_schema`](crate::Job::params_schema) so that
+    /// `nightshift apply` refuses params that would not decode.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(crate::params::as_object_or_null(&self.facts.params))
+            .map_err(|e| JobError::permanent(format!("bad job params: {e}")))
+    }
+
+    /// The job's parameters as raw JSON (`null` when the job has none), for
+    /// handlers that pass them on untyped (a program's `NIGHTSHIFT_PARAMS`).
+    pub fn params_json(&self) -> &serde_json::Value {
         &self.facts.params
     }
 
-    /// The job's parameters decoded into your own type; a mismatch is a
-    /// permanent failure (retrying will not fix the DAG).
+    /// Same as [`params`](Self::params); kept for code written before
+    /// params were typed.
     pub fn params_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
-        serde_json::from_value(self.facts.params.as_ref().clone())
-            .map_err(|e| JobError::permanent(format!("bad job params: {e}")))
+        self.params()
     }
 
     /// Business date of the run: the date the batch is *for*, not today.
@@ -164,7 +193,8 @@ impl ItemContext {
     /// retry policy, but it is a new attempt in the history: the previous
     /// owner may have done part of the work, so treat any attempt above 1
     /// as "maybe partly done before" and rely on
-    /// [`idempotency_key`](Self::idempotency_key) and
+    /// [`idempotency_key`](Self::idempotency_key),
+    /// [`last_checkpoint`](Self::last_checkpoint) and
     /// [`fencing_token`](Self::fencing_token).
     pub fn attempt(&self) -> u32 {
         self.facts.attempt
@@ -175,7 +205,9 @@ impl ItemContext {
     /// item started.
     ///
     /// For one `(run, job, item)` it **strictly increases** from one owner or
-    /// attempt to the next, so a store you write to can refuse a stale owner:
+    /// attempt to the next — and, being an etcd revision, from one run of
+    /// the same work to the next — so a store you write to can refuse a
+    /// stale owner:
     /// keep the highest token seen per [`idempotency_key`](Self::idempotency_key)
     /// and reject writes carrying a lower one (see the crate docs for a
     /// complete SQL example). Results sent to the scheduler are fenced by the
@@ -189,11 +221,100 @@ impl ItemContext {
         &self.facts.executor
     }
 
-    /// Stable key of this item across attempts and executors
-    /// (`"{run}/{job}/{item}"`): use it to make external side effects
-    /// idempotent, since an item can run again after a failover.
+    /// **The key for your effects**: the same for the same work, whatever
+    /// run, attempt or executor does it — the text of
+    /// [`work_key`](Self::work_key),
+    /// `"{dag}/{business_date}/{job}/{item}/{params hash}"`.
+    ///
+    /// An item can run again: after a failover, a retry (in the same run or
+    /// a new run retrying a failed one), a `trigger --rerun` or a backfill
+    /// of a day already done. Key every external write by this value
+    /// (a unique constraint, an `Idempotency-Key` header) and the work is
+    /// applied once. Only a deliberate `nightshift trigger --redo` changes
+    /// it (a `/redo-{n}` suffix), for when effects must be applied again.
+    ///
+    /// It used to be `"{run}/{job}/{item}"`, which changed with every retry
+    /// run; the name was kept (rather than adding a `work_key_text()`
+    /// beside it) so that handlers already following the advice become
+    /// correct across runs without a change, and no handler keeps the
+    /// unsafe key by accident. For logs, use [`attempt_id`](Self::attempt_id).
     pub fn idempotency_key(&self) -> String {
-        keyspace::idempotency_key(&self.facts.run, &self.facts.job, self.facts.item)
+        self.work_key().to_string()
+    }
+
+    /// The item's work identity, in parts: DAG, business date, job, item,
+    /// a hash of its params (merged job/run params and shard param) and the
+    /// redo generation. [`idempotency_key`](Self::idempotency_key) is its text.
+    pub fn work_key(&self) -> WorkKey {
+        let f = &self.facts;
+        WorkKey::new(
+            f.dag.clone(),
+            f.business_date,
+            f.job.clone(),
+            f.item,
+            &f.params,
+            f.item_param.as_deref(),
+            f.redo,
+        )
+    }
+
+    /// Redo generation of the run: 0, unless an operator triggered it with
+    /// `nightshift trigger --redo` to apply the work's effects again.
+    pub fn redo(&self) -> u32 {
+        self.facts.redo
+    }
+
+    /// Identity of this attempt, for logs and traces:
+    /// `"{run}/{job}/{item}/{attempt}"`. Not for deduplicating effects (a
+    /// retry is a new attempt of the same work).
+    pub fn attempt_id(&self) -> String {
+        keyspace::attempt_id(
+            &self.facts.run,
+            &self.facts.job,
+            self.facts.item,
+            self.facts.attempt,
+        )
+    }
+
+    /// Stores a checkpoint: a small JSON value (at most
+    /// [`MAX_CHECKPOINT_BYTES`](crate::MAX_CHECKPOINT_BYTES) once encoded)
+    /// saying where to resume — a page, a cursor, a count. The item's next
+    /// attempt reads it with [`last_checkpoint`](Self::last_checkpoint),
+    /// whether it comes after a failover, a retry or a new run of the same
+    /// work ([`work_key`](Self::work_key)); a redo starts without one.
+    ///
+    /// The write is fenced like the item's outcome: it succeeds only while
+    /// the item is still this executor's. Store a checkpoint *after* the
+    /// effects it covers are applied (keyed by
+    /// [`idempotency_key`](Self::idempotency_key)): an owner can die between
+    /// the two, so the next one may redo the last step, never skip one.
+    ///
+    /// Errors: a value over the limit or that does not serialize is a
+    /// permanent failure; a refused write (the item is no longer ours) or
+    /// an unreachable etcd is retryable — stop and return it.
+    pub async fn checkpoint<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), JobError> {
+        self.checkpoints.save(&self.owner(), value).await
+    }
+
+    /// The item's last checkpoint, decoded into `T`; `None` when the work
+    /// has none (a first run, or a redo). Read once from the coordination
+    /// store at the first call (one `get`), then kept: after
+    /// [`checkpoint`](Self::checkpoint) it returns the value just stored.
+    /// A value that does not decode into `T` is a permanent failure.
+    pub async fn last_checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>, JobError> {
+        self.checkpoints.last(&self.owner()).await
+    }
+
+    fn owner(&self) -> Owner {
+        let f = &self.facts;
+        Owner {
+            executor: f.executor.clone(),
+            run: f.run.clone(),
+            job: f.job.clone(),
+            item: f.item,
+            attempt: f.attempt,
+            token: f.token,
+        }
     }
 
     /// Resolves when the item is cancelled: by the scheduler, because it was
@@ -265,7 +386,7 @@ impl ItemContext {
             f()
         });
         self.stop
-            .watch_blocking(done, format!("item {}", self.idempotency_key()));
+            .watch_blocking(done, format!("item {}", self.attempt_id()));
         match task.await {
             Ok(value) => Ok(value),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

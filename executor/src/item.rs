@@ -30,6 +30,8 @@ pub(crate) struct ItemDone {
     pub started_ms: i64,
     pub ended_ms: i64,
     pub finish: Finish,
+    /// The attempt's log tail ([`crate::log_tail`]).
+    pub log: Option<String>,
     /// The item's handler, when it has a capacity of its own to give back.
     pub handler: Option<HandlerName>,
 }
@@ -45,15 +47,12 @@ pub(crate) fn spawn(
     done: mpsc::UnboundedSender<ItemDone>,
     stats: Arc<Stats>,
 ) {
-    let span = tracing::info_span!(
-        "item",
-        executor = %ctx.executor_id(),
-        run = %ctx.run_id(),
-        job = %ctx.job(),
-        item = ctx.item().0,
-        attempt = ctx.attempt(),
-    );
+    let span = item_span(&ctx);
+    let item_log = ctx.item_log.clone();
+    crate::item_log::attach(&span, &item_log);
     let (item, attempt) = (ctx.item().0, ctx.attempt());
+    let (dag, job_name) = (ctx.dag().to_string(), ctx.job().to_string());
+    crate::telemetry::item_started(&dag, &job_name);
     let cancel = ctx.cancellation_token();
     let stop_grace = job.stop_grace();
     let clock = ctx.stop_clock();
@@ -103,17 +102,38 @@ pub(crate) fn spawn(
         // Counted here, not by the session: a voided item whose
         // registration is over still finishes (and never reaches it).
         Stats::add(&stats.items_finished, 1);
+        let ended_ms = now_ms();
+        crate::telemetry::item_finished(
+            &dag,
+            &job_name,
+            crate::telemetry::outcome(&finish, cancel.is_cancelled()),
+            Duration::from_millis(u64::try_from(ended_ms - started_ms).unwrap_or(0)),
+        );
         let _ = done.send(ItemDone {
             job: job_ref,
             item,
             attempt,
             started_ms,
-            ended_ms: now_ms(),
+            ended_ms,
             finish,
+            log: item_log.render(),
             handler,
         });
     };
     tokio::spawn(task.instrument(span));
+}
+
+/// The span an item runs in (its events carry the item's ids, and
+/// [`crate::ItemLogLayer`] finds the attempt log through it).
+pub(crate) fn item_span(ctx: &ItemContext) -> tracing::Span {
+    tracing::info_span!(
+        "item",
+        executor = %ctx.executor_id(),
+        run = %ctx.run_id(),
+        job = %ctx.job(),
+        item = ctx.item().0,
+        attempt = ctx.attempt(),
+    )
 }
 
 /// What the handler's call gave: its result, or a panic's payload.

@@ -53,6 +53,17 @@ pub trait Job: Send + Sync + 'static {
     fn stop_grace(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+
+    /// The JSON Schema of the params this handler decodes with
+    /// [`ItemContext::params`]: `Some(ParamsSchema::of::<MyParams>())`.
+    /// Published with the executor's registration, so that `nightshift
+    /// apply` and the leader refuse params that would not decode. Default
+    /// `None` (any params are accepted);
+    /// [`ExecutorBuilder::handler_with_params`](crate::ExecutorBuilder::handler_with_params)
+    /// sets it for a handler without implementing this.
+    fn params_schema(&self) -> Option<crate::params::ParamsSchema> {
+        None
+    }
 }
 
 #[async_trait]
@@ -63,6 +74,10 @@ impl<J: Job + ?Sized> Job for Arc<J> {
 
     fn stop_grace(&self) -> std::time::Duration {
         (**self).stop_grace()
+    }
+
+    fn params_schema(&self) -> Option<crate::params::ParamsSchema> {
+        (**self).params_schema()
     }
 }
 

@@ -115,12 +115,58 @@
 //!
 //! # Idempotency
 //!
-//! [`ItemContext::idempotency_key`] (`"{run}/{job}/{item}"`) is the same for
-//! every attempt and owner of an item. Key your side effects by it (a unique
-//! constraint, an API's idempotency header) so that running an item again
-//! changes nothing that the earlier run did. Idempotency makes a repeat
-//! harmless; fencing keeps a stale owner that is still running from
-//! interleaving with the new one.
+//! [`ItemContext::idempotency_key`] names the item's *work*:
+//! `"{dag}/{business_date}/{job}/{item}/{params hash}"` ([`WorkKey`]). It is
+//! the same for every attempt and owner of an item, for the retry of a
+//! failed run (a new run id), a `trigger --rerun` and a backfill of a day
+//! already done. Key your side effects by it (a unique constraint, an API's
+//! idempotency header) so that running the work again changes nothing that
+//! an earlier run did. The one exception is deliberate and visible: `nightshift
+//! trigger --redo` gives the run a new redo generation
+//! ([`ItemContext::redo`]) that changes the key (`…/redo-{n}`), for when the
+//! effects must be applied again. Log with [`ItemContext::attempt_id`]
+//! (`"{run}/{job}/{item}/{attempt}"`), which is unique per attempt.
+//!
+//! Idempotency makes a repeat harmless; fencing keeps a stale owner that is
+//! still running from interleaving with the new one. The fencing token keeps
+//! increasing across runs too (it is an etcd revision), so "the highest
+//! token per idempotency key" works for retries in new runs.
+//!
+//! # Checkpoints
+//!
+//! A long item can store where it got to with [`ItemContext::checkpoint`]
+//! (a small JSON value, at most [`MAX_CHECKPOINT_BYTES`]) and start from
+//! there with [`ItemContext::last_checkpoint`]. The next attempt sees the
+//! last checkpoint after a failover, a retry, or in a new run of the same
+//! work (the scheduler seeds it from its history); a redo starts without
+//! one. A checkpoint is written under the same fence as the item's outcome:
+//! a stale owner cannot store one. Store it *after* the effects it covers:
+//!
+//! ```no_run
+//! # use nightshift_executor::{ItemContext, ItemOutcome, JobError};
+//! # async fn post_page(_key: &str, _page: u32) -> Result<(), JobError> { Ok(()) }
+//! async fn accrue(ctx: ItemContext) -> Result<ItemOutcome, JobError> {
+//!     let first = ctx.last_checkpoint::<u32>().await?.map_or(1, |done| done + 1);
+//!     for page in first..=10 {
+//!         post_page(&ctx.idempotency_key(), page).await?; // idempotent per (key, page)
+//!         ctx.checkpoint(&page).await?;
+//!     }
+//!     Ok(ItemOutcome::Succeeded)
+//! }
+//! ```
+//!
+//! # Typed params
+//!
+//! A handler can declare the type of its params: register it with
+//! [`ExecutorBuilder::handler_with_params`] (or implement
+//! [`Job::params_schema`]) for a `P: Deserialize + JsonSchema`, and read
+//! them with [`ItemContext::params`]`::<P>()`. The executor publishes the
+//! schema in its registration, so a typo in a DAG's params is caught
+//! before the night: `nightshift apply` and `nightshift validate --against`
+//! report it at the DAG's `file:line:col`, and the scheduler rejects a
+//! trigger whose run params do not fit (the reason is the command's
+//! outcome). A handler nobody serves yet is a warning at `apply`.
+//! [`ItemContext::params_json`] is the raw, merged JSON.
 //!
 //! # Errors and cancellation
 //!
@@ -200,6 +246,38 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Attempt logs
+//!
+//! Each attempt keeps a log that operators read in the console (the item
+//! panel), the API and `nightshift logs`: lines written with
+//! [`ItemContext::log`], and the `tracing` events emitted inside the item's
+//! span when the subscriber your service installs has an [`ItemLogLayer`]
+//! (the SDK installs no global subscriber of its own):
+//!
+//! ```
+//! use nightshift_executor::{job_fn, ItemContext, ItemLogLayer, ItemOutcome, LogLevel};
+//! use tracing_subscriber::prelude::*;
+//!
+//! // In `main`, once: your formatter and filter, plus the item log layer.
+//! let _subscriber = tracing_subscriber::registry().with(ItemLogLayer::new());
+//! // (`.with(tracing_subscriber::fmt::layer()).init()` in a real service.)
+//!
+//! let job = job_fn(|ctx: ItemContext| async move {
+//!     ctx.log(LogLevel::Info, "posting 12 accounts"); // always kept
+//!     tracing::warn!(account = 17, "account closed"); // kept with the layer
+//!     Ok(ItemOutcome::Succeeded)
+//! });
+//! # let _ = job;
+//! ```
+//!
+//! Lines are `TIMESTAMP LEVEL message fields`. The last [`MAX_TAIL_BYTES`]
+//! (64 KiB) of them travel with the attempt's result when it ends, with a
+//! marker line at the top when earlier lines were dropped; the log is not
+//! streamed while the attempt runs. Events of work spawned onto other tasks
+//! are kept only if the task is instrumented with the item's span
+//! (`.in_current_span()`). [`testing::TestRun::log`] has the same log in
+//! tests.
+//!
 //! # Shutdown
 //!
 //! [`Executor::run_until_signal`] drains on SIGTERM and SIGINT: it stops
@@ -218,14 +296,19 @@
 mod assignment;
 mod builder;
 pub mod builtin;
+mod checkpoint;
 mod clock;
 mod connect;
 mod context;
 mod feeds;
+mod format;
 mod host;
 mod item;
+mod item_log;
 mod job;
+mod log_tail;
 pub mod mistakes;
+mod params;
 #[cfg(target_os = "linux")]
 pub mod program;
 mod progress;
@@ -235,14 +318,22 @@ mod session;
 mod signal;
 mod stats;
 mod stop;
+mod telemetry;
 pub mod testing;
 
 pub use builder::{BuildError, EtcdSettings, Executor, ExecutorBuilder, MIN_LEASE_TTL};
 pub use context::ItemContext;
+pub use item_log::ItemLogLayer;
 pub use job::{job_fn, job_fn_with, ItemOutcome, Job, JobError, JobFn, JobFnWith, JobResultExt};
+pub use log_tail::{LogLevel, MAX_TAIL_BYTES};
 /// PEM files for TLS to etcd (CA, and client certificate and key for mutual TLS).
 pub use nightshift_coord::etcd::TlsFiles;
+pub use params::ParamsSchema;
 pub use runtime::RunError;
+/// The derive for params types (`#[derive(JsonSchema)]`); with it comes
+/// the `schemars` crate, for `#[schemars(crate = "nightshift_executor::schemars")]`
+/// when your crate does not depend on schemars itself.
+pub use schemars::{self, JsonSchema};
 pub use signal::shutdown_signal;
 pub use stats::{StatsHandle, StatsSnapshot};
 pub use stop::EXIT_BLOCKING_OVERRUN;
@@ -267,10 +358,15 @@ pub use nightshift_coord as coord;
 /// The coordination backend trait ([`ExecutorBuilder::coordinator`]) and its
 /// error ([`RunError::Coordination`]).
 pub use nightshift_coord::{CoordError, Coordinator};
+/// A keyspace laid out by another build ([`RunError::KeyspaceFormat`]).
+pub use nightshift_protocol::keyspace::format::FormatMismatch;
 /// An item's progress report ([`testing::TestRun::progress`]).
 pub use nightshift_protocol::keyspace::ItemProgress;
 /// Why an id, handler name or prefix is refused ([`BuildError::InvalidKey`]).
 pub use nightshift_protocol::keyspace::KeyError;
+/// The work identity behind [`ItemContext::idempotency_key`], and the
+/// checkpoint size limit of [`ItemContext::checkpoint`].
+pub use nightshift_protocol::keyspace::{WorkKey, MAX_CHECKPOINT_BYTES};
 /// The JSON crate of [`ItemContext::params`] (`serde_json::Value`).
 pub use serde_json;
 /// The token of [`ItemContext::cancellation_token`].

@@ -146,10 +146,11 @@ pub(crate) fn environment(ctx: &ItemContext) -> Vec<(&'static str, String)> {
             "NIGHTSHIFT_ITEM_PARAM",
             ctx.item_param().unwrap_or_default().to_owned(),
         ),
-        ("NIGHTSHIFT_PARAMS", ctx.params().to_string()),
+        ("NIGHTSHIFT_PARAMS", ctx.params_json().to_string()),
         ("NIGHTSHIFT_BUSINESS_DATE", ctx.business_date().to_string()),
         ("NIGHTSHIFT_ATTEMPT", ctx.attempt().to_string()),
         ("NIGHTSHIFT_IDEMPOTENCY_KEY", ctx.idempotency_key()),
+        ("NIGHTSHIFT_ATTEMPT_ID", ctx.attempt_id()),
         (
             "NIGHTSHIFT_FENCING_TOKEN",
             ctx.fencing_token().0.to_string(),

@@ -163,6 +163,111 @@ mod tests {
         }
     }
 
+    /// etcd's default request limit (`--max-request-bytes`).
+    const ETCD_MAX_REQUEST: usize = 1536 * 1024;
+
+    #[test]
+    fn batches_of_full_log_tails_stay_under_the_etcd_request_limit() {
+        use crate::assignment::{Finish, JobSlot, MAX_ERROR_LEN};
+        use crate::job::JobError;
+        use crate::log_tail::MAX_TAIL_BYTES;
+        use nightshift_protocol::keyspace::{AssignmentRecord, ItemSet};
+        // The worst a handler can do: a full tail of control characters
+        // (each escaped to 6 bytes in JSON) and the longest error, on
+        // every item of a job bigger than a batch.
+        let items = 300;
+        let mut slot = JobSlot::new(
+            9,
+            AssignmentRecord {
+                items: ItemSet::range(0, items),
+                ..Default::default()
+            },
+            0,
+        );
+        let worst_log = "\u{1}".repeat(MAX_TAIL_BYTES);
+        let plain_log = "x".repeat(MAX_TAIL_BYTES);
+        while let Some(start) = slot.start_next() {
+            let log = if start.item % 2 == 0 {
+                &worst_log
+            } else {
+                &plain_log
+            };
+            assert!(slot.finish_with_log(
+                start.item,
+                start.attempt,
+                (0, 1),
+                Finish::Returned(Err(JobError::permanent("e".repeat(MAX_ERROR_LEN * 2)))),
+                Some(log.clone()),
+            ));
+        }
+        let mut recorded = 0;
+        let mut batches = 0;
+        loop {
+            let (results, _) = slot.take_batch(MAX_BATCH_RESULTS, MAX_BATCH_BYTES);
+            if results.is_empty() {
+                break;
+            }
+            assert!(results.iter().all(|r| r.log.is_some()), "logs are shipped");
+            let batch = Batch {
+                job: JobRef::new("r".into(), "j".into()),
+                slot: 1,
+                seq: format!("s{batches}"),
+                token: 9,
+                results,
+            };
+            let txn =
+                batch_txn("/nightshift/", &ExecutorId::new("e1"), LeaseId(7), &batch).unwrap();
+            let request: usize = txn
+                .success
+                .iter()
+                .map(|op| match op {
+                    TxnOp::Put { key, value, .. } => key.len() + value.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                + txn.compares.iter().map(|c| c.key.len() + 16).sum::<usize>();
+            assert!(
+                request <= MAX_BATCH_BYTES,
+                "batch {batches}: {request} bytes of {} results",
+                batch.results.len()
+            );
+            assert!(request < ETCD_MAX_REQUEST);
+            recorded += batch.results.len();
+            batches += 1;
+        }
+        assert_eq!(recorded, items as usize, "every outcome goes out");
+        assert!(batches > 30, "the bound split them: {batches} batches");
+    }
+
+    #[test]
+    fn the_size_estimate_is_never_below_the_encoded_result() {
+        for log in [
+            "plain",
+            "tab\tnewline\n\"quote\" back\\slash \u{1}\u{1f}",
+            "€uro ✓",
+        ] {
+            let r = ItemResult {
+                item: nightshift_protocol::ids::ItemIndex(u32::MAX),
+                attempt: u32::MAX,
+                outcome: nightshift_protocol::keyspace::ResultOutcome::TimedOut,
+                retryable: true,
+                error: Some(log.repeat(100)),
+                started_at_ms: i64::MIN,
+                ended_at_ms: i64::MIN,
+                log: Some(log.repeat(1000)),
+            };
+            let encoded = serde_json::to_vec(&r).unwrap().len();
+            assert!(
+                crate::assignment::estimated_size(&r) >= encoded,
+                "{log:?}: {encoded}"
+            );
+            assert_eq!(
+                crate::assignment::json_string_len(&log.repeat(1000)) + 2,
+                serde_json::to_string(&log.repeat(1000)).unwrap().len()
+            );
+        }
+    }
+
     #[test]
     fn txn_is_guarded_by_token_lease_and_absence() {
         let batch = Batch {

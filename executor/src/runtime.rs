@@ -27,6 +27,11 @@ pub enum RunError {
     /// etcd could not be set up (bad endpoint or TLS file).
     #[error("cannot connect to etcd: {0}")]
     Connect(String),
+    /// The keyspace under the prefix follows another format than this
+    /// build's (an upgrade or a downgrade in progress): the executor does
+    /// not register; the message says what to do.
+    #[error(transparent)]
+    KeyspaceFormat(#[from] nightshift_protocol::keyspace::format::FormatMismatch),
     /// The signal handlers of [`Executor::run_until_signal`] could not be installed.
     #[error("cannot install the signal handler for {0}")]
     Signal(String),
@@ -74,6 +79,19 @@ impl Executor {
         loop {
             if stop.is_cancelled() {
                 return Ok(());
+            }
+            match crate::format::check(coord.as_ref(), &self.config.prefix).await {
+                Ok(()) => {}
+                Err(crate::format::Refusal::Mismatch(m)) => return Err(m.into()),
+                Err(crate::format::Refusal::Coord(e)) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the keyspace format; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
             }
             match session::run(self.config.clone(), self.stats.clone(), coord.clone(), stop).await {
                 Ok(SessionEnd::Shutdown) => return Ok(()),

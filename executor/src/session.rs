@@ -129,6 +129,7 @@ pub(crate) async fn run(
         return Err(e);
     }
     Stats::add(&stats.registrations, 1);
+    crate::telemetry::registered();
     tracing::info!(executor = %config.id, lease = lease.0, capacity = config.capacity, "executor registered");
 
     let (items_tx, items) = mpsc::unbounded_channel();
@@ -238,6 +239,7 @@ async fn register(
         capacity: config.capacity,
         labels: config.labels.clone(),
         handler_capacity: config.handler_capacity.clone(),
+        params_schemas: config.params_schemas.clone(),
         host: crate::host::hostname(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -299,6 +301,7 @@ impl Session {
         }
         self.fenced = true;
         Stats::add(&self.stats.self_fences, 1);
+        crate::telemetry::self_fenced();
         let cancelled: usize = self
             .slots
             .values_mut()
@@ -366,6 +369,7 @@ impl Session {
             business_date: spec.business_date,
             attempt: start.attempt,
             token: FencingToken(slot.state.token),
+            redo: spec.redo,
         };
         let sink = ProgressSink::Board {
             board: self.board.clone(),
@@ -376,8 +380,13 @@ impl Session {
         // lease deadline still caps both.
         let mut rules = StopRules::for_ttl(self.config.lease_ttl, self.config.cancel_grace);
         rules.grace = rules.grace.max(job.stop_grace());
-        let ctx =
-            ItemContext::new(facts, start.cancel, sink).with_lease(self.status.clone(), rules);
+        let ctx = ItemContext::new(facts, start.cancel, sink)
+            .with_lease(self.status.clone(), rules)
+            .with_checkpoints(crate::checkpoint::CheckpointStore::Coord {
+                coord: self.coord.clone(),
+                prefix: self.config.prefix.clone(),
+                lease: self.lease,
+            });
         let timeout = spec.item_timeout_ms.map(Duration::from_millis);
         let handler = limited.map(|_| spec.handler.clone());
         item::spawn(
@@ -394,6 +403,7 @@ impl Session {
             *self.in_flight_by_handler.entry(handler).or_default() += 1;
         }
         Stats::add(&self.stats.items_started, 1);
+        crate::telemetry::in_flight(self.in_flight);
         true
     }
 
@@ -432,6 +442,9 @@ impl Session {
         };
         let (results, dropped) = slot.state.take_batch(MAX_BATCH_RESULTS, MAX_BATCH_BYTES);
         Stats::add(&self.stats.results_dropped, dropped);
+        if dropped > 0 {
+            crate::telemetry::results_dropped(dropped);
+        }
         slot.buffered_since = None;
         if results.is_empty() {
             return;

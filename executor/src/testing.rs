@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+use crate::checkpoint::CheckpointStore;
 use crate::context::{ItemContext, ItemFacts, ProgressSink};
 use crate::job::{ItemOutcome, Job, JobError};
 use chrono::NaiveDate;
@@ -27,6 +28,7 @@ use nightshift_protocol::ids::{DagName, ExecutorId, FencingToken, ItemIndex, Job
 pub use nightshift_protocol::keyspace::ItemProgress;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// An item to run a handler on, with every context field settable.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct TestItem {
     attempt: u32,
     token: FencingToken,
     cancel: CancellationToken,
+    redo: u32,
+    checkpoint: Option<serde_json::Value>,
 }
 
 impl TestItem {
@@ -69,6 +73,8 @@ impl TestItem {
             attempt: 1,
             token: FencingToken(1),
             cancel: CancellationToken::new(),
+            redo: 0,
+            checkpoint: None,
         }
     }
 
@@ -126,6 +132,24 @@ impl TestItem {
         self
     }
 
+    /// Sets the redo generation (0 by default), as `trigger --redo` would.
+    pub fn redo(mut self, redo: u32) -> Self {
+        self.redo = redo;
+        self
+    }
+
+    /// Starts the item with a checkpoint left by an earlier attempt, as
+    /// after a failover or a retry: the handler's
+    /// [`last_checkpoint`](ItemContext::last_checkpoint) returns it.
+    /// Panics if `value` does not serialize (a bug in the test).
+    pub fn checkpoint<T: serde::Serialize>(mut self, value: &T) -> Self {
+        self.checkpoint = Some(
+            serde_json::to_value(value)
+                .unwrap_or_else(|e| panic!("the test checkpoint does not serialize: {e}")),
+        );
+        self
+    }
+
     /// The item's cancellation token: cancel it (before or during the run)
     /// to test how the handler reacts.
     pub fn cancellation_token(&self) -> CancellationToken {
@@ -140,6 +164,14 @@ pub struct TestRun {
     pub result: Result<ItemOutcome, JobError>,
     /// Every progress report it made, in order (`done`, `total`, `message`).
     pub progress: Vec<ItemProgress>,
+    /// The attempt log it would ship ([`ItemContext::log`] lines, and its
+    /// `tracing` events when the test's subscriber has an
+    /// [`ItemLogLayer`](crate::ItemLogLayer)); `None` when it logged nothing.
+    pub log: Option<String>,
+    /// Every checkpoint it stored, in order (the seed of
+    /// [`TestItem::checkpoint`] not included): feed the last one to the
+    /// next [`TestItem`] to test a resume.
+    pub checkpoints: Vec<serde_json::Value>,
 }
 
 /// Runs `job` on `item` in the current task (a panic propagates to the test).
@@ -157,17 +189,36 @@ pub async fn run_item<J: Job + ?Sized>(job: &J, item: TestItem) -> TestRun {
         business_date: item.business_date,
         attempt: item.attempt,
         token: item.token,
+        redo: item.redo,
     };
-    let ctx = ItemContext::new(facts, item.cancel, ProgressSink::Log(log.clone()));
-    let result = job.run(ctx).await;
+    let seeded = usize::from(item.checkpoint.is_some());
+    let cell = Arc::new(Mutex::new(item.checkpoint.into_iter().collect::<Vec<_>>()));
+    let ctx = ItemContext::new(facts, item.cancel, ProgressSink::Log(log.clone()))
+        .with_checkpoints(CheckpointStore::Memory(cell.clone()));
+    let item_log = ctx.item_log.clone();
+    // The same span an executor runs items in, so that an
+    // `ItemLogLayer` in the test's subscriber captures the handler's events.
+    let span = crate::item::item_span(&ctx);
+    crate::item_log::attach(&span, &item_log);
+    let result = job.run(ctx).instrument(span).await;
     let progress = log.lock().map(|l| l.clone()).unwrap_or_default();
-    TestRun { result, progress }
+    let checkpoints = cell
+        .lock()
+        .map(|c| c.iter().skip(seeded).cloned().collect())
+        .unwrap_or_default();
+    TestRun {
+        result,
+        progress,
+        log: item_log.render(),
+        checkpoints,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::job::job_fn;
+    use serde_json::json;
 
     #[tokio::test]
     async fn a_test_item_has_the_same_facts_whatever_day_the_test_runs() {
@@ -218,6 +269,67 @@ mod tests {
             "{:?}",
             run.result
         );
+    }
+
+    /// A handler that works through 5 pages, checkpointing after each, and
+    /// fails (retryably) after page 2 on its first attempt.
+    fn pager() -> impl Job {
+        job_fn(|ctx: ItemContext| async move {
+            let start = ctx.last_checkpoint::<u32>().await?.map_or(1, |p| p + 1);
+            for page in start..=5 {
+                ctx.progress(u64::from(page), 5, format!("page {page}"));
+                ctx.checkpoint(&page).await?;
+                if page == 2 && ctx.attempt() == 1 {
+                    return Err(JobError::retryable("connection reset"));
+                }
+            }
+            Ok(ItemOutcome::Succeeded)
+        })
+    }
+
+    #[tokio::test]
+    async fn a_handler_resumes_from_the_checkpoint_its_last_attempt_stored() {
+        let first = run_item(&pager(), TestItem::new(0)).await;
+        assert!(first.result.is_err());
+        assert_eq!(first.checkpoints, vec![json!(1), json!(2)]);
+        let last = first.checkpoints.last().cloned().unwrap_or_default();
+        let second = run_item(&pager(), TestItem::new(0).attempt(2).checkpoint(&last)).await;
+        assert_eq!(second.result, Ok(ItemOutcome::Succeeded));
+        assert_eq!(second.checkpoints, vec![json!(3), json!(4), json!(5)]);
+        assert_eq!(second.progress[0].message.as_deref(), Some("page 3"));
+    }
+
+    #[tokio::test]
+    async fn the_idempotency_key_is_the_work_not_the_run_and_a_redo_changes_it() {
+        let key = |item: TestItem| async move {
+            let job = job_fn(|ctx: ItemContext| async move {
+                ctx.progress(
+                    0,
+                    0,
+                    format!("{}|{}", ctx.idempotency_key(), ctx.attempt_id()),
+                );
+                Ok(ItemOutcome::Succeeded)
+            });
+            let run = run_item(&job, item).await;
+            run.progress[0].message.clone().unwrap_or_default()
+        };
+        let first = key(TestItem::new(2).run("r1")).await;
+        let retry = key(TestItem::new(2).run("r2").attempt(3)).await;
+        let (work, attempt) = first.split_once('|').unwrap_or_default();
+        assert!(
+            work.starts_with("test-dag/2024-01-31/test-job/2/"),
+            "{work}"
+        );
+        assert_eq!(attempt, "r1/test-job/2/1");
+        assert_eq!(retry.split_once('|').map(|p| p.0), Some(work));
+        assert_eq!(retry.split_once('|').map(|p| p.1), Some("r2/test-job/2/3"));
+        let redo = key(TestItem::new(2).run("r3").redo(1)).await;
+        assert_eq!(
+            redo.split_once('|').map(|p| p.0),
+            Some(&*format!("{work}/redo-1"))
+        );
+        let other = key(TestItem::new(2).params(json!({"rate": 1}))).await;
+        assert_ne!(other.split_once('|').map(|p| p.0), Some(work));
     }
 
     #[tokio::test]

@@ -73,7 +73,7 @@ fn blocking_work_past_its_items_deadline_exits_the_executor_process() {
         out.status
     );
     assert!(
-        stderr.contains("blocking work of item r1/j/0 is still running"),
+        stderr.contains("blocking work of item r1/j/0/1 is still running"),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(25), "{stderr}");

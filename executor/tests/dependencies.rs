@@ -50,7 +50,10 @@ fn the_sdk_pulls_no_dag_parser_store_or_scheduler_crates() {
     assert!(crates.contains(&"nightshift-protocol"), "{crates:?}");
     let found: Vec<&&str> = FORBIDDEN.iter().filter(|c| crates.contains(c)).collect();
     assert!(found.is_empty(), "the SDK depends on {found:?}");
-    // BENCHMARKS.md ("Executor SDK build") states 98 with the SDK itself;
-    // a jump means a heavy new dependency worth a second look.
-    assert!(crates.len() <= 110, "{} crates: {crates:?}", crates.len());
+    // Measured 110 with typed params (schemars without default features:
+    // +6 small crates), the item log layer (tracing-subscriber's registry:
+    // +4) and the metrics facade (+3) since the split (97). BENCHMARKS.md
+    // ("Executor SDK build") counts a service using the SDK. A jump means a
+    // heavy new dependency worth a second look.
+    assert!(crates.len() <= 115, "{} crates: {crates:?}", crates.len());
 }

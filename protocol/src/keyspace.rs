@@ -20,10 +20,12 @@
 //! | `{p}owners/{executor}/{run}/{job}` | [`AssignmentRecord`] | the leader | **the executor's** |
 //! | `{p}results/{run}/{job}/{executor}/{seq}` | [`ResultBatch`] | the executor, fenced | none |
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
+//! | `{p}checkpoints/{run}/{job}/{item}` | [`CheckpointRecord`] | the executor, fenced; the leader (seeds) | none |
 //! | `{p}dags/{dag}` | `AppliedDag` (`nightshift apply`; in `nightshift_core::keyspace::dags`) | the CLI, the leader (pause) | none |
 //! | `{p}commands/{id}` | `CommandRecord` (operator commands; in `nightshift_core::keyspace::commands`) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
 //! | `{p}health/coord` | the write time (a probe, deleted at once, after etcd was full) | the leader, fenced | none |
+//! | `{p}format` | [`format::FormatRecord`] (the layout's number, [`format::KEYSPACE_FORMAT`]) | the first leader; `nightshift migrate` | none |
 //!
 //! # Protocol
 //!
@@ -102,20 +104,35 @@
 //! (job, executor), latest value wins; it is informational and unfenced.
 //!
 //! **Idempotency.** Handlers that write elsewhere (a ledger, a payment API)
-//! should key their writes by [`idempotency_key`] — stable per
-//! `(run, job, item)` across attempts and owners — because an item can run
-//! again after a failover.
+//! should key their writes by the item's [`WorkKey`] — stable per (DAG,
+//! business date, job, item, params) across attempts, owners, retries,
+//! reruns and backfills, and changed only by an explicit redo — because
+//! the same work can run again. [`attempt_id`] names one attempt, for logs.
+//!
+//! **Checkpoints.** An item's owner may store a small value in
+//! `checkpoints/{run}/{job}/{item}`, fenced like a result batch; see
+//! [`checkpoint`] for who reads, copies and deletes it.
 
 // `commands`, `dags` (AppliedDag needs the DAG model) and `leader` (the
 // election, run state, last assignments, cron) are scheduler-side: they live
 // in nightshift-core's `keyspace`, which re-exports this one.
+pub mod checkpoint;
+pub mod format;
 mod item_set;
 pub mod records;
+pub mod work;
+
+pub use checkpoint::{
+    all_checkpoints_prefix, checkpoint_key, job_checkpoints_prefix, parse_checkpoint_key,
+    run_checkpoints_prefix, CheckpointRecord, MAX_CHECKPOINT_BYTES,
+};
+pub use work::{params_hash, WorkKey};
 
 pub use item_set::{ItemSet, ItemSetError};
 pub use records::{
     decode, encode, AssignmentRecord, ExecutorInfo, ItemProgress, ItemResult, JobRunSpec,
-    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, SCHEMA_VERSION,
+    ProgressRecord, Record, RecordError, ResultBatch, ResultOutcome, MAX_PARAMS_SCHEMA_BYTES,
+    SCHEMA_VERSION,
 };
 
 use crate::ids::{ExecutorId, ItemIndex, JobName, RunId};
@@ -306,10 +323,11 @@ pub fn progress_key(prefix: &str, run: &RunId, job: &JobName, executor: &Executo
     format!("{prefix}runs/{run}/jobs/{job}/progress/{executor}")
 }
 
-/// Stable identity of an item across attempts and owners, for handlers to
-/// deduplicate their external side effects: `"{run}/{job}/{item}"`.
-pub fn idempotency_key(run: &RunId, job: &JobName, item: ItemIndex) -> String {
-    format!("{run}/{job}/{item}")
+/// Identity of one attempt of an item, for logs and traces (not for
+/// deduplicating effects: a retry is another attempt of the same work, see
+/// [`WorkKey`]): `"{run}/{job}/{item}/{attempt}"`.
+pub fn attempt_id(run: &RunId, job: &JobName, item: ItemIndex, attempt: u32) -> String {
+    format!("{run}/{job}/{item}/{attempt}")
 }
 
 /// A key about one job of one run, split into its parts: a spec or
@@ -553,8 +571,8 @@ mod tests {
         assert!(normalize_prefix("").is_err());
         assert!(normalize_prefix("/a b/").is_err());
         assert_eq!(
-            idempotency_key(&RunId::new("r1"), &JobName::new("accrue"), ItemIndex(7)),
-            "r1/accrue/7"
+            attempt_id(&RunId::new("r1"), &JobName::new("accrue"), ItemIndex(7), 2),
+            "r1/accrue/7/2"
         );
     }
 }

@@ -29,11 +29,14 @@
 //! `nightshift_core::keyspace`).
 #![deny(missing_docs)]
 
+pub mod commands;
 pub mod failover;
+pub mod first_error;
 pub mod leader;
 pub mod orchestration;
 pub mod plan;
 pub mod record;
+pub mod slow;
 pub mod trigger;
 
 pub use leader::{run_scheduler, Clock, SchedulerConfig, SystemClock};

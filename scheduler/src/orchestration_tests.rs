@@ -61,6 +61,7 @@ fn result(item: u32, attempt: u32, outcome: ResultOutcome) -> ItemResult {
         error: None,
         started_at_ms: 0,
         ended_at_ms: 0,
+        log: None,
     }
 }
 

@@ -84,6 +84,7 @@ mod tests {
             version: "t".into(),
             started_at_ms: 0,
             handler_capacity: BTreeMap::new(),
+            params_schemas: BTreeMap::new(),
         }
     }
 

@@ -60,6 +60,19 @@ pub struct RunRecord {
     /// (stalled items), resolved when their item ends or the run does.
     #[serde(default)]
     pub open_alerts: std::collections::BTreeSet<String>,
+    /// Redo generation (0 unless `trigger --redo`): part of every item's
+    /// work key, handed to executors in each job's spec.
+    #[serde(default)]
+    pub redo: u32,
+    /// The run this one retries (trigger source `retry`): its failure
+    /// alerts resolve when this run redoes the work.
+    #[serde(default)]
+    pub retry_of: Option<RunId>,
+    /// Run time (ms since creation) past which the run is slower than
+    /// usual: 1.5 × the median of its DAG's last 10 succeeded runs, fixed
+    /// when the run is created; `None` without enough history.
+    #[serde(default)]
+    pub slow_after_ms: Option<i64>,
 }
 
 impl Record for RunRecord {
@@ -146,6 +159,11 @@ pub struct JobRecord {
     /// its assignments and spec carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// The first error line of the first item that failed for good
+    /// (`item N: line`, [`crate::first_error`]), for the job's failure
+    /// message and its alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 impl JobRecord {
@@ -170,6 +188,7 @@ impl JobRecord {
             owners: BTreeMap::new(),
             error: None,
             generation: None,
+            first_error: None,
         }
     }
 

@@ -165,6 +165,7 @@ async fn report_all(
                     error: None,
                     started_at_ms: 10,
                     ended_at_ms: 20,
+                    log: None,
                 })
                 .collect(),
         };

@@ -81,6 +81,7 @@ async fn a_full_etcd_raises_coordination_full_and_the_leader_keeps_serving() {
                 error: None,
                 started_at_ms: 10,
                 ended_at_ms: 20,
+                log: None,
             })
             .collect(),
     };

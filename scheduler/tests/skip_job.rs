@@ -47,6 +47,7 @@ async fn skipping_a_running_job_ends_its_open_attempts(coord: Arc<dyn Coordinato
             error: None,
             started_at_ms: 10,
             ended_at_ms: 20,
+            log: None,
         }],
     };
     let assign_key = keyspace::assign_key(PREFIX, &run, &job, &exec);

@@ -77,6 +77,7 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
         version: "t".into(),
         started_at_ms: 1,
         handler_capacity: Default::default(),
+        params_schemas: Default::default(),
     };
     coord
         .put(
@@ -150,6 +151,7 @@ async fn results_wait_in_etcd_while_sql_is_down_and_nothing_is_lost() {
             error: None,
             started_at_ms: 10,
             ended_at_ms: 20,
+            log: None,
         })
         .collect();
     let batch = ResultBatch {

@@ -150,6 +150,8 @@ pub struct LoadedDag {
     pub spec: DagSpec,
     /// The file's TOML text.
     pub source: String,
+    /// The file, for messages.
+    pub path: PathBuf,
 }
 
 /// Pairs each DAG of a successful [`load_dags`] with its file's text.
@@ -164,7 +166,11 @@ pub fn with_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<LoadedDag>> {
             .with_context(|| format!("reading {}", file.display()))?;
         let report = load_dags(std::slice::from_ref(&file));
         match <[DagSpec; 1]>::try_from(report.dags) {
-            Ok([spec]) => out.push(LoadedDag { spec, source }),
+            Ok([spec]) => out.push(LoadedDag {
+                spec,
+                source,
+                path: file,
+            }),
             Err(_) => anyhow::bail!("{} changed while it was being applied", file.display()),
         }
     }

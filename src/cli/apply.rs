@@ -1,7 +1,10 @@
 //! `nightshift apply PATH... [--prune] [--dry-run]`: publish DAG files.
 //!
 //! Every file is validated first; if any has an error, the diagnostics are
-//! printed and nothing is published (exit 1). Then, DAG by DAG, a new
+//! printed and nothing is published (exit 1). So are the jobs' params
+//! against the params types the live executors' handlers declare (a job
+//! whose handler no live executor offers gets a warning: executors may come
+//! later). Then, DAG by DAG, a new
 //! version is recorded in SQL when the checksum changed (the history) and
 //! the current version is put under `{p}dags/{name}` in etcd (what the
 //! leader schedules). The etcd write is guarded by the key's revision so
@@ -11,6 +14,7 @@
 
 use crate::cli::applied::{self, LoadedDag};
 use crate::cli::conn::{self, BadInput, DatabaseArgs, EtcdArgs};
+use crate::cli::params;
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
 use nightshift_core::dag::load_dags;
@@ -63,6 +67,16 @@ async fn apply(args: Args) -> anyhow::Result<ExitCode> {
     let dags = applied::with_sources(&args.paths)?;
     let prefix = args.etcd.key_prefix()?;
     let coord = args.etcd.connect().await?;
+    // Params against the handlers' declared types, before anything is
+    // written: a typo fails now rather than at 01:30.
+    let schemas = params::executor_schemas(coord.as_ref(), &prefix).await?;
+    let errors = params::print(&params::check(&dags, &schemas));
+    if errors > 0 {
+        return Err(BadInput(format!(
+            "{errors} error(s) found: params do not fit their handlers; nothing was applied"
+        ))
+        .into());
+    }
     let store = args.db.connect().await?;
     let mut out = Vec::new();
     for dag in &dags {

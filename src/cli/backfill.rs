@@ -13,7 +13,7 @@
 use crate::cli::applied;
 use crate::cli::backfill_days::business_days;
 use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
-use crate::cli::follow::{command_outcome, is_rejection};
+use crate::cli::follow::command_outcome;
 use crate::cli::issue::issue;
 use crate::cli::trigger::{dag_name, parse_date};
 use anyhow::Context as _;
@@ -248,7 +248,7 @@ async fn poll(
         .await
         .context("reading events")?;
     if let Some(outcome) = outcome {
-        if is_rejection(&outcome) {
+        if outcome.rejected() {
             return Ok(Some((format!("command {} {outcome}", day.command), false)));
         }
     }

@@ -185,6 +185,8 @@ pub fn run(args: Args) -> ExitCode {
         let mut state = AppState::new(store, coord, &prefix, auth);
         state.secure_cookies = args.secure_cookies;
         state.notifier = notifier(args.notify_config.as_deref())?;
+        let process = crate::cli::prometheus::handle()?;
+        state.process_metrics = Some(std::sync::Arc::new(move || process.render()));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

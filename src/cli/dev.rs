@@ -223,7 +223,11 @@ async fn dev(args: Args, log_file: PathBuf) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().unwrap_or(args.listen);
     {
-        let state = AppState::new(store.clone(), coord.clone(), &prefix, auth);
+        let mut state = AppState::new(store.clone(), coord.clone(), &prefix, auth);
+        // One process: the console's /metrics shows the scheduler's and the
+        // executors' metrics too.
+        let process = crate::cli::prometheus::handle()?;
+        state.process_metrics = Some(Arc::new(move || process.render()));
         let rx = stop_rx.clone();
         tasks.spawn(async move {
             if let Err(e) = nightshift_console::serve(listener, state, stopped(rx)).await {

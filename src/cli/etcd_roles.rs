@@ -9,8 +9,8 @@
 //!
 //! - `nightshift-scheduler`: read and write the whole prefix (it leads).
 //! - `nightshift-executor`: read the prefix; write its registration
-//!   (`executors/`), its result batches (`results/`) and item progress
-//!   (under `runs/`). Not commands, DAGs, assignments (`owners/`), the
+//!   (`executors/`), its result batches (`results/`), item checkpoints
+//!   (`checkpoints/`) and item progress (under `runs/`). Not commands, DAGs, assignments (`owners/`), the
 //!   leader key or cron state.
 //! - `nightshift-console`: read the prefix; write only `commands/`.
 //! - `nightshift-operator` (the CLI: `apply`, `trigger`, `pause`, …): read
@@ -67,6 +67,7 @@ pub fn roles(prefix: &str) -> Vec<RoleSpec> {
                 read(prefix),
                 write(keyspace::executors_prefix(prefix)),
                 write(keyspace::all_results_prefix(prefix)),
+                write(keyspace::all_checkpoints_prefix(prefix)),
                 // item progress is kept under the job's run keys
                 write(keyspace::runs_prefix(prefix)),
             ],
@@ -189,7 +190,12 @@ mod tests {
         assert_eq!(writes("nightshift-console"), ["/ns/commands/"]);
         assert_eq!(
             writes("nightshift-executor"),
-            ["/ns/executors/", "/ns/results/", "/ns/runs/"]
+            [
+                "/ns/executors/",
+                "/ns/results/",
+                "/ns/checkpoints/",
+                "/ns/runs/"
+            ]
         );
         assert_eq!(writes("nightshift-scheduler"), ["/ns/"]);
         let script = etcdctl_script("/ns/", &roles);

@@ -35,6 +35,8 @@ Built-in handlers:
          drops the item after its grace), and `journal` (a file name) appends
          a line per step to that file in --sleep-journal-dir (refused
          without it: a DAG never chooses a path on this host).
+         `checkpoint = true` stores the step as the item's checkpoint after
+         each step and resumes after the last one (after a failover/retry).
 
 Program handlers: --program NAME=PATH serves handler NAME by running PATH for
 each item (no shell; fixed arguments from --program-arg NAME=ARG, in order).
@@ -60,6 +62,11 @@ pub struct Args {
     /// programs, handler capacities. Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics (items started and finished by outcome,
+    /// durations, result batches, lease renewals, self-fences) on this
+    /// address, at `/metrics`.
+    #[arg(long, env = "NIGHTSHIFT_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Built-in handlers to serve, comma-separated: noop, sleep (default:
     /// both when no program is configured, else none).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -253,11 +260,15 @@ impl Settings {
 
 /// Runs the executor until SIGTERM or Ctrl-C, then drains.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let metrics_listen = args.metrics_listen;
     let settings = Settings::from_args(args, std::env::var(PASSWORD_ENV).ok())?;
     let executor = settings.executor()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         tracing::info!(executor = %executor.id(), "executor starting");
+        if let Some(addr) = metrics_listen {
+            crate::cli::prometheus::serve(addr).await?;
+        }
         // The SDK's own helper, the one services embedding it use: the
         // process tests of SIGTERM drain (tests/executor_process.rs) go through it.
         executor.run_until_signal().await?;

@@ -11,7 +11,8 @@
 use nightshift_core::ids::{DagName, JobName, RunId};
 use nightshift_core::keyspace::CommandId;
 use nightshift_core::state::{JobState, RunState};
-use nightshift_store::{EventFilter, JobRun, Run, Store, StoreError};
+use nightshift_store::RecordedOutcome;
+use nightshift_store::{JobRun, Run, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -145,7 +146,7 @@ pub async fn follow_run(
                 }
             }
             Ok(None) => match command_outcome(store, "trigger", Some(dag), command).await {
-                Ok(Some(outcome)) if is_rejection(&outcome) => return RunEnd::Rejected(outcome),
+                Ok(Some(outcome)) if outcome.rejected() => return RunEnd::Rejected(outcome.text),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading command outcomes"),
             },
@@ -154,33 +155,16 @@ pub async fn follow_run(
     }
 }
 
-/// Whether a recorded command outcome says the leader refused the command.
-pub fn is_rejection(outcome: &str) -> bool {
-    outcome.starts_with("rejected")
-}
-
 /// The outcome the leader recorded for `command` of `kind` (the `outcome` of
-/// its `command_{kind}` event), if it has recorded one yet.
+/// its `command_{kind}` event), if it has recorded one yet. The console
+/// reads it through the same [`Store::command_outcome`].
 pub async fn command_outcome(
     store: &Store,
     kind: &str,
     dag: Option<&DagName>,
     command: &CommandId,
-) -> Result<Option<String>, StoreError> {
-    // Commands are carried out after they are issued; a minute of slack
-    // covers clocks that disagree between the CLI and the leader.
-    let since = command.issued_at_ms().unwrap_or(0).saturating_sub(60_000);
-    let filter = EventFilter {
-        dag: dag.cloned(),
-        kind: Some(format!("command_{kind}")),
-        from_ms: Some(since),
-        ..EventFilter::default()
-    };
-    let events = store.events(&filter).await?;
-    Ok(events
-        .iter()
-        .find(|e| e.event.detail["command_id"] == command.as_str())
-        .and_then(|e| e.event.detail["outcome"].as_str().map(str::to_owned)))
+) -> Result<Option<RecordedOutcome>, StoreError> {
+    store.command_outcome(command, Some(kind), dag).await
 }
 
 #[cfg(test)]

@@ -5,12 +5,16 @@
 //! and one-shot commands log to stderr. `nightshift dev` logs to a file in its
 //! state directory instead, so that its terminal shows only what a newcomer
 //! needs (the banner and the run's progress), unless `RUST_LOG` or
-//! `--log-level` asks for the log on the terminal too.
+//! `--log-level` asks for the log on the terminal too. Every subscriber has
+//! the SDK's `ItemLogLayer`, so an item's `tracing` events also reach the
+//! attempt log its executor ships with the result.
 
 use std::path::Path;
 use std::sync::Arc;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn";
@@ -75,10 +79,14 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
+    // Every process gets the item log layer: in those that run items
+    // (`executor`, `demo executor`, `dev`) it copies each item's events into
+    // the attempt log shipped with its result; elsewhere no span has one.
+    let items = nightshift_executor::ItemLogLayer::new();
     if json {
-        builder.json().init();
+        builder.json().finish().with(items).init();
     } else {
-        builder.init();
+        builder.finish().with(items).init();
     }
 }
 

@@ -125,7 +125,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// Every registered executor (records that do not decode are skipped with a warning).
-async fn live_executors(
+pub(crate) async fn live_executors(
     coord: &dyn Coordinator,
     prefix: &str,
 ) -> anyhow::Result<Vec<ExecutorInfo>> {

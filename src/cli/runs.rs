@@ -1,4 +1,4 @@
-//! `nightshift runs cancel|retry|skip|mark-succeeded`: operator commands on
+//! `nightshift runs cancel|retry|skip|mark-succeeded|clear`: operator commands on
 //! one run, written for the leader to carry out (the CLI never changes run
 //! state itself).
 //!
@@ -9,7 +9,7 @@
 //! store it prints the command id and exits 0 once the command is written.
 
 use crate::cli::conn::{self, DatabaseArgs, EtcdArgs};
-use crate::cli::follow::{command_outcome, is_rejection};
+use crate::cli::follow::command_outcome;
 use crate::cli::issue::issue;
 use crate::cli::trigger::EXIT_REJECTED;
 use anyhow::Context as _;
@@ -54,7 +54,26 @@ pub enum RunsCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Record an item as succeeded without running it again.
+    /// Run chosen work of a run again, in the same run, even if it ended:
+    /// whole jobs, or some items of one job (new attempts).
+    Clear {
+        /// The run id.
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// A job to clear (repeat for several; with --items, exactly one).
+        #[arg(long = "job", value_name = "JOB", required = true)]
+        jobs: Vec<String>,
+        /// Only these items of the job: `1,2,5-9`.
+        #[arg(long, value_name = "LIST")]
+        items: Option<String>,
+        /// Also clear every job downstream of the cleared ones.
+        #[arg(long)]
+        downstream: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Record an item as succeeded without running it again (also on a
+    /// failed job: its downstream jobs are then re-evaluated).
     MarkSucceeded {
         /// The run id.
         #[arg(value_name = "RUN")]
@@ -110,7 +129,7 @@ pub fn run(verb: RunsCommand) -> ExitCode {
                 .await
                 .context("reading the command's outcome")?;
             if let Some(outcome) = outcome {
-                if is_rejection(&outcome) {
+                if outcome.rejected() {
                     eprintln!("error: the leader {outcome} (command {id})");
                     return Ok(ExitCode::from(EXIT_REJECTED));
                 }
@@ -148,6 +167,35 @@ fn command_of(verb: RunsCommand) -> anyhow::Result<(Command, Common)> {
             },
             common,
         ),
+        RunsCommand::Clear {
+            run,
+            jobs,
+            items,
+            downstream,
+            common,
+        } => {
+            let run = run_id(&run)?;
+            let jobs: Vec<JobName> = jobs.iter().map(|j| job_name(j)).collect::<Result<_, _>>()?;
+            let (jobs, items) = match items {
+                None => (jobs, Default::default()),
+                Some(list) => {
+                    let [job] = <[JobName; 1]>::try_from(jobs).map_err(|_| {
+                        anyhow::anyhow!("--items applies to one job: give exactly one --job")
+                    })?;
+                    let items = parse_items(&list)?;
+                    (Vec::new(), [(job, items)].into())
+                }
+            };
+            (
+                Command::Clear {
+                    run,
+                    jobs,
+                    items,
+                    downstream,
+                },
+                common,
+            )
+        }
         RunsCommand::MarkSucceeded {
             run,
             job,
@@ -164,10 +212,58 @@ fn command_of(verb: RunsCommand) -> anyhow::Result<(Command, Common)> {
     })
 }
 
+/// Most items `--items` may name (a whole job is cleared without it).
+const MAX_ITEMS: u64 = 10_000;
+
+/// `1,2,5-9` → the item indices, in order, without repeats.
+fn parse_items(list: &str) -> anyhow::Result<Vec<ItemIndex>> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in list.split(',').map(str::trim) {
+        let bad =
+            || anyhow::anyhow!("--items: `{part}` is not an item index or range (e.g. `1,2,5-9`)");
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<u32>().map_err(|_| bad())?,
+                b.trim().parse::<u32>().map_err(|_| bad())?,
+            ),
+            None => {
+                let n = part.parse::<u32>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if lo > hi {
+            anyhow::bail!("--items: range `{part}` runs backwards");
+        }
+        if u64::from(hi - lo) + 1 + out.len() as u64 > MAX_ITEMS {
+            anyhow::bail!("--items names more than {MAX_ITEMS} items; clear the whole job instead");
+        }
+        out.extend((lo..=hi).map(ItemIndex));
+    }
+    Ok(out.into_iter().collect())
+}
+
 fn run_id(text: &str) -> anyhow::Result<RunId> {
     conn::checked_id("run id", text, RunId::new)
 }
 
 fn job_name(text: &str) -> anyhow::Result<JobName> {
     conn::checked_id("job name", text, JobName::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_lists_take_indices_and_ranges() {
+        let got: Vec<u32> = parse_items("1, 2,5-7,2")
+            .unwrap()
+            .iter()
+            .map(|i| i.0)
+            .collect();
+        assert_eq!(got, vec![1, 2, 5, 6, 7]);
+        for bad in ["", "x", "3-1", "1-", "-2", "1,,2", "0-4294967295"] {
+            assert!(parse_items(bad).is_err(), "{bad}");
+        }
+    }
 }

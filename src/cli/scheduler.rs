@@ -37,6 +37,10 @@ pub struct Args {
     /// that the console's notifier sends it before it resolves.
     #[arg(long, default_value = "60s", value_parser = duration, value_name = "DURATION")]
     pub store_alert_linger: Duration,
+    /// Serve Prometheus metrics (leader passes, commits, commands, attempts
+    /// by outcome and duration) on this address, at `/metrics`.
+    #[arg(long, env = "NIGHTSHIFT_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -48,6 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let prefix = args.etcd.key_prefix()?;
+        if let Some(addr) = args.metrics_listen {
+            crate::cli::prometheus::serve(addr).await?;
+        }
         let coord = until_reachable("etcd", || args.etcd.connect()).await?;
         let store = until_reachable("the database", || args.db.connect()).await?;
         let id = args

@@ -1,5 +1,11 @@
-//! `nightshift trigger DAG [--business-date D] [--params JSON] [--rerun]`:
+//! `nightshift trigger DAG [--business-date D] [--params JSON] [--rerun | --redo]`:
 //! ask the leader to start a run now.
+//!
+//! `--rerun` runs the day's work again under the same work keys, so a
+//! handler keyed by `ctx.idempotency_key()` applies nothing twice; `--redo`
+//! (with `--business-date`) is the deliberate way to apply the effects
+//! again: the run gets the date's next redo generation, shown in its
+//! `command_redo` and `run_created` events.
 //!
 //! The DAG must be applied and `--params` must be a JSON object; either
 //! mistake is reported before anything is written (exit 1). The id of the
@@ -32,9 +38,17 @@ pub struct Args {
     /// Run parameters, a JSON object merged over the jobs' params.
     #[arg(long, value_name = "JSON")]
     pub params: Option<String>,
-    /// Run even if a run of this business date already succeeded.
+    /// Run even if a run of this business date already succeeded. Items
+    /// keep their work keys: effects keyed by `ctx.idempotency_key()` are
+    /// not applied again, and unfinished items resume from checkpoints.
     #[arg(long)]
     pub rerun: bool,
+    /// Apply the business date's work again, effects included: the run
+    /// gets a new redo generation, which changes every item's
+    /// `ctx.idempotency_key()` and starts without checkpoints. Needs
+    /// --business-date (a redo names the day it redoes).
+    #[arg(long, conflicts_with = "rerun", requires = "business_date")]
+    pub redo: bool,
     /// Follow the run until it ends, one line per change on stderr: exit 0
     /// when it succeeded, 3 when it failed or was cancelled, 4 when the
     /// leader rejected the trigger. Needs the store (--database).
@@ -68,12 +82,20 @@ pub fn run(args: Args) -> ExitCode {
         };
         let coord = args.etcd.connect().await?;
         applied::require(coord.as_ref(), &prefix, &dag).await?;
-        let command = Command::Trigger {
-            dag: dag.clone(),
-            business_date,
-            params,
-            rerun: args.rerun,
-            source: TriggerSource::Manual,
+        let command = match (args.redo, business_date) {
+            (true, Some(day)) => Command::Redo {
+                dag: dag.clone(),
+                business_date: day,
+                params,
+            },
+            (true, None) => return bad_input("--redo needs --business-date"),
+            (false, _) => Command::Trigger {
+                dag: dag.clone(),
+                business_date,
+                params,
+                rerun: args.rerun,
+                source: TriggerSource::Manual,
+            },
         };
         let id = issue(coord.as_ref(), &prefix, command).await?;
         let date = business_date.map_or_else(
@@ -81,7 +103,8 @@ pub fn run(args: Args) -> ExitCode {
             |d| format!("business date {d}"),
         );
         let run = trigger_run_id(&dag, &id);
-        eprintln!("trigger of {dag} ({date}) requested: command {id}, run {run}");
+        let what = if args.redo { "redo" } else { "trigger" };
+        eprintln!("{what} of {dag} ({date}) requested: command {id}, run {run}");
         println!("{run}");
         let Some(store) = store else {
             return Ok(ExitCode::SUCCESS);

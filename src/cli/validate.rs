@@ -4,8 +4,13 @@
 //! offending key or value) on stderr and a one-line summary on stdout; JSON
 //! output is one document on stdout for editors and CI. Either way the exit
 //! code is 0 when every file is valid (warnings allowed) and 1 otherwise.
-//! This command only reads files: it never contacts etcd or a database.
+//! This command only reads files, unless `--against` is given: then it also
+//! reads the executor records in etcd (`--etcd`) and checks each job's
+//! params against the params type its handler declares, as `nightshift
+//! apply` does. It never contacts a database.
 
+use crate::cli::conn::EtcdArgs;
+use crate::cli::params;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use nightshift_core::dag::{load_dags, Diagnostic, LoadReport};
@@ -24,6 +29,14 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also check every job's params against the params type its handler
+    /// declares, as published by the live executors registered in the etcd
+    /// of --etcd (or NIGHTSHIFT_ETCD). Jobs whose handler no live executor
+    /// offers get a warning.
+    #[arg(long)]
+    pub against: bool,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 /// How results are printed.
@@ -37,7 +50,15 @@ pub enum Format {
 
 /// Validates the files and prints the result; exit code 1 on any error.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let report = load_dags(&args.paths);
+    let mut report = load_dags(&args.paths);
+    if args.against && !report.has_errors() {
+        let found = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(params_diagnostics(&args))?;
+        report.diagnostics.extend(found);
+    }
     match args.format {
         Format::Text => print_text(&report)?,
         Format::Json => print_json(&report)?,
@@ -47,6 +68,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The params diagnostics of the (valid) files against etcd's executors.
+async fn params_diagnostics(args: &Args) -> anyhow::Result<Vec<Diagnostic>> {
+    let dags = crate::cli::applied::with_sources(&args.paths)?;
+    let prefix = args.etcd.key_prefix()?;
+    let coord = args.etcd.connect().await?;
+    let schemas = params::executor_schemas(coord.as_ref(), &prefix).await?;
+    Ok(params::check(&dags, &schemas))
 }
 
 fn print_text(report: &LoadReport) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //! `postgres://…`), opens a pool, and applies the embedded migrations from
 //! `migrations/sqlite` or `migrations/postgres`. Everything else is a method on
 //! [`Store`], grouped by table: [`dags`], [`runs`], [`jobs`], [`attempts`],
-//! [`events`], [`alerts`].
+//! [`attempt_logs`], [`events`], [`alerts`], [`checkpoints`] (run redo
+//! generations and item checkpoints).
 //!
 //! # Why one implementation per backend, not `sqlx::Any`
 //!
@@ -41,7 +42,10 @@ mod connect;
 #[macro_use]
 mod filter;
 pub mod alerts;
+pub mod attempt_logs;
 pub mod attempts;
+pub mod checkpoints;
+pub mod command_outcomes;
 pub mod dags;
 mod error;
 pub mod events;
@@ -50,7 +54,10 @@ mod rows;
 pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
+pub use attempt_logs::AttemptLog;
 pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
+pub use checkpoints::StoredCheckpoint;
+pub use command_outcomes::RecordedOutcome;
 pub use connect::{Backend, Store, StoreOptions};
 pub use dags::{DagSummary, DagVersion, NewDagVersion, RecordedVersion};
 pub use error::{redact_url, StoreError};

@@ -185,6 +185,11 @@ impl Store {
         if to == RunState::Running {
             let p = w.arg(Arg::Int(at_ms));
             sets.push(format!("started_at_ms = COALESCE(started_at_ms, {p})"));
+            // A run re-opened by a clear has not ended (nor failed) any more.
+            sets.push("ended_at_ms = NULL".to_owned());
+            if error.is_none() {
+                sets.push("error = NULL".to_owned());
+            }
         }
         if to.is_terminal() {
             let p = w.arg(Arg::Int(at_ms));
@@ -265,5 +270,62 @@ impl Store {
             .await)
         .map_err(query_err("list runs for business date"))?;
         rows.into_iter().map(Run::try_from).collect()
+    }
+
+    /// Records that `retry` is a retry of `origin` (both runs must exist).
+    /// Repeating it is harmless.
+    pub async fn link_retry(&self, retry: &RunId, origin: &RunId) -> Result<()> {
+        let changed = on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET retry_of = $2 WHERE run_id = $1 AND EXISTS (SELECT 1 FROM runs o WHERE o.run_id = $2)")
+            .bind(retry.as_str())
+            .bind(origin.as_str())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(query_err("link retry"))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("run {retry} or its origin {origin}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The run `run` retries, if it is a retry.
+    pub async fn retry_of(&self, run: &RunId) -> Result<Option<RunId>> {
+        let row: Option<(Option<String>,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT retry_of FROM runs WHERE run_id = $1")
+            .bind(run.as_str())
+            .fetch_optional(pool)
+            .await)
+        .map_err(query_err("read retry origin"))?;
+        Ok(row.and_then(|(r,)| r).map(RunId::new))
+    }
+
+    /// The runs that retry `run`, oldest first.
+    pub async fn retries_of(&self, run: &RunId) -> Result<Vec<RunId>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT run_id FROM runs WHERE retry_of = $1 ORDER BY created_at_ms, run_id")
+            .bind(run.as_str())
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("list retries"))?;
+        Ok(rows.into_iter().map(|(r,)| RunId::new(r)).collect())
+    }
+
+    /// Durations (end − start, ms) of the last `limit` succeeded runs of
+    /// `dag`, newest first: the baseline of the "slower than usual" alert.
+    pub async fn recent_run_durations(&self, dag: &DagName, limit: u32) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT ended_at_ms - started_at_ms FROM runs WHERE dag = $1 AND state = $2 \
+             AND started_at_ms IS NOT NULL AND ended_at_ms IS NOT NULL \
+             ORDER BY ended_at_ms DESC, run_id LIMIT $3")
+            .bind(dag.as_str())
+            .bind(RunState::Succeeded.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("recent run durations"))?;
+        Ok(rows.into_iter().map(|(d,)| d).collect())
     }
 }

@@ -84,6 +84,11 @@ impl Proc {
         self.child.try_wait().ok().flatten().and_then(|s| s.code())
     }
 
+    /// The exit status, once the process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -157,17 +162,33 @@ impl Cluster {
     }
 
     pub fn scheduler(&self, id: &str) -> Result<Proc> {
-        self.scheduler_env(id, &[])
+        self.scheduler_full(id, &self.etcd.endpoint(), &[], &[])
     }
 
     /// [`Cluster::scheduler`] with extra environment variables (test settings).
     pub fn scheduler_env(&self, id: &str, env: &[(&str, &str)]) -> Result<Proc> {
-        self.scheduler_at(id, &self.etcd.endpoint(), env)
+        self.scheduler_full(id, &self.etcd.endpoint(), env, &[])
     }
 
     /// A scheduler reaching etcd at `etcd` (e.g. through a proxy).
     pub fn scheduler_at(&self, id: &str, etcd: &str, env: &[(&str, &str)]) -> Result<Proc> {
-        let args: Vec<String> = [
+        self.scheduler_full(id, etcd, env, &[])
+    }
+
+    /// A scheduler process with `extra` flags.
+    pub fn scheduler_with(&self, id: &str, extra: &[&str]) -> Result<Proc> {
+        self.scheduler_full(id, &self.etcd.endpoint(), &[], extra)
+    }
+
+    /// A scheduler reaching etcd at `etcd`, with `env` and `extra` flags.
+    pub fn scheduler_full(
+        &self,
+        id: &str,
+        etcd: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<Proc> {
+        let mut args: Vec<String> = [
             "scheduler",
             "--etcd",
             etcd,
@@ -187,6 +208,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         self.spawn_env(&format!("scheduler-{id}"), &args, env)
     }
 

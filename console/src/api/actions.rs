@@ -3,7 +3,9 @@
 //! exactly one [`CommandRecord`] to `{p}commands/{id}`, naming the operator,
 //! for the scheduler leader to carry out; it answers 202 with the command
 //! id. The console never writes run state (invariant 6): whether the command
-//! worked shows up later in the run and in the event log.
+//! worked is the leader's to say, and `GET /commands/{id}`
+//! ([`super::commands`]) reads it back; the pages follow every action to
+//! that outcome.
 //!
 //! Unknown fields and values out of range are a 400 naming the field and
 //! the allowed range, before anything is written. Actions without
@@ -25,6 +27,7 @@ use nightshift_coord::{Compare, Txn, TxnOp};
 use nightshift_core::ids::{DagName, ItemIndex, JobName};
 use nightshift_core::keyspace::commands::trigger_run_id;
 use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
+use nightshift_core::schedule::business_date_for;
 use nightshift_core::state::TriggerSource;
 use nightshift_store::Run;
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/dags/{dag}/resume", post(resume))
         .route("/runs/{run}/cancel", post(cancel))
         .route("/runs/{run}/retry", post(retry))
+        .route("/runs/{run}/clear", post(clear))
         .route("/runs/{run}/jobs/{job}/skip", post(skip))
         .route(
             "/runs/{run}/jobs/{job}/items/{item}/mark-succeeded",
@@ -59,7 +63,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
     /// Business date (`YYYY-MM-DD`, years [`BUSINESS_DATE_YEARS`]); default:
-    /// today's in the DAG's zone.
+    /// today's in the DAG's zone (under its business-date policy and
+    /// calendar), written into the command so that a settled date is not
+    /// re-run without `rerun`.
     #[serde(default)]
     pub business_date: Option<NaiveDate>,
     /// Run parameters: a JSON object of at most [`MAX_PARAMS_BYTES`].
@@ -78,6 +84,24 @@ pub struct RetryRequest {
     #[serde(default)]
     pub job: Option<String>,
 }
+
+/// `POST /runs/{run}/clear` body: what to run again in the same run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    /// Jobs cleared whole.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// Items cleared one by one: job → item indices.
+    #[serde(default)]
+    pub items: std::collections::BTreeMap<String, Vec<u32>>,
+    /// Also clear every job downstream of a cleared job.
+    #[serde(default)]
+    pub downstream: bool,
+}
+
+/// Most item indices one clear may name (a whole job is named by `jobs`).
+pub const MAX_CLEAR_ITEMS: usize = 10_000;
 
 /// Answer to every action: the command the leader will carry out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,14 +223,27 @@ async fn issue_trigger(
     req.check()?;
     id_segment("dag name", dag)?;
     let dag = DagName::new(dag);
-    if super::dags::known_dag(state, &dag).await?.paused {
+    let known = super::dags::known_dag(state, &dag).await?;
+    if known.paused {
         return Err(ApiError::Conflict(format!(
             "DAG `{dag}` is paused; resume it before triggering a run"
         )));
     }
+    // A blank date means today's business date; the command names it, so
+    // the leader's "already succeeded" check applies to it too and a settled
+    // date is re-run only when `rerun` asks for it.
+    let business_date = req.business_date.unwrap_or_else(|| {
+        let spec = &known.spec;
+        business_date_for(
+            chrono::Utc::now(),
+            spec.timezone,
+            spec.business_date,
+            spec.calendar.as_ref(),
+        )
+    });
     let command = Command::Trigger {
         dag: dag.clone(),
-        business_date: req.business_date,
+        business_date: Some(business_date),
         params: req.params,
         rerun: req.rerun,
         source: TriggerSource::Manual,
@@ -379,6 +416,54 @@ async fn mark_succeeded(
             run: run.run_id,
             job,
             item: ItemIndex(item),
+        },
+    )
+    .await
+}
+
+/// Clears chosen work of a run (it may have ended): 400 when nothing is
+/// named or too many items are, 404 naming an unknown job or item.
+async fn clear(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(run): Path<String>,
+    OptionalJson(req): OptionalJson<ClearRequest>,
+) -> Result<Accepted, ApiError> {
+    if req.jobs.is_empty() && req.items.values().all(Vec::is_empty) {
+        return Err(ApiError::bad(
+            "nothing to clear: give `jobs` (job names) or `items` ({\"job\": [indices]})",
+        ));
+    }
+    let named: usize = req.items.values().map(Vec::len).sum();
+    if named > MAX_CLEAR_ITEMS {
+        return Err(ApiError::bad(format!(
+            "`items` names {named} items; at most {MAX_CLEAR_ITEMS} (clear the whole job with `jobs`)"
+        )));
+    }
+    let run = get_run(&state, &run).await?;
+    let mut jobs = Vec::new();
+    for job in &req.jobs {
+        jobs.push(job_of(&state, &run, job).await?.0);
+    }
+    let mut items = std::collections::BTreeMap::new();
+    for (job, indices) in &req.items {
+        let (job, shards) = job_of(&state, &run, job).await?;
+        if let Some(bad) = indices.iter().find(|&&i| i >= shards) {
+            return Err(ApiError::NotFound(format!(
+                "job `{job}` has {shards} items; there is no item {bad}"
+            )));
+        }
+        let list: Vec<ItemIndex> = indices.iter().map(|&i| ItemIndex(i)).collect();
+        items.insert(job, list);
+    }
+    accepted(
+        &state,
+        &operator,
+        Command::Clear {
+            run: run.run_id,
+            jobs,
+            items,
+            downstream: req.downstream,
         },
     )
     .await

@@ -1,5 +1,6 @@
 //! `GET /executors`: live executors from the coordination service, with the
-//! items each is running (from SQL) and its remaining lease time.
+//! items each is running (its live assignments less what SQL records as
+//! ended: [`crate::live_items`]) and its remaining lease time.
 //! `GET /executors/lost`: executors whose lease ended while they held
 //! unfinished items, from the `executor_lost` events the scheduler leader
 //! writes when it fails their items over.
@@ -8,7 +9,7 @@ use super::limit;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::now_ms;
-use crate::{live, AppState};
+use crate::{live, live_items, AppState};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -148,7 +149,7 @@ pub struct ExecutorView {
     pub labels: BTreeMap<String, String>,
     /// Items it runs at once.
     pub capacity: u32,
-    /// Items it is running now (unfinished attempts).
+    /// Items it is running now (assigned to it and not recorded as ended).
     pub running_items: u64,
     /// SDK version.
     pub version: String,
@@ -164,8 +165,8 @@ pub struct ExecutorView {
 /// Every live executor.
 pub async fn executors(state: &AppState) -> Result<Vec<ExecutorView>, ApiError> {
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    for a in state.store.unfinished_attempts(None, None).await? {
-        *running.entry(a.executor.to_string()).or_default() += 1;
+    for r in live_items::running_items(state).await? {
+        *running.entry(r.executor.to_string()).or_default() += 1;
     }
     let mut out = Vec::new();
     for info in live::executors(state).await? {

@@ -1,12 +1,18 @@
 //! `GET /runs/{run}/jobs/{job}/items`: one object per shard item with its
-//! state (derived from the attempts in SQL), its attempts and its live
-//! progress (from the coordination service).
+//! state, its attempts and its live progress. The state comes from the
+//! attempts in SQL merged with the live assignments in the coordination
+//! service ([`crate::live_items`]): SQL learns of an attempt only when it
+//! ends, so an item in flight is `running` with its executor and attempt
+//! only thanks to its owner's assignment key.
+//! Its last checkpoint comes from the coordination service while the run
+//! is live, from SQL after.
 
 use super::id_segment;
 use super::runs::{get_run, run_spec};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::{live, AppState};
+use crate::time::now_ms;
+use crate::{live, live_items, AppState};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,12 +46,40 @@ pub struct ItemView {
     /// `pending`, `running`, `succeeded`, `failed`, `skipped`, `cancelled`
     /// or `upstream_failed`.
     pub state: &'static str,
-    /// Executor of the latest attempt.
+    /// Owner of the running attempt, else executor of the latest attempt.
     pub executor: Option<String>,
+    /// The running attempt's number (only while `running`).
+    pub attempt: Option<u32>,
+    /// The leader asked the owner to stop it (only while `running`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelling: bool,
+    /// Latest sign of life of a running item (epoch ms): its last progress
+    /// report, else when it was handed out at the earliest (the job's start
+    /// or its previous attempt's end).
+    pub last_progress_at_ms: Option<i64>,
+    /// Now minus `last_progress_at_ms`: a stuck item's keeps growing.
+    pub last_progress_age_ms: Option<i64>,
     /// Every attempt, first to last.
     pub attempts: Vec<AttemptView>,
     /// Latest reported progress, while running.
     pub progress: Option<ProgressView>,
+    /// The item's last checkpoint: where its next attempt resumes.
+    pub checkpoint: Option<CheckpointView>,
+}
+
+/// An item's last checkpoint (`ctx.checkpoint(value)`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointView {
+    /// The handler's value.
+    pub value: serde_json::Value,
+    /// Run whose attempt stored it (an earlier run's when seeded from it).
+    pub run_id: String,
+    /// Attempt (of that run) that stored it.
+    pub attempt: u32,
+    /// Executor that stored it.
+    pub executor: String,
+    /// When it was stored (epoch ms).
+    pub saved_at_ms: i64,
 }
 
 /// One attempt at an item.
@@ -130,8 +164,51 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
             })?,
     };
     let job_state = job_run.as_ref().map_or(JobState::Pending, |j| j.state);
+    let job_started = job_run.as_ref().and_then(|j| j.started_at_ms);
     let attempts = state.store.attempts(&run.run_id, &job, None).await?;
-    let mut progress = live::progress(state, &run.run_id, &job).await?;
+    // A finished job's leftover keys say nothing; skip the reads.
+    let (live, mut progress) = if job_state.is_terminal() {
+        (Default::default(), Default::default())
+    } else {
+        (
+            live_items::job_assignments(state, &run.run_id, &job).await?,
+            live::progress(state, &run.run_id, &job).await?,
+        )
+    };
+    let now = now_ms();
+    let mut checkpoints = if run.state.is_terminal() {
+        state
+            .store
+            .job_checkpoints(&run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run_id.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (c.item.0, view)
+            })
+            .collect()
+    } else {
+        live::checkpoints(state, &run.run_id, &job)
+            .await?
+            .into_iter()
+            .map(|(item, c)| {
+                let view = CheckpointView {
+                    value: c.value,
+                    run_id: c.run.to_string(),
+                    attempt: c.attempt,
+                    executor: c.executor.to_string(),
+                    saved_at_ms: c.saved_at_ms,
+                };
+                (item, view)
+            })
+            .collect::<std::collections::BTreeMap<u32, CheckpointView>>()
+    };
     let mut by_item: Vec<Vec<Attempt>> = vec![Vec::new(); shards as usize];
     for a in attempts {
         if let Some(slot) = by_item.get_mut(a.item.0 as usize) {
@@ -143,26 +220,38 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
         .enumerate()
         .map(|(i, attempts)| {
             let item = i as u32;
-            let state = item_state(job_state, &attempts);
-            let progress =
-                progress
-                    .remove(&item)
-                    .filter(|_| state == "running")
-                    .map(|(executor, p)| ProgressView {
-                        executor: executor.to_string(),
-                        done: p.done,
-                        total: p.total,
-                        message: p.message,
-                        at_ms: p.at_ms,
-                    });
+            let merged = live_items::merge_item(job_state, &attempts, live.get(&item));
+            let progress = progress
+                .remove(&item)
+                .filter(|(executor, _)| {
+                    merged.state == "running"
+                        && merged.executor.as_deref() == Some(executor.as_str())
+                })
+                .map(|(executor, p)| ProgressView {
+                    executor: executor.to_string(),
+                    done: p.done,
+                    total: p.total,
+                    message: p.message,
+                    at_ms: p.at_ms,
+                });
+            let last_progress_at_ms = (merged.state == "running")
+                .then(|| {
+                    live_items::last_sign_of_life(
+                        progress.as_ref().map(|p| p.at_ms),
+                        job_started,
+                        &attempts,
+                    )
+                })
+                .flatten();
             ItemView {
                 job: job.to_string(),
                 item,
-                state,
-                executor: attempts
-                    .iter()
-                    .max_by_key(|a| a.attempt)
-                    .map(|a| a.executor.to_string()),
+                state: merged.state,
+                executor: merged.executor,
+                attempt: merged.attempt,
+                cancelling: merged.cancelling,
+                last_progress_at_ms,
+                last_progress_age_ms: last_progress_at_ms.map(|at| (now - at).max(0)),
                 attempts: attempts
                     .iter()
                     .map(|a| AttemptView {
@@ -177,6 +266,7 @@ pub async fn items(state: &AppState, run: &str, job: &str) -> Result<Vec<ItemVie
                     })
                     .collect(),
                 progress,
+                checkpoint: checkpoints.remove(&item),
             }
         })
         .collect())

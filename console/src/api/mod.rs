@@ -10,10 +10,13 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod applicable;
+pub mod commands;
 pub mod dags;
 pub mod events;
 pub mod executors;
 pub mod items;
+pub mod logs;
 pub mod notifications;
 pub mod runs;
 
@@ -37,10 +40,12 @@ pub fn router() -> Router<AppState> {
         .merge(dags::router())
         .merge(runs::router())
         .merge(items::router())
+        .merge(logs::router())
         .merge(executors::router())
         .merge(alerts::router())
         .merge(events::router())
         .merge(actions::router())
+        .merge(commands::router())
         .merge(notifications::router())
         .route("/stream", get(crate::stream::stream))
         // The same stream under the name the API list uses.

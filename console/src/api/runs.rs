@@ -5,7 +5,7 @@ use super::{id_segment, limit, RunBrief};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::now_ms;
-use crate::AppState;
+use crate::{live_items, AppState};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -46,6 +46,10 @@ pub struct RunDetail {
     pub jobs: Vec<JobProgress>,
     /// Item counts over all jobs.
     pub totals: Counts,
+    /// The run this one retries, if it is a retry.
+    pub retry_of: Option<String>,
+    /// The runs that retry this one, oldest first.
+    pub retried_by: Vec<String>,
 }
 
 /// Item counts by state.
@@ -113,13 +117,26 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
     let now = now_ms();
     let spec = run_spec(state, run).await?;
     let job_runs = state.store.job_runs(&run.run_id).await?;
+    // Running items are in the live assignments, not in SQL (which learns
+    // of an attempt when it ends): count them for every job not over.
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    for attempt in state
-        .store
-        .unfinished_attempts(Some(&run.run_id), None)
-        .await?
-    {
-        *running.entry(attempt.job.to_string()).or_default() += 1;
+    for jr in job_runs.iter().filter(|j| !j.state.is_terminal()) {
+        let live = live_items::job_assignments(state, &run.run_id, &jr.job).await?;
+        if live.is_empty() {
+            continue;
+        }
+        let attempts = live_items::by_item(state.store.attempts(&run.run_id, &jr.job, None).await?);
+        let n = live_items::running_of_job(
+            &run.run_id,
+            &jr.job,
+            jr.state,
+            jr.started_at_ms,
+            &attempts,
+            &live,
+            &BTreeMap::new(),
+        )
+        .len();
+        running.insert(jr.job.to_string(), n as u64);
     }
     // Jobs in topological order from the spec, then any job the spec does
     // not name (it should not happen, but history must still show).
@@ -184,10 +201,14 @@ pub async fn detail(state: &AppState, run: &Run) -> Result<RunDetail, ApiError> 
             error: jr.and_then(|j| j.error.clone()),
         });
     }
+    let retry_of = state.store.retry_of(&run.run_id).await?;
+    let retried_by = state.store.retries_of(&run.run_id).await?;
     Ok(RunDetail {
         run: RunBrief::new(run, now),
         jobs,
         totals,
+        retry_of: retry_of.map(|r| r.to_string()),
+        retried_by: retried_by.iter().map(|r| r.to_string()).collect(),
     })
 }
 

@@ -122,6 +122,15 @@ pub async fn page(
     let api = format!("/api/v1/dags/{}", url(&o.name));
     let trigger_fields = "<label>Business date <input name=\"business_date\" type=\"date\"></label>\
         <label>Params (JSON object) <input name=\"params\" data-json placeholder='{\"region\":\"eu\"}'></label>";
+    // Re-running a settled business date is a choice of its own: without
+    // it the leader refuses a date that already succeeded (a blank date is
+    // today's business date, named in the command).
+    let trigger_fields = &format!(
+        "{trigger_fields}<label class=\"check\"><span><input name=\"rerun\" type=\"checkbox\"> \
+         re-run even if this date already succeeded</span></label>\
+         <small class=\"why\">blank date: today's business date in {}</small>",
+        esc(&o.timezone)
+    );
     let confirm = format!("Trigger a run of {}?", o.name);
     body.push_str("<section class=\"actions\">");
     body.push_str(&action_form(

@@ -124,6 +124,58 @@ pub fn action_form(
     )
 }
 
+/// [`action`], disabled with the reason shown (as its title and, when
+/// `visible`, as text after it) when `why_not` says the action cannot apply
+/// (see [`crate::api::applicable`]).
+pub fn action_unless(
+    label: &str,
+    path: &str,
+    confirm: Option<&str>,
+    read_only: bool,
+    why_not: Option<&str>,
+    visible: bool,
+) -> String {
+    match why_not {
+        None => action(label, path, confirm, read_only),
+        Some(why) => {
+            let note = if visible {
+                format!("<span class=\"why\">{}</span>", esc(why))
+            } else {
+                String::new()
+            };
+            format!(
+                "<button class=\"act\" data-path=\"{}\" disabled title=\"{}\" data-why-not=\"{}\">{}</button>{note}",
+                esc(path),
+                esc(why),
+                esc(why),
+                esc(label)
+            )
+        }
+    }
+}
+
+/// [`action_form`], its button disabled with the reason as its title when
+/// `why_not` says the action cannot apply.
+pub fn action_form_unless(
+    path: &str,
+    confirm: Option<&str>,
+    read_only: bool,
+    fields: &str,
+    submit: &str,
+    why_not: Option<&str>,
+) -> String {
+    match why_not {
+        None => action_form(path, confirm, read_only, fields, submit),
+        Some(why) => format!(
+            "<form class=\"act\" data-path=\"{}\">{fields}<button type=\"submit\" disabled title=\"{}\" data-why-not=\"{}\">{}</button></form>",
+            esc(path),
+            esc(why),
+            esc(why),
+            esc(submit)
+        ),
+    }
+}
+
 /// The page around `body`.
 pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> String {
     let mode = if read_only {

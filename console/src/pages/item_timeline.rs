@@ -65,6 +65,15 @@ pub fn item_timeline(job: &str, items: &[ItemView], offset: usize, now_ms: i64) 
     let started: Vec<&ItemView> = items.iter().filter(|i| !i.attempts.is_empty()).collect();
     let total = started.len();
     if total == 0 {
+        // Attempts reach SQL when they end; items in flight are known from
+        // their live assignment only.
+        let running = items.iter().filter(|i| i.state == "running").count();
+        if running > 0 {
+            return format!(
+                "<p class=\"sub\">{running} item(s) of {} running; attempts are drawn here once they end.</p>",
+                esc(job)
+            );
+        }
         return format!(
             "<p class=\"sub\">No item of {} has started yet.</p>",
             esc(job)
@@ -151,8 +160,13 @@ mod tests {
             item: n,
             state: "running",
             executor: None,
+            attempt: None,
+            cancelling: false,
+            last_progress_at_ms: None,
+            last_progress_age_ms: None,
             attempts,
             progress: None,
+            checkpoint: None,
         }
     }
 
@@ -242,8 +256,12 @@ mod tests {
             "{last}"
         );
         assert!(item_timeline("j", &items, 450, 100).contains("Only 450 items of j have started"));
-        assert!(
-            item_timeline("j", &[item(0, vec![])], 0, 100).contains("No item of j has started yet")
-        );
+        let mut in_flight = item(1, vec![]);
+        in_flight.state = "running";
+        assert!(item_timeline("j", &[in_flight], 0, 100)
+            .contains("1 item(s) of j running; attempts are drawn here once they end"));
+        let mut waiting = item(0, vec![]);
+        waiting.state = "pending";
+        assert!(item_timeline("j", &[waiting], 0, 100).contains("No item of j has started yet"));
     }
 }

@@ -15,6 +15,7 @@ mod item_timeline;
 mod lists;
 mod overview;
 mod run;
+mod running_now;
 mod svg;
 mod timeline;
 

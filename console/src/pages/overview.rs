@@ -1,5 +1,6 @@
-//! The overview: tonight's runs on a timeline, and every DAG with its
-//! schedule, next fire, last and current run, and open alerts.
+//! The overview: the items running now ([`super::running_now`]), tonight's
+//! runs on a timeline, and every DAG with its schedule, next fire, last and
+//! current run, and open alerts.
 //!
 //! The timeline's rule: runs *created* in the last 24 hours, plus any run
 //! still unfinished however old, one lane per DAG, on an axis from 24 hours
@@ -211,8 +212,10 @@ pub async fn page(State(state): State<AppState>, CanAct(can_act): CanAct) -> Pag
         rows.push_str("<tr><td colspan=\"6\">No DAG is applied yet (<code>nightshift apply dags/</code>).</td></tr>");
     }
     let timeline = timeline(&state, &dags).await?;
+    let running = super::running_now::section(&state).await?;
     let body = format!(
-        "<h1>Overview</h1><p class=\"sub\">As of {}</p><h2>Tonight</h2><section id=\"timeline\" data-live>{timeline}</section>\
+        "<h1>Overview</h1><p class=\"sub\">As of {}</p><h2>Running now</h2><section id=\"running-now\" data-live>{running}</section>\
+         <h2>Tonight</h2><section id=\"timeline\" data-live>{timeline}</section>\
          <h2>DAGs</h2><section id=\"dags\" data-live><table>\
          <thead><tr><th>DAG</th><th>Schedule</th><th>Next fire</th><th>Last run</th><th>Current run</th>\
          <th>Open alerts</th></tr></thead><tbody>{rows}</tbody></table></section>",

@@ -1,14 +1,18 @@
 //! The run page: per job a progress bar, counts, throughput and ETA; a Gantt
 //! chart of the jobs; the grid of one job's items coloured by state, each
 //! with its executor, attempts, error and last progress in a tooltip (and in
-//! a detail panel on click); the same job's item attempts on a time axis
+//! a detail panel on click, with the latest ended attempt's log, fetched
+//! from the logs API and inserted as text); the same job's item attempts on a time axis
 //! ([`super::item_timeline`], paged); actions on the run, its jobs and
 //! items.
 
-use super::html::{action, action_form, badge, bar, esc, layout, took, url, when};
+use super::html::{
+    action_form, action_form_unless, action_unless, badge, bar, esc, layout, took, url, when,
+};
 use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
+use crate::api::applicable;
 use crate::api::items::{items, ItemView};
 use crate::api::runs::{detail, get_run, JobProgress};
 use crate::auth::CanAct;
@@ -17,6 +21,7 @@ use crate::time::{duration, now_ms};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
+use nightshift_core::state::JobState;
 use serde::Deserialize;
 use std::fmt::Write as _;
 
@@ -49,6 +54,15 @@ fn item_tooltip(item: &ItemView) -> String {
     if let Some(e) = &item.executor {
         let _ = write!(t, " · on {e}");
     }
+    if let Some(n) = item.attempt {
+        let _ = write!(t, " · attempt {n}");
+    }
+    if item.cancelling {
+        t.push_str(" · stopping");
+    }
+    if let Some(age) = item.last_progress_age_ms {
+        let _ = write!(t, "\nlast progress {} ago", duration(age));
+    }
     for a in &item.attempts {
         let took = a
             .ended_at_ms
@@ -73,6 +87,13 @@ fn item_tooltip(item: &ItemView) -> String {
         if let Some(m) = &p.message {
             let _ = write!(t, ": {m}");
         }
+    }
+    if let Some(c) = &item.checkpoint {
+        let _ = write!(
+            t,
+            "\ncheckpoint (attempt {} of run {} on {}): {}",
+            c.attempt, c.run_id, c.executor, c.value
+        );
     }
     t
 }
@@ -111,18 +132,59 @@ pub async fn page(
     if let Some(err) = &r.error {
         let _ = write!(body, "<p class=\"error\">{}</p>", esc(err));
     }
-    body.push_str("<section class=\"actions\">");
-    body.push_str(&action(
+    let redo = state
+        .store
+        .run_redo(&run.run_id)
+        .await
+        .map_err(crate::error::ApiError::from)?;
+    if redo > 0 {
+        // A redo applies the day's effects again: say so where it is seen.
+        let _ = write!(
+            body,
+            "<p class=\"sub\">redo {redo} of {}: its items have new idempotency keys</p>",
+            esc(&r.business_date)
+        );
+    }
+    // A retry and the run it retries link to each other.
+    if let Some(origin) = &d.retry_of {
+        let _ = write!(
+            body,
+            "<p id=\"retry-of\">Retry of run <a href=\"/runs/{}\">{}</a></p>",
+            url(origin),
+            esc(origin)
+        );
+    }
+    if !d.retried_by.is_empty() {
+        let links: Vec<String> = d
+            .retried_by
+            .iter()
+            .map(|r| format!("<a href=\"/runs/{}\">{}</a>", url(r), esc(r)))
+            .collect();
+        let _ = write!(
+            body,
+            "<p id=\"retried-by\">Retried by run {}</p>",
+            links.join(", ")
+        );
+    }
+    let run_state = run.state;
+    let job_state = |j: &JobProgress| j.state.parse::<JobState>().unwrap_or(JobState::Pending);
+    let job_states: Vec<JobState> = d.jobs.iter().map(job_state).collect();
+    body.push_str("<section class=\"actions\" id=\"run-actions\" data-live>");
+    body.push_str(&action_unless(
         "Cancel run",
         &format!("{api}/cancel"),
         Some(&format!("Cancel run {}?", r.run_id)),
         ro,
+        applicable::cancel_run(run_state).as_deref(),
+        true,
     ));
-    body.push_str(&action(
+    body.push_str(&action_unless(
         "Retry failed items",
         &format!("{api}/retry"),
         Some(&format!("Retry every failed item of run {}?", r.run_id)),
         ro,
+        applicable::retry_run(run_state, &job_states).as_deref(),
+        true,
     ));
     body.push_str("</section>");
 
@@ -135,23 +197,43 @@ pub async fn page(
             .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}/min"));
         let eta = j.eta_ms.map_or_else(|| "-".to_owned(), duration);
         let japi = format!("{api}/jobs/{}", url(&j.job));
-        let skip = action(
+        let skip = action_unless(
             "Skip",
             &format!("{japi}/skip"),
             Some(&format!("Skip job {} of run {}?", j.job, r.run_id)),
             ro,
+            applicable::skip_job(run_state, job_state(j)).as_deref(),
+            false,
         );
-        let retry = action_form(
+        let retry = action_form_unless(
             &format!("{api}/retry"),
             Some(&format!("Retry the failed items of job {}?", j.job)),
             ro,
             &format!("<input type=\"hidden\" name=\"job\" value=\"{jn}\">"),
             "Retry",
+            applicable::retry_job(job_state(j)).as_deref(),
+        );
+        // Clear: run the job again in this run (even if the run ended).
+        let jobs_json = serde_json::json!([j.job]).to_string();
+        let clear = action_form(
+            &format!("{api}/clear"),
+            Some(&format!(
+                "Clear job {} of run {}: its items run again (new attempts)?",
+                j.job, r.run_id
+            )),
+            ro,
+            &format!(
+                "<input type=\"hidden\" name=\"jobs\" data-json value=\"{}\">\
+                 <select name=\"downstream\" data-json title=\"also re-run the jobs downstream\">\
+                 <option value=\"true\">+ downstream</option><option value=\"false\">only this job</option></select>",
+                esc(&jobs_json)
+            ),
+            "Clear",
         );
         let _ = write!(
             rows,
             "<tr><td><a href=\"?job={}\">{jn}</a></td><td>{}</td><td class=\"wide\">{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{skip}{retry}{clear}</td></tr>",
             url(&j.job),
             badge(&j.state),
             bar(c.total, &segments(j)),
@@ -195,13 +277,32 @@ pub async fn page(
         .or_else(|| d.jobs.first().map(|j| j.job.clone()));
     if let Some(job) = selected {
         let list = items(&state, &r.run_id, &job).await?;
+        let mark_why_not = d
+            .jobs
+            .iter()
+            .find(|j| j.job == job)
+            .and_then(|j| applicable::mark_item_succeeded(run_state, job_state(j)))
+            .unwrap_or_default();
         let mut cells = String::new();
         for item in list.iter().take(MAX_CELLS) {
+            // The latest ended attempt: the detail panel fetches its log.
+            let attempt = item
+                .attempts
+                .iter()
+                .filter(|a| a.ended_at_ms.is_some())
+                .map(|a| a.attempt)
+                .max()
+                .map_or_else(String::new, |n| format!(" data-attempt=\"{n}\""));
+            let stale = item
+                .last_progress_age_ms
+                .is_some_and(|age| age > super::running_now::STALE_AFTER_MS);
             let _ = write!(
                 cells,
-                "<button class=\"cell st-{}\" data-item=\"{}\" title=\"{}\"></button>",
+                "<button class=\"cell st-{}{}\" data-item=\"{}\" data-executor=\"{}\"{attempt} title=\"{}\"></button>",
                 esc(item.state),
+                if stale { " stale" } else { "" },
                 item.item,
+                esc(item.executor.as_deref().unwrap_or("")),
                 esc(&item_tooltip(item))
             );
         }
@@ -216,10 +317,11 @@ pub async fn page(
         let _ = write!(
             body,
             "<h2>Items of {}</h2><section id=\"items\" data-live><div class=\"grid\" data-mark-base=\"{api}/jobs/{}/items/\" \
-             data-read-only=\"{ro}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>\
+             data-read-only=\"{ro}\" data-mark-why-not=\"{}\">{cells}</div>{more}</section><pre id=\"item-detail\" class=\"detail\" hidden></pre>\
              <h2>Item timeline of {}</h2><section id=\"item-timeline\" data-live>{}</section>",
             esc(&job),
             url(&job),
+            esc(&mark_why_not),
             esc(&job),
             item_timeline(&job, &list, q.offset.unwrap_or(0) as usize, now_ms())
         );

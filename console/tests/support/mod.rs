@@ -14,8 +14,8 @@ use nightshift_core::ids::{
     DagName, ExecutorId, FencingToken, HandlerName, ItemIndex, JobName, RunId,
 };
 use nightshift_core::keyspace::{
-    dag_checksum, dag_key, encode, executor_key, progress_key, AppliedDag, ExecutorInfo,
-    ItemProgress, ProgressRecord,
+    assign_key, dag_checksum, dag_key, encode, executor_key, progress_key, AppliedDag,
+    AssignmentRecord, ExecutorInfo, ItemProgress, ProgressRecord,
 };
 use nightshift_core::state::{
     AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState, TriggerSource,
@@ -113,6 +113,25 @@ impl Fixture {
         .await
     }
 
+    /// A real etcd process and a fresh SQLite file.
+    pub async fn etcd(auth: AuthConfig) -> Fixture {
+        let etcd = nightshift_testkit::etcd::EtcdServer::start().await.unwrap();
+        let coord = nightshift_coord::etcd::EtcdCoordinator::connect(
+            nightshift_coord::etcd::EtcdConfig::new(etcd.endpoints()),
+        )
+        .await
+        .unwrap();
+        let db = nightshift_testkit::db::fresh_sqlite();
+        let url = db.url.clone();
+        Fixture::new(
+            Arc::new(coord),
+            &url,
+            auth,
+            vec![Box::new(etcd), Box::new(db)],
+        )
+        .await
+    }
+
     /// Sends a request to the router; returns status, headers and body text.
     pub async fn call(
         &self,
@@ -177,7 +196,8 @@ pub fn t0() -> i64 {
 
 /// Seeds the DAG `settlement` (applied in etcd, version in SQL), an older
 /// succeeded run `r0`, a running run `r1` (extract succeeded; settle
-/// running with items in every state), a live executor `e1` with progress,
+/// running with items in every state), a live executor `e1` owning items 3
+/// and 4 of settle (its assignment key) with progress,
 /// an event and an open alert. Returns the alert id.
 pub async fn seed(f: &Fixture) -> i64 {
     let t0 = t0();
@@ -355,6 +375,7 @@ pub async fn seed(f: &Fixture) -> i64 {
         version: "0.1.0".into(),
         started_at_ms: t0,
         handler_capacity: Default::default(),
+        params_schemas: Default::default(),
     };
     f.coord
         .put(
@@ -380,6 +401,38 @@ pub async fn seed(f: &Fixture) -> i64 {
             &progress_key(PREFIX, &r1, &settle, &info.id),
             encode(&progress).unwrap(),
             Some(lease),
+        )
+        .await
+        .unwrap();
+    // What e1 owns now (as the leader writes it, on e1's lease): items 3
+    // and 4, the latter at its second attempt after failing over from e2.
+    let owned = AssignmentRecord {
+        items: [3, 4].into_iter().collect(),
+        attempts: BTreeMap::from([(4, 2)]),
+        cancel: Default::default(),
+        generation: None,
+    };
+    f.coord
+        .put(
+            &assign_key(PREFIX, &r1, &settle, &info.id),
+            encode(&owned).unwrap(),
+            Some(lease),
+        )
+        .await
+        .unwrap();
+    let checkpoint = nightshift_core::keyspace::CheckpointRecord {
+        value: serde_json::json!({"page": 4}),
+        run: r1.clone(),
+        attempt: 1,
+        executor: info.id.clone(),
+        token: FencingToken(9),
+        saved_at_ms: t0 + 7_000,
+    };
+    f.coord
+        .put(
+            &nightshift_core::keyspace::checkpoint_key(PREFIX, &r1, &settle, ItemIndex(3)),
+            encode(&checkpoint).unwrap(),
+            None,
         )
         .await
         .unwrap();

@@ -218,6 +218,32 @@ impl Browser {
             .map(drop)
     }
 
+    /// Resizes the window (headless: the viewport is the window).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Emulates the system's colour preference (`light` or `dark`) for
+    /// `prefers-color-scheme`, through the DevTools protocol.
+    pub async fn prefer_color_scheme(&self, scheme: &str) -> anyhow::Result<()> {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+            })),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Saves a PNG screenshot of the window.
     pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let data = self.call("GET", "/screenshot", None).await?;
@@ -255,10 +281,14 @@ impl Drop for Browser {
                     .enable_all()
                     .build();
                 if let Ok(rt) = rt {
-                    let _ = rt.block_on(tokio::time::timeout(
-                        Duration::from_secs(5),
-                        http(port, "DELETE", &path, None),
-                    ));
+                    // The timer must be made inside the runtime.
+                    let _ = rt.block_on(async {
+                        tokio::time::timeout(
+                            Duration::from_secs(5),
+                            http(port, "DELETE", &path, None),
+                        )
+                        .await
+                    });
                 }
             })
             .join();

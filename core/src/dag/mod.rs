@@ -25,8 +25,9 @@ mod graph;
 mod job;
 pub mod load;
 pub mod model;
+mod params_check;
 mod parse;
-mod suggest;
+pub(crate) mod suggest;
 mod validate;
 mod values;
 
@@ -38,6 +39,7 @@ pub use model::{
     UnknownVariant, DEFAULT_FAILOVER, DEFAULT_MAX_BACKOFF, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
     MAX_CATCH_UP_RUNS, MAX_RETRIES, MAX_SHARDS,
 };
+pub use params_check::check_params;
 
 use crate::calendar::Calendar;
 use std::path::Path;

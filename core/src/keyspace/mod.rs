@@ -11,7 +11,8 @@ pub mod dags;
 pub mod leader;
 
 pub use commands::{
-    command_key, commands_prefix, parse_command_key, Command, CommandId, CommandRecord,
+    command_key, commands_prefix, parse_command_key, Command, CommandId, CommandOutcome,
+    CommandRecord, Effect, Rejection,
 };
 pub use dags::{dag_checksum, dag_key, dags_prefix, parse_dag_key, AppliedDag};
 pub use leader::{

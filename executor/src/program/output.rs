@@ -4,6 +4,7 @@
 //! reports, and the last stderr line kept as the error of a failure.
 
 use crate::context::ItemContext;
+use crate::log_tail::LogLevel;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Longest line kept; the rest of a longer line is dropped.
@@ -98,6 +99,14 @@ fn handle(raw: &[u8], stream: Stream, ctx: &ItemContext, last: &mut Option<Strin
             return;
         }
     }
+    // Into the attempt log directly (with or without an `ItemLogLayer`,
+    // which skips this target), and to the process log.
+    let level = match stream {
+        Stream::Stdout => LogLevel::Info,
+        Stream::Stderr => LogLevel::Warn,
+    };
+    ctx.item_log
+        .write(level, &format!("[{}] {text}", stream.as_str()));
     tracing::info!(target: "nightshift::program", stream = stream.as_str(), "{text}");
     if !text.trim().is_empty() {
         *last = Some(text.to_owned());
@@ -163,5 +172,11 @@ mod tests {
         assert_eq!(lasts[1].as_ref().map(String::len), Some(MAX_LINE));
         assert_eq!(run.progress.len(), 1);
         assert_eq!((run.progress[0].done, run.progress[0].total), (1, 4));
+        // Every line but the progress report is in the attempt log.
+        let log = run.log.unwrap_or_default();
+        assert!(log.contains("INFO  [stdout] first\n"), "{log}");
+        assert!(log.contains("INFO  [stdout] last words\n"), "{log}");
+        assert!(log.contains("WARN  [stderr] a\n"), "{log}");
+        assert!(!log.contains("::progress"), "{log}");
     }
 }

@@ -62,6 +62,17 @@ async fn a_program_gets_every_variable_and_its_fixed_arguments_only() {
     let run = run_item(&job, item).await;
     assert_eq!(run.result, Ok(ItemOutcome::Succeeded));
     let text = std::fs::read_to_string(&out).unwrap();
+    let work = nightshift_protocol::keyspace::WorkKey::new(
+        "test-dag".into(),
+        chrono::NaiveDate::from_ymd_opt(2024, 3, 29).unwrap(),
+        "test-job".into(),
+        crate::ItemIndex(2),
+        &serde_json::json!({"region": "$(reboot)"}),
+        Some("EUR; rm -rf /"),
+        0,
+    );
+    let work_line = format!("NIGHTSHIFT_IDEMPOTENCY_KEY={work}");
+    assert!(work_line.starts_with("NIGHTSHIFT_IDEMPOTENCY_KEY=test-dag/2024-03-29/test-job/2/"));
     for line in [
         "args=--fixed",
         "NIGHTSHIFT_RUN_ID=test-run",
@@ -73,7 +84,8 @@ async fn a_program_gets_every_variable_and_its_fixed_arguments_only() {
         r#"NIGHTSHIFT_PARAMS={"region":"$(reboot)"}"#,
         "NIGHTSHIFT_BUSINESS_DATE=2024-03-29",
         "NIGHTSHIFT_ATTEMPT=3",
-        "NIGHTSHIFT_IDEMPOTENCY_KEY=test-run/test-job/2",
+        &work_line,
+        "NIGHTSHIFT_ATTEMPT_ID=test-run/test-job/2/3",
         "NIGHTSHIFT_FENCING_TOKEN=42",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");

@@ -36,6 +36,7 @@ impl Session {
 
     pub(super) fn on_item_done(&mut self, done: ItemDone) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        crate::telemetry::in_flight(self.in_flight);
         if let Some(handler) = &done.handler {
             if let Some(n) = self.in_flight_by_handler.get_mut(handler) {
                 *n = n.saturating_sub(1);
@@ -46,12 +47,12 @@ impl Session {
         // the handler ran: fence first, so this outcome is voided.
         self.can_write();
         if let Some(slot) = self.slots.get_mut(&done.job) {
-            slot.state.finish(
+            slot.state.finish_with_log(
                 done.item,
                 done.attempt,
-                done.started_ms,
-                done.ended_ms,
+                (done.started_ms, done.ended_ms),
                 done.finish,
+                done.log,
             );
         }
     }
@@ -62,6 +63,7 @@ impl Session {
         if stored {
             Stats::add(&self.stats.results_recorded, n);
             Stats::add(&self.stats.batches_written, 1);
+            crate::telemetry::batch_written(n);
         }
         let Some(slot) = self
             .slots

@@ -78,6 +78,7 @@ impl Leader {
             shard_params: None,
             item_timeout_ms: None,
             generation: None,
+            redo: 0,
         };
         self.put_spec(spec).await
     }

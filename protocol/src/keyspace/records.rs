@@ -119,7 +119,20 @@ pub struct ExecutorInfo {
     /// Handlers with their own limit on items at once (within `capacity`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handler_capacity: BTreeMap<HandlerName, u32>,
+    /// JSON Schema of the params of each handler that declares a params
+    /// type (absent: the handler takes any params). `nightshift apply` and
+    /// the leader check a job's merged params against it before a run.
+    /// Bounded by the SDK ([`MAX_PARAMS_SCHEMA_BYTES`] each) so that the
+    /// record stays small.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params_schemas: BTreeMap<HandlerName, serde_json::Value>,
 }
+
+/// Largest JSON Schema (compact JSON, in bytes) an executor publishes for
+/// one handler's params; a larger one is refused when the executor is
+/// built. Every executor record is read on each leader pass, so records
+/// stay a few KiB.
+pub const MAX_PARAMS_SCHEMA_BYTES: usize = 8 * 1024;
 
 impl ExecutorInfo {
     /// How many items of `handler` it can run at once: its handler limit
@@ -168,9 +181,30 @@ pub struct JobRunSpec {
     /// of any size becomes visible to executors in one txn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// Redo generation of the run (0 unless triggered with `--redo`): part
+    /// of every item's [`WorkKey`](super::WorkKey).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redo: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobRunSpec {
+    /// The work key of `item`: what it does, whatever run does it.
+    pub fn work_key(&self, item: ItemIndex) -> super::WorkKey {
+        super::WorkKey::new(
+            self.dag.clone(),
+            self.business_date,
+            self.job.clone(),
+            item,
+            &self.params,
+            self.item_param(item),
+            self.redo,
+        )
+    }
+
     /// The item's own parameter, when the job defines them.
     pub fn item_param(&self, item: ItemIndex) -> Option<&str> {
         let params = self.shard_params.as_ref()?;
@@ -250,6 +284,11 @@ pub struct ItemResult {
     pub started_at_ms: i64,
     /// End, Unix epoch milliseconds.
     pub ended_at_ms: i64,
+    /// The attempt's log tail (the SDK keeps the last 64 KiB of lines, with
+    /// a marker line at the top when earlier ones were dropped); absent when
+    /// it logged nothing, and in records of SDKs older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// `results/{run}/{job}/{executor}/{seq}`: finished items, written
@@ -322,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn executor_records_without_params_schemas_still_decode() {
+        // Written by an executor from before typed params.
+        let old = br#"{"v":1,"id":"e1","lease":7,"handlers":["sleep"],"capacity":2,"host":"h","pid":1,"version":"0.1.0","started_at_ms":5}"#;
+        let info = decode::<ExecutorInfo>(old).unwrap();
+        assert!(info.params_schemas.is_empty());
+        // No schema declared: the field is left out, so old readers see the old record.
+        let text = String::from_utf8(encode(&info).unwrap()).unwrap();
+        assert!(!text.contains("params_schemas"), "{text}");
+        let mut typed = info;
+        typed.params_schemas.insert(
+            HandlerName::new("sleep"),
+            serde_json::json!({"type": "object", "additionalProperties": false}),
+        );
+        let bytes = encode(&typed).unwrap();
+        assert_eq!(decode::<ExecutorInfo>(&bytes).unwrap(), typed);
+    }
+
+    #[test]
     fn newer_schema_versions_are_refused_with_a_clear_error() {
         let err = decode::<AssignmentRecord>(br#"{"v":2,"items":[]}"#).unwrap_err();
         assert_eq!(
@@ -380,10 +437,24 @@ mod tests {
                 error: Some("took too long".into()),
                 started_at_ms: 1,
                 ended_at_ms: 2,
+                log: Some("2024-01-31T00:00:00.000Z INFO sleeping 5 ms\n".into()),
             }],
         };
         let bytes = encode(&batch).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains("\"outcome\":\"timed_out\""));
         assert_eq!(decode::<ResultBatch>(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn results_without_a_log_still_decode() {
+        // Written by an SDK from before attempt logs.
+        let old = br#"{"v":1,"executor":"e1","token":3,"results":[{"item":0,"attempt":1,
+            "outcome":"failed","retryable":false,"error":"boom","started_at_ms":1,"ended_at_ms":2}]}"#;
+        let batch = decode::<ResultBatch>(old).unwrap();
+        assert_eq!(batch.results[0].log, None);
+        assert_eq!(batch.results[0].error.as_deref(), Some("boom"));
+        // And a result without a log writes no `log` key.
+        let bytes = encode(&batch).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("\"log\""));
     }
 }

@@ -58,17 +58,12 @@ pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord 
     }
 }
 
-/// Ops writing a job's spec.
-pub(super) fn spec_op(
-    prefix: &str,
-    rec: &RunRecord,
-    job: &JobName,
-) -> Result<Option<TxnOp>, LeaderError> {
-    let Some(spec) = rec.job_spec(job) else {
-        return Ok(None);
-    };
-    let params = merge(&spec.params, &rec.params);
-    let run_spec = JobRunSpec {
+/// The spec executors read for `job` of `rec`: handler, merged params,
+/// shard params, timeout, redo generation.
+pub(super) fn job_run_spec(rec: &RunRecord, job: &JobName) -> Option<JobRunSpec> {
+    let spec = rec.job_spec(job)?;
+    let params = nightshift_core::params::merge_run_params(&spec.params, &rec.params);
+    Some(JobRunSpec {
         run: rec.run.clone(),
         dag: rec.spec.name.clone(),
         job: job.clone(),
@@ -81,27 +76,24 @@ pub(super) fn spec_op(
             .item_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         generation: rec.jobs.get(job).and_then(|j| j.generation),
+        redo: rec.redo,
+    })
+}
+
+/// Ops writing a job's spec.
+pub(super) fn spec_op(
+    prefix: &str,
+    rec: &RunRecord,
+    job: &JobName,
+) -> Result<Option<TxnOp>, LeaderError> {
+    let Some(run_spec) = job_run_spec(rec, job) else {
+        return Ok(None);
     };
     Ok(Some(put(
         keyspace::spec_key(prefix, &rec.run, job),
         &run_spec,
         None,
     )?))
-}
-
-/// Run params over job params (objects merged key by key).
-fn merge(job: &serde_json::Value, run: &serde_json::Value) -> serde_json::Value {
-    match (job, run) {
-        (serde_json::Value::Object(j), serde_json::Value::Object(r)) => {
-            let mut out = j.clone();
-            for (k, v) in r {
-                out.insert(k.clone(), v.clone());
-            }
-            serde_json::Value::Object(out)
-        }
-        (j, serde_json::Value::Null) => j.clone(),
-        (_, r) => r.clone(),
-    }
 }
 
 /// What a start attempt did.
@@ -182,6 +174,7 @@ impl Leader {
         job.started_at_ms.get_or_insert(now_ms);
         job.waiting_since_ms = None;
         job.generation = Some(self.owned.1);
+        self.seed_checkpoints(rec, name, &open).await?;
         // Assignments left by an earlier start of this job (a leader that
         // crashed before activating its start) are deleted key by key, not
         // by prefix: etcd refuses a txn whose delete range overlaps its
@@ -203,6 +196,11 @@ impl Leader {
                     Some(owner.lease),
                 )?);
                 tracing::info!(run = %rec.run, job = %name, executor = %exec, items = %value.items, "assigned");
+                super::telemetry::items_assigned(
+                    rec.spec.name.as_str(),
+                    name.as_str(),
+                    value.items.len(),
+                );
             }
         }
         staged.push(put(last_key, &last, None)?);

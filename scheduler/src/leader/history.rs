@@ -98,14 +98,22 @@ pub async fn sync_run(
     Ok(())
 }
 
+/// The run's error: its failed jobs, and the first error line of the
+/// first of them that has one, so the run summary says why.
 fn failed_jobs(rec: &RunRecord) -> String {
-    let names: Vec<&str> = rec
+    let failed: Vec<(&JobName, &JobRecord)> = rec
         .jobs
         .iter()
         .filter(|(_, j)| j.state == nightshift_core::state::JobState::Failed)
-        .map(|(n, _)| n.as_str())
         .collect();
-    format!("failed jobs: {}", names.join(", "))
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    let first = failed
+        .iter()
+        .find_map(|(n, j)| j.first_error.as_deref().map(|e| format!("{n} {e}")));
+    match first {
+        Some(first) => format!("failed jobs: {}; first error: {first}", names.join(", ")),
+        None => format!("failed jobs: {}", names.join(", ")),
+    }
 }
 
 /// A SQL write that may wait for the database.

@@ -5,14 +5,17 @@
 
 use super::history::{Emit, Pending};
 use super::{put, Leader, LeaderError, LiveRun};
+use crate::commands::{self, RunCommand};
 use crate::record::{self, CronRecord, JobRecord, RunRecord};
 use crate::trigger::{admit, due_fires, Admission};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{DagName, RunId};
-use nightshift_core::keyspace::{self, AppliedDag, Command, CommandRecord};
+use nightshift_core::keyspace::{
+    self, AppliedDag, Command, CommandOutcome, CommandRecord, Effect, Rejection,
+};
 use nightshift_core::schedule::{business_date_for, Schedule};
-use nightshift_core::state::{JobState, RunState, TriggerSource};
+use nightshift_core::state::{RunState, TriggerSource};
 use nightshift_store::{NewRun, StoreError};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -25,6 +28,8 @@ pub(super) struct RunRequest {
     pub params: serde_json::Value,
     pub source: TriggerSource,
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// Redo generation of the run (0 unless a redo, or a retry of one).
+    pub redo: u32,
 }
 
 impl Leader {
@@ -122,8 +127,28 @@ impl Leader {
             },
             Err(e) => return Err(store_down(e)),
         }
+        if req.redo > 0 {
+            // Before the etcd record: a retry of this run reads it back.
+            self.store
+                .set_run_redo(&req.run, req.redo)
+                .await
+                .map_err(store_down)?;
+        }
         let deadline_ms =
             crate::trigger::deadline_ms(spec.deadline, spec.timezone, req.source, day, at);
+        // The "slower than usual" baseline; without it the run just gets
+        // no such warning (never a failed trigger).
+        let slow_after_ms = match self
+            .store
+            .recent_run_durations(&req.dag, crate::slow::BASELINE_RUNS)
+            .await
+        {
+            Ok(durations) => crate::slow::slow_after_ms(&durations),
+            Err(e) => {
+                tracing::warn!(dag = %req.dag, error = %e, "no run-time baseline; no run_slow alert for this run");
+                None
+            }
+        };
         let rec = RunRecord {
             run: req.run.clone(),
             dag_version: version,
@@ -137,6 +162,9 @@ impl Leader {
             jobs,
             lost_executors: Default::default(),
             open_alerts: Default::default(),
+            redo: req.redo,
+            retry_of: None,
+            slow_after_ms,
             spec,
         };
         let mut ops = vec![put(
@@ -158,7 +186,7 @@ impl Leader {
             Some(&rec.run),
             None,
             None,
-            json!({"source": req.source.as_str(), "business_date": day.to_string()}),
+            json!({"source": req.source.as_str(), "business_date": day.to_string(), "redo": req.redo}),
         ));
         self.runs.insert(
             rec.run.clone(),
@@ -261,6 +289,7 @@ impl Leader {
                     params: json!({}),
                     source: fire.source,
                     scheduled_for: Some(fire.instant),
+                    redo: 0,
                 };
                 let extra: Vec<TxnOp> = if i + 1 == fires {
                     cron_put.take().into_iter().collect()
@@ -286,22 +315,7 @@ impl Leader {
         let Some(live) = self.runs.get_mut(run) else {
             return false;
         };
-        if live.rec.state.is_terminal() {
-            return false;
-        }
-        for job in live.rec.jobs.values_mut() {
-            if !job.state.is_terminal() {
-                let open = nightshift_core::keyspace::ItemSet::range(0, job.shards)
-                    .difference(&job.done());
-                if job.state != JobState::Pending {
-                    job.cancelled = job.cancelled.union(&open);
-                }
-                job.state = JobState::Cancelled;
-                job.ended_at_ms = Some(now_ms);
-                job.retry_at.clear();
-            }
-        }
-        true
+        commands::cancel(&mut live.rec, now_ms).is_ok()
     }
 
     /// Carries out and deletes every pending operator command, oldest first.
@@ -326,29 +340,32 @@ impl Leader {
             let now = self.clock.now_ms();
             let (dag, run, outcome) = self.execute(&cmd, delete).await?;
             tracing::info!(command = %cmd.id, kind = cmd.command.kind(), by = %cmd.issued_by, outcome = %outcome, "command carried out");
+            super::telemetry::command(cmd.command.kind(), outcome.is_rejected());
             self.outbox.push(Pending::Event(nightshift_store::NewEvent {
                 at_ms: now,
-                kind: format!("command_{}", cmd.command.kind()),
+                kind: keyspace::commands::outcome_event_kind(cmd.command.kind()),
                 actor: cmd.issued_by.clone(),
                 dag,
                 run_id: run,
                 job: None,
                 item: None,
                 executor: None,
-                detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome}),
+                // `outcome` is the text shown to people; `result` the typed
+                // outcome that followers read.
+                detail: json!({"command_id": cmd.id.as_str(), "command": cmd.command, "outcome": outcome.to_string(), "result": outcome}),
             }));
         }
         Ok(())
     }
 
     /// Runs one command; its key is deleted in the same txn as its effect.
+    /// Run commands go through the pure [`commands::apply`]; this is only
+    /// the effect layer (find the record, write what it returns).
     async fn execute(
         &mut self,
         cmd: &CommandRecord,
         delete: TxnOp,
-    ) -> Result<(Option<DagName>, Option<RunId>, String), LeaderError> {
-        let now = self.clock.now_ms();
-        let run_dag = |l: &Leader, run: &RunId| l.runs.get(run).map(|r| r.rec.spec.name.clone());
+    ) -> Result<(Option<DagName>, Option<RunId>, CommandOutcome), LeaderError> {
         match &cmd.command {
             Command::Trigger {
                 dag,
@@ -359,11 +376,14 @@ impl Leader {
             } => {
                 if !self.dags.contains_key(dag) {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((
-                        Some(dag.clone()),
-                        None,
-                        format!("rejected: dag {dag} is not applied"),
-                    ));
+                    let reason = Rejection::DagNotApplied { dag: dag.clone() };
+                    return Ok((Some(dag.clone()), None, reason.into()));
+                }
+                let run_params = params.clone().unwrap_or(serde_json::Value::Null);
+                if let Some(reason) = self.refuse_params(dag, &run_params).await? {
+                    self.fenced.commit(vec![delete]).await?;
+                    let reason = Rejection::ParamsMismatch { message: reason };
+                    return Ok((Some(dag.clone()), None, reason.into()));
                 }
                 if let (Some(day), false) = (business_date, rerun) {
                     let runs = self
@@ -373,11 +393,10 @@ impl Leader {
                         .map_err(store_down)?;
                     if runs.iter().any(|r| r.state == RunState::Succeeded) {
                         self.fenced.commit(vec![delete]).await?;
-                        return Ok((
-                            Some(dag.clone()),
-                            None,
-                            format!("rejected: a run for {day} already succeeded (use rerun)"),
-                        ));
+                        let reason = Rejection::AlreadySucceeded {
+                            business_date: *day,
+                        };
+                        return Ok((Some(dag.clone()), None, reason.into()));
                     }
                 }
                 let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
@@ -385,115 +404,110 @@ impl Leader {
                     run: run.clone(),
                     dag: dag.clone(),
                     business_date: *business_date,
-                    params: params.clone().unwrap_or(serde_json::Value::Null),
+                    params: run_params,
                     source: *source,
                     scheduled_for: None,
+                    redo: 0,
                 };
                 let created = self.create_run(req, vec![delete.clone()]).await?;
                 if created.is_none() {
                     self.fenced.commit(vec![delete]).await?;
                 }
-                Ok((Some(dag.clone()), Some(run), "triggered".into()))
+                let effect = Effect::Triggered { run: run.clone() };
+                Ok((Some(dag.clone()), Some(run), effect.into()))
+            }
+            Command::Redo {
+                dag,
+                business_date,
+                params,
+            } => {
+                if !self.dags.contains_key(dag) {
+                    self.fenced.commit(vec![delete]).await?;
+                    let reason = Rejection::DagNotApplied { dag: dag.clone() };
+                    return Ok((Some(dag.clone()), None, reason.into()));
+                }
+                let redo = self
+                    .store
+                    .max_redo(dag, *business_date)
+                    .await
+                    .map_err(store_down)?
+                    .saturating_add(1);
+                let run = keyspace::commands::trigger_run_id(dag, &cmd.id);
+                let req = RunRequest {
+                    run: run.clone(),
+                    dag: dag.clone(),
+                    business_date: Some(*business_date),
+                    params: params.clone().unwrap_or(serde_json::Value::Null),
+                    source: TriggerSource::Manual,
+                    scheduled_for: None,
+                    redo,
+                };
+                let created = self.create_run(req, vec![delete.clone()]).await?;
+                if created.is_none() {
+                    self.fenced.commit(vec![delete]).await?;
+                }
+                let effect = Effect::Redone {
+                    run: run.clone(),
+                    redo,
+                    business_date: *business_date,
+                };
+                Ok((Some(dag.clone()), Some(run), effect.into()))
             }
             Command::CancelRun { run } => {
-                let dag = run_dag(self, run);
-                let ok = self.cancel_run(run, now);
-                self.commit_run_with(run, delete).await?;
-                Ok((
-                    dag,
-                    Some(run.clone()),
-                    if ok {
-                        "cancelled".into()
-                    } else {
-                        "rejected: run is not live".into()
-                    },
-                ))
+                self.run_command(run, RunCommand::Cancel, delete, false)
+                    .await
+            }
+            Command::Retry { run, job } if self.runs.contains_key(run) => {
+                let command = RunCommand::Retry { job: job.clone() };
+                self.run_command(run, command, delete, false).await
             }
             Command::Retry { run, job } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run) {
-                    Some(live) if !live.rec.state.is_terminal() => {
-                        let mut n = 0;
-                        for (name, rec) in live.rec.jobs.iter_mut() {
-                            let selected = job.as_ref().is_none_or(|j| j == name);
-                            if selected
-                                && matches!(rec.state, JobState::Failed | JobState::UpstreamFailed)
-                            {
-                                for item in rec.failed.iter().collect::<Vec<_>>() {
-                                    rec.failures.remove(&item);
-                                    rec.attempts.insert(item, rec.attempt(item) + 1);
-                                }
-                                rec.failed = Default::default();
-                                rec.state = JobState::Pending;
-                                rec.ended_at_ms = None;
-                                rec.error = None;
-                                n += 1;
-                            }
-                        }
-                        format!("reopened {n} job(s)")
-                    }
-                    Some(_) => "rejected: run is ending".into(),
-                    None => {
-                        // A finished run: a new run redoes only what failed.
-                        let new_run = RunId::new(format!(
-                            "{}-{}",
-                            run_dag_sql(self, run).await?.unwrap_or_default(),
-                            cmd.id
-                        ));
-                        let outcome = self
-                            .retry_finished(run, job.as_ref(), new_run.clone(), delete.clone())
-                            .await?;
-                        if !outcome.starts_with("retried") {
-                            self.fenced.commit(vec![delete]).await?;
-                        }
-                        let dag = run_dag_sql(self, run).await?.map(DagName::new);
-                        return Ok((dag, Some(new_run), outcome));
-                    }
-                };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                // A finished run: a new run redoes only what failed.
+                let dag = run_dag_sql(self, run).await?;
+                let new_run = RunId::new(format!(
+                    "{}-{}",
+                    dag.as_ref().map(|d| d.as_str()).unwrap_or_default(),
+                    cmd.id
+                ));
+                let outcome = self
+                    .retry_finished(run, job.as_ref(), new_run.clone(), delete.clone())
+                    .await?;
+                if outcome.is_rejected() {
+                    self.fenced.commit(vec![delete]).await?;
+                }
+                Ok((dag, Some(new_run), outcome))
             }
             Command::MarkItemSucceeded { run, job, item } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
-                    Some(rec) if !rec.state.is_terminal() && item.0 < rec.shards => {
-                        rec.failed.remove(item.0);
-                        rec.retry_at.remove(&item.0);
-                        rec.unowned.remove(item.0);
-                        rec.succeeded.insert(item.0);
-                        "marked succeeded".to_owned()
-                    }
-                    _ => "rejected: job is not running or item out of range".to_owned(),
+                let command = RunCommand::MarkSucceeded {
+                    job: job.clone(),
+                    item: *item,
                 };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                self.run_command(run, command, delete, true).await
             }
             Command::SkipJob { run, job } => {
-                let dag = run_dag(self, run);
-                let outcome = match self.runs.get_mut(run).and_then(|l| l.rec.jobs.get_mut(job)) {
-                    Some(rec) if !rec.state.is_terminal() => {
-                        let open = nightshift_core::keyspace::ItemSet::range(0, rec.shards)
-                            .difference(&rec.done());
-                        rec.skipped = rec.skipped.union(&open);
-                        rec.retry_at.clear();
-                        rec.state = JobState::Skipped;
-                        rec.ended_at_ms = Some(now);
-                        "skipped".to_owned()
-                    }
-                    _ => "rejected: job is not live".to_owned(),
+                let command = RunCommand::Skip { job: job.clone() };
+                self.run_command(run, command, delete, false).await
+            }
+            Command::Clear {
+                run,
+                jobs,
+                items,
+                downstream,
+            } => {
+                let command = RunCommand::Clear {
+                    jobs: jobs.clone(),
+                    items: items.clone(),
+                    downstream: *downstream,
                 };
-                self.commit_run_with(run, delete).await?;
-                Ok((dag, Some(run.clone()), outcome))
+                self.run_command(run, command, delete, true).await
             }
             Command::PauseDag { dag } | Command::ResumeDag { dag } => {
+                let now = self.clock.now_ms();
                 let paused = matches!(cmd.command, Command::PauseDag { .. });
                 let Some(mut applied) = self.dags.get(dag).cloned() else {
                     self.fenced.commit(vec![delete]).await?;
-                    return Ok((
-                        Some(dag.clone()),
-                        None,
-                        format!("rejected: dag {dag} is not applied"),
-                    ));
+                    let reason = Rejection::DagNotApplied { dag: dag.clone() };
+                    return Ok((Some(dag.clone()), None, reason.into()));
                 };
                 self.store
                     .set_dag_paused(dag, paused, now)
@@ -507,17 +521,97 @@ impl Leader {
                     ])
                     .await?;
                 self.dags.insert(dag.clone(), applied);
-                Ok((
-                    Some(dag.clone()),
-                    None,
-                    if paused {
-                        "paused".into()
-                    } else {
-                        "resumed".into()
-                    },
-                ))
+                let effect = if paused {
+                    Effect::Paused
+                } else {
+                    Effect::Resumed
+                };
+                Ok((Some(dag.clone()), None, effect.into()))
             }
         }
+    }
+
+    /// Applies a run command to the run's live record — or, with `reopen`,
+    /// to the record of a finished run rebuilt from SQL (which becomes live
+    /// again if the command re-opens it) — and writes the new record with
+    /// the command's delete in one fenced txn.
+    async fn run_command(
+        &mut self,
+        run: &RunId,
+        command: RunCommand,
+        delete: TxnOp,
+        reopen: bool,
+    ) -> Result<(Option<DagName>, Option<RunId>, CommandOutcome), LeaderError> {
+        let now = self.clock.now_ms();
+        let (current, is_live) = match self.runs.get(run) {
+            Some(live) => (Ok(live.rec.clone()), true),
+            None if reopen => (self.reopen_from_sql(run).await?, false),
+            None => (Err(Rejection::RunNotLive), false),
+        };
+        let current = match current {
+            Ok(rec) => rec,
+            Err(reason) => {
+                self.fenced.commit(vec![delete]).await?;
+                let dag = run_dag_sql(self, run).await.ok().flatten();
+                return Ok((dag, Some(run.clone()), reason.into()));
+            }
+        };
+        let dag = Some(current.spec.name.clone());
+        let (rec, outcome) = commands::apply(&current, &command, now);
+        if outcome.is_rejected() {
+            self.fenced.commit(vec![delete]).await?;
+            return Ok((dag, Some(run.clone()), outcome));
+        }
+        // Re-opened jobs go back to `pending` in SQL first: the pass may
+        // start them at once, and SQL takes `pending → running`, not a jump
+        // from the job's old end (`succeeded → running`).
+        let reopened: Vec<nightshift_store::JobRun> = rec
+            .jobs
+            .iter()
+            .filter(|(name, job)| {
+                !job.state.is_terminal()
+                    && current
+                        .jobs
+                        .get(*name)
+                        .is_some_and(|j| j.state.is_terminal())
+            })
+            .map(|(name, job)| super::history::job_row(run, name, job))
+            .collect();
+        for row in &reopened {
+            match self.store.upsert_job_run(row).await {
+                Ok(()) | Err(nightshift_store::StoreError::IllegalTransition { .. }) => {}
+                Err(e) => return Err(store_down(e)),
+            }
+        }
+        if !is_live {
+            tracing::info!(run = %run, "finished run re-opened by an operator command");
+            let emit = Emit { actor: &self.actor };
+            self.outbox.push(emit.event(
+                now,
+                "run_reopened",
+                &rec.spec.name,
+                Some(run),
+                None,
+                None,
+                json!({"command": command_kind(&command), "previous_state": current.state.as_str()}),
+            ));
+            self.runs.insert(
+                run.clone(),
+                LiveRun {
+                    rec,
+                    written: Vec::new(),
+                    synced: Default::default(),
+                    // Its keys were deleted when it ended: the record's
+                    // revision is that of a missing key.
+                    revision: 0,
+                    stale: false,
+                },
+            );
+        } else if let Some(live) = self.runs.get_mut(run) {
+            live.rec = rec;
+        }
+        self.commit_run_with(run, delete).await?;
+        Ok((dag, Some(run.clone()), outcome))
     }
 
     /// Writes a run's record (if live) together with `op`, guarded by the
@@ -540,13 +634,24 @@ impl Leader {
     }
 }
 
+/// The operator command's kind, for events.
+fn command_kind(command: &RunCommand) -> &'static str {
+    match command {
+        RunCommand::Cancel => "cancel_run",
+        RunCommand::Retry { .. } => "retry",
+        RunCommand::Skip { .. } => "skip_job",
+        RunCommand::MarkSucceeded { .. } => "mark_item_succeeded",
+        RunCommand::Clear { .. } => "clear",
+    }
+}
+
 /// The DAG of a stored run.
-async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<String>, LeaderError> {
+async fn run_dag_sql(l: &Leader, run: &RunId) -> Result<Option<DagName>, LeaderError> {
     Ok(l.store
         .get_run(run)
         .await
         .map_err(store_down)?
-        .map(|r| r.dag.to_string()))
+        .map(|r| r.dag))
 }
 
 /// A store failure that stops this step (it is retried on the next pass).

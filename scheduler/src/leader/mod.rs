@@ -10,16 +10,22 @@
 //! ([`Fenced`]), so a deposed leader's writes fail (invariant 6).
 
 mod bad_keys;
+mod checkpoints;
 mod commit;
 mod coord_full;
 mod dispatch;
+pub mod format;
 pub mod health;
 pub mod history;
 mod intake;
 mod owned;
+mod params;
 mod pass;
+mod reopen;
 mod retry;
 mod runs;
+mod slow;
+mod telemetry;
 
 use crate::record::{self, CronRecord, RunRecord};
 use futures::StreamExt;
@@ -135,6 +141,10 @@ pub enum LeaderError {
     /// run is redone on the next pass.
     #[error("the record of run {0} changed under this leader")]
     RunChanged(RunId),
+    /// The keyspace follows another build's format: this replica does not
+    /// lead it (the process stops with the message).
+    #[error(transparent)]
+    KeyspaceFormat(#[from] keyspace::format::FormatMismatch),
 }
 
 /// What wakes the leader loop.
@@ -213,7 +223,9 @@ impl Fenced {
                     success: chunk,
                     failure: vec![],
                 })
-                .await?;
+                .await
+                .inspect_err(|e| telemetry::txn(Some(telemetry::error_kind(e))))?;
+            telemetry::txn(None);
             if !resp.succeeded {
                 return Err(LeaderError::Deposed);
             }
@@ -255,6 +267,9 @@ pub struct Leader {
     bad_keys: bad_keys::BadKeys,
     /// The first SQL error of the current pass.
     store_trouble: Option<String>,
+    /// The executors' params schemas, read at this pass's first trigger
+    /// command (a backfill issues hundreds) and dropped at the next pass.
+    params_schemas: Option<nightshift_core::params::HandlerSchemas>,
     /// The SQL outage on record (`{p}health/store`), if any.
     store_health: Option<keyspace::StoreHealth>,
     /// Delay before retrying after a failed pass.
@@ -314,6 +329,7 @@ impl Leader {
             outbox: Default::default(),
             bad_keys: Default::default(),
             store_trouble: None,
+            params_schemas: None,
             store_health: None,
             retry: Default::default(),
             owned: Default::default(),
@@ -402,6 +418,7 @@ impl Leader {
         let lost = leadership.lost();
         tokio::pin!(lost);
         loop {
+            let started = std::time::Instant::now();
             let failed = match self.pass().await {
                 Ok(()) => false,
                 Err(LeaderError::Deposed) => return Err(LeaderError::Deposed),
@@ -410,6 +427,8 @@ impl Leader {
                     true
                 }
             };
+            telemetry::pass(started.elapsed(), !failed);
+            telemetry::live_runs(self.runs.len());
             let retry_in = if failed || self.store_is_down() || self.coord_is_full() {
                 Some(self.retry.fail())
             } else {
@@ -462,6 +481,24 @@ pub async fn run_scheduler(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LeaderError> {
     let election = Election::new(coord.clone(), keyspace::leader_prefix(&config.prefix));
+    let written_by = format!(
+        "nightshift-scheduler {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.id
+    );
+    // A standby of another build learns it at start, not when it is elected.
+    // Only a refusal stops it here: an unreachable etcd is waited for below.
+    if let Err(e @ LeaderError::KeyspaceFormat(_)) = format::settle(
+        coord.as_ref(),
+        &config.prefix,
+        None,
+        &written_by,
+        clock.now_ms(),
+    )
+    .await
+    {
+        return Err(e);
+    }
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -489,6 +526,30 @@ pub async fn run_scheduler(
             }
         };
         tracing::info!(id = %config.id, lease = lease.0, "elected leader");
+        telemetry::leading(true);
+        match format::settle(
+            coord.as_ref(),
+            &config.prefix,
+            Some(leadership.fence()),
+            &written_by,
+            clock.now_ms(),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(e @ LeaderError::KeyspaceFormat(_)) => {
+                let _ = leadership.resign().await;
+                let _ = keeper.revoke().await;
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot settle the keyspace format; campaigning again");
+                let _ = leadership.resign().await;
+                let _ = keeper.revoke().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
         // Self-fence: stop leading as soon as the lease cannot be vouched for.
         let mut status = keeper.status();
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -524,6 +585,8 @@ pub async fn run_scheduler(
             Err(e) => Err(e),
         };
         guard.abort();
+        telemetry::leading(false);
+        telemetry::live_runs(0);
         let shutting_down = *shutdown.borrow();
         match &result {
             Ok(()) if shutting_down => tracing::info!("shutting down: resigning leadership"),

@@ -13,6 +13,7 @@ impl Leader {
     /// ([`super::health`]) and the loop retries with backoff.
     pub async fn pass(&mut self) -> Result<(), LeaderError> {
         self.store_trouble = None;
+        self.params_schemas = None;
         self.load_dags().await?;
         let executors = self.live_executors().await?;
         // Before any result batch is read (see `owned`).
@@ -76,7 +77,9 @@ impl Leader {
         Ok(())
     }
 
-    async fn live_executors(&mut self) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
+    pub(super) async fn live_executors(
+        &mut self,
+    ) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
         let (kvs, _) = self
             .coord
             .get_prefix(&keyspace::executors_prefix(&self.config.prefix))

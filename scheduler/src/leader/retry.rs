@@ -10,7 +10,7 @@ use crate::record::JobRecord;
 use nightshift_coord::TxnOp;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
-use nightshift_core::keyspace::ItemSet;
+use nightshift_core::keyspace::{CommandOutcome, Effect, ItemSet, Rejection};
 use nightshift_core::state::{AttemptOutcome, JobState, TriggerSource};
 use std::collections::BTreeMap;
 
@@ -24,12 +24,12 @@ impl Leader {
         job: Option<&JobName>,
         new_run: RunId,
         delete: TxnOp,
-    ) -> Result<String, LeaderError> {
+    ) -> Result<CommandOutcome, LeaderError> {
         let Some(old) = self.store.get_run(run).await.map_err(store_down)? else {
-            return Ok(format!("rejected: no run {run}"));
+            return Ok(Rejection::NoRun.into());
         };
         if !old.state.is_terminal() || old.state == nightshift_core::state::RunState::Succeeded {
-            return Ok(format!("rejected: run {run} is {}", old.state));
+            return Ok(Rejection::RunState { state: old.state }.into());
         }
         let Some(version) = self
             .store
@@ -37,15 +37,24 @@ impl Leader {
             .await
             .map_err(store_down)?
         else {
-            return Ok(format!(
-                "rejected: dag version {} of {} is gone",
-                old.dag_version, old.dag
-            ));
+            return Ok(Rejection::DagVersionGone {
+                dag: old.dag.clone(),
+                version: old.dag_version,
+            }
+            .into());
         };
         let spec: DagSpec = match serde_json::from_str(&version.spec_json) {
             Ok(s) => s,
-            Err(e) => return Ok(format!("rejected: stored dag spec unreadable: {e}")),
+            Err(e) => {
+                tracing::error!(run = %run, error = %e, "stored dag spec unreadable");
+                return Ok(Rejection::SpecUnreadable.into());
+            }
         };
+        if let Some(job) = job {
+            if !spec.jobs.iter().any(|j| &j.name == job) {
+                return Ok(Rejection::NoJob { job: job.clone() }.into());
+            }
+        }
         let rows: BTreeMap<JobName, JobState> = self
             .store
             .job_runs(run)
@@ -94,13 +103,25 @@ impl Leader {
             params: old.params.clone(),
             source: TriggerSource::Retry,
             scheduled_for: None,
+            // A retry finishes the same work: a redo's retry stays that redo.
+            redo: self.store.run_redo(run).await.map_err(store_down)?,
         };
         match self
             .create_run_with(req, spec, old.dag_version, jobs, vec![delete])
             .await?
         {
-            Some(_) => Ok(format!("retried as run {new_run}")),
-            None => Ok(format!("run {new_run} already exists")),
+            Some(_) => {
+                self.store
+                    .link_retry(&new_run, run)
+                    .await
+                    .map_err(store_down)?;
+                if let Some(live) = self.runs.get_mut(&new_run) {
+                    // Written with the run's next pass.
+                    live.rec.retry_of = Some(run.clone());
+                }
+                Ok(Effect::RetriedAs { run: new_run }.into())
+            }
+            None => Ok(Rejection::RunExists { run: new_run }.into()),
         }
     }
 }

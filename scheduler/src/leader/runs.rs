@@ -15,6 +15,7 @@ use super::dispatch::{assignment_of, receivers, Started};
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
 use crate::failover::fail_over;
+use crate::first_error::{first_error_line, job_failure};
 use crate::orchestration::{
     apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision,
 };
@@ -196,6 +197,7 @@ impl Leader {
         if !self.fresh(run).await {
             return Ok(());
         }
+        self.slow_check(run, now);
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
         };
@@ -260,6 +262,7 @@ impl Leader {
             .get_prefix(&keyspace::results_prefix(&prefix, &run, name))
             .await?;
         let mut finished = Vec::new();
+        let mut logs = Vec::new();
         for kv in batches {
             let Some(batch) =
                 self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied")
@@ -290,7 +293,25 @@ impl Leader {
                     }
                     _ => r.error.clone(),
                 };
-                finished.push(ended(new, attempt_outcome(r.outcome), r.ended_at_ms, error));
+                let outcome = attempt_outcome(r.outcome);
+                super::telemetry::attempt(
+                    dag.as_str(),
+                    name.as_str(),
+                    outcome,
+                    std::time::Duration::from_millis(
+                        u64::try_from(r.ended_at_ms - r.started_at_ms).unwrap_or(0),
+                    ),
+                );
+                finished.push(ended(new, outcome, r.ended_at_ms, error));
+                if let Some(text) = &r.log {
+                    logs.push(nightshift_store::AttemptLog {
+                        run_id: run.clone(),
+                        job: name.clone(),
+                        item: r.item,
+                        attempt: r.attempt,
+                        log: text.clone(),
+                    });
+                }
                 job.moved_from.remove(&item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
@@ -298,6 +319,10 @@ impl Leader {
                 }
                 if effect == ItemEffect::FailedForGood {
                     tracing::warn!(run = %run, job = %name, item, error = ?r.error, "item failed for good");
+                    if job.first_error.is_none() {
+                        job.first_error = first_error_line(r.error.as_deref(), r.log.as_deref())
+                            .map(|line| format!("item {item}: {line}"));
+                    }
                 }
             }
             w.after.push(TxnOp::Delete { key: kv.key });
@@ -309,6 +334,11 @@ impl Leader {
         // dispatch (2 statements per item).
         self.store
             .record_ended_attempts_in_term(&finished, self.term)
+            .await
+            .map_err(store_err)?;
+        // Their logs too: once the batch is deleted, they exist nowhere else.
+        self.store
+            .record_attempt_logs(&logs)
             .await
             .map_err(store_err)?;
 
@@ -356,6 +386,14 @@ impl Leader {
             let lost: Vec<EndedAttempt> = lost
                 .into_iter()
                 .map(|new| {
+                    super::telemetry::attempt(
+                        dag.as_str(),
+                        name.as_str(),
+                        AttemptOutcome::Lost,
+                        std::time::Duration::from_millis(
+                            u64::try_from(now - new.started_at_ms).unwrap_or(0),
+                        ),
+                    );
                     ended(
                         new,
                         AttemptOutcome::Lost,
@@ -516,7 +554,7 @@ impl Leader {
                 job.state = end;
                 job.ended_at_ms = Some(now);
                 if end == JobState::Failed {
-                    job.error = Some(format!("{} item(s) failed", job.failed.len()));
+                    job.error = Some(job_failure(job.failed.len(), job.first_error.as_deref()));
                 }
                 tracing::info!(run = %run, job = %name, state = %end, "job ended");
                 let emit = Emit { actor: &self.actor };
@@ -678,11 +716,17 @@ impl Leader {
 
     /// A persisted, finished run: resolve its conditions, drop its etcd keys.
     async fn finish_run(&mut self, run: &RunId, now: i64) -> Result<(), LeaderError> {
+        if !self.runs.contains_key(run) {
+            return Ok(());
+        }
+        // Into SQL before the txn below deletes them from etcd.
+        let checkpoints = self.save_run_checkpoints(run).await?;
         let Some(live) = self.runs.get(run) else {
             return Ok(());
         };
         let dag = live.rec.spec.name.clone();
         let state = live.rec.state;
+        super::telemetry::run_finished(dag.as_str(), state);
         // `runs/{run}/` holds the state record, specs and progress;
         // `results/{run}/` unconsumed batches; assignments left by a leader
         // that crashed are deleted key by key (they live under executors).
@@ -699,6 +743,7 @@ impl Leader {
                 .collect(),
             deletes_record: true,
             activate: vec![
+                checkpoints,
                 TxnOp::DeletePrefix {
                     prefix: keyspace::run_prefix(prefix, run),
                 },
@@ -728,6 +773,9 @@ impl Leader {
         for key in &live.rec.open_alerts {
             self.outbox
                 .push(history::Pending::Resolve(key.clone(), now));
+        }
+        for key in super::reopen::recovered_alerts(&live.rec) {
+            self.outbox.push(history::Pending::Resolve(key, now));
         }
         for exec in &live.rec.lost_executors {
             self.outbox.push(history::Pending::Resolve(

@@ -116,6 +116,7 @@ impl Bed {
             version: "t".into(),
             started_at_ms: 1,
             handler_capacity: Default::default(),
+            params_schemas: Default::default(),
         };
         self.coord
             .put(

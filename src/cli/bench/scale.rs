@@ -154,6 +154,7 @@ async fn register(rig: &Rig, count: u32) -> anyhow::Result<()> {
                     version: env!("CARGO_PKG_VERSION").into(),
                     started_at_ms: chrono::Utc::now().timestamp_millis(),
                     handler_capacity: Default::default(),
+                    params_schemas: Default::default(),
                 };
                 coord
                     .put(

@@ -54,9 +54,10 @@ pub async fn job_runs_track_tallies_and_legal_moves(store: &Store) {
     accrue.error = Some("item 3 failed".into());
     store.upsert_job_run(&accrue).await.unwrap();
 
-    // Failed is terminal: only the retry (back to pending) may move it.
+    // Failed is terminal: only the re-opening moves (back to pending, or
+    // settled succeeded by a mark-succeeded) may move it.
     let mut succeeded = accrue.clone();
-    succeeded.state = JobState::Succeeded;
+    succeeded.state = JobState::Running;
     let err = store.upsert_job_run(&succeeded).await.unwrap_err();
     assert!(
         matches!(err, StoreError::IllegalTransition { ref from, .. } if from == "failed"),

@@ -4,7 +4,10 @@
 //! `nightshift_testkit::db`; `scripts/test` makes sure the server runs).
 
 mod alerts;
+mod attempt_logs;
 mod attempts;
+mod checkpoints;
+mod command_outcomes;
 mod dags;
 mod events;
 mod fixtures;
@@ -52,11 +55,15 @@ suite! {
     runs::one_run_per_schedule_instant,
     runs::list_runs_pages_newest_first,
     runs::runs_for_business_date_oldest_first,
+    runs::retries_link_both_ways,
+    runs::recent_durations_are_of_succeeded_runs_newest_first,
     jobs::job_runs_track_tallies_and_legal_moves,
     attempts::attempts_start_and_finish_exactly_once,
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
     attempts::a_deposed_terms_attempt_rows_never_hide_a_later_terms,
+    attempt_logs::attempt_logs_round_trip_once_per_attempt,
+    command_outcomes::outcomes_are_found_by_command_id,
     events::events_round_trip_and_increase,
     events::events_filter_by_every_field,
     events::events_page_forwards_and_backwards,
@@ -66,4 +73,6 @@ suite! {
     alerts::concurrent_opens_create_one_alert,
     alerts::list_alerts_filters_and_orders,
     alerts::silences_cover_rule_and_dag_until_expiry,
+    checkpoints::runs_carry_a_redo_generation,
+    checkpoints::checkpoints_round_trip_and_seed_only_unfinished_work,
 }

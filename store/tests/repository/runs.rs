@@ -67,9 +67,10 @@ pub async fn run_state_follows_the_state_machine(store: &Store) {
     assert_eq!(failed.ended_at_ms, Some(300));
     assert_eq!(failed.error.as_deref(), Some("job x failed"));
 
-    // Terminal is final: nothing changes, not even the timestamps.
+    // Terminal is final but for the re-open (a clear): nothing changes,
+    // not even the timestamps.
     for to in [
-        RunState::Running,
+        RunState::Pending,
         RunState::Succeeded,
         RunState::Failed,
         RunState::Cancelled,
@@ -84,6 +85,30 @@ pub async fn run_state_follows_the_state_machine(store: &Store) {
         );
     }
     assert_eq!(store.get_run(&run.run_id).await.unwrap().unwrap(), failed);
+
+    // A clear re-opens the ended run: running again, its first start
+    // kept, its end and error gone until it ends again.
+    let reopened = store
+        .update_run_state(&run.run_id, RunState::Running, 450, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            reopened.state,
+            reopened.started_at_ms,
+            reopened.ended_at_ms,
+            reopened.error
+        ),
+        (RunState::Running, Some(200), None, None)
+    );
+    let again = store
+        .update_run_state(&run.run_id, RunState::Succeeded, 500, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.state, again.ended_at_ms),
+        (RunState::Succeeded, Some(500))
+    );
 
     // Cancelling a pending run ends it without a start time.
     let other = seed_run(store, &dag, "r2", 100).await;
@@ -275,4 +300,64 @@ pub async fn runs_for_business_date_oldest_first(store: &Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn retries_link_both_ways(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let origin = seed_run(store, &dag, "r1", 1).await.run_id;
+    let first = seed_run(store, &dag, "r1-retry-a", 2).await.run_id;
+    let second = seed_run(store, &dag, "r1-retry-b", 3).await.run_id;
+    assert_eq!(store.retry_of(&first).await.unwrap(), None);
+    assert!(store.retries_of(&origin).await.unwrap().is_empty());
+    store.link_retry(&second, &origin).await.unwrap();
+    store.link_retry(&first, &origin).await.unwrap();
+    // Repeating a link is harmless.
+    store.link_retry(&first, &origin).await.unwrap();
+    assert_eq!(store.retry_of(&first).await.unwrap(), Some(origin.clone()));
+    assert_eq!(store.retry_of(&origin).await.unwrap(), None);
+    assert_eq!(
+        store.retries_of(&origin).await.unwrap(),
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+    for (retry, from) in [
+        (RunId::new("ghost"), origin.clone()),
+        (first.clone(), RunId::new("ghost")),
+    ] {
+        let err = store.link_retry(&retry, &from).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    }
+}
+
+pub async fn recent_durations_are_of_succeeded_runs_newest_first(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let other = seed_dag(store, "other").await;
+    // (id, dag, start, end, final state)
+    let runs = [
+        ("a", &dag, 100, 1_100, RunState::Succeeded),
+        ("b", &dag, 200, 5_200, RunState::Failed),
+        ("c", &dag, 300, 2_300, RunState::Succeeded),
+        ("d", &other, 400, 9_400, RunState::Succeeded),
+        ("e", &dag, 500, 3_500, RunState::Succeeded),
+    ];
+    for (id, d, start, end, state) in runs {
+        let run = seed_run(store, d, id, start).await.run_id;
+        store
+            .update_run_state(&run, RunState::Running, start, None)
+            .await
+            .unwrap();
+        store
+            .update_run_state(&run, state, end, None)
+            .await
+            .unwrap();
+    }
+    seed_run(store, &dag, "live", 600).await;
+    assert_eq!(
+        store.recent_run_durations(&dag, 10).await.unwrap(),
+        vec![3_000, 2_000, 1_000]
+    );
+    assert_eq!(
+        store.recent_run_durations(&dag, 2).await.unwrap(),
+        vec![3_000, 2_000]
+    );
 }
