@@ -140,6 +140,7 @@ impl Leader {
             params: serde_json::json!({ "millis": millis }),
             shard_params: None,
             item_timeout_ms: None,
+            generation: None,
             redo: 0,
         };
         self.coord

@@ -391,6 +391,7 @@ mod tests {
             items: [1].into_iter().collect(),
             attempts: BTreeMap::from([(1, 2)]),
             cancel: ItemSet::new(),
+            generation: None,
         };
         add_assignment(&mut items, &ExecutorId::new("new"), &new);
         add_assignment(&mut items, &ExecutorId::new("old"), &old);
@@ -405,6 +406,7 @@ mod tests {
             items: ItemSet::range(0, 2),
             attempts: BTreeMap::new(),
             cancel: [1].into_iter().collect(),
+            generation: None,
         };
         add_assignment(&mut items, &ExecutorId::new("e"), &rec);
         assert!(!items[&0].cancelling);

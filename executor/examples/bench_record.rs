@@ -144,6 +144,7 @@ async fn main() -> Result<()> {
         params: serde_json::Value::Null,
         shard_params: None,
         item_timeout_ms: None,
+        generation: None,
         redo: 0,
     };
     leader

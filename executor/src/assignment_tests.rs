@@ -10,6 +10,7 @@ fn assignment(items: ItemSet, cancel: ItemSet, attempts: &[(u32, u32)]) -> Assig
         items,
         cancel,
         attempts: attempts.iter().copied().collect::<BTreeMap<_, _>>(),
+        generation: None,
     }
 }
 

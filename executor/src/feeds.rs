@@ -73,13 +73,22 @@ pub(crate) struct SpecLoaded {
     pub result: Result<JobRunSpec, String>,
 }
 
-/// Reads the spec of `job`, retrying while it is missing or etcd is
-/// unavailable (the leader writes it before any assignment, so a miss is a
-/// race or an outage); gives up only on a malformed spec or a refused read.
+/// Reads the spec of `job`, retrying while it is missing, names another
+/// start than `generation`, or etcd is unavailable; gives up only on a
+/// malformed spec or a refused read.
+///
+/// The spec is the job start's activation: the leader writes a start's
+/// assignments first (possibly in several txns) and the spec naming their
+/// generation last, in the txn that records the start in the run. Until
+/// then nothing of the assignment runs, so a leader that dies between
+/// those txns leaves no item running that the run does not show; it (or
+/// its successor) deletes or overwrites such orphans before activating
+/// another generation, and a removed assignment stops this fetch.
 pub(crate) async fn fetch_spec(
     coord: Arc<dyn Coordinator>,
     prefix: String,
     job: JobRef,
+    generation: Option<i64>,
     done: mpsc::UnboundedSender<SpecLoaded>,
     stop: CancellationToken,
 ) {
@@ -92,9 +101,16 @@ pub(crate) async fn fetch_spec(
             r = coord.get(&key) => r,
         };
         let result = match got {
-            Ok(Some(kv)) => {
-                Some(keyspace::decode::<JobRunSpec>(&kv.value).map_err(|e| e.to_string()))
-            }
+            Ok(Some(kv)) => match keyspace::decode::<JobRunSpec>(&kv.value) {
+                Ok(spec) if generation.is_some() && spec.generation != generation => {
+                    misses += 1;
+                    if misses == 5 {
+                        tracing::warn!(%key, ?generation, found = ?spec.generation, "job start not activated yet; the assignment waits");
+                    }
+                    None
+                }
+                decoded => Some(decoded.map_err(|e| e.to_string())),
+            },
             Ok(None) => {
                 misses += 1;
                 if misses == 5 {

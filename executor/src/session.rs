@@ -71,6 +71,9 @@ struct Slot {
     buffered_since: Option<Instant>,
     /// Stops the spec fetch when the slot goes away.
     fetch: CancellationToken,
+    /// The job start the slot's assignment belongs to: a rewrite naming
+    /// another one is a new start (the slot is replaced).
+    generation: Option<i64>,
 }
 
 pub(crate) struct Session {

@@ -155,6 +155,10 @@ pub struct JobRecord {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The current start's generation (see `JobRunSpec::generation`):
+    /// its assignments and spec carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
     /// The first error line of the first item that failed for good
     /// (`item N: line`, [`crate::first_error`]), for the job's failure
     /// message and its alert.
@@ -183,6 +187,7 @@ impl JobRecord {
             timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
+            generation: None,
             first_error: None,
         }
     }

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.tick = args.tick;
         config.misfire_grace = args.misfire_grace;
         config.store_alert_linger = args.store_alert_linger;
+        test_settings(&mut config)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -81,6 +82,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("scheduler failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Test-only settings from the environment, for real-process tests of the
+/// commit path: `NIGHTSHIFT_TEST_MAX_TXN_OPS` (ops per txn, so job starts
+/// and passes need several txns) and `NIGHTSHIFT_TEST_EXIT_AFTER_STAGED_TXN`
+/// (the process exits with this code after the first staged txn of a run
+/// commit — a txn committed before the run record's, such as the first
+/// part of a job start too large for one txn — i.e. between a start's
+/// txns). Both are logged when set.
+fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> anyhow::Result<()> {
+    if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_MAX_TXN_OPS") {
+        let ops: usize = text
+            .parse()
+            .with_context(|| format!("NIGHTSHIFT_TEST_MAX_TXN_OPS={text}: not a number"))?;
+        anyhow::ensure!(
+            (2..=nightshift_scheduler::leader::MAX_OPS).contains(&ops),
+            "NIGHTSHIFT_TEST_MAX_TXN_OPS={ops}: must be 2..={}",
+            nightshift_scheduler::leader::MAX_OPS
+        );
+        tracing::warn!(ops, "test setting: at most {ops} ops per txn");
+        config.max_txn_ops = ops;
+    }
+    if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_EXIT_AFTER_STAGED_TXN") {
+        let code: i32 = text.parse().with_context(|| {
+            format!("NIGHTSHIFT_TEST_EXIT_AFTER_STAGED_TXN={text}: not an exit code")
+        })?;
+        tracing::warn!(
+            code,
+            "test setting: exiting after the first staged txn of a run commit"
+        );
+        config.test_hooks.after_staged_txn = Some(Arc::new(move || {
+            tracing::warn!(code, "test hook: exiting between the txns of a job start");
+            std::process::exit(code);
+        }));
+    }
+    Ok(())
 }
 
 fn host_name() -> String {

@@ -168,11 +168,25 @@ impl Store {
     /// Each statement stands alone (no transaction spans them): after a
     /// failure part may be stored, and repeating the call completes it.
     pub async fn record_ended_attempts(&self, ended: &[EndedAttempt]) -> Result<()> {
+        self.record_ended_attempts_in_term(ended, 0).await
+    }
+
+    /// [`Store::record_ended_attempts`] by the scheduler leader of `term`
+    /// (its election key's create revision; terms increase with each new
+    /// leader). An attempt that already ended keeps its row unless this
+    /// write comes from a later term than the row's: a deposed leader that
+    /// finishes its pass late is ignored, and its successor's outcome
+    /// replaces whatever a deposed leader wrote first.
+    pub async fn record_ended_attempts_in_term(
+        &self,
+        ended: &[EndedAttempt],
+        term: i64,
+    ) -> Result<()> {
         for chunk in ended.chunks(ROWS_PER_STATEMENT) {
             on_pool!(self, pool => {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO item_attempts (run_id, job, item, attempt, executor, fencing_token, \
-                     started_at_ms, moved_from, ended_at_ms, outcome, error) ",
+                     started_at_ms, moved_from, ended_at_ms, outcome, error, term) ",
                 );
                 insert.push_values(chunk, |mut row, e| {
                     row.push_bind(e.new.run_id.as_str())
@@ -185,12 +199,14 @@ impl Store {
                         .push_bind(e.new.moved_from.as_ref().map(ExecutorId::as_str))
                         .push_bind(e.ended_at_ms.max(e.new.started_at_ms))
                         .push_bind(e.outcome.as_str())
-                        .push_bind(e.error.as_deref());
+                        .push_bind(e.error.as_deref())
+                        .push_bind(term);
                 });
                 insert.push(
                     " ON CONFLICT (run_id, job, item, attempt) DO UPDATE SET \
-                     ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, error = excluded.error \
-                     WHERE item_attempts.ended_at_ms IS NULL",
+                     ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, \
+                     error = excluded.error, term = excluded.term \
+                     WHERE item_attempts.ended_at_ms IS NULL OR item_attempts.term < excluded.term",
                 );
                 insert.build().execute(pool).await.map(|r| r.rows_affected())
             })

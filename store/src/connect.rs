@@ -121,20 +121,26 @@ impl Store {
                 .run(pool)
                 .await
                 .map_err(StoreError::Migrate),
-            Pool::Sqlite(pool) => match SQLITE_MIGRATIONS.run(pool).await {
-                Ok(()) => Ok(()),
+            Pool::Sqlite(pool) => {
                 // SQLite has no migration lock: two processes opening a new
-                // file at once can both try the first migration. The loser
-                // fails; by then the winner has committed, so one more run
-                // finds everything applied (or reports the real error).
-                Err(first) => {
-                    tracing::debug!(error = %first, "sqlite migration failed, retrying once");
-                    SQLITE_MIGRATIONS
-                        .run(pool)
-                        .await
-                        .map_err(StoreError::Migrate)
+                // file at once can both try the same migration. The loser
+                // fails; by then the winner has committed that migration
+                // and may be applying the next, so the loser runs again
+                // (briefly backing off) until it finds everything applied
+                // or keeps getting an error, which is then the real one.
+                let mut tries = 0;
+                loop {
+                    match SQLITE_MIGRATIONS.run(pool).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) if tries < 20 => {
+                            tracing::debug!(error = %e, tries, "sqlite migration failed, retrying");
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                        }
+                        Err(e) => return Err(StoreError::Migrate(e)),
+                    }
                 }
-            },
+            }
         }
     }
 }

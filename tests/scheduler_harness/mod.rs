@@ -79,6 +79,11 @@ impl Proc {
         anyhow::bail!("{} did not exit within 6 s of SIGTERM", self.name)
     }
 
+    /// The exit code, once the process has exited by itself.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
     /// The exit status, once the process has exited on its own.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -134,9 +139,15 @@ impl Cluster {
     }
 
     pub fn spawn(&self, name: &str, args: &[String]) -> Result<Proc> {
+        self.spawn_env(name, args, &[])
+    }
+
+    /// [`Cluster::spawn`] with extra environment variables.
+    pub fn spawn_env(&self, name: &str, args: &[String], env: &[(&str, &str)]) -> Result<Proc> {
         let log = self.dir.path().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_nightshift"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,nightshift_scheduler=debug")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -151,15 +162,36 @@ impl Cluster {
     }
 
     pub fn scheduler(&self, id: &str) -> Result<Proc> {
-        self.scheduler_with(id, &[])
+        self.scheduler_full(id, &self.etcd.endpoint(), &[], &[])
+    }
+
+    /// [`Cluster::scheduler`] with extra environment variables (test settings).
+    pub fn scheduler_env(&self, id: &str, env: &[(&str, &str)]) -> Result<Proc> {
+        self.scheduler_full(id, &self.etcd.endpoint(), env, &[])
+    }
+
+    /// A scheduler reaching etcd at `etcd` (e.g. through a proxy).
+    pub fn scheduler_at(&self, id: &str, etcd: &str, env: &[(&str, &str)]) -> Result<Proc> {
+        self.scheduler_full(id, etcd, env, &[])
     }
 
     /// A scheduler process with `extra` flags.
     pub fn scheduler_with(&self, id: &str, extra: &[&str]) -> Result<Proc> {
+        self.scheduler_full(id, &self.etcd.endpoint(), &[], extra)
+    }
+
+    /// A scheduler reaching etcd at `etcd`, with `env` and `extra` flags.
+    pub fn scheduler_full(
+        &self,
+        id: &str,
+        etcd: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<Proc> {
         let mut args: Vec<String> = [
             "scheduler",
             "--etcd",
-            &self.etcd.endpoint(),
+            etcd,
             "--database",
             &self.db_url,
             "--prefix",
@@ -177,7 +209,7 @@ impl Cluster {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        self.spawn(&format!("scheduler-{id}"), &args)
+        self.spawn_env(&format!("scheduler-{id}"), &args, env)
     }
 
     pub fn executor(&self, id: &str, capacity: u32) -> Result<Proc> {

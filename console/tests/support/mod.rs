@@ -410,6 +410,7 @@ pub async fn seed(f: &Fixture) -> i64 {
         items: [3, 4].into_iter().collect(),
         attempts: BTreeMap::from([(4, 2)]),
         cancel: Default::default(),
+        generation: None,
     };
     f.coord
         .put(

@@ -243,6 +243,14 @@ impl Session {
     /// Takes in an assignment at `token` (ignored unless newer than known).
     fn apply_assignment(&mut self, job: &JobRef, token: i64, record: AssignmentRecord) {
         let now = now_ms();
+        if self
+            .slots
+            .get(job)
+            .is_some_and(|slot| slot.generation != record.generation)
+        {
+            // Another start of the job: what the old one held is void.
+            self.remove_slot(job, "the job was started again");
+        }
         match self.slots.get_mut(job) {
             Some(slot) => {
                 if token <= slot.state.token {
@@ -260,10 +268,12 @@ impl Session {
                     self.coord.clone(),
                     self.config.prefix.clone(),
                     job.clone(),
+                    record.generation,
                     self.specs_tx.clone(),
                     fetch.clone(),
                 ));
                 self.next_slot += 1;
+                let generation = record.generation;
                 let slot = Slot {
                     id: self.next_slot,
                     state: JobSlot::new(token, record, now),
@@ -271,6 +281,7 @@ impl Session {
                     flushing: false,
                     buffered_since: None,
                     fetch,
+                    generation,
                 };
                 self.slots.insert(job.clone(), slot);
             }

@@ -77,6 +77,7 @@ impl Leader {
             params,
             shard_params: None,
             item_timeout_ms: None,
+            generation: None,
             redo: 0,
         };
         self.put_spec(spec).await

@@ -174,6 +174,13 @@ pub struct JobRunSpec {
     /// Time limit of one item attempt, in milliseconds.
     #[serde(default)]
     pub item_timeout_ms: Option<u64>,
+    /// The job start this spec activates. Assignments carrying a
+    /// generation are acted on only once the spec names the same one: the
+    /// leader writes a start's assignments first (in as many txns as they
+    /// need) and this spec last, together with the run record, so a start
+    /// of any size becomes visible to executors in one txn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
     /// Redo generation of the run (0 unless triggered with `--redo`): part
     /// of every item's [`WorkKey`](super::WorkKey).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -224,6 +231,11 @@ pub struct AssignmentRecord {
     /// Owned items the leader wants stopped and reported as cancelled.
     #[serde(default)]
     pub cancel: ItemSet,
+    /// The job start this assignment belongs to: the executor runs nothing
+    /// of it until the job's spec names the same generation (see
+    /// [`JobRunSpec::generation`]). `None` (older leaders): act at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 impl AssignmentRecord {
@@ -333,6 +345,7 @@ mod tests {
             items: ItemSet::range(0, 10),
             attempts: BTreeMap::from([(3, 2)]),
             cancel: [4].into_iter().collect(),
+            generation: None,
         };
         let bytes = encode(&record).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();

@@ -2,9 +2,11 @@
 //! live executors that registered its handler, with the job's strategy and
 //! the previous start's assignment of the same (DAG, job) as input — so a
 //! membership change between runs is applied here, moving as little as the
-//! strategy allows ("reshard before the next run"). The spec is written
-//! first, then one assignment per executor attached to that executor's
-//! lease, then the new assignment is stored for the next start.
+//! strategy allows ("reshard before the next run"). One assignment per
+//! executor, attached to that executor's lease and carrying the start's
+//! generation, and the new assignment stored for the next start are
+//! *staged*; the job's spec naming the generation *activates* them in the
+//! txn that writes the run record (see `commit`).
 
 use super::{put, Leader, LeaderError};
 use crate::failover::Receiver;
@@ -52,6 +54,7 @@ pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord 
         items,
         attempts,
         cancel: owner.cancel.intersection(&owner.items),
+        generation: job.generation,
     }
 }
 
@@ -72,6 +75,7 @@ pub(super) fn job_run_spec(rec: &RunRecord, job: &JobName) -> Option<JobRunSpec>
         item_timeout_ms: spec
             .item_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        generation: rec.jobs.get(job).and_then(|j| j.generation),
         redo: rec.redo,
     })
 }
@@ -94,9 +98,14 @@ pub(super) fn spec_op(
 
 /// What a start attempt did.
 pub(super) enum Started {
-    /// Assigned (owners filled in): the ops to commit — the spec first,
-    /// then stale-assignment deletes, the assignments, the last assignment.
-    Assigned { main: Vec<TxnOp> },
+    /// Assigned (owners filled in): the ops to commit. `staged`: deletes
+    /// of other assignments of the job, the new assignments (under the
+    /// start's generation), the last assignment; `activate`: the spec
+    /// naming the generation (see `commit`).
+    Assigned {
+        staged: Vec<TxnOp>,
+        activate: Vec<TxnOp>,
+    },
     /// No live executor serves the handler.
     NoExecutor,
 }
@@ -164,24 +173,24 @@ impl Leader {
         job.state = nightshift_core::state::JobState::Running;
         job.started_at_ms.get_or_insert(now_ms);
         job.waiting_since_ms = None;
+        job.generation = Some(self.owned.1);
         self.seed_checkpoints(rec, name, &open).await?;
         // Assignments left by an earlier start of this job (a leader that
-        // crashed mid-dispatch) are deleted key by key in the same txn as
-        // the new ones, not by prefix: etcd refuses a txn whose delete range
-        // overlaps its puts, and one txn keeps the dispatch atomic.
+        // crashed before activating its start) are deleted key by key, not
+        // by prefix: etcd refuses a txn whose delete range overlaps its
+        // puts. They go before the activation, like the new ones.
         let existing = self.owned.of(&rec.run, name);
-        let mut main: Vec<TxnOp> = spec_op(&prefix, rec, name)?.into_iter().collect();
+        let mut staged: Vec<TxnOp> = Vec::new();
         if let Some(job) = rec.jobs.get(name) {
-            for exec in existing.keys() {
-                if !job.owners.contains_key(exec) {
-                    main.push(TxnOp::Delete {
-                        key: keyspace::assign_key(&prefix, &rec.run, name, exec),
-                    });
-                }
+            let assigned = job.owners.keys().cloned().collect();
+            for exec in super::commit::orphans(&existing, &assigned) {
+                staged.push(TxnOp::Delete {
+                    key: keyspace::assign_key(&prefix, &rec.run, name, &exec),
+                });
             }
             for (exec, owner) in &job.owners {
                 let value = assignment_of(job, owner);
-                main.push(put(
+                staged.push(put(
                     keyspace::assign_key(&prefix, &rec.run, name, exec),
                     &value,
                     Some(owner.lease),
@@ -194,7 +203,8 @@ impl Leader {
                 );
             }
         }
-        main.push(put(last_key, &last, None)?);
-        Ok(Started::Assigned { main })
+        staged.push(put(last_key, &last, None)?);
+        let activate = spec_op(&prefix, rec, name)?.into_iter().collect();
+        Ok(Started::Assigned { staged, activate })
     }
 }

@@ -174,7 +174,9 @@ impl Leader {
         )?];
         ops.extend(extra);
         let written = keyspace::encode(&rec)?;
-        self.fenced.commit(ops).await?;
+        let Some(revision) = self.commit_new_run(&rec.run, ops).await? else {
+            return Ok(None);
+        };
         tracing::info!(run = %rec.run, dag = %req.dag, source = %req.source, business_date = %day, "run created");
         let emit = Emit { actor: &self.actor };
         self.outbox.push(emit.event(
@@ -192,6 +194,8 @@ impl Leader {
                 rec,
                 written,
                 synced: Default::default(),
+                revision,
+                stale: false,
             },
         );
         Ok(Some(req.run))
@@ -597,6 +601,10 @@ impl Leader {
                     rec,
                     written: Vec::new(),
                     synced: Default::default(),
+                    // Its keys were deleted when it ended: the record's
+                    // revision is that of a missing key.
+                    revision: 0,
+                    stale: false,
                 },
             );
         } else if let Some(live) = self.runs.get_mut(run) {
@@ -606,24 +614,22 @@ impl Leader {
         Ok((dag, Some(run.clone()), outcome))
     }
 
-    /// Writes a run's record (if live) together with `op`.
+    /// Writes a run's record (if live) together with `op`, guarded by the
+    /// record's revision (see `commit`): when that fails the run is
+    /// reloaded and the command, still in etcd, is carried out again.
     async fn commit_run_with(&mut self, run: &RunId, op: TxnOp) -> Result<(), LeaderError> {
-        let mut ops = Vec::new();
-        let mut encoded = None;
-        if let Some(live) = self.runs.get(run) {
-            let bytes = keyspace::encode(&live.rec)?;
-            ops.push(TxnOp::Put {
-                key: record::run_state_key(&self.config.prefix, run),
-                value: bytes.clone(),
-                lease: None,
-            });
-            encoded = Some(bytes);
+        if !self.runs.contains_key(run) {
+            self.fenced.commit(vec![op]).await?;
+            return Ok(());
         }
-        ops.push(op);
-        self.fenced.commit(ops).await?;
-        if let (Some(live), Some(bytes)) = (self.runs.get_mut(run), encoded) {
-            live.written = bytes;
-        }
+        let Some(mut rec) = self.runs.get(run).map(|l| l.rec.clone()) else {
+            return Ok(());
+        };
+        let ops = super::commit::RunOps {
+            rewrites: vec![op],
+            ..Default::default()
+        };
+        self.commit_run(run, ops, &mut rec, |_, _, _| {}).await?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@
 
 mod bad_keys;
 mod checkpoints;
+mod commit;
 mod coord_full;
 mod dispatch;
 pub mod format;
@@ -41,6 +42,23 @@ use tokio::sync::watch;
 
 /// Most operations per txn: etcd's limit is 128, one goes to the fence.
 pub const MAX_OPS: usize = 127;
+
+/// Test-only hooks into the leader's commit path.
+#[derive(Clone, Default)]
+pub struct TestHooks {
+    /// Called after each staged txn of a run's commit that needs several
+    /// (a job start's assignments before the txn that activates them): a
+    /// test makes the process exit here to kill a leader between chunks.
+    pub after_staged_txn: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TestHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHooks")
+            .field("after_staged_txn", &self.after_staged_txn.is_some())
+            .finish()
+    }
+}
 
 /// The wall clock, injectable so tests can run in accelerated time.
 pub trait Clock: Send + Sync + 'static {
@@ -78,6 +96,12 @@ pub struct SchedulerConfig {
     /// resolved, so that the console's notifier, which sends open alerts,
     /// sees it.
     pub store_alert_linger: Duration,
+    /// Most ops per txn besides the fence: [`MAX_OPS`] (etcd's limit)
+    /// unless a test lowers it so that job starts and passes need several
+    /// txns (`NIGHTSHIFT_TEST_MAX_TXN_OPS` in the CLI). At least 2.
+    pub max_txn_ops: usize,
+    /// Test-only hooks (none in production).
+    pub test_hooks: TestHooks,
 }
 
 impl SchedulerConfig {
@@ -91,6 +115,8 @@ impl SchedulerConfig {
             debounce: Duration::from_millis(20),
             misfire_grace: Duration::from_secs(1),
             store_alert_linger: Duration::from_secs(60),
+            max_txn_ops: MAX_OPS,
+            test_hooks: TestHooks::default(),
         }
     }
 }
@@ -110,6 +136,11 @@ pub enum LeaderError {
     /// The SQL store failed; the step is retried on the next pass.
     #[error("sql store: {0}")]
     Store(String),
+    /// A run's record in etcd is not the one this leader's copy was read
+    /// at (a compare on its revision failed): the copy was reloaded and the
+    /// run is redone on the next pass.
+    #[error("the record of run {0} changed under this leader")]
+    RunChanged(RunId),
     /// The keyspace follows another build's format: this replica does not
     /// lead it (the process stops with the message).
     #[error(transparent)]
@@ -134,6 +165,8 @@ pub enum Event {
 pub struct Fenced {
     coord: Arc<dyn Coordinator>,
     fence: Compare,
+    /// Most ops per txn (see [`SchedulerConfig::max_txn_ops`]).
+    max_ops: usize,
 }
 
 impl Fenced {
@@ -156,13 +189,33 @@ impl Fenced {
         }
     }
 
-    /// Commits `ops` in order, in txns of at most [`MAX_OPS`], each fenced.
-    /// Returns the revision of the last txn.
+    /// One txn of `ops` guarded by the fence and `guards`; the caller
+    /// reads `succeeded` (a failed compare is not an error here).
+    pub(crate) async fn txn(
+        &self,
+        guards: &[Compare],
+        ops: Vec<TxnOp>,
+    ) -> Result<nightshift_coord::TxnResponse, CoordError> {
+        let mut compares = vec![self.fence.clone()];
+        compares.extend(guards.iter().cloned());
+        self.coord
+            .txn(Txn {
+                compares,
+                success: ops,
+                failure: vec![],
+            })
+            .await
+    }
+
+    /// Commits `ops` in order, in txns of at most `max_ops`, each fenced.
+    /// Returns the revision of the last txn. For writes that repeat safely
+    /// (deletes, idempotent puts): nothing here compares a run's record —
+    /// what touches a run goes through `commit::plan` instead.
     pub async fn commit(&self, ops: Vec<TxnOp>) -> Result<Revision, LeaderError> {
         let mut revision = 0;
         let mut ops = ops.into_iter().peekable();
         while ops.peek().is_some() {
-            let chunk: Vec<TxnOp> = ops.by_ref().take(MAX_OPS).collect();
+            let chunk: Vec<TxnOp> = ops.by_ref().take(self.max_ops).collect();
             let resp = self
                 .coord
                 .txn(Txn {
@@ -198,6 +251,9 @@ pub struct Leader {
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
     fenced: Fenced,
+    /// This leadership's term: its election key's create revision. SQL
+    /// attempt rows carry it, so a deposed term's late rows are ignored.
+    term: Revision,
     actor: String,
     runs: BTreeMap<RunId, LiveRun>,
     dags: BTreeMap<DagName, AppliedDag>,
@@ -234,6 +290,12 @@ pub struct LiveRun {
     written: Vec<u8>,
     /// Rows already stored in SQL.
     synced: history::Synced,
+    /// Mod revision of `runs/{run}/state` as this copy was read or
+    /// written: every commit touching the run compares it.
+    revision: Revision,
+    /// A commit of this run failed and the reload did not succeed yet:
+    /// nothing is decided about the run until it is read again.
+    stale: bool,
 }
 
 impl Leader {
@@ -249,6 +311,7 @@ impl Leader {
         let fenced = Fenced {
             coord: coord.clone(),
             fence: leadership.fence(),
+            max_ops: config.max_txn_ops.max(2),
         };
         let actor = format!("scheduler:{}", config.id);
         let mut leader = Leader {
@@ -257,6 +320,7 @@ impl Leader {
             clock,
             config,
             fenced,
+            term: leadership.create_revision(),
             actor,
             runs: BTreeMap::new(),
             dags: BTreeMap::new(),
@@ -288,6 +352,8 @@ impl Leader {
                             rec,
                             written: kv.value,
                             synced: Default::default(),
+                            revision: kv.mod_revision,
+                            stale: false,
                         },
                     );
                 }

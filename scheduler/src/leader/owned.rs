@@ -16,7 +16,12 @@ use std::collections::BTreeMap;
 /// Assignment keys by (run, job): executor → the key's mod revision (the
 /// owner's fencing token).
 #[derive(Debug, Default)]
-pub(super) struct Owned(BTreeMap<(RunId, JobName), BTreeMap<ExecutorId, i64>>);
+pub(super) struct Owned(
+    BTreeMap<(RunId, JobName), BTreeMap<ExecutorId, i64>>,
+    /// The etcd revision the listing was read at: the generation of job
+    /// starts this pass (above every assignment staged before it).
+    pub(super) i64,
+);
 
 impl Owned {
     /// The executors holding an assignment key of `(run, job)`, with its
@@ -46,11 +51,11 @@ impl Leader {
     /// Lists every assignment key.
     pub(super) async fn read_owned(&self) -> Result<Owned, LeaderError> {
         let prefix = &self.config.prefix;
-        let (kvs, _) = self
+        let (kvs, revision) = self
             .coord
             .get_prefix(&keyspace::owners_prefix(prefix))
             .await?;
-        let mut owned = Owned::default();
+        let mut owned = Owned(BTreeMap::new(), revision);
         for kv in kvs {
             if let Some((run, job, exec)) = keyspace::parse_assign_key(prefix, &kv.key) {
                 owned

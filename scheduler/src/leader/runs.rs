@@ -5,9 +5,11 @@
 //! keys are deleted.
 //!
 //! The pass works on a copy of the run record and replaces the leader's
-//! copy only once its writes committed, so a failed pass leaves nothing
-//! half-applied: result batches are deleted in the same (or a later) txn as
-//! the record that applied them, and SQL writes are idempotent.
+//! copy only once its writes committed (`commit`: every txn compares the
+//! record's revision, a failed or unanswered one makes the leader reload
+//! the run), so a failed pass leaves nothing half-applied: result batches
+//! are deleted in the same (or a later) txn as the record that applied
+//! them, and SQL writes are idempotent.
 
 use super::dispatch::{assignment_of, receivers, Started};
 use super::history::{self, alert, Emit};
@@ -17,7 +19,7 @@ use crate::first_error::{first_error_line, job_failure};
 use crate::orchestration::{
     apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision,
 };
-use crate::record::{self, JobRecord, RunRecord};
+use crate::record::{JobRecord, RunRecord};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
@@ -26,12 +28,8 @@ use nightshift_store::{EndedAttempt, NewAttempt};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Writes collected during a run's pass.
-#[derive(Default)]
-struct Writes {
-    main: Vec<TxnOp>,
-    after: Vec<TxnOp>,
-}
+/// Writes collected during a run's pass (see `commit`).
+type Writes = super::commit::RunOps;
 
 fn attempt_outcome(o: ResultOutcome) -> AttemptOutcome {
     match o {
@@ -68,6 +66,9 @@ impl Leader {
         run: &RunId,
         executors: &BTreeMap<ExecutorId, ExecutorInfo>,
     ) -> Result<(), LeaderError> {
+        if !self.fresh(run).await {
+            return Ok(());
+        }
         let Some(live) = self.runs.get(run) else {
             return Ok(());
         };
@@ -94,7 +95,7 @@ impl Leader {
                 self.owned.of(&rec.run, name).into_keys().collect();
             keys.extend(job.owners.keys().cloned());
             for exec in &keys {
-                w.main.push(TxnOp::Delete {
+                w.after.push(TxnOp::Delete {
                     key: keyspace::assign_key(&self.config.prefix, &rec.run, name, exec),
                 });
             }
@@ -126,7 +127,7 @@ impl Leader {
                     }
                 }
                 self.store
-                    .record_ended_attempts(&stopped)
+                    .record_ended_attempts_in_term(&stopped, self.term)
                     .await
                     .map_err(store_err)?;
                 job.owners.clear();
@@ -143,52 +144,45 @@ impl Leader {
             }
         }
         self.deadline_alert(&rec, now);
-        // Commit: specs and assignments, then the record, then the consumed
-        // result batches (never before the record that applied them).
-        let encoded = keyspace::encode(&rec)?;
-        let changed = self.runs.get(run).is_none_or(|l| l.written != encoded);
-        // Dispatches, rewrites and the record share txns (one when they fit
-        // in 127 ops) so that a job start is atomic.
-        let mut ops = w.main;
-        if changed {
-            ops.push(TxnOp::Put {
-                key: record::run_state_key(&self.config.prefix, &rec.run),
-                value: encoded.clone(),
-                lease: None,
-            });
-        }
-        ops.extend(w.after);
-        if !ops.is_empty() {
-            // An owner's fencing token is its assignment's mod revision. When
-            // everything fits in one txn that is the txn's revision: note it
-            // now, or an assignment that vanishes before the next pass sees
-            // it would be recorded as lost under token 0. (The record carrying
-            // it is rewritten on the next pass.)
-            let assigned: Vec<(JobName, ExecutorId)> = ops
-                .iter()
-                .filter_map(|op| match op {
-                    TxnOp::Put { key, .. } => keyspace::parse_assign_key(&self.config.prefix, key)
-                        .map(|(_, job, exec)| (job, exec)),
-                    _ => None,
-                })
+        // Assignments staged by a start that was never activated (its
+        // leader died first) while the job is still unstarted: their
+        // executors wait for an activation that will not come.
+        let prefix = self.config.prefix.clone();
+        let unactivated: Vec<JobName> =
+            super::commit::unactivated_jobs(&rec, |job| !self.owned.of(run, job).is_empty())
+                .cloned()
                 .collect();
-            let single_txn = ops.len() <= super::MAX_OPS;
-            let revision = self.fenced.commit(ops).await?;
-            if single_txn {
-                for (job, exec) in assigned {
-                    if let Some(owner) =
-                        rec.jobs.get_mut(&job).and_then(|j| j.owners.get_mut(&exec))
-                    {
-                        owner.token = revision;
-                    }
-                }
+        for job in unactivated {
+            for exec in self.owned.of(run, &job).into_keys() {
+                w.staged.push(TxnOp::Delete {
+                    key: keyspace::assign_key(&prefix, run, &job, &exec),
+                });
             }
         }
+        // An owner's fencing token is its assignment's mod revision: the
+        // revision of the txn that wrote it. Noted as soon as it is known,
+        // or an assignment that vanishes before the next pass reads it
+        // would be recorded as lost under token 0.
+        let note_tokens = |rec: &mut RunRecord, ops: &[TxnOp], revision: i64| {
+            for op in ops {
+                let TxnOp::Put { key, .. } = op else {
+                    continue;
+                };
+                let Some((_, job, exec)) = keyspace::parse_assign_key(&prefix, key) else {
+                    continue;
+                };
+                if let Some(owner) = rec.jobs.get_mut(&job).and_then(|j| j.owners.get_mut(&exec)) {
+                    owner.token = revision;
+                }
+            }
+        };
+        // Tokens of assignments in the record's own txn are known only once
+        // it committed: the record carrying them is rewritten next pass.
+        self.commit_run(run, w, &mut rec, note_tokens).await?;
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
         };
         live.rec = rec;
-        live.written = encoded;
         Ok(())
     }
 
@@ -200,6 +194,9 @@ impl Leader {
     /// retried on the next pass; the etcd side is already committed.
     pub(super) async fn persist_run(&mut self, run: &RunId) -> Result<(), LeaderError> {
         let now = self.clock.now_ms();
+        if !self.fresh(run).await {
+            return Ok(());
+        }
         self.slow_check(run, now);
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
@@ -336,7 +333,7 @@ impl Leader {
         // per statement: a statement per row made SQL the bottleneck of
         // dispatch (2 statements per item).
         self.store
-            .record_ended_attempts(&finished)
+            .record_ended_attempts_in_term(&finished, self.term)
             .await
             .map_err(store_err)?;
         // Their logs too: once the batch is deleted, they exist nowhere else.
@@ -406,7 +403,7 @@ impl Leader {
                 })
                 .collect();
             self.store
-                .record_ended_attempts(&lost)
+                .record_ended_attempts_in_term(&lost, self.term)
                 .await
                 .map_err(store_err)?;
             if !unfinished.is_empty() {
@@ -589,7 +586,7 @@ impl Leader {
                 }
                 if let Some(owner) = job.owners.get(&exec) {
                     let value = assignment_of(job, owner);
-                    w.main.push(put(
+                    w.rewrites.push(put(
                         keyspace::assign_key(&prefix, &run, name, &exec),
                         &value,
                         Some(owner.lease),
@@ -644,10 +641,14 @@ impl Leader {
         }
         let dag = rec.spec.name.clone();
         let run = rec.run.clone();
-        for name in to_start {
+        // Every start's activation rides in the record's txn: at most one
+        // txn's worth of starts per pass (the rest start next pass).
+        let most = self.fenced.max_ops.saturating_sub(1).max(1);
+        for name in to_start.into_iter().take(most) {
             match self.start_job(rec, &name, executors, now).await? {
-                Started::Assigned { main } => {
-                    w.main.extend(main);
+                Started::Assigned { staged, activate } => {
+                    w.staged.extend(staged);
+                    w.activate.extend(activate);
                     self.outbox.push(history::Pending::Resolve(
                         format!("no_executor:{run}:{name}"),
                         now,
@@ -729,23 +730,38 @@ impl Leader {
         // `runs/{run}/` holds the state record, specs and progress;
         // `results/{run}/` unconsumed batches; assignments left by a leader
         // that crashed are deleted key by key (they live under executors).
+        // The leftover assignments go first, the record last, each txn
+        // guarded by the record's revision: if any fails the run is
+        // reloaded and finished again (a record found gone was finished).
         let prefix = &self.config.prefix;
-        let mut ops = vec![
-            checkpoints,
-            TxnOp::DeletePrefix {
-                prefix: keyspace::run_prefix(prefix, run),
-            },
-            TxnOp::DeletePrefix {
-                prefix: keyspace::run_results_prefix(prefix, run),
-            },
-        ];
-        ops.extend(
-            self.owned
+        let ops = super::commit::RunOps {
+            staged: self
+                .owned
                 .keys_of_run(prefix, run)
                 .into_iter()
-                .map(|key| TxnOp::Delete { key }),
-        );
-        self.fenced.commit(ops).await?;
+                .map(|key| TxnOp::Delete { key })
+                .collect(),
+            deletes_record: true,
+            activate: vec![
+                checkpoints,
+                TxnOp::DeletePrefix {
+                    prefix: keyspace::run_prefix(prefix, run),
+                },
+                TxnOp::DeletePrefix {
+                    prefix: keyspace::run_results_prefix(prefix, run),
+                },
+            ],
+            ..Default::default()
+        };
+        let mut rec = live.rec.clone();
+        let live_rec = live.rec.clone();
+        if let Err(e) = self.commit_run(run, ops, &mut rec, |_, _, _| {}).await {
+            if self.runs.contains_key(run) || matches!(e, LeaderError::Deposed) {
+                return Err(e);
+            }
+            tracing::info!(run = %run, "the run's keys were removed by a commit that went unanswered");
+        }
+        let live = LiveRecord { rec: live_rec };
         self.outbox
             .push(history::Pending::Resolve(format!("deadline:{run}"), now));
         for job in live.rec.jobs.keys() {
@@ -781,6 +797,11 @@ impl Leader {
         tracing::info!(run = %run, state = %state, "run persisted; live keys removed");
         Ok(())
     }
+}
+
+/// What `finish_run` keeps of a run it removed.
+struct LiveRecord {
+    rec: RunRecord,
 }
 
 fn fail_waiting(job: &mut JobRecord, now: i64) {

@@ -33,6 +33,16 @@ pub struct Bed {
 impl Bed {
     /// Applies `source` as DAG `d` and makes a leader of it.
     pub async fn new(coord: Arc<dyn Coordinator>, source: &str) -> Bed {
+        Bed::with_config(coord, source, SchedulerConfig::new("s", PREFIX)).await
+    }
+
+    /// [`Bed::new`] with a leader configured by `config` (its prefix must
+    /// be [`PREFIX`]).
+    pub async fn with_config(
+        coord: Arc<dyn Coordinator>,
+        source: &str,
+        config: SchedulerConfig,
+    ) -> Bed {
         let db = nightshift_testkit::db::fresh_sqlite();
         let store = Store::connect(&db.url).await.unwrap();
         let spec = parse_dag(Path::new("d.toml"), source, &CalendarSet::new()).unwrap();
@@ -73,7 +83,7 @@ impl Bed {
             coord.clone(),
             store.clone(),
             Arc::new(SystemClock),
-            SchedulerConfig::new("s", PREFIX),
+            config,
             &leadership,
         )
         .await

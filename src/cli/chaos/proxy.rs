@@ -2,21 +2,39 @@
 //! process and a service. [`Proxy::cut`] drops every open connection and
 //! refuses new ones (accepted, then closed at once), which is what a client
 //! sees of a network partition or a server restart; [`Proxy::restore`]
-//! lets traffic through again.
+//! lets traffic through again. [`Proxy::swallow`] forwards requests but
+//! drops every response: followed by `cut` a few seconds later, it makes
+//! the client's writes *ambiguous* — applied by the server, answered by an
+//! error (issue 13: a commit whose response is lost).
 //!
 //! Only loopback: the proxy listens on 127.0.0.1 and is meant for one
 //! machine's test bed, never for production traffic.
 
 use anyhow::Context as _;
 use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Forwards both ways.
+    Open,
+    /// Forwards requests, drops responses.
+    // Only tests swallow so far (tests/swallowed_commit.rs); the chaos
+    // run's fault list does not use it yet.
+    #[allow(dead_code)]
+    Swallow,
+    /// Drops every connection, refuses new ones.
+    Cut,
+}
+
 /// A running proxy; dropping it stops it and closes its connections.
 pub struct Proxy {
     addr: SocketAddr,
-    cut: watch::Sender<bool>,
+    cut: watch::Sender<Mode>,
     task: JoinHandle<()>,
 }
 
@@ -27,7 +45,7 @@ impl Proxy {
             .await
             .context("binding the proxy port")?;
         let addr = listener.local_addr().context("reading the proxy address")?;
-        let (cut, cut_rx) = watch::channel(false);
+        let (cut, cut_rx) = watch::channel(Mode::Open);
         let task = tokio::spawn(accept_loop(listener, upstream, cut_rx));
         Ok(Proxy { addr, cut, task })
     }
@@ -39,35 +57,43 @@ impl Proxy {
 
     /// Drops every connection and refuses new ones until [`Proxy::restore`].
     pub fn cut(&self) {
-        self.cut.send_replace(true);
+        self.cut.send_replace(Mode::Cut);
+    }
+
+    /// Keeps forwarding what clients send but drops everything the
+    /// upstream answers, on open and new connections, until
+    /// [`Proxy::cut`] or [`Proxy::restore`].
+    #[allow(dead_code)] // see `Mode::Swallow`
+    pub fn swallow(&self) {
+        self.cut.send_replace(Mode::Swallow);
     }
 
     /// Lets traffic through again.
     pub fn restore(&self) {
-        self.cut.send_replace(false);
+        self.cut.send_replace(Mode::Open);
     }
 
     /// Whether the proxy is cut.
     #[cfg(test)]
     pub fn is_cut(&self) -> bool {
-        *self.cut.borrow()
+        *self.cut.borrow() == Mode::Cut
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         // Connection tasks watch `cut`; closing the channel ends them too.
-        self.cut.send_replace(true);
+        self.cut.send_replace(Mode::Cut);
         self.task.abort();
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: watch::Receiver<Mode>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        if *cut.borrow() {
+        if *cut.borrow() == Mode::Cut {
             drop(client);
             continue;
         }
@@ -75,16 +101,37 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: watch::Re
     }
 }
 
-/// Copies both ways until either side closes or the proxy is cut.
-async fn forward(mut client: TcpStream, upstream: SocketAddr, mut cut: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
+/// Copies both ways (responses only while not swallowing) until either
+/// side closes or the proxy is cut.
+async fn forward(client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<Mode>) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let requests = tokio::io::copy(&mut client_read, &mut server_write);
+    let swallowing = mode.clone();
+    let responses = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if *swallowing.borrow() != Mode::Open {
+                continue;
+            }
+            if client_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = cut.wait_for(|cut| *cut) => {}
+        _ = requests => {}
+        _ = responses => {}
+        _ = mode.wait_for(|m| *m == Mode::Cut) => {}
     }
     // Dropping both streams closes them: the client sees a reset
     // connection, like a peer that went away.
@@ -93,7 +140,6 @@ async fn forward(mut client: TcpStream, upstream: SocketAddr, mut cut: watch::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// An echo server, to proxy to.
     async fn echo() -> SocketAddr {
@@ -152,5 +198,43 @@ mod tests {
 
         proxy.restore();
         assert_eq!(roundtrip(proxy.addr()).await.unwrap(), b"ping");
+    }
+
+    #[tokio::test]
+    async fn swallowing_forwards_requests_drops_responses_then_a_cut_resets() {
+        // An upstream that reports what it received, then echoes it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4];
+            if s.read_exact(&mut buf).await.is_ok() && s.write_all(&buf).await.is_ok() {
+                let _ = got_tx.send(buf.to_vec());
+            }
+            // Keep the connection open: only the proxy's cut ends it.
+            let _ = s.read(&mut buf).await;
+        });
+        let proxy = Proxy::start(upstream).await.unwrap();
+        proxy.swallow();
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        // The request reached the upstream, which answered it.
+        assert_eq!(got.recv().await.unwrap(), b"ping");
+        proxy.cut();
+        // The answer never reached the client: it sees the connection end.
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut buf),
+        )
+        .await
+        .unwrap();
+        assert!(
+            buf.is_empty(),
+            "a swallowed response got through: {buf:?} ({read:?})"
+        );
     }
 }

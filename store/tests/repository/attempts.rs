@@ -214,3 +214,55 @@ pub async fn ended_attempts_are_recorded_in_bulk_and_only_once(store: &Store) {
     ));
     store.record_ended_attempts(&[]).await.unwrap();
 }
+
+/// Issue 13: a deposed leader's late `lost` never hides its successor's
+/// recorded success, and the successor's record replaces a stale `lost`
+/// the deposed leader wrote first.
+pub async fn a_deposed_terms_attempt_rows_never_hide_a_later_terms(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 1).await.run_id;
+    let job = JobName::new("debit");
+    let ended = |item: u32, outcome: AttemptOutcome| EndedAttempt {
+        new: attempt(&run, item, 1, "ex-a"),
+        outcome,
+        ended_at_ms: 100,
+        error: None,
+    };
+    // Item 0: the successor (term 9) first, then the deposed leader (term 5).
+    store
+        .record_ended_attempts_in_term(&[ended(0, AttemptOutcome::Succeeded)], 9)
+        .await
+        .unwrap();
+    store
+        .record_ended_attempts_in_term(&[ended(0, AttemptOutcome::Lost)], 5)
+        .await
+        .unwrap();
+    // Item 1: the deposed leader first, then the successor.
+    store
+        .record_ended_attempts_in_term(&[ended(1, AttemptOutcome::Lost)], 5)
+        .await
+        .unwrap();
+    store
+        .record_ended_attempts_in_term(&[ended(1, AttemptOutcome::Succeeded)], 9)
+        .await
+        .unwrap();
+    // Item 2: within one term the first end stays (a repeat is a no-op).
+    store
+        .record_ended_attempts_in_term(&[ended(2, AttemptOutcome::Succeeded)], 9)
+        .await
+        .unwrap();
+    store
+        .record_ended_attempts_in_term(&[ended(2, AttemptOutcome::Failed)], 9)
+        .await
+        .unwrap();
+    let stored = store.attempts(&run, &job, None).await.unwrap();
+    let outcomes: Vec<_> = stored.iter().map(|a| (a.item.0, a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (0, Some(AttemptOutcome::Succeeded)),
+            (1, Some(AttemptOutcome::Succeeded)),
+            (2, Some(AttemptOutcome::Succeeded)),
+        ]
+    );
+}
