@@ -6,7 +6,7 @@
 
 use crate::clock::now_ms;
 use crate::job::JobError;
-use nightshift_coord::{Compare, Coordinator, LeaseId, Txn, TxnOp};
+use nightshift_coord::{Coordinator, LeaseId, Txn, TxnOp};
 use nightshift_protocol::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_protocol::keyspace::{self, CheckpointRecord, MAX_CHECKPOINT_BYTES};
 use serde::de::DeserializeOwned;
@@ -165,10 +165,7 @@ pub(crate) fn save_txn(
     let encoded = keyspace::encode(&record)
         .map_err(|e| JobError::permanent(format!("checkpoint cannot be encoded: {e}")))?;
     Ok(Txn {
-        compares: vec![
-            Compare::mod_revision(assign.clone(), owner.token.0),
-            Compare::lease(assign, lease),
-        ],
+        compares: crate::recorder::ownership_guard(&assign, owner.token.0, lease).to_vec(),
         success: vec![TxnOp::Put {
             key: keyspace::checkpoint_key(prefix, &owner.run, &owner.job, owner.item),
             value: encoded,

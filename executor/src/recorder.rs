@@ -57,6 +57,16 @@ pub(crate) struct Recorder {
     pub lease: LeaseId,
 }
 
+/// The compares that hold while an executor holding `lease` owns the
+/// assignment at `assign` as of `token`: the fence of every write it makes
+/// for the assignment's items (result batches, checkpoints).
+pub(crate) fn ownership_guard(assign: &str, token: i64, lease: LeaseId) -> [Compare; 2] {
+    [
+        Compare::mod_revision(assign.to_owned(), token),
+        Compare::lease(assign.to_owned(), lease),
+    ]
+}
+
 /// The txn that writes `batch` if `executor` (holding `lease`) still owns
 /// the assignment at the batch's token.
 pub(crate) fn batch_txn(
@@ -73,11 +83,10 @@ pub(crate) fn batch_txn(
         results: batch.results.clone(),
     })?;
     Ok(Txn {
-        compares: vec![
-            Compare::mod_revision(assign.clone(), batch.token),
-            Compare::lease(assign.clone(), lease),
-            Compare::absent(result.clone()),
-        ],
+        compares: ownership_guard(&assign, batch.token, lease)
+            .into_iter()
+            .chain([Compare::absent(result.clone())])
+            .collect(),
         success: vec![TxnOp::Put {
             key: result.clone(),
             value,

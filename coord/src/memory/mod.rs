@@ -89,6 +89,16 @@ impl MemoryCoordinator {
         }
     }
 
+    /// Moves the store's revision up to at least `revision` (a no-op when
+    /// it is already there), as if the writes in between had happened and
+    /// been compacted. `nightshift dev` restores a snapshot into a store
+    /// advanced to the snapshot's revision, so that revisions — fencing
+    /// tokens among them — keep increasing across a crash instead of
+    /// starting again at 1 below tokens handed out before it.
+    pub fn advance_to(&self, revision: Revision) {
+        self.lock().store.advance_to(revision);
+    }
+
     /// Discards history below `revision`, like `etcdctl compact`: a later
     /// watch from an older revision receives a [`WatchEvent::Resync`].
     pub fn compact(&self, revision: Revision) -> Result<(), CoordError> {

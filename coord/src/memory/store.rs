@@ -64,6 +64,16 @@ impl Store {
         self.revision
     }
 
+    /// See [`super::MemoryCoordinator::advance_to`]: the skipped revisions
+    /// have no history, so a watch from below them resyncs.
+    pub(super) fn advance_to(&mut self, revision: Revision) {
+        if revision > self.revision {
+            self.revision = revision;
+            self.history.clear();
+            self.compacted = revision;
+        }
+    }
+
     pub(super) fn compacted(&self) -> Revision {
         self.compacted
     }
