@@ -773,3 +773,78 @@ async fn pages_fit_a_phone_and_follow_the_system_theme() {
         .unwrap()
         .unwrap();
 }
+
+/// Issue 14's "why did it fail" path: from the alerts page, a failed
+/// item's log is two clicks away — the alert's run link, then the item.
+#[tokio::test]
+async fn a_failed_items_log_is_two_clicks_from_its_alert() {
+    let f = Fixture::memory(support::operators()).await;
+    seed(&f).await;
+    let log = "INFO  sleeping 5 ms\nERROR posting 42 refused by the ledger: account frozen\n";
+    f.store
+        .record_attempt_logs(&[nightshift_store::AttemptLog {
+            run_id: RunId::new("r1"),
+            job: JobName::new("settle"),
+            item: nightshift_core::ids::ItemIndex(2),
+            attempt: 1,
+            log: log.to_owned(),
+        }])
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(nightshift_console::serve(
+        listener,
+        f.state.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let browser = Browser::start().await.unwrap();
+    log_in(&browser, &base).await;
+
+    browser.goto(&format!("{base}/alerts")).await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the item_failed alert",
+            "return document.body.innerText.includes('item_failed')",
+        )
+        .await
+        .unwrap();
+    // Click 1: the alert's run.
+    browser.click("main a[href^=\"/runs/r1\"]").await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the run page",
+            "return location.pathname === '/runs/r1' && !!document.querySelector('.cell[data-item=\"2\"]')",
+        )
+        .await
+        .unwrap();
+    // Click 2: the failed item; its panel fetches the attempt's log.
+    browser.click(".cell[data-item=\"2\"]").await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the failed attempt's log in the item panel",
+            "var d = document.getElementById('item-detail'); \
+             return !d.hidden && d.textContent.includes('account frozen') \
+             && d.textContent.includes('sleeping 5 ms')",
+        )
+        .await
+        .unwrap();
+    browser
+        .screenshot(&shots().join("failed-item-log.png"))
+        .await
+        .unwrap();
+
+    drop(browser);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
