@@ -106,7 +106,14 @@ async fn scheduler_and_executor_metrics_rise_during_a_run_and_never_fall() -> Re
         || async { scrape(sched_addr).await.ok() },
     )
     .await?;
-    let mut last = (first_sched.clone(), scrape(exec_addr).await?);
+    // Each process serves its metrics once it has started: wait for both.
+    let first_exec = wait_for_value(
+        Duration::from_secs(20),
+        "the executor's metrics",
+        || async { scrape(exec_addr).await.ok() },
+    )
+    .await?;
+    let mut last = (first_sched.clone(), first_exec);
     cluster.trigger("metered")?;
     let run = cluster
         .nth_run("metered", 0, Duration::from_secs(20))
