@@ -66,10 +66,10 @@ enum Command {
     #[command(subcommand)]
     Demo(cli::demo::DemoCommand),
     /// Measure Nightshift against a real etcd and its raw put rate.
-    Bench(cli::bench::Args),
+    Bench(nightshift_lab::bench::Args),
     /// Run the finance demo on real etcd + PostgreSQL while injecting
     /// faults, then check nothing was lost or done twice.
-    Chaos(cli::chaos::Args),
+    Chaos(nightshift_lab::chaos::Args),
     /// Print (or --apply) least-privilege etcd roles and users, one per
     /// component.
     EtcdRoles(cli::etcd_roles::Args),
@@ -113,8 +113,10 @@ fn main() -> ExitCode {
         Command::Console(args) => Ok(cli::console::run(args)),
         Command::Dev(args) => cli::dev::run(args),
         Command::Demo(command) => cli::demo::run(command),
-        Command::Bench(args) => cli::bench::run(args),
-        Command::Chaos(args) => Ok(cli::conn::exit_code(cli::chaos::run(args))),
+        Command::Bench(args) => lab_result(nightshift_lab::bench::run(args)),
+        Command::Chaos(args) => Ok(cli::conn::exit_code(lab_result(
+            nightshift_lab::chaos::run(args),
+        ))),
         Command::EtcdRoles(args) => Ok(cli::etcd_roles::run(args)),
     };
     match result {
@@ -124,4 +126,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The lab's bad input as the CLI's own, so it exits 1 like any other.
+fn lab_result(
+    result: anyhow::Result<std::process::ExitCode>,
+) -> anyhow::Result<std::process::ExitCode> {
+    result.map_err(|e| match e.downcast::<nightshift_lab::BadInput>() {
+        Ok(bad) => cli::conn::BadInput(bad.0).into(),
+        Err(e) => e,
+    })
 }

@@ -7,13 +7,11 @@
 //! processes) shows that the steps of the two owners never interleave in
 //! time and that the old owner wrote nothing after its lease deadline.
 
-#[allow(dead_code)]
-#[path = "../src/cli/chaos/proxy.rs"]
-mod proxy;
 mod scheduler_harness;
 
 use anyhow::{Context as _, Result};
 use nightshift_core::state::{AttemptOutcome, RunState};
+use nightshift_lab::chaos::proxy::Proxy;
 use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{Cluster, Db, Proc, PREFIX};
 use std::path::Path;
@@ -113,7 +111,7 @@ async fn stubborn_item_moves_without_interleaving(fault: Fault) -> Result<()> {
         .trim_start_matches("http://")
         .parse()
         .context("etcd endpoint address")?;
-    let link = proxy::Proxy::start(upstream).await?;
+    let link = Proxy::start(upstream).await?;
     let _scheduler = cluster.scheduler("s1")?;
     let e1 = match fault {
         Fault::Freeze => executor(&cluster, "e1", &dir, &endpoint)?,

@@ -14,13 +14,11 @@
 //! connected directly. (`scheduler/tests/ambiguous_commit.rs` is the
 //! deterministic version: a decorator fails one chosen txn.)
 
-#[allow(dead_code)]
-#[path = "../src/cli/chaos/proxy.rs"]
-mod proxy;
 mod scheduler_harness;
 
 use anyhow::{Context as _, Result};
 use nightshift_core::state::RunState;
+use nightshift_lab::chaos::proxy::Proxy;
 use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{check_exactly_once, Cluster, Db};
 use std::time::Duration;
@@ -70,7 +68,7 @@ async fn a_swallowed_commit_loses_no_outcome_and_the_run_ends() -> Result<()> {
         .trim_start_matches("http://")
         .parse()
         .context("etcd endpoint address")?;
-    let link = proxy::Proxy::start(upstream).await?;
+    let link = Proxy::start(upstream).await?;
     let scheduler = cluster.scheduler_at("s1", &format!("http://{}", link.addr()), &[])?;
     let _executors = ["e1", "e2", "e3"]
         .iter()

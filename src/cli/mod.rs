@@ -4,8 +4,6 @@ pub mod applied;
 pub mod apply;
 pub mod backfill;
 pub mod backfill_days;
-pub mod bench;
-pub mod chaos;
 pub mod conn;
 pub mod console;
 pub mod demo;

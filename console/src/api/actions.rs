@@ -16,17 +16,16 @@ use super::runs::{get_run, run_spec};
 use crate::auth::Operator;
 use crate::error::ApiError;
 use crate::extract::{NoFields, OptionalJson};
-use crate::time::now_ms;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{Datelike, NaiveDate};
-use nightshift_coord::{Compare, Txn, TxnOp};
+use nightshift_client::IssueError;
 use nightshift_core::ids::{DagName, ItemIndex, JobName};
 use nightshift_core::keyspace::commands::trigger_run_id;
-use nightshift_core::keyspace::{command_key, encode, Command, CommandId, CommandRecord};
+use nightshift_core::keyspace::{Command, CommandId};
 use nightshift_core::schedule::business_date_for;
 use nightshift_core::state::TriggerSource;
 use nightshift_store::Run;
@@ -114,42 +113,27 @@ pub struct Issued {
     pub issued_by: String,
 }
 
-/// Writes the command, refusing to overwrite an existing key (two commands
-/// of the same millisecond and nonce cannot both land).
+/// Writes the command through the shared command client, which refuses
+/// to overwrite an existing key (two commands of the same millisecond and
+/// nonce cannot both land).
 pub async fn issue(
     state: &AppState,
     operator: &Operator,
     command: Command,
 ) -> Result<Issued, ApiError> {
-    let now = now_ms();
-    let id = CommandId::new(now, rand::random::<u64>());
-    let record = CommandRecord {
-        id: id.clone(),
-        issued_at_ms: now,
-        issued_by: operator.user.clone(),
-        command,
-    };
-    let value =
-        encode(&record).map_err(|e| ApiError::Internal(format!("encoding command: {e}")))?;
-    let key = command_key(&state.prefix, &id);
-    let txn = Txn {
-        compares: vec![Compare::absent(key.clone())],
-        success: vec![TxnOp::Put {
-            key,
-            value,
-            lease: None,
-        }],
-        failure: vec![],
-    };
-    if !state.coord.txn(txn).await?.succeeded {
-        return Err(ApiError::Conflict(
-            "a command with the same id exists; try again".to_owned(),
-        ));
-    }
-    tracing::info!(command = %id, kind = record.command.kind(), user = %operator.user, "operator command issued");
+    let kind = command.kind().to_owned();
+    let id = nightshift_client::issue(state.coord.as_ref(), &state.prefix, &operator.user, command)
+        .await
+        .map_err(|e| match e {
+            IssueError::Coordination { source, .. } => ApiError::from(source),
+            IssueError::NoFreeId => {
+                ApiError::Conflict("a command with the same id exists; try again".to_owned())
+            }
+            IssueError::Encode(e) => ApiError::Internal(format!("encoding command: {e}")),
+        })?;
     Ok(Issued {
         command_id: id.to_string(),
-        kind: record.command.kind().to_owned(),
+        kind,
         issued_by: operator.user.clone(),
     })
 }

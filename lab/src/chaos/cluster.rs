@@ -7,8 +7,8 @@
 //! touching the server other tests use).
 
 use super::proxy::Proxy;
-use crate::cli::bench::etcd::BenchEtcd;
-use crate::cli::bench::process::NightshiftChild;
+use crate::bench::etcd::BenchEtcd;
+use crate::bench::process::NightshiftChild;
 use anyhow::{bail, Context as _};
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::Coordinator;

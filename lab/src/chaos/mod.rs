@@ -13,7 +13,7 @@
 mod check;
 mod cluster;
 mod plan;
-mod proxy;
+pub mod proxy;
 mod report;
 mod workload;
 
@@ -74,15 +74,16 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// Runs the chaos suite; Ctrl-C or SIGTERM stops it and everything it started.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.executors < 2 {
-        return crate::cli::conn::bad_input(
-            "--executors must be at least 2: failover needs somewhere to go",
-        );
+        return Err(crate::BadInput(
+            "--executors must be at least 2: failover needs somewhere to go".to_owned(),
+        )
+        .into());
     }
     let admin_url = args.pg_admin_url.clone().unwrap_or_else(|| {
         std::env::var(TEST_PG_ADMIN_URL_ENV).unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
     });
-    let admin = PgUrl::parse(&admin_url)
-        .map_err(|e| crate::cli::conn::BadInput(format!("--pg-admin-url: {e}")))?;
+    let admin =
+        PgUrl::parse(&admin_url).map_err(|e| crate::BadInput(format!("--pg-admin-url: {e}")))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -167,16 +168,7 @@ async fn chaos(
         let rendered: Vec<String> = validated.diagnostics.iter().map(|d| d.render()).collect();
         anyhow::bail!("the chaos DAG does not validate:\n{}", rendered.join("\n"));
     }
-    for loaded in crate::cli::applied::with_sources(&[dag_file])? {
-        crate::cli::apply::apply_one(
-            cluster.coord.as_ref(),
-            &store,
-            &cluster.prefix,
-            &loaded,
-            false,
-        )
-        .await?;
-    }
+    apply_dag(cluster, &dag_file, dir).await?;
     for m in cluster.members() {
         m.start()?;
     }
@@ -452,4 +444,38 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Applies the chaos DAG as an operator would: `nightshift apply`, a child
+/// of this same binary, so the lab needs nothing of the CLI's internals.
+async fn apply_dag(
+    cluster: &Cluster,
+    dag_file: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the nightshift binary")?;
+    let log = dir.join("apply.log");
+    let stderr =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let status = tokio::process::Command::new(exe)
+        .arg("apply")
+        .arg("--etcd")
+        .arg(cluster.etcd.endpoint())
+        .arg("--prefix")
+        .arg(&cluster.prefix)
+        .arg(dag_file)
+        // Kept off the command line like any database URL.
+        .env("NIGHTSHIFT_DATABASE_URL", cluster.db.direct.secret_url())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(stderr))
+        .status()
+        .await
+        .context("running nightshift apply")?;
+    if !status.success() {
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        anyhow::bail!("nightshift apply of the chaos DAG failed ({status}):\n{output}");
+    }
+    Ok(())
 }

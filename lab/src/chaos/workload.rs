@@ -3,7 +3,7 @@
 //! triggered for one business date after another, each run waited for
 //! before the next (the ledger of a day is only checkable once it is done).
 
-use crate::cli::issue::issue;
+use nightshift_client::issue;
 use nightshift_coord::Coordinator;
 use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace::commands::trigger_run_id;
@@ -90,7 +90,7 @@ pub async fn drive(
             source: TriggerSource::Manual,
         };
         let id = loop {
-            match issue(coord.as_ref(), &prefix, command.clone()).await {
+            match issue(coord.as_ref(), &prefix, "chaos", command.clone()).await {
                 Ok(id) => break Some(id),
                 Err(e) => {
                     tracing::info!(error = %e, "chaos workload: trigger failed; retrying");

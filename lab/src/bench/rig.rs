@@ -5,8 +5,8 @@
 
 use super::etcd::BenchEtcd;
 use super::process::NightshiftChild;
-use crate::cli::issue::issue;
 use anyhow::{bail, Context as _};
+use nightshift_client::issue;
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::Coordinator;
 use nightshift_core::ids::{DagName, RunId};
@@ -137,7 +137,7 @@ impl Rig {
             rerun: true,
             source: TriggerSource::Manual,
         };
-        let id = issue(self.coord.as_ref(), &self.prefix, command).await?;
+        let id = issue(self.coord.as_ref(), &self.prefix, "bench", command).await?;
         Ok(trigger_run_id(&DagName::new(dag), &id))
     }
 
