@@ -2,24 +2,44 @@
 //! hours while holding items), alerts (with acknowledge and silence), and
 //! the event log with its filter form.
 
-use super::html::{action, action_form, badge, esc, layout, url, when};
+use super::html::{action, action_form, badge, esc, layout, time_html, url};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
 use crate::api::events::{events as list_events, EventQuery};
 use crate::api::executors::{
     executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS,
 };
+use crate::api::dags::known_dags;
 use crate::auth::CanAct;
+use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
 use nightshift_core::state::AlertRule;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Most lost executors listed on the executors page.
 const LOST_ROWS: u32 = 100;
+
+/// Each known DAG's time zone by name, for the rows' `data-zone` (the
+/// header's "DAG zone" choice shows a row's times in its DAG's zone).
+async fn dag_zones(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
+    Ok(known_dags(state)
+        .await?
+        .into_iter()
+        .map(|k| (k.spec.name.to_string(), k.spec.timezone.name().to_owned()))
+        .collect())
+}
+
+/// ` data-zone="…"` for a row about `dag`, or nothing.
+fn zone_attr(zones: &HashMap<String, String>, dag: Option<&str>) -> String {
+    dag.and_then(|d| zones.get(d))
+        .map(|z| format!(" data-zone=\"{}\"", esc(z)))
+        .unwrap_or_default()
+}
 
 /// `GET /executors`.
 pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -> PageResult {
@@ -49,6 +69,7 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"8\">No executor is registered.</td></tr>");
     }
+    let zones = dag_zones(&state).await?;
     let mut lost = String::new();
     let lost_list = lost_executors(
         &state,
@@ -77,9 +98,10 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
             .unwrap_or_default();
         let _ = write!(
             lost,
-            "<tr class=\"lost\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
+            "<tr class=\"lost\"{}><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
+            zone_attr(&zones, l.dag.as_deref()),
             esc(l.executor.as_deref().unwrap_or("-")),
-            esc(&when(Some(l.at_ms))),
+            time_html(Some(l.at_ms)),
             esc(l.dag.as_deref().unwrap_or("")),
             esc(&l.items)
         );
@@ -113,6 +135,7 @@ pub async fn alerts(
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> PageResult {
     let ro = !can_act;
+    let zones = dag_zones(&state).await?;
     let mut rows = String::new();
     for a in list_alerts(&state, &q).await? {
         let mut target = String::new();
@@ -145,25 +168,27 @@ pub async fn alerts(
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td>{}</td><td>{}</td><td>{ack}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{ack}</td></tr>",
+            zone_attr(&zones, a.dag.as_deref()),
             a.id,
             badge(&a.state),
             badge(&a.severity),
             esc(&a.rule),
             esc(&a.message),
-            esc(&when(Some(a.opened_at_ms)))
+            time_html(Some(a.opened_at_ms))
         );
     }
     let mut silences = String::new();
     for s in active_silences(&state).await? {
         let _ = write!(
             silences,
-            "<li>{} {} until {} <small>by {}</small></li>",
+            "<li{}>{} {} until {} <small>by {}</small></li>",
+            zone_attr(&zones, s.dag.as_deref()),
             esc(&s.rule),
             s.dag
                 .as_deref()
                 .map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
-            esc(&when(Some(s.until_ms))),
+            time_html(Some(s.until_ms)),
             esc(&s.created_by)
         );
     }
@@ -213,6 +238,7 @@ pub async fn events(
     CanAct(can_act): CanAct,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> PageResult {
+    let zones = dag_zones(&state).await?;
     let mut rows = String::new();
     for e in list_events(&state, &q).await? {
         let detail = if e.detail.is_null() {
@@ -227,9 +253,10 @@ pub async fn events(
             .unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"payload\"><code>{}</code></td></tr>",
+            zone_attr(&zones, e.dag.as_deref()),
             e.seq,
-            esc(&when(Some(e.at_ms))),
+            time_html(Some(e.at_ms)),
             esc(&e.kind),
             esc(&e.actor),
             esc(e.dag.as_deref().unwrap_or("")),
