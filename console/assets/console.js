@@ -27,8 +27,8 @@
   // data-fmt) is written by the server in UTC; this rewrites them in the
   // zone chosen in the header (UTC, the DAG's zone, the browser's),
   // remembered in localStorage. "DAG zone" is the data-zone of the nearest
-  // element that has one (the body on a page about one DAG, a row of a
-  // list); where there is none, times stay in UTC.
+  // element that has one (the <time> itself on a list about several DAGs,
+  // else the body on a page about one); where there is none, UTC.
   var ZONE_KEY = "nightshift.tz";
   function zoneChoice() {
     try { return localStorage.getItem(ZONE_KEY) || "utc"; } catch (e) { return "utc"; }
@@ -94,7 +94,7 @@
     if (!select || !box) return;
     var pageZone = document.body.getAttribute("data-zone");
     select.querySelector("option[value=dag]").textContent = pageZone ? "DAG zone (" + pageZone + ")" :
-      document.querySelector("[data-zone]") ? "DAG zone (each row's)" : "DAG zone (none here: UTC)";
+      document.querySelector("time[data-zone]") ? "DAG zone (each row's)" : "DAG zone (none here: UTC)";
     select.querySelector("option[value=browser]").textContent = "browser zone (" + browserZone() + ")";
     select.value = zoneChoice();
     if (!select.value) select.value = "utc";

@@ -335,7 +335,7 @@ async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
     // And on a list: each row in its own DAG's zone.
     open(&browser, &base, "/events").await;
     let first = browser
-        .exec("return document.querySelector('#events tr[data-zone] time').textContent")
+        .exec("return document.querySelector('#events time[data-zone]').textContent")
         .await
         .unwrap();
     assert!(first.as_str().is_some_and(paris), "{first}");
@@ -348,7 +348,7 @@ async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
         .await
         .unwrap();
     let first = browser
-        .exec("return document.querySelector('#events tr[data-zone] time').textContent")
+        .exec("return document.querySelector('#events time[data-zone]').textContent")
         .await
         .unwrap();
     assert!(first.as_str().is_some_and(|t| t.ends_with('Z')), "{first}");

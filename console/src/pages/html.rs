@@ -51,9 +51,18 @@ pub fn when(ms: Option<i64>) -> String {
 /// picked (see [`layout`]); without the script it reads in UTC, as the
 /// header says.
 pub fn time_html(ms: Option<i64>) -> String {
+    zoned_time_html(ms, None)
+}
+
+/// [`time_html`] of an instant about one DAG, with its `zone` (the
+/// header's "DAG zone" choice shows it in that zone).
+pub fn zoned_time_html(ms: Option<i64>, zone: Option<&str>) -> String {
+    let zone = zone
+        .map(|z| format!(" data-zone=\"{}\"", esc(z)))
+        .unwrap_or_default();
     match ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
         Some(t) => format!(
-            "<time datetime=\"{}\" data-ms=\"{}\">{}</time>",
+            "<time datetime=\"{}\" data-ms=\"{}\"{zone}>{}</time>",
             t.to_rfc3339_opts(SecondsFormat::Millis, true),
             t.timestamp_millis(),
             esc(&utc(t.timestamp_millis()))
@@ -197,8 +206,8 @@ pub fn action_form_unless(
 /// it (it does nothing without the script), when the note saying times are
 /// in UTC is hidden instead. The script fills in the zones' names and
 /// remembers the choice in `localStorage`; "DAG zone" is the `data-zone`
-/// of the time's nearest element that has one (the page's `<body>` on a
-/// page about one DAG, a row on a list of several).
+/// of the time's nearest element that has one (the `<time>` itself on a
+/// list about several DAGs, else the page's `<body>` on a page about one).
 const ZONE_CHOICE: &str = "<span id=\"tz-note\" class=\"tz\">times in UTC</span>\
 <label id=\"tz-choice\" class=\"tz\" hidden>Times in <select id=\"tz\">\
 <option value=\"utc\">UTC</option><option value=\"dag\">DAG zone</option>\
@@ -247,6 +256,10 @@ mod tests {
             "<time datetime=\"2024-03-31T02:00:00.250Z\" data-ms=\"1711850400250\">2024-03-31 02:00:00Z</time>"
         );
         assert_eq!(time_html(None), "-");
+        assert_eq!(
+            zoned_time_html(Some(0), Some("Europe/Paris")),
+            "<time datetime=\"1970-01-01T00:00:00.000Z\" data-ms=\"0\" data-zone=\"Europe/Paris\">1970-01-01 00:00:00Z</time>"
+        );
         assert_eq!(time_html(Some(i64::MAX)), "-");
         let page = layout("t", false, "", "");
         assert!(

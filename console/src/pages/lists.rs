@@ -2,7 +2,7 @@
 //! hours while holding items), alerts (with acknowledge and silence), and
 //! the event log with its filter form.
 
-use super::html::{action, action_form, badge, esc, layout, time_html, url};
+use super::html::{action, action_form, badge, esc, layout, url, zoned_time_html};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
 use crate::api::events::{events as list_events, EventQuery};
@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 /// Most lost executors listed on the executors page.
 const LOST_ROWS: u32 = 100;
 
-/// Each known DAG's time zone by name, for the rows' `data-zone` (the
-/// header's "DAG zone" choice shows a row's times in its DAG's zone).
+/// Each known DAG's time zone by name, for the `data-zone` of a row's
+/// times (the header's "DAG zone" choice shows them in their DAG's zone).
 async fn dag_zones(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
     Ok(known_dags(state)
         .await?
@@ -34,11 +34,12 @@ async fn dag_zones(state: &AppState) -> Result<HashMap<String, String>, ApiError
         .collect())
 }
 
-/// ` data-zone="…"` for a row about `dag`, or nothing.
-fn zone_attr(zones: &HashMap<String, String>, dag: Option<&str>) -> String {
-    dag.and_then(|d| zones.get(d))
-        .map(|z| format!(" data-zone=\"{}\"", esc(z)))
-        .unwrap_or_default()
+/// An instant of a row about `dag`, with the DAG's zone.
+fn row_time(zones: &HashMap<String, String>, ms: i64, dag: Option<&str>) -> String {
+    zoned_time_html(
+        Some(ms),
+        dag.and_then(|d| zones.get(d)).map(String::as_str),
+    )
 }
 
 /// `GET /executors`.
@@ -98,10 +99,9 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
             .unwrap_or_default();
         let _ = write!(
             lost,
-            "<tr class=\"lost\"{}><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
-            zone_attr(&zones, l.dag.as_deref()),
+            "<tr class=\"lost\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
             esc(l.executor.as_deref().unwrap_or("-")),
-            time_html(Some(l.at_ms)),
+            row_time(&zones, l.at_ms, l.dag.as_deref()),
             esc(l.dag.as_deref().unwrap_or("")),
             esc(&l.items)
         );
@@ -168,27 +168,25 @@ pub async fn alerts(
         };
         let _ = write!(
             rows,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{ack}</td></tr>",
-            zone_attr(&zones, a.dag.as_deref()),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{ack}</td></tr>",
             a.id,
             badge(&a.state),
             badge(&a.severity),
             esc(&a.rule),
             esc(&a.message),
-            time_html(Some(a.opened_at_ms))
+            row_time(&zones, a.opened_at_ms, a.dag.as_deref())
         );
     }
     let mut silences = String::new();
     for s in active_silences(&state).await? {
         let _ = write!(
             silences,
-            "<li{}>{} {} until {} <small>by {}</small></li>",
-            zone_attr(&zones, s.dag.as_deref()),
+            "<li>{} {} until {} <small>by {}</small></li>",
             esc(&s.rule),
             s.dag
                 .as_deref()
                 .map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
-            time_html(Some(s.until_ms)),
+            row_time(&zones, s.until_ms, s.dag.as_deref()),
             esc(&s.created_by)
         );
     }
@@ -253,10 +251,9 @@ pub async fn events(
             .unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"payload\"><code>{}</code></td></tr>",
-            zone_attr(&zones, e.dag.as_deref()),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"payload\"><code>{}</code></td></tr>",
             e.seq,
-            time_html(Some(e.at_ms)),
+            row_time(&zones, e.at_ms, e.dag.as_deref()),
             esc(&e.kind),
             esc(&e.actor),
             esc(e.dag.as_deref().unwrap_or("")),

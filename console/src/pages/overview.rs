@@ -8,7 +8,7 @@
 //! which reaches a little ahead, so tonight's upcoming fire times (markers)
 //! are on it too; a fire time further out is an arrow at the right end.
 
-use super::html::{badge, bar, esc, layout, time_html, took, url};
+use super::html::{badge, bar, esc, layout, time_html, took, url, zoned_time_html};
 use super::timeline::{chart, Axis, Bar, Lane, Marker};
 use super::PageResult;
 use crate::api::dags::{overviews, DagOverview};
@@ -262,11 +262,11 @@ pub async fn page(
         } else {
             match d.next_fire_at.as_deref().and_then(parse_instant) {
                 // In UTC like every time; the DAG's zone is a choice away
-                // (the row's `data-zone`) and in the title.
+                // and in the title.
                 Some(at) => format!(
                     "<span title=\"{}\">{}</span>",
                     esc(d.next_fire_local.as_deref().unwrap_or("")),
-                    time_html(Some(at))
+                    zoned_time_html(Some(at), Some(&d.timezone))
                 ),
                 None => "-".to_owned(),
             }
@@ -301,9 +301,8 @@ pub async fn page(
         };
         let _ = write!(
             rows,
-            "<tr data-zone=\"{}\"><td><a href=\"/dags/{}\">{name}</a><br><small>{} jobs · {} items · v{}</small></td>\
+            "<tr><td><a href=\"/dags/{}\">{name}</a><br><small>{} jobs · {} items · v{}</small></td>\
              <td>{schedule}</td><td>{next}</td><td>{last}</td><td>{current}</td><td>{alerts}</td></tr>",
-            esc(&d.timezone),
             url(&d.name),
             d.jobs,
             d.total_items,

@@ -197,23 +197,23 @@ mod tests {
     fn the_first_row_carries_instants_for_the_page_script() {
         let rows = TickRows {
             from_ms: 0,
-            to_ms: 3_000,
+            to_ms: 10_000,
             zone: None,
             grid: (20, 80),
             name_x: 4,
         };
         let mut out = String::new();
-        draw(&mut out, &rows, |ms| 100 + ms / 10);
+        draw(&mut out, &rows, |ms| 100 + ms / 20);
         assert!(
             out.contains("<text class=\"axis tz-name\" x=\"4\" y=\"14\">UTC</text>"),
             "{out}"
         );
-        // Four ticks at 0, 1, 2 and 3 s, each with its grid line.
-        assert_eq!(out.matches("<line class=\"edge\"").count(), 4, "{out}");
+        // Eleven ticks, one a second from 0 to 10 s, each with its grid line.
+        assert_eq!(out.matches("<line class=\"edge\"").count(), 11, "{out}");
         assert!(
-            out.contains("x=\"300\" y=\"14\" text-anchor=\"middle\" data-ms=\"2000\" data-fmt=\"hms\">00:00:02</text>"),
+            out.contains("x=\"200\" y=\"14\" text-anchor=\"middle\" data-ms=\"2000\" data-fmt=\"hms\">00:00:02</text>"),
             "{out}"
         );
-        assert!(out.contains("x1=\"400\" y1=\"20\" x2=\"400\" y2=\"80\""), "{out}");
+        assert!(out.contains("x1=\"250\" y1=\"20\" x2=\"250\" y2=\"80\""), "{out}");
     }
 }
