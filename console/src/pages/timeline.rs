@@ -112,7 +112,8 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
     let top = 6 + time_axis::ROW_H * rows.rows();
     let row_h = axis.row_h.max(8);
     let height = top + row_h * lanes.len() as i64 + 6;
-    let width = LABEL_W + CHART_W + 12;
+    // Room right of the axis for half a tick label and an arrow marker.
+    let width = LABEL_W + CHART_W + 30;
     let mut out = format!(
         "<svg class=\"gantt timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">",
