@@ -258,7 +258,9 @@ async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
         let labels = tick_labels(&browser, id).await;
         assert!(labels.len() >= 2, "{id}: ticks {labels:?}");
         assert!(
-            labels.iter().all(|l| l.len() >= 5 && l.as_bytes()[2] == b':'),
+            labels
+                .iter()
+                .all(|l| l.len() >= 5 && l.as_bytes()[2] == b':'),
             "{id}: tick labels are times: {labels:?}"
         );
     }

@@ -93,8 +93,9 @@ async fn times_are_time_elements_in_utc_with_the_dags_zone_nearby() {
         let rows: Vec<&str> = html.split("<tr><td>").skip(1).collect();
         assert!(!rows.is_empty(), "{path}: {html}");
         assert!(
-            rows.iter()
-                .all(|r| r.contains("<time datetime=") && r.contains(" data-zone=\"Europe/Paris\">")),
+            rows.iter().all(
+                |r| r.contains("<time datetime=") && r.contains(" data-zone=\"Europe/Paris\">")
+            ),
             "{path}: times are <time> elements with their DAG's zone: {html}"
         );
     }
@@ -159,8 +160,6 @@ async fn the_overview_timeline_zooms() {
     }
     let html = page(&f, "/?window=6h").await;
     assert!(html.contains("<a href=\"/?window=36h\">36 h</a>"));
-    let (status, _, _) = f
-        .call(Method::GET, "/?window=2d", Some(TOKEN), None)
-        .await;
+    let (status, _, _) = f.call(Method::GET, "/?window=2d", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -5,11 +5,11 @@
 use super::html::{action, action_form, badge, esc, layout, url, zoned_time_html};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
+use crate::api::dags::known_dags;
 use crate::api::events::{events as list_events, EventQuery};
 use crate::api::executors::{
     executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS,
 };
-use crate::api::dags::known_dags;
 use crate::auth::CanAct;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -36,10 +36,7 @@ async fn dag_zones(state: &AppState) -> Result<HashMap<String, String>, ApiError
 
 /// An instant of a row about `dag`, with the DAG's zone.
 fn row_time(zones: &HashMap<String, String>, ms: i64, dag: Option<&str>) -> String {
-    zoned_time_html(
-        Some(ms),
-        dag.and_then(|d| zones.get(d)).map(String::as_str),
-    )
+    zoned_time_html(Some(ms), dag.and_then(|d| zones.get(d)).map(String::as_str))
 }
 
 /// `GET /executors`.

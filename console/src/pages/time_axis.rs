@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 /// Round tick steps, ms: the smallest that gives at most [`MAX_TICKS`].
 const STEPS: &[i64] = &[
     10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000,
-    300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000,
-    43_200_000, 86_400_000,
+    300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+    86_400_000,
 ];
 
 /// Most ticks on an axis (one more when both ends fall on a step): labels
@@ -214,6 +214,9 @@ mod tests {
             out.contains("x=\"200\" y=\"14\" text-anchor=\"middle\" data-ms=\"2000\" data-fmt=\"hms\">00:00:02</text>"),
             "{out}"
         );
-        assert!(out.contains("x1=\"250\" y1=\"20\" x2=\"250\" y2=\"80\""), "{out}");
+        assert!(
+            out.contains("x1=\"250\" y1=\"20\" x2=\"250\" y2=\"80\""),
+            "{out}"
+        );
     }
 }

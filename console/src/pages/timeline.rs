@@ -121,7 +121,7 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
     );
     // Axis: a name per label row at the left, then the ticks with grid lines.
     rows.grid = (top - 2, height - 4);
-    time_axis::draw(&mut out, &rows, &x_of);
+    time_axis::draw(&mut out, &rows, x_of);
     let open_end = axis.now_ms.unwrap_or(to);
     for (i, lane) in lanes.iter().enumerate() {
         let y = top + row_h * i as i64;
