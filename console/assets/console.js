@@ -105,6 +105,11 @@
       applyZone();
     });
   })();
+  // What the server sent for each live part: a refresh compares against it,
+  // not against the text rewritten in another zone, so unchanged parts are
+  // left alone.
+  var served = {};
+  document.querySelectorAll("[data-live][id]").forEach(function (el) { served[el.id] = el.innerHTML; });
   applyZone();
 
   // --- live refresh: refetch this page and swap its [data-live] parts ---
@@ -118,7 +123,10 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live][id]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh && fresh.innerHTML !== el.innerHTML) el.innerHTML = fresh.innerHTML;
+          if (fresh && fresh.innerHTML !== served[el.id]) {
+            served[el.id] = fresh.innerHTML;
+            el.innerHTML = fresh.innerHTML;
+          }
         });
         applyZone();
         document.body.setAttribute("data-refreshed", String(Date.now()));

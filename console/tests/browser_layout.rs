@@ -334,6 +334,56 @@ async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
         paris_text.as_str(),
         "the choice survives a reload"
     );
+    // A live refresh swaps the run's summary (its duration grows) and
+    // writes the new one in Paris time too.
+    browser
+        .exec("document.querySelector('#summary time').classList.add('old'); return true")
+        .await
+        .unwrap();
+    let mut swapped = false;
+    for _ in 0..5 {
+        browser
+            .exec("document.body.removeAttribute('data-refreshed'); return true")
+            .await
+            .unwrap();
+        f.store
+            .append_event(&NewEvent {
+                at_ms: 1,
+                kind: "test_nudge".into(),
+                actor: "test".into(),
+                dag: None,
+                run_id: Some(RunId::new("r1")),
+                job: None,
+                item: None,
+                executor: None,
+                detail: Value::Null,
+            })
+            .await
+            .unwrap();
+        browser
+            .wait_true(
+                30,
+                "a live refresh",
+                "return document.body.hasAttribute('data-refreshed')",
+            )
+            .await
+            .unwrap();
+        if browser
+            .exec("return !document.querySelector('#summary time.old')")
+            .await
+            .unwrap()
+            == true
+        {
+            swapped = true;
+            break;
+        }
+    }
+    assert!(swapped, "the summary was never refreshed");
+    let after = browser.exec(started).await.unwrap();
+    assert!(
+        after.as_str().is_some_and(paris),
+        "after a live refresh: {after}"
+    );
     // And on a list: each row in its own DAG's zone.
     open(&browser, &base, "/events").await;
     let first = browser
