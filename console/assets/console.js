@@ -23,6 +23,95 @@
     toast.timer = setTimeout(function () { t.className = ""; }, keepMs || 6000);
   }
 
+  // --- time zones: every <time data-ms> and SVG tick label (data-ms,
+  // data-fmt) is written by the server in UTC; this rewrites them in the
+  // zone chosen in the header (UTC, the DAG's zone, the browser's),
+  // remembered in localStorage. "DAG zone" is the data-zone of the nearest
+  // element that has one (the <time> itself on a list about several DAGs,
+  // else the body on a page about one); where there is none, UTC.
+  var ZONE_KEY = "nightshift.tz";
+  function zoneChoice() {
+    try { return localStorage.getItem(ZONE_KEY) || "utc"; } catch (e) { return "utc"; }
+  }
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch (e) { return "UTC"; }
+  }
+  var formats = {};
+  function partsIn(ms, zone) {
+    var f = formats[zone];
+    if (!f) {
+      try {
+        f = new Intl.DateTimeFormat("en-US", { timeZone: zone, year: "numeric", month: "2-digit",
+          day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+          timeZoneName: "short" });
+      } catch (e) {
+        return null; // an unknown zone: the text stays as the server wrote it
+      }
+      formats[zone] = f;
+    }
+    var p = {};
+    f.formatToParts(new Date(ms)).forEach(function (x) { p[x.type] = x.value; });
+    return p;
+  }
+  function zoneOf(el, choice) {
+    if (choice === "browser") return browserZone();
+    if (choice === "dag") {
+      var holder = el.closest("[data-zone]");
+      if (holder) return holder.getAttribute("data-zone");
+    }
+    return "UTC";
+  }
+  // `2024-03-31 02:00:00Z` in UTC (as the server writes it), else
+  // `2024-03-31 04:00:00 GMT+2`; tick labels as HH:MM, HH:MM:SS or
+  // HH:MM:SS.mmm (pages/time_axis.rs).
+  function formatIn(ms, zone, fmt) {
+    var p = partsIn(ms, zone);
+    if (!p) return null;
+    var hm = p.hour + ":" + p.minute;
+    if (fmt === "hm") return hm;
+    if (fmt === "hms") return hm + ":" + p.second;
+    if (fmt === "hmsf") return hm + ":" + p.second + "." + String(ms % 1000 + 1000).slice(1);
+    var day = p.year + "-" + p.month + "-" + p.day + " " + hm + ":" + p.second;
+    return zone === "UTC" ? day + "Z" : day + " " + p.timeZoneName;
+  }
+  function applyZone() {
+    var choice = zoneChoice();
+    document.querySelectorAll("time[data-ms], svg text[data-ms]").forEach(function (el) {
+      var ms = Number(el.getAttribute("data-ms"));
+      var text = formatIn(ms, zoneOf(el, choice), el.getAttribute("data-fmt"));
+      if (text !== null && el.textContent !== text) el.textContent = text;
+      if (el.tagName.toLowerCase() === "time") el.title = formatIn(ms, "UTC", null) || "";
+    });
+    document.querySelectorAll("svg text.tz-name").forEach(function (el) {
+      el.textContent = zoneOf(el, choice);
+    });
+    document.body.setAttribute("data-tz", choice);
+  }
+  (function zoneControl() {
+    var select = document.getElementById("tz");
+    var box = document.getElementById("tz-choice");
+    var note = document.getElementById("tz-note");
+    if (!select || !box) return;
+    var pageZone = document.body.getAttribute("data-zone");
+    select.querySelector("option[value=dag]").textContent = pageZone ? "DAG zone (" + pageZone + ")" :
+      document.querySelector("time[data-zone]") ? "DAG zone (each row's)" : "DAG zone (none here: UTC)";
+    select.querySelector("option[value=browser]").textContent = "browser zone (" + browserZone() + ")";
+    select.value = zoneChoice();
+    if (!select.value) select.value = "utc";
+    box.hidden = false;
+    if (note) note.hidden = true;
+    select.addEventListener("change", function () {
+      try { localStorage.setItem(ZONE_KEY, select.value); } catch (e) { /* private mode: this page only */ }
+      applyZone();
+    });
+  })();
+  // What the server sent for each live part: a refresh compares against it,
+  // not against the text rewritten in another zone, so unchanged parts are
+  // left alone.
+  var served = {};
+  document.querySelectorAll("[data-live][id]").forEach(function (el) { served[el.id] = el.innerHTML; });
+  applyZone();
+
   // --- live refresh: refetch this page and swap its [data-live] parts ---
   var refreshTimer = null;
   function refresh() {
@@ -34,8 +123,12 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live][id]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh && fresh.innerHTML !== el.innerHTML) el.innerHTML = fresh.innerHTML;
+          if (fresh && fresh.innerHTML !== served[el.id]) {
+            served[el.id] = fresh.innerHTML;
+            el.innerHTML = fresh.innerHTML;
+          }
         });
+        applyZone();
         document.body.setAttribute("data-refreshed", String(Date.now()));
       })
       .catch(function () {});

@@ -137,7 +137,10 @@ async fn every_page_renders_the_seeded_state_escaped() {
     assert!(dag.contains("<h2>Next fires</h2>"));
 
     let run = page(&f, "/runs/r1").await;
-    assert!(run.contains("class=\"gantt\""));
+    // The job Gantt, on the shared lane chart with its time ticks.
+    let gantt = section(&run, "gantt");
+    assert!(gantt.contains("class=\"gantt timeline\""), "{gantt}");
+    assert!(gantt.contains("class=\"axis tick\""), "{gantt}");
     assert!(
         run.contains("Items of settle"),
         "the running job's items are shown by default"

@@ -3,6 +3,7 @@
 //! etcd or the request) goes through [`esc`] before it is written.
 
 use crate::time::utc;
+use chrono::{SecondsFormat, TimeZone, Utc};
 use std::fmt::Write as _;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -43,6 +44,31 @@ pub fn badge(state: &str) -> String {
 /// An instant, or `-`.
 pub fn when(ms: Option<i64>) -> String {
     ms.map_or_else(|| "-".to_owned(), utc)
+}
+
+/// An instant as `<time datetime="RFC 3339" data-ms="…">UTC text</time>`,
+/// or `-`. The page script rewrites the text in the zone the operator
+/// picked (see [`layout`]); without the script it reads in UTC, as the
+/// header says.
+pub fn time_html(ms: Option<i64>) -> String {
+    zoned_time_html(ms, None)
+}
+
+/// [`time_html`] of an instant about one DAG, with its `zone` (the
+/// header's "DAG zone" choice shows it in that zone).
+pub fn zoned_time_html(ms: Option<i64>, zone: Option<&str>) -> String {
+    let zone = zone
+        .map(|z| format!(" data-zone=\"{}\"", esc(z)))
+        .unwrap_or_default();
+    match ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
+        Some(t) => format!(
+            "<time datetime=\"{}\" data-ms=\"{}\"{zone}>{}</time>",
+            t.to_rfc3339_opts(SecondsFormat::Millis, true),
+            t.timestamp_millis(),
+            esc(&utc(t.timestamp_millis()))
+        ),
+        None => "-".to_owned(),
+    }
 }
 
 /// A duration, or `-`.
@@ -176,6 +202,17 @@ pub fn action_form_unless(
     }
 }
 
+/// The time-zone choice of the header: hidden until the page script shows
+/// it (it does nothing without the script), when the note saying times are
+/// in UTC is hidden instead. The script fills in the zones' names and
+/// remembers the choice in `localStorage`; "DAG zone" is the `data-zone`
+/// of the time's nearest element that has one (the `<time>` itself on a
+/// list about several DAGs, else the page's `<body>` on a page about one).
+const ZONE_CHOICE: &str = "<span id=\"tz-note\" class=\"tz\">times in UTC</span>\
+<label id=\"tz-choice\" class=\"tz\" hidden>Times in <select id=\"tz\">\
+<option value=\"utc\">UTC</option><option value=\"dag\">DAG zone</option>\
+<option value=\"browser\">browser zone</option></select></label>";
+
 /// The page around `body`.
 pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> String {
     let mode = if read_only {
@@ -189,7 +226,7 @@ pub fn layout(title: &str, read_only: bool, body_attrs: &str, body: &str) -> Str
 <title>{} · Nightshift</title><link rel=\"stylesheet\" href=\"/assets/console.css\"></head>\
 <body{body_attrs}><header><a class=\"brand\" href=\"/\">Nightshift</a><nav>\
 <a href=\"/\">Overview</a><a href=\"/executors\">Executors</a><a href=\"/alerts\">Alerts</a>\
-<a href=\"/events\">Events</a></nav>{mode}<span id=\"live\" class=\"live\">○ live</span>\
+<a href=\"/events\">Events</a></nav>{mode}{ZONE_CHOICE}<span id=\"live\" class=\"live\">○ live</span>\
 <button id=\"logout\" type=\"button\">Log out</button></header>\
 <main>{body}</main><div id=\"toast\" role=\"status\"></div>\
 <script src=\"/assets/console.js\"></script></body></html>\n",
@@ -210,6 +247,26 @@ mod tests {
         assert_eq!(esc("a\" onmouseover=\"x"), "a&quot; onmouseover=&quot;x");
         assert_eq!(esc("Tom & Jerry"), "Tom &amp; Jerry");
         assert_eq!(url("a b/c?d"), "a%20b%2Fc%3Fd");
+    }
+
+    #[test]
+    fn instants_are_time_elements_in_utc() {
+        assert_eq!(
+            time_html(Some(1_711_850_400_250)),
+            "<time datetime=\"2024-03-31T02:00:00.250Z\" data-ms=\"1711850400250\">2024-03-31 02:00:00Z</time>"
+        );
+        assert_eq!(time_html(None), "-");
+        assert_eq!(
+            zoned_time_html(Some(0), Some("Europe/Paris")),
+            "<time datetime=\"1970-01-01T00:00:00.000Z\" data-ms=\"0\" data-zone=\"Europe/Paris\">1970-01-01 00:00:00Z</time>"
+        );
+        assert_eq!(time_html(Some(i64::MAX)), "-");
+        let page = layout("t", false, "", "");
+        assert!(
+            page.contains("<span id=\"tz-note\" class=\"tz\">times in UTC</span>")
+                && page.contains("<select id=\"tz\">"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -200,6 +200,12 @@ mod tests {
         ];
         let html = item_timeline("j", &items, 0, 4_000);
         assert!(html.contains("showing 2 of 2 started items"), "{html}");
+        // A time axis over the 4 s of attempts: a tick every half second.
+        assert!(
+            html.contains("data-ms=\"1000\" data-fmt=\"hmsf\">00:00:01.000</text>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"axis tick\"").count(), 9, "{html}");
         assert!(
             html.contains(">item 0</text>")
                 && html.contains(">item 2</text>")

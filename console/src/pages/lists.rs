@@ -2,24 +2,42 @@
 //! hours while holding items), alerts (with acknowledge and silence), and
 //! the event log with its filter form.
 
-use super::html::{action, action_form, badge, esc, layout, url, when};
+use super::html::{action, action_form, badge, esc, layout, url, zoned_time_html};
 use super::PageResult;
 use crate::api::alerts::{active_silences, alerts as list_alerts, AlertQuery};
+use crate::api::dags::known_dags;
 use crate::api::events::{events as list_events, EventQuery};
 use crate::api::executors::{
     executors as list_executors, lost_executors, LostQuery, LOST_DEFAULT_HOURS,
 };
 use crate::auth::CanAct;
+use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
 use nightshift_core::state::AlertRule;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Most lost executors listed on the executors page.
 const LOST_ROWS: u32 = 100;
+
+/// Each known DAG's time zone by name, for the `data-zone` of a row's
+/// times (the header's "DAG zone" choice shows them in their DAG's zone).
+async fn dag_zones(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
+    Ok(known_dags(state)
+        .await?
+        .into_iter()
+        .map(|k| (k.spec.name.to_string(), k.spec.timezone.name().to_owned()))
+        .collect())
+}
+
+/// An instant of a row about `dag`, with the DAG's zone.
+fn row_time(zones: &HashMap<String, String>, ms: i64, dag: Option<&str>) -> String {
+    zoned_time_html(Some(ms), dag.and_then(|d| zones.get(d)).map(String::as_str))
+}
 
 /// `GET /executors`.
 pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -> PageResult {
@@ -49,6 +67,7 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"8\">No executor is registered.</td></tr>");
     }
+    let zones = dag_zones(&state).await?;
     let mut lost = String::new();
     let lost_list = lost_executors(
         &state,
@@ -79,7 +98,7 @@ pub async fn executors(State(state): State<AppState>, CanAct(can_act): CanAct) -
             lost,
             "<tr class=\"lost\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{job}</td><td><code>{}</code>{count}</td></tr>",
             esc(l.executor.as_deref().unwrap_or("-")),
-            esc(&when(Some(l.at_ms))),
+            row_time(&zones, l.at_ms, l.dag.as_deref()),
             esc(l.dag.as_deref().unwrap_or("")),
             esc(&l.items)
         );
@@ -113,6 +132,7 @@ pub async fn alerts(
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> PageResult {
     let ro = !can_act;
+    let zones = dag_zones(&state).await?;
     let mut rows = String::new();
     for a in list_alerts(&state, &q).await? {
         let mut target = String::new();
@@ -145,13 +165,13 @@ pub async fn alerts(
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td>{}</td><td>{}</td><td>{ack}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{ack}</td></tr>",
             a.id,
             badge(&a.state),
             badge(&a.severity),
             esc(&a.rule),
             esc(&a.message),
-            esc(&when(Some(a.opened_at_ms)))
+            row_time(&zones, a.opened_at_ms, a.dag.as_deref())
         );
     }
     let mut silences = String::new();
@@ -163,7 +183,7 @@ pub async fn alerts(
             s.dag
                 .as_deref()
                 .map_or_else(|| "everywhere".to_owned(), |d| format!("for {}", esc(d))),
-            esc(&when(Some(s.until_ms))),
+            row_time(&zones, s.until_ms, s.dag.as_deref()),
             esc(&s.created_by)
         );
     }
@@ -213,6 +233,7 @@ pub async fn events(
     CanAct(can_act): CanAct,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> PageResult {
+    let zones = dag_zones(&state).await?;
     let mut rows = String::new();
     for e in list_events(&state, &q).await? {
         let detail = if e.detail.is_null() {
@@ -227,9 +248,9 @@ pub async fn events(
             .unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"payload\"><code>{}</code></td></tr>",
             e.seq,
-            esc(&when(Some(e.at_ms))),
+            row_time(&zones, e.at_ms, e.dag.as_deref()),
             esc(&e.kind),
             esc(&e.actor),
             esc(e.dag.as_deref().unwrap_or("")),

@@ -17,6 +17,7 @@ mod overview;
 mod run;
 mod running_now;
 mod svg;
+mod time_axis;
 mod timeline;
 
 use crate::error::ApiError;

@@ -7,15 +7,17 @@
 //! items.
 
 use super::html::{
-    action_form, action_form_unless, action_unless, badge, bar, esc, layout, took, url, when,
+    action_form, action_form_unless, action_unless, badge, bar, esc, layout, time_html, took, url,
 };
 use super::item_timeline::item_timeline;
 use super::svg::{gantt, Span};
 use super::PageResult;
 use crate::api::applicable;
+use crate::api::dags::known_dag;
 use crate::api::items::{items, ItemView};
 use crate::api::runs::{detail, get_run, JobProgress};
 use crate::auth::CanAct;
+use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::time::{duration, now_ms};
 use crate::AppState;
@@ -119,7 +121,7 @@ pub async fn page(
         esc(&r.business_date),
         badge(&r.state),
         esc(&r.trigger_source),
-        esc(&when(r.started_at_ms)),
+        time_html(r.started_at_ms),
         esc(&took(r.duration_ms)),
         bar(d.totals.total, &[
             ("succeeded", d.totals.succeeded),
@@ -326,7 +328,13 @@ pub async fn page(
             item_timeline(&job, &list, q.offset.unwrap_or(0) as usize, now_ms())
         );
     }
-    let attrs = format!(" data-run=\"{rid}\"");
+    // The DAG's zone, for the header's "DAG zone" choice of times.
+    let zone = match known_dag(&state, &run.dag).await {
+        Ok(known) => format!(" data-zone=\"{}\"", esc(known.spec.timezone.name())),
+        Err(ApiError::NotFound(_)) => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let attrs = format!(" data-run=\"{rid}\"{zone}");
     Ok(Html(layout(
         &format!("Run {}", r.run_id),
         ro,

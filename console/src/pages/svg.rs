@@ -2,6 +2,8 @@
 //! topological order) and a Gantt chart of jobs from their start and end.
 
 use super::html::esc;
+use super::timeline::{chart, Axis, Bar, Lane};
+use crate::time::{duration, utc};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -108,54 +110,56 @@ pub struct Span {
     pub end_ms: Option<i64>,
 }
 
-/// A Gantt chart of spans on a common time axis.
+/// A Gantt chart of spans on a common time axis, with time ticks (drawn by
+/// [`super::timeline::chart`], like the other charts of the pages): from
+/// the first start to the last end (open spans end at `now_ms`).
 pub fn gantt(spans: &[Span], now_ms: i64) -> String {
-    const LABEL_W: i64 = 160;
-    const CHART_W: i64 = 640;
-    const ROW_H: i64 = 22;
-    let t0 = spans
+    let from = spans
         .iter()
         .filter_map(|s| s.start_ms)
         .min()
         .unwrap_or(now_ms);
-    let t1 = spans
+    let to = spans
         .iter()
         .filter_map(|s| s.start_ms.map(|_| s.end_ms.unwrap_or(now_ms)))
         .max()
         .unwrap_or(now_ms);
-    let range = (t1 - t0).max(1);
-    let height = 30 + ROW_H * spans.len() as i64;
-    let width = LABEL_W + CHART_W + 10;
-    let mut out = format!(
-        "<svg class=\"gantt\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Gantt chart\">"
-    );
-    let _ = write!(
-        out,
-        "<text class=\"axis\" x=\"{LABEL_W}\" y=\"12\">{}</text><text class=\"axis end\" x=\"{}\" y=\"12\">+{}</text>",
-        esc(&crate::time::utc(t0)),
-        LABEL_W + CHART_W,
-        esc(&crate::time::duration(range))
-    );
-    for (i, span) in spans.iter().enumerate() {
-        let y = 20 + ROW_H * i as i64;
-        let (label, state) = (esc(&span.label), esc(&span.state));
-        let _ = write!(out, "<text x=\"4\" y=\"{}\">{label}</text>", y + 15);
-        if let Some(start) = span.start_ms {
-            let end = span.end_ms.unwrap_or(now_ms).max(start);
-            let x = LABEL_W + (start - t0) * CHART_W / range;
-            let w = ((end - start) * CHART_W / range).max(2);
-            let _ = write!(
-                out,
-                "<rect class=\"st-{state}\" x=\"{x}\" y=\"{}\" width=\"{w}\" height=\"{}\"><title>{label}: {state}, {}</title></rect>",
-                y + 3,
-                ROW_H - 6,
-                esc(&crate::time::duration(end - start))
-            );
-        }
-    }
-    out.push_str("</svg>");
-    out
+    let lanes: Vec<Lane> = spans
+        .iter()
+        .map(|span| Lane {
+            label: span.label.clone(),
+            bars: span
+                .start_ms
+                .map(|start| {
+                    let end = span.end_ms.unwrap_or(now_ms).max(start);
+                    Bar {
+                        state: span.state.clone(),
+                        start_ms: start,
+                        end_ms: span.end_ms,
+                        title: format!(
+                            "{}: {}, {} from {}",
+                            span.label,
+                            span.state,
+                            duration(end - start),
+                            utc(start)
+                        ),
+                        href: None,
+                    }
+                })
+                .into_iter()
+                .collect(),
+            ..Lane::default()
+        })
+        .collect();
+    let axis = Axis {
+        label: "Gantt chart of the jobs".to_owned(),
+        from_ms: from,
+        to_ms: to,
+        zone: None,
+        now_ms: Some(now_ms),
+        row_h: 22,
+    };
+    chart(&axis, &lanes)
 }
 
 #[cfg(test)]
@@ -211,8 +215,47 @@ mod tests {
             }],
             1000,
         );
+        assert!(g.contains("&lt;b&gt;") && !g.contains("<b>"), "{g}");
+    }
+
+    #[test]
+    fn the_gantt_has_time_ticks_and_bars_where_their_times_are() {
+        // 2024-03-31 01:00:00Z, jobs over 10 minutes.
+        let t0 = 1_711_846_800_000;
+        let span = |label: &str, state: &str, start: Option<i64>, end: Option<i64>| Span {
+            label: label.into(),
+            state: state.into(),
+            start_ms: start,
+            end_ms: end,
+        };
+        let g = gantt(
+            &[
+                span("extract", "succeeded", Some(t0), Some(t0 + 120_000)),
+                span("settle", "running", Some(t0 + 120_000), None),
+                span("report", "pending", None, None),
+            ],
+            t0 + 600_000,
+        );
+        // Ticks every minute, labelled in UTC, with their instants.
+        for (minute, label) in [(0, "01:00"), (5, "01:05"), (10, "01:10")] {
+            assert!(
+                g.contains(&format!(
+                    "data-ms=\"{}\" data-fmt=\"hm\">{label}</text>",
+                    t0 + minute * 60_000
+                )),
+                "{label}: {g}"
+            );
+        }
+        assert!(g.contains(">UTC</text>"), "{g}");
+        // One bar per started job; the pending one has a row, no bar.
+        assert_eq!(g.matches("<rect").count(), 2, "{g}");
+        assert!(g.contains(">report</text>"), "{g}");
         assert!(
-            g.contains("&lt;b&gt;") && g.contains("width=\"640\""),
+            g.contains("<title>extract: succeeded, 2m 0s from 2024-03-31 01:00:00Z</title>"),
+            "{g}"
+        );
+        assert!(
+            g.contains("<title>settle: running, 8m 0s from 2024-03-31 01:02:00Z</title>"),
             "{g}"
         );
     }

@@ -1,16 +1,19 @@
 //! A lane chart in inline SVG: one row per lane (a DAG, an item), any
 //! number of bars per row (runs, attempts) on a shared time axis, and
-//! point markers (next fire times). The overview's "tonight" timeline and
-//! the run page's per-job item Gantt are both drawn with it.
+//! point markers (next fire times). The overview's "tonight" timeline, the
+//! run page's job Gantt and its per-job item attempt timeline are all drawn
+//! with it.
 //!
-//! The axis is labelled in UTC and, when given, in one more time zone (a
-//! DAG's). Ticks fall on round steps (1 s … 1 day) so labels read as
-//! times, not as arbitrary offsets. Colours come from the stylesheet's
+//! The axis ([`super::time_axis`]) is labelled in UTC (rewritten by the
+//! page script in the zone the operator picked) and, when given, in one
+//! more time zone (a DAG's). Bars are at least [`MIN_BAR_W`] wide, and
+//! failures and newer bars are drawn over the rest ([`draw_order`]), so
+//! that a short failed run on a long axis is seen. Colours come from the stylesheet's
 //! `st-*` classes, like every other state on the pages; every label, title
 //! and link is escaped here, so callers pass plain text.
 
 use super::html::esc;
-use chrono::{TimeZone, Utc};
+use super::time_axis::{self, TickRows};
 use chrono_tz::Tz;
 use std::fmt::Write as _;
 
@@ -18,14 +21,9 @@ use std::fmt::Write as _;
 const LABEL_W: i64 = 170;
 /// Width of the time axis.
 const CHART_W: i64 = 900;
-/// Height of one axis label row.
-const AXIS_ROW_H: i64 = 14;
-/// Round tick steps, ms: the smallest that gives at most `MAX_TICKS`.
-const STEPS: &[i64] = &[
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
-    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-];
-const MAX_TICKS: i64 = 12;
+/// Narrowest bar, px: a five-second run on a 36-hour axis is still seen
+/// (and clicked).
+pub const MIN_BAR_W: i64 = 6;
 
 /// The time axis and look of a chart.
 #[derive(Debug, Clone)]
@@ -82,40 +80,19 @@ pub struct Marker {
     pub title: String,
 }
 
-/// The tick step for a range: the smallest round step giving at most
-/// [`MAX_TICKS`] ticks (a day for anything longer).
-pub fn tick_step(range_ms: i64) -> i64 {
-    STEPS
-        .iter()
-        .copied()
-        .find(|s| range_ms / s <= MAX_TICKS)
-        .unwrap_or(86_400_000)
+/// Whether a bar shows a failure (drawn over the others).
+fn is_failure(state: &str) -> bool {
+    matches!(state, "failed" | "upstream_failed" | "timed_out")
 }
 
-/// Tick instants: multiples of the step inside `[from, to]`.
-pub fn ticks(from_ms: i64, to_ms: i64) -> Vec<i64> {
-    let step = tick_step(to_ms - from_ms);
-    let first = from_ms.div_euclid(step) * step
-        + if from_ms.rem_euclid(step) == 0 {
-            0
-        } else {
-            step
-        };
-    (0..)
-        .map(|i| first + i * step)
-        .take_while(|t| *t <= to_ms)
-        .collect()
-}
-
-fn tick_label(ms: i64, step: i64, zone: Option<Tz>) -> String {
-    let Some(t) = Utc.timestamp_millis_opt(ms).single() else {
-        return "-".to_owned();
-    };
-    let format = if step < 60_000 { "%H:%M:%S" } else { "%H:%M" };
-    match zone {
-        Some(tz) => t.with_timezone(&tz).format(format).to_string(),
-        None => t.format(format).to_string(),
-    }
+/// The order bars are drawn in, later ones on top: failures over the
+/// rest, and within each, newer (later start) over older; so where bars
+/// overlap — a short failed run inside a long one, bars widened to
+/// [`MIN_BAR_W`] — the failure and the newest run are the ones seen.
+pub fn draw_order(bars: &[Bar]) -> Vec<&Bar> {
+    let mut out: Vec<&Bar> = bars.iter().collect();
+    out.sort_by_key(|b| (is_failure(&b.state), b.start_ms));
+    out
 }
 
 /// Draws `lanes` on `axis`.
@@ -125,49 +102,26 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
     let x_of = |ms: i64| {
         LABEL_W + ((ms.clamp(from, to) - from) as i128 * CHART_W as i128 / range as i128) as i64
     };
-    let axis_rows = if axis.zone.is_some() { 2 } else { 1 };
-    let top = 6 + AXIS_ROW_H * axis_rows;
+    let mut rows = TickRows {
+        from_ms: from,
+        to_ms: to,
+        zone: axis.zone,
+        grid: (0, 0),
+        name_x: 4,
+    };
+    let top = 6 + time_axis::ROW_H * rows.rows();
     let row_h = axis.row_h.max(8);
     let height = top + row_h * lanes.len() as i64 + 6;
-    let width = LABEL_W + CHART_W + 12;
+    // Room right of the axis for half a tick label and an arrow marker.
+    let width = LABEL_W + CHART_W + 30;
     let mut out = format!(
         "<svg class=\"gantt timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">",
         esc(&axis.label)
     );
-    // Axis: a label per row at the left, then the ticks with grid lines.
-    let _ = write!(
-        out,
-        "<text class=\"axis\" x=\"4\" y=\"{AXIS_ROW_H}\">UTC</text>"
-    );
-    if let Some(tz) = axis.zone {
-        let _ = write!(
-            out,
-            "<text class=\"axis\" x=\"4\" y=\"{}\">{}</text>",
-            AXIS_ROW_H * 2,
-            esc(tz.name())
-        );
-    }
-    let step = tick_step(range);
-    for t in ticks(from, to) {
-        let x = x_of(t);
-        let _ = write!(
-            out,
-            "<line class=\"edge\" x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke-opacity=\"0.25\"/>\
-             <text class=\"axis tick\" x=\"{x}\" y=\"{AXIS_ROW_H}\" text-anchor=\"middle\">{}</text>",
-            top - 2,
-            height - 4,
-            esc(&tick_label(t, step, None))
-        );
-        if let Some(tz) = axis.zone {
-            let _ = write!(
-                out,
-                "<text class=\"axis tick\" x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                AXIS_ROW_H * 2,
-                esc(&tick_label(t, step, Some(tz)))
-            );
-        }
-    }
+    // Axis: a name per label row at the left, then the ticks with grid lines.
+    rows.grid = (top - 2, height - 4);
+    time_axis::draw(&mut out, &rows, x_of);
     let open_end = axis.now_ms.unwrap_or(to);
     for (i, lane) in lanes.iter().enumerate() {
         let y = top + row_h * i as i64;
@@ -182,13 +136,15 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
             }
             None => out.push_str(&text),
         }
-        for bar in &lane.bars {
+        for bar in draw_order(&lane.bars) {
             let end = bar.end_ms.unwrap_or(open_end).max(bar.start_ms);
             if end < from || bar.start_ms > to {
                 continue;
             }
             let x = x_of(bar.start_ms);
-            let w = (x_of(end) - x).max(2);
+            // Widened bars near the right end grow leftwards.
+            let w = (x_of(end) - x).max(MIN_BAR_W);
+            let x = x.min(LABEL_W + CHART_W - w);
             let rect = format!(
                 "<rect class=\"st-{}\" x=\"{x}\" y=\"{}\" width=\"{w}\" height=\"{}\" rx=\"2\"><title>{}</title></rect>",
                 esc(&bar.state),
@@ -237,8 +193,8 @@ pub fn chart(axis: &Axis, lanes: &[Lane]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::time_axis::{tick_step, ROW_H};
     use super::*;
-    use proptest::prelude::*;
 
     fn axis(from_ms: i64, to_ms: i64) -> Axis {
         Axis {
@@ -248,20 +204,6 @@ mod tests {
             zone: None,
             now_ms: None,
             row_h: 20,
-        }
-    }
-
-    proptest! {
-        /// Ticks lie inside the range on round steps, never too many.
-        #[test]
-        fn ticks_are_round_and_inside(from in 0i64..4_000_000_000_000, range in 1i64..200_000_000) {
-            let t = ticks(from, from + range);
-            let step = tick_step(range);
-            prop_assert!(t.len() as i64 <= MAX_TICKS + 1);
-            for x in &t {
-                prop_assert!(*x >= from && *x <= from + range);
-                prop_assert_eq!(x.rem_euclid(step), 0);
-            }
         }
     }
 
@@ -336,6 +278,77 @@ mod tests {
         assert!(svg.contains("class=\"edge now\""), "{svg}");
     }
 
+    fn bar(state: &str, start_ms: i64, end_ms: i64) -> Bar {
+        Bar {
+            state: state.into(),
+            start_ms,
+            end_ms: Some(end_ms),
+            title: format!("{state} {start_ms}"),
+            href: None,
+        }
+    }
+
+    #[test]
+    fn failures_and_newer_bars_are_drawn_on_top() {
+        let bars = vec![
+            bar("failed", 100, 200),
+            bar("succeeded", 300, 400),
+            bar("succeeded", 0, 1_000),
+            bar("upstream_failed", 50, 60),
+            bar("running", 500, 600),
+        ];
+        let order: Vec<String> = draw_order(&bars).iter().map(|b| b.title.clone()).collect();
+        assert_eq!(
+            order,
+            [
+                "succeeded 0",
+                "succeeded 300",
+                "running 500",
+                "upstream_failed 50",
+                "failed 100"
+            ]
+        );
+        // In the SVG too: later in the document is on top.
+        let lane = Lane {
+            label: "d".into(),
+            bars,
+            ..Lane::default()
+        };
+        let svg = chart(&axis(0, 1_000), &[lane]);
+        let at = |t: &str| svg.find(&format!("<title>{t}</title>")).unwrap();
+        assert!(at("succeeded 0") < at("succeeded 300"));
+        assert!(at("running 500") < at("failed 100"));
+    }
+
+    #[test]
+    fn a_five_second_run_on_a_36_hour_axis_is_still_seen() {
+        let hour = 3_600_000;
+        let lane = Lane {
+            label: "d".into(),
+            bars: vec![
+                bar("failed", 10 * hour, 10 * hour + 5_000),
+                // Ends at the axis' right end: widened leftwards.
+                bar("succeeded", 36 * hour - 1_000, 36 * hour),
+            ],
+            ..Lane::default()
+        };
+        let svg = chart(&axis(0, 36 * hour), &[lane]);
+        let x = LABEL_W + CHART_W * 10 / 36;
+        assert!(
+            svg.contains(&format!(
+                "class=\"st-failed\" x=\"{x}\" y=\"22\" width=\"{MIN_BAR_W}\""
+            )),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!(
+                "class=\"st-succeeded\" x=\"{}\" y=\"22\" width=\"{MIN_BAR_W}\"",
+                LABEL_W + CHART_W - MIN_BAR_W
+            )),
+            "{svg}"
+        );
+    }
+
     #[test]
     fn the_axis_reads_in_utc_and_the_zone() {
         // 2024-03-30 22:00Z .. 2024-03-31 04:00Z crosses the Paris DST change.
@@ -344,20 +357,20 @@ mod tests {
         a.zone = Some(chrono_tz::Europe::Paris);
         let svg = chart(&a, &[]);
         let row = |y: i64| -> Vec<String> {
-            let marker = format!("y=\"{y}\" text-anchor=\"middle\">");
+            let marker = format!("y=\"{y}\" text-anchor=\"middle\"");
             svg.split(&marker)
                 .skip(1)
-                .filter_map(|s| s.split('<').next())
+                .filter_map(|s| s.split_once('>').and_then(|(_, s)| s.split('<').next()))
                 .map(str::to_owned)
                 .collect()
         };
         assert_eq!(
-            row(AXIS_ROW_H)[..7],
+            row(ROW_H)[..7],
             ["22:00", "22:30", "23:00", "23:30", "00:00", "00:30", "01:00"]
         );
         // 01:00Z is 03:00 CEST: the clocks jumped from 02:00 to 03:00.
         assert_eq!(
-            row(AXIS_ROW_H * 2)[..8],
+            row(ROW_H * 2)[..8],
             ["23:00", "23:30", "00:00", "00:30", "01:00", "01:30", "03:00", "03:30"]
         );
         assert!(svg.contains(">Europe/Paris</text>"), "{svg}");
