@@ -10,6 +10,7 @@
 //! [`crate::session`]), after `confirm()` for money-moving ones.
 
 mod dag;
+mod dag_layout;
 mod html;
 mod item_timeline;
 mod lists;
@@ -18,6 +19,7 @@ mod run;
 mod running_now;
 mod svg;
 mod timeline;
+mod trend;
 
 use crate::error::ApiError;
 use crate::AppState;
