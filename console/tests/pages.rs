@@ -608,8 +608,8 @@ async fn the_dag_page_links_its_graph_and_charts_the_duration_trend() {
     let r0 = f.store.get_run(&RunId::new("r0")).await.unwrap().unwrap();
     let r0_ms = r0.ended_at_ms.unwrap() - r0.started_at_ms.unwrap();
     assert!(r0_ms < 2 * minute, "{r0_ms}");
-    assert!(trend.contains(">median 2m 0s</text>"), "{trend}");
-    assert!(trend.contains(">slower than usual 3m 0s</text>"), "{trend}");
+    assert!(trend.contains("</title>median 2m 0s</text>"), "{trend}");
+    assert!(trend.contains("</title>slow &gt; 3m 0s</text>"), "{trend}");
     assert!(
         trend.contains("trend-bar st-succeeded slow\" data-run=\"t2\""),
         "{trend}"

@@ -26,11 +26,12 @@ pub struct TrendRun {
     pub duration_ms: i64,
 }
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 840.0;
 const HEIGHT: f64 = 220.0;
 /// Room for the y-axis labels.
 const LEFT: f64 = 58.0;
-const RIGHT: f64 = 12.0;
+/// Room for the median and threshold labels.
+const RIGHT: f64 = 120.0;
 const TOP: f64 = 14.0;
 /// Room for the x-axis labels.
 const BOTTOM: f64 = 26.0;
@@ -148,20 +149,26 @@ pub fn duration_trend(runs: &[TrendRun], median_ms: Option<i64>, slow_after_ms: 
         }
         out.push_str("</a>");
     }
-    // The baseline and the threshold, labelled at the right.
-    for (class, value, label) in [
-        ("median", median_ms, "median"),
-        ("slow-line", slow_after_ms, "slower than usual"),
+    // The baseline and the threshold, labelled in the right margin (not
+    // over the bars); the two labels move apart when the lines are close.
+    let close = match (median_ms, slow_after_ms) {
+        (Some(m), Some(t)) => (y_of(m) - y_of(t)).abs() < 14.0,
+        _ => false,
+    };
+    for (class, value, label, title, shift) in [
+        ("median", median_ms, "median", "the median of the last succeeded runs", 8.0),
+        ("slow-line", slow_after_ms, "slow >", "slower than usual: 1.5 × the median", -4.0),
     ] {
         if let Some(ms) = value {
             let y = y_of(ms);
+            let label_y = if close { y + shift } else { y + 4.0 };
             let _ = write!(
                 out,
                 "<line class=\"{class}\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
-                 <text class=\"axis end {class}-label\" x=\"{:.1}\" y=\"{:.1}\">{label} {}</text>",
+                 <text class=\"axis {class}-label\" x=\"{:.1}\" y=\"{label_y:.1}\"><title>{title}</title>{} {}</text>",
                 LEFT + plot_w,
-                LEFT + plot_w,
-                y - 3.0,
+                LEFT + plot_w + 6.0,
+                esc(label),
                 esc(&duration(ms))
             );
         }
@@ -243,8 +250,8 @@ mod tests {
             assert!(svg.contains(&format!(">{label}</text>")), "{label}: {svg}");
         }
         assert!(svg.contains("class=\"median\""), "{svg}");
-        assert!(svg.contains(">median 1m 0s</text>"), "{svg}");
-        assert!(svg.contains(">slower than usual 1m 30s</text>"), "{svg}");
+        assert!(svg.contains("</title>median 1m 0s</text>"), "{svg}");
+        assert!(svg.contains("</title>slow &gt; 1m 30s</text>"), "{svg}");
         // Bar heights are proportional: the 1-minute bar is twice the 30 s one.
         let height = |id: &str| -> f64 {
             let at = svg.find(&format!("data-run=\"{id}\"")).unwrap();
