@@ -209,10 +209,7 @@ async fn the_dag_page_draws_a_readable_graph_and_trend_in_a_real_browser() {
         .await
         .unwrap();
 
-    browser
-        .goto(&format!("{base}/dags/{DAG}"))
-        .await
-        .unwrap();
+    browser.goto(&format!("{base}/dags/{DAG}")).await.unwrap();
     browser
         .wait_true(
             30,

@@ -558,7 +558,10 @@ async fn the_dag_page_links_its_graph_and_charts_the_duration_trend() {
         );
         assert!(dag.contains(&format!("<tr id=\"job-{job}\">")), "{job}");
     }
-    assert!(!graph.contains("class=\"rule\""), "default rules are not tagged");
+    assert!(
+        !graph.contains("class=\"rule\""),
+        "default rules are not tagged"
+    );
     let (_, api) = f.get_json("/api/v1/dags/settlement").await;
     assert_eq!(api["job_specs"][1]["trigger_rule"], "all_success", "{api}");
     // Past the history's first page no run is selected: jobs link to their rows.
@@ -577,8 +580,22 @@ async fn the_dag_page_links_its_graph_and_charts_the_duration_trend() {
     // Four more: two succeeded (a baseline of three), one failed, and one
     // cancelled before it started (no bar).
     let minute = 60_000;
-    ended_run(&f, "t1", now - 50 * HOUR_MS, 2 * minute, RunState::Succeeded).await;
-    ended_run(&f, "t2", now - 49 * HOUR_MS, 4 * minute, RunState::Succeeded).await;
+    ended_run(
+        &f,
+        "t1",
+        now - 50 * HOUR_MS,
+        2 * minute,
+        RunState::Succeeded,
+    )
+    .await;
+    ended_run(
+        &f,
+        "t2",
+        now - 49 * HOUR_MS,
+        4 * minute,
+        RunState::Succeeded,
+    )
+    .await;
     ended_run(&f, "t3", now - 48 * HOUR_MS, minute, RunState::Failed).await;
     f.store
         .insert_run(&NewRun {
@@ -602,7 +619,10 @@ async fn the_dag_page_links_its_graph_and_charts_the_duration_trend() {
     assert_eq!(trend.matches("class=\"trend-bar").count(), 4, "{trend}");
     assert!(!trend.contains("data-run=\"t4\""), "{trend}");
     assert_eq!(trend.matches("class=\"fail-mark\"").count(), 1, "{trend}");
-    assert!(trend.contains("trend-bar st-failed\" data-run=\"t3\""), "{trend}");
+    assert!(
+        trend.contains("trend-bar st-failed\" data-run=\"t3\""),
+        "{trend}"
+    );
     // Durations 2m, 4m and r0's: the median is 2m, the threshold 3m, and
     // the 4-minute run is past it.
     let r0 = f.store.get_run(&RunId::new("r0")).await.unwrap().unwrap();

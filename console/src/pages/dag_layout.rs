@@ -275,14 +275,14 @@ pub fn layout(jobs: &[(String, Vec<String>)]) -> Layout {
     let centre = |item: usize| top[item] + slot_h(item) / 2.0;
     let mut out_port = vec![0.0; edges.len()];
     let mut in_port = vec![0.0; edges.len()];
-    for job in 0..jobs.len() {
+    for (job, node) in nodes.iter().enumerate() {
         let mut outs: Vec<(f64, usize)> = (0..edges.len())
             .filter(|&e| edges[e].0 == job)
             .map(|e| (centre(g.chains[e][1]), e))
             .collect();
         outs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (k, &(_, e)) in outs.iter().enumerate() {
-            out_port[e] = top[job] + NODE_H * (k + 1) as f64 / (outs.len() + 1) as f64;
+            out_port[e] = node.y + NODE_H * (k + 1) as f64 / (outs.len() + 1) as f64;
         }
         let mut ins: Vec<(f64, usize)> = (0..edges.len())
             .filter(|&e| edges[e].1 == job)
@@ -290,7 +290,7 @@ pub fn layout(jobs: &[(String, Vec<String>)]) -> Layout {
             .collect();
         ins.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (k, &(_, e)) in ins.iter().enumerate() {
-            in_port[e] = top[job] + NODE_H * (k + 1) as f64 / (ins.len() + 1) as f64;
+            in_port[e] = node.y + NODE_H * (k + 1) as f64 / (ins.len() + 1) as f64;
         }
     }
     let routes = edges
@@ -328,10 +328,12 @@ mod tests {
     use proptest::prelude::*;
     use std::path::PathBuf;
 
+    type Point = (f64, f64);
+
     /// Edge crossings of a layout's routes (segments that properly cross),
     /// counted pairwise.
     fn crossing_count(layout: &Layout) -> usize {
-        let segs: Vec<((f64, f64), (f64, f64), usize)> = layout
+        let segs: Vec<(Point, Point, usize)> = layout
             .edges
             .iter()
             .enumerate()

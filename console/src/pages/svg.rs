@@ -66,7 +66,10 @@ pub fn dag_graph(nodes: &[Node]) -> String {
     for (node, r) in nodes.iter().zip(&l.nodes) {
         let (name, state) = (esc(&node.name), esc(&node.state));
         let shown = esc(&short_name(&node.name));
-        let (tx, ty) = (r.x + 8.0, r.y + if node.rule.is_some() { 17.0 } else { 25.0 });
+        let (tx, ty) = (
+            r.x + 8.0,
+            r.y + if node.rule.is_some() { 17.0 } else { 25.0 },
+        );
         let rule = node.rule.as_deref().map_or_else(String::new, |rule| {
             format!(
                 "<text class=\"rule\" x=\"{tx:.1}\" y=\"{:.1}\">{}</text>",
@@ -186,7 +189,10 @@ mod tests {
         assert!(svg.contains("<a href=\"#job-b\">"), "{svg}");
         assert!(svg.contains(">&lt;all_done&gt;</text>"), "{svg}");
         assert_eq!(svg.matches("class=\"rule\"").count(), 1, "{svg}");
-        assert_eq!(short_name("abcdefghijklmnopqrstuvwxyz").chars().count(), NAME_CHARS);
+        assert_eq!(
+            short_name("abcdefghijklmnopqrstuvwxyz").chars().count(),
+            NAME_CHARS
+        );
         let g = gantt(
             &[Span {
                 label: "<b>".into(),

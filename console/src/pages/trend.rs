@@ -78,7 +78,11 @@ pub fn tick_label(ms: i64) -> String {
 
 /// The chart: `runs` oldest first; `median_ms` and `slow_after_ms` from
 /// the last succeeded runs (`None` without a baseline yet).
-pub fn duration_trend(runs: &[TrendRun], median_ms: Option<i64>, slow_after_ms: Option<i64>) -> String {
+pub fn duration_trend(
+    runs: &[TrendRun],
+    median_ms: Option<i64>,
+    slow_after_ms: Option<i64>,
+) -> String {
     if runs.is_empty() {
         return "<p class=\"sub\">No ended run yet.</p>".to_owned();
     }
@@ -156,8 +160,20 @@ pub fn duration_trend(runs: &[TrendRun], median_ms: Option<i64>, slow_after_ms: 
         _ => false,
     };
     for (class, value, label, title, shift) in [
-        ("median", median_ms, "median", "the median of the last succeeded runs", 8.0),
-        ("slow-line", slow_after_ms, "slow >", "slower than usual: 1.5 × the median", -4.0),
+        (
+            "median",
+            median_ms,
+            "median",
+            "the median of the last succeeded runs",
+            8.0,
+        ),
+        (
+            "slow-line",
+            slow_after_ms,
+            "slow >",
+            "slower than usual: 1.5 × the median",
+            -4.0,
+        ),
     ] {
         if let Some(ms) = value {
             let y = y_of(ms);
@@ -244,7 +260,10 @@ mod tests {
         // Only the failed run is marked; only the run past 1.5 × median is slow.
         assert_eq!(svg.matches("class=\"fail-mark\"").count(), 1, "{svg}");
         assert_eq!(svg.matches(" slow\"").count(), 1, "{svg}");
-        assert!(svg.contains("trend-bar st-succeeded slow\" data-run=\"&lt;r3&gt;\""), "{svg}");
+        assert!(
+            svg.contains("trend-bar st-succeeded slow\" data-run=\"&lt;r3&gt;\""),
+            "{svg}"
+        );
         // Ticks every 30 s up to 2m30s, labelled.
         for label in ["0s", "30s", "1m", "1m30s", "2m", "2m30s"] {
             assert!(svg.contains(&format!(">{label}</text>")), "{label}: {svg}");
@@ -267,7 +286,10 @@ mod tests {
     #[test]
     fn no_baseline_no_lines_and_no_runs_a_sentence() {
         let svg = duration_trend(&[run("r1", "succeeded", 5_000)], None, None);
-        assert!(!svg.contains("class=\"median\"") && !svg.contains("slow-line"), "{svg}");
+        assert!(
+            !svg.contains("class=\"median\"") && !svg.contains("slow-line"),
+            "{svg}"
+        );
         assert_eq!(svg.matches("class=\"trend-bar").count(), 1);
         assert!(duration_trend(&[], None, None).contains("No ended run yet"));
     }
