@@ -138,14 +138,14 @@ async fn seed_settlement(f: &Fixture) {
 
 /// Every edge of the graph against every job box but its own two ends:
 /// the points (sampled every 2 units along the drawn path) strictly inside
-/// another box. Returns `[samples, [violations…]]`.
+/// another box. Returns `[samples, violations, [the first 10…]]`.
 const EDGES_THROUGH_NODES: &str = r#"
 var nodes = Array.from(document.querySelectorAll('svg.graph g.node')).map(function (g) {
   var r = g.querySelector('rect');
   return { job: g.getAttribute('data-job'), x: r.x.baseVal.value, y: r.y.baseVal.value,
            w: r.width.baseVal.value, h: r.height.baseVal.value };
 });
-var bad = [], samples = 0;
+var bad = [], count = 0, samples = 0;
 document.querySelectorAll('svg.graph path.edge').forEach(function (p) {
   var from = p.getAttribute('data-from'), to = p.getAttribute('data-to');
   var len = p.getTotalLength();
@@ -154,13 +154,13 @@ document.querySelectorAll('svg.graph path.edge').forEach(function (p) {
     samples++;
     nodes.forEach(function (n) {
       if (n.job === from || n.job === to) return;
-      if (pt.x > n.x && pt.x < n.x + n.w && pt.y > n.y && pt.y < n.y + n.h) {
+      if (pt.x > n.x && pt.x < n.x + n.w && pt.y > n.y && pt.y < n.y + n.h && count++ < 10) {
         bad.push(from + ' -> ' + to + ' inside ' + n.job + ' at ' + pt.x.toFixed(1) + ',' + pt.y.toFixed(1));
       }
     });
   }
 });
-return [samples, bad];
+return [samples, count, bad];
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +250,7 @@ async fn the_dag_page_draws_a_readable_graph_and_trend_in_a_real_browser() {
         through[0].as_u64().unwrap_or(0) > 200,
         "too few samples: {through}"
     );
-    assert_eq!(through[1], serde_json::json!([]), "edges through jobs");
+    assert_eq!(through[1], 0, "edges through jobs: {}", through[2]);
 
     // Every job is drawn, its name inside its box; the two `all_done` jobs
     // show their rule.
