@@ -522,3 +522,141 @@ async fn the_executors_page_says_when_no_executor_was_lost() {
     assert!(section(&executors, "lost-executors")
         .contains("No executor was lost while holding items in the last 24 hours."));
 }
+
+/// A run of the seeded DAG that started at `created_ms + 100` and ended in
+/// `state` after `took_ms`.
+async fn ended_run(f: &Fixture, id: &str, created_ms: i64, took_ms: i64, state: RunState) {
+    add_run(f, id, created_ms, RunState::Running).await;
+    f.store
+        .update_run_state(&RunId::new(id), state, created_ms + 100 + took_ms, None)
+        .await
+        .unwrap();
+}
+
+/// The DAG page's graph: an arrowhead on every edge, each job a link to
+/// its items in the selected run (or to its row when no run is selected),
+/// the jobs listed with their trigger rules; and the duration trend: one
+/// linked bar per ended run that started (the last 30), failed runs
+/// marked, the median and the "slower than usual" line once there are
+/// three succeeded runs.
+#[tokio::test]
+async fn the_dag_page_links_its_graph_and_charts_the_duration_trend() {
+    let f = Fixture::memory(support::operators()).await;
+    seed(&f).await;
+    let now = chrono::Utc::now().timestamp_millis();
+
+    let dag = page(&f, "/dags/settlement").await;
+    let graph = section(&dag, "graph");
+    assert_eq!(graph.matches("class=\"edge\"").count(), 2, "{graph}");
+    assert_eq!(
+        graph.matches("marker-end=\"url(#arrow)\"").count(),
+        2,
+        "{graph}"
+    );
+    assert!(graph.contains("<marker id=\"arrow\""), "{graph}");
+    for job in ["extract", "settle", "report"] {
+        assert!(
+            graph.contains(&format!("<a href=\"/runs/r1?job={job}#items\">")),
+            "{job}: {graph}"
+        );
+        assert!(dag.contains(&format!("<tr id=\"job-{job}\">")), "{job}");
+    }
+    assert!(
+        !graph.contains("class=\"rule\""),
+        "default rules are not tagged"
+    );
+    let (_, api) = f.get_json("/api/v1/dags/settlement").await;
+    assert_eq!(api["job_specs"][1]["trigger_rule"], "all_success", "{api}");
+    // Past the history's first page no run is selected: jobs link to their rows.
+    let older = page(&f, "/dags/settlement?offset=20").await;
+    assert!(
+        section(&older, "graph").contains("<a href=\"#job-settle\">"),
+        "{older}"
+    );
+
+    // r0 (seeded, succeeded) is the only ended run: one bar, no baseline.
+    let trend = section(&dag, "trend");
+    assert_eq!(trend.matches("class=\"trend-bar").count(), 1, "{trend}");
+    assert!(trend.contains("<a href=\"/runs/r0\">"), "{trend}");
+    assert!(!trend.contains("class=\"median\""), "{trend}");
+
+    // Four more: two succeeded (a baseline of three), one failed, and one
+    // cancelled before it started (no bar).
+    let minute = 60_000;
+    ended_run(
+        &f,
+        "t1",
+        now - 50 * HOUR_MS,
+        2 * minute,
+        RunState::Succeeded,
+    )
+    .await;
+    ended_run(
+        &f,
+        "t2",
+        now - 49 * HOUR_MS,
+        4 * minute,
+        RunState::Succeeded,
+    )
+    .await;
+    ended_run(&f, "t3", now - 48 * HOUR_MS, minute, RunState::Failed).await;
+    f.store
+        .insert_run(&NewRun {
+            run_id: RunId::new("t4"),
+            dag: DagName::new("settlement"),
+            dag_version: 1,
+            business_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 28).unwrap(),
+            trigger_source: TriggerSource::Manual,
+            params: serde_json::json!({}),
+            scheduled_for_ms: None,
+            created_at_ms: now - 47 * HOUR_MS,
+        })
+        .await
+        .unwrap();
+    f.store
+        .update_run_state(&RunId::new("t4"), RunState::Cancelled, now, None)
+        .await
+        .unwrap();
+    let dag = page(&f, "/dags/settlement").await;
+    let trend = section(&dag, "trend");
+    assert_eq!(trend.matches("class=\"trend-bar").count(), 4, "{trend}");
+    assert!(!trend.contains("data-run=\"t4\""), "{trend}");
+    assert_eq!(trend.matches("class=\"fail-mark\"").count(), 1, "{trend}");
+    assert!(
+        trend.contains("trend-bar st-failed\" data-run=\"t3\""),
+        "{trend}"
+    );
+    // Durations 2m, 4m and r0's: the median is 2m, the threshold 3m, and
+    // the 4-minute run is past it.
+    let r0 = f.store.get_run(&RunId::new("r0")).await.unwrap().unwrap();
+    let r0_ms = r0.ended_at_ms.unwrap() - r0.started_at_ms.unwrap();
+    assert!(r0_ms < 2 * minute, "{r0_ms}");
+    assert!(trend.contains("</title>median 2m 0s</text>"), "{trend}");
+    assert!(trend.contains("</title>slow &gt; 3m 0s</text>"), "{trend}");
+    assert!(
+        trend.contains("trend-bar st-succeeded slow\" data-run=\"t2\""),
+        "{trend}"
+    );
+    assert!(trend.contains(">4m</text>"), "a labelled tick: {trend}");
+
+    // Forty more ended runs: only the last 30 are drawn.
+    for i in 0..40 {
+        ended_run(
+            &f,
+            &format!("u{i:02}"),
+            now - 40 * HOUR_MS + i * minute,
+            minute + i * 1_000,
+            if i % 7 == 0 {
+                RunState::Failed
+            } else {
+                RunState::Succeeded
+            },
+        )
+        .await;
+    }
+    let dag = page(&f, "/dags/settlement").await;
+    let trend = section(&dag, "trend");
+    assert_eq!(trend.matches("class=\"trend-bar").count(), 30, "{trend}");
+    assert!(trend.contains("data-run=\"u39\""), "the newest is drawn");
+    assert!(!trend.contains("data-run=\"u09\""), "the oldest are not");
+}

@@ -22,4 +22,5 @@ pub mod keyspace;
 pub mod params;
 pub mod schedule;
 pub mod sharding;
+pub mod slow;
 pub mod state;

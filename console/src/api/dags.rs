@@ -118,6 +118,9 @@ pub struct JobBrief {
     pub shards: u32,
     /// Upstream jobs.
     pub depends_on: Vec<String>,
+    /// Which upstream outcomes let it start: `all_success` (the default),
+    /// `all_done`, `one_failed`, `none_failed`.
+    pub trigger_rule: String,
 }
 
 /// One applied version.
@@ -321,6 +324,7 @@ pub async fn detail(state: &AppState, dag: &DagName) -> Result<DagDetail, ApiErr
             handler: j.handler.to_string(),
             shards: j.shards,
             depends_on: j.depends_on.iter().map(ToString::to_string).collect(),
+            trigger_rule: j.trigger_rule.as_str().to_owned(),
         })
         .collect();
     let mut versions: Vec<VersionBrief> = state

@@ -1,9 +1,11 @@
-//! The DAG page: the job graph coloured by the selected run, run history
-//! with paging, actions (trigger, pause / resume), the applied TOML and its
-//! version history.
+//! The DAG page: the job graph coloured by the selected run (each job a
+//! link to its items in that run), the jobs with their trigger rules, the
+//! duration trend of recent runs, run history with paging, actions
+//! (trigger, pause / resume), the applied TOML and its version history.
 
-use super::html::{action, action_form, badge, esc, layout, took, url, when};
+use super::html::{action, action_form, badge, esc, layout, time_html, took, url};
 use super::svg::{dag_graph, Node};
+use super::trend::{duration_trend, TrendRun, TREND_RUNS};
 use super::{PageError, PageResult};
 use crate::api::runs::{detail as run_detail, get_run};
 use crate::api::{dags, id_segment, Paging};
@@ -13,7 +15,11 @@ use crate::extract::ApiQuery;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Html;
+use nightshift_core::dag::TriggerRule;
 use nightshift_core::ids::DagName;
+use nightshift_core::slow::{median_ms, slow_after_ms, BASELINE_RUNS};
+use nightshift_core::state::RunState;
+use nightshift_store::RunFilter;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -74,6 +80,7 @@ pub async fn page(
             .collect(),
         None => HashMap::new(),
     };
+    let default_rule = TriggerRule::default().as_str();
     let nodes: Vec<Node> = d
         .job_specs
         .iter()
@@ -84,6 +91,16 @@ pub async fn page(
                 .get(&j.name)
                 .cloned()
                 .unwrap_or_else(|| "pending".to_owned()),
+            // The job's items in the selected run, else its row below.
+            href: match &selected {
+                Some(run) => format!(
+                    "/runs/{}?job={}#items",
+                    url(run.run_id.as_str()),
+                    url(&j.name)
+                ),
+                None => format!("#job-{}", url(&j.name)),
+            },
+            rule: (j.trigger_rule != default_rule).then(|| j.trigger_rule.clone()),
         })
         .collect();
     let ro = !can_act;
@@ -103,7 +120,7 @@ pub async fn page(
         esc(&o.timezone),
         esc(o.next_fire_local.as_deref().unwrap_or("-")),
         o.version,
-        esc(&when(Some(o.applied_at_ms))),
+        time_html(Some(o.applied_at_ms)),
         esc(&o.applied_by),
         if o.paused { format!(" · {}", badge("paused")) } else { String::new() }
     );
@@ -161,8 +178,71 @@ pub async fn page(
     };
     let _ = write!(
         body,
-        "<h2>Jobs</h2><p class=\"sub\">{caption}</p><section id=\"graph\" data-live>{}</section>",
+        "<h2>Jobs</h2><p class=\"sub\">{caption}</p><section id=\"graph\" class=\"scroll\" data-live>{}</section>",
         dag_graph(&nodes)
+    );
+    let mut jobs = String::new();
+    for j in &d.job_specs {
+        let ups = j
+            .depends_on
+            .iter()
+            .map(|u| format!("<a href=\"#job-{}\">{}</a>", url(u), esc(u)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            jobs,
+            "<tr id=\"job-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url(&j.name),
+            esc(&j.name),
+            esc(&j.handler),
+            j.shards,
+            if ups.is_empty() { "-".to_owned() } else { ups },
+            esc(&j.trigger_rule)
+        );
+    }
+    let _ = write!(
+        body,
+        "<section id=\"job-list\" class=\"scroll\"><table><thead><tr><th>Job</th><th>Handler</th><th>Items</th>\
+         <th>Depends on</th><th>Trigger rule</th></tr></thead><tbody>{jobs}</tbody></table></section>"
+    );
+
+    // Duration trend: the last ended runs, oldest first, against the
+    // baseline the scheduler would fix for the next run.
+    let ended = state
+        .store
+        .list_runs(&RunFilter {
+            dag: Some(name.clone()),
+            states: vec![RunState::Succeeded, RunState::Failed, RunState::Cancelled],
+            limit: Some(TREND_RUNS),
+            ..RunFilter::default()
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let trend: Vec<TrendRun> = ended
+        .iter()
+        .rev()
+        .filter_map(|r| {
+            // A run cancelled before it started took no time: no bar.
+            let took = r.ended_at_ms?.checked_sub(r.started_at_ms?)?;
+            Some(TrendRun {
+                run_id: r.run_id.to_string(),
+                state: r.state.as_str().to_owned(),
+                business_date: r.business_date.to_string(),
+                duration_ms: took,
+            })
+        })
+        .collect();
+    let baseline = state
+        .store
+        .recent_run_durations(&name, BASELINE_RUNS)
+        .await
+        .map_err(ApiError::from)?;
+    let _ = write!(
+        body,
+        "<h2>Duration trend</h2><p class=\"sub\">the last {TREND_RUNS} ended runs, oldest first; \
+         lines: the median of the last {BASELINE_RUNS} succeeded runs and 1.5 × it, past which \
+         a run is slower than usual</p><section id=\"trend\" class=\"scroll\" data-live>{}</section>",
+        duration_trend(&trend, median_ms(&baseline), slow_after_ms(&baseline))
     );
 
     let mut rows = String::new();
@@ -175,7 +255,7 @@ pub async fn page(
             esc(&r.run_id),
             badge(&r.state),
             esc(&r.business_date),
-            esc(&when(r.started_at_ms)),
+            time_html(r.started_at_ms),
             esc(&took(r.duration_ms)),
             esc(&r.trigger_source),
             url(&o.name),
@@ -211,7 +291,7 @@ pub async fn page(
             versions,
             "<tr><td>v{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             v.version,
-            esc(&when(Some(v.applied_at_ms))),
+            time_html(Some(v.applied_at_ms)),
             esc(&v.applied_by),
             esc(v.checksum.get(..12).unwrap_or(&v.checksum))
         );
@@ -222,6 +302,6 @@ pub async fn page(
          <th>Version</th><th>Applied</th><th>By</th><th>Checksum</th></tr></thead><tbody>{versions}</tbody></table>",
         esc(&d.source_toml)
     );
-    let attrs = format!(" data-dag=\"{n}\"");
+    let attrs = format!(" data-dag=\"{n}\" data-zone=\"{}\"", esc(&o.timezone));
     Ok(Html(layout(&format!("DAG {}", o.name), ro, &attrs, &body)))
 }

@@ -41,11 +41,6 @@ pub fn badge(state: &str) -> String {
     format!("<span class=\"badge st-{s}\">{s}</span>")
 }
 
-/// An instant, or `-`.
-pub fn when(ms: Option<i64>) -> String {
-    ms.map_or_else(|| "-".to_owned(), utc)
-}
-
 /// An instant as `<time datetime="RFC 3339" data-ms="…">UTC text</time>`,
 /// or `-`. The page script rewrites the text in the zone the operator
 /// picked (see [`layout`]); without the script it reads in UTC, as the

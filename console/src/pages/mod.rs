@@ -10,6 +10,7 @@
 //! [`crate::session`]), after `confirm()` for money-moving ones.
 
 mod dag;
+mod dag_layout;
 mod html;
 mod item_timeline;
 mod lists;
@@ -19,6 +20,7 @@ mod running_now;
 mod svg;
 mod time_axis;
 mod timeline;
+mod trend;
 
 use crate::error::ApiError;
 use crate::AppState;

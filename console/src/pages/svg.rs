@@ -1,13 +1,14 @@
-//! Inline SVG pictures: the DAG's job graph (a layered layout from the
-//! topological order) and a Gantt chart of jobs from their start and end.
+//! Inline SVG pictures: the DAG's job graph (laid out by
+//! [`super::dag_layout`]) and a Gantt chart of jobs from their start and end.
 
+use super::dag_layout::layout;
 use super::html::esc;
 use super::timeline::{chart, Axis, Bar, Lane};
 use crate::time::{duration, utc};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
-/// One job to draw: name, upstream jobs, state (for the colour).
+/// One job to draw: name, upstream jobs, state (for the colour), where it
+/// links to and its trigger rule when not the default.
 #[derive(Debug, Clone)]
 pub struct Node {
     /// Job name.
@@ -16,81 +17,82 @@ pub struct Node {
     pub depends_on: Vec<String>,
     /// State in the selected run (`pending` when none).
     pub state: String,
+    /// Where a click goes (already a path; escaped when written).
+    pub href: String,
+    /// The trigger rule, when it is not the default `all_success`.
+    pub rule: Option<String>,
 }
 
-/// The layer of each job: 0 for jobs without upstreams, else one more than
-/// the deepest upstream. `jobs` must be in topological order; an upstream
-/// that is not listed counts as layer 0.
-pub fn layers(jobs: &[(String, Vec<String>)]) -> Vec<usize> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(jobs.len());
-    for (name, deps) in jobs {
-        let layer = deps
-            .iter()
-            .filter_map(|d| by_name.get(d.as_str()))
-            .map(|l| l + 1)
-            .max()
-            .unwrap_or(0);
-        by_name.insert(name.as_str(), layer);
-        out.push(layer);
+/// Longest name drawn whole in a box; longer ones are cut with `…` (the
+/// box's tooltip has the whole name).
+const NAME_CHARS: usize = 22;
+
+fn short_name(name: &str) -> String {
+    if name.chars().count() <= NAME_CHARS {
+        name.to_owned()
+    } else {
+        let mut s: String = name.chars().take(NAME_CHARS - 1).collect();
+        s.push('…');
+        s
     }
-    out
 }
 
-const NODE_W: usize = 150;
-const NODE_H: usize = 34;
-const GAP_X: usize = 60;
-const GAP_Y: usize = 18;
-
-/// The job graph, left to right by layer.
+/// The job graph, left to right by layer ([`super::dag_layout`]): each
+/// edge ends in an arrowhead at its downstream job, each job is a link,
+/// and a job with a trigger rule other than `all_success` shows it.
 pub fn dag_graph(nodes: &[Node]) -> String {
-    let pairs: Vec<(String, Vec<String>)> = nodes
+    let jobs: Vec<(String, Vec<String>)> = nodes
         .iter()
         .map(|n| (n.name.clone(), n.depends_on.clone()))
         .collect();
-    let layer = layers(&pairs);
-    let mut row_in_layer: HashMap<usize, usize> = HashMap::new();
-    let mut pos: HashMap<&str, (usize, usize)> = HashMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let row = row_in_layer.entry(layer[i]).or_insert(0);
-        let x = 10 + layer[i] * (NODE_W + GAP_X);
-        let y = 10 + *row * (NODE_H + GAP_Y);
-        *row += 1;
-        pos.insert(node.name.as_str(), (x, y));
-    }
-    let width = 20 + (layer.iter().max().map_or(0, |l| l + 1)) * (NODE_W + GAP_X);
-    let height = 20 + row_in_layer.values().max().copied().unwrap_or(0) * (NODE_H + GAP_Y);
+    let l = layout(&jobs);
+    let (width, height) = (l.width.ceil(), l.height.ceil());
     let mut out = format!(
         "<svg class=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"job graph\">"
+         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"job graph\">\
+         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" \
+         markerWidth=\"9\" markerHeight=\"9\" orient=\"auto\"><path class=\"arrowhead\" d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>"
     );
-    for node in nodes {
-        let Some(&(x2, y2)) = pos.get(node.name.as_str()) else {
-            continue;
-        };
-        for dep in &node.depends_on {
-            if let Some(&(x1, y1)) = pos.get(dep.as_str()) {
-                let (sx, sy, ex, ey) = (x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2);
-                let mx = (sx + ex) / 2;
-                let _ = write!(
-                    out,
-                    "<path class=\"edge\" d=\"M{sx},{sy} C{mx},{sy} {mx},{ey} {ex},{ey}\"/>"
-                );
-            }
+    for e in &l.edges {
+        let mut d = String::new();
+        for (i, (x, y)) in e.points.iter().enumerate() {
+            let _ = write!(d, "{}{x:.1},{y:.1}", if i == 0 { "M" } else { " L" });
         }
-    }
-    for node in nodes {
-        let Some(&(x, y)) = pos.get(node.name.as_str()) else {
-            continue;
-        };
-        let (name, state) = (esc(&node.name), esc(&node.state));
         let _ = write!(
             out,
-            "<g class=\"node st-{state}\"><title>{name}: {state}</title>\
-             <rect x=\"{x}\" y=\"{y}\" width=\"{NODE_W}\" height=\"{NODE_H}\" rx=\"5\"/>\
-             <text x=\"{}\" y=\"{}\">{name}</text></g>",
-            x + 8,
-            y + 22
+            "<path class=\"edge\" data-from=\"{}\" data-to=\"{}\" marker-end=\"url(#arrow)\" d=\"{d}\"/>",
+            esc(&nodes[e.from].name),
+            esc(&nodes[e.to].name)
+        );
+    }
+    for (node, r) in nodes.iter().zip(&l.nodes) {
+        let (name, state) = (esc(&node.name), esc(&node.state));
+        let shown = esc(&short_name(&node.name));
+        let (tx, ty) = (
+            r.x + 8.0,
+            r.y + if node.rule.is_some() { 17.0 } else { 25.0 },
+        );
+        let rule = node.rule.as_deref().map_or_else(String::new, |rule| {
+            format!(
+                "<text class=\"rule\" x=\"{tx:.1}\" y=\"{:.1}\">{}</text>",
+                r.y + 32.0,
+                esc(rule)
+            )
+        });
+        let rule_title = node
+            .rule
+            .as_deref()
+            .map_or_else(String::new, |rule| format!(", trigger rule {}", esc(rule)));
+        let _ = write!(
+            out,
+            "<a href=\"{}\"><g class=\"node st-{state}\" data-job=\"{name}\"><title>{name}: {state}{rule_title}</title>\
+             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"5\"/>\
+             <text x=\"{tx:.1}\" y=\"{ty:.1}\">{shown}</text>{rule}</g></a>",
+            esc(&node.href),
+            r.x,
+            r.y,
+            r.w,
+            r.h
         );
     }
     out.push_str("</svg>");
@@ -165,29 +167,6 @@ pub fn gantt(spans: &[Span], now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Every edge goes from a lower layer to a higher one, and each job
-        /// sits exactly one layer after its deepest upstream.
-        #[test]
-        fn layers_follow_every_edge(deps in proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..4), 1..30)) {
-            // Job i may depend only on jobs before it: a topological order.
-            let jobs: Vec<(String, Vec<String>)> = deps.iter().enumerate().map(|(i, ds)| {
-                let ups = if i == 0 { Vec::new() } else { ds.iter().map(|d| format!("j{}", d.index(i))).collect() };
-                (format!("j{i}"), ups)
-            }).collect();
-            let layer = layers(&jobs);
-            for (i, (_, ups)) in jobs.iter().enumerate() {
-                let idx: Vec<usize> = ups.iter().map(|u| u[1..].parse().unwrap()).collect();
-                for &u in &idx {
-                    prop_assert!(layer[u] < layer[i]);
-                }
-                let expected = idx.iter().map(|&u| layer[u] + 1).max().unwrap_or(0);
-                prop_assert_eq!(layer[i], expected);
-            }
-        }
-    }
 
     #[test]
     fn graph_and_gantt_escape_names() {
@@ -196,16 +175,28 @@ mod tests {
                 name: "<a>".into(),
                 depends_on: vec![],
                 state: "running".into(),
+                href: "/runs/r?job=%3Ca%3E#items".into(),
+                rule: None,
             },
             Node {
                 name: "b".into(),
                 depends_on: vec!["<a>".into()],
                 state: "pending".into(),
+                href: "#job-b".into(),
+                rule: Some("<all_done>".into()),
             },
         ];
         let svg = dag_graph(&nodes);
         assert!(svg.contains("&lt;a&gt;") && !svg.contains("<a>"), "{svg}");
         assert!(svg.contains("class=\"edge\""), "{svg}");
+        assert!(svg.contains("marker-end=\"url(#arrow)\""), "{svg}");
+        assert!(svg.contains("<a href=\"#job-b\">"), "{svg}");
+        assert!(svg.contains(">&lt;all_done&gt;</text>"), "{svg}");
+        assert_eq!(svg.matches("class=\"rule\"").count(), 1, "{svg}");
+        assert_eq!(
+            short_name("abcdefghijklmnopqrstuvwxyz").chars().count(),
+            NAME_CHARS
+        );
         let g = gantt(
             &[Span {
                 label: "<b>".into(),
