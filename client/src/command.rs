@@ -176,7 +176,8 @@ impl CommandClient {
         match self {
             CommandClient::Direct(d) => {
                 let kind = command.kind().to_owned();
-                let id = crate::issue(d.coord.as_ref(), &d.prefix, &d.user, command.clone()).await?;
+                let id =
+                    crate::issue(d.coord.as_ref(), &d.prefix, &d.user, command.clone()).await?;
                 let run_id = command_run(&command, &id);
                 Ok(Issued { id, kind, run_id })
             }

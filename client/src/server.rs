@@ -107,15 +107,16 @@ impl ServerClient {
         format!("{}/api/v1{path}", self.base)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
+            ClientError::Unreachable {
                 url: self.base.clone(),
                 detail: without_url(&e),
-            })?;
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -143,10 +144,13 @@ impl ServerClient {
     /// `GET /api/v1{path}` decoded as `T` (`path` includes any query).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let response = self.send(self.http.get(self.url(path))).await?;
-        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            detail: without_url(&e),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                detail: without_url(&e),
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             what: path.to_owned(),
             detail: e.to_string(),
@@ -168,14 +172,18 @@ impl ServerClient {
         let response = self
             .send(self.http.post(self.url(&path)).json(&body))
             .await?;
-        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            detail: without_url(&e),
-        })?;
-        let issued: IssuedBody = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            what: path.clone(),
-            detail: e.to_string(),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                detail: without_url(&e),
+            })?;
+        let issued: IssuedBody =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                what: path.clone(),
+                detail: e.to_string(),
+            })?;
         let id = CommandId::parse(&issued.command_id).ok_or_else(|| ClientError::Decode {
             what: path,
             detail: format!("`{}` is not a command id", issued.command_id),
@@ -344,7 +352,10 @@ mod tests {
             job: Some(job),
         })
         .unwrap();
-        assert_eq!((path.as_str(), body), ("/runs/r1/retry", serde_json::json!({"job": "load"})));
+        assert_eq!(
+            (path.as_str(), body),
+            ("/runs/r1/retry", serde_json::json!({"job": "load"}))
+        );
         let redo = Command::Redo {
             dag: DagName::new("eod"),
             business_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 5).unwrap(),
