@@ -63,21 +63,31 @@ pub fn direct(coord: Arc<dyn Coordinator>, prefix: &str, store: Option<Store>) -
 pub enum Sent {
     /// Issued.
     Issued(Issued),
-    /// The console refused it as conflicting with the run's state (409):
-    /// rejected before it reached the leader; the console's message.
+    /// The console refused it with one of the `rejecting` statuses (409:
+    /// it conflicts with the run's state; 404 for the runs verbs: no such
+    /// run, job or item), which the leader would have rejected too: the
+    /// console's message.
     Conflict(String),
 }
 
-/// Issues `command` through `client`; a 409 from a console is
-/// [`Sent::Conflict`], other errors as [`remote::error`] maps them.
-pub async fn send(client: &CommandClient, command: Command) -> anyhow::Result<Sent> {
+/// Issues `command` through `client`; a console answer with a status in
+/// `rejecting` is [`Sent::Conflict`], so that the verb exits as the direct
+/// path does when the leader rejects the command; other errors as
+/// [`remote::error`] maps them.
+pub async fn send(
+    client: &CommandClient,
+    command: Command,
+    rejecting: &[u16],
+) -> anyhow::Result<Sent> {
     let kind = command.kind();
     match client.issue(command).await {
         Ok(issued) => Ok(Sent::Issued(issued)),
-        Err(e) if remote::is_conflict(&e) => Ok(Sent::Conflict(match e {
-            ClientError::Api { message, .. } => message,
-            other => other.to_string(),
-        })),
+        Err(e) if e.status().is_some_and(|s| rejecting.contains(&s)) => {
+            Ok(Sent::Conflict(match e {
+                ClientError::Api { message, .. } => message,
+                other => other.to_string(),
+            }))
+        }
         Err(e @ ClientError::Issue(_)) => {
             Err(anyhow::Error::new(e).context(format!("issuing the {kind} command")))
         }

@@ -9,7 +9,8 @@
 //! CLI's exit codes: a 4xx the operator must fix (bad token, viewer role,
 //! unknown run) is bad input (1); an unreachable or failing console is 2;
 //! the verbs themselves treat a 409 (the action conflicts with the run's
-//! state) as a rejected command.
+//! state), and the runs verbs a 404 (no such run, job or item), as a
+//! rejected command, as the leader would have rejected it.
 //!
 //! Also here: the API's run shapes as the CLI reads them, turned into the
 //! store's types so that `trigger --wait` tells a run's progress the same
@@ -110,13 +111,6 @@ pub fn error(e: ClientError) -> anyhow::Error {
         ClientError::BadServer(_) | ClientError::Unsupported(_) => BadInput(e.to_string()).into(),
         _ => anyhow::Error::new(e),
     }
-}
-
-/// Whether the console answered 409: the action conflicts with the state
-/// of the run (it already ended, the DAG is paused): the command is
-/// rejected before it reaches the leader.
-pub fn is_conflict(e: &ClientError) -> bool {
-    e.status() == Some(409)
 }
 
 /// Whether the console answered 404.
@@ -295,6 +289,6 @@ mod tests {
             "the console refused: the operator role is required (HTTP 403)"
         );
         assert!(error(api(503)).downcast_ref::<BadInput>().is_none());
-        assert!(is_conflict(&api(409)) && !is_conflict(&api(404)));
+        assert!(is_not_found(&api(404)) && !is_not_found(&api(409)));
     }
 }

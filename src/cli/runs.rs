@@ -133,7 +133,7 @@ pub fn run(verb: RunsCommand) -> ExitCode {
         let (command, common) = command_of(verb)?;
         let client = common.client().await?;
         let kind = command.kind();
-        let issued = match issue::send(&client, command).await? {
+        let issued = match issue::send(&client, command, &[404, 409]).await? {
             Sent::Issued(issued) => issued,
             Sent::Conflict(why) => {
                 eprintln!("error: the console rejected the {kind} command: {why}");

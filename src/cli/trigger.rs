@@ -111,7 +111,7 @@ pub fn run(args: Args) -> ExitCode {
         let coord = args.etcd.connect().await?;
         applied::require(coord.as_ref(), &prefix, &dag).await?;
         let client = issue::direct(coord, &prefix, None);
-        let issued = match issue::send(&client, command).await? {
+        let issued = match issue::send(&client, command, &[409]).await? {
             Sent::Issued(issued) => issued,
             Sent::Conflict(why) => return Ok(rejected(&why)),
         };
@@ -138,7 +138,7 @@ async fn through_console(
     command: Command,
 ) -> anyhow::Result<ExitCode> {
     let client = CommandClient::Server(server.clone());
-    let issued = match issue::send(&client, command).await? {
+    let issued = match issue::send(&client, command, &[409]).await? {
         Sent::Issued(issued) => issued,
         Sent::Conflict(why) => return Ok(rejected(&why)),
     };
