@@ -248,6 +248,26 @@ async fn etcd_operator_verbs_work_through_the_console_with_a_token_only() -> Res
     ));
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, stored);
+    let (code, stdout, stderr) = checked(&via_console(
+        &server,
+        op,
+        &[
+            "logs",
+            good.as_str(),
+            "--job",
+            "work",
+            "--item",
+            "0",
+            "--attempt",
+            "2",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout)?;
+    assert_eq!(doc["attempt"], 2, "{stdout}");
+    assert_eq!(doc["log"].as_str(), Some(stored.as_str()), "{stdout}");
     let (code, _, stderr) = checked(&via_console(
         &server,
         op,

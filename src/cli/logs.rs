@@ -6,11 +6,14 @@
 //! Logs arrive when an attempt *ends*: a running attempt has none yet.
 //! Without `--attempt` the latest ended attempt is shown; `--follow` prints
 //! each attempt's log as it ends (with a header line per attempt) until the
-//! item succeeded or was skipped, or its job or run ended. Reads SQL, or
+//! item succeeded or was skipped, or its job or run ended. `--format json`
+//! prints a JSON document (one JSON line per attempt with `--follow`).
+//! Reads SQL, or
 //! the console's API with `--server URL` and a token (no database flags).
 
 use crate::cli::conn::{self, bad_input};
 use crate::cli::remote::{self, ApiRunDetail, ServerArgs};
+use crate::cli::status::Format;
 use anyhow::Context as _;
 use nightshift_client::ServerClient;
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
@@ -43,6 +46,10 @@ pub struct Args {
     /// succeeded or was skipped, or its job or run ended.
     #[arg(long)]
     pub follow: bool,
+    /// Output format: the log as is, or JSON (one document; with
+    /// --follow, one JSON line per attempt).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Store URL (not needed with --server).
     #[arg(long, env = "NIGHTSHIFT_DATABASE_URL", value_name = "URL")]
     pub database: Option<String>,
@@ -221,21 +228,66 @@ pub fn run(args: Args) -> ExitCode {
             return bad_input(format!("unknown run `{run}`"));
         }
         let item = ItemIndex(args.item);
+        let at = At {
+            run: &run,
+            job: &job,
+            item,
+            format: args.format,
+        };
         if args.follow {
-            follow(&source, &run, &job, item, args.attempt).await
+            follow(&source, &at, args.attempt).await
         } else {
-            once(&source, &run, &job, item, args.attempt).await
+            once(&source, &at, args.attempt).await
         }
     })
 }
 
-async fn once(
-    source: &Source,
-    run: &RunId,
-    job: &JobName,
+/// The item whose logs are printed, and how.
+struct At<'a> {
+    run: &'a RunId,
+    job: &'a JobName,
     item: ItemIndex,
-    attempt: Option<u32>,
-) -> anyhow::Result<ExitCode> {
+    format: Format,
+}
+
+/// One attempt's log as `--format json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct LogDoc<'a> {
+    run_id: &'a str,
+    job: &'a str,
+    item: u32,
+    attempt: u32,
+    /// The executor that ran it (known with --follow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor: Option<&'a str>,
+    /// How it ended (known with --follow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a str>,
+    /// The log text; `null` when the attempt has none.
+    log: Option<&'a str>,
+}
+
+impl At<'_> {
+    fn doc<'a>(
+        &'a self,
+        attempt: u32,
+        ended: Option<&'a Ended>,
+        log: Option<&'a str>,
+    ) -> LogDoc<'a> {
+        LogDoc {
+            run_id: self.run.as_str(),
+            job: self.job.as_str(),
+            item: self.item.0,
+            attempt,
+            executor: ended.map(|e| e.executor.as_str()),
+            outcome: ended.and_then(|e| e.outcome.as_deref()),
+            log,
+        }
+    }
+}
+
+async fn once(source: &Source, at: &At<'_>, attempt: Option<u32>) -> anyhow::Result<ExitCode> {
+    let (run, job, item) = (at.run, at.job, at.item);
     let attempt = match attempt {
         Some(n) => n,
         None => match source.ended_attempts(run, job, item).await?.last() {
@@ -249,6 +301,11 @@ async fn once(
         },
     };
     match source.attempt_log(run, job, item, attempt).await? {
+        Some(log) if at.format == Format::Json => {
+            let doc = at.doc(attempt, None, Some(&log));
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Some(log) => {
             print!("{log}");
             Ok(ExitCode::SUCCESS)
@@ -280,13 +337,8 @@ async fn finished(
     Ok(run_over || job_over)
 }
 
-async fn follow(
-    source: &Source,
-    run: &RunId,
-    job: &JobName,
-    item: ItemIndex,
-    from: Option<u32>,
-) -> anyhow::Result<ExitCode> {
+async fn follow(source: &Source, at: &At<'_>, from: Option<u32>) -> anyhow::Result<ExitCode> {
+    let (run, job, item) = (at.run, at.job, at.item);
     // Without --attempt: from the latest ended attempt (the history before
     // it is one `--attempt N` away), or the first.
     let from = match from {
@@ -309,11 +361,17 @@ async fn follow(
             if !printed.insert(a.attempt) {
                 continue;
             }
-            let outcome = a.outcome.as_deref().unwrap_or("ended");
-            println!("--- attempt {} on {}: {outcome} ---", a.attempt, a.executor);
-            match source.attempt_log(run, job, item, a.attempt).await? {
-                Some(log) => print!("{log}"),
-                None => println!("(no log)"),
+            let log = source.attempt_log(run, job, item, a.attempt).await?;
+            if at.format == Format::Json {
+                let doc = at.doc(a.attempt, Some(a), log.as_deref());
+                println!("{}", serde_json::to_string(&doc)?);
+            } else {
+                let outcome = a.outcome.as_deref().unwrap_or("ended");
+                println!("--- attempt {} on {}: {outcome} ---", a.attempt, a.executor);
+                match log {
+                    Some(log) => print!("{log}"),
+                    None => println!("(no log)"),
+                }
             }
             std::io::stdout().flush().ok();
         }
