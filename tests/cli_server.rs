@@ -6,7 +6,7 @@
 //! and NO etcd or database flags (their environment variables removed):
 //! `trigger --wait` exits 0 with the run id (3 for a failing DAG), a
 //! rejected command exits 4 with the reason, `runs clear`, `logs`,
-//! `executors`, `status`, `dags list` and `alerts` work, a viewer's action
+//! `pause`/`resume`, `executors`, `status`, `dags list` and `alerts` work, a viewer's action
 //! is refused with the console's 403 message, and the token is never
 //! printed.
 
@@ -304,6 +304,22 @@ async fn etcd_operator_verbs_work_through_the_console_with_a_token_only() -> Res
         .collect();
     assert_eq!(ids, ["e1"], "{stdout}");
     assert_eq!(executors[0]["capacity"], 4, "{stdout}");
+
+    // pause and resume; an unknown DAG is bad input as on the direct path.
+    let (code, stdout, stderr) = checked(&via_console(&server, op, &["pause", "bad"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("pause of bad requested"), "{stdout}");
+    wait_for_value(Duration::from_secs(20), "the DAG to be paused", || async {
+        let dags = cluster.store.list_dags().await.ok()?;
+        dags.iter()
+            .any(|d| d.dag.as_str() == "bad" && d.paused)
+            .then_some(())
+    })
+    .await?;
+    let (code, _, stderr) = checked(&via_console(&server, op, &["resume", "bad"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = checked(&via_console(&server, op, &["pause", "no-such-dag"]));
+    assert_eq!(code, Some(1), "{stderr}");
 
     // status of one run, the DAG list and the alerts, as JSON.
     let (code, stdout, stderr) = checked(&via_console(
