@@ -213,9 +213,10 @@ impl ServerClient {
                 })
             }
             "rejected" => {
+                // The leader's text as recorded, as the direct path shows it.
                 let why = status.reason.unwrap_or_else(|| "rejected".to_owned());
                 Some(Outcome {
-                    text: format!("rejected: {why}"),
+                    text: status.outcome.unwrap_or_else(|| format!("rejected: {why}")),
                     reading: OutcomeReading::Rejected(why),
                 })
             }
