@@ -39,8 +39,8 @@ async fn seed_settlement(f: &Fixture) {
     let file = repo().join("dags").join(format!("{DAG}.toml"));
     let report = load_dags(std::slice::from_ref(&file));
     assert!(!report.has_errors(), "{:?}", report.diagnostics);
-    let spec = report.dags.into_iter().next().expect("the settlement DAG");
-    let source = std::fs::read_to_string(&file).unwrap();
+    let loaded = report.dags.into_iter().next().expect("the settlement DAG");
+    let (spec, source) = (loaded.spec, loaded.source);
     let now = chrono::Utc::now().timestamp_millis();
     let dag = DagName::new(DAG);
     let checksum = dag_checksum(&source, &spec);

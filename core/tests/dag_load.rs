@@ -35,10 +35,17 @@ fn a_folder_loads_its_dags_and_their_calendars() {
     );
     let report = load_dags(&[dir.path().to_path_buf()]);
     assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    let names: Vec<&str> = report.dags.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = report.specs().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
-    assert_eq!(report.dags[0].calendar_name(), Some("biz"));
+    assert_eq!(report.dags[0].spec.calendar_name(), Some("biz"));
     assert_eq!((report.files_checked, report.calendars_checked), (2, 1));
+    // Each DAG comes with its file and that file's text: the one walk
+    // `apply` needs (it publishes the text that was validated).
+    assert_eq!(report.dags[1].path, dir.path().join("b.toml"));
+    assert_eq!(
+        report.dags[1].source,
+        "[jobs.y]\n[jobs.z]\ndepends_on = [\"y\"]\n"
+    );
 }
 
 #[test]
@@ -138,11 +145,10 @@ fn the_example_dags_in_the_repository_are_valid() {
     let dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dags");
     let report = load_dags(&[dags]);
     assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    let names: Vec<&str> = report.dags.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = report.specs().map(|d| d.name.as_str()).collect();
     assert!(names.contains(&"nightly-settlement"), "{names:?}");
     let settlement = report
-        .dags
-        .iter()
+        .specs()
         .find(|d| d.name.as_str() == "nightly-settlement")
         .unwrap();
     assert_eq!(settlement.calendar_name(), Some("cn-business-days"));

@@ -1,16 +1,15 @@
-//! Reading and writing the applied DAGs (`{p}dags/{name}` keys), and pairing
-//! each loaded DAG with the TOML text it came from.
+//! Reading and writing the applied DAGs (`{p}dags/{name}` keys).
 //!
-//! Shared by `apply` (writes), `trigger`, `backfill` and `plan` (read).
+//! Shared by `apply` (writes), `trigger`, `backfill` and `plan` (read). The
+//! DAG files themselves (each spec with its path and text) come from
+//! [`nightshift_core::dag::load_dags`], the one walk over DAG folders.
 
 use crate::cli::conn::bad_input;
 use anyhow::Context as _;
 use nightshift_coord::{Compare, Coordinator, Txn, TxnOp};
-use nightshift_core::dag::{load_dags, DagSpec};
 use nightshift_core::ids::DagName;
 use nightshift_core::keyspace::{self, decode, encode, AppliedDag};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// An applied DAG as read from etcd, with the revision to guard a rewrite.
 #[derive(Debug, Clone)]
@@ -141,67 +140,4 @@ pub async fn delete_if_unchanged(
         .await
         .with_context(|| format!("deleting {key} from etcd"))?;
     Ok(response.succeeded)
-}
-
-/// A valid DAG and the text of the file it was read from.
-#[derive(Debug, Clone)]
-pub struct LoadedDag {
-    /// The validated spec.
-    pub spec: DagSpec,
-    /// The file's TOML text.
-    pub source: String,
-    /// The file, for messages.
-    pub path: PathBuf,
-}
-
-/// Pairs each DAG of a successful [`load_dags`] with its file's text.
-///
-/// `load_dags` does not say which file a DAG came from, so each DAG file is
-/// loaded again on its own (with its calendars); `paths` were just validated
-/// as a whole, so each file yields exactly one DAG.
-pub fn with_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<LoadedDag>> {
-    let mut out = Vec::new();
-    for file in dag_files(paths)? {
-        let source = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let report = load_dags(std::slice::from_ref(&file));
-        match <[DagSpec; 1]>::try_from(report.dags) {
-            Ok([spec]) => out.push(LoadedDag {
-                spec,
-                source,
-                path: file,
-            }),
-            Err(_) => anyhow::bail!("{} changed while it was being applied", file.display()),
-        }
-    }
-    Ok(out)
-}
-
-/// The DAG files `load_dags` reads for `paths`: files as given, and the
-/// `*.toml` files directly inside folders, sorted by name.
-fn dag_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading folder {}", path.display()))?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else if !in_calendars_dir(path) {
-            files.push(path.clone());
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(f.clone()));
-    Ok(files)
-}
-
-fn in_calendars_dir(file: &Path) -> bool {
-    file.parent()
-        .and_then(Path::file_name)
-        .is_some_and(|n| n == "calendars")
 }

@@ -12,12 +12,12 @@
 //! carried over from the record being replaced. `--prune` removes applied
 //! DAGs whose files were not given (their SQL history is kept).
 
-use crate::cli::applied::{self, LoadedDag};
+use crate::cli::applied;
 use crate::cli::conn::{self, BadInput, DatabaseArgs, EtcdArgs};
 use crate::cli::params;
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
-use nightshift_core::dag::load_dags;
+use nightshift_core::dag::{load_dags, LoadedDag};
 use nightshift_core::ids::DagName;
 use nightshift_core::keyspace::{dag_checksum, AppliedDag};
 use nightshift_store::{NewDagVersion, NewEvent, Store, StoreError};
@@ -64,7 +64,7 @@ async fn apply(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let dags = applied::with_sources(&args.paths)?;
+    let dags = report.dags;
     let prefix = args.etcd.key_prefix()?;
     let coord = args.etcd.connect().await?;
     // Params against the handlers' declared types, before anything is

@@ -16,7 +16,6 @@
 
 mod snapshot;
 
-use crate::cli::applied;
 use crate::cli::apply::apply_one;
 use crate::cli::conn::{DatabaseArgs, EtcdArgs};
 use crate::cli::follow::{follow_run, RunEnd};
@@ -361,14 +360,7 @@ async fn apply_folder(coord: &dyn Coordinator, store: &Store, prefix: &str, dir:
         );
         return;
     }
-    let dags = match applied::with_sources(&paths) {
-        Ok(dags) => dags,
-        Err(e) => {
-            eprintln!("reading {}: {e:#}", dir.display());
-            return;
-        }
-    };
-    for dag in &dags {
+    for dag in &report.dags {
         match apply_one(coord, store, prefix, dag, false).await {
             Ok(line) => tracing::info!(dag = %dag.spec.name, "{line}"),
             Err(e) => eprintln!("applying {}: {e:#}", dag.spec.name),

@@ -6,8 +6,11 @@
 //!
 //! [`Narrator`] is pure: it compares what the store says now with what it
 //! said before and returns the lines to print. [`follow_run`] is the thin
-//! loop that polls the store for one run and prints them.
+//! loop that polls the store for one run and prints them;
+//! [`follow_run_remote`] the same through a console's API (`--server`).
 
+use crate::cli::remote::{self, ApiRunDetail};
+use nightshift_client::{Issued, ServerClient};
 use nightshift_core::ids::{DagName, JobName, RunId};
 use nightshift_core::keyspace::CommandId;
 use nightshift_core::state::{JobState, RunState};
@@ -150,6 +153,57 @@ pub async fn follow_run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading command outcomes"),
             },
+            Err(e) => tracing::warn!(error = %e, run = %run, "reading a run to follow it"),
+        }
+    }
+}
+
+/// [`follow_run`] through a console's API (`--server`): polls
+/// `GET /api/v1/runs/{run}` and, while the run does not exist yet, the
+/// trigger's outcome. An unreachable console is logged and retried, like
+/// a store error; a refusal the operator must fix (a revoked token) ends
+/// the follow with an error.
+pub async fn follow_run_remote(
+    server: &ServerClient,
+    issued: &Issued,
+    run: &RunId,
+    mut print: impl FnMut(&str),
+) -> anyhow::Result<RunEnd> {
+    let mut narrator = Narrator::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        tick.tick().await;
+        match server
+            .get_json::<ApiRunDetail>(&format!("/runs/{run}"))
+            .await
+        {
+            Ok(detail) => {
+                let row = detail.run.to_run()?;
+                let jobs = detail
+                    .jobs
+                    .iter()
+                    .map(|j| j.to_job_run(run))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                for line in narrator.observe(&row, &jobs, Some(server.base())) {
+                    print(&line);
+                }
+                if row.state.is_terminal() {
+                    return Ok(RunEnd::Ended(row.state));
+                }
+            }
+            Err(e) if remote::is_not_found(&e) => match server.outcome(issued).await {
+                Ok(Some(outcome)) if outcome.rejected() => {
+                    return Ok(RunEnd::Rejected(outcome.text))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the trigger's outcome"),
+            },
+            Err(e)
+                if e.status()
+                    .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
+            {
+                return Err(remote::error(e))
+            }
             Err(e) => tracing::warn!(error = %e, run = %run, "reading a run to follow it"),
         }
     }

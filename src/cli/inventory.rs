@@ -1,16 +1,23 @@
 //! Read-only verbs for an operator's terminal: `nightshift dags list` (applied
 //! DAGs from SQL), `nightshift executors` (live registrations in etcd) and
 //! `nightshift alerts` (open alerts from SQL, `--all` for resolved ones too),
-//! each as aligned text or, with `--format json`, one JSON document.
+//! each as aligned text or, with `--format json`, one JSON document. With
+//! `--server URL` and a console token they read the console's API instead
+//! (no etcd or database flags) and print the same rows.
 
-use crate::cli::conn::{self, DatabaseArgs, EtcdArgs};
+/// Largest page the console's API serves.
+const MAX_API_LIMIT: u32 = 1000;
+
+use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::remote::{self, ServerArgs};
 use crate::cli::status::Format;
 use anyhow::Context as _;
 use chrono::{TimeZone as _, Utc};
+use nightshift_client::ServerClient;
 use nightshift_core::keyspace::{self, ExecutorInfo};
 use nightshift_core::state::AlertState;
 use nightshift_store::AlertFilter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 
 /// `nightshift dags <verb>`.
@@ -21,11 +28,15 @@ pub enum DagsCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Include removed DAGs (their history is kept).
+        /// Include removed DAGs (their history is kept; not through
+        /// --server, whose console lists applied DAGs only).
         #[arg(long)]
         all: bool,
+        /// Store URL (not needed with --server).
+        #[arg(long, env = "NIGHTSHIFT_DATABASE_URL", value_name = "URL")]
+        database: Option<String>,
         #[command(flatten)]
-        db: DatabaseArgs,
+        server: ServerArgs,
     },
 }
 
@@ -37,6 +48,8 @@ pub struct ExecutorsArgs {
     pub format: Format,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Flags of `nightshift alerts`.
@@ -51,8 +64,11 @@ pub struct AlertsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Store URL (not needed with --server).
+    #[arg(long, env = "NIGHTSHIFT_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,23 +115,22 @@ fn instant(ms: i64) -> String {
 
 /// Runs `nightshift dags <verb>`.
 pub fn dags(command: DagsCommand) -> ExitCode {
-    let DagsCommand::List { format, all, db } = command;
+    let DagsCommand::List {
+        format,
+        all,
+        database,
+        server,
+    } = command;
     conn::block_on(async move {
-        let store = db.connect().await?;
-        let rows: Vec<DagRow> = store
-            .list_dags()
-            .await
-            .context("reading DAGs")?
-            .into_iter()
-            .filter(|d| all || !d.removed)
-            .map(|d| DagRow {
-                dag: d.dag.to_string(),
-                version: d.current_version,
-                paused: d.paused,
-                removed: d.removed,
-                updated_at: instant(d.updated_at_ms),
-            })
-            .collect();
+        let rows = match server.client()? {
+            Some(_) if all => {
+                return bad_input(
+                    "--all (removed DAGs) reads the store: not available through --server",
+                );
+            }
+            Some(server) => server_dags(&server).await?,
+            None => store_dags(&remote::database(database.as_deref())?, all).await?,
+        };
         print(format, &rows, |r| {
             let mut state = if r.paused { "paused" } else { "active" }.to_owned();
             if r.removed {
@@ -131,32 +146,55 @@ pub fn dags(command: DagsCommand) -> ExitCode {
     })
 }
 
+/// The applied DAGs through a console (`GET /api/v1/dags`).
+async fn server_dags(server: &ServerClient) -> anyhow::Result<Vec<DagRow>> {
+    #[derive(Deserialize)]
+    struct Overview {
+        name: String,
+        version: u32,
+        paused: bool,
+        applied_at_ms: i64,
+    }
+    let dags: Vec<Overview> = server.get_json("/dags").await.map_err(remote::error)?;
+    Ok(dags
+        .into_iter()
+        .map(|d| DagRow {
+            dag: d.name,
+            version: d.version,
+            paused: d.paused,
+            removed: false,
+            updated_at: instant(d.applied_at_ms),
+        })
+        .collect())
+}
+
+/// The DAGs in the store (`all`: removed ones too).
+async fn store_dags(db: &DatabaseArgs, all: bool) -> anyhow::Result<Vec<DagRow>> {
+    let store = db.connect().await?;
+    let rows: Vec<DagRow> = store
+        .list_dags()
+        .await
+        .context("reading DAGs")?
+        .into_iter()
+        .filter(|d| all || !d.removed)
+        .map(|d| DagRow {
+            dag: d.dag.to_string(),
+            version: d.current_version,
+            paused: d.paused,
+            removed: d.removed,
+            updated_at: instant(d.updated_at_ms),
+        })
+        .collect();
+    Ok(rows)
+}
+
 /// Runs `nightshift executors`.
 pub fn executors(args: ExecutorsArgs) -> ExitCode {
     conn::block_on(async move {
-        let prefix = args.etcd.key_prefix()?;
-        let coord = args.etcd.connect().await?;
-        let (kvs, _) = coord
-            .get_prefix(&keyspace::executors_prefix(&prefix))
-            .await
-            .context("reading executors from etcd")?;
-        let mut rows = Vec::new();
-        for kv in kvs {
-            // One unreadable registration must not hide the others.
-            match keyspace::decode::<ExecutorInfo>(&kv.value) {
-                Ok(info) => rows.push(ExecutorRow {
-                    id: info.id.to_string(),
-                    handlers: info.handlers.iter().map(ToString::to_string).collect(),
-                    capacity: info.capacity,
-                    labels: info.labels,
-                    host: info.host,
-                    pid: info.pid,
-                    version: info.version,
-                    started_at: instant(info.started_at_ms),
-                }),
-                Err(e) => eprintln!("warning: skipping unreadable {}: {e}", kv.key),
-            }
-        }
+        let rows = match args.server.client()? {
+            Some(server) => server_executors(&server).await?,
+            None => etcd_executors(&args.etcd).await?,
+        };
         print(args.format, &rows, |r| {
             let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             vec![
@@ -171,37 +209,71 @@ pub fn executors(args: ExecutorsArgs) -> ExitCode {
     })
 }
 
+/// Live executors through a console (`GET /api/v1/executors`).
+async fn server_executors(server: &ServerClient) -> anyhow::Result<Vec<ExecutorRow>> {
+    #[derive(Deserialize)]
+    struct View {
+        id: String,
+        host: String,
+        pid: u32,
+        handlers: Vec<String>,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        capacity: u32,
+        version: String,
+        started_at_ms: i64,
+    }
+    let views: Vec<View> = server.get_json("/executors").await.map_err(remote::error)?;
+    Ok(views
+        .into_iter()
+        .map(|v| ExecutorRow {
+            id: v.id,
+            handlers: v.handlers,
+            capacity: v.capacity,
+            labels: v.labels,
+            host: v.host,
+            pid: v.pid,
+            version: v.version,
+            started_at: instant(v.started_at_ms),
+        })
+        .collect())
+}
+
+/// Live executors from their registrations in etcd.
+async fn etcd_executors(etcd: &EtcdArgs) -> anyhow::Result<Vec<ExecutorRow>> {
+    let prefix = etcd.key_prefix()?;
+    let coord = etcd.connect().await?;
+    let (kvs, _) = coord
+        .get_prefix(&keyspace::executors_prefix(&prefix))
+        .await
+        .context("reading executors from etcd")?;
+    let mut rows = Vec::new();
+    for kv in kvs {
+        // One unreadable registration must not hide the others.
+        match keyspace::decode::<ExecutorInfo>(&kv.value) {
+            Ok(info) => rows.push(ExecutorRow {
+                id: info.id.to_string(),
+                handlers: info.handlers.iter().map(ToString::to_string).collect(),
+                capacity: info.capacity,
+                labels: info.labels,
+                host: info.host,
+                pid: info.pid,
+                version: info.version,
+                started_at: instant(info.started_at_ms),
+            }),
+            Err(e) => eprintln!("warning: skipping unreadable {}: {e}", kv.key),
+        }
+    }
+    Ok(rows)
+}
+
 /// Runs `nightshift alerts`.
 pub fn alerts(args: AlertsArgs) -> ExitCode {
     conn::block_on(async move {
-        let store = args.db.connect().await?;
-        let filter = AlertFilter {
-            states: if args.all {
-                Vec::new()
-            } else {
-                vec![AlertState::Open, AlertState::Acknowledged]
-            },
-            dag: None,
-            limit: Some(args.limit),
+        let rows = match args.server.client()? {
+            Some(server) => server_alerts(&server, &args).await?,
+            None => store_alerts(&remote::database(args.database.as_deref())?, &args).await?,
         };
-        let rows: Vec<AlertRow> = store
-            .list_alerts(&filter)
-            .await
-            .context("reading alerts")?
-            .into_iter()
-            .map(|a| AlertRow {
-                id: a.id.0,
-                rule: a.rule.to_string(),
-                severity: a.severity.to_string(),
-                state: a.state.to_string(),
-                dag: a.dag.map(|d| d.to_string()),
-                run_id: a.run_id.map(|r| r.to_string()),
-                job: a.job.map(|j| j.to_string()),
-                message: a.message,
-                opened_at: instant(a.opened_at_ms),
-                resolved_at: a.resolved_at_ms.map(instant),
-            })
-            .collect();
         print(args.format, &rows, |r| {
             vec![
                 format!("#{}", r.id),
@@ -217,6 +289,77 @@ pub fn alerts(args: AlertsArgs) -> ExitCode {
             ]
         })
     })
+}
+
+/// Alerts through a console (`GET /api/v1/alerts`).
+async fn server_alerts(server: &ServerClient, args: &AlertsArgs) -> anyhow::Result<Vec<AlertRow>> {
+    #[derive(Deserialize)]
+    struct View {
+        id: i64,
+        rule: String,
+        severity: String,
+        state: String,
+        dag: Option<String>,
+        run_id: Option<String>,
+        job: Option<String>,
+        message: String,
+        opened_at_ms: i64,
+        resolved_at_ms: Option<i64>,
+    }
+    let states = if args.all { "" } else { "open,acknowledged" };
+    let limit = args.limit.clamp(1, MAX_API_LIMIT);
+    let views: Vec<View> = server
+        .get_json(&format!("/alerts?state={states}&limit={limit}"))
+        .await
+        .map_err(remote::error)?;
+    Ok(views
+        .into_iter()
+        .map(|a| AlertRow {
+            id: a.id,
+            rule: a.rule,
+            severity: a.severity,
+            state: a.state,
+            dag: a.dag,
+            run_id: a.run_id,
+            job: a.job,
+            message: a.message,
+            opened_at: instant(a.opened_at_ms),
+            resolved_at: a.resolved_at_ms.map(instant),
+        })
+        .collect())
+}
+
+/// Alerts from the store.
+async fn store_alerts(db: &DatabaseArgs, args: &AlertsArgs) -> anyhow::Result<Vec<AlertRow>> {
+    let store = db.connect().await?;
+    let filter = AlertFilter {
+        states: if args.all {
+            Vec::new()
+        } else {
+            vec![AlertState::Open, AlertState::Acknowledged]
+        },
+        dag: None,
+        limit: Some(args.limit),
+    };
+    let rows: Vec<AlertRow> = store
+        .list_alerts(&filter)
+        .await
+        .context("reading alerts")?
+        .into_iter()
+        .map(|a| AlertRow {
+            id: a.id.0,
+            rule: a.rule.to_string(),
+            severity: a.severity.to_string(),
+            state: a.state.to_string(),
+            dag: a.dag.map(|d| d.to_string()),
+            run_id: a.run_id.map(|r| r.to_string()),
+            job: a.job.map(|j| j.to_string()),
+            message: a.message,
+            opened_at: instant(a.opened_at_ms),
+            resolved_at: a.resolved_at_ms.map(instant),
+        })
+        .collect();
+    Ok(rows)
 }
 
 /// Prints rows as JSON, or as aligned columns (a note when there are none).

@@ -22,6 +22,7 @@ pub mod params;
 pub mod pause;
 pub mod plan;
 pub mod prometheus;
+pub mod remote;
 pub mod runs;
 pub mod scheduler;
 pub mod status;

@@ -2,8 +2,8 @@
 //! `nightshift apply` and `nightshift validate --against`: read the
 //! executor records, check each DAG (pure: `dag::check_params`), print.
 
-use crate::cli::applied::LoadedDag;
 use nightshift_coord::Coordinator;
+use nightshift_core::dag::LoadedDag;
 use nightshift_core::dag::{check_params, Diagnostic};
 use nightshift_core::params::HandlerSchemas;
 

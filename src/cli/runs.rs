@@ -2,21 +2,24 @@
 //! one run, written for the leader to carry out (the CLI never changes run
 //! state itself).
 //!
-//! With the store at hand (`--database` or `NIGHTSHIFT_DATABASE_URL`) the
-//! verb waits for the leader's outcome and says whether the command took
-//! effect: exit 0 when it was applied, 4 when the leader rejected it (its
-//! reason on stderr), 2 when no leader carried it out in time. Without the
-//! store it prints the command id and exits 0 once the command is written.
+//! With the store at hand (`--database` or `NIGHTSHIFT_DATABASE_URL`), or
+//! through a console (`--server URL` with a token, no etcd or database
+//! flags), the verb waits for the leader's outcome and says whether the
+//! command took effect: exit 0 when it was applied, 4 when it was rejected
+//! (the leader's reason, or the console's when it refused the action as
+//! conflicting with the run's state, on stderr), 2 when no leader carried
+//! it out in time. Direct without the store it prints the command id and
+//! exits 0 once the command is written.
 
 use crate::cli::conn::{self, DatabaseArgs, EtcdArgs};
-use crate::cli::follow::command_outcome;
-use crate::cli::issue::issue;
+use crate::cli::issue::{self, Sent};
+use crate::cli::remote::{self, ServerArgs};
 use crate::cli::trigger::EXIT_REJECTED;
-use anyhow::Context as _;
+use nightshift_client::CommandClient;
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
 use nightshift_core::keyspace::Command;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a verb waits for the leader's outcome.
 const OUTCOME_WAIT: Duration = Duration::from_secs(30);
@@ -97,14 +100,19 @@ pub struct Common {
     pub database: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
-/// Runs `nightshift runs <verb>`.
-pub fn run(verb: RunsCommand) -> ExitCode {
-    conn::block_on(async move {
-        let (command, common) = command_of(verb)?;
-        let prefix = common.etcd.key_prefix()?;
-        let store = match &common.database {
+impl Common {
+    /// The command client these flags ask for: the console with
+    /// `--server`, else etcd (and the store, when given, for outcomes).
+    async fn client(&self) -> anyhow::Result<CommandClient> {
+        if let Some(server) = self.server.client()? {
+            return Ok(CommandClient::Server(server));
+        }
+        let prefix = self.etcd.key_prefix()?;
+        let store = match &self.database {
             Some(url) => Some(
                 DatabaseArgs {
                     database: url.clone(),
@@ -114,37 +122,48 @@ pub fn run(verb: RunsCommand) -> ExitCode {
             ),
             None => None,
         };
-        let coord = common.etcd.connect().await?;
+        let coord = self.etcd.connect().await?;
+        Ok(issue::direct(coord, &prefix, store))
+    }
+}
+
+/// Runs `nightshift runs <verb>`.
+pub fn run(verb: RunsCommand) -> ExitCode {
+    conn::block_on(async move {
+        let (command, common) = command_of(verb)?;
+        let client = common.client().await?;
         let kind = command.kind();
-        let id = issue(coord.as_ref(), &prefix, command).await?;
-        let Some(store) = store else {
+        let issued = match issue::send(&client, command, &[404, 409]).await? {
+            Sent::Issued(issued) => issued,
+            Sent::Conflict(why) => {
+                eprintln!("error: the console rejected the {kind} command: {why}");
+                return Ok(ExitCode::from(EXIT_REJECTED));
+            }
+        };
+        let id = &issued.id;
+        if !client.can_follow() {
             eprintln!("{kind} requested: command {id} (give --database to wait for the outcome)");
             println!("{id}");
             return Ok(ExitCode::SUCCESS);
-        };
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let outcome = command_outcome(&store, kind, None, &id)
-                .await
-                .context("reading the command's outcome")?;
-            if let Some(outcome) = outcome {
-                if outcome.rejected() {
-                    eprintln!("error: the leader {outcome} (command {id})");
-                    return Ok(ExitCode::from(EXIT_REJECTED));
-                }
+        }
+        match client
+            .wait_outcome(&issued, OUTCOME_WAIT)
+            .await
+            .map_err(remote::error)?
+        {
+            Some(outcome) if outcome.rejected() => {
+                eprintln!("error: the leader {outcome} (command {id})");
+                Ok(ExitCode::from(EXIT_REJECTED))
+            }
+            Some(outcome) => {
                 println!("{outcome}");
-                return Ok(ExitCode::SUCCESS);
+                Ok(ExitCode::SUCCESS)
             }
-            if started.elapsed() >= OUTCOME_WAIT {
-                anyhow::bail!(
-                    "no leader carried out command {id} within {} s (is a scheduler running?); \
-                     it stays queued",
-                    OUTCOME_WAIT.as_secs()
-                );
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
+            None => anyhow::bail!(
+                "no leader carried out command {id} within {} s (is a scheduler running?); \
+                 it stays queued",
+                OUTCOME_WAIT.as_secs()
+            ),
         }
     })
 }

@@ -5,12 +5,16 @@
 //! (`{p}runs/{run}/state`) is used when it can be read, because it is more
 //! current than SQL while the run is going (it also knows which items are
 //! running); if etcd is not configured or does not answer at once, the
-//! SQL tallies are shown. Read-only.
+//! SQL tallies are shown. Read-only. With `--server URL` and a console
+//! token it reads the console's API instead (whose job counts include the
+//! items running now), with no etcd or database flags.
 
-use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
+use crate::cli::conn::{self, bad_input, EtcdArgs};
 use crate::cli::live::{self, LiveJob, LiveRun};
+use crate::cli::remote::{self, ApiRun, ApiRunDetail, ServerArgs};
 use anyhow::Context as _;
 use clap::ValueEnum;
+use nightshift_client::ServerClient;
 use nightshift_coord::etcd::EtcdCoordinator;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
@@ -42,8 +46,11 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Store URL (not needed with --server).
+    #[arg(long, env = "NIGHTSHIFT_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub server: ServerArgs,
     /// Optional here: with etcd, a live run shows its leader's current progress.
     #[command(flatten)]
     pub etcd: EtcdArgs,
@@ -81,12 +88,66 @@ pub fn run(args: Args) -> ExitCode {
         if let Some(dag) = &args.dag {
             crate::cli::trigger::dag_name(dag)?;
         }
-        let store = args.db.connect().await?;
+        if let Some(server) = args.server.client()? {
+            return match &args.run {
+                None => {
+                    let rows = server_list(&server, &args).await?;
+                    print_list(args.format, &rows)
+                }
+                Some(run) => server_one(&server, &args, run).await,
+            };
+        }
+        let store = remote::database(args.database.as_deref())?
+            .connect()
+            .await?;
         match &args.run {
             None => list(&store, &args).await,
             Some(run) => one(&store, &args, run).await,
         }
     })
+}
+
+/// Recent runs through a console (`GET /api/v1/runs`).
+async fn server_list(server: &ServerClient, args: &Args) -> anyhow::Result<Vec<RunRow>> {
+    let mut path = format!("/runs?limit={}", args.limit.clamp(1, 1000));
+    if let Some(dag) = &args.dag {
+        path.push_str(&format!("&dag={dag}"));
+    }
+    let runs: Vec<ApiRun> = server.get_json(&path).await.map_err(remote::error)?;
+    let now = conn::now_ms();
+    runs.iter()
+        .map(|r| Ok(run_row(&r.to_run()?, now)))
+        .collect()
+}
+
+/// One run through a console (`GET /api/v1/runs/{run}`), whose job counts
+/// already include the items running now.
+async fn server_one(server: &ServerClient, args: &Args, run: &str) -> anyhow::Result<ExitCode> {
+    let run_id = conn::checked_id("run id", run, RunId::new)?;
+    let detail: ApiRunDetail = match server.get_json(&format!("/runs/{run_id}")).await {
+        Ok(detail) => detail,
+        Err(e) if remote::is_not_found(&e) => return bad_input(format!("unknown run `{run_id}`")),
+        Err(e) => return Err(remote::error(e)),
+    };
+    let run = detail.run.to_run()?;
+    let jobs: Vec<JobRow> = detail
+        .jobs
+        .iter()
+        .map(|j| {
+            let c = j.counts;
+            JobRow {
+                job: j.job.clone(),
+                state: j.state.clone(),
+                total: u32::try_from(c.total).unwrap_or(u32::MAX),
+                done: c.succeeded + c.skipped + c.cancelled,
+                running: c.running,
+                failed: c.failed,
+                pending: c.pending,
+            }
+        })
+        .collect();
+    let live = !run.state.is_terminal();
+    print_one(args.format, &run_row(&run, conn::now_ms()), &jobs, live)
 }
 
 async fn list(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
@@ -98,7 +159,11 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
     let runs = store.list_runs(&filter).await.context("listing runs")?;
     let now = conn::now_ms();
     let rows: Vec<RunRow> = runs.iter().map(|r| run_row(r, now)).collect();
-    match args.format {
+    print_list(args.format, &rows)
+}
+
+fn print_list(format: Format, rows: &[RunRow]) -> anyhow::Result<ExitCode> {
+    match format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "runs": rows }))?
@@ -109,7 +174,7 @@ async fn list(store: &Store, args: &Args) -> anyhow::Result<ExitCode> {
                 "{:<36} {:<20} {:<10} {:<15} {:<9} {:<20} {:>9}",
                 "RUN", "DAG", "DATE", "STATE", "TRIGGER", "STARTED (UTC)", "DURATION"
             );
-            for r in &rows {
+            for r in rows {
                 println!(
                     "{:<36} {:<20} {:<10} {:<15} {:<9} {:<20} {:>9}",
                     r.run_id,
@@ -147,9 +212,18 @@ async fn one(store: &Store, args: &Args, run: &str) -> anyhow::Result<ExitCode> 
     };
     let jobs = job_rows(spec.as_ref(), &sql_jobs, live.as_ref());
     let row = run_row(&run, conn::now_ms());
-    match args.format {
+    print_one(args.format, &row, &jobs, live.is_some())
+}
+
+fn print_one(
+    format: Format,
+    row: &RunRow,
+    jobs: &[JobRow],
+    live: bool,
+) -> anyhow::Result<ExitCode> {
+    match format {
         Format::Json => {
-            let doc = serde_json::json!({ "run": row, "jobs": jobs, "live": live.is_some() });
+            let doc = serde_json::json!({ "run": row, "jobs": jobs, "live": live });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Format::Text => {
@@ -170,7 +244,7 @@ async fn one(store: &Store, args: &Args, run: &str) -> anyhow::Result<ExitCode> 
                 "\n{:<24} {:<15} {:>7} {:>7} {:>7} {:>7} {:>7}",
                 "JOB", "STATE", "DONE", "RUNNING", "FAILED", "PENDING", "TOTAL"
             );
-            for j in &jobs {
+            for j in jobs {
                 println!(
                     "{:<24} {:<15} {:>7} {:>7} {:>7} {:>7} {:>7}",
                     j.job, j.state, j.done, j.running, j.failed, j.pending, j.total

@@ -13,15 +13,22 @@
 //! `--wait` it follows the run in the store and exits 0 when it succeeded, 3
 //! when it failed or was cancelled, and 4 when the leader rejected the
 //! trigger (with the leader's reason).
+//!
+//! With `--server URL` (and a console token) the trigger goes through the
+//! console's API instead, with no etcd or database flags: same output, same
+//! exit codes (a console refusing a paused DAG's trigger is a rejection, 4).
 
 use crate::cli::applied;
 use crate::cli::conn::{self, bad_input, DatabaseArgs, EtcdArgs};
-use crate::cli::follow::{follow_run, RunEnd};
-use crate::cli::issue::issue;
+use crate::cli::follow::{follow_run, follow_run_remote, RunEnd};
+use crate::cli::issue::{self, Sent};
+use crate::cli::remote::ServerArgs;
+use anyhow::Context as _;
 use chrono::NaiveDate;
-use nightshift_core::ids::DagName;
+use nightshift_client::{CommandClient, ServerClient};
+use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace::commands::trigger_run_id;
-use nightshift_core::keyspace::Command;
+use nightshift_core::keyspace::{Command, CommandId};
 use nightshift_core::state::{RunState, TriggerSource};
 use std::process::ExitCode;
 
@@ -51,7 +58,8 @@ pub struct Args {
     pub redo: bool,
     /// Follow the run until it ends, one line per change on stderr: exit 0
     /// when it succeeded, 3 when it failed or was cancelled, 4 when the
-    /// leader rejected the trigger. Needs the store (--database).
+    /// leader rejected the trigger. Needs the store (--database), or
+    /// --server.
     #[arg(long)]
     pub wait: bool,
     /// Store URL, read to follow the run with --wait.
@@ -59,6 +67,8 @@ pub struct Args {
     pub database: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Exit code of a followed run that failed or was cancelled.
@@ -69,19 +79,9 @@ pub const EXIT_REJECTED: u8 = 4;
 /// Runs `nightshift trigger`.
 pub fn run(args: Args) -> ExitCode {
     conn::block_on(async move {
-        let prefix = args.etcd.key_prefix()?;
         let dag = dag_name(&args.dag)?;
         let business_date = args.business_date.as_deref().map(parse_date).transpose()?;
         let params = args.params.as_deref().map(parse_params).transpose()?;
-        let store = match (args.wait, &args.database) {
-            (false, _) => None,
-            (true, Some(url)) => Some(DatabaseArgs { database: url.clone() }.connect().await?),
-            (true, None) => {
-                return bad_input("--wait reads the run from the store: give --database URL (or NIGHTSHIFT_DATABASE_URL)")
-            }
-        };
-        let coord = args.etcd.connect().await?;
-        applied::require(coord.as_ref(), &prefix, &dag).await?;
         let command = match (args.redo, business_date) {
             (true, Some(day)) => Command::Redo {
                 dag: dag.clone(),
@@ -97,31 +97,97 @@ pub fn run(args: Args) -> ExitCode {
                 source: TriggerSource::Manual,
             },
         };
-        let id = issue(coord.as_ref(), &prefix, command).await?;
-        let date = business_date.map_or_else(
-            || "today's business date".to_owned(),
-            |d| format!("business date {d}"),
-        );
+        if let Some(server) = args.server.client()? {
+            return through_console(server, &args, command).await;
+        }
+        let prefix = args.etcd.key_prefix()?;
+        let store = match (args.wait, &args.database) {
+            (false, _) => None,
+            (true, Some(url)) => Some(DatabaseArgs { database: url.clone() }.connect().await?),
+            (true, None) => {
+                return bad_input("--wait reads the run from the store: give --database URL (or NIGHTSHIFT_DATABASE_URL), or go through a console with --server URL")
+            }
+        };
+        let coord = args.etcd.connect().await?;
+        applied::require(coord.as_ref(), &prefix, &dag).await?;
+        let client = issue::direct(coord, &prefix, None);
+        let issued = match issue::send(&client, command, &[409]).await? {
+            Sent::Issued(issued) => issued,
+            Sent::Conflict(why) => return Ok(rejected(&why)),
+        };
+        let id = issued.id.clone();
         let run = trigger_run_id(&dag, &id);
-        let what = if args.redo { "redo" } else { "trigger" };
-        eprintln!("{what} of {dag} ({date}) requested: command {id}, run {run}");
-        println!("{run}");
+        announce(&args, &id, &run);
         let Some(store) = store else {
             return Ok(ExitCode::SUCCESS);
         };
         let (_keep, never) = tokio::sync::watch::channel(false);
         let print = |line: &str| eprintln!("{line}");
-        Ok(
-            match follow_run(&store, &dag, &id, &run, None, never, print).await {
-                RunEnd::Ended(RunState::Succeeded) => ExitCode::SUCCESS,
-                RunEnd::Ended(_) | RunEnd::Stopped => ExitCode::from(EXIT_RUN_FAILED),
-                RunEnd::Rejected(reason) => {
-                    eprintln!("error: the leader {reason}");
-                    ExitCode::from(EXIT_REJECTED)
-                }
-            },
-        )
+        Ok(exit_of(
+            follow_run(&store, &dag, &id, &run, None, never, print).await,
+        ))
     })
+}
+
+/// The trigger through a console's API (`--server`): the console checks
+/// the DAG and issues the command; `--wait` follows the run through the
+/// API. Exit codes as on the direct path.
+async fn through_console(
+    server: ServerClient,
+    args: &Args,
+    command: Command,
+) -> anyhow::Result<ExitCode> {
+    let client = CommandClient::Server(server.clone());
+    let issued = match issue::send(&client, command, &[409]).await? {
+        Sent::Issued(issued) => issued,
+        Sent::Conflict(why) => return Ok(rejected(&why)),
+    };
+    let run = issued
+        .run_id
+        .clone()
+        .context("the console did not name the run it triggers")?;
+    announce(args, &issued.id, &run);
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let print = |line: &str| eprintln!("{line}");
+    Ok(exit_of(
+        follow_run_remote(&server, &issued, &run, print).await?,
+    ))
+}
+
+/// The requested line on stderr, the run id alone on stdout (for scripts).
+fn announce(args: &Args, id: &CommandId, run: &RunId) {
+    let date = args.business_date.as_deref().map_or_else(
+        || "today's business date".to_owned(),
+        |d| format!("business date {}", d.trim()),
+    );
+    let what = if args.redo { "redo" } else { "trigger" };
+    eprintln!(
+        "{what} of {} ({date}) requested: command {id}, run {run}",
+        args.dag
+    );
+    println!("{run}");
+}
+
+/// The exit code of a followed run.
+fn exit_of(end: RunEnd) -> ExitCode {
+    match end {
+        RunEnd::Ended(RunState::Succeeded) => ExitCode::SUCCESS,
+        RunEnd::Ended(_) | RunEnd::Stopped => ExitCode::from(EXIT_RUN_FAILED),
+        RunEnd::Rejected(reason) => rejected_by_leader(&reason),
+    }
+}
+
+fn rejected_by_leader(reason: &str) -> ExitCode {
+    eprintln!("error: the leader {reason}");
+    ExitCode::from(EXIT_REJECTED)
+}
+
+/// A trigger the console refused as conflicting (the DAG is paused).
+fn rejected(why: &str) -> ExitCode {
+    eprintln!("error: the console rejected the trigger: {why}");
+    ExitCode::from(EXIT_REJECTED)
 }
 
 /// A DAG name from the command line, checked as a key segment.

@@ -13,7 +13,7 @@ use crate::cli::conn::EtcdArgs;
 use crate::cli::params;
 use anyhow::Context as _;
 use clap::ValueEnum;
-use nightshift_core::dag::{load_dags, Diagnostic, LoadReport};
+use nightshift_core::dag::{load_dags, Diagnostic, LoadReport, LoadedDag};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()
             .context("starting the async runtime")?
-            .block_on(params_diagnostics(&args))?;
+            .block_on(params_diagnostics(&args, &report.dags))?;
         report.diagnostics.extend(found);
     }
     match args.format {
@@ -71,12 +71,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The params diagnostics of the (valid) files against etcd's executors.
-async fn params_diagnostics(args: &Args) -> anyhow::Result<Vec<Diagnostic>> {
-    let dags = crate::cli::applied::with_sources(&args.paths)?;
+async fn params_diagnostics(args: &Args, dags: &[LoadedDag]) -> anyhow::Result<Vec<Diagnostic>> {
     let prefix = args.etcd.key_prefix()?;
     let coord = args.etcd.connect().await?;
     let schemas = params::executor_schemas(coord.as_ref(), &prefix).await?;
-    Ok(params::check(&dags, &schemas))
+    Ok(params::check(dags, &schemas))
 }
 
 fn print_text(report: &LoadReport) -> anyhow::Result<()> {
@@ -107,8 +106,8 @@ fn print_text(report: &LoadReport) -> anyhow::Result<()> {
         .context("writing to stderr")?;
         return Ok(());
     }
-    let jobs: usize = report.dags.iter().map(|d| d.jobs.len()).sum();
-    let items: u64 = report.dags.iter().map(|d| d.total_items()).sum();
+    let jobs: usize = report.specs().map(|d| d.jobs.len()).sum();
+    let items: u64 = report.specs().map(|d| d.total_items()).sum();
     let calendars = match report.calendars_checked {
         0 => String::new(),
         n => format!(", {}", plural(n, "calendar")),
@@ -160,12 +159,12 @@ fn print_json(report: &LoadReport) -> anyhow::Result<()> {
         report.diagnostics.iter().partition(|d| d.is_error());
     let doc = JsonReport {
         ok: errors.is_empty(),
-        dags: report.dags.iter().map(|d| d.name.as_str()).collect(),
+        dags: report.specs().map(|d| d.name.as_str()).collect(),
         errors: errors.into_iter().map(JsonDiagnostic::from).collect(),
         warnings: warnings.into_iter().map(JsonDiagnostic::from).collect(),
         files_checked: report.files_checked,
-        jobs: report.dags.iter().map(|d| d.jobs.len()).sum(),
-        items: report.dags.iter().map(|d| d.total_items()).sum(),
+        jobs: report.specs().map(|d| d.jobs.len()).sum(),
+        items: report.specs().map(|d| d.total_items()).sum(),
     };
     let text = serde_json::to_string_pretty(&doc).context("encoding the report as json")?;
     println!("{text}");

@@ -552,7 +552,7 @@ mod tests {
         let report = nightshift_core::dag::load_dags(&[dir]);
         assert!(!report.has_errors(), "{:?}", report.diagnostics);
         assert!(report.dags.len() >= 3, "{}", report.dags.len());
-        for dag in &report.dags {
+        for dag in report.dags.iter().map(|loaded| &loaded.spec) {
             let jobs: Vec<(String, Vec<String>)> = dag
                 .topo_order()
                 .iter()

@@ -5,6 +5,11 @@
 //! calendars are looked up in `calendars/` next to the DAG file, and every
 //! calendar file there is validated too. Nothing here panics on bad input:
 //! unreadable files and folders become diagnostics like any other problem.
+//!
+//! This is the one walk over DAG folders: each valid DAG comes back with
+//! the file it was read from and that file's text ([`LoadedDag`]), so
+//! `apply` publishes exactly the text that was validated, without reading
+//! the folders a second time.
 
 use super::calendar_file::{self, CalendarSet};
 use super::diagnostic::{Diagnostic, Severity, SourceText};
@@ -14,11 +19,22 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// A valid DAG with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedDag {
+    /// The validated spec.
+    pub spec: DagSpec,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The file's text, exactly as validated (what `apply` publishes).
+    pub source: String,
+}
+
 /// What [`load_dags`] found.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     /// The valid DAGs, in the order their files were read.
-    pub dags: Vec<DagSpec>,
+    pub dags: Vec<LoadedDag>,
     /// Every error and warning, file by file.
     pub diagnostics: Vec<Diagnostic>,
     /// How many DAG files were read.
@@ -36,6 +52,11 @@ impl LoadReport {
     /// Number of errors (warnings not counted).
     pub fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// The valid DAGs' specs, in the order their files were read.
+    pub fn specs(&self) -> impl Iterator<Item = &DagSpec> {
+        self.dags.iter().map(|d| &d.spec)
     }
 }
 
@@ -112,7 +133,11 @@ pub fn load_dags(paths: &[PathBuf]) -> LoadReport {
             continue;
         }
         names.insert(name, file.clone());
-        report.dags.push(parsed.spec);
+        report.dags.push(LoadedDag {
+            spec: parsed.spec,
+            path: file.clone(),
+            source: text,
+        });
     }
     report
 }

@@ -33,7 +33,7 @@ mod values;
 
 pub use calendar_file::{CalendarLookup, CalendarSet};
 pub use diagnostic::{Diagnostic, Severity, SourceText};
-pub use load::{load_dags, LoadReport};
+pub use load::{load_dags, LoadReport, LoadedDag};
 pub use model::{
     BusinessDatePolicy, ConcurrencyPolicy, DagSpec, JobSpec, MisfirePolicy, Strategy, TriggerRule,
     UnknownVariant, DEFAULT_FAILOVER, DEFAULT_MAX_BACKOFF, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
