@@ -149,7 +149,7 @@ pub fn document() -> Value {
     add(
         "/dags/{dag}/runs",
         "post",
-        op("trigger a run; answers {run_id, command_id, kind, issued_by}; 409 when the DAG is paused", vec![dag()], "202", Some(trigger_body())),
+        op("trigger a run; answers {run_id, command_id, kind, issued_by}; a paused DAG is triggered too (pausing stops scheduled runs only)", vec![dag()], "202", Some(trigger_body())),
     );
     add(
         "/dags/{dag}/trigger",

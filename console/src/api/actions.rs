@@ -197,7 +197,10 @@ impl TriggerRequest {
     }
 }
 
-/// Checks a trigger request and issues its command; 409 on a paused DAG.
+/// Checks a trigger request and issues its command. A paused DAG is
+/// triggered like any other: pausing stops *scheduled* runs only, the rule
+/// the leader and the CLI follow (`nightshift pause`), so a manual run
+/// during an incident is the operator's explicit choice.
 async fn issue_trigger(
     state: &AppState,
     operator: &Operator,
@@ -208,11 +211,6 @@ async fn issue_trigger(
     id_segment("dag name", dag)?;
     let dag = DagName::new(dag);
     let known = super::dags::known_dag(state, &dag).await?;
-    if known.paused {
-        return Err(ApiError::Conflict(format!(
-            "DAG `{dag}` is paused; resume it before triggering a run"
-        )));
-    }
     // A blank date means today's business date; the command names it, so
     // the leader's "already succeeded" check applies to it too and a settled
     // date is re-run only when `rerun` asks for it.

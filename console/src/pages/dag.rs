@@ -148,7 +148,14 @@ pub async fn page(
          <small class=\"why\">blank date: today's business date in {}</small>",
         esc(&o.timezone)
     );
-    let confirm = format!("Trigger a run of {}?", o.name);
+    let confirm = if o.paused {
+        format!(
+            "{} is paused (no scheduled runs). Trigger a manual run anyway?",
+            o.name
+        )
+    } else {
+        format!("Trigger a run of {}?", o.name)
+    };
     body.push_str("<section class=\"actions\">");
     body.push_str(&action_form(
         &format!("{api}/trigger"),
