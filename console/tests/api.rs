@@ -378,7 +378,10 @@ async fn triggering_through_runs_answers_the_run_id_and_a_paused_dag_still_takes
         assert_eq!(status, StatusCode::ACCEPTED, "{path}: {text}");
         let record = suite::one_command(&f, &before).await;
         assert!(
-            matches!(record.command, nightshift_core::keyspace::Command::Trigger { .. }),
+            matches!(
+                record.command,
+                nightshift_core::keyspace::Command::Trigger { .. }
+            ),
             "{path}: {:?}",
             record.command
         );

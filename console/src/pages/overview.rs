@@ -9,7 +9,7 @@
 //! are on it too; a fire time further out is an arrow at the right end.
 
 use super::html::{badge, bar, esc, layout, time_html, took, url, zoned_time_html};
-use super::timeline::{chart, Axis, Bar, Lane, Marker};
+use super::timeline::{chart, failing_lanes_first, Axis, Bar, Lane, Marker};
 use super::PageResult;
 use crate::api::dags::{overviews, DagOverview};
 use crate::api::RunBrief;
@@ -217,10 +217,12 @@ async fn timeline(state: &AppState, dags: &[DagOverview], zoom: Zoom) -> Result<
         now_ms: Some(now),
         row_h: 22,
     };
-    let lanes: Vec<Lane> = lanes.into_values().collect();
+    let mut lanes: Vec<Lane> = lanes.into_values().collect();
+    failing_lanes_first(&mut lanes);
     let mut note = format!(
         "Runs of the last {} hours and unfinished runs ({} shown), from {} to {} hours ahead; \
-         failed runs are drawn over the others, newer over older; ▽ next fire. Click a run to open it.",
+         DAGs with a failed run come first, failed runs are drawn over the others, newer over older; \
+         ▽ next fire. Click a run to open it.",
         back / HOUR_MS,
         runs.len(),
         time_html(Some(from)),

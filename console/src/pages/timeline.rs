@@ -55,6 +55,12 @@ pub struct Lane {
     pub markers: Vec<Marker>,
 }
 
+/// Puts the lanes holding a failed bar first, keeping the order within
+/// each group: what went wrong tonight is the first row an operator reads.
+pub fn failing_lanes_first(lanes: &mut [Lane]) {
+    lanes.sort_by_key(|lane| !lane.bars.iter().any(|b| b.state == "failed"));
+}
+
 /// One bar: a run, an attempt.
 #[derive(Debug, Clone)]
 pub struct Bar {
@@ -375,5 +381,32 @@ mod tests {
         );
         assert!(svg.contains(">Europe/Paris</text>"), "{svg}");
         assert_eq!(tick_step(6 * 3_600_000), 1_800_000);
+    }
+
+    #[test]
+    fn lanes_with_a_failure_come_first_in_their_order() {
+        let lane = |label: &str, states: &[&str]| Lane {
+            label: label.to_owned(),
+            bars: states
+                .iter()
+                .map(|st| Bar {
+                    state: (*st).to_owned(),
+                    start_ms: 0,
+                    end_ms: Some(1),
+                    title: String::new(),
+                    href: None,
+                })
+                .collect(),
+            ..Lane::default()
+        };
+        let mut lanes = vec![
+            lane("a", &["succeeded"]),
+            lane("b", &["succeeded", "failed"]),
+            lane("c", &[]),
+            lane("d", &["failed"]),
+        ];
+        failing_lanes_first(&mut lanes);
+        let order: Vec<&str> = lanes.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(order, ["b", "d", "a", "c"]);
     }
 }
