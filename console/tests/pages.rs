@@ -165,6 +165,18 @@ async fn every_page_renders_the_seeded_state_escaped() {
     let alerts = page(&f, "/alerts").await;
     assert!(alerts.contains("&lt;script&gt;x&lt;/script&gt; item failed"));
     assert!(alerts.contains("/ack\""));
+    assert!(alerts.contains("<th>Resolved</th>"));
+    let resolved_at = support::t0() + 90_000;
+    f.store
+        .resolve_alert("item_failed:r1:settle:2", resolved_at)
+        .await
+        .unwrap()
+        .expect("the seeded alert resolves");
+    let resolved = page(&f, "/alerts?state=resolved").await;
+    assert!(
+        resolved.contains(&format!("data-ms=\"{resolved_at}\"")),
+        "the resolved time is shown: {resolved}"
+    );
     let events = page(&f, "/events?run=r1").await;
     assert!(events.contains("run_started") && events.contains("&lt;i&gt;x&lt;/i&gt;"));
 }

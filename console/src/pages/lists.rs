@@ -165,13 +165,17 @@ pub async fn alerts(
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{ack}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{target}</td><td class=\"message\">{}</td><td>{}</td><td>{}</td><td>{ack}</td></tr>",
             a.id,
             badge(&a.state),
             badge(&a.severity),
             esc(&a.rule),
             esc(&a.message),
-            row_time(&zones, a.opened_at_ms, a.dag.as_deref())
+            row_time(&zones, a.opened_at_ms, a.dag.as_deref()),
+            a.resolved_at_ms.map_or_else(
+                || "-".to_owned(),
+                |at| row_time(&zones, at, a.dag.as_deref())
+            )
         );
     }
     let mut silences = String::new();
@@ -208,7 +212,7 @@ pub async fn alerts(
         .join(" · ");
     let body = format!(
         "<h1>Alerts</h1><p>{filter}</p><section id=\"alerts\" data-live><table><thead><tr><th>Id</th><th>State</th>\
-         <th>Severity</th><th>Rule</th><th>Where</th><th>Message</th><th>Opened</th><th></th></tr></thead>\
+         <th>Severity</th><th>Rule</th><th>Where</th><th>Message</th><th>Opened</th><th>Resolved</th><th></th></tr></thead>\
          <tbody>{rows}</tbody></table><h2>Silences</h2><ul>{silences}</ul></section><h2>Silence a rule</h2>{}{}",
         action_form("/api/v1/alerts/silence", None, ro, &fields, "Silence"),
         if state.notifier.is_some() {
