@@ -37,7 +37,10 @@ impl Leader {
     pub(super) async fn load_dags(&mut self) -> Result<(), LeaderError> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&keyspace::dags_prefix(&self.config.prefix))
+            .get_prefix_paged(
+                &keyspace::dags_prefix(&self.config.prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut dags = BTreeMap::new();
         for kv in kvs {
@@ -322,7 +325,10 @@ impl Leader {
     pub(super) async fn run_commands(&mut self) -> Result<(), LeaderError> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&keyspace::commands_prefix(&self.config.prefix))
+            .get_prefix_paged(
+                &keyspace::commands_prefix(&self.config.prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             let delete = TxnOp::Delete {

@@ -339,7 +339,10 @@ impl Leader {
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader
             .coord
-            .get_prefix(&keyspace::runs_prefix(&prefix))
+            .get_prefix_paged(
+                &keyspace::runs_prefix(&prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             if let Some(run) = record::parse_run_state_key(&prefix, &kv.key) {
@@ -361,7 +364,10 @@ impl Leader {
         }
         let (kvs, _) = leader
             .coord
-            .get_prefix(&keyspace::cron_prefix(&prefix))
+            .get_prefix_paged(
+                &keyspace::cron_prefix(&prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             let Some(name) = keyspace::parse_cron_key(&prefix, &kv.key) else {

@@ -259,7 +259,10 @@ impl Leader {
         // 1. Result batches (before failover: a dead executor's last results count).
         let (batches, _) = self
             .coord
-            .get_prefix(&keyspace::results_prefix(&prefix, &run, name))
+            .get_prefix_paged(
+                &keyspace::results_prefix(&prefix, &run, name),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut finished = Vec::new();
         let mut logs = Vec::new();
@@ -472,7 +475,10 @@ impl Leader {
             let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
             let (reports, _) = self
                 .coord
-                .get_prefix(&keyspace::progress_prefix(&prefix, &run, name))
+                .get_prefix_paged(
+                    &keyspace::progress_prefix(&prefix, &run, name),
+                    nightshift_coord::PAGE_KEYS_ANY,
+                )
                 .await?;
             let done = job.done();
             for kv in reports {
