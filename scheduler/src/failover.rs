@@ -133,9 +133,9 @@ pub fn fail_over(
             finished = owner.items.intersection(&done);
             for item in unfinished.iter() {
                 // A pending retry is superseded by the move's new attempt.
-                job.retry_at.remove(&item);
+                job.retry_at.remove(item);
                 job.timed_out.remove(item);
-                job.attempts.insert(item, job.attempt(item) + 1);
+                job.set_attempt(item, job.attempt(item) + 1);
                 job.moved_from.insert(item, gone.clone());
             }
             open = open.union(&unfinished);
@@ -249,7 +249,7 @@ mod tests {
             }
             for item in lost.iter() {
                 prop_assert_eq!(job.attempt(item), before.attempt(item) + 1);
-                prop_assert_eq!(job.moved_from.get(&item), Some(&gone));
+                prop_assert_eq!(job.moved_from.get(item), Some(&gone));
             }
             prop_assert_eq!(job.done(), before.done());
             // Every unfinished item has exactly one owner or waits unowned.

@@ -32,6 +32,7 @@
 pub mod commands;
 pub mod failover;
 pub mod first_error;
+pub mod item_map;
 pub mod leader;
 pub mod orchestration;
 pub mod plan;

@@ -9,6 +9,7 @@
 //! and failure counts (sparse maps), pending retries and who owns what under
 //! which fencing token. They never hold anything the executors write.
 
+use crate::item_map::ItemMap;
 use chrono::NaiveDate;
 use nightshift_core::dag::{DagSpec, JobSpec};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
@@ -130,21 +131,24 @@ pub struct JobRecord {
     /// Items cancelled.
     #[serde(default)]
     pub cancelled: ItemSet,
-    /// Current attempt number of items above 1.
+    /// Current attempt number of the items past their first attempt
+    /// (attempt → items; only attempts ≥ 2, see [`JobRecord::set_attempt`]).
     #[serde(default)]
-    pub attempts: BTreeMap<u32, u32>,
-    /// Failed attempts (the item's own failures, which use up retries).
+    pub attempts: ItemMap<u32>,
+    /// Failed attempts (the item's own failures, which use up retries):
+    /// failure count → items, counts ≥ 1.
     #[serde(default)]
-    pub failures: BTreeMap<u32, u32>,
-    /// Items waiting for their retry backoff: item → due time (ms).
+    pub failures: ItemMap<u32>,
+    /// Items waiting for their retry backoff: due time (ms) → items.
     #[serde(default)]
-    pub retry_at: BTreeMap<u32, i64>,
+    pub retry_at: ItemMap<i64>,
     /// Unfinished items nobody owns (no live executor could take them).
     #[serde(default)]
     pub unowned: ItemSet,
-    /// Executor an item was moved from, for the next attempt's history.
+    /// Executor an item was moved from, for the next attempt's history:
+    /// executor → items.
     #[serde(default)]
-    pub moved_from: BTreeMap<u32, ExecutorId>,
+    pub moved_from: ItemMap<ExecutorId>,
     /// Items the leader cancelled because they stalled past the item
     /// timeout: their `cancelled` report counts as a timed-out attempt.
     #[serde(default)]
@@ -179,11 +183,11 @@ impl JobRecord {
             failed: ItemSet::new(),
             skipped: ItemSet::new(),
             cancelled: ItemSet::new(),
-            attempts: BTreeMap::new(),
-            failures: BTreeMap::new(),
-            retry_at: BTreeMap::new(),
+            attempts: ItemMap::new(),
+            failures: ItemMap::new(),
+            retry_at: ItemMap::new(),
             unowned: ItemSet::new(),
-            moved_from: BTreeMap::new(),
+            moved_from: ItemMap::new(),
             timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
@@ -202,12 +206,31 @@ impl JobRecord {
 
     /// Current attempt number of an item.
     pub fn attempt(&self, item: u32) -> u32 {
-        self.attempts.get(&item).copied().unwrap_or(1)
+        self.attempts.get(item).copied().unwrap_or(1)
+    }
+
+    /// Sets an item's current attempt number; attempt 1 (or 0) is the
+    /// default and is not stored.
+    pub fn set_attempt(&mut self, item: u32, attempt: u32) {
+        if attempt <= 1 {
+            self.attempts.remove(item);
+        } else {
+            self.attempts.insert(item, attempt);
+        }
     }
 
     /// Failed attempts of an item so far.
     pub fn failure_count(&self, item: u32) -> u32 {
-        self.failures.get(&item).copied().unwrap_or(0)
+        self.failures.get(item).copied().unwrap_or(0)
+    }
+
+    /// Sets an item's failure count; 0 is the default and is not stored.
+    pub fn set_failure_count(&mut self, item: u32, failures: u32) {
+        if failures == 0 {
+            self.failures.remove(item);
+        } else {
+            self.failures.insert(item, failures);
+        }
     }
 
     /// The executor owning an item, if any.

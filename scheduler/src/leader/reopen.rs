@@ -113,7 +113,7 @@ pub fn rebuild(
         }
         for (&item, &(attempt, _)) in &last {
             if attempt > 1 {
-                rec.attempts.insert(item, attempt);
+                rec.set_attempt(item, attempt);
             }
         }
         let all = ItemSet::range(0, js.shards);

@@ -116,7 +116,7 @@ impl Leader {
                             exec,
                             owner.token,
                             owner.assigned_at_ms,
-                            job.moved_from.get(&item).cloned(),
+                            job.moved_from.get(item).cloned(),
                         );
                         stopped.push(ended(
                             new,
@@ -279,7 +279,7 @@ impl Leader {
                     continue;
                 }
                 let item = r.item.0;
-                let moved_from = job.moved_from.get(&item).cloned();
+                let moved_from = job.moved_from.get(item).cloned();
                 let new = history::attempt(
                     &run,
                     name,
@@ -315,7 +315,7 @@ impl Leader {
                         log: text.clone(),
                     });
                 }
-                job.moved_from.remove(&item);
+                job.moved_from.remove(item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
                     dirty.insert(batch.executor.clone());
@@ -382,7 +382,7 @@ impl Leader {
                         &exec,
                         owner.token,
                         owner.assigned_at_ms,
-                        job.moved_from.get(&item).cloned(),
+                        job.moved_from.get(item).cloned(),
                     )
                 })
                 .collect();
@@ -498,7 +498,7 @@ impl Leader {
                             .owners
                             .get(&exec)
                             .is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
-                        if owns && !job.retry_at.contains_key(&item) {
+                        if owns && !job.retry_at.contains(item) {
                             if let Some(owner) = job.owners.get_mut(&exec) {
                                 owner.cancel.insert(item);
                             }
