@@ -12,7 +12,7 @@
 use crate::item_map::ItemMap;
 use chrono::NaiveDate;
 use nightshift_core::dag::{DagSpec, JobSpec};
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{ItemSet, Record};
 use nightshift_core::state::{JobState, RunState, TriggerSource};
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,15 @@ pub use nightshift_core::keyspace::{
 pub struct RunRecord {
     /// The run.
     pub run: RunId,
+    /// The DAG it runs.
+    pub dag: DagName,
     /// The DAG version it runs, frozen at trigger time so that an `apply`
-    /// during the run does not change it.
+    /// during the run does not change it. Not stored in the record (it
+    /// would be copied into every rewrite): the record names
+    /// [`dag_version`](Self::dag_version), whose spec lives once under
+    /// `{p}dag_versions/{dag}/{version}`; the leader puts it back here
+    /// after decoding ([`RunRecord::with_spec`]).
+    #[serde(skip, default = "unresolved_spec")]
     pub spec: DagSpec,
     /// Version of the DAG in the SQL history.
     pub dag_version: u32,
@@ -81,9 +88,37 @@ impl Record for RunRecord {
 }
 
 impl RunRecord {
+    /// The decoded record with its DAG version's spec put back; `None`
+    /// when `spec` is not the version the record names.
+    pub fn with_spec(mut self, spec: DagSpec) -> Option<Self> {
+        (spec.name == self.dag).then(|| {
+            self.spec = spec;
+            self
+        })
+    }
+
     /// The spec of a job of this run.
     pub fn job_spec(&self, job: &JobName) -> Option<&JobSpec> {
         self.spec.jobs.iter().find(|j| &j.name == job)
+    }
+}
+
+/// The placeholder a decoded [`RunRecord`] holds until the leader puts
+/// the spec of its DAG version back: no jobs, so nothing can be started
+/// from it by mistake.
+fn unresolved_spec() -> DagSpec {
+    DagSpec {
+        name: DagName::new("unresolved"),
+        description: None,
+        schedule: None,
+        timezone: chrono_tz::UTC,
+        calendar: None,
+        concurrency: Default::default(),
+        misfire: Default::default(),
+        deadline: None,
+        business_date: Default::default(),
+        schedule_business_day: None,
+        jobs: Vec::new(),
     }
 }
 

@@ -149,6 +149,7 @@ pub fn rebuild(
         // The caller sets it from SQL (`runs.redo`).
         redo: 0,
         run: row.run_id.clone(),
+        dag: spec.name.clone(),
         spec,
         dag_version: row.dag_version,
         business_date: row.business_date,

@@ -727,6 +727,7 @@ impl Leader {
         }
         // Into SQL before the txn below deletes them from etcd.
         let checkpoints = self.save_run_checkpoints(run).await?;
+        let dag_version = self.dag_version_release(run);
         let Some(live) = self.runs.get(run) else {
             return Ok(());
         };
@@ -756,7 +757,10 @@ impl Leader {
                 TxnOp::DeletePrefix {
                     prefix: keyspace::run_results_prefix(prefix, run),
                 },
-            ],
+            ]
+            .into_iter()
+            .chain(dag_version)
+            .collect(),
             ..Default::default()
         };
         let mut rec = live.rec.clone();
