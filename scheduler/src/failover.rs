@@ -131,13 +131,12 @@ pub fn fail_over(
         if let Some(owner) = job.owners.remove(gone) {
             let unfinished = owner.items.difference(&done);
             finished = owner.items.intersection(&done);
-            for item in unfinished.iter() {
-                // A pending retry is superseded by the move's new attempt.
-                job.retry_at.remove(item);
-                job.timed_out.remove(item);
-                job.set_attempt(item, job.attempt(item) + 1);
-                job.moved_from.insert(item, gone.clone());
-            }
+            // A pending retry is superseded by the move's new attempt.
+            // Whole sets at once: a lost executor may hold 100,000 items.
+            job.retry_at.remove_all(&unfinished);
+            job.timed_out = job.timed_out.difference(&unfinished);
+            job.next_attempts(&unfinished);
+            job.moved_from.insert_all(&unfinished, gone.clone());
             open = open.union(&unfinished);
         }
     }

@@ -37,6 +37,7 @@ pub mod leader;
 pub mod orchestration;
 pub mod plan;
 pub mod record;
+pub mod record_size;
 pub mod slow;
 pub mod trigger;
 

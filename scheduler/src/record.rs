@@ -254,6 +254,24 @@ impl JobRecord {
         }
     }
 
+    /// Moves every item of `items` to its next attempt.
+    pub fn next_attempts(&mut self, items: &ItemSet) {
+        let later: Vec<(u32, ItemSet)> = self
+            .attempts
+            .by_value()
+            .map(|(&a, with)| (a.saturating_add(1), with.intersection(items)))
+            .filter(|(_, with)| !with.is_empty())
+            .collect();
+        let first = items.difference(&self.attempts.items());
+        // Out of the map first: the sets below are disjoint, so the order
+        // of the inserts cannot move an item twice.
+        self.attempts.remove_all(items);
+        for (attempt, with) in later {
+            self.attempts.insert_all(&with, attempt);
+        }
+        self.attempts.insert_all(&first, 2);
+    }
+
     /// Failed attempts of an item so far.
     pub fn failure_count(&self, item: u32) -> u32 {
         self.failures.get(item).copied().unwrap_or(0)
