@@ -300,7 +300,7 @@ mod tests {
     /// The whole table: every strategy, both failure patterns, KiB. Slow in
     /// a debug build (about a minute a row), hence ignored; run it with
     /// `cargo test -p nightshift-scheduler --lib record_size -- --ignored
-    /// --nocapture`. One executor's assignment and the DAG version are
+    /// --nocapture` (not under nextest, which stops a test after 5 min). One executor's assignment and the DAG version are
     /// bounded for every row; the rest is reported, not bounded yet.
     #[test]
     #[ignore = "slow: the full size table, run by hand"]
