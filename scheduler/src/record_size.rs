@@ -326,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn the_model_moves_and_retries_what_it_says() {
+    fn a_small_job_fits_with_its_owners_and_detail() {
         let s = Scenario {
             items: 10_000,
             executors: 100,
