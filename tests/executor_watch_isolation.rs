@@ -14,7 +14,8 @@ use anyhow::Result;
 use futures::StreamExt as _;
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchEvent, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchEvent,
+    WatchStream,
 };
 use nightshift_core::ids::ExecutorId;
 use nightshift_core::keyspace::{self, JobKey};
@@ -91,6 +92,18 @@ impl Coordinator for Observed {
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         self.note(|s| s.listed.push(prefix.to_owned()));
         self.inner.get_prefix(prefix).await
+    }
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        self.note(|s| s.listed.push(prefix.to_owned()));
+        self.inner
+            .get_prefix_page(prefix, after, limit, revision)
+            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         self.inner.delete(key).await

@@ -27,7 +27,10 @@ fn decoded<T: Record>(kv: &KeyValue) -> Option<T> {
 
 /// Every applied DAG, by name.
 pub async fn applied_dags(state: &AppState) -> Result<Vec<AppliedDag>, ApiError> {
-    let (kvs, _) = state.coord.get_prefix(&dags_prefix(&state.prefix)).await?;
+    let (kvs, _) = state
+        .coord
+        .get_prefix_paged(&dags_prefix(&state.prefix), nightshift_coord::PAGE_KEYS_ANY)
+        .await?;
     Ok(kvs.iter().filter_map(decoded::<AppliedDag>).collect())
 }
 
@@ -41,7 +44,10 @@ pub async fn applied_dag(state: &AppState, dag: &DagName) -> Result<Option<Appli
 pub async fn executors(state: &AppState) -> Result<Vec<ExecutorInfo>, ApiError> {
     let (kvs, _) = state
         .coord
-        .get_prefix(&executors_prefix(&state.prefix))
+        .get_prefix_paged(
+            &executors_prefix(&state.prefix),
+            nightshift_coord::PAGE_KEYS_ANY,
+        )
         .await?;
     Ok(kvs.iter().filter_map(decoded::<ExecutorInfo>).collect())
 }
@@ -57,7 +63,10 @@ pub async fn checkpoints(
     use nightshift_core::keyspace::{job_checkpoints_prefix, parse_checkpoint_key};
     let (kvs, _) = state
         .coord
-        .get_prefix(&job_checkpoints_prefix(&state.prefix, run, job))
+        .get_prefix_paged(
+            &job_checkpoints_prefix(&state.prefix, run, job),
+            nightshift_coord::PAGE_KEYS_SMALL,
+        )
         .await?;
     Ok(kvs
         .iter()
@@ -76,7 +85,10 @@ pub async fn progress(
 ) -> Result<BTreeMap<u32, (ExecutorId, ItemProgress)>, ApiError> {
     let (kvs, _) = state
         .coord
-        .get_prefix(&progress_prefix(&state.prefix, run, job))
+        .get_prefix_paged(
+            &progress_prefix(&state.prefix, run, job),
+            nightshift_coord::PAGE_KEYS_ANY,
+        )
         .await?;
     let mut out = BTreeMap::new();
     for kv in &kvs {

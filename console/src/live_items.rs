@@ -185,7 +185,10 @@ pub async fn all_assignments(
 ) -> Result<BTreeMap<(RunId, JobName), BTreeMap<u32, LiveItem>>, ApiError> {
     let (kvs, _) = state
         .coord
-        .get_prefix(&owners_prefix(&state.prefix))
+        .get_prefix_paged(
+            &owners_prefix(&state.prefix),
+            nightshift_coord::PAGE_KEYS_ANY,
+        )
         .await?;
     let mut out: BTreeMap<(RunId, JobName), BTreeMap<u32, LiveItem>> = BTreeMap::new();
     for kv in &kvs {

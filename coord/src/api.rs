@@ -173,6 +173,48 @@ pub struct TxnResponse {
     pub results: Vec<TxnOpResult>,
 }
 
+/// One page of a prefix read ([`Coordinator::get_prefix_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixPage {
+    /// Up to `limit` keys, sorted by key.
+    pub kvs: Vec<KeyValue>,
+    /// Revision the page was read at: the pinned one, or the store's
+    /// current revision when none was given.
+    pub revision: Revision,
+    /// Whether keys past the last one of this page remain under the prefix.
+    pub more: bool,
+}
+
+/// Page size for a paged read of values of any size: no value is larger
+/// than etcd's largest request (1.5 MiB by default), so 40 of them stay
+/// under the 64 MiB the etcd backend accepts in one response.
+pub const PAGE_KEYS_ANY: usize = 40;
+
+/// Page size for a paged read of values known to stay small (at most
+/// 16 KiB each: progress reports, checkpoints, assignment keys read for
+/// their names and revisions): 1,000 of them are at most 16 MiB.
+pub const PAGE_KEYS_SMALL: usize = 1_000;
+
+/// How many times [`Coordinator::get_prefix_paged`] starts over when the
+/// revision its pages are pinned to is compacted between two pages.
+const PAGED_READ_ATTEMPTS: usize = 3;
+
+/// The first key after every key starting with `prefix` (etcd's range end
+/// for a prefix): the prefix with its last byte below `0xff` incremented
+/// and what follows dropped. `None` when no such key exists (an empty
+/// prefix, or one of only `0xff` bytes): the range then runs to the end of
+/// the keyspace.
+pub fn prefix_range_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// A change seen by a watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
@@ -281,8 +323,68 @@ pub trait Coordinator: Send + Sync + 'static {
     ) -> Result<Revision, CoordError>;
     /// Reads one key.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError>;
-    /// Reads every key under a prefix, sorted by key, and the revision read at.
+    /// Reads every key under a prefix, sorted by key, and the revision read
+    /// at, in one response. Only for prefixes that cannot grow with the
+    /// work (a DAG's jobs, the leader candidates, the executors): a prefix
+    /// that can grow with items, results or runs is read with
+    /// [`get_prefix_paged`](Self::get_prefix_paged), because one response
+    /// is capped (etcd's client refuses a response past its decoding limit).
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError>;
+    /// Reads one page of a prefix: at most `limit` keys (at least 1) under
+    /// `prefix` that sort strictly after `after` (from the first key when
+    /// `None`), sorted by key, as of `revision` (the current revision when
+    /// `None`). `Err(Compacted)` when `revision` is older than the oldest
+    /// the backend still keeps. etcd: one range request with a limit and a
+    /// pinned revision.
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError>;
+    /// Reads every key under a prefix, like [`get_prefix`](Self::get_prefix),
+    /// in pages of at most `page_keys` keys: the first page fixes the
+    /// revision and every later page is read at that same revision, so the
+    /// result is one consistent snapshot of the prefix (a write between two
+    /// pages does not show) however large it is. Returns the keys and that
+    /// revision. When the revision is compacted between two pages (etcd's
+    /// auto-compaction ran), the read starts over at the current revision,
+    /// a few times at most.
+    async fn get_prefix_paged(
+        &self,
+        prefix: &str,
+        page_keys: usize,
+    ) -> Result<(Vec<KeyValue>, Revision), CoordError> {
+        let limit = page_keys.max(1);
+        let mut attempt = 0;
+        'read: loop {
+            attempt += 1;
+            let first = self.get_prefix_page(prefix, None, limit, None).await?;
+            let revision = first.revision;
+            let mut more = first.more;
+            let mut kvs = first.kvs;
+            while more {
+                let Some(after) = kvs.last().map(|kv| kv.key.clone()) else {
+                    break;
+                };
+                match self
+                    .get_prefix_page(prefix, Some(&after), limit, Some(revision))
+                    .await
+                {
+                    Ok(page) => {
+                        more = page.more;
+                        kvs.extend(page.kvs);
+                    }
+                    Err(CoordError::Compacted { .. }) if attempt < PAGED_READ_ATTEMPTS => {
+                        continue 'read
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok((kvs, revision));
+        }
+    }
     /// Deletes one key; returns how many keys were deleted (0 or 1).
     async fn delete(&self, key: &str) -> Result<i64, CoordError>;
     /// Deletes every key under a prefix; returns how many were deleted.
@@ -300,4 +402,18 @@ pub trait Coordinator: Send + Sync + 'static {
         prefix: &str,
         start_revision: Option<Revision>,
     ) -> Result<WatchStream, CoordError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_range_end;
+
+    #[test]
+    fn prefix_range_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_range_end(b"/p/"), Some(b"/p0".to_vec()));
+        assert_eq!(prefix_range_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_range_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_range_end(b"\xff"), None);
+        assert_eq!(prefix_range_end(b""), None);
+    }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +59,17 @@ impl Coordinator for Flaky {
     }
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         self.inner.get_prefix(prefix).await
+    }
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        self.inner
+            .get_prefix_page(prefix, after, limit, revision)
+            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         self.inner.delete(key).await

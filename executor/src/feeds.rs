@@ -38,7 +38,9 @@ pub(crate) async fn connect_watch(
     let mut backoff = BACKOFF_START;
     loop {
         let attempt = async {
-            let (kvs, revision) = coord.get_prefix(&prefix).await?;
+            let (kvs, revision) = coord
+                .get_prefix_paged(&prefix, nightshift_coord::PAGE_KEYS_ANY)
+                .await?;
             let stream = coord.watch_prefix(&prefix, Some(revision + 1)).await?;
             Ok::<_, CoordError>(WatchReady {
                 kvs,

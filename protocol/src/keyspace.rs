@@ -22,6 +22,7 @@
 //! | `{p}runs/{run}/jobs/{job}/progress/{executor}` | [`ProgressRecord`] | the executor | its own |
 //! | `{p}checkpoints/{run}/{job}/{item}` | [`CheckpointRecord`] | the executor, fenced; the leader (seeds) | none |
 //! | `{p}dags/{dag}` | `AppliedDag` (`nightshift apply`; in `nightshift_core::keyspace::dags`) | the CLI, the leader (pause) | none |
+//! | `{p}dag_versions/{dag}/{version}` | `DagVersionRecord` (the spec of a DAG version live runs name; in `nightshift_core::keyspace::dags`) | the leader | none |
 //! | `{p}commands/{id}` | `CommandRecord` (operator commands; in `nightshift_core::keyspace::commands`) | the CLI / console | none |
 //! | `{p}health/store` | [`StoreHealth`] (only during and just after a SQL store outage) | the leader, fenced | none |
 //! | `{p}health/coord` | the write time (a probe, deleted at once, after etcd was full) | the leader, fenced | none |

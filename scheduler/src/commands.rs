@@ -120,8 +120,8 @@ fn retry(rec: &mut RunRecord, only: Option<&JobName>) -> Result<Effect, Rejectio
         let selected = only.is_none_or(|j| j == name);
         if selected && matches!(job.state, JobState::Failed | JobState::UpstreamFailed) {
             for item in job.failed.iter().collect::<Vec<_>>() {
-                job.failures.remove(&item);
-                job.attempts.insert(item, job.attempt(item) + 1);
+                job.failures.remove(item);
+                job.set_attempt(item, job.attempt(item) + 1);
             }
             job.failed = ItemSet::new();
             job.state = JobState::Pending;
@@ -180,7 +180,7 @@ fn mark_succeeded(
             job.failed.remove(i);
             job.skipped.remove(i);
             job.cancelled.remove(i);
-            job.retry_at.remove(&i);
+            job.retry_at.remove(i);
             job.unowned.remove(i);
             job.timed_out.remove(i);
             job.succeeded.insert(i);
@@ -282,10 +282,10 @@ fn clear(
                 s.remove(i);
             }
             job.timed_out.remove(i);
-            job.failures.remove(&i);
-            job.moved_from.remove(&i);
+            job.failures.remove(i);
+            job.moved_from.remove(i);
             // A new attempt: a late report of the old one is never applied.
-            job.attempts.insert(i, job.attempt(i) + 1);
+            job.set_attempt(i, job.attempt(i) + 1);
         }
         count += done.len();
         reopen_job(job);

@@ -59,6 +59,7 @@ fn new_run(spec: &DagSpec) -> RunRecord {
             .iter()
             .map(|j| (j.name.clone(), JobRecord::pending(j.shards)))
             .collect(),
+        dag: spec.name.clone(),
         spec: spec.clone(),
         dag_version: 1,
         business_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),

@@ -32,10 +32,12 @@
 pub mod commands;
 pub mod failover;
 pub mod first_error;
+pub mod item_map;
 pub mod leader;
 pub mod orchestration;
 pub mod plan;
 pub mod record;
+pub mod record_size;
 pub mod slow;
 pub mod trigger;
 

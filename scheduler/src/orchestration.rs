@@ -145,7 +145,7 @@ pub fn apply_result(
         || !owned
         || r.attempt != job.attempt(item)
         || job.done().contains(item)
-        || job.retry_at.contains_key(&item)
+        || job.retry_at.contains(item)
     {
         return ItemEffect::Ignored;
     }
@@ -177,12 +177,12 @@ pub fn apply_result(
             ItemEffect::Cancelled
         }
         ResultOutcome::Cancelled => {
-            job.attempts.insert(item, r.attempt + 1);
+            job.set_attempt(item, r.attempt + 1);
             ItemEffect::Requeue
         }
         ResultOutcome::Failed | ResultOutcome::TimedOut => {
             let failures = job.failure_count(item) + 1;
-            job.failures.insert(item, failures);
+            job.set_failure_count(item, failures);
             let retryable = r.retryable || outcome == ResultOutcome::TimedOut;
             if retryable && failures <= spec.retries && !final_cancel {
                 let delay =
@@ -202,19 +202,13 @@ pub fn apply_result(
 /// cancel request) and move to their next attempt. The caller hands them to
 /// their owner (or re-queues them when the owner is gone).
 pub fn take_due_retries(job: &mut JobRecord, now_ms: i64) -> Vec<u32> {
-    let due: Vec<u32> = job
-        .retry_at
-        .iter()
-        .filter(|(_, &at)| at <= now_ms)
-        .map(|(&i, _)| i)
-        .collect();
+    let due: Vec<u32> = job.retry_at.take_up_to(&now_ms).iter().collect();
     for &item in &due {
-        job.retry_at.remove(&item);
         for owner in job.owners.values_mut() {
             owner.cancel.remove(item);
         }
         let next = job.attempt(item) + 1;
-        job.attempts.insert(item, next);
+        job.set_attempt(item, next);
     }
     due
 }

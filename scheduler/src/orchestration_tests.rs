@@ -120,7 +120,7 @@ proptest! {
                 if rec.state != JobState::Running { continue; }
                 take_due_retries(rec, now);
                 let open = ItemSet::range(0, rec.shards).difference(&rec.done());
-                if let Some(item) = open.iter().find(|i| !rec.retry_at.contains_key(i)) {
+                if let Some(item) = open.iter().find(|&i| !rec.retry_at.contains(i)) {
                     let outcome = if fails[k % fails.len()] { ResultOutcome::Failed } else { ResultOutcome::Succeeded };
                     k += 1;
                     let r = result(item, rec.attempt(item), outcome);
@@ -143,7 +143,7 @@ proptest! {
             let rec = &jobs[name];
             prop_assert_eq!(rec.done().len(), u64::from(rec.shards), "job {} has unfinished items", name);
             prop_assert!(rec.retry_at.is_empty());
-            for (item, &f) in &rec.failures {
+            for (item, &f) in rec.failures.iter() {
                 let retries = spec.jobs.iter().find(|j| &j.name == name).unwrap().retries;
                 prop_assert!(f <= retries + 1, "item {} failed {} times", item, f);
             }

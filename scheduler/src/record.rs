@@ -9,9 +9,10 @@
 //! and failure counts (sparse maps), pending retries and who owns what under
 //! which fencing token. They never hold anything the executors write.
 
+use crate::item_map::ItemMap;
 use chrono::NaiveDate;
 use nightshift_core::dag::{DagSpec, JobSpec};
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{ItemSet, Record};
 use nightshift_core::state::{JobState, RunState, TriggerSource};
 use serde::{Deserialize, Serialize};
@@ -28,8 +29,15 @@ pub use nightshift_core::keyspace::{
 pub struct RunRecord {
     /// The run.
     pub run: RunId,
+    /// The DAG it runs.
+    pub dag: DagName,
     /// The DAG version it runs, frozen at trigger time so that an `apply`
-    /// during the run does not change it.
+    /// during the run does not change it. Not stored in the record (it
+    /// would be copied into every rewrite): the record names
+    /// [`dag_version`](Self::dag_version), whose spec lives once under
+    /// `{p}dag_versions/{dag}/{version}`; the leader puts it back here
+    /// after decoding ([`RunRecord::with_spec`]).
+    #[serde(skip, default = "unresolved_spec")]
     pub spec: DagSpec,
     /// Version of the DAG in the SQL history.
     pub dag_version: u32,
@@ -80,9 +88,37 @@ impl Record for RunRecord {
 }
 
 impl RunRecord {
+    /// The decoded record with its DAG version's spec put back; `None`
+    /// when `spec` is not the version the record names.
+    pub fn with_spec(mut self, spec: DagSpec) -> Option<Self> {
+        (spec.name == self.dag).then(|| {
+            self.spec = spec;
+            self
+        })
+    }
+
     /// The spec of a job of this run.
     pub fn job_spec(&self, job: &JobName) -> Option<&JobSpec> {
         self.spec.jobs.iter().find(|j| &j.name == job)
+    }
+}
+
+/// The placeholder a decoded [`RunRecord`] holds until the leader puts
+/// the spec of its DAG version back: no jobs, so nothing can be started
+/// from it by mistake.
+fn unresolved_spec() -> DagSpec {
+    DagSpec {
+        name: DagName::new("unresolved"),
+        description: None,
+        schedule: None,
+        timezone: chrono_tz::UTC,
+        calendar: None,
+        concurrency: Default::default(),
+        misfire: Default::default(),
+        deadline: None,
+        business_date: Default::default(),
+        schedule_business_day: None,
+        jobs: Vec::new(),
     }
 }
 
@@ -130,21 +166,24 @@ pub struct JobRecord {
     /// Items cancelled.
     #[serde(default)]
     pub cancelled: ItemSet,
-    /// Current attempt number of items above 1.
+    /// Current attempt number of the items past their first attempt
+    /// (attempt → items; only attempts ≥ 2, see [`JobRecord::set_attempt`]).
     #[serde(default)]
-    pub attempts: BTreeMap<u32, u32>,
-    /// Failed attempts (the item's own failures, which use up retries).
+    pub attempts: ItemMap<u32>,
+    /// Failed attempts (the item's own failures, which use up retries):
+    /// failure count → items, counts ≥ 1.
     #[serde(default)]
-    pub failures: BTreeMap<u32, u32>,
-    /// Items waiting for their retry backoff: item → due time (ms).
+    pub failures: ItemMap<u32>,
+    /// Items waiting for their retry backoff: due time (ms) → items.
     #[serde(default)]
-    pub retry_at: BTreeMap<u32, i64>,
+    pub retry_at: ItemMap<i64>,
     /// Unfinished items nobody owns (no live executor could take them).
     #[serde(default)]
     pub unowned: ItemSet,
-    /// Executor an item was moved from, for the next attempt's history.
+    /// Executor an item was moved from, for the next attempt's history:
+    /// executor → items.
     #[serde(default)]
-    pub moved_from: BTreeMap<u32, ExecutorId>,
+    pub moved_from: ItemMap<ExecutorId>,
     /// Items the leader cancelled because they stalled past the item
     /// timeout: their `cancelled` report counts as a timed-out attempt.
     #[serde(default)]
@@ -179,11 +218,11 @@ impl JobRecord {
             failed: ItemSet::new(),
             skipped: ItemSet::new(),
             cancelled: ItemSet::new(),
-            attempts: BTreeMap::new(),
-            failures: BTreeMap::new(),
-            retry_at: BTreeMap::new(),
+            attempts: ItemMap::new(),
+            failures: ItemMap::new(),
+            retry_at: ItemMap::new(),
             unowned: ItemSet::new(),
-            moved_from: BTreeMap::new(),
+            moved_from: ItemMap::new(),
             timed_out: ItemSet::new(),
             owners: BTreeMap::new(),
             error: None,
@@ -202,12 +241,49 @@ impl JobRecord {
 
     /// Current attempt number of an item.
     pub fn attempt(&self, item: u32) -> u32 {
-        self.attempts.get(&item).copied().unwrap_or(1)
+        self.attempts.get(item).copied().unwrap_or(1)
+    }
+
+    /// Sets an item's current attempt number; attempt 1 (or 0) is the
+    /// default and is not stored.
+    pub fn set_attempt(&mut self, item: u32, attempt: u32) {
+        if attempt <= 1 {
+            self.attempts.remove(item);
+        } else {
+            self.attempts.insert(item, attempt);
+        }
+    }
+
+    /// Moves every item of `items` to its next attempt.
+    pub fn next_attempts(&mut self, items: &ItemSet) {
+        let later: Vec<(u32, ItemSet)> = self
+            .attempts
+            .by_value()
+            .map(|(&a, with)| (a.saturating_add(1), with.intersection(items)))
+            .filter(|(_, with)| !with.is_empty())
+            .collect();
+        let first = items.difference(&self.attempts.items());
+        // Out of the map first: the sets below are disjoint, so the order
+        // of the inserts cannot move an item twice.
+        self.attempts.remove_all(items);
+        for (attempt, with) in later {
+            self.attempts.insert_all(&with, attempt);
+        }
+        self.attempts.insert_all(&first, 2);
     }
 
     /// Failed attempts of an item so far.
     pub fn failure_count(&self, item: u32) -> u32 {
-        self.failures.get(&item).copied().unwrap_or(0)
+        self.failures.get(item).copied().unwrap_or(0)
+    }
+
+    /// Sets an item's failure count; 0 is the default and is not stored.
+    pub fn set_failure_count(&mut self, item: u32, failures: u32) {
+        if failures == 0 {
+            self.failures.remove(item);
+        } else {
+            self.failures.insert(item, failures);
+        }
     }
 
     /// The executor owning an item, if any.

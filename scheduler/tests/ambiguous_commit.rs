@@ -17,7 +17,8 @@ mod support;
 
 use async_trait::async_trait;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnOp, TxnResponse, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnOp, TxnResponse,
+    WatchStream,
 };
 use nightshift_core::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_core::keyspace::{
@@ -93,6 +94,17 @@ impl Coordinator for Lossy {
     }
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         self.inner.get_prefix(prefix).await
+    }
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        self.inner
+            .get_prefix_page(prefix, after, limit, revision)
+            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         self.inner.delete(key).await

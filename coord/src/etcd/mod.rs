@@ -24,7 +24,8 @@ mod watch;
 pub use admin::{Grant, RoleSpec};
 
 use crate::api::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+    prefix_range_end, CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn,
+    TxnResponse, WatchStream,
 };
 use async_trait::async_trait;
 use etcd_client as ec;
@@ -336,6 +337,43 @@ impl Coordinator for EtcdCoordinator {
             resp.kvs().iter().map(convert::key_value).collect(),
             header_revision(resp.header())?,
         ))
+    }
+
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        let mut kv = self.kv();
+        // The page starts just after `after` (the smallest key greater than
+        // it is `after` + NUL) and runs to the prefix's range end.
+        let start: Vec<u8> = match after {
+            Some(after) => {
+                let mut start = after.as_bytes().to_vec();
+                start.push(0);
+                start
+            }
+            None => prefix.as_bytes().to_vec(),
+        };
+        // etcd: a range end of "\0" means "to the end of the keyspace".
+        let end = prefix_range_end(prefix.as_bytes()).unwrap_or_else(|| vec![0]);
+        let options = ec::GetOptions::new()
+            .with_range(end)
+            .with_limit(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+            .with_revision(revision.unwrap_or(0));
+        let resp = self
+            .call(None, async move { kv.get(start, Some(options)).await })
+            .await?;
+        Ok(PrefixPage {
+            kvs: resp.kvs().iter().map(convert::key_value).collect(),
+            revision: match revision {
+                Some(rev) => rev,
+                None => header_revision(resp.header())?,
+            },
+            more: resp.more(),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {

@@ -74,7 +74,10 @@ async fn supervise(coord: EtcdCoordinator, prefix: String, mut next: Revision, t
                 let _ = tx.send(Err(e)).await;
                 return;
             }
-            Stop::Compacted => match coord.get_prefix(&prefix).await {
+            Stop::Compacted => match coord
+                .get_prefix_paged(&prefix, crate::api::PAGE_KEYS_ANY)
+                .await
+            {
                 Ok((kvs, revision)) => {
                     tracing::info!(prefix = %prefix, from = next, revision, "etcd watch compacted; resyncing");
                     if tx

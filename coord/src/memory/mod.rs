@@ -24,7 +24,8 @@
 mod store;
 
 use crate::api::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchEvent, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchEvent,
+    WatchStream,
 };
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -258,6 +259,24 @@ impl Coordinator for MemoryCoordinator {
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         let state = self.lock();
         Ok((state.store.get_prefix(prefix), state.store.revision()))
+    }
+
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        let state = self.lock();
+        let (kvs, more) = state
+            .store
+            .get_prefix_page(prefix, after, limit.max(1), revision)?;
+        Ok(PrefixPage {
+            kvs,
+            revision: revision.unwrap_or(state.store.revision()),
+            more,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {

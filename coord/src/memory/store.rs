@@ -39,13 +39,21 @@ pub(super) struct Store {
     kvs: BTreeMap<String, KeyValue>,
     leases: HashMap<i64, LeaseEntry>,
     next_lease: i64,
-    /// Every event since `compacted`, in revision order.
-    history: VecDeque<WatchEvent>,
+    /// Every event since `compacted`, in revision order, each with the
+    /// key's value before it (`None`: it did not exist), so that a read
+    /// pinned to a past revision can undo what came after it.
+    history: VecDeque<Change>,
     history_limit: usize,
 }
 
 /// Events produced by one write, all at the same revision.
 pub(super) type Committed = Vec<WatchEvent>;
+
+/// One event of the history and the key's value before it.
+struct Change {
+    event: WatchEvent,
+    before: Option<KeyValue>,
+}
 
 impl Store {
     pub(super) fn new(history_limit: usize) -> Self {
@@ -123,16 +131,19 @@ impl Store {
             .remove(&lease.0)
             .ok_or(CoordError::LeaseNotFound(lease))?;
         let rev = self.revision + 1;
-        let mut events = Vec::new();
+        let mut changes = Vec::new();
         for key in entry.keys {
-            if self.kvs.remove(&key).is_some() {
-                events.push(WatchEvent::Delete {
-                    key,
-                    mod_revision: rev,
+            if let Some(before) = self.kvs.remove(&key) {
+                changes.push(Change {
+                    event: WatchEvent::Delete {
+                        key,
+                        mod_revision: rev,
+                    },
+                    before: Some(before),
                 });
             }
         }
-        Ok(self.commit(events))
+        Ok(self.commit(changes))
     }
 
     /// Revokes every lease whose deadline has passed, oldest deadline first,
@@ -169,6 +180,70 @@ impl Store {
             .collect()
     }
 
+    /// At most `limit` keys under `prefix` sorting after `after`, as they
+    /// were at `revision` (current when `None`), and whether more follow.
+    /// A past revision is rebuilt from the current keys by undoing the
+    /// history after it; `Err(Compacted)` when that history is gone.
+    pub(super) fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<(Vec<KeyValue>, bool), CoordError> {
+        let revision = revision.unwrap_or(self.revision);
+        if revision > self.revision {
+            return Err(CoordError::Invalid(format!(
+                "required revision {revision} is a future revision (current {})",
+                self.revision
+            )));
+        }
+        // As in etcd, revisions below the compaction cannot be read (the
+        // writes after them, which a read has to undo, are kept from
+        // `compacted` on).
+        if revision < self.compacted {
+            return Err(CoordError::Compacted {
+                requested: revision,
+                compacted: self.compacted,
+            });
+        }
+        let in_page = |key: &str| key.starts_with(prefix) && after.is_none_or(|a| key > a);
+        // Each key's value at `revision`: the value before the earliest
+        // change after it (walking back, the last one written wins).
+        let mut undone: BTreeMap<&str, Option<&KeyValue>> = BTreeMap::new();
+        for change in self.history.iter().rev() {
+            if change.event.revision() <= revision {
+                break;
+            }
+            let key = event_key(&change.event);
+            if in_page(key) {
+                undone.insert(key, change.before.as_ref());
+            }
+        }
+        let start = after.unwrap_or(prefix).to_owned();
+        let current = self
+            .kvs
+            .range(start..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| in_page(k))
+            .filter(|(k, _)| !undone.contains_key(k.as_str()))
+            .map(|(k, v)| (k.as_str(), v));
+        let mut merged: BTreeMap<&str, &KeyValue> = undone
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
+        // Only the first `limit + 1` current keys can reach the page.
+        merged.extend(current.take(limit + 1));
+        let mut page: Vec<KeyValue> = merged
+            .values()
+            .take(limit + 1)
+            .map(|kv| (*kv).clone())
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+
     /// Events with revision ≥ `from` under `prefix`, or `None` when `from`
     /// has been compacted away.
     pub(super) fn history_since(&self, prefix: &str, from: Revision) -> Option<Vec<WatchEvent>> {
@@ -178,6 +253,7 @@ impl Store {
         Some(
             self.history
                 .iter()
+                .map(|c| &c.event)
                 .filter(|e| e.revision() >= from && event_key(e).starts_with(prefix))
                 .cloned()
                 .collect(),
@@ -201,7 +277,7 @@ impl Store {
         while self
             .history
             .front()
-            .is_some_and(|e| e.revision() < revision)
+            .is_some_and(|c| c.event.revision() < revision)
         {
             self.history.pop_front();
         }
@@ -219,15 +295,15 @@ impl Store {
     ) -> Result<Committed, CoordError> {
         self.check_lease(lease)?;
         let rev = self.revision + 1;
-        let event = self.apply_put(key, value, lease, rev);
-        Ok(self.commit(vec![event]))
+        let change = self.apply_put(key, value, lease, rev);
+        Ok(self.commit(vec![change]))
     }
 
     pub(super) fn delete_range(&mut self, key: &str, prefix: bool) -> (i64, Committed) {
         let rev = self.revision + 1;
-        let events = self.apply_delete(key, prefix, rev);
-        let n = events.len() as i64;
-        (n, self.commit(events))
+        let changes = self.apply_delete(key, prefix, rev);
+        let n = changes.len() as i64;
+        (n, self.commit(changes))
     }
 
     /// Runs a transaction atomically: validate everything, then apply.
@@ -241,28 +317,28 @@ impl Store {
             }
         }
         let rev = self.revision + 1;
-        let mut events = Vec::new();
+        let mut changes = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
                 TxnOp::Put { key, value, lease } => {
-                    events.push(self.apply_put(&key, value, lease, rev));
+                    changes.push(self.apply_put(&key, value, lease, rev));
                     results.push(TxnOpResult::Put);
                 }
                 TxnOp::Delete { key } => {
                     let deleted = self.apply_delete(&key, false, rev);
                     results.push(TxnOpResult::Delete(deleted.len() as i64));
-                    events.extend(deleted);
+                    changes.extend(deleted);
                 }
                 TxnOp::DeletePrefix { prefix } => {
                     let deleted = self.apply_delete(&prefix, true, rev);
                     results.push(TxnOpResult::Delete(deleted.len() as i64));
-                    events.extend(deleted);
+                    changes.extend(deleted);
                 }
                 TxnOp::Get { key } => results.push(TxnOpResult::Get(self.get(&key))),
             }
         }
-        let committed = self.commit(events);
+        let committed = self.commit(changes);
         Ok((
             TxnResponse {
                 succeeded,
@@ -286,7 +362,7 @@ impl Store {
         value: Vec<u8>,
         lease: Option<LeaseId>,
         rev: Revision,
-    ) -> WatchEvent {
+    ) -> Change {
         let previous = self.kvs.get(key);
         let old_lease = previous.and_then(|kv| kv.lease);
         let (create_revision, version) =
@@ -307,11 +383,14 @@ impl Store {
             version,
             lease,
         };
-        self.kvs.insert(key.to_owned(), kv.clone());
-        WatchEvent::Put(kv)
+        let before = self.kvs.insert(key.to_owned(), kv.clone());
+        Change {
+            event: WatchEvent::Put(kv),
+            before,
+        }
     }
 
-    fn apply_delete(&mut self, key: &str, prefix: bool, rev: Revision) -> Vec<WatchEvent> {
+    fn apply_delete(&mut self, key: &str, prefix: bool, rev: Revision) -> Vec<Change> {
         let keys: Vec<String> = if prefix {
             self.get_prefix(key).into_iter().map(|kv| kv.key).collect()
         } else {
@@ -327,9 +406,12 @@ impl Store {
                 if let Some(entry) = kv.lease.and_then(|l| self.leases.get_mut(&l.0)) {
                     entry.keys.remove(&k);
                 }
-                Some(WatchEvent::Delete {
-                    key: k,
-                    mod_revision: rev,
+                Some(Change {
+                    event: WatchEvent::Delete {
+                        key: k,
+                        mod_revision: rev,
+                    },
+                    before: Some(kv),
                 })
             })
             .collect()
@@ -337,16 +419,19 @@ impl Store {
 
     /// Records the events of one write: bumps the revision if anything
     /// changed, appends to history and trims it to the limit.
-    fn commit(&mut self, events: Vec<WatchEvent>) -> Committed {
-        if events.is_empty() {
-            return events;
+    fn commit(&mut self, changes: Vec<Change>) -> Committed {
+        if changes.is_empty() {
+            return Vec::new();
         }
         self.revision += 1;
-        self.history.extend(events.iter().cloned());
+        let events = changes.iter().map(|c| c.event.clone()).collect();
+        self.history.extend(changes);
         if self.history.len() > self.history_limit {
             // Compact whole revisions only, so a watcher never resumes in
             // the middle of one.
-            let keep_from = self.history[self.history.len() - self.history_limit].revision();
+            let keep_from = self.history[self.history.len() - self.history_limit]
+                .event
+                .revision();
             // Fails only when one revision alone exceeds the limit: keep it.
             let _ = self.compact(keep_from);
         }

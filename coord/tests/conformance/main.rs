@@ -12,6 +12,7 @@ mod backend;
 mod election;
 mod kv;
 mod leases;
+mod paged;
 mod support;
 mod watch;
 
@@ -49,6 +50,10 @@ conformance! {
     kv::txn_with_more_than_128_ops_is_invalid,
     kv::txn_writing_one_key_twice_is_invalid,
     kv::put_with_unknown_lease_is_lease_not_found,
+    paged::paged_read_of_a_prefix_larger_than_a_page,
+    paged::write_between_pages_does_not_show,
+    paged::page_at_a_compacted_revision_is_compacted,
+    paged::paged_read_starts_over_when_compacted_between_pages,
     leases::lease_expiry_deletes_keys_and_watchers_see_it,
     leases::revoke_deletes_keys_at_once,
     leases::keep_alive_of_expired_lease_is_lease_not_found,

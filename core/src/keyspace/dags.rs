@@ -78,6 +78,36 @@ pub fn parse_dag_key(prefix: &str, key: &str) -> Option<DagName> {
     Some(DagName::new(name))
 }
 
+/// `{p}dag_versions/{dag}/{version}`: one version of a DAG that live runs
+/// run, immutable. The leader writes it with a run that names the version
+/// (creation, or a re-open of a finished run) and deletes it when the last
+/// live run naming it ends: a run record names its DAG version instead of
+/// copying the DAG into every rewrite of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DagVersionRecord {
+    /// The version's validated spec.
+    pub spec: DagSpec,
+}
+
+impl Record for DagVersionRecord {
+    const KIND: &'static str = "dag version";
+}
+
+/// `{p}dag_versions/{dag}/{version}`
+pub fn dag_version_key(prefix: &str, dag: &DagName, version: u32) -> String {
+    format!("{prefix}dag_versions/{dag}/{version}")
+}
+
+/// The DAG and version of a `{p}dag_versions/{dag}/{version}` key; `None`
+/// for any other key.
+pub fn parse_dag_version_key(prefix: &str, key: &str) -> Option<(DagName, u32)> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix("dag_versions/")?;
+    let (name, version) = rest.split_once('/')?;
+    validate_segment("dag name", name).ok()?;
+    let version: u32 = version.parse().ok()?;
+    (version.to_string() == rest[name.len() + 1..]).then(|| (DagName::new(name), version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +166,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn dag_version_keys_parse_back(name in "[A-Za-z0-9_.:-]{1,40}", version: u32, prefix in "/[a-z]{0,5}/?") {
+            let p = normalize_prefix(&prefix).unwrap();
+            let dag = DagName::new(name);
+            let key = dag_version_key(&p, &dag, version);
+            prop_assert_eq!(parse_dag_version_key(&p, &key), Some((dag.clone(), version)));
+            prop_assert_eq!(parse_dag_key(&p, &key), None);
+            prop_assert_eq!(parse_dag_version_key(&p, &dag_key(&p, &dag)), None);
+        }
+
         #[test]
         fn dag_keys_parse_back(name in "[A-Za-z0-9_.:-]{1,40}", prefix in "/[a-z]{0,5}/?") {
             let p = normalize_prefix(&prefix).unwrap();

@@ -14,7 +14,10 @@ pub use commands::{
     command_key, commands_prefix, parse_command_key, Command, CommandId, CommandOutcome,
     CommandRecord, Effect, Rejection,
 };
-pub use dags::{dag_checksum, dag_key, dags_prefix, parse_dag_key, AppliedDag};
+pub use dags::{
+    dag_checksum, dag_key, dag_version_key, dags_prefix, parse_dag_key, parse_dag_version_key,
+    AppliedDag, DagVersionRecord,
+};
 pub use leader::{
     cron_key, cron_prefix, last_assignment_key, last_assignments_prefix, leader_prefix,
     parse_cron_key, parse_run_state_key, run_state_key,

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
 };
 use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
 use nightshift_protocol::ids::{ExecutorId, JobName, RunId};
@@ -280,6 +280,17 @@ impl Coordinator for Partitionable {
     }
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         self.inner.get_prefix(prefix).await
+    }
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        self.inner
+            .get_prefix_page(prefix, after, limit, revision)
+            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         self.inner.delete(key).await

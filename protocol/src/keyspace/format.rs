@@ -3,9 +3,14 @@
 //! Record schema versions (`v` in every record) cover fields that change
 //! inside one layout. The *format* covers the layout itself: which keys
 //! exist, who writes them and what they mean. Format 1 kept assignments and
-//! results under `runs/` and had no `format` key; format 2 (this build) keeps
+//! results under `runs/` and had no `format` key; format 2 keeps
 //! assignments under each executor (`owners/{executor}/…`) and results under
-//! `results/`. Two builds that disagree on the format would half-read each
+//! `results/`; format 3 (this build) bounds the leader's run record: its
+//! per-item detail (attempts, failures, retry due times, moved-from
+//! executors) is stored as value → item set, and the run names its DAG
+//! version (`dag_versions/{dag}/{version}`) instead of copying the DAG. A
+//! format-2 leader would misread such a record, so the change is a format
+//! and not a record version. Two builds that disagree on the format would half-read each
 //! other's keys — a scheduler would miss running items, an executor would
 //! watch a prefix nobody writes — so each process checks the key before it
 //! leads or registers, and refuses with a message that says what to do.
@@ -17,7 +22,7 @@ use super::records::Record;
 use serde::{Deserialize, Serialize};
 
 /// The keyspace format this build reads and writes.
-pub const KEYSPACE_FORMAT: u32 = 2;
+pub const KEYSPACE_FORMAT: u32 = 3;
 
 /// `{p}format`: the keyspace's [`FormatRecord`].
 pub fn format_key(prefix: &str) -> String {

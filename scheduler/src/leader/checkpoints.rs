@@ -38,7 +38,10 @@ impl Leader {
         for (name, job) in &rec.jobs {
             let (kvs, _) = self
                 .coord
-                .get_prefix(&keyspace::job_checkpoints_prefix(&prefix, run, name))
+                .get_prefix_paged(
+                    &keyspace::job_checkpoints_prefix(&prefix, run, name),
+                    nightshift_coord::PAGE_KEYS_SMALL,
+                )
                 .await?;
             if kvs.is_empty() {
                 continue;
@@ -116,7 +119,10 @@ impl Leader {
         let prefix = self.config.prefix.clone();
         let (present, _) = self
             .coord
-            .get_prefix(&keyspace::job_checkpoints_prefix(&prefix, &rec.run, name))
+            .get_prefix_paged(
+                &keyspace::job_checkpoints_prefix(&prefix, &rec.run, name),
+                nightshift_coord::PAGE_KEYS_SMALL,
+            )
             .await?;
         let present: BTreeSet<ItemIndex> = present
             .iter()

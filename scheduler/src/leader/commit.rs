@@ -310,10 +310,16 @@ impl Leader {
             self.runs.remove(run);
             return;
         };
-        let Some(rec) = self.decode_or_report::<RunRecord>(&kv, "left alone: this run is not led")
-        else {
-            self.runs.remove(run);
-            return;
+        let rec = match self.decode_run(&kv).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                self.runs.remove(run);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(run = %run, error = %e, "cannot reload the run's DAG version; it waits");
+                return;
+            }
         };
         tracing::info!(run = %run, revision = kv.mod_revision, "run reloaded");
         self.runs.insert(

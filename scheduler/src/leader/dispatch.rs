@@ -46,9 +46,15 @@ pub(super) fn receivers(
 /// their current attempts.
 pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord {
     let items = owner.items.difference(&job.done());
-    let attempts = items
-        .iter()
-        .filter_map(|i| job.attempts.get(&i).map(|&a| (i, a)))
+    let attempts = job
+        .attempts
+        .by_value()
+        .flat_map(|(&a, with)| {
+            with.intersection(&items)
+                .iter()
+                .map(move |i| (i, a))
+                .collect::<Vec<_>>()
+        })
         .collect();
     AssignmentRecord {
         items,

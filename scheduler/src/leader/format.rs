@@ -39,7 +39,12 @@ pub async fn found(coord: &dyn Coordinator, prefix: &str) -> Result<FormatFound,
             Err(e) => return Err(e.into()),
         });
     }
-    let (kvs, _) = coord.get_prefix(&keyspace::runs_prefix(prefix)).await?;
+    let (kvs, _) = coord
+        .get_prefix_paged(
+            &keyspace::runs_prefix(prefix),
+            nightshift_coord::PAGE_KEYS_ANY,
+        )
+        .await?;
     Ok(
         if has_format_one_keys(prefix, kvs.iter().map(|kv| kv.key.as_str())) {
             FormatFound::Unversioned

@@ -37,7 +37,10 @@ impl Leader {
     pub(super) async fn load_dags(&mut self) -> Result<(), LeaderError> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&keyspace::dags_prefix(&self.config.prefix))
+            .get_prefix_paged(
+                &keyspace::dags_prefix(&self.config.prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut dags = BTreeMap::new();
         for kv in kvs {
@@ -151,6 +154,7 @@ impl Leader {
         };
         let rec = RunRecord {
             run: req.run.clone(),
+            dag: spec.name.clone(),
             dag_version: version,
             business_date: day,
             params: new.params.clone(),
@@ -172,6 +176,7 @@ impl Leader {
             &rec,
             None,
         )?];
+        ops.push(self.dag_version_put(&rec.spec, version)?);
         ops.extend(extra);
         let written = keyspace::encode(&rec)?;
         let Some(revision) = self.commit_new_run(&rec.run, ops).await? else {
@@ -322,7 +327,10 @@ impl Leader {
     pub(super) async fn run_commands(&mut self) -> Result<(), LeaderError> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&keyspace::commands_prefix(&self.config.prefix))
+            .get_prefix_paged(
+                &keyspace::commands_prefix(&self.config.prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             let delete = TxnOp::Delete {
@@ -583,7 +591,10 @@ impl Leader {
                 Err(e) => return Err(store_down(e)),
             }
         }
+        let mut ops = vec![delete];
         if !is_live {
+            // Its DAG version went with its keys when it ended.
+            ops.push(self.dag_version_put(&rec.spec, rec.dag_version)?);
             tracing::info!(run = %run, "finished run re-opened by an operator command");
             let emit = Emit { actor: &self.actor };
             self.outbox.push(emit.event(
@@ -610,23 +621,23 @@ impl Leader {
         } else if let Some(live) = self.runs.get_mut(run) {
             live.rec = rec;
         }
-        self.commit_run_with(run, delete).await?;
+        self.commit_run_with(run, ops).await?;
         Ok((dag, Some(run.clone()), outcome))
     }
 
     /// Writes a run's record (if live) together with `op`, guarded by the
     /// record's revision (see `commit`): when that fails the run is
     /// reloaded and the command, still in etcd, is carried out again.
-    async fn commit_run_with(&mut self, run: &RunId, op: TxnOp) -> Result<(), LeaderError> {
+    async fn commit_run_with(&mut self, run: &RunId, ops: Vec<TxnOp>) -> Result<(), LeaderError> {
         if !self.runs.contains_key(run) {
-            self.fenced.commit(vec![op]).await?;
+            self.fenced.commit(ops).await?;
             return Ok(());
         }
         let Some(mut rec) = self.runs.get(run).map(|l| l.rec.clone()) else {
             return Ok(());
         };
         let ops = super::commit::RunOps {
-            rewrites: vec![op],
+            rewrites: ops,
             ..Default::default()
         };
         self.commit_run(run, ops, &mut rec, |_, _, _| {}).await?;

@@ -13,6 +13,7 @@ mod bad_keys;
 mod checkpoints;
 mod commit;
 mod coord_full;
+mod dag_versions;
 mod dispatch;
 pub mod format;
 pub mod health;
@@ -280,6 +281,8 @@ pub struct Leader {
     coord_trouble: Option<String>,
     /// etcd full (NOSPACE) on record: its alert is open.
     coord_full: Option<coord_full::Full>,
+    /// Specs of the DAG versions live runs name.
+    dag_versions: dag_versions::DagVersions,
 }
 
 /// One live run: its record and what was last written of it.
@@ -335,17 +338,19 @@ impl Leader {
             owned: Default::default(),
             coord_trouble: None,
             coord_full: None,
+            dag_versions: Default::default(),
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader
             .coord
-            .get_prefix(&keyspace::runs_prefix(&prefix))
+            .get_prefix_paged(
+                &keyspace::runs_prefix(&prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             if let Some(run) = record::parse_run_state_key(&prefix, &kv.key) {
-                if let Some(rec) =
-                    leader.decode_or_report::<RunRecord>(&kv, "left alone: this run is not led")
-                {
+                if let Some(rec) = leader.decode_run(&kv).await? {
                     leader.runs.insert(
                         run,
                         LiveRun {
@@ -361,7 +366,10 @@ impl Leader {
         }
         let (kvs, _) = leader
             .coord
-            .get_prefix(&keyspace::cron_prefix(&prefix))
+            .get_prefix_paged(
+                &keyspace::cron_prefix(&prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         for kv in kvs {
             let Some(name) = keyspace::parse_cron_key(&prefix, &kv.key) else {

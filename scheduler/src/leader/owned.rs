@@ -53,7 +53,10 @@ impl Leader {
         let prefix = &self.config.prefix;
         let (kvs, revision) = self
             .coord
-            .get_prefix(&keyspace::owners_prefix(prefix))
+            .get_prefix_paged(
+                &keyspace::owners_prefix(prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut owned = Owned(BTreeMap::new(), revision);
         for kv in kvs {

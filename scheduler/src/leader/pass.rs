@@ -82,7 +82,10 @@ impl Leader {
     ) -> Result<BTreeMap<ExecutorId, ExecutorInfo>, LeaderError> {
         let (kvs, _) = self
             .coord
-            .get_prefix(&keyspace::executors_prefix(&self.config.prefix))
+            .get_prefix_paged(
+                &keyspace::executors_prefix(&self.config.prefix),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut out = BTreeMap::new();
         for kv in kvs {

@@ -113,7 +113,7 @@ pub fn rebuild(
         }
         for (&item, &(attempt, _)) in &last {
             if attempt > 1 {
-                rec.attempts.insert(item, attempt);
+                rec.set_attempt(item, attempt);
             }
         }
         let all = ItemSet::range(0, js.shards);
@@ -149,6 +149,7 @@ pub fn rebuild(
         // The caller sets it from SQL (`runs.redo`).
         redo: 0,
         run: row.run_id.clone(),
+        dag: spec.name.clone(),
         spec,
         dag_version: row.dag_version,
         business_date: row.business_date,

@@ -116,7 +116,7 @@ impl Leader {
                             exec,
                             owner.token,
                             owner.assigned_at_ms,
-                            job.moved_from.get(&item).cloned(),
+                            job.moved_from.get(item).cloned(),
                         );
                         stopped.push(ended(
                             new,
@@ -259,7 +259,10 @@ impl Leader {
         // 1. Result batches (before failover: a dead executor's last results count).
         let (batches, _) = self
             .coord
-            .get_prefix(&keyspace::results_prefix(&prefix, &run, name))
+            .get_prefix_paged(
+                &keyspace::results_prefix(&prefix, &run, name),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
             .await?;
         let mut finished = Vec::new();
         let mut logs = Vec::new();
@@ -276,7 +279,7 @@ impl Leader {
                     continue;
                 }
                 let item = r.item.0;
-                let moved_from = job.moved_from.get(&item).cloned();
+                let moved_from = job.moved_from.get(item).cloned();
                 let new = history::attempt(
                     &run,
                     name,
@@ -312,7 +315,7 @@ impl Leader {
                         log: text.clone(),
                     });
                 }
-                job.moved_from.remove(&item);
+                job.moved_from.remove(item);
                 tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
                 if effect == ItemEffect::Requeue {
                     dirty.insert(batch.executor.clone());
@@ -379,7 +382,7 @@ impl Leader {
                         &exec,
                         owner.token,
                         owner.assigned_at_ms,
-                        job.moved_from.get(&item).cloned(),
+                        job.moved_from.get(item).cloned(),
                     )
                 })
                 .collect();
@@ -472,7 +475,10 @@ impl Leader {
             let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
             let (reports, _) = self
                 .coord
-                .get_prefix(&keyspace::progress_prefix(&prefix, &run, name))
+                .get_prefix_paged(
+                    &keyspace::progress_prefix(&prefix, &run, name),
+                    nightshift_coord::PAGE_KEYS_ANY,
+                )
                 .await?;
             let done = job.done();
             for kv in reports {
@@ -492,7 +498,7 @@ impl Leader {
                             .owners
                             .get(&exec)
                             .is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
-                        if owns && !job.retry_at.contains_key(&item) {
+                        if owns && !job.retry_at.contains(item) {
                             if let Some(owner) = job.owners.get_mut(&exec) {
                                 owner.cancel.insert(item);
                             }
@@ -721,6 +727,7 @@ impl Leader {
         }
         // Into SQL before the txn below deletes them from etcd.
         let checkpoints = self.save_run_checkpoints(run).await?;
+        let dag_version = self.dag_version_release(run);
         let Some(live) = self.runs.get(run) else {
             return Ok(());
         };
@@ -750,7 +757,10 @@ impl Leader {
                 TxnOp::DeletePrefix {
                     prefix: keyspace::run_results_prefix(prefix, run),
                 },
-            ],
+            ]
+            .into_iter()
+            .chain(dag_version)
+            .collect(),
             ..Default::default()
         };
         let mut rec = live.rec.clone();

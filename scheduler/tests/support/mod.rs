@@ -98,6 +98,20 @@ impl Bed {
         }
     }
 
+    /// Replaces the leader by a new one of the same leadership, which
+    /// rebuilds its state from etcd (what a failover's new leader does).
+    pub async fn recover(&mut self, config: SchedulerConfig) {
+        self.leader = Leader::recover(
+            self.coord.clone(),
+            self.store.clone(),
+            Arc::new(SystemClock),
+            config,
+            &self._leadership,
+        )
+        .await
+        .unwrap();
+    }
+
     /// Registers executor `id` serving `noop` under a new lease.
     pub async fn register(&self, id: &ExecutorId) -> LeaseId {
         let lease = self

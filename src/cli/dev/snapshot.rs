@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
+    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -189,6 +189,17 @@ impl Coordinator for Persisted {
     }
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
         self.inner.get_prefix(prefix).await
+    }
+    async fn get_prefix_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<PrefixPage, CoordError> {
+        self.inner
+            .get_prefix_page(prefix, after, limit, revision)
+            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         let result = self.inner.delete(key).await;
