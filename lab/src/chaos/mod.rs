@@ -620,12 +620,21 @@ fn planned_member(cluster: &Cluster, step: &Step) -> anyhow::Result<usize> {
 /// the planned one; and whether it runs a stubborn item.
 async fn stubborn_target(cluster: &Cluster, step: &Step) -> anyhow::Result<(usize, bool)> {
     let planned = planned_executor(cluster, step)?;
-    // An unreadable etcd (another fault just healed) only loses the
-    // preference: the planned executor is hit anyway.
-    let holders = cluster
-        .stubborn_holders(workload::STUBBORN_JOB)
-        .await
-        .unwrap_or_default();
+    // Stubborn items run most of the time (every run starts with them);
+    // between two runs, wait a little for the next run's. An unreadable
+    // etcd (another fault just healed) only loses the preference: the
+    // planned executor is hit anyway.
+    let deadline = Instant::now() + STUBBORN_WAIT;
+    let holders = loop {
+        let holders = cluster
+            .stubborn_holders(workload::STUBBORN_JOB)
+            .await
+            .unwrap_or_default();
+        if !holders.is_empty() || Instant::now() >= deadline {
+            break holders;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let holding: Vec<usize> = cluster
         .executors
         .iter()
@@ -641,6 +650,10 @@ async fn stubborn_target(cluster: &Cluster, step: &Step) -> anyhow::Result<(usiz
         (holding[planned % holding.len()], true)
     })
 }
+
+/// How long a SIGSTOP or a partition waits for an executor to run a
+/// stubborn item before it hits the planned one anyway.
+const STUBBORN_WAIT: Duration = Duration::from_secs(3);
 
 fn stubborn_note(caught: bool) -> &'static str {
     if caught {
