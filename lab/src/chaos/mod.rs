@@ -74,6 +74,11 @@ pub struct Args {
     pub etcd_members: usize,
 }
 
+/// What a scheduler logs when a commit of a run failed or went unanswered
+/// (it then reloads the run from etcd): counted in the report, as the
+/// evidence that swallowed answers made commits ambiguous.
+const UNANSWERED_COMMIT: &str = "a commit of the run failed or went unanswered";
+
 /// Ops per etcd txn of the chaos schedulers: small, so that job starts and
 /// passes take several txns.
 const MAX_TXN_OPS: usize = 4;
@@ -298,6 +303,11 @@ async fn chaos(
         .members()
         .map(|m| (m.name.clone(), m.restarts()))
         .collect();
+    report.unanswered_commits = cluster
+        .schedulers
+        .iter()
+        .map(|m| m.log_lines_with(UNANSWERED_COMMIT))
+        .sum();
     Ok(report)
 }
 

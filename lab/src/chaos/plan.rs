@@ -141,7 +141,9 @@ impl FaultKind {
             FaultKind::RestartEtcd => Duration::from_millis(1500),
             FaultKind::CutDatabase => Duration::from_secs(3),
             FaultKind::DropDbConnections => Duration::ZERO,
-            FaultKind::SwallowResponses => Duration::from_millis(2000),
+            // Half a TTL: the leader keeps its lease through it, so its
+            // commits go unanswered instead of it simply stepping down.
+            FaultKind::SwallowResponses => lease_ttl / 2,
             FaultKind::KillEtcdFollower
             | FaultKind::KillEtcdLeader
             | FaultKind::PartitionEtcdMember => Duration::from_millis(2500),

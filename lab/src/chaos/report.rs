@@ -59,6 +59,9 @@ pub struct Report {
     checks: Vec<CheckResult>,
     /// Restarts per process.
     pub restarts: Vec<(String, u32)>,
+    /// Run commits of the schedulers that failed or went unanswered (each
+    /// followed by a reload of the run from etcd).
+    pub unanswered_commits: usize,
 }
 
 /// Every run of the chaos DAG with its job rows and attempts.
@@ -189,6 +192,7 @@ impl Report {
             unanswered: triggered.unanswered.clone(),
             checks,
             restarts: Vec::new(),
+            unanswered_commits: 0,
         })
     }
 
@@ -233,6 +237,11 @@ impl Report {
             self.stubborn_steps,
             self.stubborn_moved,
             self.faults.iter().filter(|f| f.injected && f.stubborn).count()
+        );
+        let _ = writeln!(
+            out,
+            "commits: {} run commits failed or went unanswered (the run reloaded from etcd)",
+            self.unanswered_commits
         );
         if !self.restarts.is_empty() {
             let list: Vec<String> = self
@@ -283,6 +292,7 @@ impl Report {
             "attempts_moved": self.moved,
             "faults": self.faults_by_kind(),
             "fault_records": records,
+            "unanswered_commits": self.unanswered_commits,
             "stubborn_steps": self.stubborn_steps,
             "stubborn_items_moved": self.stubborn_moved,
             "stubborn_faults": self.faults.iter().filter(|f| f.injected && f.stubborn).count(),
