@@ -51,14 +51,14 @@ fn chaos_passes(members: &str, duration: &str, kinds: &[&str]) {
             "{kind} was not injected: {stdout}"
         );
         // The text report names every kind too.
-        assert!(stdout.contains(kind), "{kind} missing from the text: {stdout}");
+        assert!(
+            stdout.contains(kind),
+            "{kind} missing from the text: {stdout}"
+        );
     }
     assert_eq!(faults.len(), kinds.len(), "unexpected kinds: {faults:?}");
     let records = report["fault_records"].as_array().expect("fault records");
-    assert!(
-        records.iter().all(|f| f["kind"].is_string()),
-        "{records:?}"
-    );
+    assert!(records.iter().all(|f| f["kind"].is_string()), "{records:?}");
     let checks = report["checks"].as_array().expect("checks");
     assert!(
         checks.len() >= 9 && checks.iter().all(|c| c["ok"] == true),

@@ -69,9 +69,15 @@ pub fn read(path: &Path) -> std::io::Result<Vec<JournalStep>> {
 /// `(run, job, item)`: the key of an item's steps.
 type ItemKey<'a> = (&'a str, &'a str, u32);
 
+/// `(attempt, executor)`: who took a step.
+type Owner<'a> = (u32, &'a str);
+
+/// An owner with the times of its first and last steps.
+type Span<'a> = (Owner<'a>, i64, i64);
+
 /// Each item's owners with the time span of their steps, first owner first.
-fn spans(steps: &[JournalStep]) -> BTreeMap<ItemKey<'_>, Vec<((u32, &str), i64, i64)>> {
-    let mut by_item: BTreeMap<ItemKey<'_>, BTreeMap<(u32, &str), (i64, i64)>> = BTreeMap::new();
+fn spans(steps: &[JournalStep]) -> BTreeMap<ItemKey<'_>, Vec<Span<'_>>> {
+    let mut by_item: BTreeMap<ItemKey<'_>, BTreeMap<Owner<'_>, (i64, i64)>> = BTreeMap::new();
     for s in steps {
         let span = by_item
             .entry((s.run.as_str(), s.job.as_str(), s.item))
@@ -133,7 +139,11 @@ mod tests {
 
     #[test]
     fn lines_are_parsed_and_torn_ones_skipped() {
-        let text = format!("{}r1 stubborn 0 1\n{}", line(0, 1, "e1", 1, 100), line(0, 1, "e1", 2, 200));
+        let text = format!(
+            "{}r1 stubborn 0 1\n{}",
+            line(0, 1, "e1", 1, 100),
+            line(0, 1, "e1", 2, 200)
+        );
         let steps = parse(&text);
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[1].owner(), (1, "e1"));

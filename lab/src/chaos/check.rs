@@ -7,9 +7,9 @@
 
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
 use nightshift_core::state::{AlertRule, AlertState, AttemptOutcome, JobState, RunState};
+use nightshift_executor::builtin::journal::{self, JournalStep};
 use nightshift_scheduler::leader::history::STOPPED_BY_LEADER;
 use nightshift_store::{Alert, Attempt, JobRun, Run};
-use nightshift_executor::builtin::journal::{self, JournalStep};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The history of one run.
@@ -461,6 +461,9 @@ mod tests {
         let late = nightshift_executor::builtin::journal::parse(&text(350));
         assert_eq!(stubborn_never_interleaved(&late, &h).len(), 1);
         let v = stubborn_never_interleaved(&[], &h);
-        assert_eq!(v, vec!["run r succeeded but journaled no stubborn step".to_owned()]);
+        assert_eq!(
+            v,
+            vec!["run r succeeded but journaled no stubborn step".to_owned()]
+        );
     }
 }

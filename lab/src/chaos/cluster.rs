@@ -401,27 +401,24 @@ impl Cluster {
             let (links, urls) = links(&upstreams).await?;
             let name = format!("scheduler-{i}");
             let args = strings(&[
-                    "scheduler",
-                    "--etcd",
-                    &urls,
-                    "--prefix",
-                    &prefix,
-                    "--database",
-                    &proxied_db,
-                    "--id",
-                    &name,
-                    "--lease-ttl",
-                    &ttl,
-                    "--tick",
-                    "200ms",
-                    // Outage alerts resolve well within the check's wait.
-                    "--store-alert-linger",
-                    "5s",
-                ]);
-            let env = vec![(
-                MAX_TXN_OPS_ENV.to_owned(),
-                shape.max_txn_ops.to_string(),
-            )];
+                "scheduler",
+                "--etcd",
+                &urls,
+                "--prefix",
+                &prefix,
+                "--database",
+                &proxied_db,
+                "--id",
+                &name,
+                "--lease-ttl",
+                &ttl,
+                "--tick",
+                "200ms",
+                // Outage alerts resolve well within the check's wait.
+                "--store-alert-linger",
+                "5s",
+            ]);
+            let env = vec![(MAX_TXN_OPS_ENV.to_owned(), shape.max_txn_ops.to_string())];
             schedulers.push(Member::new(name, args, env, dir, links));
         }
         let mut executors = Vec::new();

@@ -497,7 +497,11 @@ async fn inject(
                 };
                 let member = &mut cluster.etcd[i];
                 member.kill();
-                let role = if i == leader { "raft leader" } else { "follower" };
+                let role = if i == leader {
+                    "raft leader"
+                } else {
+                    "follower"
+                };
                 Ok((
                     format!(
                         "SIGKILL etcd member {} ({role}); restart on its data in {}",
@@ -607,10 +611,7 @@ async fn etcd_leader(cluster: &Cluster) -> anyhow::Result<usize> {
         || async { Ok(cluster.etcd_leader().await.is_some()) },
     )
     .await?;
-    cluster
-        .etcd_leader()
-        .await
-        .context("no etcd member leads")
+    cluster.etcd_leader().await.context("no etcd member leads")
 }
 
 fn planned_executor(cluster: &Cluster, step: &Step) -> anyhow::Result<usize> {

@@ -224,7 +224,9 @@ pub fn plan(seed: u64, duration: Duration, target: Target) -> Vec<Step> {
         }
         cycle.pop();
         let executor = kind.targets_executor().then(|| rng.gen_range(0..executors));
-        let member = kind.planned_member().then(|| rng.gen_range(0..members.max(1)));
+        let member = kind
+            .planned_member()
+            .then(|| rng.gen_range(0..members.max(1)));
         let everyone = kind == FaultKind::SwallowResponses && rng.gen_bool(1.0 / 3.0);
         steps.push(Step {
             at,

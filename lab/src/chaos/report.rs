@@ -5,14 +5,14 @@
 use super::check::{self, RunHistory};
 use super::plan::FaultKind;
 use super::workload::{self, Triggered};
-use nightshift_executor::builtin::journal::{self, JournalStep};
-use std::collections::BTreeMap;
 use anyhow::Context as _;
 use nightshift_core::ids::DagName;
 use nightshift_core::state::{AttemptOutcome, RunState};
 use nightshift_demo::DemoDb;
+use nightshift_executor::builtin::journal::{self, JournalStep};
 use nightshift_store::{Alert, AlertFilter, RunFilter, Store};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
