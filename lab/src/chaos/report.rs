@@ -196,7 +196,8 @@ impl Report {
         })
     }
 
-    /// Injected faults per kind name, every kind of the run listed.
+    /// Injected faults per kind name; a kind whose every fault failed to
+    /// inject is listed with 0.
     fn faults_by_kind(&self) -> BTreeMap<&'static str, usize> {
         let mut out = BTreeMap::new();
         for f in &self.faults {
