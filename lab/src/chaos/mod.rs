@@ -594,13 +594,27 @@ async fn heal(cluster: &mut Cluster, healing: Healing) -> anyhow::Result<()> {
 }
 
 /// The leading scheduler's id. Right after another fault (an etcd
-/// restart) the schedulers may still be campaigning: waits for one.
+/// restart) the schedulers may still be campaigning, and right after a
+/// member restart this run's own etcd client may fail a read on its way
+/// back to that member: waits (up to 20 s) for a read that names a leader.
 async fn current_leader(cluster: &Cluster) -> anyhow::Result<String> {
-    wait_for("a scheduler to lead", Duration::from_secs(20), || async {
-        Ok(cluster.leader().await?.is_some())
-    })
-    .await?;
-    cluster.leader().await?.context("no scheduler leads")
+    let limit = Duration::from_secs(20);
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    loop {
+        match cluster.leader().await {
+            Ok(Some(leader)) => return Ok(leader),
+            Ok(None) => {}
+            Err(e) => last = format!(" (last error: {e:#})"),
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "timed out after {} waiting for a scheduler to lead{last}",
+                humane(limit)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The etcd member that is the raft leader, waiting for an election.
