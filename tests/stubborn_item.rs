@@ -11,6 +11,7 @@ mod scheduler_harness;
 
 use anyhow::{Context as _, Result};
 use nightshift_core::state::{AttemptOutcome, RunState};
+use nightshift_executor::builtin::journal::{self, JournalStep};
 use nightshift_lab::chaos::proxy::Proxy;
 use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{Cluster, Db, Proc, PREFIX};
@@ -35,32 +36,12 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A journal line: `run job item attempt executor step unix_ms`.
-#[derive(Debug, Clone)]
-struct Step {
-    attempt: u32,
-    executor: String,
-    step: u32,
-    at_ms: i64,
+/// Every step journaled so far.
+fn read_journal(path: &Path) -> Vec<JournalStep> {
+    journal::read(path).unwrap_or_default()
 }
 
-fn read_journal(path: &Path) -> Vec<Step> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            (f.len() == 7).then_some(())?;
-            Some(Step {
-                attempt: f[3].parse().ok()?,
-                executor: f[4].to_owned(),
-                step: f[5].parse().ok()?,
-                at_ms: f[6].parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-fn steps_of<'a>(journal: &'a [Step], executor: &str) -> Vec<&'a Step> {
+fn steps_of<'a>(journal: &'a [JournalStep], executor: &str) -> Vec<&'a JournalStep> {
     journal.iter().filter(|s| s.executor == executor).collect()
 }
 
@@ -175,11 +156,9 @@ async fn stubborn_item_moves_without_interleaving(fault: Fault) -> Result<()> {
         "the new owner ran the whole item"
     );
     let old_last = old.iter().map(|s| s.at_ms).max().context("e1 took steps")?;
-    let new_first = new.iter().map(|s| s.at_ms).min().context("e2 took steps")?;
-    assert!(
-        old_last < new_first,
-        "steps interleave: e1's last at {old_last}, e2's first at {new_first}"
-    );
+    let interleaved = journal::interleavings(&steps);
+    assert!(interleaved.is_empty(), "steps interleave: {interleaved:?}");
+    assert_eq!(journal::items_with_several_owners(&steps), 1);
     // e1's lease was last confirmed before the fault, so it ends at the
     // latest a TTL after it; e1 took no step after that, nor once resumed.
     assert!(

@@ -18,6 +18,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod journal;
+
 /// Succeeds at once. Job params are ignored.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Noop;

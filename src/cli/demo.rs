@@ -66,6 +66,12 @@ pub struct ExecutorArgs {
     /// the system temp dir's nightshift-demo/).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<std::path::PathBuf>,
+    /// Lets the built-in `sleep` handler journal its steps (job param
+    /// `journal`, a plain file name) into this directory, as `nightshift
+    /// executor --sleep-journal-dir` does; `nightshift chaos` uses it for
+    /// its stubborn items.
+    #[arg(long, value_name = "DIR")]
+    pub sleep_journal_dir: Option<std::path::PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -144,8 +150,11 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| format!("demo-{}", std::process::id())))
         .capacity(args.capacity)
         .lease_ttl(args.lease_ttl)
-        .handler("noop", Noop)
-        .handler("sleep", Sleep);
+        .handler("noop", Noop);
+    let builder = match &args.sleep_journal_dir {
+        Some(dir) => builder.handler("sleep", Sleep::journaling_into(dir)),
+        None => builder.handler("sleep", Sleep),
+    };
     let report_dir = args
         .report_dir
         .clone()

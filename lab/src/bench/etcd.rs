@@ -1,11 +1,14 @@
-//! A throw-away single-node etcd for `nightshift bench`: `etcd` from `PATH`
-//! on free loopback ports with a temporary data dir, killed (and its dir
-//! removed) when the handle drops — on success, error, panic or Ctrl-C,
-//! since every exit path unwinds through the handle.
+//! A throw-away etcd for `nightshift bench` and `nightshift chaos`: `etcd`
+//! from `PATH` on free loopback ports with a temporary data dir, killed (and
+//! its dir removed) when the handle drops — on success, error, panic or
+//! Ctrl-C, since every exit path unwinds through the handle. One member
+//! ([`BenchEtcd::start`]) or a cluster of several ([`BenchEtcd::cluster`],
+//! default raft timing and limits), each member killable and restartable on
+//! its data, and able to say whether it is the raft leader.
 //!
 //! This is deliberately separate from the test harness (`testkit`, a
 //! dev-dependency the binary cannot use); it does only what a benchmark
-//! needs: start, report the endpoint, stop.
+//! or the chaos run needs: start, report the endpoint, kill, restart.
 
 use anyhow::{bail, Context as _};
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
@@ -31,6 +34,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// A running etcd owned by the benchmark.
 pub struct BenchEtcd {
     child: Option<Child>,
+    /// Member name, and `--initial-cluster` (read only on an empty data dir).
+    name: String,
+    initial_cluster: String,
     endpoint: String,
     peer_url: String,
     // Dropped after `child` is killed (see `Drop`), so etcd never writes
@@ -50,6 +56,8 @@ impl BenchEtcd {
         let peer_url = format!("http://127.0.0.1:{peer}");
         let mut etcd = BenchEtcd {
             child: None,
+            name: "bench".to_owned(),
+            initial_cluster: format!("bench={peer_url}"),
             endpoint,
             peer_url,
             dir,
@@ -57,6 +65,51 @@ impl BenchEtcd {
         etcd.spawn()?;
         etcd.wait_ready().await?;
         Ok(etcd)
+    }
+
+    /// Spawns a cluster of `members` etcd servers (`m0`, `m1`, ...) and
+    /// waits until each answers a read (the cluster has a leader).
+    pub async fn cluster(members: usize) -> anyhow::Result<Vec<BenchEtcd>> {
+        let mut ports = Vec::new();
+        // Hold every probe socket until all are chosen, so no two members
+        // are handed the same port.
+        let mut probes = Vec::new();
+        for _ in 0..members {
+            let client = TcpListener::bind("127.0.0.1:0").context("probing a free port")?;
+            let peer = TcpListener::bind("127.0.0.1:0").context("probing a free port")?;
+            ports.push((client.local_addr()?.port(), peer.local_addr()?.port()));
+            probes.push((client, peer));
+        }
+        drop(probes);
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Vec::new();
+        for (i, (client, peer)) in ports.into_iter().enumerate() {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("nightshift-etcd-m{i}-"))
+                .tempdir()
+                .context("creating etcd data dir")?;
+            let mut member = BenchEtcd {
+                child: None,
+                name: format!("m{i}"),
+                initial_cluster: initial_cluster.clone(),
+                endpoint: format!("http://127.0.0.1:{client}"),
+                peer_url: format!("http://127.0.0.1:{peer}"),
+                dir,
+            };
+            member.spawn()?;
+            cluster.push(member);
+        }
+        // A member answers only once a quorum has elected a leader: all
+        // are spawned before any is waited for.
+        for member in &mut cluster {
+            member.wait_ready().await?;
+        }
+        Ok(cluster)
     }
 
     /// Starts etcd on the same ports and data dir (its log is appended to).
@@ -68,7 +121,7 @@ impl BenchEtcd {
             .context("opening the etcd log file")?;
         let child = Command::new("etcd")
             .arg("--name")
-            .arg("bench")
+            .arg(&self.name)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args([
@@ -84,7 +137,8 @@ impl BenchEtcd {
                 &self.peer_url,
             ])
             .arg("--initial-cluster")
-            .arg(format!("bench={}", self.peer_url))
+            .arg(&self.initial_cluster)
+            .args(["--initial-cluster-token", "nightshift-lab"])
             // etcd's default request size (1.5 MiB) and quota (2 GiB): the
             // figures hold for an etcd as users run it. History is compacted
             // as production's must be (ARCHITECTURE.md, "etcd limits").
@@ -122,6 +176,30 @@ impl BenchEtcd {
         &self.endpoint
     }
 
+    /// Member name (`bench`, or `m0`, `m1`, ... in a cluster).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process runs (it was not killed).
+    pub fn is_up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether this member runs and is its cluster's raft leader: its
+    /// `/metrics` (served on the client URL) say `etcd_server_is_leader 1`.
+    pub async fn is_leader(&self) -> bool {
+        if !self.is_up() {
+            return false;
+        }
+        let Some(addr) = self.endpoint.strip_prefix("http://") else {
+            return false;
+        };
+        http_get(addr, "/metrics")
+            .await
+            .is_some_and(|body| body.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
+    }
+
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -154,6 +232,26 @@ impl Drop for BenchEtcd {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The body of a plain HTTP GET, `None` when the server does not answer
+/// within a second.
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        Some(body.to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(1), fetch)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Two distinct free loopback ports (bound, read, released).

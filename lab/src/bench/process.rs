@@ -30,6 +30,18 @@ impl NightshiftChild {
         log: &Path,
         filter: &str,
     ) -> anyhow::Result<NightshiftChild> {
+        Self::spawn_with_env(name, args, &[], log, filter)
+    }
+
+    /// Like [`NightshiftChild::spawn_logging`] with extra environment
+    /// variables (test-only settings of the child).
+    pub fn spawn_with_env(
+        name: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+        filter: &str,
+    ) -> anyhow::Result<NightshiftChild> {
         let exe = std::env::current_exe().context("finding the nightshift binary")?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -40,6 +52,7 @@ impl NightshiftChild {
             .args(args)
             .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

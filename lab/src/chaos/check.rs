@@ -7,6 +7,7 @@
 
 use nightshift_core::ids::{ItemIndex, JobName, RunId};
 use nightshift_core::state::{AlertRule, AlertState, AttemptOutcome, JobState, RunState};
+use nightshift_executor::builtin::journal::{self, JournalStep};
 use nightshift_scheduler::leader::history::STOPPED_BY_LEADER;
 use nightshift_store::{Alert, Attempt, JobRun, Run};
 use std::collections::{BTreeMap, BTreeSet};
@@ -196,6 +197,27 @@ pub fn no_alert_without_cause(alerts: &[Alert], histories: &[RunHistory]) -> Vec
             )
         })
         .collect()
+}
+
+/// The stubborn items' journal: steps of two different owners of one item
+/// never interleave in time (an owner that lost its item stopped before
+/// the next one started). A run that succeeded must have journaled steps:
+/// an empty journal means the check saw nothing.
+pub fn stubborn_never_interleaved(steps: &[JournalStep], histories: &[RunHistory]) -> Vec<String> {
+    let mut out = journal::interleavings(steps);
+    let journaled: BTreeSet<&str> = steps.iter().map(|s| s.run.as_str()).collect();
+    for h in histories
+        .iter()
+        .filter(|h| h.run.state == RunState::Succeeded)
+    {
+        if !journaled.contains(h.run.run_id.as_str()) {
+            out.push(format!(
+                "run {} succeeded but journaled no stubborn step",
+                h.run.run_id
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -424,5 +446,24 @@ mod tests {
             alert(AlertRule::ItemFailed, AlertState::Acknowledged, "r"),
         ];
         assert_eq!(no_alert_without_cause(&stale, &h).len(), 2);
+    }
+
+    #[test]
+    fn stubborn_steps_of_two_owners_must_not_interleave_and_must_exist() {
+        let h = history(vec![], 0);
+        let text = |late: i64| {
+            format!(
+                "r stubborn 0 1 e1 1 100\nr stubborn 0 2 e2 1 300\nr stubborn 0 1 e1 2 {late}\n"
+            )
+        };
+        let fine = nightshift_executor::builtin::journal::parse(&text(200));
+        assert!(stubborn_never_interleaved(&fine, &h).is_empty());
+        let late = nightshift_executor::builtin::journal::parse(&text(350));
+        assert_eq!(stubborn_never_interleaved(&late, &h).len(), 1);
+        let v = stubborn_never_interleaved(&[], &h);
+        assert_eq!(
+            v,
+            vec!["run r succeeded but journaled no stubborn step".to_owned()]
+        );
     }
 }

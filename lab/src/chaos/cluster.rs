@@ -1,9 +1,15 @@
-//! The system under test: an etcd of its own, a fresh PostgreSQL database,
-//! two `nightshift scheduler` replicas and N `nightshift demo executor`
-//! processes, every one of them a real child process the chaos run can kill,
-//! stop and restart. Executors reach etcd through their own [`Proxy`] (so one
-//! can be cut off), and every Nightshift process reaches PostgreSQL through
-//! a shared one (so the database can "restart" for its clients without
+//! The system under test: an etcd of its own (one member, or a cluster of
+//! three), a fresh PostgreSQL database, two `nightshift scheduler` replicas
+//! and N `nightshift demo executor` processes, every one of them a real
+//! child process the chaos run can kill, stop and restart.
+//!
+//! The network is made of [`Proxy`]s the run controls. Each Nightshift
+//! process reaches each etcd member through a link of its own (so one
+//! process can be cut off, or have its answers swallowed); with several
+//! members, every link of member *i* goes through that member's proxy (so
+//! the member can be partitioned from every client at once while it still
+//! talks to its peers). Every Nightshift process reaches PostgreSQL through
+//! a shared proxy (so the database can "restart" for its clients without
 //! touching the server other tests use).
 
 use super::proxy::Proxy;
@@ -189,13 +195,20 @@ pub struct Member {
     log: PathBuf,
     child: Option<NightshiftChild>,
     stopped: bool,
-    /// Its own way to etcd (executors only).
-    pub etcd_proxy: Option<Proxy>,
+    /// Its own links to etcd, one per member.
+    links: Vec<Proxy>,
+    env: Vec<(String, String)>,
     starts: u32,
 }
 
 impl Member {
-    fn new(name: String, args: Vec<String>, dir: &Path, etcd_proxy: Option<Proxy>) -> Member {
+    fn new(
+        name: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        dir: &Path,
+        links: Vec<Proxy>,
+    ) -> Member {
         let log = dir.join(format!("{name}.log"));
         Member {
             name,
@@ -203,7 +216,8 @@ impl Member {
             log,
             child: None,
             stopped: false,
-            etcd_proxy,
+            links,
+            env,
             starts: 0,
         }
     }
@@ -211,11 +225,34 @@ impl Member {
     /// Starts the process (again).
     pub fn start(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
-        self.child = Some(NightshiftChild::spawn_logging(
-            &self.name, &self.args, &self.log, "info",
+        self.child = Some(NightshiftChild::spawn_with_env(
+            &self.name, &self.args, &self.env, &self.log, "info",
         )?);
         self.stopped = false;
         Ok(())
+    }
+
+    /// Cuts it off etcd: every link drops its connections and refuses new
+    /// ones until [`Member::reconnect`].
+    pub fn cut_off(&self) {
+        for link in &self.links {
+            link.cut();
+        }
+    }
+
+    /// Its etcd links forward its requests but swallow etcd's answers,
+    /// until [`Member::cut_off`] or [`Member::reconnect`].
+    pub fn swallow(&self) {
+        for link in &self.links {
+            link.swallow();
+        }
+    }
+
+    /// Lets its etcd traffic through again.
+    pub fn reconnect(&self) {
+        for link in &self.links {
+            link.restore();
+        }
     }
 
     /// SIGKILLs it and reaps it.
@@ -264,6 +301,15 @@ impl Member {
         }
     }
 
+    /// Lines of its log that contain `text`.
+    pub fn log_lines_with(&self, text: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
     /// The last lines of its log, for evidence.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -274,9 +320,12 @@ impl Member {
 
 /// Everything that runs.
 pub struct Cluster {
-    /// etcd (restartable).
-    pub etcd: BenchEtcd,
-    /// A client of the chaos run itself, straight to etcd.
+    /// The etcd members (each restartable on its data).
+    pub etcd: Vec<BenchEtcd>,
+    /// With several members, member *i*'s proxy, which every process's
+    /// link to member *i* goes through; empty with one member.
+    pub member_proxies: Vec<Proxy>,
+    /// A client of the chaos run itself, straight to every member.
     pub coord: Arc<dyn Coordinator>,
     /// Key prefix.
     pub prefix: String,
@@ -298,62 +347,89 @@ pub struct Shape {
     pub lease_ttl: Duration,
     /// Items each executor runs at once.
     pub capacity: u32,
+    /// etcd members: 1, or an odd number for a cluster.
+    pub etcd_members: usize,
+    /// Ops per etcd txn of the schedulers (the test-only
+    /// `NIGHTSHIFT_TEST_MAX_TXN_OPS`), so that job starts and passes need
+    /// several txns, any of which a fault may cut or leave ambiguous.
+    pub max_txn_ops: usize,
 }
 
 impl Cluster {
     /// Starts etcd, creates the database (migrated, demo-seeded by the
     /// caller), and prepares (does not start) the processes.
     pub async fn prepare(dir: &Path, admin: PgUrl, shape: &Shape) -> anyhow::Result<Cluster> {
-        let etcd = BenchEtcd::start().await?;
+        let etcd = if shape.etcd_members > 1 {
+            BenchEtcd::cluster(shape.etcd_members).await?
+        } else {
+            vec![BenchEtcd::start().await?]
+        };
+        let endpoints: Vec<String> = etcd.iter().map(|m| m.endpoint().to_owned()).collect();
         let coord: Arc<dyn Coordinator> = Arc::new(
-            EtcdCoordinator::connect(EtcdConfig::new(vec![etcd.endpoint().to_owned()]))
+            EtcdCoordinator::connect(EtcdConfig::new(endpoints.clone()))
                 .await
                 .context("connecting to etcd")?,
         );
+        let mut member_proxies = Vec::new();
+        let mut upstreams = Vec::new();
+        for endpoint in &endpoints {
+            let addr: SocketAddr = endpoint
+                .trim_start_matches("http://")
+                .parse()
+                .context("parsing the etcd address")?;
+            if shape.etcd_members > 1 {
+                let proxy = Proxy::start(addr).await?;
+                upstreams.push(proxy.addr());
+                member_proxies.push(proxy);
+            } else {
+                upstreams.push(addr);
+            }
+        }
         let db = ChaosDb::create(admin).await?;
         let pg_proxy = Proxy::start(db.direct.addr().await?).await?;
         let proxied_db = db.direct.via(pg_proxy.addr()).secret_url();
         let prefix = "/nightshift-chaos/".to_owned();
         let ttl = format!("{}ms", shape.lease_ttl.as_millis());
-        let etcd_addr: SocketAddr = etcd
-            .endpoint()
-            .trim_start_matches("http://")
-            .parse()
-            .context("parsing the etcd address")?;
-        let schedulers = (0..2)
-            .map(|i| {
-                let name = format!("scheduler-{i}");
-                let args = strings(&[
-                    "scheduler",
-                    "--etcd",
-                    etcd.endpoint(),
-                    "--prefix",
-                    &prefix,
-                    "--database",
-                    &proxied_db,
-                    "--id",
-                    &name,
-                    "--lease-ttl",
-                    &ttl,
-                    "--tick",
-                    "200ms",
-                    // Outage alerts resolve well within the check's wait.
-                    "--store-alert-linger",
-                    "5s",
-                ]);
-                Member::new(name, args, dir, None)
-            })
-            .collect();
+        let journal_dir = dir.join(JOURNAL_DIR);
+        std::fs::create_dir_all(&journal_dir).context("creating the journal dir")?;
+        let journal_dir = journal_dir
+            .to_str()
+            .context("the work dir is not UTF-8")?
+            .to_owned();
+        let mut schedulers = Vec::new();
+        for i in 0..2 {
+            let (links, urls) = links(&upstreams).await?;
+            let name = format!("scheduler-{i}");
+            let args = strings(&[
+                "scheduler",
+                "--etcd",
+                &urls,
+                "--prefix",
+                &prefix,
+                "--database",
+                &proxied_db,
+                "--id",
+                &name,
+                "--lease-ttl",
+                &ttl,
+                "--tick",
+                "200ms",
+                // Outage alerts resolve well within the check's wait.
+                "--store-alert-linger",
+                "5s",
+            ]);
+            let env = vec![(MAX_TXN_OPS_ENV.to_owned(), shape.max_txn_ops.to_string())];
+            schedulers.push(Member::new(name, args, env, dir, links));
+        }
         let mut executors = Vec::new();
         for i in 0..shape.executors {
-            let proxy = Proxy::start(etcd_addr).await?;
+            let (links, urls) = links(&upstreams).await?;
             let name = format!("executor-{i}");
-            let url = format!("http://{}", proxy.addr());
             let args = strings(&[
                 "demo",
                 "executor",
                 "--etcd",
-                &url,
+                &urls,
                 "--prefix",
                 &prefix,
                 "--database",
@@ -364,11 +440,14 @@ impl Cluster {
                 &ttl,
                 "--capacity",
                 &shape.capacity.to_string(),
+                "--sleep-journal-dir",
+                &journal_dir,
             ]);
-            executors.push(Member::new(name, args, dir, Some(proxy)));
+            executors.push(Member::new(name, args, Vec::new(), dir, links));
         }
         Ok(Cluster {
             etcd,
+            member_proxies,
             coord,
             prefix,
             db,
@@ -376,6 +455,25 @@ impl Cluster {
             schedulers,
             executors,
         })
+    }
+
+    /// Every member's client URL, comma-separated (for `--etcd`).
+    pub fn endpoints(&self) -> String {
+        self.etcd
+            .iter()
+            .map(|m| m.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the etcd member that is the raft leader, if one is.
+    pub async fn etcd_leader(&self) -> Option<usize> {
+        for (i, m) in self.etcd.iter().enumerate() {
+            if m.is_leader().await {
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// Every managed process.
@@ -402,6 +500,21 @@ impl Cluster {
         Ok(kvs.len())
     }
 
+    /// The executors that hold an assignment of `job` (of any run) now.
+    pub async fn stubborn_holders(&self, job: &str) -> anyhow::Result<Vec<String>> {
+        let (kvs, _) = self
+            .coord
+            .get_prefix(&keyspace::owners_prefix(&self.prefix))
+            .await?;
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| {
+                let (_, j, executor) = keyspace::parse_assign_key(&self.prefix, &kv.key)?;
+                (j.as_str() == job).then(|| executor.to_string())
+            })
+            .collect())
+    }
+
     /// Number of keys of live runs still in etcd: run state, assignments
     /// and unconsumed result batches.
     pub async fn live_run_keys(&self) -> anyhow::Result<usize> {
@@ -415,6 +528,28 @@ impl Cluster {
         }
         Ok(keys)
     }
+}
+
+/// The schedulers' test-only ops-per-txn setting (read by `nightshift
+/// scheduler`).
+const MAX_TXN_OPS_ENV: &str = "NIGHTSHIFT_TEST_MAX_TXN_OPS";
+
+/// Directory of the work dir where executors journal stubborn items' steps.
+pub const JOURNAL_DIR: &str = "journals";
+
+/// A process's own links, one per etcd member (to `upstreams`), and the
+/// `--etcd` value naming them.
+async fn links(upstreams: &[SocketAddr]) -> anyhow::Result<(Vec<Proxy>, String)> {
+    let mut links = Vec::new();
+    for upstream in upstreams {
+        links.push(Proxy::start(*upstream).await?);
+    }
+    let urls = links
+        .iter()
+        .map(|l| format!("http://{}", l.addr()))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok((links, urls))
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

@@ -23,9 +23,6 @@ enum Mode {
     /// Forwards both ways.
     Open,
     /// Forwards requests, drops responses.
-    // Only tests swallow so far (tests/swallowed_commit.rs); the chaos
-    // run's fault list does not use it yet.
-    #[allow(dead_code)]
     Swallow,
     /// Drops every connection, refuses new ones.
     Cut,
@@ -63,7 +60,6 @@ impl Proxy {
     /// Keeps forwarding what clients send but drops everything the
     /// upstream answers, on open and new connections, until
     /// [`Proxy::cut`] or [`Proxy::restore`].
-    #[allow(dead_code)] // see `Mode::Swallow`
     pub fn swallow(&self) {
         self.cut.send_replace(Mode::Swallow);
     }

@@ -9,8 +9,10 @@ use anyhow::Context as _;
 use nightshift_core::ids::DagName;
 use nightshift_core::state::{AttemptOutcome, RunState};
 use nightshift_demo::DemoDb;
+use nightshift_executor::builtin::journal::{self, JournalStep};
 use nightshift_store::{Alert, AlertFilter, RunFilter, Store};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -25,6 +27,9 @@ pub struct FaultRecord {
     pub detail: String,
     /// Whether it was injected.
     pub injected: bool,
+    /// Whether it hit an executor running a stubborn item (a SIGSTOP or a
+    /// partition of its etcd links).
+    pub stubborn: bool,
 }
 
 /// One check and its violations.
@@ -48,10 +53,15 @@ pub struct Report {
     attempts: usize,
     lost: usize,
     moved: usize,
+    stubborn_steps: usize,
+    stubborn_moved: usize,
     unanswered: Vec<String>,
     checks: Vec<CheckResult>,
     /// Restarts per process.
     pub restarts: Vec<(String, u32)>,
+    /// Run commits of the schedulers that failed or went unanswered (each
+    /// followed by a reload of the run from etcd).
+    pub unanswered_commits: usize,
 }
 
 /// Every run of the chaos DAG with its job rows and attempts.
@@ -107,6 +117,7 @@ impl Report {
         triggered: &Triggered,
         faults: Vec<FaultRecord>,
         crashes: Vec<String>,
+        stubborn_steps: &[JournalStep],
         seed: u64,
         duration: Duration,
     ) -> anyhow::Result<Report> {
@@ -150,6 +161,10 @@ impl Report {
                 name: "no alert open without cause",
                 violations: check::no_alert_without_cause(alerts, &histories),
             },
+            CheckResult {
+                name: "stubborn items: two owners' steps never interleave",
+                violations: check::stubborn_never_interleaved(stubborn_steps, &histories),
+            },
         ];
         let all_attempts = histories.iter().flat_map(|h| &h.attempts);
         Ok(Report {
@@ -172,10 +187,23 @@ impl Report {
                 .filter(|a| a.outcome == Some(AttemptOutcome::Lost))
                 .count(),
             moved: all_attempts.filter(|a| a.moved_from.is_some()).count(),
+            stubborn_steps: stubborn_steps.len(),
+            stubborn_moved: journal::items_with_several_owners(stubborn_steps),
             unanswered: triggered.unanswered.clone(),
             checks,
             restarts: Vec::new(),
+            unanswered_commits: 0,
         })
+    }
+
+    /// Injected faults per kind name; a kind whose every fault failed to
+    /// inject is listed with 0.
+    fn faults_by_kind(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for f in &self.faults {
+            *out.entry(f.kind.as_str()).or_insert(0) += usize::from(f.injected);
+        }
+        out
     }
 
     /// Whether every check holds and the run did some work under fire.
@@ -197,6 +225,24 @@ impl Report {
             out,
             "work:  {} runs ({} succeeded), {} items, {} attempts, {} lost to faults, {} moved to another executor",
             self.runs, self.succeeded, self.items, self.attempts, self.lost, self.moved
+        );
+        let kinds: Vec<String> = self
+            .faults_by_kind()
+            .iter()
+            .map(|(k, n)| format!("{k}×{n}"))
+            .collect();
+        let _ = writeln!(out, "faults: {}", kinds.join(", "));
+        let _ = writeln!(
+            out,
+            "stubborn: {} steps journaled, {} items moved while running, {} faults hit an executor running one",
+            self.stubborn_steps,
+            self.stubborn_moved,
+            self.faults.iter().filter(|f| f.injected && f.stubborn).count()
+        );
+        let _ = writeln!(
+            out,
+            "commits: {} run commits failed or went unanswered (the run reloaded from etcd)",
+            self.unanswered_commits
         );
         if !self.restarts.is_empty() {
             let list: Vec<String> = self
@@ -232,7 +278,7 @@ impl Report {
 
     /// The JSON line.
     pub fn to_json(&self) -> String {
-        let faults: Vec<_> = self.faults.iter().map(|f| json!({"at_ms": f.at_ms, "kind": f.kind.as_str(), "detail": f.detail, "injected": f.injected})).collect();
+        let records: Vec<_> = self.faults.iter().map(|f| json!({"at_ms": f.at_ms, "kind": f.kind.as_str(), "detail": f.detail, "injected": f.injected, "stubborn": f.stubborn})).collect();
         let checks: Vec<_> = self.checks.iter().map(|c| json!({"name": c.name, "ok": c.violations.is_empty(), "violations": c.violations})).collect();
         json!({
             "scenario": "chaos",
@@ -245,7 +291,12 @@ impl Report {
             "attempts": self.attempts,
             "attempts_lost": self.lost,
             "attempts_moved": self.moved,
-            "faults": faults,
+            "faults": self.faults_by_kind(),
+            "fault_records": records,
+            "unanswered_commits": self.unanswered_commits,
+            "stubborn_steps": self.stubborn_steps,
+            "stubborn_items_moved": self.stubborn_moved,
+            "stubborn_faults": self.faults.iter().filter(|f| f.injected && f.stubborn).count(),
             "checks": checks,
             "restarts": self.restarts.iter().map(|(n, r)| json!({"process": n, "restarts": r})).collect::<Vec<_>>(),
         })

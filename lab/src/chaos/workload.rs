@@ -1,5 +1,6 @@
 //! The work the cluster does while faults rain on it: the chaos DAG (the
-//! finance demo's ledger jobs plus slow items to be caught mid-flight),
+//! finance demo's ledger jobs, slow items to be caught mid-flight, and
+//! stubborn items that ignore cancellation and journal every step),
 //! triggered for one business date after another, each run waited for
 //! before the next (the ledger of a day is only checkable once it is done).
 
@@ -37,6 +38,14 @@ handler = "sleep"
 shards = 8
 params = { millis = 800 }
 
+# Stubborn items: they ignore cancellation and journal each step (executors
+# get --sleep-journal-dir), so the journal shows whether an old owner kept
+# running once its item moved (it must not).
+[jobs.stubborn-settlement]
+handler = "sleep"
+shards = 4
+params = { millis = 3000, steps = 30, ignore_cancel = true, journal = "stubborn.log" }
+
 [jobs.nightly-debits]
 depends_on = ["interest-accrual"]
 shards = 8
@@ -56,6 +65,13 @@ pub const LEDGER_JOBS: [(&str, i64); 3] = [
     ("nightly-debits", 8),
     ("ledger-postings", 8),
 ];
+
+/// The job of stubborn journaling items.
+pub const STUBBORN_JOB: &str = "stubborn-settlement";
+
+/// The journal file (in the executors' journal dir) of every stubborn step
+/// of every run; each line names its run, job, item, attempt and executor.
+pub const STUBBORN_JOURNAL: &str = "stubborn.log";
 
 /// What the workload asked for.
 #[derive(Debug, Default)]
@@ -159,6 +175,13 @@ mod tests {
                 "{job} must run the demo's own handler"
             );
         }
+        let stubborn = spec
+            .job(&JobName::new(STUBBORN_JOB))
+            .unwrap_or_else(|| panic!("no job {STUBBORN_JOB}"));
+        assert_eq!(stubborn.handler.as_str(), "sleep");
+        assert_eq!(stubborn.params["ignore_cancel"], true);
+        assert_eq!(stubborn.params["journal"], STUBBORN_JOURNAL);
+        assert!(stubborn.params["steps"].as_u64().unwrap_or(0) > 1);
         let handlers: Vec<&str> = spec.jobs.iter().map(|j| j.handler.as_str()).collect();
         assert!(
             handlers.contains(&"sleep"),
