@@ -26,7 +26,7 @@ use nightshift_core::state::{AttemptOutcome, JobState};
 use nightshift_store::{JobRun, NewEvent};
 use std::path::PathBuf;
 use std::time::Duration;
-use support::webdriver::Browser;
+use support::webdriver::{log_in, Browser, Served};
 use support::{seed, Fixture, PREFIX, TOKEN};
 
 fn shots() -> PathBuf {
@@ -54,16 +54,8 @@ async fn nudge(f: &Fixture) {
 async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     let f = Fixture::memory(support::operators()).await;
     let alert = seed(&f).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
 
     // Anonymous: the login form (401); log in through it.
@@ -242,12 +234,7 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     }
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
 
 /// The DAG of the live test: four `sleep` items long enough to be seen
@@ -341,36 +328,6 @@ async fn apply_live_dag(f: &Fixture) {
     };
     f.coord
         .put(&key, encode(&applied).unwrap(), None)
-        .await
-        .unwrap();
-}
-
-async fn log_in(browser: &Browser, base: &str) {
-    browser.goto(&format!("{base}/")).await.unwrap();
-    browser
-        .wait_true(
-            30,
-            "the login form",
-            "return !!document.querySelector('form#login')",
-        )
-        .await
-        .unwrap();
-    browser
-        .exec(&format!(
-            "document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"
-        ))
-        .await
-        .unwrap();
-    browser
-        .click("form#login button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_true(
-            30,
-            "the overview",
-            "return document.body.innerText.includes('Overview')",
-        )
         .await
         .unwrap();
 }
@@ -499,18 +456,10 @@ async fn an_operator_sees_items_running_and_a_rejection_in_a_real_browser() {
     .await
     .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
-    log_in(&browser, &base).await;
+    log_in(&browser, &base, TOKEN, "Overview").await;
 
     // Trigger: the toast waits for the leader, then links to the run.
     let (outcome, text) = trigger_from_the_page(&browser, &base, "2024-05-01").await;
@@ -638,12 +587,7 @@ async fn an_operator_sees_items_running_and_a_rejection_in_a_real_browser() {
         .unwrap();
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
     stop_scheduler.send(true).unwrap();
     scheduler.join().unwrap();
     drop(etcd);
@@ -661,16 +605,8 @@ const OVERFLOWS: &str = "return document.documentElement.scrollWidth > window.in
 async fn pages_fit_a_phone_and_follow_the_system_theme() {
     let f = Fixture::memory(support::operators()).await;
     seed(&f).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
     browser.set_window_size(400, 900).await.unwrap();
 
@@ -705,7 +641,7 @@ async fn pages_fit_a_phone_and_follow_the_system_theme() {
         .await
         .unwrap();
 
-    log_in(&browser, &base).await;
+    log_in(&browser, &base, TOKEN, "Overview").await;
     for (path, shot) in [
         ("/events", None),
         ("/runs/r1", Some("run-400.png")),
@@ -766,12 +702,7 @@ async fn pages_fit_a_phone_and_follow_the_system_theme() {
     }
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
 
 /// Issue 14's "why did it fail" path: from the alerts page, a failed
@@ -791,18 +722,10 @@ async fn a_failed_items_log_is_two_clicks_from_its_alert() {
         }])
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
-    log_in(&browser, &base).await;
+    log_in(&browser, &base, TOKEN, "Overview").await;
 
     browser.goto(&format!("{base}/alerts")).await.unwrap();
     browser
@@ -841,10 +764,5 @@ async fn a_failed_items_log_is_two_clicks_from_its_alert() {
         .unwrap();
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }

@@ -20,8 +20,7 @@ use nightshift_core::keyspace::{dag_checksum, dag_key, encode, AppliedDag};
 use nightshift_core::state::{JobState, RunState, TriggerSource};
 use nightshift_store::{JobRun, NewDagVersion, NewRun};
 use std::path::PathBuf;
-use std::time::Duration;
-use support::webdriver::Browser;
+use support::webdriver::{log_in, Browser, Served};
 use support::{Fixture, PREFIX, TOKEN};
 
 const DAG: &str = "nightly-settlement";
@@ -167,47 +166,13 @@ return [samples, count, bad];
 async fn the_dag_page_draws_a_readable_graph_and_trend_in_a_real_browser() {
     let f = Fixture::memory(support::operators()).await;
     seed_settlement(&f).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
     browser.set_window_size(1440, 1000).await.unwrap();
 
     // Log in through the form.
-    browser.goto(&format!("{base}/")).await.unwrap();
-    browser
-        .wait_true(
-            30,
-            "the login form",
-            "return !!document.querySelector('form#login')",
-        )
-        .await
-        .unwrap();
-    browser
-        .exec(&format!(
-            "document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"
-        ))
-        .await
-        .unwrap();
-    browser
-        .click("form#login button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_true(
-            30,
-            "the overview",
-            &format!("return document.body.innerText.includes('{DAG}')"),
-        )
-        .await
-        .unwrap();
+    log_in(&browser, &base, TOKEN, DAG).await;
 
     browser.goto(&format!("{base}/dags/{DAG}")).await.unwrap();
     browser
@@ -333,10 +298,5 @@ async fn the_dag_page_draws_a_readable_graph_and_trend_in_a_real_browser() {
         .unwrap();
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }

@@ -20,8 +20,7 @@ use nightshift_core::state::{AlertRule, AlertSeverity, RunState, TriggerSource};
 use nightshift_store::{NewAlert, NewEvent, NewRun};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::Duration;
-use support::webdriver::Browser;
+use support::webdriver::{log_in, Browser, Served};
 use support::{seed, Fixture, TOKEN};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -119,36 +118,6 @@ async fn seed_wide(f: &Fixture) {
     .await;
 }
 
-async fn log_in(browser: &Browser, base: &str) {
-    browser.goto(&format!("{base}/")).await.unwrap();
-    browser
-        .wait_true(
-            30,
-            "the login form",
-            "return !!document.querySelector('form#login')",
-        )
-        .await
-        .unwrap();
-    browser
-        .exec(&format!(
-            "document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"
-        ))
-        .await
-        .unwrap();
-    browser
-        .click("form#login button[type=submit]")
-        .await
-        .unwrap();
-    browser
-        .wait_true(
-            30,
-            "the overview",
-            "return document.body.innerText.includes('Overview')",
-        )
-        .await
-        .unwrap();
-}
-
 /// Opens `path` and waits for its heading and the page script's zone pass
 /// (`data-tz` on the body).
 async fn open(browser: &Browser, base: &str, path: &str) {
@@ -186,19 +155,11 @@ async fn tick_labels(browser: &Browser, id: &str) -> Vec<String> {
 async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
     let f = Fixture::memory(support::operators()).await;
     seed_wide(&f).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nightshift_console::serve(
-        listener,
-        f.state.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = Served::start(f.state.clone()).await;
+    let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
     browser.set_window_size(1440, 1000).await.unwrap();
-    log_in(&browser, &base).await;
+    log_in(&browser, &base, TOKEN, "Overview").await;
     let width = browser.exec("return window.innerWidth").await.unwrap();
     assert!(
         width.as_u64().is_some_and(|w| (1400..=1440).contains(&w)),
@@ -406,10 +367,5 @@ async fn pages_fit_1440_px_with_time_ticks_and_a_zone_choice() {
     assert!(first.as_str().is_some_and(|t| t.ends_with('Z')), "{first}");
 
     drop(browser);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }

@@ -297,3 +297,67 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// A console serving `state` on a free loopback port, for a browser to
+/// open; [`Served::stop`] shuts it down and checks it stopped cleanly.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Serves `state` until [`Served::stop`] (or the test's end).
+    pub async fn start(state: nightshift_console::AppState) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(nightshift_console::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Served { base, stop, server }
+    }
+
+    /// Stops the console and waits (10 s at most) for it to have stopped.
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Logs in through the login form with `token` and waits until the page
+/// after it shows `landing` (the overview shows `Overview`).
+pub async fn log_in(browser: &Browser, base: &str, token: &str, landing: &str) {
+    browser.goto(&format!("{base}/")).await.unwrap();
+    browser
+        .wait_true(
+            30,
+            "the login form",
+            "return !!document.querySelector('form#login')",
+        )
+        .await
+        .unwrap();
+    browser
+        .exec(&format!(
+            "document.querySelector('form#login input[name=token]').value = '{token}'; return true"
+        ))
+        .await
+        .unwrap();
+    browser
+        .click("form#login button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_true(
+            30,
+            "the page after logging in",
+            &format!("return document.body.innerText.includes('{landing}')"),
+        )
+        .await
+        .unwrap();
+}
