@@ -28,13 +28,14 @@
 //!   deadline bookkeeping live in [`crate::lease`].
 //! - **Watch supervision:** see the `watch` module: re-created after any error from the
 //!   last delivered revision + 1, deduplicated, resynced after compaction.
-//! - **HTTP/2 keep-alive** pings every 10 s (5 s timeout) while streams are
+//! - **HTTP/2 keep-alive** pings every 6 s (3 s timeout) while streams are
 //!   open, so a watch on a silently dead connection (a member host that
-//!   vanished without closing its sockets) is noticed; etcd's server answers
-//!   pings more frequent than `--grpc-keepalive-min-time` (5 s), or pings on
-//!   a connection without streams, with GOAWAY, hence not faster and not
-//!   while idle. A member process that dies closes its connections, which
-//!   clients notice at once.
+//!   vanished without closing its sockets) is noticed within 9 s and
+//!   re-created on a live member; etcd's server answers pings more frequent
+//!   than `--grpc-keepalive-min-time` (5 s), or pings on a connection
+//!   without streams, with GOAWAY, hence not faster and not while idle
+//!   (unary requests have their deadline instead). A member process that
+//!   dies closes its connections, which clients notice at once.
 
 mod admin;
 mod convert;
@@ -56,9 +57,9 @@ use std::time::Duration;
 /// Largest response we accept (a big `get_prefix`); etcd-client's default is 4 MiB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// HTTP/2 keep-alive ping interval; must stay ≥ etcd's `--grpc-keepalive-min-time`.
-const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(6);
 /// How long a keep-alive ping may go unanswered before the connection is dropped.
-const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Default [`EtcdConfig::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
