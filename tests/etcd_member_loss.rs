@@ -121,7 +121,8 @@ async fn measure(cluster: &Cluster, n: usize, fault: Fault) -> Result<Measured> 
         check_exactly_once(job, SHARDS, &cluster.attempts(&run, job).await?)?;
     }
     let ended_at = end.ended_at_ms.context("an ended run has an end")?;
-    let millis = u64::try_from(ended_at - end.created_at_ms).context("run ended before it began")?;
+    let millis =
+        u64::try_from(ended_at - end.created_at_ms).context("run ended before it began")?;
     Ok(Measured {
         duration: Duration::from_millis(millis),
         killed,

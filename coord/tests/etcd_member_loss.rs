@@ -66,9 +66,11 @@ async fn lose_one_member(victim: Victim) {
 
     // The cluster is usable again once the survivors have a leader (about
     // etcd's election timeout after a leader's death; at once otherwise).
-    wait_for(Duration::from_secs(10), "a write succeeds again", || async {
-        coord.put("/ml/probe", b"p".to_vec(), None).await.is_ok()
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "a write succeeds again",
+        || async { coord.put("/ml/probe", b"p".to_vec(), None).await.is_ok() },
+    )
     .await
     .unwrap();
     let usable = killed.elapsed();

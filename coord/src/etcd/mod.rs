@@ -48,8 +48,8 @@ use crate::api::{
     CoordError, Coordinator, KeyValue, LeaseId, Revision, Txn, TxnResponse, WatchStream,
 };
 use async_trait::async_trait;
-use retry::Safety;
 use etcd_client as ec;
+use retry::Safety;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

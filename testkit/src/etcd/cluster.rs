@@ -177,10 +177,9 @@ mod tests {
         assert_eq!(cluster.followers().await.len(), 1);
 
         // The survivors still have a quorum: reads and writes work.
-        let mut survivor =
-            etcd_client::Client::connect([cluster.member(new).endpoint()], None)
-                .await
-                .unwrap();
+        let mut survivor = etcd_client::Client::connect([cluster.member(new).endpoint()], None)
+            .await
+            .unwrap();
         survivor.put("k2", "v2", None).await.unwrap();
 
         cluster.restart(old).await.unwrap();
@@ -188,7 +187,11 @@ mod tests {
             .await
             .unwrap();
         let got = back.get("k2", None).await.unwrap();
-        assert_eq!(got.kvs()[0].value(), b"v2", "the restarted member caught up");
+        assert_eq!(
+            got.kvs()[0].value(),
+            b"v2",
+            "the restarted member caught up"
+        );
         let got = back.get("k", None).await.unwrap();
         assert_eq!(got.kvs()[0].value(), b"v");
     }
