@@ -87,7 +87,7 @@ async fn lose_one_member(victim: Victim) {
         assert!(coord.get(&key).await.unwrap().is_some());
         let resp = coord
             .txn(Txn {
-                compares: vec![Compare::absent(&format!("{key}-t"))],
+                compares: vec![Compare::absent(format!("{key}-t"))],
                 success: vec![TxnOp::Put {
                     key: format!("{key}-t"),
                     value: vec![2],

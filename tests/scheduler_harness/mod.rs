@@ -32,7 +32,7 @@ enum DbHandle {
 /// The etcd a [`Cluster`] runs on: one test server, or a cluster of
 /// members with etcd's default timing.
 pub enum Etcd {
-    Single(EtcdServer),
+    Single(Box<EtcdServer>),
     Members(EtcdCluster),
 }
 
@@ -141,7 +141,7 @@ impl Drop for Proc {
 
 impl Cluster {
     pub async fn start(db: Db) -> Result<Cluster> {
-        Self::start_on(db, Etcd::Single(EtcdServer::start().await?)).await
+        Self::start_on(db, Etcd::Single(Box::new(EtcdServer::start().await?))).await
     }
 
     /// A cluster on an etcd of `members` members (etcd's default timing).
