@@ -63,6 +63,9 @@ pub struct EtcdSettings {
     pub credentials: Option<(String, String)>,
     /// TLS files, when etcd serves TLS.
     pub tls: Option<TlsFiles>,
+    /// Deadline of each etcd request, retries on other members included;
+    /// `None`: the coordination client's default (2 s).
+    pub request_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for EtcdSettings {
@@ -72,6 +75,7 @@ impl fmt::Debug for EtcdSettings {
             .field("endpoints", &self.endpoints)
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
             .field("tls", &self.tls)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -191,6 +195,15 @@ impl ExecutorBuilder {
     /// TLS files for etcd.
     pub fn tls(mut self, tls: TlsFiles) -> Self {
         self.etcd.tls = Some(tls);
+        self
+    }
+
+    /// Deadline of each etcd request (default 2 s), retries on other etcd
+    /// members included: how long a member that lost its raft leader can
+    /// hold a renewal or a result batch before it is retried elsewhere or
+    /// reported. Raise it only for a slow etcd.
+    pub fn etcd_request_timeout(mut self, timeout: Duration) -> Self {
+        self.etcd.request_timeout = Some(timeout);
         self
     }
 
@@ -500,6 +513,14 @@ mod tests {
         assert_eq!(executor.config.lease_ttl, Duration::from_secs(10));
         assert_eq!(executor.config.drain_grace, Duration::from_secs(30));
         assert_eq!(executor.config.prefix, "/nightshift/");
+    }
+
+    #[test]
+    fn the_etcd_request_deadline_is_kept_for_the_connection() {
+        let builder = Executor::builder().etcd(["http://e:2379"]);
+        assert_eq!(builder.etcd.request_timeout, None, "the client's default");
+        let builder = builder.etcd_request_timeout(Duration::from_secs(4));
+        assert_eq!(builder.etcd.request_timeout, Some(Duration::from_secs(4)));
     }
 
     #[test]

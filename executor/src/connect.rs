@@ -25,6 +25,9 @@ pub(crate) async fn etcd(
         config.password = Some(password.clone());
     }
     config.tls = settings.tls.clone();
+    if let Some(timeout) = settings.request_timeout {
+        config.request_timeout = timeout;
+    }
     let mut backoff = Duration::from_millis(200);
     loop {
         match EtcdCoordinator::connect(config.clone()).await {

@@ -60,6 +60,25 @@ pub struct EtcdArgs {
         value_name = "PREFIX"
     )]
     pub prefix: String,
+    /// Deadline of each etcd request, retries on other members included:
+    /// how long a member that lost its leader can hold a request. Raise it
+    /// only for very large reads on a slow etcd.
+    #[arg(
+        long,
+        env = "NIGHTSHIFT_ETCD_REQUEST_TIMEOUT",
+        default_value = "2s",
+        value_parser = request_timeout,
+        value_name = "DURATION"
+    )]
+    pub etcd_request_timeout: Duration,
+}
+
+fn request_timeout(text: &str) -> Result<Duration, String> {
+    match nightshift_core::duration::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than zero".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// How to reach the SQL store.
@@ -147,6 +166,7 @@ impl EtcdArgs {
         let mut config = EtcdConfig::new(self.etcd.iter().map(|e| e.trim().to_owned()).collect());
         config.username = self.etcd_user.clone();
         config.password = password;
+        config.request_timeout = self.etcd_request_timeout;
         // A least-privilege user may read only under the prefix.
         config.probe_key = self.key_prefix()?;
         config.tls = match (&self.etcd_ca, &self.etcd_cert) {
@@ -331,5 +351,46 @@ mod tests {
         };
         let text = format!("{args:?}");
         assert!(!text.contains("secret") && text.contains("db/ns"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod request_timeout_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    }
+
+    #[test]
+    fn the_etcd_request_deadline_defaults_to_two_seconds_and_reaches_the_config() {
+        let cmd = Cmd::try_parse_from(["x", "--etcd", "http://e:2379"]).unwrap();
+        assert_eq!(
+            cmd.etcd.config_with(None).unwrap().request_timeout,
+            Duration::from_secs(2)
+        );
+        let cmd = Cmd::try_parse_from([
+            "x",
+            "--etcd",
+            "http://e:2379",
+            "--etcd-request-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(
+            cmd.etcd.config_with(None).unwrap().request_timeout,
+            Duration::from_secs(5)
+        );
+        assert!(Cmd::try_parse_from([
+            "x",
+            "--etcd",
+            "http://e:2379",
+            "--etcd-request-timeout",
+            "0s"
+        ])
+        .is_err());
     }
 }

@@ -218,6 +218,7 @@ impl Settings {
             .etcd(etcd.endpoints)
             .lease_ttl(s.lease_ttl)
             .drain_grace(s.drain_grace)
+            .etcd_request_timeout(etcd.request_timeout)
             .prefix(s.etcd_args.prefix);
         if let (Some(user), Some(password)) = (etcd.username, etcd.password) {
             builder = builder.credentials(user, password);
@@ -402,5 +403,11 @@ mod tests {
         ]);
         let settings = Settings::from_args(a, Some("ignored".into())).unwrap();
         assert_eq!(settings.etcd.password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn the_etcd_request_deadline_reaches_the_sdk() {
+        let settings = Settings::from_args(args(&["--etcd-request-timeout", "3s"]), None).unwrap();
+        assert_eq!(settings.etcd.request_timeout, Duration::from_secs(3));
     }
 }

@@ -28,6 +28,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod cluster;
+pub use cluster::EtcdCluster;
+
 /// Environment variable overriding the etcd binary used by tests.
 pub const ETCD_BIN_ENV: &str = "NIGHTSHIFT_TEST_ETCD_BIN";
 
@@ -73,6 +76,8 @@ pub struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     metrics_port: u16,
+    /// Membership: this member's name and the whole initial cluster.
+    membership: Membership,
     // A mutex so that kill/restart work through `&self` (a test shares the
     // server with spawned tasks); never held across an await.
     child: Mutex<Option<Child>>,
@@ -101,6 +106,7 @@ impl EtcdServer {
                 client_port,
                 peer_port,
                 metrics_port,
+                membership: Membership::single(peer_port),
                 child: Mutex::new(None),
             };
             match server.spawn_and_wait().await {
@@ -124,6 +130,23 @@ impl EtcdServer {
     /// Client URLs, for APIs taking a list.
     pub fn endpoints(&self) -> Vec<String> {
         vec![self.endpoint()]
+    }
+
+    /// Peer URL (raft traffic between members).
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// Whether this etcd is running and is its cluster's raft leader (its
+    /// `/metrics` report `etcd_server_is_leader 1`). A single server always
+    /// leads itself once started.
+    pub async fn is_leader(&self) -> bool {
+        if self.pid().is_none() {
+            return false;
+        }
+        http_get(self.metrics_port, "/metrics")
+            .await
+            .is_some_and(|body| body.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
     }
 
     /// Process id of the running etcd, `None` after [`kill`](Self::kill).
@@ -285,8 +308,14 @@ impl EtcdServer {
 
     /// Spawns etcd on this server's ports and dir, then waits for health.
     async fn spawn_and_wait(&self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_healthy().await
+    }
+
+    /// Spawns the etcd process (not waiting for anything).
+    fn spawn(&self) -> anyhow::Result<()> {
         let client_url = self.endpoint();
-        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer_url = self.peer_url();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -315,7 +344,7 @@ impl EtcdServer {
                 "5m",
             ])
             .arg("--name")
-            .arg("n")
+            .arg(&self.membership.name)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args([
@@ -331,10 +360,14 @@ impl EtcdServer {
                 &peer_url,
             ])
             .arg("--initial-cluster")
-            .arg(format!("n={peer_url}"))
+            .arg(&self.membership.initial_cluster)
+            .args(["--initial-cluster-token", "nightshift-test"])
             .arg("--listen-metrics-urls")
             .arg(format!("http://127.0.0.1:{}", self.metrics_port))
-            .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
+            .arg("--heartbeat-interval")
+            .arg(self.membership.heartbeat_ms.to_string())
+            .arg("--election-timeout")
+            .arg(self.membership.election_ms.to_string())
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -342,7 +375,12 @@ impl EtcdServer {
             .spawn()
             .with_context(|| format!("spawning {}", self.bin.display()))?;
         *self.child_slot() = Some(child);
+        Ok(())
+    }
 
+    /// Waits until the spawned etcd answers healthy (a member of a cluster
+    /// is healthy once the cluster has a leader).
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self
@@ -386,6 +424,32 @@ impl std::fmt::Debug for EtcdServer {
             .field("dir", &self.dir.path())
             .field("pid", &self.pid())
             .finish()
+    }
+}
+
+/// Who a member is within its cluster, and the cluster's raft timing.
+#[derive(Debug, Clone)]
+struct Membership {
+    /// `--name`.
+    name: String,
+    /// `--initial-cluster` (read by etcd only on an empty data dir).
+    initial_cluster: String,
+    /// `--heartbeat-interval`, ms.
+    heartbeat_ms: u32,
+    /// `--election-timeout`, ms.
+    election_ms: u32,
+}
+
+impl Membership {
+    /// A one-member cluster, with timings tuned for tests (20 ms heartbeat,
+    /// 200 ms election timeout): nobody else can disturb its leadership.
+    fn single(peer_port: u16) -> Self {
+        Membership {
+            name: "n".to_owned(),
+            initial_cluster: format!("n=http://127.0.0.1:{peer_port}"),
+            heartbeat_ms: 20,
+            election_ms: 200,
+        }
     }
 }
 
@@ -433,22 +497,29 @@ fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
 /// Whether etcd's `/health` endpoint (on the plain-HTTP metrics port)
 /// answers healthy.
 async fn healthy(port: u16) -> bool {
+    http_get(port, "/health")
+        .await
+        .is_some_and(|body| body.contains("\"health\":\"true\""))
+}
+
+/// The response (status line, headers and body) to `GET path` on the
+/// plain-HTTP metrics port; `None` when it does not answer within 500 ms.
+async fn http_get(port: u16, path: &str) -> Option<String> {
     let probe = async {
         let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
-        conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .await
             .ok()?;
         let mut body = Vec::new();
         conn.read_to_end(&mut body).await.ok()?;
-        Some(String::from_utf8_lossy(&body).contains("\"health\":\"true\""))
+        Some(String::from_utf8_lossy(&body).into_owned())
     };
     tokio::time::timeout(Duration::from_millis(500), probe)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false)
 }
 
 /// The last `lines` lines of a log file (at most its last 64 KiB).

@@ -9,7 +9,7 @@ use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::state::RunState;
 use nightshift_store::{Attempt, Run, RunFilter, Store};
 use nightshift_testkit::db::{fresh_postgres, fresh_sqlite, PgDatabase, SqliteFile};
-use nightshift_testkit::etcd::EtcdServer;
+use nightshift_testkit::etcd::{EtcdCluster, EtcdServer};
 use nightshift_testkit::wait::wait_for_value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,15 +29,46 @@ enum DbHandle {
     Postgres(PgDatabase),
 }
 
+/// The etcd a [`Cluster`] runs on: one test server, or a cluster of
+/// members with etcd's default timing.
+pub enum Etcd {
+    Single(Box<EtcdServer>),
+    Members(EtcdCluster),
+}
+
+impl Etcd {
+    /// The `--etcd` flag value: every member's URL, comma-separated.
+    pub fn endpoint(&self) -> String {
+        self.endpoints().join(",")
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        match self {
+            Etcd::Single(server) => server.endpoints(),
+            Etcd::Members(cluster) => cluster.endpoints(),
+        }
+    }
+
+    /// The members, when this is a multi-member cluster.
+    pub fn members(&self) -> Option<&EtcdCluster> {
+        match self {
+            Etcd::Single(_) => None,
+            Etcd::Members(cluster) => Some(cluster),
+        }
+    }
+}
+
 /// etcd + database + a work dir for DAG files and process logs.
 pub struct Cluster {
-    pub etcd: EtcdServer,
+    pub etcd: Etcd,
     /// A client of the etcd, for reading and writing keys as the CLI would.
     pub coord: nightshift_coord::etcd::EtcdCoordinator,
     _db: DbHandle,
     pub db_url: String,
     pub store: Store,
     pub dir: tempfile::TempDir,
+    /// `--lease-ttl` of the schedulers and executors it spawns (default 2s).
+    pub lease_ttl: String,
 }
 
 /// A child process, SIGKILLed on drop; its log is printed when a test fails.
@@ -110,7 +141,15 @@ impl Drop for Proc {
 
 impl Cluster {
     pub async fn start(db: Db) -> Result<Cluster> {
-        let etcd = EtcdServer::start().await?;
+        Self::start_on(db, Etcd::Single(Box::new(EtcdServer::start().await?))).await
+    }
+
+    /// A cluster on an etcd of `members` members (etcd's default timing).
+    pub async fn start_members(db: Db, members: usize) -> Result<Cluster> {
+        Self::start_on(db, Etcd::Members(EtcdCluster::start(members).await?)).await
+    }
+
+    async fn start_on(db: Db, etcd: Etcd) -> Result<Cluster> {
         let (handle, url) = match db {
             Db::Sqlite => {
                 let f = fresh_sqlite();
@@ -135,6 +174,7 @@ impl Cluster {
             db_url: url,
             store,
             dir: tempfile::tempdir()?,
+            lease_ttl: "2s".to_owned(),
         })
     }
 
@@ -199,7 +239,7 @@ impl Cluster {
             "--id",
             id,
             "--lease-ttl",
-            "2s",
+            &self.lease_ttl,
             "--tick",
             "200ms",
             "--misfire-grace",
@@ -225,7 +265,7 @@ impl Cluster {
             "--id",
             id,
             "--lease-ttl",
-            "2s",
+            &self.lease_ttl,
             "--prefix",
             PREFIX,
             "--capacity",

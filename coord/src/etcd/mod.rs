@@ -1,24 +1,45 @@
 //! etcd backend: a thin translation of the contract onto `etcd-client`, plus
 //! the supervision the crate lacks.
 //!
-//! - **Timeouts:** every unary call runs under `request_timeout` (our own
-//!   `tokio::time::timeout`, not tonic's per-request timeout, which would also
-//!   cut long-lived watch streams). A timeout is [`CoordError::Unavailable`].
+//! - **Deadlines and retries:** every unary call (and every watch or
+//!   keep-alive stream's creation) runs under `request_timeout` (default
+//!   2 s; our own `tokio::time::timeout`, not tonic's per-request timeout,
+//!   which would also cut long-lived watch streams). Within it, a failed
+//!   attempt is sent again when that is safe (see the `retry` module): at
+//!   once when it never reached a member (a dead member's connect error),
+//!   after 50 ms when a member without a raft leader refused it, and, for
+//!   reads, renewals and watch creation only, after any transient failure.
+//!   A deadline passed is [`CoordError::Unavailable`].
+//! - **Member loss:** the client balances requests over all endpoints
+//!   (tonic's power-of-two-choices balancer, which does not route to a
+//!   member it is still reconnecting to) and sends etcd's `hasleader`
+//!   metadata, so a member cut off from its leader refuses requests at once
+//!   and cancels its watches instead of holding them. A request in flight
+//!   on a member when it dies fails with the connection; one in flight on a
+//!   follower whose leader died waits at most the deadline. Together with
+//!   the retries, losing one member of three costs callers at most about one
+//!   deadline plus etcd's own leader election.
 //! - **Keep-alive supervision:** [`Coordinator::keep_alive`] opens a fresh
 //!   lease keep-alive stream per call, renews once, reads the answer and drops
 //!   the stream. No stream outlives a call, so a stream killed by an etcd
 //!   restart or a dead connection can never silently stop renewing a lease:
-//!   the next call simply opens a new one on a reconnected channel. Periodic
-//!   renewal and the deadline bookkeeping live in [`crate::lease`].
+//!   the next call simply opens a new one on a reconnected channel (and is
+//!   retried on another member within its deadline). Periodic renewal and the
+//!   deadline bookkeeping live in [`crate::lease`].
 //! - **Watch supervision:** see the `watch` module: re-created after any error from the
 //!   last delivered revision + 1, deduplicated, resynced after compaction.
-//! - **HTTP/2 keep-alive** pings every 10 s (5 s timeout) while streams are
-//!   open, so a watch on a silently dead connection is noticed; etcd's server
-//!   answers pings more frequent than `--grpc-keepalive-min-time` (5 s) with
-//!   GOAWAY, hence not faster.
+//! - **HTTP/2 keep-alive** pings every 6 s (3 s timeout) while streams are
+//!   open, so a watch on a silently dead connection (a member host that
+//!   vanished without closing its sockets) is noticed within 9 s and
+//!   re-created on a live member; etcd's server answers pings more frequent
+//!   than `--grpc-keepalive-min-time` (5 s), or pings on a connection
+//!   without streams, with GOAWAY, hence not faster and not while idle
+//!   (unary requests have their deadline instead). A member process that
+//!   dies closes its connections, which clients notice at once.
 
 mod admin;
 mod convert;
+mod retry;
 mod watch;
 
 pub use admin::{Grant, RoleSpec};
@@ -29,6 +50,7 @@ use crate::api::{
 };
 use async_trait::async_trait;
 use etcd_client as ec;
+use retry::Safety;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,9 +58,12 @@ use std::time::Duration;
 /// Largest response we accept (a big `get_prefix`); etcd-client's default is 4 MiB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// HTTP/2 keep-alive ping interval; must stay ≥ etcd's `--grpc-keepalive-min-time`.
-const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(6);
 /// How long a keep-alive ping may go unanswered before the connection is dropped.
-const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Default [`EtcdConfig::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How to reach etcd.
 #[derive(Clone)]
@@ -53,7 +78,10 @@ pub struct EtcdConfig {
     pub tls: Option<TlsFiles>,
     /// Limit on establishing a connection.
     pub connect_timeout: Duration,
-    /// Limit on each unary request (get, put, txn, lease calls).
+    /// Deadline of each unary request (get, put, txn, lease calls, a watch's
+    /// creation), retries on other members included. Short, so that a
+    /// request held by a member that lost its leader does not hold its
+    /// caller long; raise it only for very large reads on a slow etcd.
     pub request_timeout: Duration,
     /// The key read (count only) to learn the store's revision at connect
     /// time and for "from now" watches. A user restricted to a key range
@@ -63,7 +91,8 @@ pub struct EtcdConfig {
 }
 
 impl EtcdConfig {
-    /// Plain-text, unauthenticated access to `endpoints`, 5 s timeouts.
+    /// Plain-text, unauthenticated access to `endpoints`: 5 s to connect,
+    /// a 2 s deadline per request.
     pub fn new(endpoints: Vec<String>) -> Self {
         EtcdConfig {
             endpoints,
@@ -71,7 +100,7 @@ impl EtcdConfig {
             password: None,
             tls: None,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             probe_key: "\0".to_owned(),
         }
     }
@@ -115,6 +144,8 @@ pub struct TlsFiles {
 pub struct EtcdCoordinator {
     client: ec::Client,
     request_timeout: Duration,
+    /// How many endpoints the client balances over (bounds instant retries).
+    endpoints: usize,
     probe_key: std::sync::Arc<[u8]>,
 }
 
@@ -136,7 +167,11 @@ impl EtcdCoordinator {
         let mut options = ec::ConnectOptions::new()
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT)
-            .with_keep_alive_while_idle(false);
+            .with_keep_alive_while_idle(false)
+            // A member without a raft leader refuses at once ("no leader",
+            // retried elsewhere) and cancels its watches, instead of holding
+            // requests until etcd's own timeout.
+            .with_require_leader(true);
         match (&config.username, &config.password) {
             (Some(user), Some(password)) => {
                 options = options
@@ -168,6 +203,7 @@ impl EtcdCoordinator {
         let coordinator = EtcdCoordinator {
             client,
             request_timeout: config.request_timeout,
+            endpoints: config.endpoints.len(),
             probe_key: config.probe_key.clone().into_bytes().into(),
         };
         coordinator
@@ -177,18 +213,43 @@ impl EtcdCoordinator {
         Ok(coordinator)
     }
 
-    /// Runs one etcd call under the request timeout and maps its error.
-    async fn call<T>(
+    /// Runs one etcd call under the request deadline, retrying it on another
+    /// member when that is safe (see [`retry`]), and maps its error.
+    /// `attempt` makes one attempt; it is called again for each retry.
+    async fn call<T, F, Fut>(
         &self,
         lease: Option<LeaseId>,
-        fut: impl Future<Output = Result<T, ec::Error>>,
-    ) -> Result<T, CoordError> {
-        match tokio::time::timeout(self.request_timeout, fut).await {
-            Ok(result) => result.map_err(|e| convert::error(e, lease)),
-            Err(_) => Err(CoordError::Unavailable(format!(
-                "etcd request timed out after {:?}",
-                self.request_timeout
-            ))),
+        safety: retry::Safety,
+        mut attempt: F,
+    ) -> Result<T, CoordError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ec::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut tries: u32 = 0;
+        loop {
+            tries += 1;
+            let e = match tokio::time::timeout_at(deadline, attempt()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(CoordError::Unavailable(format!(
+                        "etcd request timed out after {:?}",
+                        self.request_timeout
+                    )))
+                }
+            };
+            let Some(pause) = retry::pause(safety, retry::classify(&e), tries, self.endpoints)
+            else {
+                return Err(convert::error(e, lease));
+            };
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(convert::error(e, lease));
+            }
+            metrics::counter!("nightshift_etcd_request_retries_total").increment(1);
+            tracing::debug!(error = %e, tries, "etcd request failed; retrying on another member");
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -250,48 +311,53 @@ fn header_revision(header: Option<&ec::ResponseHeader>) -> Result<Revision, Coor
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        let mut leases = self.client.lease_client();
+        // Not repeated after an ambiguous failure: a second grant would leave
+        // the first lease orphaned (it expires after its TTL, harmlessly).
         let resp = self
-            .call(
-                None,
-                async move { leases.grant(ttl_seconds(ttl), None).await },
-            )
+            .call(None, Safety::Once, || {
+                let mut leases = self.client.lease_client();
+                async move { leases.grant(ttl_seconds(ttl), None).await }
+            })
             .await?;
         Ok(LeaseId(resp.id()))
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        let mut leases = self.client.lease_client();
-        self.call(Some(lease), async move {
-            // etcd-client sends one renewal and checks its answer inside
-            // `keep_alive`, but drops the TTL; a second renewal on the same
-            // fresh stream reports it. Both renewals happen after the caller
-            // decided to renew, so the TTL is measured conservatively.
-            let (mut keeper, mut responses) = leases.keep_alive(lease.0).await?;
-            keeper.keep_alive().await?;
-            match responses.message().await? {
-                Some(r) if r.ttl() > 0 => Ok(seconds(r.ttl())),
-                Some(_) => Err(ec::Error::LeaseKeepAliveError("lease not found".into())),
-                None => Err(ec::Error::LeaseKeepAliveError(
-                    "keep-alive stream closed".into(),
-                )),
+        self.call(Some(lease), Safety::Repeatable, || {
+            let mut leases = self.client.lease_client();
+            async move {
+                // etcd-client sends one renewal and checks its answer inside
+                // `keep_alive`, but drops the TTL; a second renewal on the same
+                // fresh stream reports it. Both renewals happen after the caller
+                // decided to renew, so the TTL is measured conservatively.
+                let (mut keeper, mut responses) = leases.keep_alive(lease.0).await?;
+                keeper.keep_alive().await?;
+                match responses.message().await? {
+                    Some(r) if r.ttl() > 0 => Ok(seconds(r.ttl())),
+                    Some(_) => Err(ec::Error::LeaseKeepAliveError("lease not found".into())),
+                    None => Err(ec::Error::LeaseKeepAliveError(
+                        "keep-alive stream closed".into(),
+                    )),
+                }
             }
         })
         .await
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        let mut leases = self.client.lease_client();
-        self.call(Some(lease), async move { leases.revoke(lease.0).await })
-            .await
-            .map(|_| ())
+        self.call(Some(lease), Safety::Once, || {
+            let mut leases = self.client.lease_client();
+            async move { leases.revoke(lease.0).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        let mut leases = self.client.lease_client();
         match self
-            .call(Some(lease), async move {
-                leases.time_to_live(lease.0, None).await
+            .call(Some(lease), Safety::Repeatable, || {
+                let mut leases = self.client.lease_client();
+                async move { leases.time_to_live(lease.0, None).await }
             })
             .await
         {
@@ -308,28 +374,35 @@ impl Coordinator for EtcdCoordinator {
         value: Vec<u8>,
         lease: Option<LeaseId>,
     ) -> Result<Revision, CoordError> {
-        let mut kv = self.kv();
         let options = lease.map(|l| ec::PutOptions::new().with_lease(l.0));
         let resp = self
-            .call(lease, async move { kv.put(key, value, options).await })
+            .call(lease, Safety::Once, || {
+                let mut kv = self.kv();
+                let (value, options) = (value.clone(), options.clone());
+                async move { kv.put(key, value, options).await }
+            })
             .await?;
         header_revision(resp.header())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        let mut kv = self.kv();
         let resp = self
-            .call(None, async move { kv.get(key, None).await })
+            .call(None, Safety::Repeatable, || {
+                let mut kv = self.kv();
+                async move { kv.get(key, None).await }
+            })
             .await?;
         Ok(resp.kvs().first().map(convert::key_value))
     }
 
     async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        let mut kv = self.kv();
         let resp = self
-            .call(None, async move {
-                kv.get(prefix, Some(ec::GetOptions::new().with_prefix()))
-                    .await
+            .call(None, Safety::Repeatable, || {
+                let mut kv = self.kv();
+                async move {
+                    kv.get(prefix, Some(ec::GetOptions::new().with_prefix()))
+                        .await
+                }
             })
             .await?;
         // etcd sorts a range by key, ascending, by default.
@@ -346,7 +419,6 @@ impl Coordinator for EtcdCoordinator {
         limit: usize,
         revision: Option<Revision>,
     ) -> Result<PrefixPage, CoordError> {
-        let mut kv = self.kv();
         // The page starts just after `after` (the smallest key greater than
         // it is `after` + NUL) and runs to the prefix's range end.
         let start: Vec<u8> = match after {
@@ -364,7 +436,11 @@ impl Coordinator for EtcdCoordinator {
             .with_limit(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
             .with_revision(revision.unwrap_or(0));
         let resp = self
-            .call(None, async move { kv.get(start, Some(options)).await })
+            .call(None, Safety::Repeatable, || {
+                let mut kv = self.kv();
+                let (start, options) = (start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
             .await?;
         Ok(PrefixPage {
             kvs: resp.kvs().iter().map(convert::key_value).collect(),
@@ -377,18 +453,22 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        let mut kv = self.kv();
         let resp = self
-            .call(None, async move { kv.delete(key, None).await })
+            .call(None, Safety::Once, || {
+                let mut kv = self.kv();
+                async move { kv.delete(key, None).await }
+            })
             .await?;
         Ok(resp.deleted())
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        let mut kv = self.kv();
-        let options = ec::DeleteOptions::new().with_prefix();
         let resp = self
-            .call(None, async move { kv.delete(prefix, Some(options)).await })
+            .call(None, Safety::Once, || {
+                let mut kv = self.kv();
+                let options = ec::DeleteOptions::new().with_prefix();
+                async move { kv.delete(prefix, Some(options)).await }
+            })
             .await?;
         Ok(resp.deleted())
     }
@@ -403,10 +483,13 @@ impl Coordinator for EtcdCoordinator {
                 crate::api::TxnOp::Put { lease, .. } => *lease,
                 _ => None,
             });
-        let mut kv = self.kv();
         let request = convert::txn(txn);
         let resp = self
-            .call(lease, async move { kv.txn(request).await })
+            .call(lease, Safety::Once, || {
+                let mut kv = self.kv();
+                let request = request.clone();
+                async move { kv.txn(request).await }
+            })
             .await?;
         Ok(TxnResponse {
             succeeded: resp.succeeded(),
@@ -416,13 +499,15 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn current_revision(&self) -> Result<Revision, CoordError> {
-        let mut kv = self.kv();
         // Any read returns the store revision in its header; count-only on
         // one key keeps it tiny.
-        let options = ec::GetOptions::new().with_count_only();
-        let key = self.probe_key.to_vec();
         let resp = self
-            .call(None, async move { kv.get(key, Some(options)).await })
+            .call(None, Safety::Repeatable, || {
+                let mut kv = self.kv();
+                let options = ec::GetOptions::new().with_count_only();
+                let key = self.probe_key.to_vec();
+                async move { kv.get(key, Some(options)).await }
+            })
             .await?;
         header_revision(resp.header())
     }

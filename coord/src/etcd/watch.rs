@@ -25,7 +25,7 @@
 //! the consumer drops the stream, or after sending a fatal error
 //! ([`CoordError::Denied`] or [`CoordError::Invalid`]).
 
-use super::{convert, EtcdCoordinator};
+use super::{convert, retry::Safety, EtcdCoordinator};
 use crate::api::{CoordError, Coordinator, Revision, WatchEvent, WatchStream};
 use etcd_client as ec;
 use futures::StreamExt;
@@ -121,11 +121,15 @@ async fn watch_once(
     tx: &Sender,
     backoff: &mut Duration,
 ) -> Stop {
-    let mut client = coord.client.watch_client();
     let options = ec::WatchOptions::new()
         .with_prefix()
         .with_start_revision(*next);
-    let mut stream = match coord.call(None, client.watch(prefix, Some(options))).await {
+    let create = || {
+        let mut client = coord.client.watch_client();
+        let options = options.clone();
+        async move { client.watch(prefix, Some(options)).await }
+    };
+    let mut stream = match coord.call(None, Safety::Repeatable, create).await {
         Ok(stream) => stream,
         Err(e) => return classify(e),
     };
