@@ -13,6 +13,7 @@ mod egress;
 pub(crate) mod etcd;
 mod failover;
 mod fleet;
+mod member_loss;
 pub(crate) mod process;
 mod report;
 mod rig;
@@ -56,6 +57,9 @@ pub enum Scenario {
     /// Many registered executors and one huge job: reshard time, keys and
     /// bytes written, scheduler memory.
     Scale(scale::Args),
+    /// A 3-member etcd of its own loses its leader member, then a
+    /// follower, mid-run: seconds each loss adds to the run.
+    MemberLoss(member_loss::Args),
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -67,12 +71,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let bench = async {
+            if let Scenario::MemberLoss(a) = &args.scenario {
+                // Its own 3-member etcd, whose members it kills.
+                return member_loss::run(a, args.raw_window).await;
+            }
             let rig = rig::Rig::start(&args.etcd).await?;
             let result = match &args.scenario {
                 Scenario::Dispatch(a) => dispatch::run(&rig, a, args.raw_window).await,
                 Scenario::Failover(a) => failover::run(&rig, a, args.raw_window).await,
                 Scenario::Trigger(a) => trigger::run(&rig, a, args.raw_window).await,
                 Scenario::Scale(a) => scale::run(&rig, a, args.raw_window).await,
+                Scenario::MemberLoss(_) => unreachable!("handled above"),
             };
             // Best effort: with our own etcd the keys die with it anyway.
             let _ = rig.clean().await;
