@@ -1,7 +1,7 @@
 //! `nightshift bench SCENARIO`: measure Nightshift against a real etcd and
 //! against that etcd's own raw put rate, measured in the same run so the
 //! figures compare across machines. Scenarios: `dispatch`, `failover`,
-//! `trigger`, `scale` (see BENCHMARKS.md for what each measures).
+//! `trigger`, `scale`, `fleet` (see BENCHMARKS.md for what each measures).
 //!
 //! Without `--etcd` the command starts its own etcd (`etcd` on `PATH`) and
 //! stops it at exit; the scheduler always runs as a child process so its CPU
@@ -13,10 +13,12 @@ mod egress;
 pub(crate) mod etcd;
 mod failover;
 mod fleet;
+mod fleet_scenario;
 pub(crate) mod process;
 mod report;
 mod rig;
 mod scale;
+mod scrape;
 mod trigger;
 
 use anyhow::Context as _;
@@ -56,6 +58,11 @@ pub enum Scenario {
     /// Many registered executors and one huge job: reshard time, keys and
     /// bytes written, scheduler memory.
     Scale(scale::Args),
+    /// Issue 12's fleet run: a 3-job chain of no-op items over many real
+    /// in-process executors: items/s, etcd egress per item, largest value
+    /// written, leader pass p50/p99, self-fenced executors, lost leases,
+    /// items that succeeded exactly once.
+    Fleet(fleet_scenario::Args),
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -73,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Scenario::Failover(a) => failover::run(&rig, a, args.raw_window).await,
                 Scenario::Trigger(a) => trigger::run(&rig, a, args.raw_window).await,
                 Scenario::Scale(a) => scale::run(&rig, a, args.raw_window).await,
+                Scenario::Fleet(a) => fleet_scenario::run(&rig, a, args.raw_window).await,
             };
             // Best effort: with our own etcd the keys die with it anyway.
             let _ = rig.clean().await;
