@@ -79,9 +79,9 @@ pub(super) struct ChainRun {
 }
 
 /// One measured run of `dag_toml(jobs, items)` named `dag` over
-/// `executors` in-process executors and a scheduler child started with
-/// `scheduler_flags`; `metrics` is where that scheduler serves its
-/// `/metrics` (scraped at the end), if it does.
+/// `executors` in-process executors and a scheduler child; with `metrics`
+/// the scheduler serves `/metrics` there (`--metrics-listen`) and the page
+/// is scraped at the end, before the scheduler stops.
 pub(super) async fn chain_run(
     rig: &Rig,
     dag: &str,
