@@ -138,3 +138,36 @@ fn etcd_bench_scale_assigns_every_registered_executor() {
     assert!(number(&v, "scheduler_peak_rss_mib") > 0.0);
     targets_are_verdicts(&v);
 }
+
+#[test]
+fn etcd_bench_fleet_runs_every_item_once_and_reports() {
+    let v = bench(&["fleet", "--executors", "20", "--items", "3000"]);
+    assert_eq!(v["scenario"], "fleet");
+    assert_eq!(v["run_state"], "succeeded");
+    assert_eq!(number(&v, "items"), 3000.0);
+    assert_eq!(
+        number(&v, "items_succeeded_once"),
+        number(&v, "items"),
+        "every item exactly one succeeded attempt in the SQL history"
+    );
+    assert_eq!(number(&v, "items_succeeded_twice_or_more"), 0.0);
+    for key in [
+        "items_per_s",
+        "etcd_egress_bytes_per_item",
+        "self_fenced",
+        "leases_lost",
+        "leader_pass_p50_ms",
+        "leader_pass_p99_ms",
+        "scheduler_cpu_s",
+        "raw_etcd_puts_per_s",
+    ] {
+        assert!(number(&v, key) >= 0.0, "{key}");
+    }
+    assert!(
+        number(&v, "largest_value_bytes") > 0.0,
+        "scraped from the scheduler's gauge: the leader wrote records"
+    );
+    assert!(number(&v, "scheduler_peak_rss_mib") > 0.0);
+    assert!(number(&v, "leader_pass_p99_ms") >= number(&v, "leader_pass_p50_ms"));
+    targets_are_verdicts(&v);
+}

@@ -200,6 +200,13 @@ async fn scheduler_and_executor_metrics_rise_during_a_run_and_never_fall() -> Re
         1.0
     );
     assert_eq!(value(&sched, "nightshift_scheduler_leading", &[]), 1.0);
+    // The run's records were put by the leader: the largest is at least
+    // a run record's size, and far under etcd's request limit.
+    let largest = value(&sched, "nightshift_scheduler_largest_value_bytes", &[]);
+    assert!(
+        largest > 100.0 && largest < 1_500_000.0,
+        "largest value written: {largest}"
+    );
     assert!(
         value(&sched, "nightshift_scheduler_passes_total", &[])
             > value(&first_sched, "nightshift_scheduler_passes_total", &[]),

@@ -12,6 +12,8 @@ use super::rig::{ended_runs, Deadline, Rig};
 use anyhow::{bail, Context as _};
 use nightshift_core::keyspace;
 use nightshift_core::state::RunState;
+use nightshift_executor::StatsSnapshot;
+use nightshift_store::Run;
 use std::time::Duration;
 
 const DAG: &str = "bench-dispatch";
@@ -34,7 +36,7 @@ pub struct Args {
 }
 
 /// The DAG: `jobs` chained jobs sharing `items` no-op items.
-fn dag_toml(jobs: u32, items: u32) -> String {
+pub(super) fn dag_toml(jobs: u32, items: u32) -> String {
     let mut toml =
         String::from("description = \"nightshift bench dispatch\"\ntimezone = \"UTC\"\n");
     for j in 0..jobs {
@@ -49,14 +51,53 @@ fn dag_toml(jobs: u32, items: u32) -> String {
     toml
 }
 
-/// Runs the scenario.
-pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result<Report> {
+/// What one measured run of a chain DAG observed; shared by `bench
+/// dispatch` and `bench fleet`.
+pub(super) struct ChainRun {
+    /// Raw sequential put rate of the same etcd, puts/s.
+    pub raw: f64,
+    /// The run's row, ended.
+    pub run: Run,
+    /// Trigger written → run ended, seconds.
+    pub secs: f64,
+    /// Run created → run ended, seconds.
+    pub run_secs: f64,
+    /// Scheduler CPU seconds during the run.
+    pub cpu: f64,
+    /// Scheduler peak RSS, MiB.
+    pub rss: f64,
+    /// etcd revisions (write requests) during the run and its clean-up.
+    pub revisions: i64,
+    /// Bytes etcd sent its clients, when its `/metrics` could be read.
+    pub egress: Option<u64>,
+    /// Whether the leader removed the run's keys.
+    pub cleaned: bool,
+    /// Every executor's counters at the end.
+    pub stats: Vec<StatsSnapshot>,
+    /// The scheduler's `/metrics` page at the end, when it served one.
+    pub metrics: Option<String>,
+}
+
+/// One measured run of `dag_toml(jobs, items)` named `dag` over
+/// `executors` in-process executors and a scheduler child; with `metrics`
+/// the scheduler serves `/metrics` there (`--metrics-listen`) and the page
+/// is scraped at the end, before the scheduler stops.
+pub(super) async fn chain_run(
+    rig: &Rig,
+    dag: &str,
+    args: &Args,
+    raw_window: Duration,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ChainRun> {
     if args.jobs == 0 || args.items < args.jobs || args.executors == 0 {
         bail!("need --jobs ≥ 1, --items ≥ --jobs and --executors ≥ 1");
     }
     let raw = rig.raw_put_rate(raw_window).await?;
-    rig.apply(DAG, &dag_toml(args.jobs, args.items))?;
-    let mut scheduler = rig.scheduler().await?;
+    rig.apply(dag, &dag_toml(args.jobs, args.items))?;
+    let flags: Vec<String> = metrics
+        .map(|a| vec!["--metrics-listen".to_owned(), a.to_string()])
+        .unwrap_or_default();
+    let mut scheduler = rig.scheduler_with(&flags).await?;
     let fleet = Fleet::start(rig, "bench", args.executors, None).await?;
     let store = rig.store().await?;
 
@@ -64,11 +105,11 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let sent_before = egress::sent_bytes(&rig.etcd).await?;
     let cpu_before = scheduler.cpu_seconds()?;
     let triggered_ms = chrono::Utc::now().timestamp_millis();
-    rig.trigger(DAG).await?;
+    rig.trigger(dag).await?;
     let deadline = Deadline::new("the run to end", Duration::from_secs(args.timeout_secs));
     let run = loop {
         scheduler.ensure_running()?;
-        if let Some(run) = ended_runs(&store, DAG).await?.into_iter().next() {
+        if let Some(run) = ended_runs(&store, dag).await?.into_iter().next() {
             break run;
         }
         // The end time comes from the run row, so polling slowly loses no
@@ -103,11 +144,44 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     let revisions = rig.coord.current_revision().await? - rev_before;
     let sent_after = egress::sent_bytes(&rig.etcd).await?;
     let rss = scheduler.peak_rss_mib()?;
-    let started = fleet.items_started();
+    let metrics = match metrics {
+        Some(addr) => Some(egress::get_metrics(&addr.to_string()).await?),
+        None => None,
+    };
+    let stats = fleet.stats.iter().map(|s| s.snapshot()).collect();
     fleet.stop().await?;
+    Ok(ChainRun {
+        raw,
+        secs: (end_ms - triggered_ms) as f64 / 1000.0,
+        run_secs: (end_ms - run.created_at_ms) as f64 / 1000.0,
+        run,
+        cpu,
+        rss,
+        revisions,
+        egress: match (sent_before, sent_after) {
+            (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+            _ => None,
+        },
+        cleaned,
+        stats,
+        metrics,
+    })
+}
 
-    let secs = (end_ms - triggered_ms) as f64 / 1000.0;
-    let run_secs = (end_ms - run.created_at_ms) as f64 / 1000.0;
+/// Runs the scenario.
+pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result<Report> {
+    let c = chain_run(rig, DAG, args, raw_window, None).await?;
+    let (raw, run, secs, run_secs, cpu, rss, revisions, cleaned) = (
+        c.raw,
+        &c.run,
+        c.secs,
+        c.run_secs,
+        c.cpu,
+        c.rss,
+        c.revisions,
+        c.cleaned,
+    );
+    let started: u64 = c.stats.iter().map(|s| s.items_started).sum();
     let items = f64::from(args.items);
     let per_item = revisions as f64 / items;
     let mut r = Report::new("dispatch");
@@ -148,8 +222,7 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
     r.figure("etcd_writes_per_item", round3(per_item), "");
     // Everything etcd sent its clients during the run: watch events,
     // reads, txn answers and keep-alives of every executor and the leader.
-    if let (Some(before), Some(after)) = (sent_before, sent_after) {
-        let bytes = after.saturating_sub(before);
+    if let Some(bytes) = c.egress {
         r.figure(
             "etcd_egress_bytes",
             bytes,

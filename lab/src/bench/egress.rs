@@ -30,7 +30,9 @@ pub async fn sent_bytes(endpoints: &[String]) -> anyhow::Result<Option<u64>> {
     Ok(Some(total))
 }
 
-async fn get_metrics(authority: &str) -> anyhow::Result<String> {
+/// The `/metrics` page at `authority` (`host:port`), status line and
+/// headers included (the parsers skip lines that are not samples).
+pub(super) async fn get_metrics(authority: &str) -> anyhow::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(authority).await?;
     let request = format!("GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;

@@ -1,7 +1,7 @@
 //! `nightshift bench SCENARIO`: measure Nightshift against a real etcd and
 //! against that etcd's own raw put rate, measured in the same run so the
 //! figures compare across machines. Scenarios: `dispatch`, `failover`,
-//! `trigger`, `scale` (see BENCHMARKS.md for what each measures).
+//! `trigger`, `scale`, `fleet` (see BENCHMARKS.md for what each measures).
 //!
 //! Without `--etcd` the command starts its own etcd (`etcd` on `PATH`) and
 //! stops it at exit; the scheduler always runs as a child process so its CPU
@@ -13,11 +13,13 @@ mod egress;
 pub(crate) mod etcd;
 mod failover;
 mod fleet;
+mod fleet_scenario;
 mod member_loss;
 pub(crate) mod process;
 mod report;
 mod rig;
 mod scale;
+mod scrape;
 mod trigger;
 
 use anyhow::Context as _;
@@ -60,6 +62,11 @@ pub enum Scenario {
     /// A 3-member etcd of its own loses its leader member, then a
     /// follower, mid-run: seconds each loss adds to the run.
     MemberLoss(member_loss::Args),
+    /// Issue 12's fleet run: a 3-job chain of no-op items over many real
+    /// in-process executors: items/s, etcd egress per item, largest value
+    /// written, leader pass p50/p99, self-fenced executors, lost leases,
+    /// items that succeeded exactly once.
+    Fleet(fleet_scenario::Args),
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -81,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Scenario::Failover(a) => failover::run(&rig, a, args.raw_window).await,
                 Scenario::Trigger(a) => trigger::run(&rig, a, args.raw_window).await,
                 Scenario::Scale(a) => scale::run(&rig, a, args.raw_window).await,
+                Scenario::Fleet(a) => fleet_scenario::run(&rig, a, args.raw_window).await,
                 Scenario::MemberLoss(_) => unreachable!("handled above"),
             };
             // Best effort: with our own etcd the keys die with it anyway.

@@ -100,8 +100,14 @@ impl Rig {
 
     /// Starts `nightshift scheduler` and waits until it leads.
     pub async fn scheduler(&self) -> anyhow::Result<NightshiftChild> {
+        self.scheduler_with(&[]).await
+    }
+
+    /// [`Rig::scheduler`] with `extra` flags (e.g. `--metrics-listen`).
+    pub async fn scheduler_with(&self, extra: &[String]) -> anyhow::Result<NightshiftChild> {
         let mut args = vec!["scheduler".to_owned()];
         args.extend(self.etcd_args());
+        args.extend(extra.iter().cloned());
         args.extend([
             "--database".into(),
             self.database(),
@@ -171,6 +177,16 @@ pub async fn connect(etcd: &[String]) -> anyhow::Result<Arc<dyn Coordinator>> {
         .await
         .context("connecting to etcd")?;
     Ok(Arc::new(c))
+}
+
+/// A loopback address with a port free right now, for a child to listen
+/// on (the child's own choice of port 0 would be unknown to the bench). A
+/// race with another process taking the port makes the child fail to
+/// start, which the bench reports.
+pub fn free_local_addr() -> anyhow::Result<std::net::SocketAddr> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
+    Ok(listener.local_addr()?)
 }
 
 /// The runs of `dag` that have ended, newest first.

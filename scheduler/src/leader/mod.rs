@@ -199,6 +199,7 @@ impl Fenced {
     ) -> Result<nightshift_coord::TxnResponse, CoordError> {
         let mut compares = vec![self.fence.clone()];
         compares.extend(guards.iter().cloned());
+        telemetry::values_written(&ops);
         self.coord
             .txn(Txn {
                 compares,
@@ -217,6 +218,7 @@ impl Fenced {
         let mut ops = ops.into_iter().peekable();
         while ops.peek().is_some() {
             let chunk: Vec<TxnOp> = ops.by_ref().take(self.max_ops).collect();
+            telemetry::values_written(&chunk);
             let resp = self
                 .coord
                 .txn(Txn {

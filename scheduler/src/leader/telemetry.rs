@@ -5,8 +5,33 @@
 //! and `job` by the applied DAGs, `outcome`, `kind` and `state` by closed
 //! sets.
 
+use nightshift_coord::TxnOp;
 use nightshift_core::state::{AttemptOutcome, RunState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The largest value any fenced txn of this process has put, in bytes.
+static LARGEST_VALUE: AtomicU64 = AtomicU64::new(0);
+
+/// A fenced txn is about to be sent with `ops`: raises
+/// `nightshift_scheduler_largest_value_bytes` (the largest value the leader
+/// ever wrote) when one of its puts is larger. The bound the protocol
+/// promises on record sizes (issue 12) is watched here, by what was really
+/// written, not by what the code is believed to write.
+pub fn values_written(ops: &[TxnOp]) {
+    let largest = ops
+        .iter()
+        .filter_map(|op| match op {
+            TxnOp::Put { value, .. } => Some(value.len()),
+            _ => None,
+        })
+        .max()
+        .map_or(0, |n| u64::try_from(n).unwrap_or(u64::MAX));
+    let before = LARGEST_VALUE.fetch_max(largest, Ordering::Relaxed);
+    if largest > before {
+        metrics::gauge!("nightshift_scheduler_largest_value_bytes").set(largest as f64);
+    }
+}
 
 /// One leader pass ended (`ok` false: it failed and is retried).
 pub fn pass(took: Duration, ok: bool) {

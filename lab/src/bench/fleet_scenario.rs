@@ -1,0 +1,225 @@
+//! `bench fleet`: the fleet-scale run of issue 12 — a 3-job chain DAG of
+//! no-op items over many in-process SDK executors (each its own etcd
+//! client, lease and watch), measured like `bench dispatch` (it is
+//! [`dispatch::chain_run`]) plus what only shows at fleet size: the
+//! largest value the leader wrote and its pass p50/p99 (scraped from the
+//! scheduler's `/metrics`), how many executors self-fenced or lost their
+//! lease, and whether every item succeeded exactly once (SQL history).
+
+use super::dispatch::{self, chain_run};
+use super::report::{round3, Report};
+use super::rig::{free_local_addr, Rig};
+use super::scrape;
+use anyhow::Context as _;
+use nightshift_core::ids::JobName;
+use nightshift_core::state::{AttemptOutcome, RunState};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const DAG: &str = "bench-fleet";
+/// Jobs in the chain (the issue's 3-job DAG).
+const JOBS: u32 = 3;
+const PASS: &str = "nightshift_scheduler_pass_seconds";
+const LARGEST: &str = "nightshift_scheduler_largest_value_bytes";
+
+/// Flags of `bench fleet`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// In-process executors (each its own etcd client, lease and watch).
+    #[arg(long, default_value_t = 1000)]
+    pub executors: u32,
+    /// No-op items in total, split evenly over the 3 jobs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub items: u32,
+    /// Give up when the run has not ended after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout_secs: u64,
+}
+
+/// Items of a job by how many succeeded attempts they have, from the
+/// attempt history: `(items with exactly one, items with more than one)`.
+pub fn succeeded_counts(
+    attempts: impl IntoIterator<Item = (u32, Option<AttemptOutcome>)>,
+) -> (u64, u64) {
+    let mut per_item: HashMap<u32, u32> = HashMap::new();
+    for (item, outcome) in attempts {
+        if outcome == Some(AttemptOutcome::Succeeded) {
+            *per_item.entry(item).or_default() += 1;
+        }
+    }
+    let once = per_item.values().filter(|n| **n == 1).count() as u64;
+    (once, per_item.len() as u64 - once)
+}
+
+/// Runs the scenario.
+pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result<Report> {
+    let chain = dispatch::Args {
+        executors: args.executors,
+        items: args.items,
+        jobs: JOBS,
+        timeout_secs: args.timeout_secs,
+    };
+    let addr = free_local_addr()?;
+    let c = chain_run(rig, DAG, &chain, raw_window, Some(addr)).await?;
+    let page = c
+        .metrics
+        .as_deref()
+        .context("the scheduler served no metrics")?;
+
+    let store = rig.store().await?;
+    let (mut once, mut twice) = (0u64, 0u64);
+    for j in 0..JOBS {
+        let attempts = store
+            .attempts(&c.run.run_id, &JobName::new(format!("step-{j}")), None)
+            .await?;
+        let (o, t) = succeeded_counts(attempts.into_iter().map(|a| (a.item.0, a.outcome)));
+        once += o;
+        twice += t;
+    }
+    let self_fenced = c.stats.iter().filter(|s| s.self_fences > 0).count();
+    let leases_lost = c.stats.iter().filter(|s| s.registrations > 1).count();
+    let started: u64 = c.stats.iter().map(|s| s.items_started).sum();
+    let largest = scrape::gauge(page, LARGEST).unwrap_or(0.0);
+    let p50 = scrape::histogram_quantile(page, PASS, 0.5).unwrap_or(0.0) * 1000.0;
+    let p99 = scrape::histogram_quantile(page, PASS, 0.99).unwrap_or(0.0) * 1000.0;
+
+    let items = f64::from(args.items);
+    let rate = items / c.secs;
+    let mut r = Report::new("fleet");
+    r.figure("executors", args.executors, "");
+    r.figure("items", args.items, "");
+    r.figure("jobs", JOBS, "");
+    r.figure("run_state", c.run.state.to_string(), "");
+    r.figure(
+        "raw_etcd_puts_per_s",
+        round3(c.raw),
+        "puts/s (sequential, same etcd)",
+    );
+    r.figure(
+        "end_to_end_s",
+        round3(c.secs),
+        "s (trigger written → run ended)",
+    );
+    r.figure("run_s", round3(c.run_secs), "s (run created → ended)");
+    r.figure("items_per_s", round3(rate), "items/s");
+    r.figure("item_attempts_started", started, "");
+    r.figure(
+        "items_succeeded_once",
+        once,
+        "items with exactly one succeeded attempt",
+    );
+    r.figure("items_succeeded_twice_or_more", twice, "items");
+    r.figure(
+        "self_fenced",
+        self_fenced as u64,
+        "executors (self_fences > 0)",
+    );
+    r.figure(
+        "leases_lost",
+        leases_lost as u64,
+        "executors (registrations > 1)",
+    );
+    r.figure(
+        "largest_value_bytes",
+        largest as u64,
+        "bytes (nightshift_scheduler_largest_value_bytes)",
+    );
+    r.figure(
+        "leader_pass_p50_ms",
+        round3(p50),
+        "ms (pass histogram buckets)",
+    );
+    r.figure(
+        "leader_pass_p99_ms",
+        round3(p99),
+        "ms (pass histogram buckets)",
+    );
+    r.figure(
+        "scheduler_cpu_s",
+        round3(c.cpu),
+        "s (child process, user+sys)",
+    );
+    r.figure("scheduler_peak_rss_mib", round3(c.rss), "MiB (VmHWM)");
+    r.figure("etcd_revisions", c.revisions, "write requests");
+    r.figure(
+        "etcd_writes_per_item",
+        round3(c.revisions as f64 / items),
+        "",
+    );
+    let egress_per_item = c.egress.map(|b| b as f64 / items);
+    if let (Some(bytes), Some(per)) = (c.egress, egress_per_item) {
+        r.figure(
+            "etcd_egress_bytes",
+            bytes,
+            "bytes (etcd_network_client_grpc_sent_bytes_total)",
+        );
+        r.figure("etcd_egress_bytes_per_item", round3(per), "bytes/item");
+    }
+    r.figure("run_keys_removed", c.cleaned, "");
+
+    // The targets of issue 12 (1,000 executors × 1,000,000 items).
+    r.target(
+        "run succeeded",
+        "succeeded",
+        c.run.state.to_string(),
+        c.run.state == RunState::Succeeded,
+    );
+    r.target(
+        "every item succeeded exactly once",
+        format!("{} items once, none twice", args.items),
+        format!("{once} once, {twice} more than once"),
+        once == u64::from(args.items) && twice == 0,
+    );
+    r.target(
+        "no executor self-fenced or lost its lease",
+        "0 and 0",
+        format!("{self_fenced} and {leases_lost}"),
+        self_fenced == 0 && leases_lost == 0,
+    );
+    r.target(
+        "etcd egress per item",
+        "≤ 2 KiB",
+        egress_per_item.map_or("unmeasured".to_owned(), |b| format!("{b:.0} B")),
+        egress_per_item.is_some_and(|b| b <= 2048.0),
+    );
+    r.target(
+        "throughput",
+        "≥ 20,000 items/s",
+        format!("{rate:.0} items/s"),
+        rate >= 20_000.0,
+    );
+    r.target(
+        "scheduler RSS",
+        "≤ 300 MiB",
+        format!("{:.0} MiB", c.rss),
+        c.rss <= 300.0,
+    );
+    r.target(
+        "largest value written",
+        "< 256 KiB",
+        format!("{largest:.0} B"),
+        largest < 256.0 * 1024.0,
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_counted_by_their_succeeded_attempts() {
+        let ok = Some(AttemptOutcome::Succeeded);
+        let failed = Some(AttemptOutcome::Failed);
+        let history = [
+            (0, ok),
+            (1, failed),
+            (1, ok),
+            (2, ok),
+            (2, ok),
+            (3, None),
+            (4, failed),
+        ];
+        assert_eq!(succeeded_counts(history), (2, 1));
+    }
+}
