@@ -128,6 +128,26 @@ fn etcd_bench_trigger_measures_scheduled_fires() {
     targets_are_verdicts(&v);
 }
 
+/// The three runs all succeed (the scenario fails otherwise) and each
+/// faulty one is measured against the fault-free one; the bound itself is
+/// `tests/etcd_member_loss.rs`'s, not a smoke test's.
+#[test]
+fn etcd_bench_member_loss_measures_the_stall_of_each_loss() {
+    let v = bench(&["member-loss", "--items", "8"]);
+    assert_eq!(v["scenario"], "member-loss");
+    assert_eq!(number(&v, "items"), 16.0);
+    let free = number(&v, "fault_free_run_s");
+    assert!(free > 0.0);
+    for (run, stall) in [
+        ("leader_lost_run_s", "leader_loss_stall_s"),
+        ("follower_lost_run_s", "follower_loss_stall_s"),
+    ] {
+        let delta = number(&v, run) - free;
+        assert!((number(&v, stall) - delta).abs() < 0.01, "{stall}");
+    }
+    targets_are_verdicts(&v);
+}
+
 #[test]
 fn etcd_bench_scale_assigns_every_registered_executor() {
     let v = bench(&["scale", "--executors", "20", "--items", "1000"]);
