@@ -80,6 +80,17 @@ pub enum StoreError {
         /// The requested state.
         to: String,
     },
+    /// A leader's write lost to a later leader's: the row was last written
+    /// in a later term (see the `term` columns), so it is left as it is.
+    #[error("{what} was written by a later leader (term {current}); this write of term {term} is ignored")]
+    Superseded {
+        /// Whose row, e.g. "run r1".
+        what: String,
+        /// The writer's term.
+        term: i64,
+        /// The row's term.
+        current: i64,
+    },
     /// A stored value does not decode (written by something else, or a bug).
     #[error("corrupt value in column `{column}`: {detail}")]
     Corrupt {

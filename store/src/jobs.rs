@@ -80,6 +80,14 @@ impl Store {
     /// anything else is [`StoreError::IllegalTransition`] and changes nothing.
     /// `started_at_ms` keeps its first non-null value.
     pub async fn upsert_job_run(&self, job_run: &JobRun) -> Result<()> {
+        self.upsert_job_run_in_term(job_run, 0).await
+    }
+
+    /// [`Store::upsert_job_run`] by the scheduler leader of `term` (its
+    /// election key's create revision): an existing row last written in a
+    /// later term is left alone ([`StoreError::Superseded`]), so a deposed
+    /// leader's late write never replaces its successor's.
+    pub async fn upsert_job_run_in_term(&self, job_run: &JobRun, term: i64) -> Result<()> {
         const OP: &str = "upsert job run";
         let to = job_run.state;
         // Predecessors are fixed by the state machine, not by the caller, so
@@ -90,13 +98,13 @@ impl Store {
             .map(|s| format!("'{}'", s.as_str()))
             .collect();
         let sql = format!(
-            "INSERT INTO job_runs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+            "INSERT INTO job_runs ({JOB_COLUMNS}, term) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (run_id, job) DO UPDATE SET state = excluded.state, shards = excluded.shards, \
              succeeded = excluded.succeeded, failed = excluded.failed, skipped = excluded.skipped, \
              cancelled = excluded.cancelled, \
              started_at_ms = COALESCE(job_runs.started_at_ms, excluded.started_at_ms), \
-             ended_at_ms = excluded.ended_at_ms, error = excluded.error \
-             WHERE job_runs.state IN ({})",
+             ended_at_ms = excluded.ended_at_ms, error = excluded.error, term = excluded.term \
+             WHERE job_runs.state IN ({}) AND job_runs.term <= excluded.term",
             from.join(", ")
         );
         let changed = on_pool!(self, pool => sqlx::query(&sql)
@@ -111,6 +119,7 @@ impl Store {
             .bind(job_run.started_at_ms)
             .bind(job_run.ended_at_ms)
             .bind(job_run.error.as_deref())
+            .bind(term)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
@@ -119,6 +128,22 @@ impl Store {
         })
         .map_err(missing_parent(|| format!("run {}", job_run.run_id)))?;
         if changed == 0 {
+            let what = || format!("job {} of run {}", job_run.job, job_run.run_id);
+            let row_term: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+                "SELECT term FROM job_runs WHERE run_id = $1 AND job = $2",
+            )
+            .bind(job_run.run_id.as_str())
+            .bind(job_run.job.as_str())
+            .fetch_optional(pool)
+            .await)
+            .op(OP, what)?;
+            if let Some(current) = row_term.filter(|&t| t > term) {
+                return Err(StoreError::Superseded {
+                    what: what(),
+                    term,
+                    current,
+                });
+            }
             let current = self.job_run(&job_run.run_id, &job_run.job).await?;
             return Err(StoreError::IllegalTransition {
                 what: format!("job {} of run {}", job_run.job, job_run.run_id),

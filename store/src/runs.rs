@@ -168,6 +168,22 @@ impl Store {
         at_ms: i64,
         error: Option<&str>,
     ) -> Result<Run> {
+        self.update_run_state_in_term(run_id, to, at_ms, error, 0)
+            .await
+    }
+
+    /// [`Store::update_run_state`] by the scheduler leader of `term` (its
+    /// election key's create revision): a run last written in a later term
+    /// is left alone ([`StoreError::Superseded`]), so a deposed leader's
+    /// late write never replaces its successor's.
+    pub async fn update_run_state_in_term(
+        &self,
+        run_id: &RunId,
+        to: RunState,
+        at_ms: i64,
+        error: Option<&str>,
+        term: i64,
+    ) -> Result<Run> {
         const OP: &str = "update run state";
         let from: Vec<&str> = RunState::ALL
             .iter()
@@ -195,7 +211,10 @@ impl Store {
             let p = w.arg(Arg::Int(at_ms));
             sets.push(format!("ended_at_ms = {p}"));
         }
+        let p = w.arg(Arg::Int(term));
+        sets.push(format!("term = {p}"));
         w.eq_text("run_id", Some(run_id.as_str()));
+        w.raw(&format!("term <= {p}"));
         if from.is_empty() {
             w.raw("1 = 0");
         }
@@ -215,13 +234,37 @@ impl Store {
                 None => Err(StoreError::NotFound {
                     what: format!("run {run_id}"),
                 }),
-                Some(run) => Err(StoreError::IllegalTransition {
-                    what: format!("run {run_id}"),
-                    from: run.state.to_string(),
-                    to: to.to_string(),
-                }),
+                Some(run) => {
+                    let current = self.run_term(run_id).await?;
+                    if current > term {
+                        Err(StoreError::Superseded {
+                            what: format!("run {run_id}"),
+                            term,
+                            current,
+                        })
+                    } else {
+                        Err(StoreError::IllegalTransition {
+                            what: format!("run {run_id}"),
+                            from: run.state.to_string(),
+                            to: to.to_string(),
+                        })
+                    }
+                }
             },
         }
+    }
+
+    /// The term of the leader that last wrote the run's state (0 when none
+    /// did, or the run is unknown).
+    async fn run_term(&self, run_id: &RunId) -> Result<i64> {
+        let term: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT term FROM runs WHERE run_id = $1",
+        )
+        .bind(run_id.as_str())
+        .fetch_optional(pool)
+        .await)
+        .map_err(query_err("read run term"))?;
+        Ok(term.unwrap_or(0))
     }
 
     /// One run.

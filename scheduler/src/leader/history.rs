@@ -46,23 +46,29 @@ pub struct Synced {
     jobs: BTreeMap<JobName, JobRun>,
 }
 
-/// Brings the run's SQL rows up to its record. Returns whether all is stored.
+/// Brings the run's SQL rows up to its record, as the leader of `term`: a
+/// row a later leader wrote is left alone (this leader is deposed and its
+/// next commit will fail). Returns whether all is stored.
 pub async fn sync_run(
     store: &Store,
     rec: &RunRecord,
     synced: &mut Synced,
     now_ms: i64,
+    term: i64,
 ) -> Result<(), StoreError> {
     for (name, job) in &rec.jobs {
         let row = job_row(&rec.run, name, job);
         if synced.jobs.get(name) == Some(&row) {
             continue;
         }
-        match store.upsert_job_run(&row).await {
+        match store.upsert_job_run_in_term(&row, term).await {
             Ok(()) => {}
             // Already past this state in SQL (a previous leader wrote more):
             // nothing to do, the next change will move it on.
             Err(StoreError::IllegalTransition { .. }) => {}
+            Err(e @ StoreError::Superseded { .. }) => {
+                tracing::warn!(error = %e, "a later leader stored this job; leaving it");
+            }
             Err(e) => return Err(e),
         }
         synced.jobs.insert(name.clone(), row);
@@ -77,19 +83,23 @@ pub async fn sync_run(
                 // Pending → terminal directly is allowed only for failures and
                 // cancels; pass through running so that history shows a start.
                 let _ = store
-                    .update_run_state(
+                    .update_run_state_in_term(
                         &rec.run,
                         nightshift_core::state::RunState::Running,
                         now_ms,
                         None,
+                        term,
                     )
                     .await;
             }
             match store
-                .update_run_state(&rec.run, rec.state, now_ms, error.as_deref())
+                .update_run_state_in_term(&rec.run, rec.state, now_ms, error.as_deref(), term)
                 .await
             {
                 Ok(_) | Err(StoreError::IllegalTransition { .. }) => {}
+                Err(e @ StoreError::Superseded { .. }) => {
+                    tracing::warn!(error = %e, "a later leader stored this run; leaving it");
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -586,8 +586,10 @@ impl Leader {
             .map(|(name, job)| super::history::job_row(run, name, job))
             .collect();
         for row in &reopened {
-            match self.store.upsert_job_run(row).await {
-                Ok(()) | Err(nightshift_store::StoreError::IllegalTransition { .. }) => {}
+            match self.store.upsert_job_run_in_term(row, self.term).await {
+                Ok(())
+                | Err(nightshift_store::StoreError::IllegalTransition { .. })
+                | Err(nightshift_store::StoreError::Superseded { .. }) => {}
                 Err(e) => return Err(store_down(e)),
             }
         }

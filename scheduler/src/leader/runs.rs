@@ -201,7 +201,7 @@ impl Leader {
         let Some(live) = self.runs.get_mut(run) else {
             return Ok(());
         };
-        history::sync_run(&self.store, &live.rec, &mut live.synced, now)
+        history::sync_run(&self.store, &live.rec, &mut live.synced, now, self.term)
             .await
             .map_err(store_err)?;
         if live.rec.state.is_terminal() {

@@ -95,3 +95,45 @@ pub async fn job_runs_track_tallies_and_legal_moves(store: &Store) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// A job row last written in a later term refuses an earlier term's write
+/// (a deposed leader's late pass) and keeps taking its own leader's.
+pub async fn a_job_row_written_by_a_later_leader_refuses_an_earlier_one(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 1).await.run_id;
+    let mut running = job(&run, "post", JobState::Running);
+    running.succeeded = 2;
+    store.upsert_job_run_in_term(&running, 7).await.unwrap();
+    let mut stale = job(&run, "post", JobState::Failed);
+    stale.failed = 8;
+    let err = store.upsert_job_run_in_term(&stale, 6).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Superseded {
+                term: 6,
+                current: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let kept = store
+        .job_run(&run, &JobName::new("post"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.state, kept.succeeded, kept.failed),
+        (JobState::Running, 2, 0)
+    );
+    let mut done = job(&run, "post", JobState::Succeeded);
+    done.succeeded = 8;
+    store.upsert_job_run_in_term(&done, 7).await.unwrap();
+    let stored = store
+        .job_run(&run, &JobName::new("post"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.state, stored.succeeded), (JobState::Succeeded, 8));
+}

@@ -361,3 +361,46 @@ pub async fn recent_durations_are_of_succeeded_runs_newest_first(store: &Store) 
         vec![3_000, 2_000]
     );
 }
+
+/// A deposed leader finishing its pass late (term 3) cannot overwrite what
+/// its successor (term 5) stored; the successor keeps writing.
+pub async fn a_run_written_by_a_later_leader_refuses_an_earlier_one(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 100).await;
+    store
+        .update_run_state_in_term(&run.run_id, RunState::Running, 200, None, 5)
+        .await
+        .unwrap();
+    let err = store
+        .update_run_state_in_term(&run.run_id, RunState::Failed, 300, Some("lost"), 3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Superseded {
+                term: 3,
+                current: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let kept = store.get_run(&run.run_id).await.unwrap().unwrap();
+    assert_eq!((kept.state, kept.error), (RunState::Running, None));
+    // Rows written outside a leader (term 0) lose too, once a leader wrote.
+    assert!(matches!(
+        store
+            .update_run_state(&run.run_id, RunState::Cancelled, 310, None)
+            .await,
+        Err(StoreError::Superseded { .. })
+    ));
+    let done = store
+        .update_run_state_in_term(&run.run_id, RunState::Succeeded, 400, None, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.state, done.ended_at_ms),
+        (RunState::Succeeded, Some(400))
+    );
+}
