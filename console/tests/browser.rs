@@ -58,36 +58,8 @@ async fn an_operator_watches_a_run_live_and_acts_in_a_real_browser() {
     let base = served.base.clone();
     let browser = Browser::start().await.unwrap();
 
-    // Anonymous: the login form (401); log in through it.
-    browser.goto(&format!("{base}/")).await.unwrap();
-    browser
-        .wait_true(
-            30,
-            "the login form",
-            "return !!document.querySelector('form#login')",
-        )
-        .await
-        .unwrap();
-    browser
-        .exec(&format!(
-            "document.querySelector('form#login input[name=token]').value = '{TOKEN}'; return true"
-        ))
-        .await
-        .unwrap();
-    browser
-        .click("form#login button[type=submit]")
-        .await
-        .unwrap();
-
-    // Overview (where the login form sends us back to).
-    browser
-        .wait_true(
-            30,
-            "the overview",
-            "return document.body.innerText.includes('settlement')",
-        )
-        .await
-        .unwrap();
+    // Anonymous: the login form; log in through it, back to the overview.
+    log_in(&browser, &base, TOKEN, "settlement").await;
     browser
         .screenshot(&shots().join("overview.png"))
         .await
