@@ -29,6 +29,7 @@
 //! `nightshift_core::keyspace`).
 #![deny(missing_docs)]
 
+pub mod alert_key;
 pub mod commands;
 pub mod failover;
 pub mod first_error;
@@ -36,6 +37,7 @@ pub mod item_map;
 pub mod leader;
 pub mod orchestration;
 pub mod plan;
+pub mod reconcile;
 pub mod record;
 pub mod record_size;
 pub mod slow;

@@ -64,10 +64,11 @@ pub struct RunRecord {
     /// when it ends).
     #[serde(default)]
     pub lost_executors: std::collections::BTreeSet<ExecutorId>,
-    /// Dedupe keys of alerts this run opened that resolve by themselves
-    /// (stalled items), resolved when their item ends or the run does.
+    /// Alerts this run opened that resolve by themselves (stalled items, a
+    /// slow run), resolved when their item ends or the run does. Stored as
+    /// their dedupe keys' text.
     #[serde(default)]
-    pub open_alerts: std::collections::BTreeSet<String>,
+    pub open_alerts: std::collections::BTreeSet<crate::alert_key::AlertKey>,
     /// Redo generation (0 unless `trigger --redo`): part of every item's
     /// work key, handed to executors in each job's spec.
     #[serde(default)]

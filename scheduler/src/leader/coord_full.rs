@@ -15,6 +15,7 @@
 //!   pass.
 
 use super::history::Pending;
+use crate::alert_key::AlertKey;
 use super::{Leader, LeaderError};
 use nightshift_coord::{CoordError, TxnOp};
 use nightshift_core::keyspace;
@@ -34,8 +35,10 @@ pub(super) struct Full {
 }
 
 impl Full {
-    fn alert_key(&self) -> String {
-        format!("coordination_full:{}", self.since_ms)
+    fn alert_key(&self) -> AlertKey {
+        AlertKey::CoordinationFull {
+            since_ms: self.since_ms,
+        }
     }
 }
 
@@ -76,7 +79,7 @@ impl Leader {
                 tracing::error!(error = %error, "etcd is full (NOSPACE alarm): it refuses writes; {WHAT_TO_DO}");
                 self.outbox.push(Pending::Open(NewAlert {
                     rule: AlertRule::CoordinationFull,
-                    dedupe_key: full.alert_key(),
+                    dedupe_key: full.alert_key().to_string(),
                     severity: AlertSeverity::Critical,
                     dag: None,
                     run_id: None,

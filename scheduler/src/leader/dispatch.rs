@@ -9,60 +9,14 @@
 //! txn that writes the run record (see `commit`).
 
 use super::{put, Leader, LeaderError};
-use crate::failover::Receiver;
-use crate::plan::{eligible, plan_job};
-use crate::record::{self, JobRecord, LastAssignment, Owner, RunRecord};
+use crate::plan::plan_job;
+use crate::reconcile::assignment_of;
+use crate::record::{self, LastAssignment, Owner, RunRecord};
 use nightshift_coord::TxnOp;
-use nightshift_core::dag::JobSpec;
 use nightshift_core::ids::{ExecutorId, JobName};
-use nightshift_core::keyspace::{self, AssignmentRecord, ExecutorInfo, ItemSet, JobRunSpec};
+use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, JobRunSpec};
 use nightshift_core::sharding::ShardingError;
 use std::collections::BTreeMap;
-
-/// Live executors eligible for `spec` (its handler, its labels), as failover
-/// receivers with their load in `job` (unfinished items they hold).
-pub(super) fn receivers(
-    executors: &BTreeMap<ExecutorId, ExecutorInfo>,
-    spec: &JobSpec,
-    job: &JobRecord,
-) -> Vec<Receiver> {
-    let done = job.done();
-    executors
-        .values()
-        .filter(|e| eligible(spec, e))
-        .map(|e| Receiver {
-            id: e.id.clone(),
-            lease: e.lease,
-            weight: e.capacity_for(&spec.handler),
-            load: job
-                .owners
-                .get(&e.id)
-                .map_or(0, |o| o.items.difference(&done).len()),
-        })
-        .collect()
-}
-
-/// The assignment record an owner's key should hold: its unfinished items at
-/// their current attempts.
-pub(super) fn assignment_of(job: &JobRecord, owner: &Owner) -> AssignmentRecord {
-    let items = owner.items.difference(&job.done());
-    let attempts = job
-        .attempts
-        .by_value()
-        .flat_map(|(&a, with)| {
-            with.intersection(&items)
-                .iter()
-                .map(move |i| (i, a))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    AssignmentRecord {
-        items,
-        attempts,
-        cancel: owner.cancel.intersection(&owner.items),
-        generation: job.generation,
-    }
-}
 
 /// The spec executors read for `job` of `rec`: handler, merged params,
 /// shard params, timeout, redo generation.

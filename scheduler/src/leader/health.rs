@@ -17,6 +17,7 @@
 //! [`SchedulerConfig::store_alert_linger`]: super::SchedulerConfig::store_alert_linger
 
 use super::history::Emit;
+use crate::alert_key::AlertKey;
 use super::{put, Leader, LeaderError};
 use nightshift_coord::TxnOp;
 use nightshift_core::keyspace::{self, StoreHealth};
@@ -71,8 +72,10 @@ pub(super) fn describe(e: &StoreError) -> String {
 }
 
 /// The outage's alert identity: one alert per outage.
-fn alert_key(health: &StoreHealth) -> String {
-    format!("store_unavailable:{}", health.down_since_ms)
+fn alert_key(health: &StoreHealth) -> AlertKey {
+    AlertKey::StoreUnavailable {
+        since_ms: health.down_since_ms,
+    }
 }
 
 impl Leader {
@@ -129,7 +132,7 @@ impl Leader {
                 }
                 match self
                     .store
-                    .resolve_alert(&alert_key(&health), recovered)
+                    .resolve_alert(&alert_key(&health).to_string(), recovered)
                     .await
                 {
                     Ok(_) => {
@@ -181,7 +184,7 @@ impl Leader {
         let secs = (now - health.down_since_ms) / 1000;
         let alert = NewAlert {
             rule: AlertRule::StoreUnavailable,
-            dedupe_key: alert_key(health),
+            dedupe_key: alert_key(health).to_string(),
             severity: AlertSeverity::Critical,
             dag: None,
             run_id: None,

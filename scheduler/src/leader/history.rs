@@ -7,10 +7,11 @@
 //! the next pass, and alert and event writes wait in an in-memory outbox. A
 //! run's etcd keys are only deleted once its final rows are stored.
 
+use crate::alert_key::AlertKey;
 use crate::record::{JobRecord, RunRecord};
-use nightshift_core::ids::{DagName, ExecutorId, FencingToken, ItemIndex, JobName, RunId};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::state::{AlertRule, AlertSeverity};
-use nightshift_store::{JobRun, NewAlert, NewAttempt, NewEvent, Store, StoreError};
+use nightshift_store::{JobRun, NewAlert, NewEvent, Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The error recorded on attempts the leader ends itself because it
@@ -134,7 +135,7 @@ pub enum Pending {
     /// Open (or bump) an alert.
     Open(NewAlert),
     /// Resolve the alert with this dedupe key.
-    Resolve(String, i64),
+    Resolve(AlertKey, i64),
 }
 
 /// Events and alerts waiting to be written, in order.
@@ -168,7 +169,7 @@ impl Outbox {
             let result = match p {
                 Pending::Event(e) => store.append_event(e).await.map(|_| ()),
                 Pending::Open(a) => store.open_alert(a).await.map(|_| ()),
-                Pending::Resolve(key, at) => store.resolve_alert(key, *at).await.map(|_| ()),
+                Pending::Resolve(key, at) => store.resolve_alert(&key.to_string(), *at).await.map(|_| ()),
             };
             match result {
                 Ok(()) => {
@@ -255,7 +256,7 @@ impl Emit<'_> {
 #[allow(clippy::too_many_arguments)]
 pub fn alert(
     rule: AlertRule,
-    key: String,
+    key: AlertKey,
     severity: AlertSeverity,
     dag: &DagName,
     run: Option<&RunId>,
@@ -266,7 +267,7 @@ pub fn alert(
 ) -> Pending {
     Pending::Open(NewAlert {
         rule,
-        dedupe_key: key,
+        dedupe_key: key.to_string(),
         severity,
         dag: Some(dag.clone()),
         run_id: run.cloned(),
@@ -278,26 +279,6 @@ pub fn alert(
     })
 }
 
-/// A new attempt row for `item`.
-#[allow(clippy::too_many_arguments)]
-pub fn attempt(
-    run: &RunId,
-    job: &JobName,
-    item: u32,
-    attempt: u32,
-    executor: &ExecutorId,
-    token: i64,
-    started_at_ms: i64,
-    moved_from: Option<ExecutorId>,
-) -> NewAttempt {
-    NewAttempt {
-        run_id: run.clone(),
-        job: job.clone(),
-        item: ItemIndex(item),
-        attempt,
-        executor: executor.clone(),
-        fencing_token: FencingToken(token),
-        started_at_ms,
-        moved_from,
-    }
-}
+/// A new attempt row for `item` (defined with the pure pass that builds
+/// most of them).
+pub use crate::reconcile::attempt_row as attempt;

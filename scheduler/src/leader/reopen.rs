@@ -7,6 +7,7 @@
 
 use super::intake::store_down;
 use super::{Leader, LeaderError};
+use crate::alert_key::AlertKey;
 use crate::record::{JobRecord, RunRecord};
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
@@ -68,15 +69,21 @@ impl Leader {
 /// clear, a mark-succeeded or a retry within the run — and, for a retry
 /// run, the same alerts of the run it retries. Resolving an alert that is
 /// not open changes nothing, so the keys need not be known to be open.
-pub fn recovered_alerts(rec: &RunRecord) -> Vec<String> {
+pub fn recovered_alerts(rec: &RunRecord) -> Vec<AlertKey> {
     let mut keys = Vec::new();
     for (name, job) in &rec.jobs {
         if job.state != JobState::Succeeded {
             continue;
         }
-        keys.push(format!("job_failed:{}:{name}", rec.run));
+        keys.push(AlertKey::JobFailed {
+            run: rec.run.clone(),
+            job: name.clone(),
+        });
         if let Some(origin) = &rec.retry_of {
-            keys.push(format!("job_failed:{origin}:{name}"));
+            keys.push(AlertKey::JobFailed {
+                run: origin.clone(),
+                job: name.clone(),
+            });
         }
     }
     keys
@@ -295,13 +302,13 @@ mod tests {
             job.state = JobState::Succeeded;
         }
         rec.jobs.get_mut(&JobName::new("after")).unwrap().state = JobState::Failed;
-        assert_eq!(
-            recovered_alerts(&rec),
-            vec!["job_failed:r2:work".to_owned()]
-        );
+        let texts = |rec: &RunRecord| -> Vec<String> {
+            recovered_alerts(rec).iter().map(|k| k.to_string()).collect()
+        };
+        assert_eq!(texts(&rec), vec!["job_failed:r2:work".to_owned()]);
         rec.retry_of = Some(RunId::new("r1"));
         assert_eq!(
-            recovered_alerts(&rec),
+            texts(&rec),
             vec![
                 "job_failed:r2:work".to_owned(),
                 "job_failed:r1:work".to_owned()

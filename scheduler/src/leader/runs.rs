@@ -11,18 +11,16 @@
 //! are deleted in the same (or a later) txn as the record that applied
 //! them, and SQL writes are idempotent.
 
-use super::dispatch::{assignment_of, receivers, Started};
+use super::dispatch::Started;
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
-use crate::failover::fail_over;
-use crate::first_error::{first_error_line, job_failure};
-use crate::orchestration::{
-    apply_result, job_outcome, ready_jobs, run_outcome, take_due_retries, ItemEffect, JobDecision,
-};
+use crate::alert_key::AlertKey;
+use crate::orchestration::{ready_jobs, run_outcome, JobDecision};
+use crate::reconcile::{reconcile_job, Effect, JobSnapshot, ReadBatch};
 use crate::record::{JobRecord, RunRecord};
 use nightshift_coord::TxnOp;
-use nightshift_core::ids::{ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch, ResultOutcome};
+use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
+use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch};
 use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
 use nightshift_store::{EndedAttempt, NewAttempt};
 use serde_json::json;
@@ -30,15 +28,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Writes collected during a run's pass (see `commit`).
 type Writes = super::commit::RunOps;
-
-fn attempt_outcome(o: ResultOutcome) -> AttemptOutcome {
-    match o {
-        ResultOutcome::Succeeded | ResultOutcome::Skipped => AttemptOutcome::Succeeded,
-        ResultOutcome::Failed => AttemptOutcome::Failed,
-        ResultOutcome::TimedOut => AttemptOutcome::TimedOut,
-        ResultOutcome::Cancelled => AttemptOutcome::Cancelled,
-    }
-}
 
 fn ended(
     new: NewAttempt,
@@ -210,7 +199,11 @@ impl Leader {
         Ok(())
     }
 
-    /// Results, failover, retries and the timeout of one running job.
+    /// One running job: read its snapshot, decide ([`reconcile_job`]),
+    /// carry the effects out. SQL rows are written here, before the run's
+    /// commit (a failure aborts the run's pass: the batches stay and the
+    /// next pass decides again); etcd ops join the run's writes; events and
+    /// alerts go to the outbox.
     #[tracing::instrument(level = "debug", skip_all, fields(job = %name))]
     async fn progress_job(
         &mut self,
@@ -223,381 +216,182 @@ impl Leader {
         let Some(spec) = rec.job_spec(name).cloned() else {
             return Ok(());
         };
-        let mut rec_lost = std::mem::take(&mut rec.lost_executors);
-        let result = self
-            .progress_job_inner(rec, name, &spec, executors, now, w, &mut rec_lost)
-            .await;
-        rec.lost_executors = rec_lost;
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn progress_job_inner(
-        &mut self,
-        rec: &mut RunRecord,
-        name: &JobName,
-        spec: &nightshift_core::dag::JobSpec,
-        executors: &BTreeMap<ExecutorId, ExecutorInfo>,
-        now: i64,
-        w: &mut Writes,
-        rec_lost: &mut BTreeSet<ExecutorId>,
-    ) -> Result<(), LeaderError> {
-        let prefix = self.config.prefix.clone();
-        let run = rec.run.clone();
-        let dag = rec.spec.name.clone();
-        let Some(job) = rec.jobs.get_mut(name) else {
+        let Some(job) = rec.jobs.get(name).cloned() else {
             return Ok(());
         };
-        let mut dirty: BTreeSet<ExecutorId> = BTreeSet::new();
-
+        let run = rec.run.clone();
+        let dag = rec.spec.name.clone();
         // Assignments were read at the start of the pass, BEFORE result
         // batches: an assignment found gone vanished with its lease, and the
         // executor could only write batches while the lease lived — so every
         // batch it ever wrote is visible to the read below, and none of its
         // finished items is taken for lost.
-        let present: BTreeMap<ExecutorId, i64> = self.owned.of(&run, name);
-        // 1. Result batches (before failover: a dead executor's last results count).
-        let (batches, _) = self
+        let present = self.owned.of(&run, name);
+        let batches = self.read_batches(&run, name).await?;
+        let progress = if spec.item_timeout.is_some() {
+            self.read_progress(&run, name).await?
+        } else {
+            Vec::new()
+        };
+        let step = reconcile_job(JobSnapshot {
+            run: &run,
+            dag: &dag,
+            name,
+            spec: &spec,
+            job,
+            open_alerts: rec.open_alerts.clone(),
+            present,
+            batches,
+            progress,
+            executors,
+            now,
+        });
+        self.apply_job_step(&run, &dag, name, &step.effects, now, w)
+            .await?;
+        rec.jobs.insert(name.clone(), step.job);
+        rec.open_alerts = step.open_alerts;
+        rec.lost_executors.extend(step.lost);
+        Ok(())
+    }
+
+    /// A job's result batches, decoded (an undecodable one is reported and
+    /// handed over empty, to be deleted).
+    async fn read_batches(
+        &mut self,
+        run: &RunId,
+        name: &JobName,
+    ) -> Result<Vec<ReadBatch>, LeaderError> {
+        let (kvs, _) = self
             .coord
             .get_prefix_paged(
-                &keyspace::results_prefix(&prefix, &run, name),
+                &keyspace::results_prefix(&self.config.prefix, run, name),
                 nightshift_coord::PAGE_KEYS_ANY,
             )
             .await?;
-        let mut finished = Vec::new();
-        let mut logs = Vec::new();
-        for kv in batches {
-            let Some(batch) =
-                self.decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied")
-            else {
-                w.after.push(TxnOp::Delete { key: kv.key });
-                continue;
-            };
-            for r in &batch.results {
-                let effect = apply_result(job, spec, &batch.executor, r, now);
-                if effect == ItemEffect::Ignored {
-                    continue;
-                }
-                let item = r.item.0;
-                let moved_from = job.moved_from.get(item).cloned();
-                let new = history::attempt(
-                    &run,
-                    name,
-                    item,
-                    r.attempt,
-                    &batch.executor,
-                    batch.token.0,
-                    r.started_at_ms,
-                    moved_from,
-                );
-                let error = match r.outcome {
-                    ResultOutcome::Skipped => {
-                        Some(format!("skipped: {}", r.error.as_deref().unwrap_or("")))
-                    }
-                    _ => r.error.clone(),
-                };
-                let outcome = attempt_outcome(r.outcome);
-                super::telemetry::attempt(
-                    dag.as_str(),
-                    name.as_str(),
-                    outcome,
-                    std::time::Duration::from_millis(
-                        u64::try_from(r.ended_at_ms - r.started_at_ms).unwrap_or(0),
-                    ),
-                );
-                finished.push(ended(new, outcome, r.ended_at_ms, error));
-                if let Some(text) = &r.log {
-                    logs.push(nightshift_store::AttemptLog {
-                        run_id: run.clone(),
-                        job: name.clone(),
-                        item: r.item,
-                        attempt: r.attempt,
-                        log: text.clone(),
-                    });
-                }
-                job.moved_from.remove(item);
-                tracing::debug!(run = %run, job = %name, item, attempt = r.attempt, executor = %batch.executor, ?effect, "result applied");
-                if effect == ItemEffect::Requeue {
-                    dirty.insert(batch.executor.clone());
-                }
-                if effect == ItemEffect::FailedForGood {
-                    tracing::warn!(run = %run, job = %name, item, error = ?r.error, "item failed for good");
-                    if job.first_error.is_none() {
-                        job.first_error = first_error_line(r.error.as_deref(), r.log.as_deref())
-                            .map(|line| format!("item {item}: {line}"));
-                    }
-                }
-            }
-            w.after.push(TxnOp::Delete { key: kv.key });
-        }
-
-        // Their attempts go to SQL before anything is committed to etcd (a
-        // failure aborts this run's pass; the batches stay), a thousand rows
-        // per statement: a statement per row made SQL the bottleneck of
-        // dispatch (2 statements per item).
-        self.store
-            .record_ended_attempts_in_term(&finished, self.term)
-            .await
-            .map_err(store_err)?;
-        // Their logs too: once the batch is deleted, they exist nowhere else.
-        self.store
-            .record_attempt_logs(&logs)
-            .await
-            .map_err(store_err)?;
-
-        // 2. Vanished assignments: their lease ended. Record the lost
-        // attempts, then move the unfinished items.
-        let owners: Vec<ExecutorId> = job.owners.keys().cloned().collect();
-        // Every owner whose assignment vanished, known before any item
-        // moves: after an etcd restart several leases end at once and their
-        // executors re-register under the same ids with new leases. Items
-        // moved to such an id in this loop would join its stale owner entry
-        // and be recorded as lost a second time, under an attempt that never
-        // ran; they wait in `unowned` instead, and step 4 hands them to the
-        // re-registered executors as fresh owners.
-        let vanished: std::collections::BTreeSet<ExecutorId> = owners
-            .iter()
-            .filter(|e| !present.contains_key(*e))
-            .cloned()
-            .collect();
-        for exec in owners {
-            if let Some(&rev) = present.get(&exec) {
-                if let Some(owner) = job.owners.get_mut(&exec) {
-                    owner.token = rev;
-                }
-                continue;
-            }
-            let Some(owner) = job.owners.get(&exec).cloned() else {
-                continue;
-            };
-            let unfinished = owner.items.difference(&job.done());
-            let lost: Vec<_> = unfinished
-                .iter()
-                .map(|item| {
-                    history::attempt(
-                        &run,
-                        name,
-                        item,
-                        job.attempt(item),
-                        &exec,
-                        owner.token,
-                        owner.assigned_at_ms,
-                        job.moved_from.get(item).cloned(),
-                    )
-                })
-                .collect();
-            let lost: Vec<EndedAttempt> = lost
-                .into_iter()
-                .map(|new| {
-                    super::telemetry::attempt(
-                        dag.as_str(),
-                        name.as_str(),
-                        AttemptOutcome::Lost,
-                        std::time::Duration::from_millis(
-                            u64::try_from(now - new.started_at_ms).unwrap_or(0),
-                        ),
-                    );
-                    ended(
-                        new,
-                        AttemptOutcome::Lost,
-                        now,
-                        Some("executor lease ended".into()),
-                    )
-                })
-                .collect();
-            self.store
-                .record_ended_attempts_in_term(&lost, self.term)
-                .await
-                .map_err(store_err)?;
-            if !unfinished.is_empty() {
-                tracing::warn!(run = %run, job = %name, executor = %exec, items = %unfinished, "executor lost while holding items; failing over");
-                rec_lost.insert(exec.clone());
-                self.outbox.push(alert(
-                    AlertRule::ExecutorLost,
-                    format!("executor_lost:{exec}:{run}"),
-                    AlertSeverity::Warning,
-                    &dag,
-                    Some(&run),
-                    Some(name),
-                    Some(&exec),
-                    format!(
-                        "executor {exec} was lost holding {} item(s) of {name}",
-                        unfinished.len()
-                    ),
-                    now,
-                ));
-                let emit = Emit { actor: &self.actor };
-                self.outbox.push(emit.event(
-                    now,
-                    "executor_lost",
-                    &dag,
-                    Some(&run),
-                    Some(name),
-                    Some(&exec),
-                    json!({"items": unfinished.to_string()}),
-                ));
-            }
-            if spec.failover {
-                let recv: Vec<_> = receivers(executors, spec, job)
-                    .into_iter()
-                    .filter(|r| !vanished.contains(&r.id))
-                    .collect();
-                let moved = fail_over(job, Some(&exec), &recv, now);
-                for (to, items) in &moved.to {
-                    tracing::info!(run = %run, job = %name, from = %exec, to = %to, items = %items, "items moved");
-                    dirty.insert(to.clone());
-                }
-            } else {
-                job.owners.remove(&exec);
-                job.failed = job.failed.union(&unfinished);
-            }
-        }
-
-        // 3. Due retries go back to their owner at the next attempt.
-        for item in take_due_retries(job, now) {
-            match job.owner_of(item).cloned() {
-                Some(owner) => {
-                    dirty.insert(owner);
-                }
-                None => job.unowned.insert(item),
-            }
-        }
-        // 4. Items nobody owns (no receiver earlier) try again.
-        if !job.unowned.is_empty() {
-            let recv = receivers(executors, spec, job);
-            let moved = fail_over(job, None, &recv, now);
-            dirty.extend(moved.to.into_keys());
-        }
-
-        // 5. Stalled items: running, and no progress for longer than the
-        // item timeout (the executor should have timed it out by then).
-        if let Some(limit) = spec.item_timeout {
-            let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
-            let (reports, _) = self
-                .coord
-                .get_prefix_paged(
-                    &keyspace::progress_prefix(&prefix, &run, name),
-                    nightshift_coord::PAGE_KEYS_ANY,
-                )
-                .await?;
-            let done = job.done();
-            for kv in reports {
-                let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else {
-                    continue;
-                };
-                let Some(progress) = self.decode_or_report::<keyspace::ProgressRecord>(
+        Ok(kvs
+            .into_iter()
+            .map(|kv| ReadBatch {
+                batch: self.decode_or_report::<ResultBatch>(
                     &kv,
-                    "ignored: no stall detection from it",
-                ) else {
-                    continue;
-                };
-                for (&item, p) in &progress.items {
-                    if !done.contains(item) && now.saturating_sub(p.at_ms) > limit {
-                        // Stop it: its cancel report counts as a timed-out attempt.
-                        let owns = job
-                            .owners
-                            .get(&exec)
-                            .is_some_and(|o| o.items.contains(item) && !o.cancel.contains(item));
-                        if owns && !job.retry_at.contains(item) {
-                            if let Some(owner) = job.owners.get_mut(&exec) {
-                                owner.cancel.insert(item);
-                            }
-                            job.timed_out.insert(item);
-                            dirty.insert(exec.clone());
-                            tracing::warn!(run = %run, job = %name, item, executor = %exec, "item stalled past its timeout; cancelling it");
-                        }
-                        self.outbox.push(alert(
-                            AlertRule::ItemStalled,
-                            format!("item_stalled:{run}:{name}:{item}"),
-                            AlertSeverity::Warning,
-                            &dag,
-                            Some(&run),
-                            Some(name),
-                            Some(&exec),
-                            format!("item {item} of {name} made no progress for over {limit} ms"),
-                            now,
-                        ));
-                        rec.open_alerts
-                            .insert(format!("item_stalled:{run}:{name}:{item}"));
+                    "deleted: its results cannot be applied",
+                ),
+                key: kv.key,
+            })
+            .collect())
+    }
+
+    /// A job's progress reports by executor (undecodable ones reported and
+    /// left out).
+    async fn read_progress(
+        &mut self,
+        run: &RunId,
+        name: &JobName,
+    ) -> Result<Vec<(ExecutorId, keyspace::ProgressRecord)>, LeaderError> {
+        let prefix = self.config.prefix.clone();
+        let (kvs, _) = self
+            .coord
+            .get_prefix_paged(
+                &keyspace::progress_prefix(&prefix, run, name),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
+            .await?;
+        let mut out = Vec::new();
+        for kv in kvs {
+            let Some((_, _, exec)) = keyspace::parse_progress_key(&prefix, &kv.key) else {
+                continue;
+            };
+            if let Some(progress) = self.decode_or_report::<keyspace::ProgressRecord>(
+                &kv,
+                "ignored: no stall detection from it",
+            ) {
+                out.push((exec, progress));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Carries a job step's effects out: SQL first (attempt rows, a
+    /// thousand per statement, then logs), then the etcd ops into the
+    /// run's writes and events and alerts into the outbox.
+    async fn apply_job_step(
+        &mut self,
+        run: &RunId,
+        dag: &DagName,
+        name: &JobName,
+        effects: &[Effect],
+        now: i64,
+        w: &mut Writes,
+    ) -> Result<(), LeaderError> {
+        for effect in effects {
+            match effect {
+                Effect::EndAttempts(rows) => self
+                    .store
+                    .record_ended_attempts_in_term(rows, self.term)
+                    .await
+                    .map_err(store_err)?,
+                Effect::SaveLogs(logs) => self
+                    .store
+                    .record_attempt_logs(logs)
+                    .await
+                    .map_err(store_err)?,
+                _ => {}
+            }
+        }
+        let prefix = &self.config.prefix;
+        let emit = Emit { actor: &self.actor };
+        for effect in effects {
+            match effect {
+                Effect::EndAttempts(rows) => {
+                    for row in rows {
+                        super::telemetry::attempt(
+                            dag.as_str(),
+                            name.as_str(),
+                            row.outcome,
+                            std::time::Duration::from_millis(
+                                u64::try_from(row.ended_at_ms - row.new.started_at_ms)
+                                    .unwrap_or(0),
+                            ),
+                        );
                     }
                 }
-            }
-            let cleared: Vec<String> = rec
-                .open_alerts
-                .iter()
-                .filter(|k| {
-                    k.strip_prefix(&format!("item_stalled:{run}:{name}:"))
-                        .and_then(|i| i.parse::<u32>().ok())
-                        .is_some_and(|i| done.contains(i))
-                })
-                .cloned()
-                .collect();
-            for key in cleared {
-                rec.open_alerts.remove(&key);
-                self.outbox.push(history::Pending::Resolve(key, now));
-            }
-        }
-
-        // 6. Job timeout: stop what runs, the job fails.
-        if let (Some(limit), Some(started)) = (spec.timeout, job.started_at_ms) {
-            if now.saturating_sub(started) > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
-                let open = ItemSet::range(0, job.shards).difference(&job.done());
-                job.cancelled = job.cancelled.union(&open);
-                job.retry_at.clear();
-                job.error = Some(format!(
-                    "job timed out after {}",
-                    nightshift_core::duration::format_duration(limit)
-                ));
-                job.state = JobState::Failed;
-                job.ended_at_ms = Some(now);
-                tracing::warn!(run = %run, job = %name, "job timed out; cancelling its items");
-            }
-        }
-
-        // 7. Done?
-        if job.state == JobState::Running {
-            if let Some(end) = job_outcome(job) {
-                job.state = end;
-                job.ended_at_ms = Some(now);
-                if end == JobState::Failed {
-                    job.error = Some(job_failure(job.failed.len(), job.first_error.as_deref()));
+                Effect::SaveLogs(_) => {}
+                Effect::DeleteBatch { key } => w.after.push(TxnOp::Delete { key: key.clone() }),
+                Effect::PutAssignment {
+                    executor,
+                    lease,
+                    value,
+                } => w.rewrites.push(put(
+                    keyspace::assign_key(prefix, run, name, executor),
+                    value,
+                    Some(*lease),
+                )?),
+                Effect::OpenAlert(a) => self.outbox.push(alert(
+                    a.rule,
+                    a.key.clone(),
+                    a.severity,
+                    dag,
+                    Some(run),
+                    Some(name),
+                    a.executor.as_ref(),
+                    a.message.clone(),
+                    now,
+                )),
+                Effect::ResolveAlert(key) => {
+                    self.outbox.push(history::Pending::Resolve(key.clone(), now))
                 }
-                tracing::info!(run = %run, job = %name, state = %end, "job ended");
-                let emit = Emit { actor: &self.actor };
-                self.outbox.push(emit.event(now, "job_ended", &dag, Some(&run), Some(name), None, json!({"state": end.as_str(), "succeeded": job.succeeded.len(), "failed": job.failed.len()})));
-            }
-        }
-        if job.state == JobState::Failed {
-            self.outbox.push(alert(
-                AlertRule::ItemFailed,
-                format!("job_failed:{run}:{name}"),
-                AlertSeverity::Critical,
-                &dag,
-                Some(&run),
-                Some(name),
-                None,
-                format!(
-                    "job {name} of run {run} failed: {}",
-                    job.error.as_deref().unwrap_or("items failed")
-                ),
-                now,
-            ));
-        }
-        if !job.state.is_terminal() {
-            for exec in dirty {
-                let done = job.done();
-                if let Some(owner) = job.owners.get_mut(&exec) {
-                    owner.items = owner.items.difference(&done);
-                    owner.assigned_at_ms = now;
-                }
-                if let Some(owner) = job.owners.get(&exec) {
-                    let value = assignment_of(job, owner);
-                    w.rewrites.push(put(
-                        keyspace::assign_key(&prefix, &run, name, &exec),
-                        &value,
-                        Some(owner.lease),
-                    )?);
-                }
+                Effect::Event {
+                    kind,
+                    executor,
+                    detail,
+                } => self.outbox.push(emit.event(
+                    now,
+                    kind,
+                    dag,
+                    Some(run),
+                    Some(name),
+                    executor.as_ref(),
+                    detail.clone(),
+                )),
             }
         }
         Ok(())
@@ -656,7 +450,7 @@ impl Leader {
                     w.staged.extend(staged);
                     w.activate.extend(activate);
                     self.outbox.push(history::Pending::Resolve(
-                        format!("no_executor:{run}:{name}"),
+                        AlertKey::NoExecutor { run: run.clone(), job: name.clone() },
                         now,
                     ));
                     let emit = Emit { actor: &self.actor };
@@ -680,7 +474,7 @@ impl Leader {
                     job.state = JobState::Waiting;
                     self.outbox.push(alert(
                         AlertRule::NoExecutor,
-                        format!("no_executor:{run}:{name}"),
+                        AlertKey::NoExecutor { run: run.clone(), job: name.clone() },
                         AlertSeverity::Critical,
                         &dag,
                         Some(&run),
@@ -692,7 +486,7 @@ impl Leader {
                     if let Some(limit) = timeout {
                         if now - since > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
                             fail_waiting(job, now);
-                            self.outbox.push(alert(AlertRule::ItemFailed, format!("job_failed:{run}:{name}"), AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("job {name} of run {run} failed: no executor before its timeout"), now));
+                            self.outbox.push(alert(AlertRule::ItemFailed, AlertKey::JobFailed { run: run.clone(), job: name.clone() }, AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("job {name} of run {run} failed: no executor before its timeout"), now));
                         }
                     }
                 }
@@ -707,7 +501,7 @@ impl Leader {
                 let dag = rec.spec.name.clone();
                 self.outbox.push(alert(
                     AlertRule::RunDeadlineMissed,
-                    format!("deadline:{}", rec.run),
+                    AlertKey::DeadlineMissed { run: rec.run.clone() },
                     AlertSeverity::Critical,
                     &dag,
                     Some(&rec.run),
@@ -773,10 +567,10 @@ impl Leader {
         }
         let live = LiveRecord { rec: live_rec };
         self.outbox
-            .push(history::Pending::Resolve(format!("deadline:{run}"), now));
+            .push(history::Pending::Resolve(AlertKey::DeadlineMissed { run: run.clone() }, now));
         for job in live.rec.jobs.keys() {
             self.outbox.push(history::Pending::Resolve(
-                format!("no_executor:{run}:{job}"),
+                AlertKey::NoExecutor { run: run.clone(), job: job.clone() },
                 now,
             ));
         }
@@ -789,7 +583,7 @@ impl Leader {
         }
         for exec in &live.rec.lost_executors {
             self.outbox.push(history::Pending::Resolve(
-                format!("executor_lost:{exec}:{run}"),
+                AlertKey::ExecutorLost { executor: exec.clone(), run: run.clone() },
                 now,
             ));
         }

@@ -4,6 +4,7 @@
 
 use super::history::alert;
 use super::Leader;
+use crate::alert_key::AlertKey;
 use nightshift_core::ids::RunId;
 use nightshift_core::state::{AlertRule, AlertSeverity};
 
@@ -19,7 +20,7 @@ impl Leader {
         {
             return;
         }
-        let key = format!("run_slow:{run}");
+        let key = AlertKey::RunSlow { run: run.clone() };
         if !rec.open_alerts.insert(key.clone()) {
             return;
         }
