@@ -301,15 +301,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Reconcile twice changes nothing: on the snapshot the first call's
-    /// effects leave, a second call returns the same record and no new
+    /// effects leave (its record as committed, with the new assignments'
+    /// tokens noted), a second call returns the same record and no new
     /// effect. The one thing it repeats is the open of a stalled item's
     /// alert, level-triggered on purpose (the store dedupes it into the
     /// open alert, bumping when it was last seen).
     #[test]
     fn reconcile_twice_changes_nothing(case in case()) {
         let first = case.step();
-        let again = case.settled(&first, false).step();
-        prop_assert_eq!(&again.job, &first.job);
+        let settled = case.settled(&first, false);
+        let again = settled.step();
+        prop_assert_eq!(&again.job, &settled.job);
         prop_assert_eq!(&again.open_alerts, &first.open_alerts);
         prop_assert!(again.lost.is_empty(), "lost again: {:?}", again.lost);
         for effect in &again.effects {
@@ -484,14 +486,14 @@ fn a_stalled_items_alert_resolves_when_the_item_ends() {
             }],
         }),
     });
-    // The cancel counts as a timed-out attempt: one retry is left.
+    // The cancel counts as a timed-out attempt: its one retry follows at
+    // once (no backoff), and the item is still open.
     let step = next.step();
-    assert!(step.job.retry_at.contains(0));
-    next.now = 10_000;
-    let later = next.settled(&step, false);
-    let mut done = later.clone();
+    assert_eq!(step.job.attempt(0), 2);
+    assert_eq!(step.job.failure_count(0), 1);
+    assert!(step.open_alerts.contains(&key));
+    let mut done = next.settled(&step, false);
     done.job.succeeded.insert(0);
-    done.job.retry_at.remove(0);
     let step = done.step();
     assert!(!step.open_alerts.contains(&key));
     assert!(step.effects.contains(&Effect::ResolveAlert(key)));
