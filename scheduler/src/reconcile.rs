@@ -44,6 +44,12 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The error recorded on attempts whose executor's lease ended.
 pub const LEASE_ENDED: &str = "executor lease ended";
 
+/// The error recorded on attempts the leader ends itself because it
+/// stopped their items (run cancelled, job timed out or skipped): their
+/// executor reports nothing, and their fencing token is the last one the
+/// leader saw for the owner.
+pub const STOPPED_BY_LEADER: &str = "stopped by the leader";
+
 /// One result batch as read: its key, and its content when it decoded (an
 /// undecodable batch is deleted unapplied; the leader reports it).
 #[derive(Debug, Clone, PartialEq)]
@@ -556,6 +562,119 @@ pub fn reconcile_job(snapshot: JobSnapshot<'_>) -> JobStep {
         lost: lost_executors,
         effects,
     }
+}
+
+/// What the end of a run's pass does besides writing the record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEffect {
+    /// SQL, before the etcd commit: attempts of items the leader stopped
+    /// (one statement per job).
+    EndAttempts(Vec<EndedAttempt>),
+    /// etcd, once the record committed: delete an ended job's assignment.
+    DeleteAssignment {
+        /// The job.
+        job: JobName,
+        /// The executor whose key it is.
+        executor: ExecutorId,
+    },
+    /// Outbox: open (or bump) an alert about the run.
+    OpenAlert(AlertOpen),
+}
+
+/// The end of a run's pass, pure, once its running jobs were reconciled
+/// and its ready jobs started: ended jobs let go of their assignments
+/// (every key present, an earlier leader's leftovers included) and the
+/// attempts of the items the leader stopped (run cancel, job timeout, an
+/// operator's skip) end here, since their executors report nothing; the
+/// run moves to running or to its end; a run past its deadline alerts.
+/// `present` is the assignment keys found for each job.
+pub fn settle_run(
+    mut rec: crate::record::RunRecord,
+    present: &BTreeMap<JobName, BTreeSet<ExecutorId>>,
+    now: i64,
+) -> (crate::record::RunRecord, Vec<RunEffect>) {
+    use nightshift_core::state::RunState;
+    let mut effects = Vec::new();
+    let run = rec.run.clone();
+    for (name, job) in rec.jobs.iter_mut() {
+        if !job.state.is_terminal() {
+            continue;
+        }
+        let mut keys: BTreeSet<ExecutorId> = present.get(name).cloned().unwrap_or_default();
+        keys.extend(job.owners.keys().cloned());
+        effects.extend(keys.into_iter().map(|executor| RunEffect::DeleteAssignment {
+            job: name.clone(),
+            executor,
+        }));
+        if job.owners.is_empty() {
+            continue;
+        }
+        // An item that already reported keeps its recorded end (the write
+        // is idempotent).
+        let stopped_items = job.cancelled.union(&job.skipped);
+        let mut stopped = Vec::new();
+        for (exec, owner) in &job.owners {
+            for item in owner.items.intersection(&stopped_items).iter() {
+                stopped.push(EndedAttempt {
+                    new: attempt_row(
+                        &run,
+                        name,
+                        item,
+                        job.attempt(item),
+                        exec,
+                        owner.token,
+                        owner.assigned_at_ms,
+                        job.moved_from.get(item).cloned(),
+                    ),
+                    outcome: AttemptOutcome::Cancelled,
+                    ended_at_ms: now,
+                    error: Some(STOPPED_BY_LEADER.into()),
+                });
+            }
+        }
+        effects.push(RunEffect::EndAttempts(stopped));
+        job.owners.clear();
+    }
+    if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending) {
+        rec.state = RunState::Running;
+    }
+    if !rec.state.is_terminal() {
+        if let Some(end) = crate::orchestration::run_outcome(rec.jobs.values().map(|j| &j.state)) {
+            rec.state = end;
+            tracing::info!(run = %rec.run, state = %end, "run ended");
+        }
+    }
+    if let Some(deadline) = rec.deadline_ms {
+        if now > deadline && !rec.state.is_terminal() {
+            effects.push(RunEffect::OpenAlert(AlertOpen {
+                key: AlertKey::DeadlineMissed { run: run.clone() },
+                rule: AlertRule::RunDeadlineMissed,
+                severity: AlertSeverity::Critical,
+                executor: None,
+                message: format!("run {run} missed its deadline"),
+            }));
+        }
+    }
+    (rec, effects)
+}
+
+/// The alerts that end with a finished run: its deadline, its jobs'
+/// `no_executor`, the self-resolving ones it opened (stalled items, slow
+/// run) and the loss of the executors that held its items. (The failure
+/// alerts a success settles are `leader::reopen::recovered_alerts`.)
+pub fn resolved_when_finished(rec: &crate::record::RunRecord) -> Vec<AlertKey> {
+    let run = &rec.run;
+    std::iter::once(AlertKey::DeadlineMissed { run: run.clone() })
+        .chain(rec.jobs.keys().map(|job| AlertKey::NoExecutor {
+            run: run.clone(),
+            job: job.clone(),
+        }))
+        .chain(rec.open_alerts.iter().cloned())
+        .chain(rec.lost_executors.iter().map(|executor| AlertKey::ExecutorLost {
+            executor: executor.clone(),
+            run: run.clone(),
+        }))
+        .collect()
 }
 
 #[cfg(test)]

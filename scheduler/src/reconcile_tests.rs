@@ -498,3 +498,155 @@ fn a_stalled_items_alert_resolves_when_the_item_ends() {
     assert!(!step.open_alerts.contains(&key));
     assert!(step.effects.contains(&Effect::ResolveAlert(key)));
 }
+
+/// A run of three jobs in the given states, each of 6 items owned by
+/// `e0`/`e1` in halves, some cancelled or skipped, the run due by `deadline`.
+fn run_of(states: [JobState; 3], stopped: [bool; 6], deadline: Option<i64>) -> crate::record::RunRecord {
+    use crate::record::RunRecord;
+    use nightshift_core::state::{RunState, TriggerSource};
+    let mut spec: nightshift_core::dag::DagSpec = serde_json::from_value(serde_json::json!({
+        "name": "daily", "description": null, "schedule": null, "timezone": "UTC", "calendar": null,
+        "concurrency": "forbid", "misfire": "skip", "deadline": null, "jobs": []
+    }))
+    .unwrap();
+    let mut jobs = BTreeMap::new();
+    for (i, state) in states.into_iter().enumerate() {
+        let mut js = JobSpec::new(format!("j{i}"));
+        js.shards = 6;
+        spec.jobs.push(js);
+        let mut job = JobRecord::pending(6);
+        job.state = state;
+        if state != JobState::Pending {
+            for (e, items) in [(0, ItemSet::range(0, 3)), (1, ItemSet::range(3, 6))] {
+                job.owners.insert(
+                    exec(e),
+                    Owner {
+                        lease: 7,
+                        items,
+                        token: 40,
+                        assigned_at_ms: 5,
+                        ..Owner::default()
+                    },
+                );
+            }
+            for (item, &s) in stopped.iter().enumerate() {
+                let item = u32::try_from(item).unwrap();
+                match (s, item % 2) {
+                    (true, 0) => job.cancelled.insert(item),
+                    (true, _) => job.skipped.insert(item),
+                    (false, _) if state.is_terminal() => job.succeeded.insert(item),
+                    _ => {}
+                }
+            }
+        }
+        jobs.insert(JobName::new(format!("j{i}")), job);
+    }
+    RunRecord {
+        redo: 0,
+        run: RunId::new("daily-s1"),
+        jobs,
+        dag: spec.name.clone(),
+        spec,
+        dag_version: 1,
+        business_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+        params: serde_json::Value::Null,
+        source: TriggerSource::Manual,
+        scheduled_for_ms: None,
+        created_at_ms: 0,
+        state: RunState::Pending,
+        deadline_ms: deadline,
+        lost_executors: Default::default(),
+        open_alerts: Default::default(),
+        retry_of: None,
+        slow_after_ms: None,
+    }
+}
+
+fn job_state() -> impl Strategy<Value = JobState> {
+    prop_oneof![
+        Just(JobState::Pending),
+        Just(JobState::Running),
+        Just(JobState::Succeeded),
+        Just(JobState::Failed),
+        Just(JobState::Cancelled),
+        Just(JobState::Skipped),
+    ]
+}
+
+proptest! {
+    /// The end of a pass: every ended job lets go of every assignment key
+    /// (its owners' and any leftover), its stopped items' attempts end
+    /// once, running jobs keep theirs; and settling again changes nothing.
+    #[test]
+    fn ended_jobs_let_go_of_their_assignments_once(
+        states in [job_state(), job_state(), job_state()],
+        stopped in any::<[bool; 6]>(),
+        leftover in any::<[bool; 3]>(),
+        deadline in proptest::option::of(0i64..200),
+    ) {
+        let rec = run_of(states, stopped, deadline);
+        let present: BTreeMap<JobName, BTreeSet<ExecutorId>> = rec
+            .jobs
+            .keys()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut keys: BTreeSet<ExecutorId> = rec.jobs[name].owners.keys().cloned().collect();
+                if leftover[i] {
+                    keys.insert(exec(3));
+                }
+                (name.clone(), keys)
+            })
+            .collect();
+        let (after, effects) = settle_run(rec.clone(), &present, 100);
+        for (name, job) in &after.jobs {
+            let deleted: BTreeSet<&ExecutorId> = effects.iter().filter_map(|e| match e {
+                RunEffect::DeleteAssignment { job, executor } if job == name => Some(executor),
+                _ => None,
+            }).collect();
+            if job.state.is_terminal() {
+                prop_assert!(job.owners.is_empty());
+                prop_assert_eq!(deleted, present[name].iter().collect::<BTreeSet<_>>());
+            } else {
+                prop_assert_eq!(&job.owners, &rec.jobs[name].owners);
+                prop_assert!(deleted.is_empty());
+            }
+        }
+        let stopped_rows: usize = effects.iter().map(|e| match e {
+            RunEffect::EndAttempts(rows) => rows.len(),
+            _ => 0,
+        }).sum();
+        let expected: u64 = rec.jobs.values().filter(|j| j.state.is_terminal()).map(|j| j.cancelled.union(&j.skipped).len()).sum();
+        prop_assert_eq!(u64::try_from(stopped_rows).unwrap(), expected);
+        let alerted = effects.iter().any(|e| matches!(e, RunEffect::OpenAlert(a) if a.key == AlertKey::DeadlineMissed { run: rec.run.clone() }));
+        prop_assert_eq!(alerted, deadline.is_some_and(|d| 100 > d) && !after.state.is_terminal());
+        // Again, with the deleted keys gone: only the deadline's level-triggered alert repeats.
+        let none = BTreeMap::new();
+        let (again, more) = settle_run(after.clone(), &none, 100);
+        prop_assert_eq!(&again, &after);
+        prop_assert!(more.iter().all(|e| matches!(e, RunEffect::OpenAlert(_))), "{:?}", more);
+    }
+}
+
+#[test]
+fn a_finished_run_resolves_what_it_opened() {
+    let mut rec = run_of([JobState::Succeeded; 3], [false; 6], None);
+    rec.lost_executors.insert(exec(1));
+    rec.open_alerts.insert(AlertKey::RunSlow {
+        run: rec.run.clone(),
+    });
+    let keys: Vec<String> = resolved_when_finished(&rec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "deadline:daily-s1",
+            "no_executor:daily-s1:j0",
+            "no_executor:daily-s1:j1",
+            "no_executor:daily-s1:j2",
+            "run_slow:daily-s1",
+            "executor_lost:e1:daily-s1",
+        ]
+    );
+}

@@ -14,11 +14,7 @@ use nightshift_core::state::{AlertRule, AlertSeverity};
 use nightshift_store::{JobRun, NewAlert, NewEvent, Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 
-/// The error recorded on attempts the leader ends itself because it
-/// stopped their items (run cancelled, job timed out or skipped): their
-/// executor reports nothing, and their fencing token is the last one the
-/// leader saw for the owner.
-pub const STOPPED_BY_LEADER: &str = "stopped by the leader";
+pub use crate::reconcile::STOPPED_BY_LEADER;
 
 /// The job row a job record stands for.
 pub fn job_row(run: &RunId, job: &JobName, rec: &JobRecord) -> JobRun {

@@ -15,33 +15,20 @@ use super::dispatch::Started;
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
 use crate::alert_key::AlertKey;
-use crate::orchestration::{ready_jobs, run_outcome, JobDecision};
-use crate::reconcile::{reconcile_job, Effect, JobSnapshot, ReadBatch};
+use crate::orchestration::{ready_jobs, JobDecision};
+use crate::reconcile::{
+    reconcile_job, resolved_when_finished, settle_run, Effect, JobSnapshot, ReadBatch, RunEffect,
+};
 use crate::record::{JobRecord, RunRecord};
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch};
-use nightshift_core::state::{AlertRule, AlertSeverity, AttemptOutcome, JobState, RunState};
-use nightshift_store::{EndedAttempt, NewAttempt};
+use nightshift_core::state::{AlertRule, AlertSeverity, JobState};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Writes collected during a run's pass (see `commit`).
 type Writes = super::commit::RunOps;
-
-fn ended(
-    new: NewAttempt,
-    outcome: AttemptOutcome,
-    ended_at_ms: i64,
-    error: Option<String>,
-) -> EndedAttempt {
-    EndedAttempt {
-        new,
-        outcome,
-        ended_at_ms,
-        error,
-    }
-}
 
 fn store_err(e: nightshift_store::StoreError) -> LeaderError {
     LeaderError::Store(super::health::describe(&e))
@@ -73,66 +60,16 @@ impl Leader {
             }
         }
         self.advance_jobs(&mut rec, executors, now, &mut w).await?;
-        // Terminal jobs hold no assignments: the executors stop and forget them.
-        for (name, job) in rec.jobs.iter_mut() {
-            if !job.state.is_terminal() {
-                continue;
-            }
-            // Keys of executors that are no longer owners (an earlier
-            // leader's leftovers) go too.
-            let mut keys: BTreeSet<ExecutorId> =
-                self.owned.of(&rec.run, name).into_keys().collect();
-            keys.extend(job.owners.keys().cloned());
-            for exec in &keys {
-                w.after.push(TxnOp::Delete {
-                    key: keyspace::assign_key(&self.config.prefix, &rec.run, name, exec),
-                });
-            }
-            if !job.owners.is_empty() {
-                // Items stopped by the leader (run cancel, job timeout, an
-                // operator's skip) end their attempt here: the executor
-                // reports nothing for them. An item that already reported
-                // keeps its recorded end (the write is idempotent).
-                let stopped_items = job.cancelled.union(&job.skipped);
-                let mut stopped = Vec::new();
-                for (exec, owner) in &job.owners {
-                    for item in owner.items.intersection(&stopped_items).iter() {
-                        let new = history::attempt(
-                            &rec.run,
-                            name,
-                            item,
-                            job.attempt(item),
-                            exec,
-                            owner.token,
-                            owner.assigned_at_ms,
-                            job.moved_from.get(item).cloned(),
-                        );
-                        stopped.push(ended(
-                            new,
-                            AttemptOutcome::Cancelled,
-                            now,
-                            Some(history::STOPPED_BY_LEADER.into()),
-                        ));
-                    }
-                }
-                self.store
-                    .record_ended_attempts_in_term(&stopped, self.term)
-                    .await
-                    .map_err(store_err)?;
-                job.owners.clear();
-            }
-        }
-        if rec.state == RunState::Pending && rec.jobs.values().any(|j| j.state != JobState::Pending)
-        {
-            rec.state = RunState::Running;
-        }
-        if !rec.state.is_terminal() {
-            if let Some(end) = run_outcome(rec.jobs.values().map(|j| &j.state)) {
-                rec.state = end;
-                tracing::info!(run = %rec.run, state = %end, "run ended");
-            }
-        }
-        self.deadline_alert(&rec, now);
+        // Terminal jobs hold no assignments: the executors stop and forget
+        // them; the run moves on or ends.
+        let present: BTreeMap<JobName, BTreeSet<ExecutorId>> = rec
+            .jobs
+            .keys()
+            .map(|job| (job.clone(), self.owned.of(run, job).into_keys().collect()))
+            .collect();
+        let (settled, effects) = settle_run(rec, &present, now);
+        rec = settled;
+        self.apply_run_effects(&rec, &effects, now, &mut w).await?;
         // Assignments staged by a start that was never activated (its
         // leader died first) while the job is still unstarted: their
         // executors wait for an activation that will not come.
@@ -495,23 +432,43 @@ impl Leader {
         Ok(())
     }
 
-    fn deadline_alert(&mut self, rec: &RunRecord, now: i64) {
-        if let Some(deadline) = rec.deadline_ms {
-            if now > deadline && !rec.state.is_terminal() {
-                let dag = rec.spec.name.clone();
-                self.outbox.push(alert(
-                    AlertRule::RunDeadlineMissed,
-                    AlertKey::DeadlineMissed { run: rec.run.clone() },
-                    AlertSeverity::Critical,
-                    &dag,
-                    Some(&rec.run),
-                    None,
-                    None,
-                    format!("run {} missed its deadline", rec.run),
-                    now,
-                ));
+    /// Carries the end of a run's pass out: stopped attempts to SQL, then
+    /// assignment deletes into the run's writes and alerts to the outbox.
+    async fn apply_run_effects(
+        &mut self,
+        rec: &RunRecord,
+        effects: &[RunEffect],
+        now: i64,
+        w: &mut Writes,
+    ) -> Result<(), LeaderError> {
+        for effect in effects {
+            if let RunEffect::EndAttempts(rows) = effect {
+                self.store
+                    .record_ended_attempts_in_term(rows, self.term)
+                    .await
+                    .map_err(store_err)?;
             }
         }
+        for effect in effects {
+            match effect {
+                RunEffect::EndAttempts(_) => {}
+                RunEffect::DeleteAssignment { job, executor } => w.after.push(TxnOp::Delete {
+                    key: keyspace::assign_key(&self.config.prefix, &rec.run, job, executor),
+                }),
+                RunEffect::OpenAlert(a) => self.outbox.push(alert(
+                    a.rule,
+                    a.key.clone(),
+                    a.severity,
+                    &rec.spec.name,
+                    Some(&rec.run),
+                    None,
+                    a.executor.as_ref(),
+                    a.message.clone(),
+                    now,
+                )),
+            }
+        }
+        Ok(())
     }
 
     /// A persisted, finished run: resolve its conditions, drop its etcd keys.
@@ -566,26 +523,11 @@ impl Leader {
             tracing::info!(run = %run, "the run's keys were removed by a commit that went unanswered");
         }
         let live = LiveRecord { rec: live_rec };
-        self.outbox
-            .push(history::Pending::Resolve(AlertKey::DeadlineMissed { run: run.clone() }, now));
-        for job in live.rec.jobs.keys() {
-            self.outbox.push(history::Pending::Resolve(
-                AlertKey::NoExecutor { run: run.clone(), job: job.clone() },
-                now,
-            ));
-        }
-        for key in &live.rec.open_alerts {
-            self.outbox
-                .push(history::Pending::Resolve(key.clone(), now));
-        }
-        for key in super::reopen::recovered_alerts(&live.rec) {
+        let keys = resolved_when_finished(&live.rec)
+            .into_iter()
+            .chain(super::reopen::recovered_alerts(&live.rec));
+        for key in keys {
             self.outbox.push(history::Pending::Resolve(key, now));
-        }
-        for exec in &live.rec.lost_executors {
-            self.outbox.push(history::Pending::Resolve(
-                AlertKey::ExecutorLost { executor: exec.clone(), run: run.clone() },
-                now,
-            ));
         }
         let emit = Emit { actor: &self.actor };
         self.outbox.push(emit.event(
