@@ -577,8 +577,24 @@ pub enum RunEffect {
         /// The executor whose key it is.
         executor: ExecutorId,
     },
-    /// Outbox: open (or bump) an alert about the run.
-    OpenAlert(AlertOpen),
+    /// Outbox: open (or bump) an alert about the run, or one of its jobs.
+    OpenAlert {
+        /// The job it is about, if any.
+        job: Option<JobName>,
+        /// The alert.
+        alert: AlertOpen,
+    },
+    /// Outbox: resolve an alert.
+    ResolveAlert(AlertKey),
+    /// Outbox: an event about the run, or one of its jobs.
+    Event {
+        /// Its kind (`job_ended`, `job_started`).
+        kind: &'static str,
+        /// The job it is about, if any.
+        job: Option<JobName>,
+        /// Details.
+        detail: serde_json::Value,
+    },
 }
 
 /// The end of a run's pass, pure, once its running jobs were reconciled
@@ -646,16 +662,148 @@ pub fn settle_run(
     }
     if let Some(deadline) = rec.deadline_ms {
         if now > deadline && !rec.state.is_terminal() {
-            effects.push(RunEffect::OpenAlert(AlertOpen {
-                key: AlertKey::DeadlineMissed { run: run.clone() },
-                rule: AlertRule::RunDeadlineMissed,
-                severity: AlertSeverity::Critical,
-                executor: None,
-                message: format!("run {run} missed its deadline"),
-            }));
+            effects.push(RunEffect::OpenAlert {
+                job: None,
+                alert: AlertOpen {
+                    key: AlertKey::DeadlineMissed { run: run.clone() },
+                    rule: AlertRule::RunDeadlineMissed,
+                    severity: AlertSeverity::Critical,
+                    executor: None,
+                    message: format!("run {run} missed its deadline"),
+                },
+            });
         }
     }
     (rec, effects)
+}
+
+/// The jobs a pass tries to start, pure: those waiting for an executor,
+/// then the pending ones whose upstreams are done and whose trigger rule
+/// holds ([`ready_jobs`](crate::orchestration::ready_jobs)). The ones the
+/// rule rules out end here (`upstream_failed` / `skipped`). Nothing
+/// starts in an ended run.
+pub fn jobs_to_start(
+    rec: &mut crate::record::RunRecord,
+    now: i64,
+) -> (Vec<JobName>, Vec<RunEffect>) {
+    use crate::orchestration::{ready_jobs, JobDecision};
+    let mut effects = Vec::new();
+    if rec.state.is_terminal() {
+        return (Vec::new(), effects);
+    }
+    let states: BTreeMap<JobName, JobState> =
+        rec.jobs.iter().map(|(n, j)| (n.clone(), j.state)).collect();
+    let mut to_start: Vec<JobName> = rec
+        .jobs
+        .iter()
+        .filter(|(_, j)| j.state == JobState::Waiting)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for decision in ready_jobs(&rec.spec, &states) {
+        match decision {
+            JobDecision::Start(name) => to_start.push(name),
+            JobDecision::Resolve(name, to) => {
+                if let Some(job) = rec.jobs.get_mut(&name) {
+                    job.state = to;
+                    job.ended_at_ms = Some(now);
+                    tracing::info!(run = %rec.run, job = %name, state = %to, "job resolved by its trigger rule");
+                    effects.push(RunEffect::Event {
+                        kind: "job_ended",
+                        job: Some(name),
+                        detail: json!({"state": to.as_str()}),
+                    });
+                }
+            }
+        }
+    }
+    (to_start, effects)
+}
+
+/// What a job's start adds besides its assignments: its `no_executor`
+/// alert (if it waited) resolves, and a `job_started` event.
+pub fn job_started(run: &RunId, name: &JobName) -> Vec<RunEffect> {
+    vec![
+        RunEffect::ResolveAlert(AlertKey::NoExecutor {
+            run: run.clone(),
+            job: name.clone(),
+        }),
+        RunEffect::Event {
+            kind: "job_started",
+            job: Some(name.clone()),
+            detail: json!({}),
+        },
+    ]
+}
+
+/// A job that found no live executor for it, pure: it waits (since the
+/// first time), alerts `no_executor`, and fails — every open item failed
+/// — once it waited longer than its timeout.
+pub fn no_executor(
+    rec: &mut crate::record::RunRecord,
+    name: &JobName,
+    now: i64,
+) -> Vec<RunEffect> {
+    let spec = rec.job_spec(name);
+    let timeout = spec.and_then(|s| s.timeout);
+    let why = no_executor_message(spec, name);
+    let run = rec.run.clone();
+    let Some(job) = rec.jobs.get_mut(name) else {
+        return Vec::new();
+    };
+    let since = *job.waiting_since_ms.get_or_insert(now);
+    job.state = JobState::Waiting;
+    let mut effects = vec![RunEffect::OpenAlert {
+        job: Some(name.clone()),
+        alert: AlertOpen {
+            key: AlertKey::NoExecutor {
+                run: run.clone(),
+                job: name.clone(),
+            },
+            rule: AlertRule::NoExecutor,
+            severity: AlertSeverity::Critical,
+            executor: None,
+            message: why,
+        },
+    }];
+    if let Some(limit) = timeout {
+        if now - since > millis(limit) {
+            fail_waiting(job, now);
+            effects.push(RunEffect::OpenAlert {
+                job: Some(name.clone()),
+                alert: AlertOpen {
+                    key: AlertKey::JobFailed {
+                        run: run.clone(),
+                        job: name.clone(),
+                    },
+                    rule: AlertRule::ItemFailed,
+                    severity: AlertSeverity::Critical,
+                    executor: None,
+                    message: format!("job {name} of run {run} failed: no executor before its timeout"),
+                },
+            });
+        }
+    }
+    effects
+}
+
+fn fail_waiting(job: &mut JobRecord, now: i64) {
+    job.state = JobState::Failed;
+    job.failed = ItemSet::range(0, job.shards).difference(&job.done());
+    job.ended_at_ms = Some(now);
+    job.error = Some("no live executor served its handler before its timeout".into());
+}
+
+/// Why a job waits for an executor: nobody serves its handler, or nobody
+/// serving it carries the labels it requires.
+fn no_executor_message(spec: Option<&JobSpec>, name: &JobName) -> String {
+    match spec {
+        Some(spec) if !spec.executor_labels.is_empty() => format!(
+            "no live executor serves handler {} of job {name} with labels {}",
+            spec.handler,
+            spec.label_selector()
+        ),
+        _ => format!("no live executor serves the handler of job {name}"),
+    }
 }
 
 /// The alerts that end with a finished run: its deadline, its jobs'

@@ -617,13 +617,13 @@ proptest! {
         }).sum();
         let expected: u64 = rec.jobs.values().filter(|j| j.state.is_terminal()).map(|j| j.cancelled.union(&j.skipped).len()).sum();
         prop_assert_eq!(u64::try_from(stopped_rows).unwrap(), expected);
-        let alerted = effects.iter().any(|e| matches!(e, RunEffect::OpenAlert(a) if a.key == AlertKey::DeadlineMissed { run: rec.run.clone() }));
+        let alerted = effects.iter().any(|e| matches!(e, RunEffect::OpenAlert { alert, .. } if alert.key == AlertKey::DeadlineMissed { run: rec.run.clone() }));
         prop_assert_eq!(alerted, deadline.is_some_and(|d| 100 > d) && !after.state.is_terminal());
         // Again, with the deleted keys gone: only the deadline's level-triggered alert repeats.
         let none = BTreeMap::new();
         let (again, more) = settle_run(after.clone(), &none, 100);
         prop_assert_eq!(&again, &after);
-        prop_assert!(more.iter().all(|e| matches!(e, RunEffect::OpenAlert(_))), "{:?}", more);
+        prop_assert!(more.iter().all(|e| matches!(e, RunEffect::OpenAlert { .. })), "{:?}", more);
     }
 }
 
@@ -649,4 +649,53 @@ fn a_finished_run_resolves_what_it_opened() {
             "executor_lost:e1:daily-s1",
         ]
     );
+}
+
+#[test]
+fn a_job_without_executor_waits_alerting_then_fails_past_its_timeout() {
+    let mut rec = run_of([JobState::Pending; 3], [false; 6], None);
+    let j0 = JobName::new("j0");
+    rec.spec.jobs[0].timeout = Some(Duration::from_millis(100));
+    rec.spec.jobs[1].depends_on = vec![j0.clone()];
+    rec.spec.jobs[2].depends_on = vec![j0.clone()];
+    let (to_start, effects) = jobs_to_start(&mut rec, 10);
+    // j0 has no upstream: it starts; the others wait for it.
+    assert_eq!(to_start, vec![j0.clone()]);
+    assert!(effects.is_empty());
+    let effects = no_executor(&mut rec, &j0, 10);
+    assert_eq!(rec.jobs[&j0].state, JobState::Waiting);
+    assert_eq!(rec.jobs[&j0].waiting_since_ms, Some(10));
+    assert!(matches!(&effects[..], [RunEffect::OpenAlert { alert, .. }] if alert.key == AlertKey::NoExecutor { run: rec.run.clone(), job: j0.clone() }));
+    // Still within its timeout, the next pass tries it again first.
+    let (to_start, _) = jobs_to_start(&mut rec, 110);
+    assert_eq!(to_start, vec![j0.clone()]);
+    assert_eq!(no_executor(&mut rec, &j0, 110).len(), 1);
+    assert_eq!(rec.jobs[&j0].waiting_since_ms, Some(10));
+    // Past it: every open item fails, and so does the job.
+    let effects = no_executor(&mut rec, &j0, 111);
+    assert_eq!(rec.jobs[&j0].state, JobState::Failed);
+    assert_eq!(rec.jobs[&j0].failed, ItemSet::range(0, 6));
+    assert!(effects.iter().any(|e| matches!(e, RunEffect::OpenAlert { alert, .. } if alert.key == AlertKey::JobFailed { run: rec.run.clone(), job: j0.clone() })));
+    // Its downstream jobs follow by their trigger rule; an ended run
+    // starts nothing.
+    let (to_start, ended) = jobs_to_start(&mut rec, 111);
+    assert!(to_start.is_empty());
+    assert_eq!(ended.len(), 2);
+    rec.state = nightshift_core::state::RunState::Failed;
+    assert_eq!(jobs_to_start(&mut rec, 200).0, Vec::<JobName>::new());
+}
+
+#[test]
+fn jobs_the_trigger_rule_rules_out_end_at_once() {
+    let mut rec = run_of([JobState::Failed, JobState::Pending, JobState::Pending], [false; 6], None);
+    rec.spec.jobs[1].depends_on = vec![JobName::new("j0")];
+    rec.spec.jobs[2].depends_on = vec![JobName::new("j1")];
+    let (to_start, effects) = jobs_to_start(&mut rec, 10);
+    assert!(to_start.is_empty());
+    for job in ["j1", "j2"] {
+        let job = &rec.jobs[&JobName::new(job)];
+        assert_eq!(job.state, JobState::UpstreamFailed);
+        assert_eq!(job.ended_at_ms, Some(10));
+    }
+    assert_eq!(effects.len(), 2);
 }

@@ -14,16 +14,15 @@
 use super::dispatch::Started;
 use super::history::{self, alert, Emit};
 use super::{put, Leader, LeaderError};
-use crate::alert_key::AlertKey;
-use crate::orchestration::{ready_jobs, JobDecision};
 use crate::reconcile::{
-    reconcile_job, resolved_when_finished, settle_run, Effect, JobSnapshot, ReadBatch, RunEffect,
+    job_started, jobs_to_start, no_executor, reconcile_job, resolved_when_finished, settle_run,
+    Effect, JobSnapshot, ReadBatch, RunEffect,
 };
-use crate::record::{JobRecord, RunRecord};
+use crate::record::RunRecord;
 use nightshift_coord::TxnOp;
 use nightshift_core::ids::{DagName, ExecutorId, JobName, RunId};
-use nightshift_core::keyspace::{self, ExecutorInfo, ItemSet, ResultBatch};
-use nightshift_core::state::{AlertRule, AlertSeverity, JobState};
+use nightshift_core::keyspace::{self, ExecutorInfo, ResultBatch};
+use nightshift_core::state::JobState;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -343,41 +342,7 @@ impl Leader {
         now: i64,
         w: &mut Writes,
     ) -> Result<(), LeaderError> {
-        if rec.state.is_terminal() {
-            return Ok(());
-        }
-        let states: BTreeMap<JobName, JobState> =
-            rec.jobs.iter().map(|(n, j)| (n.clone(), j.state)).collect();
-        let mut to_start: Vec<JobName> = rec
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.state == JobState::Waiting)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for decision in ready_jobs(&rec.spec, &states) {
-            match decision {
-                JobDecision::Start(name) => to_start.push(name),
-                JobDecision::Resolve(name, to) => {
-                    if let Some(job) = rec.jobs.get_mut(&name) {
-                        job.state = to;
-                        job.ended_at_ms = Some(now);
-                        tracing::info!(run = %rec.run, job = %name, state = %to, "job resolved by its trigger rule");
-                        let emit = Emit { actor: &self.actor };
-                        self.outbox.push(emit.event(
-                            now,
-                            "job_ended",
-                            &rec.spec.name,
-                            Some(&rec.run),
-                            Some(&name),
-                            None,
-                            json!({"state": to.as_str()}),
-                        ));
-                    }
-                }
-            }
-        }
-        let dag = rec.spec.name.clone();
-        let run = rec.run.clone();
+        let (to_start, mut effects) = jobs_to_start(rec, now);
         // Every start's activation rides in the record's txn: at most one
         // txn's worth of starts per pass (the rest start next pass).
         let most = self.fenced.max_ops.saturating_sub(1).max(1);
@@ -386,50 +351,12 @@ impl Leader {
                 Started::Assigned { staged, activate } => {
                     w.staged.extend(staged);
                     w.activate.extend(activate);
-                    self.outbox.push(history::Pending::Resolve(
-                        AlertKey::NoExecutor { run: run.clone(), job: name.clone() },
-                        now,
-                    ));
-                    let emit = Emit { actor: &self.actor };
-                    self.outbox.push(emit.event(
-                        now,
-                        "job_started",
-                        &dag,
-                        Some(&run),
-                        Some(&name),
-                        None,
-                        json!({}),
-                    ));
+                    effects.extend(job_started(&rec.run, &name));
                 }
-                Started::NoExecutor => {
-                    let timeout = rec.job_spec(&name).and_then(|s| s.timeout);
-                    let why = no_executor_message(rec.job_spec(&name), &name);
-                    let Some(job) = rec.jobs.get_mut(&name) else {
-                        continue;
-                    };
-                    let since = *job.waiting_since_ms.get_or_insert(now);
-                    job.state = JobState::Waiting;
-                    self.outbox.push(alert(
-                        AlertRule::NoExecutor,
-                        AlertKey::NoExecutor { run: run.clone(), job: name.clone() },
-                        AlertSeverity::Critical,
-                        &dag,
-                        Some(&run),
-                        Some(&name),
-                        None,
-                        why,
-                        now,
-                    ));
-                    if let Some(limit) = timeout {
-                        if now - since > i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
-                            fail_waiting(job, now);
-                            self.outbox.push(alert(AlertRule::ItemFailed, AlertKey::JobFailed { run: run.clone(), job: name.clone() }, AlertSeverity::Critical, &dag, Some(&run), Some(&name), None, format!("job {name} of run {run} failed: no executor before its timeout"), now));
-                        }
-                    }
-                }
+                Started::NoExecutor => effects.extend(no_executor(rec, &name, now)),
             }
         }
-        Ok(())
+        self.apply_run_effects(rec, &effects, now, w).await
     }
 
     /// Carries the end of a run's pass out: stopped attempts to SQL, then
@@ -455,17 +382,32 @@ impl Leader {
                 RunEffect::DeleteAssignment { job, executor } => w.after.push(TxnOp::Delete {
                     key: keyspace::assign_key(&self.config.prefix, &rec.run, job, executor),
                 }),
-                RunEffect::OpenAlert(a) => self.outbox.push(alert(
+                RunEffect::OpenAlert { job, alert: a } => self.outbox.push(alert(
                     a.rule,
                     a.key.clone(),
                     a.severity,
                     &rec.spec.name,
                     Some(&rec.run),
-                    None,
+                    job.as_ref(),
                     a.executor.as_ref(),
                     a.message.clone(),
                     now,
                 )),
+                RunEffect::ResolveAlert(key) => {
+                    self.outbox.push(history::Pending::Resolve(key.clone(), now))
+                }
+                RunEffect::Event { kind, job, detail } => {
+                    let emit = Emit { actor: &self.actor };
+                    self.outbox.push(emit.event(
+                        now,
+                        kind,
+                        &rec.spec.name,
+                        Some(&rec.run),
+                        job.as_ref(),
+                        None,
+                        detail.clone(),
+                    ));
+                }
             }
         }
         Ok(())
@@ -548,24 +490,4 @@ impl Leader {
 /// What `finish_run` keeps of a run it removed.
 struct LiveRecord {
     rec: RunRecord,
-}
-
-fn fail_waiting(job: &mut JobRecord, now: i64) {
-    job.state = JobState::Failed;
-    job.failed = ItemSet::range(0, job.shards).difference(&job.done());
-    job.ended_at_ms = Some(now);
-    job.error = Some("no live executor served its handler before its timeout".into());
-}
-
-/// Why a job waits for an executor: nobody serves its handler, or nobody
-/// serving it carries the labels it requires.
-fn no_executor_message(spec: Option<&nightshift_core::dag::JobSpec>, name: &JobName) -> String {
-    match spec {
-        Some(spec) if !spec.executor_labels.is_empty() => format!(
-            "no live executor serves handler {} of job {name} with labels {}",
-            spec.handler,
-            spec.label_selector()
-        ),
-        _ => format!("no live executor serves the handler of job {name}"),
-    }
 }
