@@ -189,8 +189,11 @@ mod tests {
     fn key() -> impl Strategy<Value = AlertKey> {
         prop_oneof![
             (run(), job()).prop_map(|(run, job)| AlertKey::JobFailed { run, job }),
-            (run(), job(), any::<u32>())
-                .prop_map(|(run, job, item)| AlertKey::ItemStalled { run, job, item }),
+            (run(), job(), any::<u32>()).prop_map(|(run, job, item)| AlertKey::ItemStalled {
+                run,
+                job,
+                item
+            }),
             ("[A-Za-z0-9_.:-]{1,20}", run()).prop_map(|(e, run)| AlertKey::ExecutorLost {
                 executor: ExecutorId::new(e),
                 run

@@ -9,7 +9,10 @@
 //! - [`trigger`]: cron instants, misfire and concurrency policies
 //!   (invariant 7);
 //! - [`plan`]: the reshard a job gets when it starts (also what
-//!   `nightshift plan` shows).
+//!   `nightshift plan` shows);
+//! - [`reconcile`]: the leader's pass over a run — a snapshot in, the new
+//!   record and typed effects (SQL rows, etcd ops, alerts, events) out;
+//! - [`alert_key`]: the typed dedupe keys of the alerts the leader opens.
 //!
 //! Live state: [`record`], the run records the leader keeps in etcd under
 //! `{p}runs/{run}/state`, the previous assignment of each job under

@@ -280,7 +280,11 @@ pub fn reconcile_job(snapshot: JobSnapshot<'_>) -> JobStep {
     let mut logs = Vec::new();
     let mut consumed = Vec::new();
     for read in batches {
-        for (batch, r) in read.batch.iter().flat_map(|b| b.results.iter().map(move |r| (b, r))) {
+        for (batch, r) in read
+            .batch
+            .iter()
+            .flat_map(|b| b.results.iter().map(move |r| (b, r)))
+        {
             let effect = apply_result(&mut job, spec, &batch.executor, r, now);
             if effect == ItemEffect::Ignored {
                 continue;
@@ -618,10 +622,13 @@ pub fn settle_run(
         }
         let mut keys: BTreeSet<ExecutorId> = present.get(name).cloned().unwrap_or_default();
         keys.extend(job.owners.keys().cloned());
-        effects.extend(keys.into_iter().map(|executor| RunEffect::DeleteAssignment {
-            job: name.clone(),
-            executor,
-        }));
+        effects.extend(
+            keys.into_iter()
+                .map(|executor| RunEffect::DeleteAssignment {
+                    job: name.clone(),
+                    executor,
+                }),
+        );
         if job.owners.is_empty() {
             continue;
         }
@@ -738,11 +745,7 @@ pub fn job_started(run: &RunId, name: &JobName) -> Vec<RunEffect> {
 /// A job that found no live executor for it, pure: it waits (since the
 /// first time), alerts `no_executor`, and fails — every open item failed
 /// — once it waited longer than its timeout.
-pub fn no_executor(
-    rec: &mut crate::record::RunRecord,
-    name: &JobName,
-    now: i64,
-) -> Vec<RunEffect> {
+pub fn no_executor(rec: &mut crate::record::RunRecord, name: &JobName, now: i64) -> Vec<RunEffect> {
     let spec = rec.job_spec(name);
     let timeout = spec.and_then(|s| s.timeout);
     let why = no_executor_message(spec, name);
@@ -778,7 +781,9 @@ pub fn no_executor(
                     rule: AlertRule::ItemFailed,
                     severity: AlertSeverity::Critical,
                     executor: None,
-                    message: format!("job {name} of run {run} failed: no executor before its timeout"),
+                    message: format!(
+                        "job {name} of run {run} failed: no executor before its timeout"
+                    ),
                 },
             });
         }
@@ -818,10 +823,14 @@ pub fn resolved_when_finished(rec: &crate::record::RunRecord) -> Vec<AlertKey> {
             job: job.clone(),
         }))
         .chain(rec.open_alerts.iter().cloned())
-        .chain(rec.lost_executors.iter().map(|executor| AlertKey::ExecutorLost {
-            executor: executor.clone(),
-            run: run.clone(),
-        }))
+        .chain(
+            rec.lost_executors
+                .iter()
+                .map(|executor| AlertKey::ExecutorLost {
+                    executor: executor.clone(),
+                    run: run.clone(),
+                }),
+        )
         .collect()
 }
 

@@ -96,7 +96,13 @@ type BatchSeed = (usize, Vec<(u32, u32, u8, bool, bool)>, bool);
 fn case() -> impl Strategy<Value = Case> {
     (
         proptest::collection::vec((0u8..8, 1u32..3, any::<bool>()), 1..24),
-        (any::<bool>(), 0u32..3, any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            any::<bool>(),
+            0u32..3,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
         proptest::collection::vec((any::<bool>(), any::<bool>()), EXECS),
         proptest::collection::vec(
             (
@@ -113,8 +119,22 @@ fn case() -> impl Strategy<Value = Case> {
         100i64..1_200,
     )
         .prop_map(
-            |(items, (failover, retries, backoff, item_timeout, timeout), execs, batches, progress, now)| {
-                build(items, (failover, retries, backoff, item_timeout, timeout), execs, batches, progress, now)
+            |(
+                items,
+                (failover, retries, backoff, item_timeout, timeout),
+                execs,
+                batches,
+                progress,
+                now,
+            )| {
+                build(
+                    items,
+                    (failover, retries, backoff, item_timeout, timeout),
+                    execs,
+                    batches,
+                    progress,
+                    now,
+                )
             },
         )
 }
@@ -158,7 +178,8 @@ fn build(
                     .or_insert_with(Owner::default);
                 owner.items.insert(item);
                 if s == 7 {
-                    job.retry_at.insert(item, if retry_due { 50 } else { 5_000 });
+                    job.retry_at
+                        .insert(item, if retry_due { 50 } else { 5_000 });
                     job.set_failure_count(item, 1);
                 }
             }
@@ -266,7 +287,11 @@ fn build(
 fn accounted_for(job: &JobRecord) -> Result<(), TestCaseError> {
     let done = job.done();
     for item in 0..job.shards {
-        let owners = job.owners.values().filter(|o| o.items.contains(item)).count();
+        let owners = job
+            .owners
+            .values()
+            .filter(|o| o.items.contains(item))
+            .count();
         prop_assert!(owners <= 1, "item {} has {} owners", item, owners);
         if job.state == JobState::Running {
             prop_assert!(
@@ -501,7 +526,11 @@ fn a_stalled_items_alert_resolves_when_the_item_ends() {
 
 /// A run of three jobs in the given states, each of 6 items owned by
 /// `e0`/`e1` in halves, some cancelled or skipped, the run due by `deadline`.
-fn run_of(states: [JobState; 3], stopped: [bool; 6], deadline: Option<i64>) -> crate::record::RunRecord {
+fn run_of(
+    states: [JobState; 3],
+    stopped: [bool; 6],
+    deadline: Option<i64>,
+) -> crate::record::RunRecord {
     use crate::record::RunRecord;
     use nightshift_core::state::{RunState, TriggerSource};
     let mut spec: nightshift_core::dag::DagSpec = serde_json::from_value(serde_json::json!({
@@ -665,7 +694,9 @@ fn a_job_without_executor_waits_alerting_then_fails_past_its_timeout() {
     let effects = no_executor(&mut rec, &j0, 10);
     assert_eq!(rec.jobs[&j0].state, JobState::Waiting);
     assert_eq!(rec.jobs[&j0].waiting_since_ms, Some(10));
-    assert!(matches!(&effects[..], [RunEffect::OpenAlert { alert, .. }] if alert.key == AlertKey::NoExecutor { run: rec.run.clone(), job: j0.clone() }));
+    assert!(
+        matches!(&effects[..], [RunEffect::OpenAlert { alert, .. }] if alert.key == AlertKey::NoExecutor { run: rec.run.clone(), job: j0.clone() })
+    );
     // Still within its timeout, the next pass tries it again first.
     let (to_start, _) = jobs_to_start(&mut rec, 110);
     assert_eq!(to_start, vec![j0.clone()]);
@@ -687,7 +718,11 @@ fn a_job_without_executor_waits_alerting_then_fails_past_its_timeout() {
 
 #[test]
 fn jobs_the_trigger_rule_rules_out_end_at_once() {
-    let mut rec = run_of([JobState::Failed, JobState::Pending, JobState::Pending], [false; 6], None);
+    let mut rec = run_of(
+        [JobState::Failed, JobState::Pending, JobState::Pending],
+        [false; 6],
+        None,
+    );
     rec.spec.jobs[1].depends_on = vec![JobName::new("j0")];
     rec.spec.jobs[2].depends_on = vec![JobName::new("j1")];
     let (to_start, effects) = jobs_to_start(&mut rec, 10);

@@ -15,8 +15,8 @@
 //!   pass.
 
 use super::history::Pending;
-use crate::alert_key::AlertKey;
 use super::{Leader, LeaderError};
+use crate::alert_key::AlertKey;
 use nightshift_coord::{CoordError, TxnOp};
 use nightshift_core::keyspace;
 use nightshift_core::state::{AlertRule, AlertSeverity};

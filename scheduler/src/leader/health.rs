@@ -17,8 +17,8 @@
 //! [`SchedulerConfig::store_alert_linger`]: super::SchedulerConfig::store_alert_linger
 
 use super::history::Emit;
-use crate::alert_key::AlertKey;
 use super::{put, Leader, LeaderError};
+use crate::alert_key::AlertKey;
 use nightshift_coord::TxnOp;
 use nightshift_core::keyspace::{self, StoreHealth};
 use nightshift_core::state::{AlertRule, AlertSeverity};

@@ -165,7 +165,9 @@ impl Outbox {
             let result = match p {
                 Pending::Event(e) => store.append_event(e).await.map(|_| ()),
                 Pending::Open(a) => store.open_alert(a).await.map(|_| ()),
-                Pending::Resolve(key, at) => store.resolve_alert(&key.to_string(), *at).await.map(|_| ()),
+                Pending::Resolve(key, at) => {
+                    store.resolve_alert(&key.to_string(), *at).await.map(|_| ())
+                }
             };
             match result {
                 Ok(()) => {

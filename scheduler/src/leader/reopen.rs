@@ -303,7 +303,10 @@ mod tests {
         }
         rec.jobs.get_mut(&JobName::new("after")).unwrap().state = JobState::Failed;
         let texts = |rec: &RunRecord| -> Vec<String> {
-            recovered_alerts(rec).iter().map(|k| k.to_string()).collect()
+            recovered_alerts(rec)
+                .iter()
+                .map(|k| k.to_string())
+                .collect()
         };
         assert_eq!(texts(&rec), vec!["job_failed:r2:work".to_owned()]);
         rec.retry_of = Some(RunId::new("r1"));

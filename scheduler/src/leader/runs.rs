@@ -1,8 +1,12 @@
-//! One run's pass: consume result batches, fail over vanished assignments,
-//! hand out due retries, enforce job timeouts, end jobs, start the jobs whose
-//! upstreams are done, end the run — then write it all in fenced txns and
-//! bring SQL up to date. A finished run is persisted to SQL, then its etcd
-//! keys are deleted.
+//! One run's pass, as snapshot → pure decision → effects: read what the
+//! pass needs (result batches, progress reports; the assignments were
+//! listed at the start of the pass), let [`crate::reconcile`] decide —
+//! each running job's results, failover, retries, stalls and timeout, the
+//! jobs to start, the ended jobs' cleanup and the run's state — and carry
+//! the effects out: SQL rows first, then the etcd ops in fenced txns, then
+//! events and alerts to the outbox. Job starts read and plan in
+//! `dispatch`. A finished run is persisted to SQL, then its etcd keys are
+//! deleted.
 //!
 //! The pass works on a copy of the run record and replaces the leader's
 //! copy only once its writes committed (`commit`: every txn compares the
@@ -207,10 +211,8 @@ impl Leader {
         Ok(kvs
             .into_iter()
             .map(|kv| ReadBatch {
-                batch: self.decode_or_report::<ResultBatch>(
-                    &kv,
-                    "deleted: its results cannot be applied",
-                ),
+                batch: self
+                    .decode_or_report::<ResultBatch>(&kv, "deleted: its results cannot be applied"),
                 key: kv.key,
             })
             .collect())
@@ -284,8 +286,7 @@ impl Leader {
                             name.as_str(),
                             row.outcome,
                             std::time::Duration::from_millis(
-                                u64::try_from(row.ended_at_ms - row.new.started_at_ms)
-                                    .unwrap_or(0),
+                                u64::try_from(row.ended_at_ms - row.new.started_at_ms).unwrap_or(0),
                             ),
                         );
                     }
@@ -312,9 +313,9 @@ impl Leader {
                     a.message.clone(),
                     now,
                 )),
-                Effect::ResolveAlert(key) => {
-                    self.outbox.push(history::Pending::Resolve(key.clone(), now))
-                }
+                Effect::ResolveAlert(key) => self
+                    .outbox
+                    .push(history::Pending::Resolve(key.clone(), now)),
                 Effect::Event {
                     kind,
                     executor,
@@ -393,9 +394,9 @@ impl Leader {
                     a.message.clone(),
                     now,
                 )),
-                RunEffect::ResolveAlert(key) => {
-                    self.outbox.push(history::Pending::Resolve(key.clone(), now))
-                }
+                RunEffect::ResolveAlert(key) => self
+                    .outbox
+                    .push(history::Pending::Resolve(key.clone(), now)),
                 RunEffect::Event { kind, job, detail } => {
                     let emit = Emit { actor: &self.actor };
                     self.outbox.push(emit.event(
