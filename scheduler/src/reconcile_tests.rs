@@ -175,7 +175,7 @@ fn build(
                 let owner = job
                     .owners
                     .entry(exec(usize::from(s - 3) % EXECS))
-                    .or_insert_with(Owner::default);
+                    .or_default();
                 owner.items.insert(item);
                 if s == 7 {
                     job.retry_at
