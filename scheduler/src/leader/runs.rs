@@ -156,9 +156,9 @@ impl Leader {
         let Some(spec) = rec.job_spec(name).cloned() else {
             return Ok(());
         };
-        let Some(job) = rec.jobs.get(name).cloned() else {
+        if !rec.jobs.contains_key(name) {
             return Ok(());
-        };
+        }
         let run = rec.run.clone();
         let dag = rec.spec.name.clone();
         // Assignments were read at the start of the pass, BEFORE result
@@ -173,13 +173,18 @@ impl Leader {
         } else {
             Vec::new()
         };
+        // Taken out of the record, not copied (a job's record can be large):
+        // on any error below the pass drops this copy of the run anyway.
+        let Some(job) = rec.jobs.remove(name) else {
+            return Ok(());
+        };
         let step = reconcile_job(JobSnapshot {
             run: &run,
             dag: &dag,
             name,
             spec: &spec,
             job,
-            open_alerts: rec.open_alerts.clone(),
+            open_alerts: std::mem::take(&mut rec.open_alerts),
             present,
             batches,
             progress,
