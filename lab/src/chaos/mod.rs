@@ -270,7 +270,7 @@ async fn chaos(
         if round == 0 {
             watch_until(cluster, started + args.duration, &mut crashes).await?;
         }
-        if enough() || args.duration * (round + 1) > last_start || args.duration.is_zero() {
+        if enough() || args.duration * (round + 1) >= last_start || args.duration.is_zero() {
             break;
         }
         round += 1;
