@@ -362,3 +362,55 @@ async fn ledger_violations(demo: &DemoDb, histories: &[RunHistory]) -> anyhow::R
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of a run that did nothing, with every other check held.
+    fn empty(fault_time: Duration) -> Report {
+        Report {
+            seed: 1,
+            duration: fault_time,
+            faults: Vec::new(),
+            runs: 3,
+            succeeded: 3,
+            items: 0,
+            attempts: 0,
+            lost: 0,
+            moved: 0,
+            stubborn_steps: 0,
+            stubborn_moved: 0,
+            unanswered: Vec::new(),
+            checks: Vec::new(),
+            under_fire: None,
+            restarts: Vec::new(),
+            unanswered_commits: 0,
+        }
+    }
+
+    #[test]
+    fn too_few_runs_under_fire_fail_the_run_and_show_in_both_reports() {
+        let mut short = empty(Duration::from_secs(90));
+        short.require_runs_under_fire(2, 1);
+        assert!(!short.passed());
+        assert!(short
+            .table()
+            .contains("FAIL  enough runs succeeded under fire"));
+        let json: serde_json::Value = serde_json::from_str(&short.to_json()).unwrap();
+        assert_eq!(json["runs_succeeded_under_fire"], 1);
+        assert_eq!(json["duration_s"], 90.0);
+
+        let mut enough = empty(Duration::from_secs(30));
+        enough.require_runs_under_fire(2, 2);
+        assert!(enough.passed(), "{}", enough.table());
+        assert_eq!(enough.checks.len(), 1);
+
+        // Without --min-runs there is no such check and no figure.
+        let mut off = empty(Duration::from_secs(30));
+        off.require_runs_under_fire(0, 0);
+        assert!(off.checks.is_empty() && off.passed());
+        let json: serde_json::Value = serde_json::from_str(&off.to_json()).unwrap();
+        assert!(json["runs_succeeded_under_fire"].is_null());
+    }
+}
