@@ -9,7 +9,7 @@ mod cli_env;
 use chrono::NaiveDate;
 use cli_env::{path_str, Db, Env, PREFIX};
 use nightshift_coord::Coordinator;
-use nightshift_core::ids::{ExecutorId, HandlerName, JobName, RunId};
+use nightshift_core::ids::{DagName, ExecutorId, HandlerName, JobName, RunId};
 use nightshift_core::keyspace::{self, encode, ExecutorInfo, ItemSet};
 use nightshift_core::state::{JobState, RunState};
 use nightshift_store::JobRun;
@@ -103,7 +103,8 @@ async fn etcd_plan_shows_assignment_and_moves() {
         "v": 1, "shards": 8, "run": "r-prev",
         "executors": { "e1": ItemSet::range(0, 4), "e3": ItemSet::range(4, 8) }
     });
-    let key = format!("{PREFIX}assignments/nightly/load");
+    let key =
+        keyspace::last_assignment_key(PREFIX, &DagName::new("nightly"), &JobName::new("load"));
     coord
         .put(&key, serde_json::to_vec(&last).unwrap(), None)
         .await
@@ -252,7 +253,7 @@ async fn etcd_status_prefers_the_leaders_live_record() {
     env.coord()
         .await
         .put(
-            &format!("{PREFIX}runs/r-live/state"),
+            &keyspace::run_state_key(PREFIX, &RunId::new("r-live")),
             serde_json::to_vec(&live).unwrap(),
             None,
         )

@@ -14,7 +14,7 @@ use anyhow::Result;
 use futures::StreamExt as _;
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchEvent,
+    CoordError, Coordinator, Decorated, Intercept, KeyValue, PrefixPage, Revision, WatchEvent,
     WatchStream,
 };
 use nightshift_core::ids::ExecutorId;
@@ -64,26 +64,9 @@ impl Observed {
 }
 
 #[async_trait::async_trait]
-impl Coordinator for Observed {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, CoordError> {
-        self.inner.put(key, value, lease).await
+impl Intercept for Observed {
+    fn inner(&self) -> &dyn Coordinator {
+        &self.inner
     }
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
         self.note(|s| s.read.push(key.to_owned()));
@@ -104,18 +87,6 @@ impl Coordinator for Observed {
         self.inner
             .get_prefix_page(prefix, after, limit, revision)
             .await
-    }
-    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
-        self.inner.txn(txn).await
-    }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
     }
     async fn watch_prefix(
         &self,
@@ -149,10 +120,10 @@ async fn an_executors_watch_sees_only_its_own_assignments() -> Result<()> {
     let _scheduler = cluster.scheduler("s1")?;
     let _b = cluster.executor("b", 4)?;
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let coord = Observed {
+    let coord = Decorated::new(Observed {
         inner: EtcdCoordinator::connect(EtcdConfig::new(cluster.etcd.endpoints())).await?,
         seen: seen.clone(),
-    };
+    });
     let a = Executor::builder()
         .coordinator(Arc::new(coord))
         .prefix(PREFIX)

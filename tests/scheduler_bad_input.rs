@@ -67,10 +67,10 @@ async fn reported(cluster: &Cluster) -> BTreeSet<String> {
 async fn etcd_corrupt_values_are_reported_and_skipped_while_good_dags_run() -> Result<()> {
     let cluster = Cluster::start(Db::Sqlite).await?;
     // Read at election: the good DAG's cron progress, a stranger's, run records.
-    let cron_good = format!("{PREFIX}cron/good");
-    let cron_ghost = format!("{PREFIX}cron/ghost");
-    let run_garbage = format!("{PREFIX}runs/ghost-run/state");
-    let run_shape = format!("{PREFIX}runs/shape-run/state");
+    let cron_good = keyspace::cron_key(PREFIX, &DagName::new("good"));
+    let cron_ghost = keyspace::cron_key(PREFIX, &DagName::new("ghost"));
+    let run_garbage = keyspace::run_state_key(PREFIX, &RunId::new("ghost-run"));
+    let run_shape = keyspace::run_state_key(PREFIX, &RunId::new("shape-run"));
     put(&cluster, &cron_good, GARBAGE).await?;
     put(&cluster, &cron_ghost, WRONG_SHAPE).await?;
     put(&cluster, &run_garbage, GARBAGE).await?;
@@ -237,7 +237,7 @@ async fn etcd_corrupt_values_are_reported_and_skipped_while_good_dags_run() -> R
     // Still the leader, never crashed.
     let leader = cluster
         .coord
-        .get_prefix(&format!("{PREFIX}leader/"))
+        .get_prefix(&keyspace::leader_prefix(PREFIX))
         .await?
         .0;
     assert!(leader.iter().any(|kv| kv.value == b"s1"), "{leader:?}");

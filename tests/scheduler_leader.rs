@@ -36,7 +36,10 @@ params = { millis = 100 }
 
 /// The id of the current leader (the candidate with the lowest create revision).
 async fn leader(coord: &EtcdCoordinator) -> Option<String> {
-    let (kvs, _) = coord.get_prefix(&format!("{PREFIX}leader/")).await.ok()?;
+    let (kvs, _) = coord
+        .get_prefix(&nightshift_core::keyspace::leader_prefix(PREFIX))
+        .await
+        .ok()?;
     kvs.into_iter()
         .min_by_key(|kv| kv.create_revision)
         .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
@@ -123,7 +126,7 @@ async fn etcd_sigterm_resigns_so_the_standby_leads_without_waiting_for_the_ttl()
     let _s2 = cluster.scheduler("s2")?;
     wait_for(Duration::from_secs(10), "s2 to stand by", || async {
         coord
-            .get_prefix(&format!("{PREFIX}leader/"))
+            .get_prefix(&nightshift_core::keyspace::leader_prefix(PREFIX))
             .await
             .map(|(kvs, _)| kvs.len() == 2)
             .unwrap_or(false)

@@ -71,7 +71,7 @@ async fn etcd_a_scheduler_waits_for_a_database_that_is_not_there_yet() -> Result
     .await?;
     let (kvs, _) = cluster
         .coord
-        .get_prefix(&format!("{PREFIX}leader/"))
+        .get_prefix(&nightshift_core::keyspace::leader_prefix(PREFIX))
         .await?;
     assert!(kvs.is_empty(), "no leader without a database");
 
@@ -83,7 +83,11 @@ async fn etcd_a_scheduler_waits_for_a_database_that_is_not_there_yet() -> Result
         Duration::from_secs(30),
         "the scheduler to lead once the database exists",
         || async {
-            let Ok((kvs, _)) = cluster.coord.get_prefix(&format!("{PREFIX}leader/")).await else {
+            let Ok((kvs, _)) = cluster
+                .coord
+                .get_prefix(&nightshift_core::keyspace::leader_prefix(PREFIX))
+                .await
+            else {
                 return false;
             };
             kvs.iter().any(|kv| kv.value == b"late")

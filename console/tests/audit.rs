@@ -79,7 +79,7 @@ async fn a_command_names_the_authenticated_user_and_cannot_claim_another() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let (kvs, _) = f
         .coord
-        .get_prefix(&format!("{}commands/", support::PREFIX))
+        .get_prefix(&nightshift_core::keyspace::commands_prefix(support::PREFIX))
         .await
         .unwrap();
     let record: nightshift_core::keyspace::CommandRecord =

@@ -9,6 +9,9 @@
 //! - [`memory`]: in-process, for `nightshift dev` and deterministic simulation
 //!   tests; same semantics, time driven by tokio's clock so tests can pause it.
 //!
+//! [`decorated`] lets a wrapper change a few operations of a coordinator
+//! and forward the rest without restating the trait.
+//!
 //! [`election`] and [`lease`] are written once on top of the trait, so both
 //! backends share one implementation of leadership and keep-alive supervision.
 //!
@@ -17,9 +20,11 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod decorated;
 pub mod election;
 pub mod etcd;
 pub mod lease;
 pub mod memory;
 
 pub use api::*;
+pub use decorated::{Decorated, Intercept};

@@ -6,9 +6,7 @@
 use async_trait::async_trait;
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
 use nightshift_coord::memory::MemoryCoordinator;
-use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
-};
+use nightshift_coord::{CoordError, Coordinator, Decorated, Intercept, LeaseId};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +23,9 @@ struct Flaky {
 }
 
 #[async_trait]
-impl Coordinator for Flaky {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
+impl Intercept for Flaky {
+    fn inner(&self) -> &dyn Coordinator {
+        &self.inner
     }
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
         self.renewals.fetch_add(1, Ordering::SeqCst);
@@ -39,56 +37,6 @@ impl Coordinator for Flaky {
             return Err(CoordError::Unavailable("injected".into()));
         }
         self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, CoordError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        self.inner.get_prefix(prefix).await
-    }
-    async fn get_prefix_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-        revision: Option<Revision>,
-    ) -> Result<PrefixPage, CoordError> {
-        self.inner
-            .get_prefix_page(prefix, after, limit, revision)
-            .await
-    }
-    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
-        self.inner.txn(txn).await
-    }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start: Option<Revision>,
-    ) -> Result<WatchStream, CoordError> {
-        self.inner.watch_prefix(prefix, start).await
     }
 }
 
@@ -103,7 +51,7 @@ async fn next_status(rx: &mut tokio::sync::watch::Receiver<LeaseStatus>) -> (Lea
 
 #[tokio::test(start_paused = true)]
 async fn failing_renewals_lead_to_expiring_at_two_thirds_then_lost_at_ttl() {
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     let t0 = Instant::now();
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     let mut status = keeper.status();
@@ -138,7 +86,7 @@ async fn failing_renewals_lead_to_expiring_at_two_thirds_then_lost_at_ttl() {
 
 #[tokio::test(start_paused = true)]
 async fn renewals_recover_from_expiring_back_to_alive() {
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     let mut status = keeper.status();
     flaky.fail_renewals.store(true, Ordering::SeqCst);
@@ -154,7 +102,7 @@ async fn renewals_recover_from_expiring_back_to_alive() {
 
 #[tokio::test(start_paused = true)]
 async fn confirmed_until_counts_from_when_the_renewal_was_sent() {
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     flaky.renewal_delay_ms.store(400, Ordering::SeqCst);
     let keeper = LeaseKeeper::start(
         flaky.clone(),
@@ -181,7 +129,7 @@ async fn confirmed_until_counts_from_when_the_renewal_was_sent() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_renewal_does_not_delay_the_status() {
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     let t0 = Instant::now();
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     // Every renewal from now on takes longer than the whole lease.
@@ -198,7 +146,7 @@ async fn a_hanging_renewal_does_not_delay_the_status() {
 
 #[tokio::test(start_paused = true)]
 async fn revoked_lease_is_lost_at_the_next_renewal_and_revoke_deletes_keys() {
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     flaky
         .put("k", b"v".to_vec(), Some(keeper.lease()))

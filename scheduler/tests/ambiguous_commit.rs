@@ -17,8 +17,7 @@ mod support;
 
 use async_trait::async_trait;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnOp, TxnResponse,
-    WatchStream,
+    CoordError, Coordinator, Decorated, Intercept, LeaseId, Txn, TxnOp, TxnResponse,
 };
 use nightshift_core::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_core::keyspace::{
@@ -28,7 +27,6 @@ use nightshift_core::state::{AttemptOutcome, RunState, TriggerSource};
 use nightshift_scheduler::SchedulerConfig;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use support::{Bed, PREFIX};
 
 const DAG: &str = r#"
@@ -68,49 +66,9 @@ impl Lossy {
 }
 
 #[async_trait]
-impl Coordinator for Lossy {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, CoordError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        self.inner.get_prefix(prefix).await
-    }
-    async fn get_prefix_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-        revision: Option<Revision>,
-    ) -> Result<PrefixPage, CoordError> {
-        self.inner
-            .get_prefix_page(prefix, after, limit, revision)
-            .await
-    }
-    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        self.inner.delete_prefix(prefix).await
+impl Intercept for Lossy {
+    fn inner(&self) -> &dyn Coordinator {
+        self.inner.as_ref()
     }
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
         let hit = {
@@ -137,16 +95,6 @@ impl Coordinator for Lossy {
         Err(CoordError::Unavailable(
             "test: the response was lost".into(),
         ))
-    }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start_revision: Option<Revision>,
-    ) -> Result<WatchStream, CoordError> {
-        self.inner.watch_prefix(prefix, start_revision).await
     }
 }
 
@@ -240,11 +188,11 @@ async fn start_of(
 
 async fn no_outcome_is_lost(committed: bool, max_txn_ops: usize) {
     let (_etcd, etcd) = support::etcd().await;
-    let lossy = Arc::new(Lossy {
+    let lossy = Arc::new(Decorated::new(Lossy {
         inner: etcd,
         fault: Mutex::new(None),
         fired: Mutex::new(0),
-    });
+    }));
     let mut config = SchedulerConfig::new("s", PREFIX);
     config.max_txn_ops = max_txn_ops;
     let mut bed = Bed::with_config(lossy.clone(), DAG, config).await;
@@ -272,7 +220,7 @@ async fn no_outcome_is_lost(committed: bool, max_txn_ops: usize) {
     assert_eq!(report_all(&bed, &run, &a, &leases).await, 6);
 
     // The pass that absorbs a's outcomes and starts b: its record txn fails.
-    lossy.arm(keyspace::run_prefix(PREFIX, &run) + "state", committed);
+    lossy.arm(keyspace::run_state_key(PREFIX, &run), committed);
     bed.leader.pass().await.unwrap();
     assert_eq!(lossy.fired(), 1, "the fault never fired");
     let (spec, assignments) = start_of(&bed, &run, &b).await;

@@ -368,7 +368,11 @@ impl Cluster {
     /// Ids of the registered executors.
     pub async fn executor_ids(&self) -> Vec<String> {
         use nightshift_coord::Coordinator;
-        let Ok((kvs, _)) = self.coord.get_prefix(&format!("{PREFIX}executors/")).await else {
+        let Ok((kvs, _)) = self
+            .coord
+            .get_prefix(&nightshift_core::keyspace::executors_prefix(PREFIX))
+            .await
+        else {
             return Vec::new();
         };
         kvs.iter()

@@ -4,7 +4,9 @@
 
 use super::{Fixture, PREFIX, TOKEN};
 use axum::http::{Method, StatusCode};
-use nightshift_core::keyspace::{decode, Command, CommandRecord};
+use nightshift_coord::election::Election;
+use nightshift_coord::LeaseId;
+use nightshift_core::keyspace::{self, decode, parse_command_key, Command, CommandRecord};
 use serde_json::Value;
 
 /// Every read endpoint returns the seeded data.
@@ -170,10 +172,10 @@ pub async fn one_command(
         "an action deleted a key"
     );
     let key = changed[0];
-    assert!(key.starts_with(&format!("{PREFIX}commands/")), "{key}");
+    let id = parse_command_key(PREFIX, key).unwrap_or_else(|| panic!("not a command: {key}"));
     let kv = f.coord.get(key).await.unwrap().unwrap();
     let record: CommandRecord = decode(&kv.value).unwrap();
-    assert!(key.ends_with(record.id.as_str()));
+    assert_eq!(id, record.id);
     record
 }
 
@@ -301,8 +303,10 @@ pub async fn actions(f: &Fixture, alert_id: i64) {
 /// `/metrics` counts what was seeded, in the Prometheus text format.
 pub async fn metrics(f: &Fixture) {
     // A scheduler campaigning for leadership (the election's key).
+    let candidate =
+        Election::new(f.coord.clone(), keyspace::leader_prefix(PREFIX)).candidate_key(LeaseId(7));
     f.coord
-        .put(&format!("{PREFIX}leader/7"), b"sched-\"1\"".to_vec(), None)
+        .put(&candidate, b"sched-\"1\"".to_vec(), None)
         .await
         .unwrap();
     let (s, headers, text) = f.call(Method::GET, "/metrics", Some(TOKEN), None).await;

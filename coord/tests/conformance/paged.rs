@@ -5,10 +5,9 @@ use crate::backend::Backend;
 use anyhow::ensure;
 use async_trait::async_trait;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
+    CoordError, Coordinator, Decorated, Intercept, KeyValue, PrefixPage, Revision,
 };
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// 24 keys under `/pg/` (the last one `/pg/\x7f`, near the range end),
@@ -167,10 +166,10 @@ impl Paused {
     fn new(inner: Arc<dyn Coordinator>) -> Self {
         let (tx, rx) = mpsc::channel(1);
         Paused {
-            coord: Arc::new(Pausing {
+            coord: Arc::new(Decorated::new(Pausing {
                 inner,
                 reached: Mutex::new(Some(tx)),
-            }),
+            })),
             reached: Mutex::new(rx),
         }
     }
@@ -185,32 +184,9 @@ impl Paused {
 }
 
 #[async_trait]
-impl Coordinator for Pausing {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, CoordError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        self.inner.get_prefix(prefix).await
+impl Intercept for Pausing {
+    fn inner(&self) -> &dyn Coordinator {
+        self.inner.as_ref()
     }
     async fn get_prefix_page(
         &self,
@@ -231,24 +207,5 @@ impl Coordinator for Pausing {
         self.inner
             .get_prefix_page(prefix, after, limit, revision)
             .await
-    }
-    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
-        self.inner.txn(txn).await
-    }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start_revision: Option<Revision>,
-    ) -> Result<WatchStream, CoordError> {
-        self.inner.watch_prefix(prefix, start_revision).await
     }
 }

@@ -6,9 +6,7 @@
 
 use anyhow::Result;
 use nightshift_coord::memory::MemoryCoordinator;
-use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
-};
+use nightshift_coord::{CoordError, Coordinator, Decorated, Intercept, LeaseId};
 use nightshift_executor::{Executor, ExecutorBuilder, RunError, StatsHandle};
 use nightshift_protocol::ids::{ExecutorId, JobName, RunId};
 use nightshift_protocol::keyspace::{
@@ -239,11 +237,11 @@ pub struct Partitionable {
 }
 
 impl Partitionable {
-    pub fn new() -> Arc<Partitionable> {
-        Arc::new(Partitionable {
+    pub fn new() -> Arc<Decorated<Partitionable>> {
+        Arc::new(Decorated::new(Partitionable {
             inner: MemoryCoordinator::new(),
             cut: Default::default(),
-        })
+        }))
     }
     pub fn set_cut(&self, cut: bool) {
         self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
@@ -251,64 +249,14 @@ impl Partitionable {
 }
 
 #[async_trait::async_trait]
-impl Coordinator for Partitionable {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
+impl Intercept for Partitionable {
+    fn inner(&self) -> &dyn Coordinator {
+        &self.inner
     }
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
         if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(CoordError::Unavailable("partitioned by the test".into()));
         }
         self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, CoordError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        self.inner.get_prefix(prefix).await
-    }
-    async fn get_prefix_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-        revision: Option<Revision>,
-    ) -> Result<PrefixPage, CoordError> {
-        self.inner
-            .get_prefix_page(prefix, after, limit, revision)
-            .await
-    }
-    async fn delete(&self, key: &str) -> Result<i64, CoordError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<i64, CoordError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse, CoordError> {
-        self.inner.txn(txn).await
-    }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start: Option<Revision>,
-    ) -> Result<WatchStream, CoordError> {
-        self.inner.watch_prefix(prefix, start).await
     }
 }

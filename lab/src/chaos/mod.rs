@@ -72,6 +72,17 @@ pub struct Args {
     /// own proxy, which adds the member faults.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub etcd_members: usize,
+    /// Keep injecting faults past --duration, a whole new round of the
+    /// plan at a time, until at least N runs have succeeded while faults
+    /// were injected (checked before each fault); fewer by
+    /// --max-duration fails the run. So a slow machine gets more time
+    /// instead of a thinner test.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub min_runs: usize,
+    /// With --min-runs: no fault starts later than this after the first
+    /// (default: three times --duration).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub max_duration: Option<Duration>,
 }
 
 /// What a scheduler logs when a commit of a run failed or went unanswered
@@ -215,40 +226,65 @@ async fn chaos(
     .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (succeeded_tx, succeeded) = tokio::sync::watch::channel(0usize);
     let work = tokio::spawn(workload::drive(
         cluster.coord.clone(),
         store.clone(),
         cluster.prefix.clone(),
         stop_rx,
+        succeeded_tx,
     ));
     let target = plan::Target {
         executors: args.executors,
         members: args.etcd_members,
         lease_ttl: args.lease_ttl,
     };
-    let steps = plan::plan(seed, args.duration, target);
+    let last_start = args.max_duration.unwrap_or(args.duration * 3);
+    let enough = || *succeeded.borrow() >= args.min_runs;
     let started = Instant::now();
     let mut faults = Vec::new();
     let mut crashes = Crashes::default();
-    for step in &steps {
-        watch_until(cluster, started + step.at, &mut crashes).await?;
-        let (record, healing) = inject(cluster, step, started).await;
-        println!(
-            "chaos: {:>7.1}s  {:<22} {}",
-            record.at_ms as f64 / 1000.0,
-            record.kind,
-            record.detail
-        );
-        faults.push(record);
-        watch_until(cluster, Instant::now() + step.hold, &mut crashes).await?;
-        if let Some(healing) = healing {
-            heal(cluster, healing).await?;
+    // Round 0 is the plan of --duration, always injected whole; later
+    // rounds only while --min-runs is not reached, each fault checked
+    // before it starts.
+    let mut round = 0;
+    'rounds: loop {
+        for step in plan::round(seed, round, args.duration, target) {
+            if round > 0 && (enough() || step.at > last_start) {
+                break 'rounds;
+            }
+            watch_until(cluster, started + step.at, &mut crashes).await?;
+            let (record, healing) = inject(cluster, &step, started).await;
+            println!(
+                "chaos: {:>7.1}s  {:<22} {}",
+                record.at_ms as f64 / 1000.0,
+                record.kind,
+                record.detail
+            );
+            faults.push(record);
+            watch_until(cluster, Instant::now() + step.hold, &mut crashes).await?;
+            if let Some(healing) = healing {
+                heal(cluster, healing).await?;
+            }
         }
+        if round == 0 {
+            watch_until(cluster, started + args.duration, &mut crashes).await?;
+        }
+        if enough() || args.duration * (round + 1) >= last_start || args.duration.is_zero() {
+            break;
+        }
+        round += 1;
+        println!(
+            "chaos: {} of {} runs succeeded so far; another round of faults",
+            *succeeded.borrow(),
+            args.min_runs
+        );
     }
-    watch_until(cluster, started + args.duration, &mut crashes).await?;
+    let fault_time = started.elapsed();
+    let under_fire = *succeeded.borrow();
     println!(
-        "chaos: faults over after {:.1}s; letting the work finish",
-        started.elapsed().as_secs_f64()
+        "chaos: faults over after {:.1}s ({under_fire} runs succeeded under fire); letting the work finish",
+        fault_time.as_secs_f64()
     );
 
     stop_tx.send_replace(true);
@@ -296,9 +332,10 @@ async fn chaos(
         crashes.evidence(),
         &steps,
         seed,
-        args.duration,
+        fault_time,
     )
     .await?;
+    report.require_runs_under_fire(args.min_runs, under_fire);
     report.restarts = cluster
         .members()
         .map(|m| (m.name.clone(), m.restarts()))

@@ -240,6 +240,24 @@ pub fn plan(seed: u64, duration: Duration, target: Target) -> Vec<Step> {
     }
 }
 
+/// Round `round` of faults of a run whose fault phase is extended past its
+/// `duration` (`nightshift chaos --min-runs`): a plan of its own
+/// (`round` 0 is [`plan`] itself; later rounds draw from a seed derived
+/// from `seed`, so a replay with the same seed injects the same faults),
+/// shifted to start `round × duration` after the fault phase began, so
+/// each round injects every kind again and ends within its own `duration`.
+pub fn round(seed: u64, round: u32, duration: Duration, target: Target) -> Vec<Step> {
+    let offset = duration * round;
+    let seed = seed.wrapping_add(u64::from(round).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    plan(seed, duration, target)
+        .into_iter()
+        .map(|step| Step {
+            at: step.at + offset,
+            ..step
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +296,26 @@ mod tests {
             let steps = plan(seed, Duration::from_secs(40), target(4, 3));
             let injected: BTreeSet<FaultKind> = steps.iter().map(|s| s.kind).collect();
             assert_eq!(injected.len(), kinds.len(), "seed {seed}: {steps:?}");
+        }
+    }
+
+    #[test]
+    fn a_later_round_is_a_whole_plan_of_its_own_after_the_previous_rounds() {
+        let d = Duration::from_secs(30);
+        assert_eq!(round(7, 0, d, target(4, 1)), plan(7, d, target(4, 1)));
+        let kinds = FaultKind::for_members(1);
+        let first = round(7, 1, d, target(4, 1));
+        assert_eq!(first, round(7, 1, d, target(4, 1)), "replayable");
+        for r in 1..4u32 {
+            let steps = round(7, r, d, target(4, 1));
+            let injected: BTreeSet<FaultKind> = steps.iter().map(|s| s.kind).collect();
+            assert_eq!(injected.len(), kinds.len(), "round {r}: {steps:?}");
+            assert!(steps
+                .iter()
+                .all(|s| s.at >= d * r && s.at + s.hold <= d * (r + 1)));
+            let unshifted: Vec<Duration> = steps.iter().map(|s| s.at - d * r).collect();
+            let round0: Vec<Duration> = plan(7, d, target(4, 1)).iter().map(|s| s.at).collect();
+            assert_ne!(unshifted, round0, "round {r} repeats round 0");
         }
     }
 

@@ -57,6 +57,8 @@ pub struct Report {
     stubborn_moved: usize,
     unanswered: Vec<String>,
     checks: Vec<CheckResult>,
+    /// With `--min-runs`: runs that succeeded before the faults stopped.
+    under_fire: Option<usize>,
     /// Restarts per process.
     pub restarts: Vec<(String, u32)>,
     /// Run commits of the schedulers that failed or went unanswered (each
@@ -191,9 +193,31 @@ impl Report {
             stubborn_moved: journal::items_with_several_owners(stubborn_steps),
             unanswered: triggered.unanswered.clone(),
             checks,
+            under_fire: None,
             restarts: Vec::new(),
             unanswered_commits: 0,
         })
+    }
+
+    /// With `--min-runs`: adds the check that at least `min_runs` runs
+    /// succeeded while faults were injected (`under_fire` did).
+    pub fn require_runs_under_fire(&mut self, min_runs: usize, under_fire: usize) {
+        if min_runs == 0 {
+            return;
+        }
+        let violations = if under_fire >= min_runs {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{under_fire} runs succeeded before the faults stopped at {:.1}s, fewer than --min-runs {min_runs}",
+                self.duration.as_secs_f64()
+            )]
+        };
+        self.checks.push(CheckResult {
+            name: "enough runs succeeded under fire",
+            violations,
+        });
+        self.under_fire = Some(under_fire);
     }
 
     /// Injected faults per kind name; a kind whose every fault failed to
@@ -221,9 +245,13 @@ impl Report {
             self.duration.as_secs(),
             self.faults.iter().filter(|f| f.injected).count()
         );
+        let under_fire = self
+            .under_fire
+            .map(|n| format!(", {n} before the faults stopped"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "work:  {} runs ({} succeeded), {} items, {} attempts, {} lost to faults, {} moved to another executor",
+            "work:  {} runs ({} succeeded{under_fire}), {} items, {} attempts, {} lost to faults, {} moved to another executor",
             self.runs, self.succeeded, self.items, self.attempts, self.lost, self.moved
         );
         let kinds: Vec<String> = self
@@ -287,6 +315,7 @@ impl Report {
             "passed": self.passed(),
             "runs": self.runs,
             "runs_succeeded": self.succeeded,
+            "runs_succeeded_under_fire": self.under_fire,
             "items": self.items,
             "attempts": self.attempts,
             "attempts_lost": self.lost,
@@ -332,4 +361,56 @@ async fn ledger_violations(demo: &DemoDb, histories: &[RunHistory]) -> anyhow::R
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of a run that did nothing, with every other check held.
+    fn empty(fault_time: Duration) -> Report {
+        Report {
+            seed: 1,
+            duration: fault_time,
+            faults: Vec::new(),
+            runs: 3,
+            succeeded: 3,
+            items: 0,
+            attempts: 0,
+            lost: 0,
+            moved: 0,
+            stubborn_steps: 0,
+            stubborn_moved: 0,
+            unanswered: Vec::new(),
+            checks: Vec::new(),
+            under_fire: None,
+            restarts: Vec::new(),
+            unanswered_commits: 0,
+        }
+    }
+
+    #[test]
+    fn too_few_runs_under_fire_fail_the_run_and_show_in_both_reports() {
+        let mut short = empty(Duration::from_secs(90));
+        short.require_runs_under_fire(2, 1);
+        assert!(!short.passed());
+        assert!(short
+            .table()
+            .contains("FAIL  enough runs succeeded under fire"));
+        let json: serde_json::Value = serde_json::from_str(&short.to_json()).unwrap();
+        assert_eq!(json["runs_succeeded_under_fire"], 1);
+        assert_eq!(json["duration_s"], 90.0);
+
+        let mut enough = empty(Duration::from_secs(30));
+        enough.require_runs_under_fire(2, 2);
+        assert!(enough.passed(), "{}", enough.table());
+        assert_eq!(enough.checks.len(), 1);
+
+        // Without --min-runs there is no such check and no figure.
+        let mut off = empty(Duration::from_secs(30));
+        off.require_runs_under_fire(0, 0);
+        assert!(off.checks.is_empty() && off.passed());
+        let json: serde_json::Value = serde_json::from_str(&off.to_json()).unwrap();
+        assert!(json["runs_succeeded_under_fire"].is_null());
+    }
 }

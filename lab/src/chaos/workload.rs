@@ -83,13 +83,15 @@ pub struct Triggered {
 }
 
 /// Triggers runs one after another until `stop` turns true, then waits for
-/// the last one to end. Failures to reach etcd or SQL are retried: the
-/// workload is a client, and clients see the faults too.
+/// the last one to end; `succeeded` counts the runs that ended succeeded,
+/// as they end. Failures to reach etcd or SQL are retried: the workload
+/// is a client, and clients see the faults too.
 pub async fn drive(
     coord: Arc<dyn Coordinator>,
     store: Store,
     prefix: String,
     mut stop: watch::Receiver<bool>,
+    succeeded: watch::Sender<usize>,
 ) -> Triggered {
     let dag = DagName::new(DAG);
     let first = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).unwrap_or_default();
@@ -122,6 +124,9 @@ pub async fn drive(
         match wait_terminal(&store, &run).await {
             Some(state) => {
                 tracing::debug!(run = %run, %date, %state, "chaos workload: run ended");
+                if state == RunState::Succeeded {
+                    succeeded.send_modify(|n| *n += 1);
+                }
                 out.runs.push((run, date));
             }
             None => out

@@ -28,12 +28,11 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use nightshift_coord::memory::MemoryCoordinator;
 use nightshift_coord::{
-    CoordError, Coordinator, KeyValue, LeaseId, PrefixPage, Revision, Txn, TxnResponse, WatchStream,
+    CoordError, Coordinator, Decorated, Intercept, LeaseId, Revision, Txn, TxnResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
@@ -132,12 +131,13 @@ pub struct Persisted {
 }
 
 impl Persisted {
-    /// Wraps `inner`, snapshotting keys under `prefix` to `path`.
-    pub fn new(inner: Arc<dyn Coordinator>, path: PathBuf, prefix: String) -> Self {
-        Persisted {
+    /// Wraps `inner` into a coordinator that snapshots keys under
+    /// `prefix` to `path`.
+    pub fn new(inner: Arc<dyn Coordinator>, path: PathBuf, prefix: String) -> Decorated<Self> {
+        Decorated::new(Persisted {
             inner,
             snapshotter: tokio::sync::Mutex::new(Snapshotter::new(path, prefix)),
-        }
+        })
     }
 
     /// Writes the snapshot if the store changed. The lock makes the last
@@ -158,20 +158,12 @@ impl Persisted {
 }
 
 #[async_trait]
-impl Coordinator for Persisted {
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, CoordError> {
-        self.inner.grant_lease(ttl).await
+impl Intercept for Persisted {
+    fn inner(&self) -> &dyn Coordinator {
+        self.inner.as_ref()
     }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), CoordError> {
-        // Only leased keys go away, and those are not in the snapshot.
-        self.inner.revoke_lease(lease).await
-    }
-    async fn lease_time_to_live(&self, lease: LeaseId) -> Result<Option<Duration>, CoordError> {
-        self.inner.lease_time_to_live(lease).await
-    }
+    // `revoke_lease` passes through: only leased keys go away, and those
+    // are not in the snapshot.
     async fn put(
         &self,
         key: &str,
@@ -183,23 +175,6 @@ impl Coordinator for Persisted {
             return result;
         }
         self.after(result).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, CoordError> {
-        self.inner.get(key).await
-    }
-    async fn get_prefix(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
-        self.inner.get_prefix(prefix).await
-    }
-    async fn get_prefix_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-        revision: Option<Revision>,
-    ) -> Result<PrefixPage, CoordError> {
-        self.inner
-            .get_prefix_page(prefix, after, limit, revision)
-            .await
     }
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {
         let result = self.inner.delete(key).await;
@@ -216,34 +191,34 @@ impl Coordinator for Persisted {
             _ => result,
         }
     }
-    async fn current_revision(&self) -> Result<Revision, CoordError> {
-        self.inner.current_revision().await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start_revision: Option<Revision>,
-    ) -> Result<WatchStream, CoordError> {
-        self.inner.watch_prefix(prefix, start_revision).await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nightshift_core::ids::{ExecutorId, RunId};
+    use nightshift_core::keyspace::{self, CommandId};
+    use std::time::Duration;
+
+    /// The key of the `i`-th command under `/p/`.
+    fn command(i: usize) -> String {
+        keyspace::command_key("/p/", &CommandId::new(i as i64, 0))
+    }
 
     #[tokio::test]
     async fn restores_plain_keys_and_drops_leased_ones() {
+        let run_state = keyspace::run_state_key("/p/", &RunId::new("r1"));
+        let executor = keyspace::executor_key("/p/", &ExecutorId::new("e1"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("coordination.json");
         let before = MemoryCoordinator::new();
         before
-            .put("/p/runs/r1/state", b"{\"a\":1}".to_vec(), None)
+            .put(&run_state, b"{\"a\":1}".to_vec(), None)
             .await
             .unwrap();
         let lease = before.grant_lease(Duration::from_secs(30)).await.unwrap();
         before
-            .put("/p/executors/e1", b"{}".to_vec(), Some(lease))
+            .put(&executor, b"{}".to_vec(), Some(lease))
             .await
             .unwrap();
         before.put("/other/x", b"1".to_vec(), None).await.unwrap();
@@ -252,7 +227,7 @@ mod tests {
 
         let after = MemoryCoordinator::new();
         assert_eq!(restore(&after, &path).await.unwrap(), 1);
-        let state = after.get("/p/runs/r1/state").await.unwrap().unwrap();
+        let state = after.get(&run_state).await.unwrap().unwrap();
         assert_eq!(state.value, b"{\"a\":1}");
         // Revisions (fencing tokens) keep increasing across the restart.
         let last = before.current_revision().await.unwrap();
@@ -262,7 +237,7 @@ mod tests {
             state.mod_revision
         );
         assert!(
-            after.get("/p/executors/e1").await.unwrap().is_none(),
+            after.get(&executor).await.unwrap().is_none(),
             "leased keys are not restored"
         );
         assert!(
@@ -287,10 +262,7 @@ mod tests {
             "/p/".into(),
         );
         for i in 0..5 {
-            coord
-                .put(&format!("/p/commands/{i}"), b"{}".to_vec(), None)
-                .await
-                .unwrap();
+            coord.put(&command(i), b"{}".to_vec(), None).await.unwrap();
             let copy = MemoryCoordinator::new();
             assert_eq!(
                 restore(&copy, &path).await.unwrap(),
@@ -298,7 +270,7 @@ mod tests {
                 "write {i} is in the snapshot"
             );
         }
-        coord.delete("/p/commands/0").await.unwrap();
+        coord.delete(&command(0)).await.unwrap();
         assert_eq!(restore(&MemoryCoordinator::new(), &path).await.unwrap(), 4);
     }
 }
