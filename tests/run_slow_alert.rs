@@ -3,13 +3,17 @@
 //! a DAG, a run that takes far longer than 1.5 × their median opens a
 //! `run_slow` warning while it runs, and the warning resolves when the run
 //! ends. The quick runs themselves raise none.
+//!
+//! Also: the alerts that describe a live run end with it even when this
+//! leader never learnt their keys (a predecessor opened them and was
+//! killed before committing why), while an `item_failed` alert stays.
 
 mod scheduler_harness;
 
 use anyhow::Result;
 use nightshift_core::ids::RunId;
 use nightshift_core::state::{AlertRule, AlertSeverity, AlertState, RunState};
-use nightshift_store::{Alert, AlertFilter};
+use nightshift_store::{Alert, AlertFilter, NewAlert};
 use scheduler_harness::{Cluster, Db};
 use std::time::Duration;
 
@@ -98,5 +102,76 @@ async fn a_run_much_slower_than_usual_raises_a_warning_that_resolves() -> Result
         },
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_alerts_whose_keys_the_leader_never_learnt_end_with_the_run() -> Result<()> {
+    let cluster = Cluster::start(Db::Sqlite).await?;
+    let scheduler = cluster.scheduler("s1")?;
+    // No executor yet: the run waits for one, so it is surely live while
+    // the alerts are planted.
+    cluster.apply(
+        "nightly",
+        "[jobs.work]\nhandler = \"sleep\"\nshards = 2\nparams = { millis = 20 }\n",
+    )?;
+    cluster.trigger("nightly")?;
+    let run = cluster
+        .nth_run("nightly", 0, Duration::from_secs(20))
+        .await?;
+    // What a leader killed between opening the alert and committing the
+    // lost executor leaves behind: keys no live record names.
+    let left = |rule: AlertRule, key: &str| NewAlert {
+        rule,
+        dedupe_key: key.to_owned(),
+        severity: AlertSeverity::Critical,
+        dag: Some(nightshift_core::ids::DagName::new("nightly")),
+        run_id: Some(run.clone()),
+        job: None,
+        item: None,
+        executor: None,
+        message: format!("{key} (left by a predecessor)"),
+        at_ms: 1,
+    };
+    cluster
+        .store
+        .open_alert(&left(AlertRule::ExecutorLost, "executor_lost:gone:x"))
+        .await?;
+    cluster
+        .store
+        .open_alert(&left(AlertRule::ItemFailed, "item_failed:x"))
+        .await?;
+    assert!(
+        cluster
+            .store
+            .get_run(&run)
+            .await?
+            .is_some_and(|r| !r.state.is_terminal()),
+        "planted while the run is live"
+    );
+    let _executor = cluster.executor("e1", 4)?;
+    let end = cluster.wait_run_end(&run, Duration::from_secs(30)).await?;
+    assert_eq!(end.state, RunState::Succeeded, "{}", scheduler.logs());
+    let state_of =
+        |alerts: &[Alert], key: &str| alerts.iter().find(|a| a.dedupe_key == key).map(|a| a.state);
+    nightshift_testkit::wait::wait_for(
+        Duration::from_secs(10),
+        "the predecessor's executor_lost alert to resolve",
+        || async {
+            let all = cluster
+                .store
+                .list_alerts(&AlertFilter::default())
+                .await
+                .unwrap_or_default();
+            state_of(&all, "executor_lost:gone:x") == Some(AlertState::Resolved)
+        },
+    )
+    .await?;
+    let all = cluster.store.list_alerts(&AlertFilter::default()).await?;
+    assert_eq!(
+        state_of(&all, "item_failed:x"),
+        Some(AlertState::Open),
+        "an item_failed alert waits for a retry, not for the run's end"
+    );
     Ok(())
 }

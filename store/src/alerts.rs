@@ -279,6 +279,39 @@ impl Store {
         row.map(Alert::try_from).transpose()
     }
 
+    /// Resolves every active alert of `run` raised by one of `rules`;
+    /// returns those it resolved.
+    ///
+    /// The leader resolves a finished run's alerts by their keys, but a
+    /// leader killed after opening an alert and before committing what it
+    /// knew (a lost executor, say) leaves one its successor never learns
+    /// the key of: resolving by run and rule closes those too.
+    pub async fn resolve_run_alerts(
+        &self,
+        run: &RunId,
+        rules: &[AlertRule],
+        at_ms: i64,
+    ) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "UPDATE alerts SET state = 'resolved', resolved_at_ms = $3 \
+             WHERE run_id = $1 AND rule = $2 AND state <> 'resolved' RETURNING {ALERT_COLUMNS}"
+        );
+        let mut resolved = Vec::new();
+        for rule in rules {
+            let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+                .bind(run.as_str())
+                .bind(rule.as_str())
+                .bind(at_ms)
+                .fetch_all(pool)
+                .await)
+            .map_err(query_err("resolve a run's alerts"))?;
+            for row in rows {
+                resolved.push(Alert::try_from(row)?);
+            }
+        }
+        Ok(resolved)
+    }
+
     /// Acknowledges an open alert. Acknowledging it again returns it
     /// unchanged (the first acknowledgement is kept); a resolved alert cannot
     /// be acknowledged.

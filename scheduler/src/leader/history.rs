@@ -132,7 +132,20 @@ pub enum Pending {
     Open(NewAlert),
     /// Resolve the alert with this dedupe key.
     Resolve(AlertKey, i64),
+    /// Resolve every active alert of the run raised by one of the rules,
+    /// whatever its key (see [`RULES_ENDED_WITH_THE_RUN`]).
+    ResolveRun(RunId, &'static [AlertRule], i64),
 }
+
+/// Rules whose alerts describe a live run and end with it: an
+/// `item_failed` alert stays until a retry redoes the item.
+pub const RULES_ENDED_WITH_THE_RUN: &[AlertRule] = &[
+    AlertRule::ExecutorLost,
+    AlertRule::ItemStalled,
+    AlertRule::RunDeadlineMissed,
+    AlertRule::NoExecutor,
+    AlertRule::RunSlow,
+];
 
 /// Events and alerts waiting to be written, in order.
 #[derive(Debug, Default)]
@@ -167,6 +180,9 @@ impl Outbox {
                 Pending::Open(a) => store.open_alert(a).await.map(|_| ()),
                 Pending::Resolve(key, at) => {
                     store.resolve_alert(&key.to_string(), *at).await.map(|_| ())
+                }
+                Pending::ResolveRun(run, rules, at) => {
+                    store.resolve_run_alerts(run, rules, *at).await.map(|_| ())
                 }
             };
             match result {

@@ -477,6 +477,14 @@ impl Leader {
         for key in keys {
             self.outbox.push(history::Pending::Resolve(key, now));
         }
+        // By rule too: a predecessor killed between opening an alert and
+        // committing what made it (a lost executor) left a key this record
+        // does not name.
+        self.outbox.push(history::Pending::ResolveRun(
+            run.clone(),
+            history::RULES_ENDED_WITH_THE_RUN,
+            now,
+        ));
         let emit = Emit { actor: &self.actor };
         self.outbox.push(emit.event(
             now,

@@ -58,6 +58,64 @@ pub async fn open_alert_dedupes_active_alerts(store: &Store) {
     assert_eq!(open.len(), 2);
 }
 
+pub async fn resolve_run_alerts_closes_only_that_runs_rules(store: &Store) {
+    let of = |key: &str, rule: AlertRule, run: &str| NewAlert {
+        rule,
+        run_id: Some(RunId::new(run)),
+        ..alert(key, 100)
+    };
+    store
+        .open_alert(&of("lost:e1:r1", AlertRule::ExecutorLost, "r1"))
+        .await
+        .unwrap();
+    let acked = store
+        .open_alert(&of("stalled:r1", AlertRule::ItemStalled, "r1"))
+        .await
+        .unwrap()
+        .alert;
+    store.ack_alert(acked.id, "bob", 105).await.unwrap();
+    store
+        .open_alert(&of("failed:r1", AlertRule::ItemFailed, "r1"))
+        .await
+        .unwrap();
+    store
+        .open_alert(&of("lost:e1:r2", AlertRule::ExecutorLost, "r2"))
+        .await
+        .unwrap();
+
+    let rules = [AlertRule::ExecutorLost, AlertRule::ItemStalled];
+    let resolved = store
+        .resolve_run_alerts(&RunId::new("r1"), &rules, 140)
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = resolved.iter().map(|a| a.dedupe_key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["lost:e1:r1", "stalled:r1"]);
+    assert!(resolved
+        .iter()
+        .all(|a| a.state == AlertState::Resolved && a.resolved_at_ms == Some(140)));
+
+    let active = store
+        .list_alerts(&AlertFilter {
+            states: vec![AlertState::Open, AlertState::Acknowledged],
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut left: Vec<_> = active.iter().map(|a| a.dedupe_key.as_str()).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["failed:r1", "lost:e1:r2"],
+        "another rule or run stays open"
+    );
+    assert!(store
+        .resolve_run_alerts(&RunId::new("r1"), &rules, 150)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 pub async fn ack_and_resolve_lifecycle(store: &Store) {
     let first = store.open_alert(&alert("k", 100)).await.unwrap().alert;
 
