@@ -38,6 +38,7 @@ pub mod orchestration;
 pub mod plan;
 pub mod record;
 pub mod record_size;
+pub mod record_values;
 pub mod slow;
 pub mod trigger;
 

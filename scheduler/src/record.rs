@@ -106,7 +106,7 @@ impl RunRecord {
 /// The placeholder a decoded [`RunRecord`] holds until the leader puts
 /// the spec of its DAG version back: no jobs, so nothing can be started
 /// from it by mistake.
-fn unresolved_spec() -> DagSpec {
+pub(crate) fn unresolved_spec() -> DagSpec {
     DagSpec {
         name: DagName::new("unresolved"),
         description: None,
