@@ -424,6 +424,100 @@ pub fn decode_run<'a>(
     }))
 }
 
+/// A live run as one read found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    /// The record (spec unresolved: see [`RunRecord::with_spec`]).
+    pub rec: RunRecord,
+    /// The record's values as read, key → bytes (only keys of the record:
+    /// job specs and progress keys under the run are not in it).
+    pub values: BTreeMap<String, Vec<u8>>,
+    /// Mod revision of the head (`runs/{run}/state`): every commit of the
+    /// run compares it.
+    pub revision: i64,
+}
+
+/// Assembles `run` from `kvs` (one read, at one revision, of at least the
+/// run's keys): [`decode_run`], with the values as read and the head's
+/// revision. `Ok(None)` without a head.
+pub fn assemble(
+    prefix: &str,
+    run: &RunId,
+    kvs: &[nightshift_coord::KeyValue],
+) -> Result<Option<StoredRun>, RunValuesError> {
+    let mine: Vec<&nightshift_coord::KeyValue> = kvs
+        .iter()
+        .filter(|kv| {
+            keyspace::parse_run_value_key(prefix, &kv.key).is_some_and(|k| k.run() == run)
+        })
+        .collect();
+    let head = keyspace::run_state_key(prefix, run);
+    let Some(revision) = mine.iter().find(|kv| kv.key == head).map(|kv| kv.mod_revision) else {
+        return Ok(None);
+    };
+    let rec = decode_run(
+        prefix,
+        run,
+        mine.iter().map(|kv| (kv.key.as_str(), kv.value.as_slice())),
+    )?;
+    Ok(rec.map(|rec| StoredRun {
+        rec,
+        values: mine
+            .into_iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
+        revision,
+    }))
+}
+
+/// Every live run under `kvs` (one read of `{p}runs/`), by run, each
+/// assembled or with why it cannot be.
+pub fn assemble_all(
+    prefix: &str,
+    kvs: &[nightshift_coord::KeyValue],
+) -> BTreeMap<RunId, Result<Option<StoredRun>, RunValuesError>> {
+    let runs: BTreeSet<RunId> = kvs
+        .iter()
+        .filter_map(|kv| keyspace::parse_run_state_key(prefix, &kv.key))
+        .collect();
+    runs.into_iter()
+        .map(|run| {
+            let found = assemble(prefix, &run, kvs);
+            (run, found)
+        })
+        .collect()
+}
+
+/// A run that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadRunError {
+    /// etcd did not answer the read.
+    #[error("reading the run from etcd: {0}")]
+    Coord(#[from] nightshift_coord::CoordError),
+    /// Its values do not make a record.
+    #[error("the run's record is unreadable: {0}")]
+    Values(#[from] RunValuesError),
+}
+
+/// Reads one live run — all its keys in one paged read at one revision —
+/// as the leader loads it; `Ok(None)` when it is not live. The record's
+/// spec is not resolved (the CLI and the leader have their own ways to
+/// the DAG version). The one reader of the split record: the leader's
+/// reload and the CLI's `status` both go through it.
+pub async fn read_run(
+    coord: &dyn nightshift_coord::Coordinator,
+    prefix: &str,
+    run: &RunId,
+) -> Result<Option<StoredRun>, ReadRunError> {
+    let (kvs, _) = coord
+        .get_prefix_paged(
+            &keyspace::run_prefix(prefix, run),
+            nightshift_coord::PAGE_KEYS_ANY,
+        )
+        .await?;
+    Ok(assemble(prefix, run, &kvs)?)
+}
+
 /// What a commit writes to bring etcd from `written` (the values as last
 /// read or written) to `wanted`: puts of the values whose bytes changed,
 /// deletes of the keys that disappeared. Sorted by key.
