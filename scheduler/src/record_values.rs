@@ -213,16 +213,7 @@ pub fn encode_run(
     for (name, job) in &rec.jobs {
         out.insert(
             keyspace::job_state_key(prefix, run, name),
-            keyspace::encode(&JobHead {
-                state: job.state,
-                shards: job.shards,
-                started_at_ms: job.started_at_ms,
-                ended_at_ms: job.ended_at_ms,
-                waiting_since_ms: job.waiting_since_ms,
-                error: job.error.clone(),
-                generation: job.generation,
-                first_error: job.first_error.clone(),
-            })?,
+            keyspace::encode(&job_head(job))?,
         );
         let mut items = |kind: &str, value: Option<String>, set: &ItemSet| {
             if set.is_empty() {
@@ -261,6 +252,32 @@ pub fn encode_run(
         }
     }
     Ok(out)
+}
+
+/// The job state values of `rec` alone (a part of [`encode_run`]).
+pub fn job_states(prefix: &str, rec: &RunRecord) -> Result<Vec<(String, Vec<u8>)>, RecordError> {
+    rec.jobs
+        .iter()
+        .map(|(name, job)| {
+            Ok((
+                keyspace::job_state_key(prefix, &rec.run, name),
+                keyspace::encode(&job_head(job))?,
+            ))
+        })
+        .collect()
+}
+
+fn job_head(job: &JobRecord) -> JobHead {
+    JobHead {
+        state: job.state,
+        shards: job.shards,
+        started_at_ms: job.started_at_ms,
+        ended_at_ms: job.ended_at_ms,
+        waiting_since_ms: job.waiting_since_ms,
+        error: job.error.clone(),
+        generation: job.generation,
+        first_error: job.first_error.clone(),
+    }
 }
 
 fn head_of(rec: &RunRecord) -> RunHead {

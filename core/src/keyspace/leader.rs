@@ -130,6 +130,17 @@ pub fn last_assignment_key(prefix: &str, dag: &DagName, job: &JobName) -> String
     format!("{prefix}assignments/{dag}/{job}")
 }
 
+/// `{p}assignments/{dag}/{job}/`: the chunks of the job's last assignment.
+pub fn last_assignment_chunks_prefix(prefix: &str, dag: &DagName, job: &JobName) -> String {
+    format!("{prefix}assignments/{dag}/{job}/")
+}
+
+/// `{p}assignments/{dag}/{job}/{chunk}`: part `chunk` of the job's last
+/// assignment (sticky jobs only; see the scheduler's `LastAssignment`).
+pub fn last_assignment_chunk_key(prefix: &str, dag: &DagName, job: &JobName, chunk: u32) -> String {
+    format!("{prefix}assignments/{dag}/{job}/{chunk}")
+}
+
 /// `{p}cron/`
 pub fn cron_prefix(prefix: &str) -> String {
     format!("{prefix}cron/")

@@ -145,6 +145,20 @@ impl ItemSet {
     /// O(n + m): sets of 100,000 scattered items are common (a job's
     /// retried items), and inserting range by range would be quadratic.
     pub fn union(&self, other: &ItemSet) -> ItemSet {
+        // A few ranges into a large set: insert them one by one (a binary
+        // search and a move each) rather than sweep the large one.
+        let (large, small) = if self.ranges.len() >= other.ranges.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        if small.ranges.len().saturating_mul(SMALL_SIDE) < large.ranges.len() {
+            let mut out = large.clone();
+            for &(s, e) in &small.ranges {
+                out.insert_range(s, e);
+            }
+            return out;
+        }
         let mut ranges: Vec<(u32, u32)> =
             Vec::with_capacity(self.ranges.len() + other.ranges.len());
         let (mut a, mut b) = (
@@ -183,6 +197,13 @@ impl ItemSet {
 
     /// Items in `self` but not in `other`, in one sweep, O(n + m).
     pub fn difference(&self, other: &ItemSet) -> ItemSet {
+        if other.ranges.len().saturating_mul(SMALL_SIDE) < self.ranges.len() {
+            let mut out = self.clone();
+            for &(s, e) in &other.ranges {
+                out.remove_range(s, e);
+            }
+            return out;
+        }
         let mut ranges = Vec::with_capacity(self.ranges.len());
         let mut j = 0;
         for &(start, end) in &self.ranges {
@@ -228,6 +249,20 @@ impl ItemSet {
         ItemSet { ranges }
     }
 
+    /// Whether `self` and `other` share an item: each range of the
+    /// smaller set looked up in the larger, stopping at the first shared.
+    pub fn intersects(&self, other: &ItemSet) -> bool {
+        let (small, large) = if self.ranges.len() <= other.ranges.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        small.ranges.iter().any(|&(s, e)| {
+            let first = large.ranges.partition_point(|&(_, le)| le <= s);
+            large.ranges.get(first).is_some_and(|&(ls, _)| ls < e)
+        })
+    }
+
     /// Every item, in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.ranges.iter().flat_map(|&(s, e)| s..e)
@@ -251,6 +286,10 @@ impl FromIterator<u32> for ItemSet {
         set
     }
 }
+
+/// A set with this many times fewer ranges than the other side of a union
+/// or difference is applied range by range instead of merged in one sweep.
+const SMALL_SIDE: usize = 64;
 
 /// Bytes of `{"from":F,"bits":""}` around the base64 of a bitmap.
 const BITMAP_OVERHEAD: usize = 19;
@@ -439,6 +478,7 @@ mod tests {
             prop_assert_eq!(union.iter().collect::<BTreeSet<_>>(), model.union(&other_model).copied().collect());
             prop_assert_eq!(diff.iter().collect::<BTreeSet<_>>(), model.difference(&other_model).copied().collect());
             prop_assert_eq!(inter.iter().collect::<BTreeSet<_>>(), model.intersection(&other_model).copied().collect());
+            prop_assert_eq!(set.intersects(&other), model.intersection(&other_model).next().is_some());
         }
 
         #[test]

@@ -86,7 +86,7 @@ pub(super) fn before_record(
     max: usize,
     record_slots: usize,
 ) -> (Vec<Vec<TxnOp>>, RunOps) {
-    let max = max.max(record_slots + 1);
+    let max = max.max(2);
     let RunOps {
         mut staged,
         activate,
@@ -268,8 +268,14 @@ impl Leader {
         let guard = [Compare::mod_revision(state_key.clone(), live.revision)];
         let max = self.fenced.max_ops;
         let deletes_record = ops.deletes_record;
-        // The head and every job state go in the record's txn.
-        let record_slots = 1 + rec.jobs.len();
+        // The head and the job states that change go in the record's txn
+        // (a job state names its start's generation: it must commit with
+        // the activation). Job states hold no tokens, so which change is
+        // known before the staged txns.
+        let record_slots = 1 + record_values::job_states(&prefix, rec)?
+            .into_iter()
+            .filter(|(k, v)| live.written.get(k) != Some(v))
+            .count();
         let (staged, rest) = before_record(ops, max, record_slots);
         for chunk in staged {
             let resp = self.fenced.txn(&guard, chunk.clone()).await;
