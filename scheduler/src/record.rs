@@ -375,7 +375,10 @@ pub fn last_assignment_values(
                     .collect(),
             };
             let n = u32::try_from(n).unwrap_or(u32::MAX);
-            puts.push((last_assignment_chunk_key(prefix, dag, job, n), encode(&chunk)?));
+            puts.push((
+                last_assignment_chunk_key(prefix, dag, job, n),
+                encode(&chunk)?,
+            ));
             head.chunks = n + 1;
         }
     }

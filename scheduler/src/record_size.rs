@@ -302,15 +302,9 @@ pub fn measure(s: &Scenario) -> Result<Sizes, String> {
         };
         *slot = (*slot).max(value.len());
     }
-    let (puts, _) = record::last_assignment_values(
-        prefix,
-        &rec.dag,
-        &job_name,
-        &last,
-        s.strategy,
-        0,
-    )
-    .map_err(|e| e.to_string())?;
+    let (puts, _) =
+        record::last_assignment_values(prefix, &rec.dag, &job_name, &last, s.strategy, 0)
+            .map_err(|e| e.to_string())?;
     sizes.last_assignment = puts.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     Ok(sizes)
 }

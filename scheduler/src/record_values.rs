@@ -200,10 +200,7 @@ fn set_of_mut<'a>(job: &'a mut JobRecord, kind: &str) -> Option<&'a mut ItemSet>
 
 /// The run's values: key → encoded bytes. Empty item sets and maps have
 /// no key.
-pub fn encode_run(
-    prefix: &str,
-    rec: &RunRecord,
-) -> Result<BTreeMap<String, Vec<u8>>, RecordError> {
+pub fn encode_run(prefix: &str, rec: &RunRecord) -> Result<BTreeMap<String, Vec<u8>>, RecordError> {
     let mut out = BTreeMap::new();
     let run = &rec.run;
     out.insert(
@@ -464,12 +461,14 @@ pub fn assemble(
 ) -> Result<Option<StoredRun>, RunValuesError> {
     let mine: Vec<&nightshift_coord::KeyValue> = kvs
         .iter()
-        .filter(|kv| {
-            keyspace::parse_run_value_key(prefix, &kv.key).is_some_and(|k| k.run() == run)
-        })
+        .filter(|kv| keyspace::parse_run_value_key(prefix, &kv.key).is_some_and(|k| k.run() == run))
         .collect();
     let head = keyspace::run_state_key(prefix, run);
-    let Some(revision) = mine.iter().find(|kv| kv.key == head).map(|kv| kv.mod_revision) else {
+    let Some(revision) = mine
+        .iter()
+        .find(|kv| kv.key == head)
+        .map(|kv| kv.mod_revision)
+    else {
         return Ok(None);
     };
     let rec = decode_run(
@@ -601,8 +600,7 @@ mod tests {
             retry_of: None,
             slow_after_ms: Some(4),
         };
-        rec.jobs
-            .insert(JobName::new("b"), JobRecord::pending(5));
+        rec.jobs.insert(JobName::new("b"), JobRecord::pending(5));
         rec
     }
 
@@ -637,7 +635,8 @@ mod tests {
             generation: Some(50),
             owner: Owner::default(),
         };
-        let key = keyspace::job_owner_key("/n/", &rec.run, &JobName::new("a"), &ExecutorId::new("e9"));
+        let key =
+            keyspace::job_owner_key("/n/", &rec.run, &JobName::new("a"), &ExecutorId::new("e9"));
         map.insert(key.clone(), keyspace::encode(&staged).expect("encodes"));
         let back = decode_map(&map).expect("a record");
         assert_eq!(back, rec);
@@ -652,7 +651,11 @@ mod tests {
     fn a_head_naming_a_missing_job_is_an_error() {
         let rec = record(None);
         let mut map = encode_run("/n/", &rec).expect("encodes");
-        map.remove(&keyspace::job_state_key("/n/", &rec.run, &JobName::new("b")));
+        map.remove(&keyspace::job_state_key(
+            "/n/",
+            &rec.run,
+            &JobName::new("b"),
+        ));
         let err = decode_run(
             "/n/",
             &rec.run,

@@ -10,7 +10,6 @@
 //! move compared with the last run. Read-only: nothing is written.
 
 use crate::cli::conn::{self, EtcdArgs};
-use crate::cli::live;
 use crate::cli::{applied, status::Format};
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;

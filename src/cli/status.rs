@@ -11,7 +11,6 @@
 
 use crate::cli::conn::{self, bad_input, EtcdArgs};
 use crate::cli::live;
-use nightshift_scheduler::record::{JobRecord, RunRecord};
 use crate::cli::remote::{self, ApiRun, ApiRunDetail, ServerArgs};
 use anyhow::Context as _;
 use clap::ValueEnum;
@@ -19,6 +18,7 @@ use nightshift_client::ServerClient;
 use nightshift_coord::etcd::EtcdCoordinator;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
+use nightshift_scheduler::record::{JobRecord, RunRecord};
 use nightshift_store::{JobRun, Run, RunFilter, Store};
 use serde::Serialize;
 use std::process::ExitCode;

@@ -184,11 +184,7 @@ mod tests {
 
     #[test]
     fn run_value_keys_parse_back_and_are_no_job_keys() {
-        let (run, job, exec) = (
-            RunId::new("r1"),
-            JobName::new("a"),
-            ExecutorId::new("e-1"),
-        );
+        let (run, job, exec) = (RunId::new("r1"), JobName::new("a"), ExecutorId::new("e-1"));
         let cases = [
             (run_state_key("/n/", &run), RunValueKey::Head(run.clone())),
             (
@@ -205,15 +201,26 @@ mod tests {
             ),
             (
                 job_items_key("/n/", &run, &job, "attempts", Some("2")),
-                RunValueKey::Items(run.clone(), job.clone(), "attempts".into(), Some("2".into())),
+                RunValueKey::Items(
+                    run.clone(),
+                    job.clone(),
+                    "attempts".into(),
+                    Some("2".into()),
+                ),
             ),
         ];
         for (key, parsed) in cases {
-            assert!(key.starts_with(&crate::keyspace::run_prefix("/n/", &run)), "{key}");
+            assert!(
+                key.starts_with(&crate::keyspace::run_prefix("/n/", &run)),
+                "{key}"
+            );
             assert_eq!(parse_run_value_key("/n/", &key), Some(parsed), "{key}");
             assert_eq!(parse_job_key("/n/", &key), None, "{key}");
         }
-        assert_eq!(parse_run_value_key("/n/", &spec_key("/n/", &run, &job)), None);
+        assert_eq!(
+            parse_run_value_key("/n/", &spec_key("/n/", &run, &job)),
+            None
+        );
         assert_eq!(
             parse_run_value_key(
                 "/n/",
@@ -221,6 +228,9 @@ mod tests {
             ),
             None
         );
-        assert_eq!(parse_run_state_key("/n/", &job_state_key("/n/", &run, &job)), None);
+        assert_eq!(
+            parse_run_state_key("/n/", &job_state_key("/n/", &run, &job)),
+            None
+        );
     }
 }

@@ -130,16 +130,20 @@ impl Leader {
         let Some(spec) = rec.job_spec(name).cloned() else {
             return Ok(Started::NoExecutor);
         };
-        let previous =
-            match record::read_last_assignment(&*self.coord, &prefix, &rec.spec.name, name)
-                .await?
-            {
-                Ok(previous) => previous,
-                Err(e) => {
-                    tracing::warn!(run = %rec.run, job = %name, error = %e, "the last assignment is unusable; the job is assigned afresh");
-                    None
-                }
-            };
+        let previous = match record::read_last_assignment(
+            &*self.coord,
+            &prefix,
+            &rec.spec.name,
+            name,
+        )
+        .await?
+        {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::warn!(run = %rec.run, job = %name, error = %e, "the last assignment is unusable; the job is assigned afresh");
+                None
+            }
+        };
         let previous_chunks = previous.as_ref().map_or(0, |p| p.chunks);
         let layout = match plan_job(&rec.spec.name, &spec, executors.values(), previous.as_ref()) {
             Ok(a) => a,
