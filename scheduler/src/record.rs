@@ -349,6 +349,9 @@ impl Record for LastAssignmentChunk {
     const KIND: &'static str = "last assignment chunk";
 }
 
+/// Puts (key → bytes) and deletes (keys) that store a value.
+pub type ValueWrites = (Vec<(String, Vec<u8>)>, Vec<String>);
+
 /// The values that store `last` for a job of `strategy`: key → bytes,
 /// head first (with items only for `sticky`), then the keys of chunks a
 /// longer earlier assignment left (`previous_chunks`) to delete.
@@ -359,7 +362,7 @@ pub fn last_assignment_values(
     last: &LastAssignment,
     strategy: nightshift_core::dag::Strategy,
     previous_chunks: u32,
-) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), nightshift_core::keyspace::RecordError> {
+) -> Result<ValueWrites, nightshift_core::keyspace::RecordError> {
     use nightshift_core::keyspace::{encode, last_assignment_chunk_key};
     let mut head = last.clone();
     head.executors = BTreeMap::new();
