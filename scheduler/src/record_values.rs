@@ -463,6 +463,15 @@ pub fn assemble(
         .iter()
         .filter(|kv| keyspace::parse_run_value_key(prefix, &kv.key).is_some_and(|k| k.run() == run))
         .collect();
+    assemble_values(prefix, run, mine)
+}
+
+/// [`assemble`] over the run's own values, already picked out.
+fn assemble_values(
+    prefix: &str,
+    run: &RunId,
+    mine: Vec<&nightshift_coord::KeyValue>,
+) -> Result<Option<StoredRun>, RunValuesError> {
     let head = keyspace::run_state_key(prefix, run);
     let Some(revision) = mine
         .iter()
@@ -492,13 +501,21 @@ pub fn assemble_all(
     prefix: &str,
     kvs: &[nightshift_coord::KeyValue],
 ) -> BTreeMap<RunId, Result<Option<StoredRun>, RunValuesError>> {
-    let runs: BTreeSet<RunId> = kvs
-        .iter()
-        .filter_map(|kv| keyspace::parse_run_state_key(prefix, &kv.key))
-        .collect();
-    runs.into_iter()
-        .map(|run| {
-            let found = assemble(prefix, &run, kvs);
+    // Each key parsed once, into its run's bucket.
+    let mut by_run: BTreeMap<RunId, Vec<&nightshift_coord::KeyValue>> = BTreeMap::new();
+    for kv in kvs {
+        if let Some(key) = keyspace::parse_run_value_key(prefix, &kv.key) {
+            by_run.entry(key.run().clone()).or_default().push(kv);
+        }
+    }
+    by_run
+        .into_iter()
+        .filter(|(run, values)| {
+            let head = keyspace::run_state_key(prefix, run);
+            values.iter().any(|kv| kv.key == head)
+        })
+        .map(|(run, values)| {
+            let found = assemble_values(prefix, &run, values);
             (run, found)
         })
         .collect()
@@ -645,6 +662,41 @@ mod tests {
         let (puts, deletes) = diff(&map, &wanted);
         assert!(puts.is_empty());
         assert_eq!(deletes, vec![key]);
+    }
+
+    #[test]
+    fn one_read_of_runs_assembles_every_run_with_its_head_revision() {
+        let kv = |key: &str, value: &[u8], rev: i64| nightshift_coord::KeyValue {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: None,
+        };
+        let one = record(Some(1));
+        let mut two = record(None);
+        two.run = RunId::new("r2");
+        let mut kvs = Vec::new();
+        for (n, rec) in [&one, &two].into_iter().enumerate() {
+            for (key, value) in encode_run("/n/", rec).expect("encodes") {
+                let rev = if key.ends_with(&format!("{}/state", rec.run)) {
+                    100 + n as i64
+                } else {
+                    5
+                };
+                kvs.push(kv(&key, &value, rev));
+            }
+        }
+        // Values of a run without a head (its end deleted the head last)
+        // are no run.
+        kvs.push(kv("/n/runs/r3/jobs/a/state", b"{}", 7));
+        let all = assemble_all("/n/", &kvs);
+        assert_eq!(all.len(), 2);
+        let got = all[&RunId::new("r1")].clone().expect("r1").expect("live");
+        assert_eq!((got.rec, got.revision), (one, 100));
+        let got = all[&RunId::new("r2")].clone().expect("r2").expect("live");
+        assert_eq!((got.rec, got.revision), (two, 101));
     }
 
     #[test]
