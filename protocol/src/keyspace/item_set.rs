@@ -257,10 +257,36 @@ impl ItemSet {
         } else {
             (other, self)
         };
-        small.ranges.iter().any(|&(s, e)| {
-            let first = large.ranges.partition_point(|&(_, le)| le <= s);
-            large.ranges.get(first).is_some_and(|&(ls, _)| ls < e)
-        })
+        match (
+            small.ranges.first(),
+            small.ranges.last(),
+            large.ranges.first(),
+            large.ranges.last(),
+        ) {
+            (Some(&(s0, _)), Some(&(_, s1)), Some(&(l0, _)), Some(&(_, l1)))
+                if s0 < l1 && l0 < s1 => {}
+            // An empty side, or spans that do not overlap.
+            _ => return false,
+        }
+        if small.ranges.len().saturating_mul(SMALL_SIDE) < large.ranges.len() {
+            return small.ranges.iter().any(|&(s, e)| {
+                let first = large.ranges.partition_point(|&(_, le)| le <= s);
+                large.ranges.get(first).is_some_and(|&(ls, _)| ls < e)
+            });
+        }
+        // Comparable sizes: one merge, stopping at the first overlap.
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&(a0, a1)), Some(&(b0, b1))) = (small.ranges.get(i), large.ranges.get(j)) {
+            if a0 < b1 && b0 < a1 {
+                return true;
+            }
+            if a1 <= b1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
     }
 
     /// Every item, in increasing order.
