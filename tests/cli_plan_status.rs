@@ -12,6 +12,7 @@ use nightshift_coord::Coordinator;
 use nightshift_core::ids::{DagName, ExecutorId, HandlerName, JobName, RunId};
 use nightshift_core::keyspace::{self, encode, ExecutorInfo, ItemSet};
 use nightshift_core::state::{JobState, RunState};
+use nightshift_scheduler::record::{JobRecord, Owner, RunRecord};
 use nightshift_store::JobRun;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -242,19 +243,47 @@ async fn etcd_status_prefers_the_leaders_live_record() {
         RunState::Running,
     )
     .await;
-    let live = serde_json::json!({
-        "v": 1, "state": "running",
-        "jobs": { "load": {
-            "state": "running", "shards": 8,
-            "succeeded": ItemSet::range(0, 3), "failed": ItemSet::range(3, 4),
-            "owners": { "e1": { "lease": 1, "token": 1, "assigned_at_ms": 0, "items": ItemSet::range(0, 6) } }
-        } }
+    // The leader's record as it stores it: a head, the job's state, its
+    // item sets and an owner, each its own value (the scheduler's encoder).
+    let run = RunId::new("r-live");
+    let job = JobName::new("load");
+    let mut rec_job = JobRecord::pending(8);
+    rec_job.state = JobState::Running;
+    rec_job.generation = Some(3);
+    rec_job.succeeded = ItemSet::range(0, 3);
+    rec_job.failed = ItemSet::range(3, 4);
+    rec_job.owners.insert(
+        ExecutorId::new("e1"),
+        Owner {
+            lease: 1,
+            items: ItemSet::range(0, 6),
+            cancel: ItemSet::new(),
+            token: 1,
+            assigned_at_ms: 0,
+        },
+    );
+    let head: serde_json::Value = serde_json::json!({
+        "run": "r-live", "dag": "nightly", "dag_version": 1, "business_date": "2024-03-29",
+        "source": "manual", "created_at_ms": 0, "state": "running", "jobs": {}
     });
-    env.coord()
-        .await
+    let mut rec: RunRecord = serde_json::from_value(head).unwrap();
+    rec.jobs.insert(job, rec_job);
+    let coord = env.coord().await;
+    for (key, value) in nightshift_scheduler::record_values::encode_run(PREFIX, &rec).unwrap() {
+        coord.put(&key, value, None).await.unwrap();
+    }
+    // A staged owner of a start that was never activated does not count.
+    let stale = nightshift_scheduler::record_values::OwnerValue {
+        generation: Some(9),
+        owner: Owner {
+            items: ItemSet::range(6, 8),
+            ..Owner::default()
+        },
+    };
+    coord
         .put(
-            &keyspace::run_state_key(PREFIX, &RunId::new("r-live")),
-            serde_json::to_vec(&live).unwrap(),
+            &keyspace::job_owner_key(PREFIX, &run, &JobName::new("load"), &ExecutorId::new("e2")),
+            encode(&stale).unwrap(),
             None,
         )
         .await

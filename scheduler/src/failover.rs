@@ -87,10 +87,18 @@ pub fn shares(count: u64, receivers: &[Receiver]) -> Vec<u64> {
 /// Splits `items` among `receivers` by [`shares`], each receiver getting a
 /// contiguous run of the items in order. Empty when there is no receiver.
 pub fn spread(items: &ItemSet, receivers: &[Receiver]) -> BTreeMap<ExecutorId, ItemSet> {
+    spread_by_index(items, receivers)
+        .into_iter()
+        .map(|(i, part)| (receivers[i].id.clone(), part))
+        .collect()
+}
+
+/// [`spread`], each part with its receiver's index in `receivers`.
+fn spread_by_index(items: &ItemSet, receivers: &[Receiver]) -> Vec<(usize, ItemSet)> {
     let counts = shares(items.len(), receivers);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     let mut iter = items.iter();
-    for (r, &n) in receivers.iter().zip(&counts) {
+    for (i, &n) in counts.iter().enumerate() {
         if n == 0 {
             continue;
         }
@@ -98,7 +106,7 @@ pub fn spread(items: &ItemSet, receivers: &[Receiver]) -> BTreeMap<ExecutorId, I
             .by_ref()
             .take(usize::try_from(n).unwrap_or(usize::MAX))
             .collect();
-        out.insert(r.id.clone(), part);
+        out.push((i, part));
     }
     out
 }
@@ -140,25 +148,31 @@ pub fn fail_over(
             open = open.union(&unfinished);
         }
     }
-    let receivers: Vec<Receiver> = receivers
-        .iter()
-        .filter(|r| Some(&r.id) != departed)
-        .cloned()
-        .collect();
-    let to = spread(&open, &receivers);
+    // The departed executor is normally not among the live receivers:
+    // no copy of thousands of receivers then.
+    let receivers: std::borrow::Cow<'_, [Receiver]> =
+        if receivers.iter().any(|r| Some(&r.id) == departed) {
+            receivers
+                .iter()
+                .filter(|r| Some(&r.id) != departed)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into()
+        } else {
+            receivers.into()
+        };
+    let mut to = BTreeMap::new();
     let mut placed = ItemSet::new();
-    for (id, items) in &to {
-        let lease = receivers
-            .iter()
-            .find(|r| &r.id == id)
-            .map_or(0, |r| r.lease);
-        let owner = job.owners.entry(id.clone()).or_insert_with(|| Owner {
-            lease,
+    for (i, items) in spread_by_index(&open, &receivers) {
+        let r = &receivers[i];
+        let owner = job.owners.entry(r.id.clone()).or_insert_with(|| Owner {
+            lease: r.lease,
             assigned_at_ms: now_ms,
             ..Owner::default()
         });
-        owner.items = owner.items.union(items);
-        placed = placed.union(items);
+        owner.items = owner.items.union(&items);
+        placed = placed.union(&items);
+        to.insert(r.id.clone(), items);
     }
     job.unowned = open.difference(&placed);
     Moved {

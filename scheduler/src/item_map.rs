@@ -90,7 +90,11 @@ impl<V: Ord + Clone> ItemMap<V> {
     /// Removes the values of every item of `items`.
     pub fn remove_all(&mut self, items: &ItemSet) {
         self.by_value.retain(|_, set| {
-            *set = set.difference(items);
+            // Most sets are disjoint from `items` (a failover's items are
+            // in no other executor's moved-from set): leave them as they are.
+            if set.intersects(items) {
+                *set = set.difference(items);
+            }
             !set.is_empty()
         });
     }

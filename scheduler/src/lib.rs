@@ -43,6 +43,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod record;
 pub mod record_size;
+pub mod record_values;
 pub mod slow;
 pub mod trigger;
 

@@ -28,9 +28,10 @@ pub fn slots_for<'a>(
 }
 
 /// The previous start's assignment as the sharding input (items beyond the
-/// job's current item count are dropped).
+/// job's current item count are dropped); `None` when it holds no items
+/// (only a sticky job's is stored with them).
 pub fn previous_assignment(job: &JobSpec, last: Option<&LastAssignment>) -> Option<Assignment> {
-    let last = last?;
+    let last = last.filter(|l| !l.executors.is_empty())?;
     let parts = last.executors.iter().map(|(e, set)| {
         (
             e.clone(),
@@ -96,6 +97,7 @@ mod tests {
                 .map(|(e, items)| (e.clone(), items.iter().map(|i| i.0).collect::<ItemSet>()))
                 .collect(),
             run: None,
+            ..LastAssignment::default()
         }
     }
 

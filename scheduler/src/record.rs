@@ -107,7 +107,7 @@ impl RunRecord {
 /// The placeholder a decoded [`RunRecord`] holds until the leader puts
 /// the spec of its DAG version back: no jobs, so nothing can be started
 /// from it by mistake.
-fn unresolved_spec() -> DagSpec {
+pub(crate) fn unresolved_spec() -> DagSpec {
     DagSpec {
         name: DagName::new("unresolved"),
         description: None,
@@ -263,7 +263,13 @@ impl JobRecord {
             .map(|(&a, with)| (a.saturating_add(1), with.intersection(items)))
             .filter(|(_, with)| !with.is_empty())
             .collect();
-        let first = items.difference(&self.attempts.items());
+        // Items with no attempt yet: `items` minus those found above (not
+        // minus every item of the map, which is O(map) per call and made a
+        // failover of 1,000 executors slow on a large job).
+        let seen = later
+            .iter()
+            .fold(ItemSet::new(), |acc, (_, with)| acc.union(with));
+        let first = items.difference(&seen);
         // Out of the map first: the sets below are disjoint, so the order
         // of the inserts cannot move an item twice.
         self.attempts.remove_all(items);
@@ -296,19 +302,175 @@ impl JobRecord {
     }
 }
 
-/// `{p}assignments/{dag}/{job}`: the assignment of the job's last start.
+/// `{p}assignments/{dag}/{job}`: the assignment of the job's last start,
+/// the input of the next reshard.
+///
+/// Only `sticky` reads the previous assignment (`core::sharding`), so only
+/// a sticky job's is stored with its items; for the other strategies the
+/// value names the run and item count only. A sticky job's items are cut
+/// into chunks of [`LAST_ASSIGNMENT_CHUNK`] executors under
+/// `{p}assignments/{dag}/{job}/{n}` (10,000 executors in one value were
+/// 340 KiB), each carrying the start's `generation`: a read that finds a
+/// chunk of another generation, or a missing one, takes the assignment as
+/// absent (the job is assigned afresh) rather than reading a torn mix.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastAssignment {
     /// Item count it covered.
     pub shards: u32,
-    /// Items per executor.
+    /// Items per executor (in the chunks on the wire, never in the head).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub executors: BTreeMap<ExecutorId, ItemSet>,
     /// The run that made it.
     pub run: Option<RunId>,
+    /// The start that wrote it (the job's generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// How many chunks hold its items.
+    #[serde(default)]
+    pub chunks: u32,
 }
 
 impl Record for LastAssignment {
     const KIND: &'static str = "last assignment";
+}
+
+/// Executors per chunk of a sticky job's last assignment: ~35 KiB.
+pub const LAST_ASSIGNMENT_CHUNK: usize = 1_000;
+
+/// `{p}assignments/{dag}/{job}/{n}`: executors of one chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAssignmentChunk {
+    /// The start that wrote it: must be the head's.
+    pub generation: Option<i64>,
+    /// Items per executor.
+    pub executors: BTreeMap<ExecutorId, ItemSet>,
+}
+
+impl Record for LastAssignmentChunk {
+    const KIND: &'static str = "last assignment chunk";
+}
+
+/// Puts (key → bytes) and deletes (keys) that store a value.
+pub type ValueWrites = (Vec<(String, Vec<u8>)>, Vec<String>);
+
+/// The values that store `last` for a job of `strategy`: key → bytes,
+/// head first (with items only for `sticky`), then the keys of chunks a
+/// longer earlier assignment left (`previous_chunks`) to delete.
+pub fn last_assignment_values(
+    prefix: &str,
+    dag: &DagName,
+    job: &JobName,
+    last: &LastAssignment,
+    strategy: nightshift_core::dag::Strategy,
+    previous_chunks: u32,
+) -> Result<ValueWrites, nightshift_core::keyspace::RecordError> {
+    use nightshift_core::keyspace::{encode, last_assignment_chunk_key};
+    let mut head = last.clone();
+    head.executors = BTreeMap::new();
+    let mut puts = Vec::new();
+    if strategy == nightshift_core::dag::Strategy::Sticky {
+        let all: Vec<(&ExecutorId, &ItemSet)> = last.executors.iter().collect();
+        for (n, part) in all.chunks(LAST_ASSIGNMENT_CHUNK).enumerate() {
+            let chunk = LastAssignmentChunk {
+                generation: last.generation,
+                executors: part
+                    .iter()
+                    .map(|(e, s)| ((*e).clone(), (*s).clone()))
+                    .collect(),
+            };
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            puts.push((
+                last_assignment_chunk_key(prefix, dag, job, n),
+                encode(&chunk)?,
+            ));
+            head.chunks = n + 1;
+        }
+    }
+    let deletes = (head.chunks..previous_chunks)
+        .map(|n| last_assignment_chunk_key(prefix, dag, job, n))
+        .collect();
+    puts.insert(0, (last_assignment_key(prefix, dag, job), encode(&head)?));
+    Ok((puts, deletes))
+}
+
+/// A last assignment that cannot be used as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LastAssignmentError {
+    /// A value does not decode.
+    #[error("{key}: {source}")]
+    Value {
+        /// The key.
+        key: String,
+        /// Why.
+        source: nightshift_core::keyspace::RecordError,
+    },
+    /// A chunk is missing or of another start (a torn write).
+    #[error("{key} is missing or belongs to another start")]
+    Torn {
+        /// The chunk's key.
+        key: String,
+    },
+}
+
+/// The job's last assignment from one read of the keys starting with
+/// `last_assignment_key` (`kvs`, other keys skipped): `Ok(None)` without a
+/// head; `Err` when a value is unreadable or the chunks are torn. The
+/// head's `chunks` says how many chunks it was stored in.
+pub fn assemble_last_assignment(
+    prefix: &str,
+    dag: &DagName,
+    job: &JobName,
+    kvs: &[(&str, &[u8])],
+) -> Result<Option<LastAssignment>, LastAssignmentError> {
+    use nightshift_core::keyspace::{decode, last_assignment_chunk_key};
+    let head_key = last_assignment_key(prefix, dag, job);
+    let value = |key: &str| kvs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let Some(bytes) = value(&head_key) else {
+        return Ok(None);
+    };
+    let mut head: LastAssignment = decode(bytes).map_err(|source| LastAssignmentError::Value {
+        key: head_key.clone(),
+        source,
+    })?;
+    for n in 0..head.chunks {
+        let key = last_assignment_chunk_key(prefix, dag, job, n);
+        let Some(bytes) = value(&key) else {
+            return Err(LastAssignmentError::Torn { key });
+        };
+        let chunk: LastAssignmentChunk =
+            decode(bytes).map_err(|source| LastAssignmentError::Value {
+                key: key.clone(),
+                source,
+            })?;
+        if chunk.generation != head.generation {
+            return Err(LastAssignmentError::Torn { key });
+        }
+        head.executors.extend(chunk.executors);
+    }
+    Ok(Some(head))
+}
+
+/// Reads a job's last assignment in one read at one revision (the leader
+/// at a job's start and `nightshift plan` both use it).
+pub async fn read_last_assignment(
+    coord: &dyn nightshift_coord::Coordinator,
+    prefix: &str,
+    dag: &DagName,
+    job: &JobName,
+) -> Result<Result<Option<LastAssignment>, LastAssignmentError>, nightshift_coord::CoordError> {
+    let head_key = last_assignment_key(prefix, dag, job);
+    // The head and its chunks share the head's key as a prefix (another
+    // job whose name extends this one's does too: skipped by key).
+    let (kvs, _) = coord
+        .get_prefix_paged(&head_key, nightshift_coord::PAGE_KEYS_ANY)
+        .await?;
+    let chunk_prefix = nightshift_core::keyspace::last_assignment_chunks_prefix(prefix, dag, job);
+    let mine: Vec<(&str, &[u8])> = kvs
+        .iter()
+        .filter(|kv| kv.key == head_key || kv.key.starts_with(&chunk_prefix))
+        .map(|kv| (kv.key.as_str(), kv.value.as_slice()))
+        .collect();
+    Ok(assemble_last_assignment(prefix, dag, job, &mine))
 }
 
 /// `{p}cron/{dag}`: the last schedule instant the leader handled.

@@ -223,6 +223,22 @@ async fn no_outcome_is_lost(committed: bool, max_txn_ops: usize) {
     lossy.arm(keyspace::run_state_key(PREFIX, &run), committed);
     bed.leader.pass().await.unwrap();
     assert_eq!(lossy.fired(), 1, "the fault never fired");
+    // The leader reloaded the run: its copy is what etcd holds, whether
+    // the txn committed or not (read with the public reader).
+    let held = bed
+        .leader
+        .live_runs()
+        .find(|r| r.run == run)
+        .cloned()
+        .expect("the run is still led");
+    let in_etcd = nightshift_scheduler::record_values::read_run(&*bed.coord, PREFIX, &run)
+        .await
+        .unwrap()
+        .expect("the run is live in etcd")
+        .rec
+        .with_spec(held.spec.clone())
+        .expect("the run's DAG");
+    assert_eq!(held, in_etcd, "the reloaded run is not what etcd holds");
     let (spec, assignments) = start_of(&bed, &run, &b).await;
     if committed {
         // The start is recorded: its assignments are activated.

@@ -10,7 +10,6 @@
 //! move compared with the last run. Read-only: nothing is written.
 
 use crate::cli::conn::{self, EtcdArgs};
-use crate::cli::live;
 use crate::cli::{applied, status::Format};
 use anyhow::Context as _;
 use nightshift_coord::Coordinator;
@@ -18,7 +17,7 @@ use nightshift_core::dag::{DagSpec, JobSpec};
 use nightshift_core::keyspace::{self, decode, ExecutorInfo};
 use nightshift_core::sharding::{moved_items, moves_by_executor};
 use nightshift_scheduler::plan::{plan_job as leader_plan, previous_assignment, slots_for};
-use nightshift_scheduler::record::{last_assignment_key, LastAssignment};
+use nightshift_scheduler::record::{read_last_assignment, LastAssignment};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -158,8 +157,13 @@ async fn make_plan(
 ) -> anyhow::Result<Plan> {
     let mut jobs = Vec::new();
     for job in &spec.jobs {
-        let key = last_assignment_key(prefix, &spec.name, &job.name);
-        let previous = live::read::<LastAssignment>(coord, &key).await?;
+        let previous = read_last_assignment(coord, prefix, &spec.name, &job.name)
+            .await
+            .context("reading the last assignment from etcd")?
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the last assignment is unusable; planned as a fresh one");
+                None
+            });
         jobs.push(plan_job(spec, job, executors, previous.as_ref())?);
     }
     Ok(Plan {
@@ -210,8 +214,11 @@ fn plan_job(
     }
     let next =
         leader_plan(&spec.name, job, executors, previous).context("computing the assignment")?;
+    // Only a sticky job's last assignment keeps its items: without them
+    // there is nothing to compare with.
+    let compared = before.is_some();
     let base = before.unwrap_or_default();
-    plan.moved = if previous.is_some() {
+    plan.moved = if compared {
         moved_items(&base, &next)
     } else {
         0
@@ -222,7 +229,7 @@ fn plan_job(
             .into_iter()
             .map(|r| [r.start, r.end.saturating_sub(1)])
             .collect();
-        let (moved_in, moved_out) = if previous.is_some() {
+        let (moved_in, moved_out) = if compared {
             (m.moved_in, m.moved_out)
         } else {
             (0, 0)

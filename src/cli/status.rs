@@ -10,7 +10,7 @@
 //! items running now), with no etcd or database flags.
 
 use crate::cli::conn::{self, bad_input, EtcdArgs};
-use crate::cli::live::{self, LiveJob, LiveRun};
+use crate::cli::live;
 use crate::cli::remote::{self, ApiRun, ApiRunDetail, ServerArgs};
 use anyhow::Context as _;
 use clap::ValueEnum;
@@ -18,6 +18,7 @@ use nightshift_client::ServerClient;
 use nightshift_coord::etcd::EtcdCoordinator;
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{JobName, RunId};
+use nightshift_scheduler::record::{JobRecord, RunRecord};
 use nightshift_store::{JobRun, Run, RunFilter, Store};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -257,7 +258,7 @@ fn print_one(
 
 /// The leader's live record of a run, if etcd is configured and answers at
 /// once; any failure falls back to SQL (with a note in the debug log).
-async fn live_run(args: &Args, run: &RunId) -> Option<LiveRun> {
+async fn live_run(args: &Args, run: &RunId) -> Option<RunRecord> {
     if !args.etcd.is_configured() {
         return None;
     }
@@ -277,14 +278,17 @@ async fn live_run(args: &Args, run: &RunId) -> Option<LiveRun> {
             return None;
         }
     };
-    live::read::<LiveRun>(&coord, &live::run_state_key(&prefix, run))
-        .await
-        .ok()
-        .flatten()
+    match live::read_run(&coord, &prefix, run).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "live run not readable: showing SQL progress only");
+            None
+        }
+    }
 }
 
 /// One row per job, in the DAG's order when the spec is known.
-fn job_rows(spec: Option<&DagSpec>, sql: &[JobRun], live: Option<&LiveRun>) -> Vec<JobRow> {
+fn job_rows(spec: Option<&DagSpec>, sql: &[JobRun], live: Option<&RunRecord>) -> Vec<JobRow> {
     let mut names: Vec<(JobName, u32)> = spec
         .map(|s| s.jobs.iter().map(|j| (j.name.clone(), j.shards)).collect())
         .unwrap_or_default();
@@ -328,7 +332,7 @@ fn job_rows(spec: Option<&DagSpec>, sql: &[JobRun], live: Option<&LiveRun>) -> V
         .collect()
 }
 
-fn live_row(name: &JobName, job: &LiveJob) -> JobRow {
+fn live_row(name: &JobName, job: &JobRecord) -> JobRow {
     let done_set = job.succeeded.union(&job.skipped).union(&job.cancelled);
     let finished = done_set.union(&job.failed);
     let running: u64 = job

@@ -19,8 +19,9 @@ pub use dags::{
     AppliedDag, DagVersionRecord,
 };
 pub use leader::{
-    cron_key, cron_prefix, last_assignment_key, last_assignments_prefix, leader_prefix,
-    parse_cron_key, parse_run_state_key, run_state_key,
+    cron_key, cron_prefix, job_items_key, job_owner_key, job_state_key, last_assignment_chunk_key,
+    last_assignment_chunks_prefix, last_assignment_key, last_assignments_prefix, leader_prefix,
+    parse_cron_key, parse_run_state_key, parse_run_value_key, run_state_key, RunValueKey,
 };
 
 #[cfg(test)]

@@ -5,12 +5,16 @@
 //! exist, who writes them and what they mean. Format 1 kept assignments and
 //! results under `runs/` and had no `format` key; format 2 keeps
 //! assignments under each executor (`owners/{executor}/…`) and results under
-//! `results/`; format 3 (this build) bounds the leader's run record: its
+//! `results/`; format 3 bounds the leader's run record: its
 //! per-item detail (attempts, failures, retry due times, moved-from
 //! executors) is stored as value → item set, and the run names its DAG
 //! version (`dag_versions/{dag}/{version}`) instead of copying the DAG. A
 //! format-2 leader would misread such a record, so the change is a format
-//! and not a record version. Two builds that disagree on the format would half-read each
+//! and not a record version. Format 4 (this build) splits the run record
+//! into bounded values (a head `runs/{run}/state`, job states, one value
+//! per item set, per owner), writes an item set as a bitmap when that is
+//! smaller (executors of format 3 cannot read such an assignment), and
+//! keeps a sticky job's last assignment in chunks. Two builds that disagree on the format would half-read each
 //! other's keys — a scheduler would miss running items, an executor would
 //! watch a prefix nobody writes — so each process checks the key before it
 //! leads or registers, and refuses with a message that says what to do.
@@ -22,7 +26,7 @@ use super::records::Record;
 use serde::{Deserialize, Serialize};
 
 /// The keyspace format this build reads and writes.
-pub const KEYSPACE_FORMAT: u32 = 3;
+pub const KEYSPACE_FORMAT: u32 = 4;
 
 /// `{p}format`: the keyspace's [`FormatRecord`].
 pub fn format_key(prefix: &str) -> String {

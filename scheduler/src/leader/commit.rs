@@ -4,8 +4,12 @@
 //! Three rules, each against a failure seen in review (issue 13):
 //!
 //! - **Every txn touching a run compares the run's record revision**
-//!   (`mod_revision` of `runs/{run}/state`, kept with the leader's copy), not
-//!   only the leadership fence. When a commit fails for any reason — a
+//!   (`mod_revision` of `runs/{run}/state`, the record's head, kept with the
+//!   leader's copy), not only the leadership fence. The record is stored as
+//!   many values (`record_values`: head, job states, item sets, owners);
+//!   a commit writes only the values whose bytes changed, deletes those
+//!   that disappeared, and always rewrites the head with them, so that the
+//!   head's revision moves with every change of the run. When a commit fails for any reason — a
 //!   refused compare, an error, or an answer that never came although the
 //!   txn may have committed (`Unavailable` after an etcd leader change or a
 //!   timeout) — the leader drops its copy and reads the record again
@@ -31,12 +35,19 @@
 //!   assignments at, so a later start's generation is above every staged
 //!   one before it: an orphan is never activated by mistake.
 //!
+//!   A start's owner values (`runs/{run}/jobs/{job}/owners/{executor}`)
+//!   carry its generation and are staged like its assignments when they do
+//!   not fit in the record's txn: a reader ignores an owner value whose
+//!   generation is not its job's, and the next commit deletes it.
+//!
 //! What stays non-atomic: rewrites of *running* jobs' assignments (retries,
-//! failover, cancels) share the record's txn, but when they alone exceed a
-//! txn the overflow is committed before it (README "Limits").
+//! failover, cancels) and of their record values (owners, item sets) share
+//! the record's txn, but when they exceed a txn the overflow is committed
+//! before it, the head and job states last (README "Limits").
 
 use super::{Leader, LeaderError, LiveRun};
 use crate::record::{self, RunRecord};
+use crate::record_values;
 use nightshift_coord::{Compare, CoordError, Revision, TxnOp};
 use nightshift_core::ids::{ExecutorId, JobName, RunId};
 use nightshift_core::keyspace;
@@ -70,7 +81,11 @@ pub(super) struct RunOps {
 /// are not atomic with the record). Each is guarded by the fence and the
 /// record's revision, which none of them changes. Returns them cut into
 /// txns of at most `max` ops, and what is left for [`record_txn`].
-pub(super) fn before_record(ops: RunOps, max: usize) -> (Vec<Vec<TxnOp>>, RunOps) {
+pub(super) fn before_record(
+    ops: RunOps,
+    max: usize,
+    record_slots: usize,
+) -> (Vec<Vec<TxnOp>>, RunOps) {
     let max = max.max(2);
     let RunOps {
         mut staged,
@@ -79,8 +94,9 @@ pub(super) fn before_record(ops: RunOps, max: usize) -> (Vec<Vec<TxnOp>>, RunOps
         after,
         deletes_record,
     } = ops;
-    // One slot for the record, whether or not it changed.
-    let core = activate.len() + rewrites.len() + 1;
+    // Slots for the record's head and job states, whether or not they
+    // changed.
+    let core = activate.len() + rewrites.len() + record_slots;
     if staged.len() + core <= max {
         // Everything fits in the record's txn: no staging at all.
         let rest = RunOps {
@@ -92,7 +108,7 @@ pub(super) fn before_record(ops: RunOps, max: usize) -> (Vec<Vec<TxnOp>>, RunOps
         };
         return (Vec::new(), rest);
     }
-    let room = max.saturating_sub(activate.len() + 1);
+    let room = max.saturating_sub(activate.len() + record_slots);
     if rewrites.len() > room {
         let overflow = rewrites.len() - room;
         tracing::warn!(
@@ -117,10 +133,10 @@ pub(super) fn before_record(ops: RunOps, max: usize) -> (Vec<Vec<TxnOp>>, RunOps
 /// point; the others follow it, guarded by the fence only.
 pub(super) fn record_txn(
     rest: RunOps,
-    record: Option<TxnOp>,
+    record: Vec<TxnOp>,
     max: usize,
 ) -> (Vec<TxnOp>, Vec<Vec<TxnOp>>) {
-    let max = max.max(2);
+    let max = max.max(record.len() + 1);
     let mut last = rest.staged;
     last.extend(rest.activate);
     last.extend(rest.rewrites);
@@ -138,6 +154,63 @@ fn chunks(ops: Vec<TxnOp>, max: usize) -> Vec<Vec<TxnOp>> {
         out.push(ops.by_ref().take(max).collect());
     }
     out
+}
+
+/// The ops that bring the run's values from `written` to `wanted`
+/// ([`record_values::diff`]), split in two: those for the record's txn —
+/// the head (always, when anything changed: every change moves the head's
+/// revision), the job states, then as many others as fit beside `rest` —
+/// and the others, cut into txns that commit before it.
+pub(super) fn value_ops(
+    prefix: &str,
+    written: &BTreeMap<String, Vec<u8>>,
+    wanted: &BTreeMap<String, Vec<u8>>,
+    max: usize,
+    rest: &RunOps,
+) -> (Vec<TxnOp>, Vec<Vec<TxnOp>>) {
+    let (mut puts, deletes) = record_values::diff(written, wanted);
+    if puts.is_empty() && deletes.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let is_core = |key: &str| {
+        matches!(
+            keyspace::parse_run_value_key(prefix, key),
+            Some(keyspace::RunValueKey::Head(_) | keyspace::RunValueKey::Job(..))
+        )
+    };
+    let head_changed = puts.iter().any(|(k, _)| {
+        matches!(
+            keyspace::parse_run_value_key(prefix, k),
+            Some(keyspace::RunValueKey::Head(_))
+        )
+    });
+    if !head_changed {
+        if let Some((key, value)) = wanted.iter().find(|(k, _)| {
+            matches!(
+                keyspace::parse_run_value_key(prefix, k),
+                Some(keyspace::RunValueKey::Head(_))
+            )
+        }) {
+            puts.push((key.clone(), value.clone()));
+        }
+    }
+    let put = |(key, value): (String, Vec<u8>)| TxnOp::Put {
+        key,
+        value,
+        lease: None,
+    };
+    let (core, others): (Vec<_>, Vec<_>) = puts.into_iter().partition(|(k, _)| is_core(k));
+    let mut record: Vec<TxnOp> = core.into_iter().map(put).collect();
+    let mut others: Vec<TxnOp> = others
+        .into_iter()
+        .map(put)
+        .chain(deletes.into_iter().map(|key| TxnOp::Delete { key }))
+        .collect();
+    let used = rest.staged.len() + rest.activate.len() + rest.rewrites.len() + record.len();
+    let room = max.saturating_sub(used).min(others.len());
+    // The last ones ride with the head; the first ones go before it.
+    record.extend(others.split_off(others.len() - room));
+    (record, chunks(others, max))
 }
 
 /// Assignment keys of `(run, job)` present in etcd that a start of the job
@@ -190,11 +263,20 @@ impl Leader {
         let Some(live) = self.runs.get(run) else {
             return Ok(None);
         };
-        let state_key = record::run_state_key(&self.config.prefix, run);
+        let prefix = self.config.prefix.clone();
+        let state_key = record::run_state_key(&prefix, run);
         let guard = [Compare::mod_revision(state_key.clone(), live.revision)];
         let max = self.fenced.max_ops;
         let deletes_record = ops.deletes_record;
-        let (staged, rest) = before_record(ops, max);
+        // The head and the job states that change go in the record's txn
+        // (a job state names its start's generation: it must commit with
+        // the activation). Job states hold no tokens, so which change is
+        // known before the staged txns.
+        let record_slots = 1 + record_values::job_states(&prefix, rec)?
+            .into_iter()
+            .filter(|(k, v)| live.written.get(k) != Some(v))
+            .count();
+        let (staged, rest) = before_record(ops, max, record_slots);
         for chunk in staged {
             let resp = self.fenced.txn(&guard, chunk.clone()).await;
             let rev = self.judge(run, resp).await?;
@@ -203,14 +285,24 @@ impl Leader {
                 hook();
             }
         }
-        let encoded = keyspace::encode(&*rec)?;
-        let changed = !deletes_record && self.runs.get(run).is_none_or(|l| l.written != encoded);
-        let record_op = changed.then(|| TxnOp::Put {
-            key: state_key.clone(),
-            value: encoded.clone(),
-            lease: None,
-        });
-        let (last, after) = record_txn(rest, record_op, max);
+        // Encoded after the staged txns: their tokens are in it.
+        let wanted = if deletes_record {
+            BTreeMap::new()
+        } else {
+            record_values::encode_run(&prefix, rec)?
+        };
+        let (record_ops, overflow) = match self.runs.get(run) {
+            Some(live) if !deletes_record => value_ops(&prefix, &live.written, &wanted, max, &rest),
+            _ => (Vec::new(), Vec::new()),
+        };
+        // Values that do not fit beside the head (owners, item sets of a
+        // large job) commit before it, guarded like the staged ops.
+        for chunk in overflow {
+            let resp = self.fenced.txn(&guard, chunk).await;
+            self.judge(run, resp).await?;
+        }
+        let changed = !record_ops.is_empty();
+        let (last, after) = record_txn(rest, record_ops, max);
         let mut record_revision = None;
         if !last.is_empty() {
             let resp = self.fenced.txn(&guard, last.clone()).await;
@@ -220,7 +312,7 @@ impl Leader {
                 if changed {
                     live.revision = rev;
                 }
-                live.written = encoded;
+                live.written = wanted;
             }
             committed(rec, &last, rev);
         }
@@ -297,21 +389,31 @@ impl Leader {
         if let Some(live) = self.runs.get_mut(run) {
             live.stale = true;
         }
-        let key = record::run_state_key(&self.config.prefix, run);
-        let kv = match self.coord.get(&key).await {
-            Ok(kv) => kv,
+        let prefix = self.config.prefix.clone();
+        // All the run's values in one read at one revision (the same
+        // reader the CLI uses).
+        let (kvs, _) = match self
+            .coord
+            .get_prefix_paged(
+                &keyspace::run_prefix(&prefix, run),
+                nightshift_coord::PAGE_KEYS_ANY,
+            )
+            .await
+        {
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!(run = %run, error = %e, "cannot reload the run; it waits");
                 return;
             }
         };
-        let Some(kv) = kv else {
+        let found = record_values::assemble(&prefix, run, &kvs);
+        if matches!(found, Ok(None)) {
             tracing::info!(run = %run, "the run's record is gone: it ended");
             self.runs.remove(run);
             return;
-        };
-        let rec = match self.decode_run(&kv).await {
-            Ok(Some(rec)) => rec,
+        }
+        let stored = match self.resolve_run(run, found, &kvs).await {
+            Ok(Some(stored)) => stored,
             Ok(None) => {
                 self.runs.remove(run);
                 return;
@@ -321,14 +423,14 @@ impl Leader {
                 return;
             }
         };
-        tracing::info!(run = %run, revision = kv.mod_revision, "run reloaded");
+        tracing::info!(run = %run, revision = stored.revision, "run reloaded");
         self.runs.insert(
             run.clone(),
             LiveRun {
-                rec,
-                written: kv.value,
+                rec: stored.rec,
+                written: stored.values,
                 synced: Default::default(),
-                revision: kv.mod_revision,
+                revision: stored.revision,
                 stale: false,
             },
         );
@@ -382,9 +484,9 @@ mod tests {
 
     #[test]
     fn a_start_that_fits_is_one_txn_with_the_record_and_the_consumed_batches() {
-        let (before, rest) = before_record(ops(3, 1, 1, 2), 127);
+        let (before, rest) = before_record(ops(3, 1, 1, 2), 127, 1);
         assert!(before.is_empty());
-        let (last, after) = record_txn(rest, Some(put("state")), 127);
+        let (last, after) = record_txn(rest, vec![put("state")], 127);
         assert_eq!(
             keys(&last),
             ["s0", "s1", "s2", "spec0", "w0", "state", "b0", "b1"]
@@ -394,12 +496,12 @@ mod tests {
 
     #[test]
     fn a_large_start_is_staged_then_activated_with_the_record() {
-        let (before, rest) = before_record(ops(7, 1, 0, 5), 4);
+        let (before, rest) = before_record(ops(7, 1, 0, 5), 4, 1);
         assert_eq!(
             before.iter().map(|c| keys(c)).collect::<Vec<_>>(),
             vec![vec!["s0", "s1", "s2", "s3"], vec!["s4", "s5", "s6"]]
         );
-        let (last, after) = record_txn(rest, Some(put("state")), 4);
+        let (last, after) = record_txn(rest, vec![put("state")], 4);
         // The spec (activation) and the record commit together; consumed
         // batches fill the txn and the rest follow it.
         assert_eq!(keys(&last), ["spec0", "state", "b0", "b1"]);
@@ -411,9 +513,9 @@ mod tests {
 
     #[test]
     fn rewrites_that_do_not_fit_beside_the_record_go_before_it() {
-        let (before, rest) = before_record(ops(0, 1, 5, 0), 4);
+        let (before, rest) = before_record(ops(0, 1, 5, 0), 4, 1);
         assert_eq!(keys(&before.concat()), ["w0", "w1", "w2"]);
-        let (last, _) = record_txn(rest, Some(put("state")), 4);
+        let (last, _) = record_txn(rest, vec![put("state")], 4);
         assert_eq!(keys(&last), ["spec0", "w3", "w4", "state"]);
     }
 
@@ -438,8 +540,8 @@ mod tests {
             max in 4usize..20,
             record in any::<bool>(),
         ) {
-            let (before, rest) = before_record(ops(staged, activate, rewrites, after), max);
-            let (last, post) = record_txn(rest, record.then(|| put("state")), max);
+            let (before, rest) = before_record(ops(staged, activate, rewrites, after), max, 1);
+            let (last, post) = record_txn(rest, record.then(|| put("state")).into_iter().collect(), max);
             for txn in before.iter().chain(std::iter::once(&last)).chain(&post) {
                 prop_assert!(txn.len() <= max);
             }

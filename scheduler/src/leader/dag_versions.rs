@@ -7,7 +7,7 @@
 //! never changes), and deleted with the last live run that names it.
 
 use super::{put, Leader, LeaderError};
-use crate::record::RunRecord;
+use crate::record_values::{RunValuesError, StoredRun};
 use nightshift_coord::{KeyValue, TxnOp};
 use nightshift_core::dag::DagSpec;
 use nightshift_core::ids::{DagName, RunId};
@@ -33,22 +33,37 @@ impl Leader {
         put(key, &DagVersionRecord { spec: spec.clone() }, None)
     }
 
-    /// Decodes a run record and puts its DAG version's spec back; `None`
-    /// (reported once as a bad key) when either cannot be read.
-    pub(super) async fn decode_run(
+    /// The record of `run` as assembled from one read (`kvs`), with its
+    /// DAG version's spec put back; `None` (reported once as a bad key)
+    /// when either cannot be read.
+    pub(super) async fn resolve_run(
         &mut self,
-        kv: &KeyValue,
-    ) -> Result<Option<RunRecord>, LeaderError> {
-        let Some(rec) = self.decode_or_report::<RunRecord>(kv, "left alone: this run is not led")
-        else {
+        run: &RunId,
+        found: Result<Option<StoredRun>, RunValuesError>,
+        kvs: &[KeyValue],
+    ) -> Result<Option<StoredRun>, LeaderError> {
+        let head_key = keyspace::run_state_key(&self.config.prefix, run);
+        let head = kvs.iter().find(|kv| kv.key == head_key).cloned();
+        let mut stored = match found {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                if let Some(head) = &head {
+                    self.report_bad_key(head, &e.to_string(), "left alone: this run is not led");
+                }
+                return Ok(None);
+            }
+        };
+        let Some(head) = head else {
             return Ok(None);
         };
+        let rec = &stored.rec;
         let id = (rec.dag.clone(), rec.dag_version);
         if !self.dag_versions.0.contains_key(&id) {
             let key = keyspace::dag_version_key(&self.config.prefix, &id.0, id.1);
             let Some(found) = self.coord.get(&key).await? else {
                 self.report_bad_key(
-                    kv,
+                    &head,
                     &format!("its DAG version {key} is missing"),
                     "left alone: this run is not led",
                 );
@@ -62,15 +77,20 @@ impl Leader {
             self.dag_versions.0.insert(id.clone(), version.spec);
         }
         let spec = self.dag_versions.0.get(&id).cloned();
-        let rec = spec.and_then(|spec| rec.with_spec(spec));
-        if rec.is_none() {
-            self.report_bad_key(
-                kv,
-                "its DAG version names another DAG",
-                "left alone: this run is not led",
-            );
+        match spec.and_then(|spec| stored.rec.clone().with_spec(spec)) {
+            Some(rec) => {
+                stored.rec = rec;
+                Ok(Some(stored))
+            }
+            None => {
+                self.report_bad_key(
+                    &head,
+                    "its DAG version names another DAG",
+                    "left alone: this run is not led",
+                );
+                Ok(None)
+            }
         }
-        Ok(rec)
     }
 
     /// The delete of `run`'s DAG version when no other live run names it

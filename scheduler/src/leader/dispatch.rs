@@ -84,13 +84,21 @@ impl Leader {
         let Some(spec) = rec.job_spec(name).cloned() else {
             return Ok(Started::NoExecutor);
         };
-        let last_key = record::last_assignment_key(&prefix, &rec.spec.name, name);
-        let previous = match self.coord.get(&last_key).await? {
-            Some(kv) => {
-                self.decode_or_report::<LastAssignment>(&kv, "ignored: the job is assigned afresh")
+        let previous = match record::read_last_assignment(
+            &*self.coord,
+            &prefix,
+            &rec.spec.name,
+            name,
+        )
+        .await?
+        {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::warn!(run = %rec.run, job = %name, error = %e, "the last assignment is unusable; the job is assigned afresh");
+                None
             }
-            None => None,
         };
+        let previous_chunks = previous.as_ref().map_or(0, |p| p.chunks);
         let layout = match plan_job(&rec.spec.name, &spec, executors.values(), previous.as_ref()) {
             Ok(a) => a,
             Err(ShardingError::NoExecutors) => return Ok(Started::NoExecutor),
@@ -107,6 +115,8 @@ impl Leader {
             shards: spec.shards,
             executors: BTreeMap::new(),
             run: Some(rec.run.clone()),
+            generation: Some(self.owned.1),
+            chunks: 0,
         };
         job.owners.clear();
         for (exec, items) in layout.iter() {
@@ -163,7 +173,22 @@ impl Leader {
                 );
             }
         }
-        staged.push(put(last_key, &last, None)?);
+        // Staged like the assignments: a torn write of its chunks is read
+        // as no previous assignment (the next start assigns afresh).
+        let (puts, deletes) = record::last_assignment_values(
+            &prefix,
+            &rec.spec.name,
+            name,
+            &last,
+            spec.strategy,
+            previous_chunks,
+        )?;
+        staged.extend(puts.into_iter().map(|(key, value)| TxnOp::Put {
+            key,
+            value,
+            lease: None,
+        }));
+        staged.extend(deletes.into_iter().map(|key| TxnOp::Delete { key }));
         let activate = spec_op(&prefix, rec, name)?.into_iter().collect();
         Ok(Started::Assigned { staged, activate })
     }

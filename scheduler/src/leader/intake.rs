@@ -171,14 +171,19 @@ impl Leader {
             slow_after_ms,
             spec,
         };
-        let mut ops = vec![put(
-            record::run_state_key(&self.config.prefix, &rec.run),
-            &rec,
-            None,
-        )?];
+        // A new run's values: its head and one state per job (no items or
+        // owners yet), so they fit in the creating txn.
+        let written = crate::record_values::encode_run(&self.config.prefix, &rec)?;
+        let mut ops: Vec<TxnOp> = written
+            .iter()
+            .map(|(key, value)| TxnOp::Put {
+                key: key.clone(),
+                value: value.clone(),
+                lease: None,
+            })
+            .collect();
         ops.push(self.dag_version_put(&rec.spec, version)?);
         ops.extend(extra);
-        let written = keyspace::encode(&rec)?;
         let Some(revision) = self.commit_new_run(&rec.run, ops).await? else {
             return Ok(None);
         };
@@ -612,7 +617,7 @@ impl Leader {
                 run.clone(),
                 LiveRun {
                     rec,
-                    written: Vec::new(),
+                    written: Default::default(),
                     synced: Default::default(),
                     // Its keys were deleted when it ended: the record's
                     // revision is that of a missing key.

@@ -28,7 +28,7 @@ mod runs;
 mod slow;
 mod telemetry;
 
-use crate::record::{self, CronRecord, RunRecord};
+use crate::record::{CronRecord, RunRecord};
 use futures::StreamExt;
 use nightshift_coord::election::{Election, Leadership};
 use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
@@ -291,8 +291,10 @@ pub struct Leader {
 pub struct LiveRun {
     /// The record.
     pub rec: RunRecord,
-    /// Its encoding as last written (to skip unchanged writes).
-    written: Vec<u8>,
+    /// Its values (`record_values`) as last read or written, key →
+    /// bytes: a commit writes only those that changed and deletes those
+    /// that disappeared.
+    written: BTreeMap<String, Vec<u8>>,
     /// Rows already stored in SQL.
     synced: history::Synced,
     /// Mod revision of `runs/{run}/state` as this copy was read or
@@ -350,20 +352,19 @@ impl Leader {
                 nightshift_coord::PAGE_KEYS_ANY,
             )
             .await?;
-        for kv in kvs {
-            if let Some(run) = record::parse_run_state_key(&prefix, &kv.key) {
-                if let Some(rec) = leader.decode_run(&kv).await? {
-                    leader.runs.insert(
-                        run,
-                        LiveRun {
-                            rec,
-                            written: kv.value,
-                            synced: Default::default(),
-                            revision: kv.mod_revision,
-                            stale: false,
-                        },
-                    );
-                }
+        // One read at one revision: every run's values are consistent.
+        for (run, found) in crate::record_values::assemble_all(&prefix, &kvs) {
+            if let Some(stored) = leader.resolve_run(&run, found, &kvs).await? {
+                leader.runs.insert(
+                    run,
+                    LiveRun {
+                        rec: stored.rec,
+                        written: stored.values,
+                        synced: Default::default(),
+                        revision: stored.revision,
+                        stale: false,
+                    },
+                );
             }
         }
         let (kvs, _) = leader
