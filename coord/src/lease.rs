@@ -34,6 +34,7 @@
 //! published on time even while a renewal call hangs.
 
 use crate::api::{CoordError, Coordinator, LeaseId};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -59,6 +60,48 @@ pub enum LeaseStatus {
     Lost,
 }
 
+/// What a keeper observed of its renewals, for benchmarks and operators
+/// (relaxed atomics: observations, never used to decide anything). One
+/// value may be shared by the successive keepers of a holder.
+#[derive(Debug, Default)]
+pub struct RenewalStats {
+    renewals: AtomicU64,
+    failures: AtomicU64,
+    max_round_trip_us: AtomicU64,
+    max_late_us: AtomicU64,
+}
+
+/// A copy of [`RenewalStats`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalSnapshot {
+    /// Renewals etcd confirmed.
+    pub renewals: u64,
+    /// Renewal calls that failed (each retried).
+    pub failures: u64,
+    /// Longest time from sending a renewal to its confirmation, µs.
+    pub max_round_trip_us: u64,
+    /// Longest delay between when a renewal was due and when it was sent,
+    /// µs: how late the keeper's task ran (a busy runtime), not etcd.
+    pub max_late_us: u64,
+}
+
+impl RenewalStats {
+    /// Reads the counters.
+    pub fn snapshot(&self) -> RenewalSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RenewalSnapshot {
+            renewals: get(&self.renewals),
+            failures: get(&self.failures),
+            max_round_trip_us: get(&self.max_round_trip_us),
+            max_late_us: get(&self.max_late_us),
+        }
+    }
+
+    fn micros(d: Duration) -> u64 {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
 /// Keeps one lease alive in a background task. Dropping the keeper is
 /// [`stop`](Self::stop): renewals end, the status becomes `Lost`, and the
 /// lease expires after its TTL.
@@ -78,9 +121,19 @@ impl LeaseKeeper {
         coord: Arc<dyn Coordinator>,
         ttl: Duration,
     ) -> Result<LeaseKeeper, CoordError> {
+        Self::grant_observed(coord, ttl, Arc::default()).await
+    }
+
+    /// [`grant`](Self::grant), recording what the renewals observe in
+    /// `stats` (e.g. shared by every registration of one executor).
+    pub async fn grant_observed(
+        coord: Arc<dyn Coordinator>,
+        ttl: Duration,
+        stats: Arc<RenewalStats>,
+    ) -> Result<LeaseKeeper, CoordError> {
         let sent = Instant::now();
         let lease = coord.grant_lease(ttl).await?;
-        Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl)))
+        Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl), stats))
     }
 
     /// Keeps an existing lease alive. Nothing is known about it yet, so the
@@ -88,7 +141,7 @@ impl LeaseKeeper {
     /// which is sent at once (or `Lost` if the lease no longer exists).
     /// Prefer [`grant`](Self::grant) for a new lease.
     pub fn start(coord: Arc<dyn Coordinator>, lease: LeaseId, ttl: Duration) -> LeaseKeeper {
-        Self::spawn(coord, lease, ttl, None)
+        Self::spawn(coord, lease, ttl, None, Arc::default())
     }
 
     fn spawn(
@@ -96,6 +149,7 @@ impl LeaseKeeper {
         lease: LeaseId,
         ttl: Duration,
         confirmed: Option<Instant>,
+        stats: Arc<RenewalStats>,
     ) -> LeaseKeeper {
         let tracker = Tracker {
             confirmed_until: confirmed,
@@ -103,7 +157,13 @@ impl LeaseKeeper {
         };
         let (tx, rx) = watch::channel(tracker.status_at(Instant::now()));
         let status_tx = Arc::new(tx);
-        let task = tokio::spawn(keep(coord.clone(), lease, tracker, status_tx.clone()));
+        let task = tokio::spawn(keep(
+            coord.clone(),
+            lease,
+            tracker,
+            status_tx.clone(),
+            stats,
+        ));
         LeaseKeeper {
             coord,
             lease,
@@ -234,6 +294,7 @@ async fn keep(
     lease: LeaseId,
     mut tracker: Tracker,
     tx: Arc<watch::Sender<LeaseStatus>>,
+    stats: Arc<RenewalStats>,
 ) {
     let mut next_renewal = match tracker.confirmed_until {
         Some(_) => Instant::now() + tracker.ttl / 3,
@@ -249,6 +310,10 @@ async fn keep(
             return;
         }
         let sent = Instant::now();
+        stats.max_late_us.fetch_max(
+            RenewalStats::micros(sent.saturating_duration_since(next_renewal)),
+            Ordering::Relaxed,
+        );
         let call = coord.keep_alive(lease);
         tokio::pin!(call);
         let result = loop {
@@ -265,8 +330,13 @@ async fn keep(
         };
         match result {
             Ok(ttl) => {
+                let round_trip = sent.elapsed();
                 metrics::histogram!("nightshift_lease_renew_seconds")
-                    .record(sent.elapsed().as_secs_f64());
+                    .record(round_trip.as_secs_f64());
+                stats.renewals.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .max_round_trip_us
+                    .fetch_max(RenewalStats::micros(round_trip), Ordering::Relaxed);
                 tracker = Tracker {
                     confirmed_until: Some(sent + ttl),
                     ttl,
@@ -283,6 +353,7 @@ async fn keep(
             Err(e) => {
                 tracing::warn!(lease = lease.0, error = %e, "lease renewal failed; retrying");
                 metrics::counter!("nightshift_lease_renew_errors_total").increment(1);
+                stats.failures.fetch_add(1, Ordering::Relaxed);
                 let cap = (tracker.ttl / 6).max(Duration::from_millis(1));
                 next_renewal = Instant::now() + retry.min(cap);
                 retry = (retry * 2).min(cap);
