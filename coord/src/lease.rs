@@ -1,6 +1,6 @@
 //! Lease keep-alive supervision, written once over `Arc<dyn Coordinator>`.
 //!
-//! A [`LeaseKeeper`] renews a lease every TTL/3 and publishes a
+//! A [`LeaseKeeper`] renews a lease every TTL/4 and publishes a
 //! [`LeaseStatus`] that holders (executors, the scheduler leader) use to
 //! **self-fence**: stop writing before the lease could have expired.
 //!
@@ -28,10 +28,17 @@
 //! (the server said "not found") or its TTL passed without a confirmed
 //! renewal; the keeper stops.
 //!
-//! Renewal timing: renew at `sent + TTL/3`; after a failure retry after
-//! 200 ms, doubling, capped at TTL/6, so several retries fit before
-//! `Expiring` and no sleep reaches past the expiry. Status changes are
-//! published on time even while a renewal call hangs.
+//! Renewal timing: renew every TTL/4 from the last send, **without waiting
+//! for a slow answer** (up to three renewals in flight): a renewal etcd
+//! answers late — queued behind its apply backlog, which it waits for
+//! before renewing — still confirms the lease from its send time, so one
+//! answered within 5/12 of the TTL keeps the holder writing. Waiting for
+//! each answer before sending the next (or abandoning it at the request
+//! deadline and sending another behind it) made every answer slower than
+//! 2 s self-fence 1,000-executor fleets (BENCHMARKS.md, "Fleet"). After a
+//! failure retry after 200 ms, doubling, capped at TTL/6, so several
+//! retries fit before `Expiring`. Status changes are published on time
+//! even while renewals hang.
 
 use crate::api::{CoordError, Coordinator, LeaseId};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +49,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 const RETRY_START: Duration = Duration::from_millis(200);
+/// Renewals sent per TTL. Status leaves `Alive` 2/3 of a TTL after the last
+/// confirmed send, so a renewal sent every TTL/4 may take up to 5/12 of the
+/// TTL (4.2 s of a 10 s lease) to be answered without the holder
+/// self-fencing; at TTL/3 it could take only 1/3.
+const RENEWALS_PER_TTL: u32 = 4;
+/// Renewals in flight at most (a stalled etcd is not sent an ever-growing
+/// queue of them).
+const MAX_IN_FLIGHT: usize = 3;
 
 /// What a lease holder may do right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,28 +282,6 @@ fn publish(tx: &watch::Sender<LeaseStatus>, status: LeaseStatus) -> LeaseStatus 
     status
 }
 
-/// Sleeps until `deadline`, publishing time-driven status changes on the
-/// way. Returns `false` if the lease became `Lost`.
-async fn sleep_tracking(
-    deadline: Instant,
-    tracker: &Tracker,
-    tx: &watch::Sender<LeaseStatus>,
-) -> bool {
-    loop {
-        let now = Instant::now();
-        if publish(tx, tracker.status_at(now)) == LeaseStatus::Lost {
-            return false;
-        }
-        if now >= deadline {
-            return true;
-        }
-        let wake = tracker
-            .next_change(now)
-            .map_or(deadline, |change| change.min(deadline));
-        tokio::time::sleep_until(wake).await;
-    }
-}
-
 async fn keep(
     coord: Arc<dyn Coordinator>,
     lease: LeaseId,
@@ -296,38 +289,49 @@ async fn keep(
     tx: Arc<watch::Sender<LeaseStatus>>,
     stats: Arc<RenewalStats>,
 ) {
+    use futures::stream::{FuturesUnordered, StreamExt as _};
     let mut next_renewal = match tracker.confirmed_until {
-        Some(_) => Instant::now() + tracker.ttl / 3,
+        Some(_) => Instant::now() + tracker.ttl / RENEWALS_PER_TTL,
         None => Instant::now(),
     };
     let mut retry = RETRY_START;
+    // Renewals in flight, each with its send time. A slow answer is not
+    // abandoned for a newer request: etcd queues renewals behind its apply
+    // backlog, so the pending one is the first to come back, and it still
+    // counts from when it was sent.
+    let mut pending = FuturesUnordered::new();
     loop {
-        if !sleep_tracking(next_renewal, &tracker, &tx).await {
+        let now = Instant::now();
+        if publish(&tx, tracker.status_at(now)) == LeaseStatus::Lost {
             tracing::warn!(
                 lease = lease.0,
+                pending = pending.len(),
                 "lease ttl passed without a confirmed renewal"
             );
             return;
         }
-        let sent = Instant::now();
-        stats.max_late_us.fetch_max(
-            RenewalStats::micros(sent.saturating_duration_since(next_renewal)),
-            Ordering::Relaxed,
-        );
-        let call = coord.keep_alive(lease);
-        tokio::pin!(call);
-        let result = loop {
-            let change = tracker.next_change(Instant::now());
-            tokio::select! {
-                result = &mut call => break result,
-                _ = sleep_until_opt(change) => {
-                    if publish(&tx, tracker.status_at(Instant::now())) == LeaseStatus::Lost {
-                        tracing::warn!(lease = lease.0, "lease ttl passed while a renewal was pending");
-                        return;
-                    }
-                }
-            }
+        if now >= next_renewal && pending.len() < MAX_IN_FLIGHT {
+            stats.max_late_us.fetch_max(
+                RenewalStats::micros(now.saturating_duration_since(next_renewal)),
+                Ordering::Relaxed,
+            );
+            let coord = coord.clone();
+            pending.push(async move { (now, coord.keep_alive(lease).await) });
+            next_renewal = now + tracker.ttl / RENEWALS_PER_TTL;
+            continue;
+        }
+        // Wake for the next send (unless the pipeline is full), the next
+        // status change, or an answer.
+        let send_at = (pending.len() < MAX_IN_FLIGHT).then_some(next_renewal);
+        let wake = match (send_at, tracker.next_change(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
+        let answer = tokio::select! {
+            Some(answer) = pending.next(), if !pending.is_empty() => answer,
+            _ = sleep_until_opt(wake) => continue,
+        };
+        let (sent, result) = answer;
         match result {
             Ok(ttl) => {
                 let round_trip = sent.elapsed();
@@ -337,12 +341,14 @@ async fn keep(
                 stats
                     .max_round_trip_us
                     .fetch_max(RenewalStats::micros(round_trip), Ordering::Relaxed);
-                tracker = Tracker {
-                    confirmed_until: Some(sent + ttl),
-                    ttl,
-                };
-                publish(&tx, tracker.status_at(Instant::now()));
-                next_renewal = sent + ttl / 3;
+                // Answers may arrive out of order: the latest send wins.
+                let until = sent + ttl;
+                if tracker.confirmed_until.is_none_or(|c| until > c) {
+                    tracker = Tracker {
+                        confirmed_until: Some(until),
+                        ttl,
+                    };
+                }
                 retry = RETRY_START;
             }
             Err(CoordError::LeaseNotFound(_)) => {
@@ -355,7 +361,7 @@ async fn keep(
                 metrics::counter!("nightshift_lease_renew_errors_total").increment(1);
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 let cap = (tracker.ttl / 6).max(Duration::from_millis(1));
-                next_renewal = Instant::now() + retry.min(cap);
+                next_renewal = next_renewal.min(Instant::now() + retry.min(cap));
                 retry = (retry * 2).min(cap);
             }
         }

@@ -72,6 +72,9 @@ pub(super) struct ChainRun {
     pub etcd_cpu: Option<f64>,
     /// How late this process's runtime woke timers during the run.
     pub lag: Lag,
+    /// etcd's own `/metrics` page at the end (first endpoint), when
+    /// readable: its disk latency histograms.
+    pub etcd_metrics: Option<String>,
     /// Scheduler peak RSS, MiB.
     pub rss: f64,
     /// etcd revisions (write requests) during the run and its clean-up.
@@ -139,6 +142,12 @@ pub(super) async fn chain_run(
         _ => None,
     };
     let lag = probe.finish();
+    let etcd_metrics = match rig.etcd.first().and_then(|e| e.strip_prefix("http://")) {
+        Some(authority) => egress::get_metrics(authority.trim_end_matches('/'))
+            .await
+            .ok(),
+        None => None,
+    };
     // The leader deletes a persisted run's keys: count those writes too.
     let live = [
         keyspace::runs_prefix(&rig.prefix),
@@ -176,6 +185,7 @@ pub(super) async fn chain_run(
         bench_cpu,
         etcd_cpu,
         lag,
+        etcd_metrics,
         rss,
         revisions,
         egress: match (sent_before, sent_after) {

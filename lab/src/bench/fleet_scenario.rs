@@ -167,6 +167,23 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         "ms (executors' runtime waking a timer late)",
     );
     r.figure("runtime_lag_max_ms", round3(c.lag.max_ms), "ms");
+    if let Some(page) = c.etcd_metrics.as_deref() {
+        // Since etcd started (the raw put window included): a slow disk
+        // stalls etcd's apply loop, and lease renewals wait for it.
+        for (name, metric) in [
+            (
+                "etcd_wal_fsync_p99_ms",
+                "etcd_disk_wal_fsync_duration_seconds",
+            ),
+            (
+                "etcd_backend_commit_p99_ms",
+                "etcd_disk_backend_commit_duration_seconds",
+            ),
+        ] {
+            let p99 = scrape::histogram_quantile(page, metric, 0.99).unwrap_or(0.0);
+            r.figure(name, round3(p99 * 1000.0), "ms (etcd's histogram buckets)");
+        }
+    }
     let renew = renewal_figures(&c.stats);
     r.figure(
         "lease_renew_failures",
