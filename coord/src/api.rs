@@ -385,6 +385,20 @@ pub trait Coordinator: Send + Sync + 'static {
             return Ok((kvs, revision));
         }
     }
+    /// Every key under a prefix without its value (`value` empty; the
+    /// revisions and lease kept), as one consistent snapshot like
+    /// [`get_prefix_paged`](Self::get_prefix_paged): for a reader that needs
+    /// only names and mod revisions (the leader's per-pass listing of every
+    /// assignment), so values of any size cost neither the store nor the
+    /// wire. The default reads the values and drops them; etcd reads keys
+    /// only, in large pages.
+    async fn get_prefix_keys(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
+        let (mut kvs, revision) = self.get_prefix_paged(prefix, PAGE_KEYS_ANY).await?;
+        for kv in &mut kvs {
+            kv.value = Vec::new();
+        }
+        Ok((kvs, revision))
+    }
     /// Deletes one key; returns how many keys were deleted (0 or 1).
     async fn delete(&self, key: &str) -> Result<i64, CoordError>;
     /// Deletes every key under a prefix; returns how many were deleted.

@@ -1,6 +1,6 @@
 //! Lease keep-alive supervision, written once over `Arc<dyn Coordinator>`.
 //!
-//! A [`LeaseKeeper`] renews a lease every TTL/3 and publishes a
+//! A [`LeaseKeeper`] renews a lease every TTL/4 and publishes a
 //! [`LeaseStatus`] that holders (executors, the scheduler leader) use to
 //! **self-fence**: stop writing before the lease could have expired.
 //!
@@ -28,12 +28,20 @@
 //! (the server said "not found") or its TTL passed without a confirmed
 //! renewal; the keeper stops.
 //!
-//! Renewal timing: renew at `sent + TTL/3`; after a failure retry after
-//! 200 ms, doubling, capped at TTL/6, so several retries fit before
-//! `Expiring` and no sleep reaches past the expiry. Status changes are
-//! published on time even while a renewal call hangs.
+//! Renewal timing: renew every TTL/4 from the last send, **without waiting
+//! for a slow answer** (up to three renewals in flight): a renewal etcd
+//! answers late — queued behind its apply backlog, which it waits for
+//! before renewing — still confirms the lease from its send time, so one
+//! answered within 5/12 of the TTL keeps the holder writing. Waiting for
+//! each answer before sending the next (or abandoning it at the request
+//! deadline and sending another behind it) made every answer slower than
+//! 2 s self-fence 1,000-executor fleets (BENCHMARKS.md, "Fleet"). After a
+//! failure retry after 200 ms, doubling, capped at TTL/6, so several
+//! retries fit before `Expiring`. Status changes are published on time
+//! even while renewals hang.
 
 use crate::api::{CoordError, Coordinator, LeaseId};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -41,6 +49,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 const RETRY_START: Duration = Duration::from_millis(200);
+/// Renewals sent per TTL. Status leaves `Alive` 2/3 of a TTL after the last
+/// confirmed send, so a renewal sent every TTL/4 may take up to 5/12 of the
+/// TTL (4.2 s of a 10 s lease) to be answered without the holder
+/// self-fencing; at TTL/3 it could take only 1/3.
+const RENEWALS_PER_TTL: u32 = 4;
+/// Renewals in flight at most (a stalled etcd is not sent an ever-growing
+/// queue of them).
+const MAX_IN_FLIGHT: usize = 3;
 
 /// What a lease holder may do right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +73,48 @@ pub enum LeaseStatus {
     /// The lease is gone or may be; terminal. Holders must consider
     /// everything attached to it lost.
     Lost,
+}
+
+/// What a keeper observed of its renewals, for benchmarks and operators
+/// (relaxed atomics: observations, never used to decide anything). One
+/// value may be shared by the successive keepers of a holder.
+#[derive(Debug, Default)]
+pub struct RenewalStats {
+    renewals: AtomicU64,
+    failures: AtomicU64,
+    max_round_trip_us: AtomicU64,
+    max_late_us: AtomicU64,
+}
+
+/// A copy of [`RenewalStats`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewalSnapshot {
+    /// Renewals etcd confirmed.
+    pub renewals: u64,
+    /// Renewal calls that failed (each retried).
+    pub failures: u64,
+    /// Longest time from sending a renewal to its confirmation, µs.
+    pub max_round_trip_us: u64,
+    /// Longest delay between when a renewal was due and when it was sent,
+    /// µs: how late the keeper's task ran (a busy runtime), not etcd.
+    pub max_late_us: u64,
+}
+
+impl RenewalStats {
+    /// Reads the counters.
+    pub fn snapshot(&self) -> RenewalSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RenewalSnapshot {
+            renewals: get(&self.renewals),
+            failures: get(&self.failures),
+            max_round_trip_us: get(&self.max_round_trip_us),
+            max_late_us: get(&self.max_late_us),
+        }
+    }
+
+    fn micros(d: Duration) -> u64 {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Keeps one lease alive in a background task. Dropping the keeper is
@@ -78,9 +136,19 @@ impl LeaseKeeper {
         coord: Arc<dyn Coordinator>,
         ttl: Duration,
     ) -> Result<LeaseKeeper, CoordError> {
+        Self::grant_observed(coord, ttl, Arc::default()).await
+    }
+
+    /// [`grant`](Self::grant), recording what the renewals observe in
+    /// `stats` (e.g. shared by every registration of one executor).
+    pub async fn grant_observed(
+        coord: Arc<dyn Coordinator>,
+        ttl: Duration,
+        stats: Arc<RenewalStats>,
+    ) -> Result<LeaseKeeper, CoordError> {
         let sent = Instant::now();
         let lease = coord.grant_lease(ttl).await?;
-        Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl)))
+        Ok(Self::spawn(coord, lease, ttl, Some(sent + ttl), stats))
     }
 
     /// Keeps an existing lease alive. Nothing is known about it yet, so the
@@ -88,7 +156,7 @@ impl LeaseKeeper {
     /// which is sent at once (or `Lost` if the lease no longer exists).
     /// Prefer [`grant`](Self::grant) for a new lease.
     pub fn start(coord: Arc<dyn Coordinator>, lease: LeaseId, ttl: Duration) -> LeaseKeeper {
-        Self::spawn(coord, lease, ttl, None)
+        Self::spawn(coord, lease, ttl, None, Arc::default())
     }
 
     fn spawn(
@@ -96,6 +164,7 @@ impl LeaseKeeper {
         lease: LeaseId,
         ttl: Duration,
         confirmed: Option<Instant>,
+        stats: Arc<RenewalStats>,
     ) -> LeaseKeeper {
         let tracker = Tracker {
             confirmed_until: confirmed,
@@ -103,7 +172,13 @@ impl LeaseKeeper {
         };
         let (tx, rx) = watch::channel(tracker.status_at(Instant::now()));
         let status_tx = Arc::new(tx);
-        let task = tokio::spawn(keep(coord.clone(), lease, tracker, status_tx.clone()));
+        let task = tokio::spawn(keep(
+            coord.clone(),
+            lease,
+            tracker,
+            status_tx.clone(),
+            stats,
+        ));
         LeaseKeeper {
             coord,
             lease,
@@ -207,72 +282,73 @@ fn publish(tx: &watch::Sender<LeaseStatus>, status: LeaseStatus) -> LeaseStatus 
     status
 }
 
-/// Sleeps until `deadline`, publishing time-driven status changes on the
-/// way. Returns `false` if the lease became `Lost`.
-async fn sleep_tracking(
-    deadline: Instant,
-    tracker: &Tracker,
-    tx: &watch::Sender<LeaseStatus>,
-) -> bool {
-    loop {
-        let now = Instant::now();
-        if publish(tx, tracker.status_at(now)) == LeaseStatus::Lost {
-            return false;
-        }
-        if now >= deadline {
-            return true;
-        }
-        let wake = tracker
-            .next_change(now)
-            .map_or(deadline, |change| change.min(deadline));
-        tokio::time::sleep_until(wake).await;
-    }
-}
-
 async fn keep(
     coord: Arc<dyn Coordinator>,
     lease: LeaseId,
     mut tracker: Tracker,
     tx: Arc<watch::Sender<LeaseStatus>>,
+    stats: Arc<RenewalStats>,
 ) {
+    use futures::stream::{FuturesUnordered, StreamExt as _};
     let mut next_renewal = match tracker.confirmed_until {
-        Some(_) => Instant::now() + tracker.ttl / 3,
+        Some(_) => Instant::now() + tracker.ttl / RENEWALS_PER_TTL,
         None => Instant::now(),
     };
     let mut retry = RETRY_START;
+    // Renewals in flight, each with its send time. A slow answer is not
+    // abandoned for a newer request: etcd queues renewals behind its apply
+    // backlog, so the pending one is the first to come back, and it still
+    // counts from when it was sent.
+    let mut pending = FuturesUnordered::new();
     loop {
-        if !sleep_tracking(next_renewal, &tracker, &tx).await {
+        let now = Instant::now();
+        if publish(&tx, tracker.status_at(now)) == LeaseStatus::Lost {
             tracing::warn!(
                 lease = lease.0,
+                pending = pending.len(),
                 "lease ttl passed without a confirmed renewal"
             );
             return;
         }
-        let sent = Instant::now();
-        let call = coord.keep_alive(lease);
-        tokio::pin!(call);
-        let result = loop {
-            let change = tracker.next_change(Instant::now());
-            tokio::select! {
-                result = &mut call => break result,
-                _ = sleep_until_opt(change) => {
-                    if publish(&tx, tracker.status_at(Instant::now())) == LeaseStatus::Lost {
-                        tracing::warn!(lease = lease.0, "lease ttl passed while a renewal was pending");
-                        return;
-                    }
-                }
-            }
+        if now >= next_renewal && pending.len() < MAX_IN_FLIGHT {
+            stats.max_late_us.fetch_max(
+                RenewalStats::micros(now.saturating_duration_since(next_renewal)),
+                Ordering::Relaxed,
+            );
+            let coord = coord.clone();
+            pending.push(async move { (now, coord.keep_alive(lease).await) });
+            next_renewal = now + tracker.ttl / RENEWALS_PER_TTL;
+            continue;
+        }
+        // Wake for the next send (unless the pipeline is full), the next
+        // status change, or an answer.
+        let send_at = (pending.len() < MAX_IN_FLIGHT).then_some(next_renewal);
+        let wake = match (send_at, tracker.next_change(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
+        let answer = tokio::select! {
+            Some(answer) = pending.next(), if !pending.is_empty() => answer,
+            _ = sleep_until_opt(wake) => continue,
+        };
+        let (sent, result) = answer;
         match result {
             Ok(ttl) => {
+                let round_trip = sent.elapsed();
                 metrics::histogram!("nightshift_lease_renew_seconds")
-                    .record(sent.elapsed().as_secs_f64());
-                tracker = Tracker {
-                    confirmed_until: Some(sent + ttl),
-                    ttl,
-                };
-                publish(&tx, tracker.status_at(Instant::now()));
-                next_renewal = sent + ttl / 3;
+                    .record(round_trip.as_secs_f64());
+                stats.renewals.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .max_round_trip_us
+                    .fetch_max(RenewalStats::micros(round_trip), Ordering::Relaxed);
+                // Answers may arrive out of order: the latest send wins.
+                let until = sent + ttl;
+                if tracker.confirmed_until.is_none_or(|c| until > c) {
+                    tracker = Tracker {
+                        confirmed_until: Some(until),
+                        ttl,
+                    };
+                }
                 retry = RETRY_START;
             }
             Err(CoordError::LeaseNotFound(_)) => {
@@ -283,8 +359,9 @@ async fn keep(
             Err(e) => {
                 tracing::warn!(lease = lease.0, error = %e, "lease renewal failed; retrying");
                 metrics::counter!("nightshift_lease_renew_errors_total").increment(1);
+                stats.failures.fetch_add(1, Ordering::Relaxed);
                 let cap = (tracker.ttl / 6).max(Duration::from_millis(1));
-                next_renewal = Instant::now() + retry.min(cap);
+                next_renewal = next_renewal.min(Instant::now() + retry.min(cap));
                 retry = (retry * 2).min(cap);
             }
         }

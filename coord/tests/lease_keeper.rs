@@ -173,3 +173,29 @@ async fn revoked_lease_is_lost_at_the_next_renewal_and_revoke_deletes_keys() {
     assert_eq!(*status.borrow(), LeaseStatus::Lost);
     assert_eq!(flaky.get("k2").await.unwrap(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn renewals_slower_than_a_third_of_the_ttl_keep_the_lease_alive() {
+    // Each answer takes 40 % of the TTL: waiting for it before sending the
+    // next renewal (sent at TTL/3, answered at 73 % of the TTL) would pass
+    // the 2/3 mark and self-fence. Renewals sent every TTL/4 regardless of
+    // the one in flight keep the lease confirmed throughout.
+    let flaky = Arc::new(Flaky::default());
+    let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
+    flaky
+        .renewal_delay_ms
+        .store(TTL.as_millis() as u64 * 2 / 5, Ordering::SeqCst);
+    let mut status = keeper.status();
+    let watched = async {
+        loop {
+            let (s, at) = next_status(&mut status).await;
+            assert!(
+                matches!(s, LeaseStatus::Alive { .. }),
+                "left Alive at {at:?}: {s:?}"
+            );
+        }
+    };
+    let _ = tokio::time::timeout(TTL * 5, watched).await;
+    assert!(matches!(*status.borrow(), LeaseStatus::Alive { .. }));
+    assert!(flaky.renewals.load(Ordering::SeqCst) >= 15);
+}

@@ -122,7 +122,8 @@ pub(crate) async fn run(
     coord: Arc<dyn Coordinator>,
     stop: &CancellationToken,
 ) -> Result<SessionEnd, CoordError> {
-    let keeper = LeaseKeeper::grant(coord.clone(), config.lease_ttl).await?;
+    let keeper =
+        LeaseKeeper::grant_observed(coord.clone(), config.lease_ttl, stats.lease.clone()).await?;
     let lease = keeper.lease();
     if let Err(e) = register(&config, &coord, lease).await {
         let _ = tokio::time::timeout(Duration::from_secs(5), keeper.revoke()).await;

@@ -3,6 +3,7 @@
 //! Plain relaxed atomics: they are observations, never used to decide
 //! anything, so they need no ordering with the state they describe.
 
+use nightshift_coord::lease::RenewalStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub(crate) struct Stats {
     pub results_dropped: AtomicU64,
     pub items_cancelled: AtomicU64,
     pub self_fences: AtomicU64,
+    /// Renewals of every registration's lease.
+    pub lease: Arc<RenewalStats>,
 }
 
 impl Stats {
@@ -48,6 +51,15 @@ pub struct StatsSnapshot {
     pub items_cancelled: u64,
     /// Times the executor stopped its work because its lease was in doubt.
     pub self_fences: u64,
+    /// Lease renewals confirmed, all registrations.
+    pub lease_renewals: u64,
+    /// Lease renewal calls that failed (and were retried).
+    pub lease_renew_failures: u64,
+    /// Longest renewal round trip (sent → confirmed), µs.
+    pub lease_renew_max_round_trip_us: u64,
+    /// Longest delay of a renewal past when it was due, µs (the runtime
+    /// running the keeper late, not etcd answering late).
+    pub lease_renew_max_late_us: u64,
 }
 
 impl StatsHandle {
@@ -55,6 +67,7 @@ impl StatsHandle {
     pub fn snapshot(&self) -> StatsSnapshot {
         let s = &self.0;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let lease = s.lease.snapshot();
         StatsSnapshot {
             registrations: get(&s.registrations),
             items_started: get(&s.items_started),
@@ -64,6 +77,10 @@ impl StatsHandle {
             results_dropped: get(&s.results_dropped),
             items_cancelled: get(&s.items_cancelled),
             self_fences: get(&s.self_fences),
+            lease_renewals: lease.renewals,
+            lease_renew_failures: lease.failures,
+            lease_renew_max_round_trip_us: lease.max_round_trip_us,
+            lease_renew_max_late_us: lease.max_late_us,
         }
     }
 }

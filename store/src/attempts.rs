@@ -124,6 +124,16 @@ pub struct EndedAttempt {
     pub error: Option<String>,
 }
 
+/// A run's items by how many succeeded attempts they have (the
+/// exactly-once check of a benchmark, counted by the database).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SucceededCounts {
+    /// Items (of any job) with exactly one succeeded attempt.
+    pub once: u64,
+    /// Items with more than one.
+    pub more: u64,
+}
+
 /// Rows per `INSERT` of [`Store::record_ended_attempts`]: 11 binds a row
 /// stays far below SQLite's (32,766) and PostgreSQL's (65,535) bind limits.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -285,6 +295,27 @@ impl Store {
         w.eq_text("run_id", run_id.map(RunId::as_str));
         w.eq_text("executor", executor.map(ExecutorId::as_str));
         self.select_attempts(w, "list unfinished attempts").await
+    }
+
+    /// How many items of `run_id` (every job) succeeded exactly once and
+    /// how many more than once, grouped in SQL: a million-item run is
+    /// counted without loading its attempt rows.
+    pub async fn succeeded_counts(&self, run_id: &RunId) -> Result<SucceededCounts> {
+        let sql = "SELECT \
+                CAST(COALESCE(SUM(CASE WHEN n = 1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                CAST(COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+            FROM (SELECT COUNT(*) AS n FROM item_attempts \
+                  WHERE run_id = $1 AND outcome = $2 GROUP BY job, item) AS per_item";
+        let (once, more): (i64, i64) = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(run_id.as_str())
+            .bind(AttemptOutcome::Succeeded.as_str())
+            .fetch_one(pool)
+            .await)
+        .map_err(query_err("count succeeded items"))?;
+        Ok(SucceededCounts {
+            once: u64::try_from(once).unwrap_or(0),
+            more: u64::try_from(more).unwrap_or(0),
+        })
     }
 
     async fn select_attempts(&self, w: Where, op: &'static str) -> Result<Vec<Attempt>> {

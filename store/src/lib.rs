@@ -55,7 +55,7 @@ pub mod runs;
 
 pub use alerts::{Alert, AlertFilter, AlertId, AlertOpened, NewAlert, Silence};
 pub use attempt_logs::AttemptLog;
-pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt};
+pub use attempts::{Attempt, AttemptId, EndedAttempt, NewAttempt, SucceededCounts};
 pub use checkpoints::StoredCheckpoint;
 pub use command_outcomes::RecordedOutcome;
 pub use connect::{Backend, Store, StoreOptions};

@@ -1,9 +1,9 @@
 //! etcd backend: a thin translation of the contract onto `etcd-client`, plus
 //! the supervision the crate lacks.
 //!
-//! - **Deadlines and retries:** every unary call (and every watch or
-//!   keep-alive stream's creation) runs under `request_timeout` (default
-//!   2 s; our own `tokio::time::timeout`, not tonic's per-request timeout,
+//! - **Deadlines and retries:** every unary call (and every watch
+//!   stream's creation) runs under `request_timeout` (default 2 s; a lease
+//!   renewal under at least 5 s, see `keep_alive`; our own `tokio::time::timeout`, not tonic's per-request timeout,
 //!   which would also cut long-lived watch streams). Within it, a failed
 //!   attempt is sent again when that is safe (see the `retry` module): at
 //!   once when it never reached a member (a dead member's connect error),
@@ -57,6 +57,13 @@ use std::time::Duration;
 
 /// Largest response we accept (a big `get_prefix`); etcd-client's default is 4 MiB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Least deadline of a lease renewal: up to 5/12 of a 10 s TTL, the
+/// longest a renewal sent every TTL/4 may take and still keep its holder
+/// writing (see `crate::lease`).
+const KEEP_ALIVE_DEADLINE: Duration = Duration::from_secs(5);
+/// Keys per page of a keys-only read: a key is at most a few hundred
+/// bytes, so a page stays far below the response cap.
+const KEYS_ONLY_PAGE: usize = 10_000;
 /// HTTP/2 keep-alive ping interval; must stay ≥ etcd's `--grpc-keepalive-min-time`.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(6);
 /// How long a keep-alive ping may go unanswered before the connection is dropped.
@@ -220,13 +227,29 @@ impl EtcdCoordinator {
         &self,
         lease: Option<LeaseId>,
         safety: retry::Safety,
+        attempt: F,
+    ) -> Result<T, CoordError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ec::Error>>,
+    {
+        self.call_within(self.request_timeout, lease, safety, attempt)
+            .await
+    }
+
+    /// [`call`](Self::call) with a deadline of `timeout`.
+    async fn call_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        lease: Option<LeaseId>,
+        safety: retry::Safety,
         mut attempt: F,
     ) -> Result<T, CoordError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ec::Error>>,
     {
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut tries: u32 = 0;
         loop {
             tries += 1;
@@ -235,8 +258,7 @@ impl EtcdCoordinator {
                 Ok(Err(e)) => e,
                 Err(_) => {
                     return Err(CoordError::Unavailable(format!(
-                        "etcd request timed out after {:?}",
-                        self.request_timeout
+                        "etcd request timed out after {timeout:?}"
                     )))
                 }
             };
@@ -251,6 +273,52 @@ impl EtcdCoordinator {
             tracing::debug!(error = %e, tries, "etcd request failed; retrying on another member");
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// One page of a prefix: at most `limit` keys sorting after `after`,
+    /// at `revision` (now when `None`); without values when `keys_only`.
+    async fn range_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+        keys_only: bool,
+    ) -> Result<PrefixPage, CoordError> {
+        // The page starts just after `after` (the smallest key greater than
+        // it is `after` + NUL) and runs to the prefix's range end.
+        let start: Vec<u8> = match after {
+            Some(after) => {
+                let mut start = after.as_bytes().to_vec();
+                start.push(0);
+                start
+            }
+            None => prefix.as_bytes().to_vec(),
+        };
+        // etcd: a range end of "\0" means "to the end of the keyspace".
+        let end = prefix_range_end(prefix.as_bytes()).unwrap_or_else(|| vec![0]);
+        let mut options = ec::GetOptions::new()
+            .with_range(end)
+            .with_limit(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+            .with_revision(revision.unwrap_or(0));
+        if keys_only {
+            options = options.with_keys_only();
+        }
+        let resp = self
+            .call(None, Safety::Repeatable, || {
+                let mut kv = self.kv();
+                let (start, options) = (start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await?;
+        Ok(PrefixPage {
+            kvs: resp.kvs().iter().map(convert::key_value).collect(),
+            revision: match revision {
+                Some(rev) => rev,
+                None => header_revision(resp.header())?,
+            },
+            more: resp.more(),
+        })
     }
 
     fn kv(&self) -> ec::KvClient {
@@ -323,7 +391,12 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, CoordError> {
-        self.call(Some(lease), Safety::Repeatable, || {
+        // A longer deadline than other requests: etcd answers a renewal only
+        // once it has applied what it committed, so a write backlog delays
+        // it, and a late answer still confirms the lease from its send time
+        // (see `crate::lease`); abandoning it would only queue another.
+        let timeout = self.request_timeout.max(KEEP_ALIVE_DEADLINE);
+        self.call_within(timeout, Some(lease), Safety::Repeatable, || {
             let mut leases = self.client.lease_client();
             async move {
                 // etcd-client sends one renewal and checks its answer inside
@@ -419,37 +492,35 @@ impl Coordinator for EtcdCoordinator {
         limit: usize,
         revision: Option<Revision>,
     ) -> Result<PrefixPage, CoordError> {
-        // The page starts just after `after` (the smallest key greater than
-        // it is `after` + NUL) and runs to the prefix's range end.
-        let start: Vec<u8> = match after {
-            Some(after) => {
-                let mut start = after.as_bytes().to_vec();
-                start.push(0);
-                start
+        self.range_page(prefix, after, limit, revision, false).await
+    }
+
+    async fn get_prefix_keys(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), CoordError> {
+        let mut attempt = 0;
+        'read: loop {
+            attempt += 1;
+            let first = self
+                .range_page(prefix, None, KEYS_ONLY_PAGE, None, true)
+                .await?;
+            let (revision, mut more, mut kvs) = (first.revision, first.more, first.kvs);
+            while more {
+                let Some(after) = kvs.last().map(|kv| kv.key.clone()) else {
+                    break;
+                };
+                match self
+                    .range_page(prefix, Some(&after), KEYS_ONLY_PAGE, Some(revision), true)
+                    .await
+                {
+                    Ok(page) => {
+                        more = page.more;
+                        kvs.extend(page.kvs);
+                    }
+                    Err(CoordError::Compacted { .. }) if attempt < 3 => continue 'read,
+                    Err(e) => return Err(e),
+                }
             }
-            None => prefix.as_bytes().to_vec(),
-        };
-        // etcd: a range end of "\0" means "to the end of the keyspace".
-        let end = prefix_range_end(prefix.as_bytes()).unwrap_or_else(|| vec![0]);
-        let options = ec::GetOptions::new()
-            .with_range(end)
-            .with_limit(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
-            .with_revision(revision.unwrap_or(0));
-        let resp = self
-            .call(None, Safety::Repeatable, || {
-                let mut kv = self.kv();
-                let (start, options) = (start.clone(), options.clone());
-                async move { kv.get(start, Some(options)).await }
-            })
-            .await?;
-        Ok(PrefixPage {
-            kvs: resp.kvs().iter().map(convert::key_value).collect(),
-            revision: match revision {
-                Some(rev) => rev,
-                None => header_revision(resp.header())?,
-            },
-            more: resp.more(),
-        })
+            return Ok((kvs, revision));
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<i64, CoordError> {

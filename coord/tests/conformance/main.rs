@@ -54,6 +54,7 @@ conformance! {
     paged::write_between_pages_does_not_show,
     paged::page_at_a_compacted_revision_is_compacted,
     paged::paged_read_starts_over_when_compacted_between_pages,
+    paged::keys_only_read_has_every_key_and_revision_but_no_value,
     leases::lease_expiry_deletes_keys_and_watchers_see_it,
     leases::revoke_deletes_keys_at_once,
     leases::keep_alive_of_expired_lease_is_lease_not_found,

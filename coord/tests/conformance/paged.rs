@@ -209,3 +209,36 @@ impl Intercept for Pausing {
             .await
     }
 }
+
+pub async fn keys_only_read_has_every_key_and_revision_but_no_value(
+    b: &dyn Backend,
+) -> anyhow::Result<()> {
+    let c = b.coord();
+    let keys = fill(c.as_ref()).await?;
+    let lease = c.grant_lease(Duration::from_secs(30)).await?;
+    c.put("/pg/leased", b"v".to_vec(), Some(lease)).await?;
+    let (whole, rev) = c.get_prefix("/pg/").await?;
+    let (bare, at) = c.get_prefix_keys("/pg/").await?;
+    ensure!(at == rev, "keys read at {at}, store at {rev}");
+    let mut expected = keys;
+    expected.push("/pg/leased".to_owned());
+    expected.sort();
+    ensure!(names(&bare) == expected, "{:?}", names(&bare));
+    for (k, full) in bare.iter().zip(&whole) {
+        ensure!(k.value.is_empty(), "{} has a value", k.key);
+        ensure!(
+            (k.mod_revision, k.create_revision, k.version, k.lease)
+                == (
+                    full.mod_revision,
+                    full.create_revision,
+                    full.version,
+                    full.lease
+                ),
+            "{k:?} vs {full:?}"
+        );
+    }
+    ensure!(bare.iter().any(|k| k.lease == Some(lease)));
+    let (none, _) = c.get_prefix_keys("/nothing/").await?;
+    ensure!(none.is_empty());
+    Ok(())
+}

@@ -7,6 +7,8 @@
 
 use super::egress;
 use super::fleet::Fleet;
+use super::lag::{Lag, LagProbe};
+use super::process;
 use super::report::{round3, Report};
 use super::rig::{ended_runs, Deadline, Rig};
 use anyhow::{bail, Context as _};
@@ -64,6 +66,15 @@ pub(super) struct ChainRun {
     pub run_secs: f64,
     /// Scheduler CPU seconds during the run.
     pub cpu: f64,
+    /// CPU seconds of this process (the in-process executors) during the run.
+    pub bench_cpu: f64,
+    /// etcd's CPU seconds during the run, when its `/metrics` could be read.
+    pub etcd_cpu: Option<f64>,
+    /// How late this process's runtime woke timers during the run.
+    pub lag: Lag,
+    /// etcd's own `/metrics` page at the end (first endpoint), when
+    /// readable: its disk latency histograms.
+    pub etcd_metrics: Option<String>,
     /// Scheduler peak RSS, MiB.
     pub rss: f64,
     /// etcd revisions (write requests) during the run and its clean-up.
@@ -104,6 +115,9 @@ pub(super) async fn chain_run(
     let rev_before = rig.coord.current_revision().await?;
     let sent_before = egress::sent_bytes(&rig.etcd).await?;
     let cpu_before = scheduler.cpu_seconds()?;
+    let bench_cpu_before = process::cpu_seconds("self")?;
+    let etcd_cpu_before = egress::cpu_seconds(&rig.etcd).await?;
+    let probe = LagProbe::start();
     let triggered_ms = chrono::Utc::now().timestamp_millis();
     rig.trigger(dag).await?;
     let deadline = Deadline::new("the run to end", Duration::from_secs(args.timeout_secs));
@@ -122,6 +136,18 @@ pub(super) async fn chain_run(
         .ended_at_ms
         .context("an ended run without an end time")?;
     let cpu = scheduler.cpu_seconds()? - cpu_before;
+    let bench_cpu = process::cpu_seconds("self")? - bench_cpu_before;
+    let etcd_cpu = match (etcd_cpu_before, egress::cpu_seconds(&rig.etcd).await?) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let lag = probe.finish();
+    let etcd_metrics = match rig.etcd.first().and_then(|e| e.strip_prefix("http://")) {
+        Some(authority) => egress::get_metrics(authority.trim_end_matches('/'))
+            .await
+            .ok(),
+        None => None,
+    };
     // The leader deletes a persisted run's keys: count those writes too.
     let live = [
         keyspace::runs_prefix(&rig.prefix),
@@ -156,6 +182,10 @@ pub(super) async fn chain_run(
         run_secs: (end_ms - run.created_at_ms) as f64 / 1000.0,
         run,
         cpu,
+        bench_cpu,
+        etcd_cpu,
+        lag,
+        etcd_metrics,
         rss,
         revisions,
         egress: match (sent_before, sent_after) {

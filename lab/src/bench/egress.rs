@@ -30,6 +30,23 @@ pub async fn sent_bytes(endpoints: &[String]) -> anyhow::Result<Option<u64>> {
     Ok(Some(total))
 }
 
+/// CPU seconds etcd has used (`process_cpu_seconds_total`), summed over
+/// `endpoints`; `None` when an endpoint is not plain `http://`.
+pub async fn cpu_seconds(endpoints: &[String]) -> anyhow::Result<Option<f64>> {
+    let mut total = 0.0;
+    for endpoint in endpoints {
+        let Some(authority) = endpoint.strip_prefix("http://") else {
+            return Ok(None);
+        };
+        let page = get_metrics(authority.trim_end_matches('/'))
+            .await
+            .with_context(|| format!("reading {endpoint}/metrics"))?;
+        total += super::scrape::gauge(&page, "process_cpu_seconds_total")
+            .with_context(|| format!("{endpoint}/metrics has no process_cpu_seconds_total"))?;
+    }
+    Ok(Some(total))
+}
+
 /// The `/metrics` page at `authority` (`host:port`), status line and
 /// headers included (the parsers skip lines that are not samples).
 pub(super) async fn get_metrics(authority: &str) -> anyhow::Result<String> {

@@ -11,9 +11,8 @@ use super::report::{round3, Report};
 use super::rig::{free_local_addr, Rig};
 use super::scrape;
 use anyhow::Context as _;
-use nightshift_core::ids::JobName;
-use nightshift_core::state::{AttemptOutcome, RunState};
-use std::collections::HashMap;
+use nightshift_core::state::RunState;
+use nightshift_executor::StatsSnapshot;
 use std::time::Duration;
 
 const DAG: &str = "bench-fleet";
@@ -36,19 +35,35 @@ pub struct Args {
     pub timeout_secs: u64,
 }
 
-/// Items of a job by how many succeeded attempts they have, from the
-/// attempt history: `(items with exactly one, items with more than one)`.
-pub fn succeeded_counts(
-    attempts: impl IntoIterator<Item = (u32, Option<AttemptOutcome>)>,
-) -> (u64, u64) {
-    let mut per_item: HashMap<u32, u32> = HashMap::new();
-    for (item, outcome) in attempts {
-        if outcome == Some(AttemptOutcome::Succeeded) {
-            *per_item.entry(item).or_default() += 1;
-        }
+/// Lease renewals over the fleet.
+struct Renewals {
+    failures: u64,
+    round_trip_max_ms: f64,
+    round_trip_p99_ms: f64,
+    late_max_ms: f64,
+}
+
+fn renewal_figures(stats: &[StatsSnapshot]) -> Renewals {
+    let mut slowest: Vec<u64> = stats
+        .iter()
+        .map(|s| s.lease_renew_max_round_trip_us)
+        .collect();
+    slowest.sort_unstable();
+    let p99 = slowest
+        .get((slowest.len() * 99).div_ceil(100).saturating_sub(1))
+        .copied()
+        .unwrap_or(0);
+    let ms = |us: u64| us as f64 / 1000.0;
+    Renewals {
+        failures: stats.iter().map(|s| s.lease_renew_failures).sum(),
+        round_trip_max_ms: ms(slowest.last().copied().unwrap_or(0)),
+        round_trip_p99_ms: ms(p99),
+        late_max_ms: ms(stats
+            .iter()
+            .map(|s| s.lease_renew_max_late_us)
+            .max()
+            .unwrap_or(0)),
     }
-    let once = per_item.values().filter(|n| **n == 1).count() as u64;
-    (once, per_item.len() as u64 - once)
 }
 
 /// Runs the scenario.
@@ -66,16 +81,10 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         .as_deref()
         .context("the scheduler served no metrics")?;
 
-    let store = rig.store().await?;
-    let (mut once, mut twice) = (0u64, 0u64);
-    for j in 0..JOBS {
-        let attempts = store
-            .attempts(&c.run.run_id, &JobName::new(format!("step-{j}")), None)
-            .await?;
-        let (o, t) = succeeded_counts(attempts.into_iter().map(|a| (a.item.0, a.outcome)));
-        once += o;
-        twice += t;
-    }
+    // Counted by the database: a million-item run's attempt rows are
+    // never loaded here.
+    let counts = rig.store().await?.succeeded_counts(&c.run.run_id).await?;
+    let (once, twice) = (counts.once, counts.more);
     let self_fenced = c.stats.iter().filter(|s| s.self_fences > 0).count();
     let leases_lost = c.stats.iter().filter(|s| s.registrations > 1).count();
     let started: u64 = c.stats.iter().map(|s| s.items_started).sum();
@@ -140,6 +149,62 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         "s (child process, user+sys)",
     );
     r.figure("scheduler_peak_rss_mib", round3(c.rss), "MiB (VmHWM)");
+    r.figure(
+        "executors_cpu_s",
+        round3(c.bench_cpu),
+        "s (this process: the in-process executors)",
+    );
+    if let Some(etcd_cpu) = c.etcd_cpu {
+        r.figure(
+            "etcd_cpu_s",
+            round3(etcd_cpu),
+            "s (etcd's process_cpu_seconds_total)",
+        );
+    }
+    r.figure(
+        "runtime_lag_p99_ms",
+        round3(c.lag.p99_ms),
+        "ms (executors' runtime waking a timer late)",
+    );
+    r.figure("runtime_lag_max_ms", round3(c.lag.max_ms), "ms");
+    if let Some(page) = c.etcd_metrics.as_deref() {
+        // Since etcd started (the raw put window included): a slow disk
+        // stalls etcd's apply loop, and lease renewals wait for it.
+        for (name, metric) in [
+            (
+                "etcd_wal_fsync_p99_ms",
+                "etcd_disk_wal_fsync_duration_seconds",
+            ),
+            (
+                "etcd_backend_commit_p99_ms",
+                "etcd_disk_backend_commit_duration_seconds",
+            ),
+        ] {
+            let p99 = scrape::histogram_quantile(page, metric, 0.99).unwrap_or(0.0);
+            r.figure(name, round3(p99 * 1000.0), "ms (etcd's histogram buckets)");
+        }
+    }
+    let renew = renewal_figures(&c.stats);
+    r.figure(
+        "lease_renew_failures",
+        renew.failures,
+        "renewal calls failed, all executors",
+    );
+    r.figure(
+        "lease_renew_round_trip_max_ms",
+        round3(renew.round_trip_max_ms),
+        "ms (slowest renewal, sent → confirmed)",
+    );
+    r.figure(
+        "lease_renew_round_trip_p99_ms",
+        round3(renew.round_trip_p99_ms),
+        "ms (p99 over executors of each one's slowest renewal)",
+    );
+    r.figure(
+        "lease_renew_late_max_ms",
+        round3(renew.late_max_ms),
+        "ms (renewal sent after it was due)",
+    );
     r.figure("etcd_revisions", c.revisions, "write requests");
     r.figure(
         "etcd_writes_per_item",
@@ -201,25 +266,4 @@ pub async fn run(rig: &Rig, args: &Args, raw_window: Duration) -> anyhow::Result
         largest < 256.0 * 1024.0,
     );
     Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn items_are_counted_by_their_succeeded_attempts() {
-        let ok = Some(AttemptOutcome::Succeeded);
-        let failed = Some(AttemptOutcome::Failed);
-        let history = [
-            (0, ok),
-            (1, failed),
-            (1, ok),
-            (2, ok),
-            (2, ok),
-            (3, None),
-            (4, failed),
-        ];
-        assert_eq!(succeeded_counts(history), (2, 1));
-    }
 }

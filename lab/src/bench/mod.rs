@@ -14,6 +14,7 @@ pub(crate) mod etcd;
 mod failover;
 mod fleet;
 mod fleet_scenario;
+mod lag;
 mod member_loss;
 pub(crate) mod process;
 mod report;

@@ -285,6 +285,8 @@ pub struct Leader {
     coord_full: Option<coord_full::Full>,
     /// Specs of the DAG versions live runs name.
     dag_versions: dag_versions::DagVersions,
+    /// Executor registrations as last read (see `pass::live_executors`).
+    executors: pass::ExecutorCache,
 }
 
 /// One live run: its record and what was last written of it.
@@ -343,6 +345,7 @@ impl Leader {
             coord_trouble: None,
             coord_full: None,
             dag_versions: Default::default(),
+            executors: Default::default(),
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader

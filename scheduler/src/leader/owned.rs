@@ -51,12 +51,11 @@ impl Leader {
     /// Lists every assignment key.
     pub(super) async fn read_owned(&self) -> Result<Owned, LeaderError> {
         let prefix = &self.config.prefix;
+        // Names and mod revisions only: every pass lists every executor's
+        // assignments, whose values (item sets) it does not need here.
         let (kvs, revision) = self
             .coord
-            .get_prefix_paged(
-                &keyspace::owners_prefix(prefix),
-                nightshift_coord::PAGE_KEYS_ANY,
-            )
+            .get_prefix_keys(&keyspace::owners_prefix(prefix))
             .await?;
         let mut owned = Owned(BTreeMap::new(), revision);
         for kv in kvs {

@@ -3,7 +3,7 @@
 use crate::fixtures::{seed_dag, seed_run};
 use nightshift_core::ids::{ExecutorId, FencingToken, ItemIndex, JobName, RunId};
 use nightshift_core::state::AttemptOutcome;
-use nightshift_store::{AttemptId, EndedAttempt, NewAttempt, Store, StoreError};
+use nightshift_store::{AttemptId, EndedAttempt, NewAttempt, Store, StoreError, SucceededCounts};
 
 fn attempt(run: &RunId, item: u32, attempt: u32, executor: &str) -> NewAttempt {
     NewAttempt {
@@ -264,5 +264,54 @@ pub async fn a_deposed_terms_attempt_rows_never_hide_a_later_terms(store: &Store
             (1, Some(AttemptOutcome::Succeeded)),
             (2, Some(AttemptOutcome::Succeeded)),
         ]
+    );
+}
+
+pub async fn items_are_counted_by_their_succeeded_attempts(store: &Store) {
+    let dag = seed_dag(store, "d").await;
+    let run = seed_run(store, &dag, "r1", 1).await.run_id;
+    let other = seed_run(store, &dag, "r2", 2).await.run_id;
+    let ended = |run: &RunId, job: &str, item: u32, attempt_no: u32, outcome| {
+        let mut new = attempt(run, item, attempt_no, "ex-a");
+        new.job = JobName::new(job);
+        EndedAttempt {
+            new,
+            outcome,
+            ended_at_ms: 100,
+            error: None,
+        }
+    };
+    let ok = AttemptOutcome::Succeeded;
+    let failed = AttemptOutcome::Failed;
+    store
+        .record_ended_attempts(&[
+            // Item 0 of two jobs: two items, once each.
+            ended(&run, "a", 0, 1, ok),
+            ended(&run, "b", 0, 1, ok),
+            // Failed, then succeeded: once.
+            ended(&run, "a", 1, 1, failed),
+            ended(&run, "a", 1, 2, ok),
+            // Succeeded twice (a fencing breach): more than once.
+            ended(&run, "a", 2, 1, ok),
+            ended(&run, "a", 2, 2, ok),
+            // Only failed: not counted.
+            ended(&run, "a", 3, 1, failed),
+            // Another run's success is not this run's.
+            ended(&other, "a", 4, 1, ok),
+        ])
+        .await
+        .unwrap();
+    // Started, not ended: not counted.
+    store
+        .start_attempt(&attempt(&run, 5, 1, "ex-a"))
+        .await
+        .unwrap();
+
+    let counts = store.succeeded_counts(&run).await.unwrap();
+    assert_eq!((counts.once, counts.more), (3, 1));
+    let empty = seed_run(store, &dag, "r3", 3).await.run_id;
+    assert_eq!(
+        store.succeeded_counts(&empty).await.unwrap(),
+        SucceededCounts::default()
     );
 }

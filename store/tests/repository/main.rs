@@ -64,6 +64,7 @@ suite! {
     attempts::attempts_filter_by_item_and_unfinished,
     attempts::ended_attempts_are_recorded_in_bulk_and_only_once,
     attempts::a_deposed_terms_attempt_rows_never_hide_a_later_terms,
+    attempts::items_are_counted_by_their_succeeded_attempts,
     attempt_logs::attempt_logs_round_trip_once_per_attempt,
     command_outcomes::outcomes_are_found_by_command_id,
     events::events_round_trip_and_increase,
