@@ -180,7 +180,7 @@ async fn renewals_slower_than_a_third_of_the_ttl_keep_the_lease_alive() {
     // next renewal (sent at TTL/3, answered at 73 % of the TTL) would pass
     // the 2/3 mark and self-fence. Renewals sent every TTL/4 regardless of
     // the one in flight keep the lease confirmed throughout.
-    let flaky = Arc::new(Flaky::default());
+    let flaky = Arc::new(Decorated::new(Flaky::default()));
     let keeper = LeaseKeeper::grant(flaky.clone(), TTL).await.unwrap();
     flaky
         .renewal_delay_ms

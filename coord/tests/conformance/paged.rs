@@ -8,6 +8,7 @@ use nightshift_coord::{
     CoordError, Coordinator, Decorated, Intercept, KeyValue, PrefixPage, Revision,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// 24 keys under `/pg/` (the last one `/pg/\x7f`, near the range end),
