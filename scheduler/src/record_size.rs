@@ -134,8 +134,21 @@ pub fn dag(items: u32, strategy: Strategy) -> Result<DagSpec, String> {
     parse_dag(Path::new("nightly.toml"), &source, &CalendarSet::new()).map_err(|e| format!("{e:?}"))
 }
 
-/// Builds the records of `s` and measures them.
-pub fn measure(s: &Scenario) -> Result<Sizes, String> {
+/// The model's run as the leader holds it mid-run, and what a further
+/// pass needs.
+struct Built {
+    rec: RunRecord,
+    last: LastAssignment,
+    job_name: JobName,
+    /// The largest assignment, bytes.
+    assignment: usize,
+    /// The live executors, as failover sees them.
+    receivers: Vec<Receiver>,
+}
+
+/// Builds the run of `s` mid-run: dispatched, 10 % moved, 10 % retried,
+/// the rest succeeded.
+fn build(s: &Scenario) -> Result<Built, String> {
     let spec = dag(s.items, s.strategy)?;
     let job_name = JobName::new("accrue");
     let slots: Vec<ExecutorSlot> = (0..s.executors)
@@ -277,6 +290,25 @@ pub fn measure(s: &Scenario) -> Result<Sizes, String> {
         retry_of: None,
         slow_after_ms: None,
     };
+    Ok(Built {
+        rec,
+        last,
+        job_name,
+        assignment,
+        receivers,
+    })
+}
+
+/// Builds the records of `s` and measures them.
+pub fn measure(s: &Scenario) -> Result<Sizes, String> {
+    let Built {
+        rec,
+        last,
+        job_name,
+        assignment,
+        ..
+    } = build(s)?;
+    let spec = rec.spec.clone();
     let prefix = keyspace::DEFAULT_PREFIX;
     let values = record_values::encode_run(prefix, &rec).map_err(|e| e.to_string())?;
     let mut sizes = Sizes {
@@ -307,6 +339,101 @@ pub fn measure(s: &Scenario) -> Result<Sizes, String> {
             .map_err(|e| e.to_string())?;
     sizes.last_assignment = puts.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     Ok(sizes)
+}
+
+/// What one commit of a pass writes to etcd for the model's run, and what
+/// the leader encodes to find it (every value of the run, compared with
+/// what it last wrote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassCost {
+    /// Values put (the head always among them).
+    pub puts: usize,
+    /// Their bytes.
+    pub put_bytes: usize,
+    /// Values deleted.
+    pub deletes: usize,
+    /// Txns at `max_txn_ops` ops each.
+    pub txns: usize,
+    /// Bytes encoded to find the changes.
+    pub encoded_bytes: usize,
+}
+
+/// The cost of the two passes that matter at scale on the model's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassCosts {
+    /// One result batch (250 outcomes of one executor) applied.
+    pub results: PassCost,
+    /// One more executor lost, its unfinished items failed over.
+    pub failover: PassCost,
+}
+
+/// Outcomes in one result batch, as the SDK cuts them.
+const BATCH: usize = 250;
+
+fn cost(
+    prefix: &str,
+    before: &std::collections::BTreeMap<String, Vec<u8>>,
+    after: &RunRecord,
+    max_txn_ops: usize,
+) -> Result<PassCost, String> {
+    let wanted = record_values::encode_run(prefix, after).map_err(|e| e.to_string())?;
+    let (mut puts, deletes) = record_values::diff(before, &wanted);
+    let head = keyspace::run_state_key(prefix, &after.run);
+    if !puts.iter().any(|(k, _)| *k == head) {
+        let value = wanted.get(&head).cloned().unwrap_or_default();
+        puts.push((head, value));
+    }
+    Ok(PassCost {
+        puts: puts.len(),
+        put_bytes: puts.iter().map(|(_, v)| v.len()).sum(),
+        deletes: deletes.len(),
+        txns: (puts.len() + deletes.len()).div_ceil(max_txn_ops.max(1)),
+        encoded_bytes: wanted.values().map(Vec::len).sum(),
+    })
+}
+
+/// What a result pass and a failover pass cost on the run of `s`,
+/// computed by the leader's own encoder and diff.
+pub fn pass_costs(s: &Scenario, max_txn_ops: usize) -> Result<PassCosts, String> {
+    let Built {
+        rec,
+        job_name,
+        receivers,
+        ..
+    } = build(s)?;
+    let prefix = keyspace::DEFAULT_PREFIX;
+    let before = record_values::encode_run(prefix, &rec).map_err(|e| e.to_string())?;
+
+    let mut after = rec.clone();
+    let job = after
+        .jobs
+        .get_mut(&job_name)
+        .ok_or("the model has no job")?;
+    let waiting = job.retry_at.items();
+    let batch: ItemSet = job
+        .owners
+        .values()
+        .map(|o| o.items.difference(&job.succeeded).difference(&waiting))
+        .find(|open| !open.is_empty())
+        .map(|open| open.iter().take(BATCH).collect())
+        .unwrap_or_default();
+    job.succeeded = job.succeeded.union(&batch);
+    let results = cost(prefix, &before, &after, max_txn_ops)?;
+
+    let mut after = rec;
+    let job = after
+        .jobs
+        .get_mut(&job_name)
+        .ok_or("the model has no job")?;
+    let departed = receivers
+        .first()
+        .map(|r| r.id.clone())
+        .ok_or("the model has no live executor")?;
+    let rest: Vec<Receiver> = receivers.into_iter().skip(1).collect();
+    fail_over(job, Some(&departed), &rest, 1_700_000_200_000);
+    after.lost_executors.insert(departed);
+    let failover = cost(prefix, &before, &after, max_txn_ops)?;
+    Ok(PassCosts { results, failover })
 }
 
 #[cfg(test)]
@@ -395,6 +522,65 @@ mod tests {
                 assert!(
                     size < BOUND,
                     "{strategy:?} clustered={clustered}: {kind} is {size} bytes"
+                );
+            }
+        }
+    }
+
+    /// A result pass writes the head and the one item set it changed; a
+    /// failover pass the head, the lost owner's and the receivers' values
+    /// and the per-item detail it touched — never the whole run.
+    #[test]
+    fn a_pass_writes_what_it_changed_not_the_run() {
+        let s = Scenario {
+            items: 100_000,
+            executors: 1_000,
+            ..Scenario::issue(Strategy::Average, false)
+        };
+        let c = pass_costs(&s, 128).expect("builds");
+        assert_eq!(c.results.puts, 2, "{c:?}");
+        assert_eq!(c.results.deletes, 0, "{c:?}");
+        assert!(c.results.put_bytes < BOUND, "{c:?}");
+        assert!(c.failover.puts >= 3 && c.failover.puts < 100, "{c:?}");
+        assert!(c.failover.put_bytes < 4 * BOUND, "{c:?}");
+        assert!(c.results.encoded_bytes > 10 * c.results.put_bytes, "{c:?}");
+    }
+
+    /// The pass-cost table of BENCHMARKS.md "10,000 executors": by hand
+    /// (`cargo test --release -p nightshift-scheduler --lib pass_cost_table
+    /// -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a table for BENCHMARKS.md, run by hand"]
+    fn pass_cost_table() {
+        println!("strategy     retried    | encode ms | results: puts KiB txns | failover: puts KiB dels txns | run values KiB");
+        for strategy in [
+            Strategy::Sticky,
+            Strategy::Average,
+            Strategy::RoundRobin,
+            Strategy::Hash,
+        ] {
+            for clustered in [true, false] {
+                let s = Scenario::issue(strategy, clustered);
+                let Built { rec, .. } = build(&s).expect("builds");
+                let started = std::time::Instant::now();
+                let values =
+                    record_values::encode_run(keyspace::DEFAULT_PREFIX, &rec).expect("encodes");
+                let encode_ms = started.elapsed().as_millis();
+                let c = pass_costs(&s, 128).expect("builds");
+                println!(
+                    "{:<12} {:<10} | {:>9} | {:>4} {:>7} {:>4} | {:>4} {:>7} {:>4} {:>4} | {:>6} {:>8}",
+                    strategy.as_str(),
+                    if clustered { "clustered" } else { "scattered" },
+                    encode_ms,
+                    c.results.puts,
+                    kib(c.results.put_bytes),
+                    c.results.txns,
+                    c.failover.puts,
+                    kib(c.failover.put_bytes),
+                    c.failover.deletes,
+                    c.failover.txns,
+                    values.len(),
+                    kib(values.values().map(Vec::len).sum()),
                 );
             }
         }
