@@ -330,6 +330,7 @@ pub fn measure(s: &Scenario) -> Result<Sizes, String> {
             Some(RunValueKey::Owner(..)) => &mut sizes.owner,
             Some(RunValueKey::Items(_, _, _, None)) => &mut sizes.item_set,
             Some(RunValueKey::Items(_, _, _, Some(_))) => &mut sizes.item_detail,
+            Some(RunValueKey::Wal(_) | RunValueKey::WalChunk(..)) => continue,
             None => return Err(format!("{key} is no run value key")),
         };
         *slot = (*slot).max(value.len());

@@ -343,6 +343,8 @@ pub fn decode_run<'a>(
             RunValueKey::Head(_) => {
                 head = Some(keyspace::decode(value).map_err(value_err(key))?);
             }
+            // Applied by `assemble` before decoding.
+            RunValueKey::Wal(_) | RunValueKey::WalChunk(..) => {}
             RunValueKey::Job(_, job) => {
                 let h: JobHead = keyspace::decode(value).map_err(value_err(key))?;
                 let mut rec = JobRecord::pending(h.shards);
@@ -451,6 +453,77 @@ pub struct StoredRun {
     pub revision: i64,
 }
 
+/// `{p}runs/{run}/wal`: a commit whose values did not fit in the head's
+/// txn. Its chunks were written before the head's txn and are applied in
+/// place after it; until the marker is deleted, readers apply them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalMarker {
+    /// The chunks' tag (the head revision the commit was guarded by).
+    pub tag: i64,
+    /// How many chunks, `0..chunks`.
+    pub chunks: u32,
+}
+
+impl Record for WalMarker {
+    const KIND: &'static str = "run commit log";
+}
+
+/// One chunk of a logged commit: value writes in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalChunk {
+    /// Each op: the key and its new value (JSON text), or `None` to delete.
+    pub ops: Vec<(String, Option<String>)>,
+}
+
+impl Record for WalChunk {
+    const KIND: &'static str = "run commit log chunk";
+}
+
+/// The run's values as its last *committed* commit left them: what was
+/// read, with a logged commit's chunks applied when its marker is there
+/// (a commit whose marker is absent never committed: its chunks are
+/// ignored). Log keys themselves are left out.
+fn with_wal(
+    prefix: &str,
+    run: &RunId,
+    mine: &[&nightshift_coord::KeyValue],
+) -> Result<BTreeMap<String, Vec<u8>>, RunValuesError> {
+    let mut values = BTreeMap::new();
+    let mut marker: Option<WalMarker> = None;
+    let mut chunks: BTreeMap<(i64, u32), (&str, &[u8])> = BTreeMap::new();
+    for kv in mine {
+        match keyspace::parse_run_value_key(prefix, &kv.key) {
+            Some(RunValueKey::Wal(_)) => {
+                marker = Some(keyspace::decode(&kv.value).map_err(value_err(&kv.key))?);
+            }
+            Some(RunValueKey::WalChunk(_, tag, n)) => {
+                chunks.insert((tag, n), (kv.key.as_str(), kv.value.as_slice()));
+            }
+            _ => {
+                values.insert(kv.key.clone(), kv.value.clone());
+            }
+        }
+    }
+    let Some(marker) = marker else {
+        return Ok(values);
+    };
+    for n in 0..marker.chunks {
+        let Some((key, value)) = chunks.get(&(marker.tag, n)) else {
+            return Err(RunValuesError::Missing {
+                key: keyspace::run_wal_chunk_key(prefix, run, marker.tag, n),
+            });
+        };
+        let chunk: WalChunk = keyspace::decode(value).map_err(value_err(key))?;
+        for (key, value) in chunk.ops {
+            match value {
+                Some(v) => values.insert(key, v.into_bytes()),
+                None => values.remove(&key),
+            };
+        }
+    }
+    Ok(values)
+}
+
 /// Assembles `run` from `kvs` (one read, at one revision, of at least the
 /// run's keys): [`decode_run`], with the values as read and the head's
 /// revision. `Ok(None)` without a head.
@@ -480,10 +553,11 @@ fn assemble_values(
     else {
         return Ok(None);
     };
+    let applied = with_wal(prefix, run, &mine)?;
     let rec = decode_run(
         prefix,
         run,
-        mine.iter().map(|kv| (kv.key.as_str(), kv.value.as_slice())),
+        applied.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
     )?;
     Ok(rec.map(|rec| StoredRun {
         rec,
@@ -641,6 +715,106 @@ mod tests {
         more.insert("/n/runs/r1/jobs/a/spec".into(), b"{}".to_vec());
         assert_eq!(decode_map(&more), Some(rec));
         assert_eq!(decode_map(&BTreeMap::new()), None);
+    }
+
+    fn kvs(map: &BTreeMap<String, Vec<u8>>) -> Vec<nightshift_coord::KeyValue> {
+        map.iter()
+            .map(|(k, v)| nightshift_coord::KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+                create_revision: 1,
+                mod_revision: 7,
+                version: 1,
+                lease: None,
+            })
+            .collect()
+    }
+
+    /// What a commit too large for one txn leaves in etcd at each step:
+    /// its log chunks (before the head's txn), then the marker with the
+    /// head (the commit point), then the values in place. A reader sees
+    /// the old record until the marker, the new one from it on.
+    #[test]
+    fn a_logged_commit_is_seen_whole_or_not_at_all() {
+        let run = RunId::new("r1");
+        let old = record(Some(42));
+        let mut new = old.clone();
+        if let Some(job) = new.jobs.get_mut(&JobName::new("a")) {
+            job.owners.clear();
+            job.set_attempt(11, 2);
+            job.unowned = ItemSet::range(10, 500);
+        }
+        new.lost_executors.insert(ExecutorId::new("e1"));
+        let before = encode_run("/n/", &old).expect("encodes");
+        let after = encode_run("/n/", &new).expect("encodes");
+        let (puts, deletes) = diff(&before, &after);
+        let head = keyspace::run_state_key("/n/", &run);
+        // The head goes with the marker; every other change is logged,
+        // in two chunks.
+        let mut ops: Vec<(String, Option<String>)> = puts
+            .iter()
+            .filter(|(k, _)| *k != head)
+            .map(|(k, v)| (k.clone(), Some(String::from_utf8(v.clone()).expect("text"))))
+            .chain(deletes.iter().map(|k| (k.clone(), None)))
+            .collect();
+        assert!(ops.len() >= 3, "{ops:?}");
+        let second = WalChunk {
+            ops: ops.split_off(ops.len() / 2),
+        };
+        let first = WalChunk { ops };
+        let read = |map: &BTreeMap<String, Vec<u8>>| {
+            assemble("/n/", &run, &kvs(map))
+                .expect("assembles")
+                .map(|s| s.rec)
+        };
+
+        // 1. Chunks written, no marker: the commit has not happened.
+        let mut etcd = before.clone();
+        for (n, chunk) in [&first, &second].into_iter().enumerate() {
+            etcd.insert(
+                keyspace::run_wal_chunk_key("/n/", &run, 7, n as u32),
+                keyspace::encode(chunk).expect("encodes"),
+            );
+        }
+        assert_eq!(read(&etcd), Some(old.clone()));
+        // 2. Head and marker committed, values not yet in place.
+        etcd.insert(head.clone(), after[&head].clone());
+        let marker = keyspace::run_wal_key("/n/", &run);
+        etcd.insert(
+            marker.clone(),
+            keyspace::encode(&WalMarker { tag: 7, chunks: 2 }).expect("encodes"),
+        );
+        assert_eq!(read(&etcd), Some(new.clone()));
+        // 3. The first chunk in place: still the new record.
+        for (k, v) in &first.ops {
+            match v {
+                Some(v) => etcd.insert(k.clone(), v.clone().into_bytes()),
+                None => etcd.remove(k),
+            };
+        }
+        assert_eq!(read(&etcd), Some(new.clone()));
+        // A leader loading it now writes the rest in place and removes
+        // the log with its next commit: the diff from what it read does.
+        let stored = assemble("/n/", &run, &kvs(&etcd))
+            .expect("reads")
+            .expect("live");
+        let (puts, deletes) = diff(&stored.values, &after);
+        assert!(deletes.contains(&marker), "{deletes:?}");
+        let mut next = etcd.clone();
+        for (k, v) in puts {
+            next.insert(k, v);
+        }
+        for k in deletes {
+            next.remove(&k);
+        }
+        assert_eq!(next, after, "the log is gone and every value is in place");
+        // A marker naming a chunk that is not there is an error, not a
+        // half-read record.
+        etcd.remove(&keyspace::run_wal_chunk_key("/n/", &run, 7, 1));
+        assert!(matches!(
+            assemble("/n/", &run, &kvs(&etcd)),
+            Err(RunValuesError::Missing { .. })
+        ));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub fn job_items_key(
 pub enum RunValueKey {
     /// [`run_state_key`]
     Head(RunId),
+    /// [`run_wal_key`]: the marker of a commit too large for one txn.
+    Wal(RunId),
+    /// [`run_wal_chunk_key`]: one chunk of such a commit's ops (tag, n).
+    WalChunk(RunId, i64, u32),
     /// [`job_state_key`]
     Job(RunId, JobName),
     /// [`job_owner_key`]
@@ -71,6 +75,8 @@ impl RunValueKey {
     pub fn run(&self) -> &RunId {
         match self {
             RunValueKey::Head(run)
+            | RunValueKey::Wal(run)
+            | RunValueKey::WalChunk(run, _, _)
             | RunValueKey::Job(run, _)
             | RunValueKey::Owner(run, _, _)
             | RunValueKey::Items(run, _, _, _) => run,
@@ -89,6 +95,12 @@ pub fn parse_run_value_key(prefix: &str, key: &str) -> Option<RunValueKey> {
     let ids = |r: &str, j: &str| (RunId::new(r), JobName::new(j));
     match parts.as_slice() {
         [r, "state"] => Some(RunValueKey::Head(RunId::new(*r))),
+        [r, "wal"] => Some(RunValueKey::Wal(RunId::new(*r))),
+        [r, "wal", tag, n] => Some(RunValueKey::WalChunk(
+            RunId::new(*r),
+            tag.parse().ok()?,
+            n.parse().ok()?,
+        )),
         [r, "jobs", j, "state"] => Some(RunValueKey::Job(RunId::new(*r), JobName::new(*j))),
         [r, "jobs", j, "owners", e] => Some(RunValueKey::Owner(
             RunId::new(*r),
@@ -110,6 +122,21 @@ pub fn parse_run_value_key(prefix: &str, key: &str) -> Option<RunValueKey> {
         }
         _ => None,
     }
+}
+
+/// `{p}runs/{run}/wal`: written in the txn that commits a run's head
+/// when the commit's other values did not fit in it; names the chunks
+/// (under [`run_wal_chunk_key`]) holding those values, written before it.
+/// A reader applies them over what it read until the leader has written
+/// them in place and deleted the marker, so a commit of any size is seen
+/// whole or not at all.
+pub fn run_wal_key(prefix: &str, run: &RunId) -> String {
+    format!("{prefix}runs/{run}/wal")
+}
+
+/// `{p}runs/{run}/wal/{tag}/{n}`: chunk `n` of the commit tagged `tag`.
+pub fn run_wal_chunk_key(prefix: &str, run: &RunId, tag: i64, n: u32) -> String {
+    format!("{prefix}runs/{run}/wal/{tag}/{n}")
 }
 
 /// The run id of a `{p}runs/{run}/state` key.
@@ -187,6 +214,11 @@ mod tests {
         let (run, job, exec) = (RunId::new("r1"), JobName::new("a"), ExecutorId::new("e-1"));
         let cases = [
             (run_state_key("/n/", &run), RunValueKey::Head(run.clone())),
+            (run_wal_key("/n/", &run), RunValueKey::Wal(run.clone())),
+            (
+                run_wal_chunk_key("/n/", &run, 1234, 2),
+                RunValueKey::WalChunk(run.clone(), 1234, 2),
+            ),
             (
                 job_state_key("/n/", &run, &job),
                 RunValueKey::Job(run.clone(), job.clone()),

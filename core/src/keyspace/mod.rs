@@ -21,7 +21,8 @@ pub use dags::{
 pub use leader::{
     cron_key, cron_prefix, job_items_key, job_owner_key, job_state_key, last_assignment_chunk_key,
     last_assignment_chunks_prefix, last_assignment_key, last_assignments_prefix, leader_prefix,
-    parse_cron_key, parse_run_state_key, parse_run_value_key, run_state_key, RunValueKey,
+    parse_cron_key, parse_run_state_key, parse_run_value_key, run_state_key, run_wal_chunk_key,
+    run_wal_key, RunValueKey,
 };
 
 #[cfg(test)]

@@ -156,6 +156,57 @@ fn chunks(ops: Vec<TxnOp>, max: usize) -> Vec<Vec<TxnOp>> {
     out
 }
 
+/// Whether `key` is the run's commit log (marker or chunk).
+fn is_log_key(prefix: &str, key: &str) -> bool {
+    matches!(
+        keyspace::parse_run_value_key(prefix, key),
+        Some(keyspace::RunValueKey::Wal(_) | keyspace::RunValueKey::WalChunk(..))
+    )
+}
+
+fn op_key(op: &TxnOp) -> &str {
+    match op {
+        TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => key,
+        TxnOp::DeletePrefix { prefix } => prefix,
+    }
+}
+
+/// Value text a log chunk holds at most: with its JSON escaping it stays
+/// well under etcd's 1.5 MiB request.
+const LOG_CHUNK_BYTES: usize = 512 * 1024;
+
+/// `ops` (value puts and deletes) as log chunks of at most
+/// [`LOG_CHUNK_BYTES`] of value text each.
+fn log_chunks(ops: &[TxnOp]) -> Result<Vec<record_values::WalChunk>, LeaderError> {
+    let mut out = vec![record_values::WalChunk::default()];
+    let mut size = 0;
+    for op in ops {
+        let (key, value) = match op {
+            TxnOp::Put { key, value, .. } => {
+                let text = String::from_utf8(value.clone()).map_err(|_| {
+                    LeaderError::Record(keyspace::RecordError::Malformed {
+                        kind: "run commit log",
+                        message: format!("{key}: a value is not UTF-8 text"),
+                    })
+                })?;
+                (key.clone(), Some(text))
+            }
+            TxnOp::Delete { key } => (key.clone(), None),
+            other => (op_key(other).to_owned(), None),
+        };
+        let len = key.len() + value.as_ref().map_or(0, String::len);
+        if size + len > LOG_CHUNK_BYTES && size > 0 {
+            out.push(record_values::WalChunk::default());
+            size = 0;
+        }
+        size += len;
+        if let Some(last) = out.last_mut() {
+            last.ops.push((key, value));
+        }
+    }
+    Ok(out)
+}
+
 /// The ops that bring the run's values from `written` to `wanted`
 /// ([`record_values::diff`]), split in two: those for the record's txn —
 /// the head (always, when anything changed: every change moves the head's
@@ -268,11 +319,11 @@ impl Leader {
         let guard = [Compare::mod_revision(state_key.clone(), live.revision)];
         let max = self.fenced.max_ops;
         let deletes_record = ops.deletes_record;
-        // The head and the job states that change go in the record's txn
+        // The head, the log marker and the job states that change go in the record's txn
         // (a job state names its start's generation: it must commit with
         // the activation). Job states hold no tokens, so which change is
         // known before the staged txns.
-        let record_slots = 1 + record_values::job_states(&prefix, rec)?
+        let record_slots = 2 + record_values::job_states(&prefix, rec)?
             .into_iter()
             .filter(|(k, v)| live.written.get(k) != Some(v))
             .count();
@@ -291,15 +342,78 @@ impl Leader {
         } else {
             record_values::encode_run(&prefix, rec)?
         };
-        let (record_ops, overflow) = match self.runs.get(run) {
-            Some(live) if !deletes_record => value_ops(&prefix, &live.written, &wanted, max, &rest),
-            _ => (Vec::new(), Vec::new()),
+        // One slot of the record's txn is kept for the commit log's marker.
+        let (record_ops, overflow, old_log) = match self.runs.get(run) {
+            Some(live) if !deletes_record => {
+                let (record_ops, overflow) = value_ops(
+                    &prefix,
+                    &live.written,
+                    &wanted,
+                    max.saturating_sub(1).max(2),
+                    &rest,
+                );
+                let old_log: Vec<String> = live
+                    .written
+                    .keys()
+                    .filter(|k| is_log_key(&prefix, k))
+                    .cloned()
+                    .collect();
+                (record_ops, overflow, old_log)
+            }
+            _ => (Vec::new(), Vec::new(), Vec::new()),
         };
         // Values that do not fit beside the head (owners, item sets of a
-        // large job) commit before it, guarded like the staged ops.
-        for chunk in overflow {
-            let resp = self.fenced.txn(&guard, chunk).await;
-            self.judge(run, resp).await?;
+        // large job) are logged: written as chunks before the head's txn,
+        // named by a marker in it, applied in place after it. A reader
+        // applies a marked log over what it reads, so the run is seen
+        // before or after the commit, never half-way (see `record_values`).
+        let mut record_ops: Vec<TxnOp> = record_ops
+            .into_iter()
+            .filter(|op| !is_log_key(&prefix, op_key(op)))
+            .collect();
+        let overflow: Vec<TxnOp> = overflow
+            .into_iter()
+            .flatten()
+            .filter(|op| !is_log_key(&prefix, op_key(op)))
+            .collect();
+        let marker_key = keyspace::run_wal_key(&prefix, run);
+        let mut cleanup: Vec<TxnOp> = old_log
+            .iter()
+            .filter(|k| **k != marker_key)
+            .map(|k| TxnOp::Delete { key: k.clone() })
+            .collect();
+        if !overflow.is_empty() {
+            let tag = self.runs.get(run).map_or(0, |l| l.revision);
+            let logged = log_chunks(&overflow)?;
+            let chunks = u32::try_from(logged.len()).unwrap_or(u32::MAX);
+            for (n, chunk) in (0..chunks).zip(logged) {
+                let key = keyspace::run_wal_chunk_key(&prefix, run, tag, n);
+                let op = TxnOp::Put {
+                    key: key.clone(),
+                    value: keyspace::encode(&chunk)?,
+                    lease: None,
+                };
+                let resp = self.fenced.txn(&guard, vec![op]).await;
+                self.judge(run, resp).await?;
+                if !old_log.contains(&key) {
+                    cleanup.push(TxnOp::Delete { key });
+                }
+            }
+            record_ops.push(TxnOp::Put {
+                key: marker_key.clone(),
+                value: keyspace::encode(&record_values::WalMarker { tag, chunks })?,
+                lease: None,
+            });
+            cleanup.push(TxnOp::Delete {
+                key: marker_key.clone(),
+            });
+        } else if old_log.contains(&marker_key) && !record_ops.is_empty() {
+            // A loaded run's log is written in place by this commit: its
+            // marker goes with it, or readers would apply the old log
+            // over newer values.
+            record_ops.push(TxnOp::Delete {
+                key: marker_key.clone(),
+            });
         }
         let changed = !record_ops.is_empty();
         let (last, after) = record_txn(rest, record_ops, max);
@@ -315,6 +429,16 @@ impl Leader {
                 live.written = wanted;
             }
             committed(rec, &last, rev);
+            // The log in place, then the log gone; a failure reloads the
+            // run, whose read still applies the log.
+            let guard = [Compare::mod_revision(state_key.clone(), rev)];
+            for chunk in chunks(overflow, max)
+                .into_iter()
+                .chain(chunks(cleanup, max))
+            {
+                let resp = self.fenced.txn(&guard, chunk).await;
+                self.judge(run, resp).await?;
+            }
         }
         // The record is confirmed: what follows only removes what it made
         // useless, and the next pass does it again if this fails.
