@@ -3,7 +3,7 @@
 //! no in-process equivalent, so they live outside the conformance suite.
 
 use nightshift_coord::etcd::{EtcdConfig, EtcdCoordinator};
-use nightshift_coord::lease::{LeaseKeeper, LeaseStatus};
+use nightshift_coord::lease::{LeaseKeeper, LeaseStatus, RenewalStats};
 use nightshift_coord::{CoordError, Coordinator};
 use nightshift_testkit::etcd::EtcdServer;
 use nightshift_testkit::wait::{wait_for, wait_for_value};
@@ -161,4 +161,148 @@ async fn keeper_renews_through_an_etcd_restart() {
         c.get("/owned").await.unwrap().is_some(),
         "kept lease's key lost across restart"
     );
+}
+
+/// etcd frozen with SIGSTOP until [`end`](Self::end) or drop, which send
+/// SIGCONT: a failed assertion or an error mid-stall never leaves a stopped
+/// etcd behind for the rest of the test.
+struct Stall<'a> {
+    server: &'a EtcdServer,
+    since: Instant,
+}
+
+impl<'a> Stall<'a> {
+    fn begin(server: &'a EtcdServer) -> anyhow::Result<Stall<'a>> {
+        // The guard exists before the signal, so a pause that fails half
+        // way (SIGSTOP sent, threads not seen stopped) is still undone.
+        let mut stall = Stall {
+            server,
+            since: Instant::now(),
+        };
+        server.pause()?;
+        stall.since = Instant::now();
+        Ok(stall)
+    }
+
+    /// Resumes etcd; returns how long it was stopped.
+    fn end(self) -> anyhow::Result<Duration> {
+        let stopped = self.since.elapsed();
+        self.server.resume()?;
+        Ok(stopped)
+    }
+}
+
+impl Drop for Stall<'_> {
+    fn drop(&mut self) {
+        // After `end` this is a second, harmless SIGCONT.
+        let _ = self.server.resume();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeper_stays_alive_through_repeated_etcd_stalls_longer_than_a_third_of_the_ttl() {
+    // A slow disk stalls etcd's apply loop for seconds at a time, and etcd
+    // answers no renewal meanwhile. Here etcd is stopped for 2.3 s of every
+    // 2.75 s (38 % of a 6 s TTL), six times. Renewals sent every TTL/4
+    // without waiting for the one in flight keep the holder `Alive` in any
+    // phase: the last answered send is at most 1.5 s old when a stall
+    // starts, and `Expiring` comes 4 s after it, 0.2 s after the stall ends.
+    // The old cadence (every TTL/3, waiting for each answer) self-fences
+    // as soon as a renewal is sent within 0.3 s of a stall's start (its
+    // answer then comes more than 2 s = 4 s − TTL/3 later). The stalls are
+    // timed from the grant so that its renewal due 4 s after the grant is
+    // sent 0.15 s into the second one; in a model of both cadences the
+    // pattern also catches the old one at ~80 % of random offsets. Only the
+    // faults are timed; outcomes are waited for.
+    const TTL: Duration = Duration::from_secs(6);
+    const FIRST_STALL: Duration = Duration::from_millis(1_100);
+    const STALL: Duration = Duration::from_millis(2_300);
+    const EVERY: Duration = Duration::from_millis(2_750);
+    const STALLS: u32 = 6;
+
+    let server = EtcdServer::start().await.unwrap();
+    // The default request deadline (2 s), at which the old keeper
+    // abandoned a renewal.
+    let c: Arc<dyn Coordinator> = Arc::new(
+        EtcdCoordinator::connect(EtcdConfig::new(server.endpoints()))
+            .await
+            .unwrap(),
+    );
+    let stats = Arc::new(RenewalStats::default());
+    let keeper = LeaseKeeper::grant_observed(c.clone(), TTL, stats.clone())
+        .await
+        .unwrap();
+    let granted = Instant::now();
+    c.put("/owned", b"v".to_vec(), Some(keeper.lease()))
+        .await
+        .unwrap();
+
+    // The first status other than `Alive`, with when it was published. A
+    // task of its own on a multi-threaded runtime sees every change.
+    let mut status = keeper.status();
+    let left_alive = tokio::spawn(async move {
+        loop {
+            if status.changed().await.is_err() {
+                return None;
+            }
+            let s = *status.borrow_and_update();
+            if !matches!(s, LeaseStatus::Alive { .. }) {
+                return Some((Instant::now(), s));
+            }
+        }
+    });
+
+    let mut stalls = Vec::new();
+    let mut resumed = granted;
+    for i in 0..STALLS {
+        // Scheduled from the grant, so a late wake-up does not shift the
+        // stalls that follow.
+        let start = granted + FIRST_STALL + EVERY * i;
+        tokio::time::sleep_until(start).await;
+        let stall = Stall::begin(&server).unwrap();
+        tokio::time::sleep_until(start + STALL).await;
+        let stopped = stall.end().unwrap();
+        resumed = Instant::now();
+        stalls.push((
+            (resumed - stopped - granted).as_millis(),
+            stopped.as_millis(),
+        ));
+    }
+    let stalls = format!("stalls (ms after grant, ms stopped): {stalls:?}");
+
+    // A renewal sent after the last stall is confirmed: the keeper came
+    // through all of them and still renews.
+    let watched = keeper.status();
+    wait_for(SOON, "a renewal sent after the last stall", || {
+        let watched = watched.clone();
+        async move {
+            matches!(*watched.borrow(), LeaseStatus::Alive { confirmed_until } if confirmed_until > resumed + TTL)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; {stalls}"));
+    if left_alive.is_finished() {
+        let (at, s) = left_alive.await.unwrap().expect("status channel closed");
+        panic!(
+            "keeper left Alive {:?} after the grant: {s:?}; {stalls}",
+            at - granted
+        );
+    }
+    left_alive.abort();
+    // The stalls reached the renewals (or this test proves nothing).
+    let seen = stats.snapshot();
+    assert!(
+        seen.max_round_trip_us >= 1_000_000,
+        "no renewal was slowed by the stalls: {seen:?}; {stalls}"
+    );
+    // etcd agrees: the lease and the key attached to it are there.
+    assert!(
+        c.lease_time_to_live(keeper.lease())
+            .await
+            .unwrap()
+            .is_some(),
+        "etcd expired the lease; {stalls}"
+    );
+    let kv = c.get("/owned").await.unwrap().expect("lease key deleted");
+    assert_eq!((kv.value, kv.lease), (b"v".to_vec(), Some(keeper.lease())));
 }
