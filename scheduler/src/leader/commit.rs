@@ -171,9 +171,30 @@ fn op_key(op: &TxnOp) -> &str {
     }
 }
 
-/// Value text a log chunk holds at most: with its JSON escaping it stays
-/// well under etcd's 1.5 MiB request.
-const LOG_CHUNK_BYTES: usize = 512 * 1024;
+/// Value text a log chunk holds at most: with its JSON escaping a chunk
+/// stays under the 256 KiB every value the leader writes is held to.
+const LOG_CHUNK_BYTES: usize = 160 * 1024;
+
+/// Whether `op` puts an owner value of a generation its job's committed
+/// state (in `written`) does not name: a start not yet activated.
+fn is_new_start_owner(prefix: &str, written: &BTreeMap<String, Vec<u8>>, op: &TxnOp) -> bool {
+    let TxnOp::Put { key, value, .. } = op else {
+        return false;
+    };
+    let Some(keyspace::RunValueKey::Owner(run, job, _)) =
+        keyspace::parse_run_value_key(prefix, key)
+    else {
+        return false;
+    };
+    let Ok(owner) = keyspace::decode::<record_values::OwnerValue>(value) else {
+        return false;
+    };
+    let committed = written
+        .get(&keyspace::job_state_key(prefix, &run, &job))
+        .and_then(|v| keyspace::decode::<record_values::JobHead>(v).ok())
+        .and_then(|head| head.generation);
+    owner.generation.is_some() && owner.generation != committed
+}
 
 /// `ops` (value puts and deletes) as log chunks of at most
 /// [`LOG_CHUNK_BYTES`] of value text each.
@@ -376,6 +397,21 @@ impl Leader {
             .flatten()
             .filter(|op| !is_log_key(&prefix, op_key(op)))
             .collect();
+        // A new start's owner values need no log: they carry its
+        // generation, which no reader takes for the job's until the
+        // record's txn names it, so they are staged before it like the
+        // start's assignments (and a start that never commits leaves only
+        // values the next commit deletes).
+        let (staged_owners, overflow): (Vec<TxnOp>, Vec<TxnOp>) = match self.runs.get(run) {
+            Some(live) => overflow
+                .into_iter()
+                .partition(|op| is_new_start_owner(&prefix, &live.written, op)),
+            None => (Vec::new(), overflow),
+        };
+        for chunk in chunks(staged_owners, max) {
+            let resp = self.fenced.txn(&guard, chunk).await;
+            self.judge(run, resp).await?;
+        }
         let marker_key = keyspace::run_wal_key(&prefix, run);
         let mut cleanup: Vec<TxnOp> = old_log
             .iter()
@@ -648,6 +684,61 @@ mod tests {
         let present = BTreeMap::from([(ExecutorId::new("e1"), 5), (ExecutorId::new("e2"), 6)]);
         let assigned = BTreeSet::from([ExecutorId::new("e2"), ExecutorId::new("e3")]);
         assert_eq!(orphans(&present, &assigned), vec![ExecutorId::new("e1")]);
+    }
+
+    #[test]
+    fn only_owners_of_a_start_not_yet_committed_are_staged_outside_the_log() {
+        use crate::record::Owner;
+        use crate::record_values::{JobHead, OwnerValue};
+        use nightshift_core::keyspace::ItemSet;
+        let (run, job) = (RunId::new("r"), JobName::new("j"));
+        let head = |generation| JobHead {
+            state: JobState::Running,
+            shards: 4,
+            started_at_ms: None,
+            ended_at_ms: None,
+            waiting_since_ms: None,
+            error: None,
+            generation,
+            first_error: None,
+        };
+        let owner_put = |generation| TxnOp::Put {
+            key: keyspace::job_owner_key("/n/", &run, &job, &ExecutorId::new("e1")),
+            value: keyspace::encode(&OwnerValue {
+                generation,
+                owner: Owner {
+                    lease: 1,
+                    items: ItemSet::range(0, 4),
+                    cancel: ItemSet::default(),
+                    token: 0,
+                    assigned_at_ms: 0,
+                },
+            })
+            .unwrap(),
+            lease: None,
+        };
+        let written = BTreeMap::from([(
+            keyspace::job_state_key("/n/", &run, &job),
+            keyspace::encode(&head(Some(7))).unwrap(),
+        )]);
+        // A start of generation 8 over a committed 7: invisible until the
+        // head names 8, so it may go before the head.
+        assert!(is_new_start_owner("/n/", &written, &owner_put(Some(8))));
+        // The committed generation's owner (a failover move) is read at
+        // once, so it must go through the log.
+        assert!(!is_new_start_owner("/n/", &written, &owner_put(Some(7))));
+        assert!(!is_new_start_owner("/n/", &written, &owner_put(None)));
+        // A first start: nothing committed yet.
+        assert!(is_new_start_owner(
+            "/n/",
+            &BTreeMap::new(),
+            &owner_put(Some(1))
+        ));
+        assert!(!is_new_start_owner(
+            "/n/",
+            &written,
+            &put("/n/runs/r/state")
+        ));
     }
 
     proptest! {
