@@ -90,7 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// (the process exits with this code after the first staged txn of a run
 /// commit — a txn committed before the run record's, such as the first
 /// part of a job start too large for one txn — i.e. between a start's
-/// txns). Both are logged when set.
+/// txns), and `NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD` (the process
+/// exits with this code right after the txn that commits a logged run
+/// commit's head and marker, before its values are written in place).
+/// All are logged when set.
 fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> anyhow::Result<()> {
     if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_MAX_TXN_OPS") {
         let ops: usize = text
@@ -114,6 +117,22 @@ fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> 
         );
         config.test_hooks.after_staged_txn = Some(Arc::new(move || {
             tracing::warn!(code, "test hook: exiting between the txns of a job start");
+            std::process::exit(code);
+        }));
+    }
+    if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD") {
+        let code: i32 = text.parse().with_context(|| {
+            format!("NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD={text}: not an exit code")
+        })?;
+        tracing::warn!(
+            code,
+            "test setting: exiting after the head of the first logged run commit"
+        );
+        config.test_hooks.after_logged_head = Some(Arc::new(move || {
+            tracing::warn!(
+                code,
+                "test hook: exiting with a run commit logged, not yet applied"
+            );
             std::process::exit(code);
         }));
     }

@@ -465,6 +465,11 @@ impl Leader {
                 live.written = wanted;
             }
             committed(rec, &last, rev);
+            if !overflow.is_empty() {
+                if let Some(hook) = &self.config.test_hooks.after_logged_head {
+                    hook();
+                }
+            }
             // The log in place, then the log gone; a failure reloads the
             // run, whose read still applies the log.
             let guard = [Compare::mod_revision(state_key.clone(), rev)];

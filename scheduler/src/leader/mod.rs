@@ -51,12 +51,17 @@ pub struct TestHooks {
     /// (a job start's assignments before the txn that activates them): a
     /// test makes the process exit here to kill a leader between chunks.
     pub after_staged_txn: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called after the txn of a *logged* run commit's head (its marker
+    /// committed, its values not yet written in place): a test makes the
+    /// process exit here so that a successor must read through the log.
+    pub after_logged_head: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for TestHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestHooks")
             .field("after_staged_txn", &self.after_staged_txn.is_some())
+            .field("after_logged_head", &self.after_logged_head.is_some())
             .finish()
     }
 }

@@ -1,0 +1,173 @@
+//! Issue 12: a run commit too large for one txn is logged (chunks before
+//! the head's txn, a marker in it, values in place after it), and a leader
+//! killed between the head and the values leaves a run its successor reads
+//! whole.
+//!
+//! The first scheduler runs with at most 2 ops per txn
+//! (`NIGHTSHIFT_TEST_MAX_TXN_OPS`), so its commits of a 12-item job on 3
+//! executors overflow the head's txn and are logged, and exits right after
+//! the first logged head commits (`NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD`):
+//! etcd then holds a marker naming chunks whose values are not in place.
+//! A second scheduler takes over once the first one's lease ends.
+//!
+//! Checked with real processes: the first scheduler died with a logged
+//! commit not applied (its marker and chunks are in etcd, the chunks hold
+//! values); the run ends succeeded under the second; every item succeeded
+//! exactly once with attempts that never overlap, and every step an
+//! executor took belongs to an attempt the history records (a successor
+//! reading half a commit records attempts that never ran, or loses one).
+
+mod scheduler_harness;
+
+use anyhow::{Context as _, Result};
+use nightshift_coord::Coordinator as _;
+use nightshift_core::keyspace;
+use nightshift_scheduler::record_values::{WalChunk, WalMarker};
+use nightshift_testkit::wait::{wait_for, wait_for_value};
+use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db, Proc, PREFIX};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+const SHARDS: u32 = 12;
+
+const DAG: &str = r#"
+description = "one wide job"
+
+[jobs.wide]
+handler = "sleep"
+shards = 12
+params = { millis = 1500, steps = 3, journal = "steps.log" }
+"#;
+
+/// Journal lines `run job item attempt executor step unix_ms`, as
+/// (item, attempt, executor).
+fn read_journal(path: &Path) -> Vec<(u32, u32, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            (f.len() == 7).then_some(())?;
+            Some((f[2].parse().ok()?, f[3].parse().ok()?, f[4].to_owned()))
+        })
+        .collect()
+}
+
+fn executor(cluster: &Cluster, id: &str, dir: &Path) -> Result<Proc> {
+    cluster.executor_with(
+        id,
+        4,
+        &[
+            "--handlers",
+            "sleep",
+            "--sleep-journal-dir",
+            dir.to_str().context("utf-8 path")?,
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_whole() -> Result<()>
+{
+    let cluster = Cluster::start(Db::Sqlite).await?;
+    let dir = cluster.dir.path().join("journals");
+    std::fs::create_dir_all(&dir)?;
+    let mut executors = ["e1", "e2", "e3"]
+        .iter()
+        .map(|id| executor(&cluster, id, &dir))
+        .collect::<Result<Vec<_>>>()?;
+    wait_for(
+        Duration::from_secs(20),
+        "3 executors registered",
+        || async { cluster.executor_ids().await.len() == 3 },
+    )
+    .await?;
+    cluster.apply("d", DAG)?;
+    let mut first = cluster.scheduler_env(
+        "s1",
+        &[
+            ("NIGHTSHIFT_TEST_MAX_TXN_OPS", "2"),
+            ("NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD", "71"),
+        ],
+    )?;
+    cluster.trigger("d")?;
+    // e3 dies with items running: the failover moving them is the first
+    // commit that overflows the head's txn (partial results change one
+    // item set; only the end of the job changes more).
+    wait_for(Duration::from_secs(30), "e3 to be running items", || {
+        let journal = read_journal(&dir.join("steps.log"));
+        async move { journal.iter().any(|(_, _, exec)| exec == "e3") }
+    })
+    .await?;
+    executors[2].kill();
+    let code = wait_for_value(
+        Duration::from_secs(30),
+        "the first scheduler to exit after a logged head",
+        || {
+            let code = first.exit_code();
+            async move { code }
+        },
+    )
+    .await?;
+    assert_eq!(
+        code,
+        71,
+        "the first scheduler exited otherwise:\n{}",
+        first.logs()
+    );
+    let run = cluster.nth_run("d", 0, Duration::from_secs(5)).await?;
+
+    // The dead leader's commit is logged and not applied.
+    let marker = cluster
+        .coord
+        .get(&keyspace::run_wal_key(PREFIX, &run))
+        .await?
+        .context("the run's commit log marker after the kill")?;
+    let marker: WalMarker = keyspace::decode(&marker.value)?;
+    assert!(marker.chunks > 0, "{marker:?}");
+    let mut moved = 0;
+    for n in 0..marker.chunks {
+        let key = keyspace::run_wal_chunk_key(PREFIX, &run, marker.tag, n);
+        let chunk = cluster
+            .coord
+            .get(&key)
+            .await?
+            .with_context(|| format!("log chunk {key}"))?;
+        let chunk: WalChunk = keyspace::decode(&chunk.value)?;
+        moved += chunk
+            .ops
+            .iter()
+            .filter(|(key, value)| key.contains("/owners/e") && value.is_some())
+            .count();
+    }
+    assert!(
+        moved > 0,
+        "the log the first leader left moves no items to a live owner"
+    );
+
+    let _second = cluster.scheduler_env("s2", &[("NIGHTSHIFT_TEST_MAX_TXN_OPS", "2")])?;
+    let ended = cluster.wait_run_end(&run, Duration::from_secs(90)).await?;
+    assert!(is_succeeded(&ended), "{ended:?}");
+
+    let attempts = cluster.attempts(&run, "wide").await?;
+    check_exactly_once("wide", SHARDS, &attempts)?;
+    let recorded: BTreeSet<(u32, u32, String)> = attempts
+        .iter()
+        .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
+        .collect();
+    let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
+    for (item, attempt, exec) in read_journal(&dir.join("steps.log")) {
+        assert!(
+            recorded.contains(&(item, attempt, exec.clone())),
+            "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
+        );
+        *stepped.entry(item).or_default() += 1;
+    }
+    for item in 0..SHARDS {
+        assert!(
+            stepped.get(&item).is_some_and(|n| *n >= 3),
+            "item {item} did not run to the end: {stepped:?}"
+        );
+    }
+    Ok(())
+}
