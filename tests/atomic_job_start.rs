@@ -19,10 +19,10 @@ mod scheduler_harness;
 
 use anyhow::{Context as _, Result};
 use nightshift_core::ids::JobName;
+use nightshift_executor::builtin::journal;
 use nightshift_testkit::wait::{wait_for, wait_for_value};
-use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db, Proc};
+use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SHARDS: u32 = 12;
@@ -42,37 +42,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Journal lines `run job item attempt executor step unix_ms`, as
-/// (item, attempt, executor, unix_ms).
-fn read_journal(path: &Path) -> Vec<(u32, u32, String, i64)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            (f.len() == 7).then_some(())?;
-            Some((
-                f[2].parse().ok()?,
-                f[3].parse().ok()?,
-                f[4].to_owned(),
-                f[6].parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
-fn executor(cluster: &Cluster, id: &str, dir: &Path) -> Result<Proc> {
-    cluster.executor_with(
-        id,
-        4,
-        &[
-            "--handlers",
-            "sleep",
-            "--sleep-journal-dir",
-            dir.to_str().context("utf-8 path")?,
-        ],
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() -> Result<()> {
     let cluster = Cluster::start(Db::Sqlite).await?;
@@ -80,7 +49,7 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
     std::fs::create_dir_all(&dir)?;
     let _executors = ["e1", "e2", "e3"]
         .iter()
-        .map(|id| executor(&cluster, id, &dir))
+        .map(|id| cluster.journal_executor(id, &dir))
         .collect::<Result<Vec<_>>>()?;
     wait_for(
         Duration::from_secs(20),
@@ -161,18 +130,18 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
         .iter()
         .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
         .collect();
-    let journal = read_journal(&dir.join("steps.log"));
     let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
-    for (item, attempt, exec, at) in &journal {
+    for step in journal::read(&dir.join("steps.log"))? {
+        let (item, attempt, exec, at) = (step.item, step.attempt, &step.executor, step.at_ms);
         assert!(
-            *at >= dead_at,
+            at >= dead_at,
             "item {item} stepped by {exec} at {at}, before the takeover ({dead_at})"
         );
         assert!(
-            recorded.contains(&(*item, *attempt, exec.clone())),
+            recorded.contains(&(item, attempt, exec.clone())),
             "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
         );
-        *stepped.entry(*item).or_default() += 1;
+        *stepped.entry(item).or_default() += 1;
     }
     for item in 0..SHARDS {
         assert!(

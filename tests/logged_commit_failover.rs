@@ -22,11 +22,11 @@ mod scheduler_harness;
 use anyhow::{Context as _, Result};
 use nightshift_coord::Coordinator as _;
 use nightshift_core::keyspace;
+use nightshift_executor::builtin::journal;
 use nightshift_scheduler::record_values::{WalChunk, WalMarker};
 use nightshift_testkit::wait::{wait_for, wait_for_value};
-use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db, Proc, PREFIX};
+use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db, PREFIX};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 const SHARDS: u32 = 12;
@@ -40,32 +40,6 @@ shards = 12
 params = { millis = 1500, steps = 3, journal = "steps.log" }
 "#;
 
-/// Journal lines `run job item attempt executor step unix_ms`, as
-/// (item, attempt, executor).
-fn read_journal(path: &Path) -> Vec<(u32, u32, String)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            (f.len() == 7).then_some(())?;
-            Some((f[2].parse().ok()?, f[3].parse().ok()?, f[4].to_owned()))
-        })
-        .collect()
-}
-
-fn executor(cluster: &Cluster, id: &str, dir: &Path) -> Result<Proc> {
-    cluster.executor_with(
-        id,
-        4,
-        &[
-            "--handlers",
-            "sleep",
-            "--sleep-journal-dir",
-            dir.to_str().context("utf-8 path")?,
-        ],
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_whole() -> Result<()>
 {
@@ -74,7 +48,7 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
     std::fs::create_dir_all(&dir)?;
     let mut executors = ["e1", "e2", "e3"]
         .iter()
-        .map(|id| executor(&cluster, id, &dir))
+        .map(|id| cluster.journal_executor(id, &dir))
         .collect::<Result<Vec<_>>>()?;
     wait_for(
         Duration::from_secs(20),
@@ -95,8 +69,8 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
     // commit that overflows the head's txn (partial results change one
     // item set; only the end of the job changes more).
     wait_for(Duration::from_secs(30), "e3 to be running items", || {
-        let journal = read_journal(&dir.join("steps.log"));
-        async move { journal.iter().any(|(_, _, exec)| exec == "e3") }
+        let steps = journal::read(&dir.join("steps.log")).unwrap_or_default();
+        async move { steps.iter().any(|step| step.executor == "e3") }
     })
     .await?;
     executors[2].kill();
@@ -156,7 +130,8 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
         .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
         .collect();
     let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
-    for (item, attempt, exec) in read_journal(&dir.join("steps.log")) {
+    for step in journal::read(&dir.join("steps.log"))? {
+        let (item, attempt, exec) = (step.item, step.attempt, step.executor);
         assert!(
             recorded.contains(&(item, attempt, exec.clone())),
             "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"

@@ -6,7 +6,9 @@
 //!
 //! Also: the alerts that describe a live run end with it even when this
 //! leader never learnt their keys (a predecessor opened them and was
-//! killed before committing why), while an `item_failed` alert stays.
+//! killed before committing why), while an `item_failed` alert stays; and
+//! those opened after the run ended (a deposed leader's late write) are
+//! resolved by the leader's sweep.
 
 mod scheduler_harness;
 
@@ -172,6 +174,37 @@ async fn a_runs_alerts_whose_keys_the_leader_never_learnt_end_with_the_run() -> 
         state_of(&all, "item_failed:x"),
         Some(AlertState::Open),
         "an item_failed alert waits for a retry, not for the run's end"
+    );
+
+    // A deposed leader's late write: opened after the run ended (alerts
+    // carry no term, so SQL takes it). The leader's sweep closes it.
+    cluster
+        .store
+        .open_alert(&left(AlertRule::ExecutorLost, "executor_lost:late:x"))
+        .await?;
+    cluster
+        .store
+        .open_alert(&left(AlertRule::RunSlow, "run_slow:late"))
+        .await?;
+    nightshift_testkit::wait::wait_for(
+        Duration::from_secs(40),
+        "the alerts opened after the run ended to resolve",
+        || async {
+            let all = cluster
+                .store
+                .list_alerts(&AlertFilter::default())
+                .await
+                .unwrap_or_default();
+            state_of(&all, "executor_lost:late:x") == Some(AlertState::Resolved)
+                && state_of(&all, "run_slow:late") == Some(AlertState::Resolved)
+        },
+    )
+    .await?;
+    let all = cluster.store.list_alerts(&AlertFilter::default()).await?;
+    assert_eq!(
+        state_of(&all, "item_failed:x"),
+        Some(AlertState::Open),
+        "the sweep leaves item_failed alone"
     );
     Ok(())
 }

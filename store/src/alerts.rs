@@ -12,7 +12,7 @@ use crate::filter::{Arg, Where};
 use crate::rows::{parse, to_u32};
 use crate::{Result, Store};
 use nightshift_core::ids::{DagName, ExecutorId, ItemIndex, JobName, RunId};
-use nightshift_core::state::{AlertRule, AlertSeverity, AlertState};
+use nightshift_core::state::{AlertRule, AlertSeverity, AlertState, RunState};
 use std::fmt;
 
 /// Database id of an alert.
@@ -305,6 +305,43 @@ impl Store {
                 .fetch_all(pool)
                 .await)
             .map_err(query_err("resolve a run's alerts"))?;
+            for row in rows {
+                resolved.push(Alert::try_from(row)?);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves every active alert raised by one of `rules` whose run has
+    /// ended in SQL (succeeded, failed or cancelled), whoever opened it and
+    /// whenever. The leader sweeps with this: an alert a deposed leader
+    /// opened after its successor ended the run (alerts, unlike run rows,
+    /// carry no term) would otherwise stay open for ever.
+    pub async fn resolve_alerts_of_ended_runs(
+        &self,
+        rules: &[AlertRule],
+        at_ms: i64,
+    ) -> Result<Vec<Alert>> {
+        let ended: Vec<String> = RunState::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "UPDATE alerts SET state = 'resolved', resolved_at_ms = $2 \
+             WHERE rule = $1 AND state <> 'resolved' AND run_id IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM runs WHERE runs.run_id = alerts.run_id \
+             AND runs.state IN ({})) RETURNING {ALERT_COLUMNS}",
+            ended.join(", ")
+        );
+        let mut resolved = Vec::new();
+        for rule in rules {
+            let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+                .bind(rule.as_str())
+                .bind(at_ms)
+                .fetch_all(pool)
+                .await)
+            .map_err(query_err("resolve the alerts of ended runs"))?;
             for row in rows {
                 resolved.push(Alert::try_from(row)?);
             }

@@ -257,6 +257,14 @@ impl Cluster {
     }
 
     /// An executor process with `extra` flags (handlers, programs, labels).
+    /// `nightshift executor` of capacity 4 serving `sleep`, whose items may
+    /// journal every step into a file under `dir`
+    /// (`nightshift_executor::builtin::journal`).
+    pub fn journal_executor(&self, id: &str, dir: &std::path::Path) -> Result<Proc> {
+        let dir = dir.to_str().context("utf-8 path")?;
+        self.executor_with(id, 4, &["--handlers", "sleep", "--sleep-journal-dir", dir])
+    }
+
     pub fn executor_with(&self, id: &str, capacity: u32, extra: &[&str]) -> Result<Proc> {
         let mut args: Vec<String> = [
             "executor",

@@ -292,6 +292,8 @@ pub struct Leader {
     dag_versions: dag_versions::DagVersions,
     /// Executor registrations as last read (see `pass::live_executors`).
     executors: pass::ExecutorCache,
+    /// When alerts of ended runs were last swept (see `pass::sweep_alerts`).
+    alerts_swept_at_ms: Option<i64>,
 }
 
 /// One live run: its record and what was last written of it.
@@ -351,6 +353,7 @@ impl Leader {
             coord_full: None,
             dag_versions: Default::default(),
             executors: Default::default(),
+            alerts_swept_at_ms: None,
         };
         let prefix = leader.config.prefix.clone();
         let (kvs, _) = leader

@@ -7,6 +7,9 @@ use nightshift_core::ids::{ExecutorId, RunId};
 use nightshift_core::keyspace::{self, ExecutorInfo};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How often the leader sweeps alerts of ended runs (`Leader::sweep_alerts`).
+pub const ALERT_SWEEP_MS: i64 = 10_000;
+
 impl Leader {
     /// Reconciles everything once. SQL failures do not fail the pass (what
     /// needs SQL waits, etcd holds it); they are recorded as a store outage
@@ -45,8 +48,44 @@ impl Leader {
         if let Err(e) = self.outbox.flush(&self.store).await {
             self.store_failed(super::health::describe(&e));
         }
+        self.sweep_alerts().await;
         let checked = self.check_store().await;
         self.unless_full(checked)
+    }
+
+    /// Resolves the alerts that end with a run (`RULES_ENDED_WITH_THE_RUN`)
+    /// of every run SQL shows ended, at most every [`ALERT_SWEEP_MS`] and
+    /// once the outbox is empty. Ending a run resolves its alerts already;
+    /// this is the level-triggered half: alerts carry no term, so a
+    /// deposed leader's late open after its successor ended the run (seen
+    /// in a 10-minute chaos soak) is closed here, whoever wrote it.
+    async fn sweep_alerts(&mut self) {
+        let now = self.clock.now_ms();
+        if !self.outbox.is_empty()
+            || self
+                .alerts_swept_at_ms
+                .is_some_and(|at| now.saturating_sub(at) < ALERT_SWEEP_MS)
+        {
+            return;
+        }
+        match self
+            .store
+            .resolve_alerts_of_ended_runs(super::history::RULES_ENDED_WITH_THE_RUN, now)
+            .await
+        {
+            Ok(resolved) => {
+                for alert in resolved {
+                    tracing::info!(
+                        alert = alert.id.0,
+                        rule = %alert.rule,
+                        run = alert.run_id.as_ref().map(|r| r.as_str()).unwrap_or(""),
+                        "resolved an alert of a run that has ended"
+                    );
+                }
+                self.alerts_swept_at_ms = Some(now);
+            }
+            Err(e) => self.store_failed(super::health::describe(&e)),
+        }
     }
 
     /// What one run's failure means for the pass: a deposed leader stops;

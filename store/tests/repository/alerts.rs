@@ -1,7 +1,7 @@
 //! Cases for alerts and silences.
 
 use nightshift_core::ids::{DagName, ItemIndex, JobName, RunId};
-use nightshift_core::state::{AlertRule, AlertSeverity, AlertState};
+use nightshift_core::state::{AlertRule, AlertSeverity, AlertState, RunState};
 use nightshift_store::{AlertFilter, AlertId, NewAlert, Store, StoreError};
 
 fn alert(key: &str, at_ms: i64) -> NewAlert {
@@ -111,6 +111,70 @@ pub async fn resolve_run_alerts_closes_only_that_runs_rules(store: &Store) {
     );
     assert!(store
         .resolve_run_alerts(&RunId::new("r1"), &rules, 150)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn alerts_of_ended_runs_are_resolved_by_rule(store: &Store) {
+    let dag = crate::fixtures::seed_dag(store, "d").await;
+    for id in ["ended", "live", "failed"] {
+        crate::fixtures::seed_run(store, &dag, id, 10).await;
+        store
+            .update_run_state(&RunId::new(id), RunState::Running, 20, None)
+            .await
+            .unwrap();
+    }
+    store
+        .update_run_state(&RunId::new("ended"), RunState::Succeeded, 30, None)
+        .await
+        .unwrap();
+    store
+        .update_run_state(&RunId::new("failed"), RunState::Failed, 30, Some("x"))
+        .await
+        .unwrap();
+    let of = |key: &str, rule: AlertRule, run: &str| NewAlert {
+        rule,
+        run_id: Some(RunId::new(run)),
+        ..alert(key, 100)
+    };
+    for (key, rule, run) in [
+        ("lost:e1:ended", AlertRule::ExecutorLost, "ended"),
+        ("slow:failed", AlertRule::RunSlow, "failed"),
+        ("failed:ended", AlertRule::ItemFailed, "ended"),
+        ("lost:e1:live", AlertRule::ExecutorLost, "live"),
+        ("lost:e1:unknown", AlertRule::ExecutorLost, "unknown"),
+    ] {
+        store.open_alert(&of(key, rule, run)).await.unwrap();
+    }
+
+    let rules = [AlertRule::ExecutorLost, AlertRule::RunSlow];
+    let resolved = store
+        .resolve_alerts_of_ended_runs(&rules, 140)
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = resolved.iter().map(|a| a.dedupe_key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["lost:e1:ended", "slow:failed"]);
+    assert!(resolved
+        .iter()
+        .all(|a| a.state == AlertState::Resolved && a.resolved_at_ms == Some(140)));
+    let active = store
+        .list_alerts(&AlertFilter {
+            states: vec![AlertState::Open, AlertState::Acknowledged],
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut left: Vec<_> = active.iter().map(|a| a.dedupe_key.as_str()).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["failed:ended", "lost:e1:live", "lost:e1:unknown"],
+        "another rule, a live run or a run SQL does not know stays open"
+    );
+    assert!(store
+        .resolve_alerts_of_ended_runs(&rules, 150)
         .await
         .unwrap()
         .is_empty());

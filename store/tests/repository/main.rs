@@ -74,6 +74,7 @@ suite! {
     alerts::open_alert_dedupes_active_alerts,
     alerts::ack_and_resolve_lifecycle,
     alerts::resolve_run_alerts_closes_only_that_runs_rules,
+    alerts::alerts_of_ended_runs_are_resolved_by_rule,
     alerts::concurrent_opens_create_one_alert,
     alerts::list_alerts_filters_and_orders,
     alerts::silences_cover_rule_and_dag_until_expiry,
