@@ -314,9 +314,10 @@ impl Store {
 
     /// Resolves every active alert raised by one of `rules` whose run has
     /// ended in SQL (succeeded, failed or cancelled), whoever opened it and
-    /// whenever. The leader sweeps with this: an alert a deposed leader
-    /// opened after its successor ended the run (alerts, unlike run rows,
-    /// carry no term) would otherwise stay open for ever.
+    /// whenever. The leader sweeps with this: a leader killed between
+    /// ending a run and resolving its alerts, or a deposed leader opening
+    /// one late (alerts, unlike run rows, carry no term), would otherwise
+    /// leave them open for ever.
     pub async fn resolve_alerts_of_ended_runs(
         &self,
         rules: &[AlertRule],
