@@ -20,7 +20,7 @@ mod scheduler_harness;
 use anyhow::{Context as _, Result};
 use nightshift_core::ids::JobName;
 use nightshift_executor::builtin::journal;
-use nightshift_testkit::wait::{wait_for, wait_for_value};
+use nightshift_testkit::wait::wait_for_value;
 use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,17 +46,7 @@ fn now_ms() -> i64 {
 async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() -> Result<()> {
     let cluster = Cluster::start(Db::Sqlite).await?;
     let dir = cluster.dir.path().join("journals");
-    std::fs::create_dir_all(&dir)?;
-    let _executors = ["e1", "e2", "e3"]
-        .iter()
-        .map(|id| cluster.journal_executor(id, &dir))
-        .collect::<Result<Vec<_>>>()?;
-    wait_for(
-        Duration::from_secs(20),
-        "3 executors registered",
-        || async { cluster.executor_ids().await.len() == 3 },
-    )
-    .await?;
+    let _executors = cluster.journal_executors(&["e1", "e2", "e3"], &dir).await?;
     cluster.apply("d", DAG)?;
     let mut first = cluster.scheduler_env(
         "s1",

@@ -45,17 +45,7 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
 {
     let cluster = Cluster::start(Db::Sqlite).await?;
     let dir = cluster.dir.path().join("journals");
-    std::fs::create_dir_all(&dir)?;
-    let mut executors = ["e1", "e2", "e3"]
-        .iter()
-        .map(|id| cluster.journal_executor(id, &dir))
-        .collect::<Result<Vec<_>>>()?;
-    wait_for(
-        Duration::from_secs(20),
-        "3 executors registered",
-        || async { cluster.executor_ids().await.len() == 3 },
-    )
-    .await?;
+    let mut executors = cluster.journal_executors(&["e1", "e2", "e3"], &dir).await?;
     cluster.apply("d", DAG)?;
     let mut first = cluster.scheduler_env(
         "s1",

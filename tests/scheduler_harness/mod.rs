@@ -265,6 +265,30 @@ impl Cluster {
         self.executor_with(id, 4, &["--handlers", "sleep", "--sleep-journal-dir", dir])
     }
 
+    /// [`Cluster::journal_executor`]s `ids`, journaling under `dir` (made
+    /// here), returned once every one of them has registered.
+    pub async fn journal_executors(
+        &self,
+        ids: &[&str],
+        dir: &std::path::Path,
+    ) -> Result<Vec<Proc>> {
+        std::fs::create_dir_all(dir)?;
+        let procs = ids
+            .iter()
+            .map(|id| self.journal_executor(id, dir))
+            .collect::<Result<Vec<_>>>()?;
+        nightshift_testkit::wait::wait_for(
+            Duration::from_secs(20),
+            "the executors to register",
+            || async {
+                let live = self.executor_ids().await;
+                ids.iter().all(|id| live.iter().any(|l| l == id))
+            },
+        )
+        .await?;
+        Ok(procs)
+    }
+
     pub fn executor_with(&self, id: &str, capacity: u32, extra: &[&str]) -> Result<Proc> {
         let mut args: Vec<String> = [
             "executor",
