@@ -90,10 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// (the process exits with this code after the first staged txn of a run
 /// commit — a txn committed before the run record's, such as the first
 /// part of a job start too large for one txn — i.e. between a start's
-/// txns), and `NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD` (the process
-/// exits with this code right after the txn that commits a logged run
-/// commit's head and marker, before its values are written in place).
-/// All are logged when set.
+/// txns), `NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD` (the process exits
+/// with this code right after the txn that commits a logged run commit's
+/// head and marker, before its values are written in place), and
+/// `NIGHTSHIFT_TEST_EXIT_BEFORE_RUN_REMOVED` / `..._AFTER_RUN_REMOVED`
+/// (just before / after the commit removing an ended run's keys, its
+/// history stored). All are logged when set.
 fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> anyhow::Result<()> {
     if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_MAX_TXN_OPS") {
         let ops: usize = text
@@ -120,21 +122,34 @@ fn test_settings(config: &mut nightshift_scheduler::leader::SchedulerConfig) -> 
             std::process::exit(code);
         }));
     }
-    if let Ok(text) = std::env::var("NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD") {
-        let code: i32 = text.parse().with_context(|| {
-            format!("NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD={text}: not an exit code")
-        })?;
-        tracing::warn!(
-            code,
-            "test setting: exiting after the head of the first logged run commit"
-        );
-        config.test_hooks.after_logged_head = Some(Arc::new(move || {
-            tracing::warn!(
-                code,
-                "test hook: exiting with a run commit logged, not yet applied"
-            );
-            std::process::exit(code);
-        }));
+    let hooks = &mut config.test_hooks;
+    for (var, what, hook) in [
+        (
+            "NIGHTSHIFT_TEST_EXIT_AFTER_LOGGED_HEAD",
+            "with a run commit logged, not yet applied",
+            &mut hooks.after_logged_head,
+        ),
+        (
+            "NIGHTSHIFT_TEST_EXIT_BEFORE_RUN_REMOVED",
+            "with an ended run's history stored, its keys not yet removed",
+            &mut hooks.before_run_removed,
+        ),
+        (
+            "NIGHTSHIFT_TEST_EXIT_AFTER_RUN_REMOVED",
+            "right after removing an ended run's keys",
+            &mut hooks.after_run_removed,
+        ),
+    ] {
+        if let Ok(text) = std::env::var(var) {
+            let code: i32 = text
+                .parse()
+                .with_context(|| format!("{var}={text}: not an exit code"))?;
+            tracing::warn!(code, "test setting: exiting {what}");
+            *hook = Some(Arc::new(move || {
+                tracing::warn!(code, "test hook: exiting {what}");
+                std::process::exit(code);
+            }));
+        }
     }
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! etcd is the source of truth until a run is persisted: when SQL is down,
 //! result batches stay unconsumed in etcd, job and run rows are re-synced on
 //! the next pass, and alert and event writes wait in an in-memory outbox. A
-//! run's etcd keys are only deleted once its final rows are stored.
+//! run's etcd keys are only deleted once its final rows are stored, the
+//! outbox is flushed, and its end event and alert resolutions are written
+//! (`finish_run`): what a leader had queued about a run dies with it only
+//! while the run's keys are still there for its successor.
 
 use crate::alert_key::AlertKey;
 use crate::record::{JobRecord, RunRecord};
@@ -215,6 +218,30 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+/// Whether the run's end event `kind` (`run_succeeded`, ...) stamped
+/// `at_ms` — the end the run's row records — is stored: a leader that
+/// finishes a run again (its predecessor wrote the history and died
+/// before removing the run's keys) writes it only once. A run re-opened
+/// and ended again has another end time, so another event.
+pub async fn has_event(
+    store: &Store,
+    run: &RunId,
+    kind: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let found = store
+        .events(&nightshift_store::EventFilter {
+            run_id: Some(run.clone()),
+            kind: Some(kind.to_owned()),
+            from_ms: Some(at_ms),
+            to_ms: Some(at_ms.saturating_add(1)),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    Ok(!found.is_empty())
 }
 
 /// Builders of the events and alerts the leader emits.

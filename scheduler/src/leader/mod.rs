@@ -55,6 +55,11 @@ pub struct TestHooks {
     /// committed, its values not yet written in place): a test makes the
     /// process exit here so that a successor must read through the log.
     pub after_logged_head: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called when an ended run's history is in SQL and its keys are
+    /// still in etcd (`finish_run`, before the commit that removes them).
+    pub before_run_removed: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called right after the commit that removes an ended run's keys.
+    pub after_run_removed: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for TestHooks {
@@ -62,6 +67,8 @@ impl std::fmt::Debug for TestHooks {
         f.debug_struct("TestHooks")
             .field("after_staged_txn", &self.after_staged_txn.is_some())
             .field("after_logged_head", &self.after_logged_head.is_some())
+            .field("before_run_removed", &self.before_run_removed.is_some())
+            .field("after_run_removed", &self.after_run_removed.is_some())
             .finish()
     }
 }

@@ -463,45 +463,58 @@ impl Leader {
             ..Default::default()
         };
         let mut rec = live.rec.clone();
-        let live_rec = live.rec.clone();
+        // The run's last history is in SQL before its keys leave etcd: a
+        // leader killed once they are gone has nothing left to write (its
+        // successor no longer knows the run), and one killed before leaves
+        // the run to its successor, which writes this again — resolutions
+        // are idempotent and the end event is looked up first.
+        let mut end = history::Outbox::default();
+        let keys = resolved_when_finished(&live.rec)
+            .into_iter()
+            .chain(super::reopen::recovered_alerts(&live.rec));
+        for key in keys {
+            end.push(history::Pending::Resolve(key, now));
+        }
+        // By rule too: a predecessor killed between opening an alert and
+        // committing what made it (a lost executor) left a key this record
+        // does not name.
+        end.push(history::Pending::ResolveRun(
+            run.clone(),
+            history::RULES_ENDED_WITH_THE_RUN,
+            now,
+        ));
+        // What was queued before (the run's own events first) goes first.
+        self.outbox.flush(&self.store).await.map_err(store_err)?;
+        let kind = format!("run_{}", state.as_str());
+        let ended_at = self
+            .store
+            .get_run(run)
+            .await
+            .map_err(store_err)?
+            .and_then(|row| row.ended_at_ms)
+            .unwrap_or(now);
+        if !history::has_event(&self.store, run, &kind, ended_at)
+            .await
+            .map_err(store_err)?
+        {
+            let emit = Emit { actor: &self.actor };
+            end.push(emit.event(ended_at, &kind, &dag, Some(run), None, None, json!({})));
+        }
+        end.flush(&self.store).await.map_err(store_err)?;
+        if let Some(hook) = &self.config.test_hooks.before_run_removed {
+            hook();
+        }
         if let Err(e) = self.commit_run(run, ops, &mut rec, |_, _, _| {}).await {
             if self.runs.contains_key(run) || matches!(e, LeaderError::Deposed) {
                 return Err(e);
             }
             tracing::info!(run = %run, "the run's keys were removed by a commit that went unanswered");
         }
-        let live = LiveRecord { rec: live_rec };
-        let keys = resolved_when_finished(&live.rec)
-            .into_iter()
-            .chain(super::reopen::recovered_alerts(&live.rec));
-        for key in keys {
-            self.outbox.push(history::Pending::Resolve(key, now));
+        if let Some(hook) = &self.config.test_hooks.after_run_removed {
+            hook();
         }
-        // By rule too: a predecessor killed between opening an alert and
-        // committing what made it (a lost executor) left a key this record
-        // does not name.
-        self.outbox.push(history::Pending::ResolveRun(
-            run.clone(),
-            history::RULES_ENDED_WITH_THE_RUN,
-            now,
-        ));
-        let emit = Emit { actor: &self.actor };
-        self.outbox.push(emit.event(
-            now,
-            &format!("run_{}", state.as_str()),
-            &dag,
-            Some(run),
-            None,
-            None,
-            json!({}),
-        ));
         self.runs.remove(run);
         tracing::info!(run = %run, state = %state, "run persisted; live keys removed");
         Ok(())
     }
-}
-
-/// What `finish_run` keeps of a run it removed.
-struct LiveRecord {
-    rec: RunRecord,
 }
