@@ -55,12 +55,12 @@ impl Leader {
 
     /// Resolves the alerts that end with a run (`RULES_ENDED_WITH_THE_RUN`)
     /// of every run SQL shows ended, at most every [`ALERT_SWEEP_MS`] and
-    /// once the outbox is empty. Ending a run resolves its alerts already,
-    /// through the outbox; this is the level-triggered half, for what
-    /// that misses: a leader killed after removing the ended run's keys
-    /// and before flushing its outbox (seen in a 10-minute chaos soak: its
-    /// successor no longer knows the run), or a deposed leader opening an
-    /// alert late (alert rows carry no term).
+    /// once the outbox is empty. `finish_run` resolves a run's alerts
+    /// before removing its keys; this is the level-triggered half, for
+    /// what no finish can see: an alert opened after the run ended — a
+    /// deposed leader's late write (alert rows carry no term) — or left
+    /// open by a leader that removed the run's keys before resolving (as
+    /// builds before 532053d did; a 10-minute chaos soak caught one).
     async fn sweep_alerts(&mut self) {
         let now = self.clock.now_ms();
         if !self.outbox.is_empty()
