@@ -20,9 +20,7 @@ mod scheduler_harness;
 use anyhow::{Context as _, Result};
 use nightshift_core::ids::JobName;
 use nightshift_executor::builtin::journal;
-use nightshift_testkit::wait::wait_for_value;
-use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db};
-use std::collections::{BTreeMap, BTreeSet};
+use scheduler_harness::{check_exactly_once, check_journal, is_succeeded, Cluster, Db};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SHARDS: u32 = 12;
@@ -56,21 +54,10 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
         ],
     )?;
     cluster.trigger("d")?;
-    let code = wait_for_value(
-        Duration::from_secs(20),
-        "the first scheduler to exit between the txns of the start",
-        || {
-            let code = first.exit_code();
-            async move { code }
-        },
-    )
-    .await?;
-    assert_eq!(
-        code,
-        70,
-        "the first scheduler exited otherwise:\n{}",
-        first.logs()
-    );
+    first
+        .expect_exit(70, Duration::from_secs(20))
+        .await
+        .context("the first scheduler should exit between the txns of the start")?;
     let dead_at = now_ms();
     let run = cluster.nth_run("d", 0, Duration::from_secs(5)).await?;
     let staged: Vec<&str> = {
@@ -115,29 +102,18 @@ async fn a_job_start_in_several_txns_is_all_or_nothing_across_a_leader_kill() ->
     );
 
     // The journal: every step was taken under an attempt the history
-    // records (executor and attempt), and none before the takeover.
-    let recorded: BTreeSet<(u32, u32, String)> = attempts
-        .iter()
-        .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
-        .collect();
-    let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
-    for step in journal::read(&dir.join("steps.log"))? {
-        let (item, attempt, exec, at) = (step.item, step.attempt, &step.executor, step.at_ms);
+    // records (executor and attempt), none before the takeover, and every
+    // item ran to its end.
+    let steps = journal::read(&dir.join("steps.log"))?;
+    for step in &steps {
         assert!(
-            at >= dead_at,
-            "item {item} stepped by {exec} at {at}, before the takeover ({dead_at})"
-        );
-        assert!(
-            recorded.contains(&(item, attempt, exec.clone())),
-            "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
-        );
-        *stepped.entry(item).or_default() += 1;
-    }
-    for item in 0..SHARDS {
-        assert!(
-            stepped.get(&item).is_some_and(|n| *n >= 3),
-            "item {item} did not run to the end: {stepped:?}"
+            step.at_ms >= dead_at,
+            "item {} stepped by {} at {}, before the takeover ({dead_at})",
+            step.item,
+            step.executor,
+            step.at_ms
         );
     }
+    check_journal(&steps, &attempts, SHARDS, 3)?;
     Ok(())
 }

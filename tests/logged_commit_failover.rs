@@ -24,9 +24,8 @@ use nightshift_coord::Coordinator as _;
 use nightshift_core::keyspace;
 use nightshift_executor::builtin::journal;
 use nightshift_scheduler::record_values::{WalChunk, WalMarker};
-use nightshift_testkit::wait::{wait_for, wait_for_value};
-use scheduler_harness::{check_exactly_once, is_succeeded, Cluster, Db, PREFIX};
-use std::collections::{BTreeMap, BTreeSet};
+use nightshift_testkit::wait::wait_for;
+use scheduler_harness::{check_exactly_once, check_journal, is_succeeded, Cluster, Db, PREFIX};
 use std::time::Duration;
 
 const SHARDS: u32 = 12;
@@ -64,21 +63,10 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
     })
     .await?;
     executors[2].kill();
-    let code = wait_for_value(
-        Duration::from_secs(30),
-        "the first scheduler to exit after a logged head",
-        || {
-            let code = first.exit_code();
-            async move { code }
-        },
-    )
-    .await?;
-    assert_eq!(
-        code,
-        71,
-        "the first scheduler exited otherwise:\n{}",
-        first.logs()
-    );
+    first
+        .expect_exit(71, Duration::from_secs(30))
+        .await
+        .context("the first scheduler should exit after a logged head")?;
     let run = cluster.nth_run("d", 0, Duration::from_secs(5)).await?;
 
     // The dead leader's commit is logged and not applied.
@@ -115,24 +103,11 @@ async fn a_leader_killed_between_a_logged_head_and_its_values_leaves_a_run_read_
 
     let attempts = cluster.attempts(&run, "wide").await?;
     check_exactly_once("wide", SHARDS, &attempts)?;
-    let recorded: BTreeSet<(u32, u32, String)> = attempts
-        .iter()
-        .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
-        .collect();
-    let mut stepped: BTreeMap<u32, usize> = BTreeMap::new();
-    for step in journal::read(&dir.join("steps.log"))? {
-        let (item, attempt, exec) = (step.item, step.attempt, step.executor);
-        assert!(
-            recorded.contains(&(item, attempt, exec.clone())),
-            "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
-        );
-        *stepped.entry(item).or_default() += 1;
-    }
-    for item in 0..SHARDS {
-        assert!(
-            stepped.get(&item).is_some_and(|n| *n >= 3),
-            "item {item} did not run to the end: {stepped:?}"
-        );
-    }
+    check_journal(
+        &journal::read(&dir.join("steps.log"))?,
+        &attempts,
+        SHARDS,
+        3,
+    )?;
     Ok(())
 }

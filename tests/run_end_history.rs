@@ -16,7 +16,7 @@ use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace;
 use nightshift_core::state::{AlertRule, AlertSeverity, AlertState, RunState};
 use nightshift_store::{AlertFilter, EventFilter, NewAlert};
-use nightshift_testkit::wait::{wait_for, wait_for_value};
+use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{Cluster, Db, Proc, PREFIX};
 use std::time::Duration;
 
@@ -52,16 +52,7 @@ async fn run_until_hook(
         })
         .await?;
     let executor = cluster.executor("e1", 4)?;
-    let exited = wait_for_value(
-        Duration::from_secs(30),
-        "the scheduler to exit at its hook",
-        || {
-            let code = scheduler.exit_code();
-            async move { code }
-        },
-    )
-    .await?;
-    assert_eq!(exited, code, "exited otherwise:\n{}", scheduler.logs());
+    scheduler.expect_exit(code, Duration::from_secs(30)).await?;
     Ok((run, executor))
 }
 

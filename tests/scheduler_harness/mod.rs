@@ -115,6 +115,23 @@ impl Proc {
         self.child.try_wait().ok().flatten().and_then(|s| s.code())
     }
 
+    /// Waits up to `timeout` for the process to exit by itself (a test
+    /// hook's `exit(code)`, say) and checks it exited with `code`.
+    pub async fn expect_exit(&mut self, code: i32, timeout: Duration) -> Result<()> {
+        let name = self.name.clone();
+        let exited = wait_for_value(timeout, &format!("{name} to exit"), || {
+            let code = self.exit_code();
+            async move { code }
+        })
+        .await?;
+        anyhow::ensure!(
+            exited == code,
+            "{name} exited with {exited}, not {code}:\n{}",
+            self.logs()
+        );
+        Ok(())
+    }
+
     /// The exit status, once the process has exited on its own.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -411,6 +428,38 @@ impl Cluster {
             .filter_map(|kv| kv.key.rsplit('/').next().map(str::to_owned))
             .collect()
     }
+}
+
+/// Checks an item journal (`nightshift_executor::builtin::journal`)
+/// against the attempt history: every step was taken under an attempt
+/// the history records (item, attempt, executor), and every item of
+/// `0..shards` took at least `steps` steps.
+pub fn check_journal(
+    journal: &[nightshift_executor::builtin::journal::JournalStep],
+    attempts: &[Attempt],
+    shards: u32,
+    steps: usize,
+) -> Result<()> {
+    let recorded: std::collections::BTreeSet<(u32, u32, String)> = attempts
+        .iter()
+        .map(|a| (a.item.0, a.attempt, a.executor.to_string()))
+        .collect();
+    let mut stepped: std::collections::BTreeMap<u32, usize> = Default::default();
+    for step in journal {
+        let (item, attempt, exec) = (step.item, step.attempt, &step.executor);
+        anyhow::ensure!(
+            recorded.contains(&(item, attempt, exec.clone())),
+            "item {item} attempt {attempt} ran on {exec}, which the run does not show: {recorded:?}"
+        );
+        *stepped.entry(item).or_default() += 1;
+    }
+    for item in 0..shards {
+        anyhow::ensure!(
+            stepped.get(&item).is_some_and(|n| *n >= steps),
+            "item {item} did not run to the end: {stepped:?}"
+        );
+    }
+    Ok(())
 }
 
 /// Checks the attempt history of one job: every item succeeded exactly once,
