@@ -292,24 +292,17 @@ impl Store {
         rules: &[AlertRule],
         at_ms: i64,
     ) -> Result<Vec<Alert>> {
-        let sql = format!(
-            "UPDATE alerts SET state = 'resolved', resolved_at_ms = $3 \
-             WHERE run_id = $1 AND rule = $2 AND state <> 'resolved' RETURNING {ALERT_COLUMNS}"
-        );
-        let mut resolved = Vec::new();
-        for rule in rules {
-            let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
-                .bind(run.as_str())
-                .bind(rule.as_str())
-                .bind(at_ms)
-                .fetch_all(pool)
-                .await)
-            .map_err(query_err("resolve a run's alerts"))?;
-            for row in rows {
-                resolved.push(Alert::try_from(row)?);
-            }
+        if rules.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(resolved)
+        let sql = resolve_by_rule(rules, "run_id = $2");
+        let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(at_ms)
+            .bind(run.as_str())
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("resolve a run's alerts"))?;
+        rows.into_iter().map(Alert::try_from).collect()
     }
 
     /// Resolves every active alert raised by one of `rules` whose run has
@@ -323,31 +316,28 @@ impl Store {
         rules: &[AlertRule],
         at_ms: i64,
     ) -> Result<Vec<Alert>> {
-        let ended: Vec<String> = RunState::ALL
-            .iter()
-            .filter(|s| s.is_terminal())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        let sql = format!(
-            "UPDATE alerts SET state = 'resolved', resolved_at_ms = $2 \
-             WHERE rule = $1 AND state <> 'resolved' AND run_id IS NOT NULL \
-             AND EXISTS (SELECT 1 FROM runs WHERE runs.run_id = alerts.run_id \
-             AND runs.state IN ({})) RETURNING {ALERT_COLUMNS}",
-            ended.join(", ")
-        );
-        let mut resolved = Vec::new();
-        for rule in rules {
-            let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
-                .bind(rule.as_str())
-                .bind(at_ms)
-                .fetch_all(pool)
-                .await)
-            .map_err(query_err("resolve the alerts of ended runs"))?;
-            for row in rows {
-                resolved.push(Alert::try_from(row)?);
-            }
+        if rules.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(resolved)
+        let ended = sql_names(
+            RunState::ALL
+                .iter()
+                .filter(|s| s.is_terminal())
+                .map(|s| s.as_str()),
+        );
+        let sql = resolve_by_rule(
+            rules,
+            &format!(
+                "run_id IS NOT NULL AND EXISTS (SELECT 1 FROM runs \
+                 WHERE runs.run_id = alerts.run_id AND runs.state IN ({ended}))"
+            ),
+        );
+        let rows: Vec<AlertRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(at_ms)
+            .fetch_all(pool)
+            .await)
+        .map_err(query_err("resolve the alerts of ended runs"))?;
+        rows.into_iter().map(Alert::try_from).collect()
     }
 
     /// Acknowledges an open alert. Acknowledging it again returns it
@@ -489,4 +479,25 @@ impl Store {
         .map_err(query_err("list silences"))?;
         rows.into_iter().map(Silence::try_from).collect()
     }
+}
+
+/// `'a', 'b'`: a SQL list of names the code owns (enum values, never
+/// input), so they are written into the statement rather than bound.
+fn sql_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One statement resolving, at `$1`, every active alert raised by one of
+/// `rules` that matches `condition` (which may use `$2` onwards).
+fn resolve_by_rule(rules: &[AlertRule], condition: &str) -> String {
+    format!(
+        "UPDATE alerts SET state = 'resolved', resolved_at_ms = $1 \
+         WHERE state <> 'resolved' AND rule IN ({}) AND {condition} \
+         RETURNING {ALERT_COLUMNS}",
+        sql_names(rules.iter().map(|r| r.as_str()))
+    )
 }
