@@ -15,7 +15,7 @@ use nightshift_coord::Coordinator as _;
 use nightshift_core::ids::{DagName, RunId};
 use nightshift_core::keyspace;
 use nightshift_core::state::{AlertRule, AlertSeverity, AlertState, RunState};
-use nightshift_store::{AlertFilter, EventFilter, NewAlert};
+use nightshift_store::{EventFilter, NewAlert};
 use nightshift_testkit::wait::wait_for;
 use scheduler_harness::{Cluster, Db, Proc, PREFIX};
 use std::time::Duration;
@@ -68,15 +68,10 @@ async fn end_events(cluster: &Cluster, run: &RunId) -> Result<usize> {
         .len())
 }
 
-async fn planted_alert(cluster: &Cluster, run: &RunId) -> Result<Option<AlertState>> {
-    let key = format!("executor_lost:gone:{run}");
-    Ok(cluster
-        .store
-        .list_alerts(&AlertFilter::default())
-        .await?
-        .into_iter()
-        .find(|a| a.dedupe_key == key)
-        .map(|a| a.state))
+async fn planted_alert(cluster: &Cluster, run: &RunId) -> Option<AlertState> {
+    cluster
+        .alert_state(&format!("executor_lost:gone:{run}"))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +93,7 @@ async fn a_leader_killed_right_after_removing_an_ended_run_has_stored_its_histor
     assert_eq!(row.map(|r| r.state), Some(RunState::Succeeded));
     assert_eq!(end_events(&cluster, &run).await?, 1, "the run's end event");
     assert_eq!(
-        planted_alert(&cluster, &run).await?,
+        planted_alert(&cluster, &run).await,
         Some(AlertState::Resolved),
         "the alerts that end with the run"
     );
@@ -118,7 +113,7 @@ async fn a_run_finished_by_two_leaders_records_its_end_once() -> Result<()> {
     );
     assert_eq!(end_events(&cluster, &run).await?, 1, "stored before");
     assert_eq!(
-        planted_alert(&cluster, &run).await?,
+        planted_alert(&cluster, &run).await,
         Some(AlertState::Resolved)
     );
 

@@ -154,24 +154,16 @@ async fn a_runs_alerts_whose_keys_the_leader_never_learnt_end_with_the_run() -> 
     let _executor = cluster.executor("e1", 4)?;
     let end = cluster.wait_run_end(&run, Duration::from_secs(30)).await?;
     assert_eq!(end.state, RunState::Succeeded, "{}", scheduler.logs());
-    let state_of =
-        |alerts: &[Alert], key: &str| alerts.iter().find(|a| a.dedupe_key == key).map(|a| a.state);
     nightshift_testkit::wait::wait_for(
         Duration::from_secs(10),
         "the predecessor's executor_lost alert to resolve",
         || async {
-            let all = cluster
-                .store
-                .list_alerts(&AlertFilter::default())
-                .await
-                .unwrap_or_default();
-            state_of(&all, "executor_lost:gone:x") == Some(AlertState::Resolved)
+            cluster.alert_state("executor_lost:gone:x").await == Some(AlertState::Resolved)
         },
     )
     .await?;
-    let all = cluster.store.list_alerts(&AlertFilter::default()).await?;
     assert_eq!(
-        state_of(&all, "item_failed:x"),
+        cluster.alert_state("item_failed:x").await,
         Some(AlertState::Open),
         "an item_failed alert waits for a retry, not for the run's end"
     );
@@ -190,19 +182,13 @@ async fn a_runs_alerts_whose_keys_the_leader_never_learnt_end_with_the_run() -> 
         Duration::from_secs(40),
         "the alerts opened after the run ended to resolve",
         || async {
-            let all = cluster
-                .store
-                .list_alerts(&AlertFilter::default())
-                .await
-                .unwrap_or_default();
-            state_of(&all, "executor_lost:late:x") == Some(AlertState::Resolved)
-                && state_of(&all, "run_slow:late") == Some(AlertState::Resolved)
+            cluster.alert_state("executor_lost:late:x").await == Some(AlertState::Resolved)
+                && cluster.alert_state("run_slow:late").await == Some(AlertState::Resolved)
         },
     )
     .await?;
-    let all = cluster.store.list_alerts(&AlertFilter::default()).await?;
     assert_eq!(
-        state_of(&all, "item_failed:x"),
+        cluster.alert_state("item_failed:x").await,
         Some(AlertState::Open),
         "the sweep leaves item_failed alone"
     );

@@ -414,6 +414,18 @@ impl Cluster {
         matches!(self.coord.get(&key).await, Ok(Some(_)))
     }
 
+    /// The state of the alert with this dedupe key (the latest one, if
+    /// it was opened more than once), if any.
+    pub async fn alert_state(&self, key: &str) -> Option<nightshift_core::state::AlertState> {
+        self.store
+            .list_alerts(&nightshift_store::AlertFilter::default())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.dedupe_key == key)
+            .map(|a| a.state)
+    }
+
     /// Ids of the registered executors.
     pub async fn executor_ids(&self) -> Vec<String> {
         use nightshift_coord::Coordinator;

@@ -58,6 +58,20 @@ pub async fn open_alert_dedupes_active_alerts(store: &Store) {
     assert_eq!(open.len(), 2);
 }
 
+/// Dedupe keys of the open and acknowledged alerts, sorted.
+async fn active_keys(store: &Store) -> Vec<String> {
+    let active = store
+        .list_alerts(&AlertFilter {
+            states: vec![AlertState::Open, AlertState::Acknowledged],
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = active.into_iter().map(|a| a.dedupe_key).collect();
+    keys.sort();
+    keys
+}
+
 pub async fn resolve_run_alerts_closes_only_that_runs_rules(store: &Store) {
     let of = |key: &str, rule: AlertRule, run: &str| NewAlert {
         rule,
@@ -95,17 +109,8 @@ pub async fn resolve_run_alerts_closes_only_that_runs_rules(store: &Store) {
         .iter()
         .all(|a| a.state == AlertState::Resolved && a.resolved_at_ms == Some(140)));
 
-    let active = store
-        .list_alerts(&AlertFilter {
-            states: vec![AlertState::Open, AlertState::Acknowledged],
-            ..AlertFilter::default()
-        })
-        .await
-        .unwrap();
-    let mut left: Vec<_> = active.iter().map(|a| a.dedupe_key.as_str()).collect();
-    left.sort();
     assert_eq!(
-        left,
+        active_keys(store).await,
         ["failed:r1", "lost:e1:r2"],
         "another rule or run stays open"
     );
@@ -159,17 +164,8 @@ pub async fn alerts_of_ended_runs_are_resolved_by_rule(store: &Store) {
     assert!(resolved
         .iter()
         .all(|a| a.state == AlertState::Resolved && a.resolved_at_ms == Some(140)));
-    let active = store
-        .list_alerts(&AlertFilter {
-            states: vec![AlertState::Open, AlertState::Acknowledged],
-            ..AlertFilter::default()
-        })
-        .await
-        .unwrap();
-    let mut left: Vec<_> = active.iter().map(|a| a.dedupe_key.as_str()).collect();
-    left.sort();
     assert_eq!(
-        left,
+        active_keys(store).await,
         ["failed:ended", "lost:e1:live", "lost:e1:unknown"],
         "another rule, a live run or a run SQL does not know stays open"
     );
